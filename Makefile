@@ -1,0 +1,35 @@
+# The README's commands. Each installs what it needs on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench lint system-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip wheel setuptools
+	$(BIN)/pip install -q -e '.[postgres,lab,dev]'
+	# fake-switches pins Twisted<17 (does not build on 3.11); its deps come from the 'lab' extra.
+	$(BIN)/pip install -q --no-deps 'fake-switches==1.5.0'
+	touch $(STAMP)
+
+system-deps:
+	./scripts/system-deps.sh
+
+demo: $(STAMP) system-deps
+	$(BIN)/python scripts/demo.py
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+bench: $(STAMP) system-deps
+	$(BIN)/python bench/run_all.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+
+clean:
+	rm -rf $(VENV) .opskit demo-workspace

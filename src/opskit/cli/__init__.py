@@ -1,0 +1,76 @@
+"""The `opskit` command: a thin typer layer over the public Python API."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from opskit import __version__
+from opskit.cli.common import GLOBALS, console, err_console
+from opskit.errors import OpskitError
+from opskit.secrets import redact
+
+app = typer.Typer(
+    name="opskit",
+    help="Change automation: versioned runbooks, a CMDB inventory, a tamper-evident ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"opskit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _globals(
+    workspace: Annotated[
+        str | None,
+        typer.Option("--workspace", "-w", envvar="OPSKIT_WORKSPACE", help="Workspace folder."),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", envvar="OPSKIT_DB", help="Database URL (default: SQLite in .opskit/)."),
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option("--as", envvar="OPSKIT_USER", help="Who is acting.")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    GLOBALS.workspace, GLOBALS.db, GLOBALS.user = workspace, db, user
+
+
+def _register() -> None:
+    from opskit.cli import audit, change, init, inventory, lab, runbook
+
+    init.register(app)
+    app.add_typer(inventory.app, name="inventory")
+    app.add_typer(lab.app, name="lab")
+    app.add_typer(audit.app, name="audit")
+    app.add_typer(runbook.app, name="runbook")
+    app.add_typer(change.app, name="change")
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point: an expected error becomes one line on stderr and exit 1.
+
+    Usage errors are click's (exit 2); anything else is a bug and keeps its traceback.
+    """
+    try:
+        app()
+    except OpskitError as exc:
+        err_console.print(f"[red]error:[/red] {redact(str(exc))}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,51 @@
+"""What every CLI command shares: the global options, output helpers and
+the conversion of expected errors into one line and an exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from opskit.errors import UsageError
+from opskit.secrets import redact
+from opskit.workspace import Workspace
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class Globals:
+    workspace: str | None = None
+    db: str | None = None
+    user: str | None = None
+
+
+GLOBALS = Globals()
+
+
+def workspace() -> Workspace:
+    return Workspace.open(GLOBALS.workspace, db=GLOBALS.db)
+
+
+def current_user() -> str:
+    user = GLOBALS.user or os.environ.get("OPSKIT_USER")
+    if not user:
+        raise UsageError("no identity: pass --as USER or set OPSKIT_USER")
+    return user
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output: one JSON document on stdout, secrets redacted."""
+    sys.stdout.write(redact(json.dumps(data, indent=2, default=str, ensure_ascii=False)) + "\n")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {redact(message)}", highlight=False, markup=True)
+    return typer.Exit(code)

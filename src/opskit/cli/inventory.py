@@ -1,0 +1,7 @@
+"""`opskit inventory`: being built (see the issue that owns it)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="inventory commands.", no_args_is_help=True)

@@ -1,0 +1,251 @@
+"""The one connector interface.
+
+Modelled on NAPALM's `base.py`: every connector (netmiko, napalm, fabric,
+ansible) implements `Connector`; the change engine talks only to this
+interface and never imports a vendor library. Each connector declares which
+optional `Capability`s it has per platform, so that the engine can refuse a
+runbook, or raise its risk, when a target lacks one.
+
+Every device call appends a `TranscriptEntry` (command, output, start,
+duration, status) to `Connector.transcript`, already redacted, for the ledger.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from opskit.errors import ConnectorError
+from opskit.secrets import redact
+
+if TYPE_CHECKING:
+    from opskit.inventory.model import CI
+
+
+class Capability(StrEnum):
+    """Optional abilities a connector may have for a platform."""
+
+    GET_CONFIG = "get_config"  # fetch the running configuration
+    CONFIG_LINES = "config_lines"  # apply configuration lines (merge)
+    DRY_RUN_DIFF = "dry_run_diff"  # predict the diff without changing anything
+    SAVE = "save"  # persist running config to startup
+    COMMIT_CONFIRM = "commit_confirm"  # commit with automatic revert unless confirmed
+    NATIVE_ROLLBACK = "native_rollback"  # device-side rollback to the previous config
+    FULL_REPLACE = "full_replace"  # replace the whole configuration
+    CHECK_MODE = "check_mode"  # run a change in check (no-op) mode
+    COMMANDS = "commands"  # run show / shell commands
+    FILE_TRANSFER = "file_transfer"  # put / get files
+    PLAYBOOK = "playbook"  # run an Ansible playbook or module
+    VALIDATE = "validate"  # NAPALM-style compliance report
+
+
+class HostStatus(StrEnum):
+    """Outcome of an operation on one host."""
+
+    OK = "ok"
+    CHANGED = "changed"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+    AUTH_FAILED = "auth_failed"
+    TIMEOUT = "timeout"
+    REJECTED = "rejected"  # the device refused a command ("% Invalid input")
+    CAPABILITY_MISSING = "capability_missing"
+    SKIPPED = "skipped"
+
+
+# -- typed errors, each mapped to a host status ---------------------------
+class UnreachableError(ConnectorError):
+    status = HostStatus.UNREACHABLE
+
+
+class AuthenticationError(ConnectorError):
+    status = HostStatus.AUTH_FAILED
+
+
+class ConnectorTimeout(ConnectorError):
+    status = HostStatus.TIMEOUT
+
+
+class CommandRejected(ConnectorError):
+    status = HostStatus.REJECTED
+
+    def __init__(self, message: str, *, command: str | None = None, output: str = "") -> None:
+        self.command = command
+        self.output = output
+        super().__init__(message)
+
+
+class CapabilityMissing(ConnectorError):
+    status = HostStatus.CAPABILITY_MISSING
+
+
+@dataclass
+class TranscriptEntry:
+    command: str
+    output: str
+    started: datetime
+    duration: float
+    status: str = HostStatus.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["started"] = self.started.isoformat()
+        return data
+
+
+@dataclass
+class CommandResult:
+    command: str
+    output: str
+    # Structured rows from TextFSM (ntc-templates) when a template exists.
+    parsed: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class ApplyResult:
+    """The result of `apply_config` (or a dry run of it)."""
+
+    changed: bool
+    diff: str | None = None  # unified diff of the running config, when known
+    committed: bool = False
+    # For commit-confirm: the change is live but reverts unless confirmed.
+    pending_confirm: bool = False
+    output: str = ""
+
+
+@dataclass
+class ActionResult:
+    """The result of one runbook step (`Connector.perform`)."""
+
+    status: HostStatus
+    changed: bool = False
+    output: str = ""
+    diff: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    transcript: list[TranscriptEntry] = field(default_factory=list)
+
+
+class Connector(ABC):
+    """Base class of every connector. One instance is one session to one CI."""
+
+    #: registry name used in runbooks ("netmiko", "napalm", "fabric", "ansible")
+    name: ClassVar[str]
+    #: capabilities per platform; the "*" key applies to every platform
+    capability_map: ClassVar[Mapping[str, frozenset[Capability]]] = {}
+    #: actions `perform` accepts, for runbook validation
+    actions: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, ci: CI, *, options: Mapping[str, Any] | None = None) -> None:
+        self.ci = ci
+        # Per-connector options from the CI (`connection_options[name]`) merged
+        # with the caller's.
+        self.options: dict[str, Any] = {**ci.connection_options.get(self.name, {}), **(options or {})}
+        self.transcript: list[TranscriptEntry] = []
+        self.is_open = False
+
+    # -- capabilities -------------------------------------------------------
+    @classmethod
+    def capabilities_for(cls, platform: str) -> frozenset[Capability]:
+        return cls.capability_map.get(platform, frozenset()) | cls.capability_map.get(
+            "*", frozenset()
+        )
+
+    @classmethod
+    def supports(cls, platform: str) -> bool:
+        return platform in cls.capability_map or "*" in cls.capability_map
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.capabilities_for(self.ci.platform)
+
+    def require(self, capability: Capability) -> None:
+        if capability not in self.capabilities:
+            raise CapabilityMissing(
+                f"{self.ci.name}: connector {self.name} has no {capability.value} "
+                f"for platform {self.ci.platform}"
+            )
+
+    # -- lifecycle ----------------------------------------------------------
+    @abstractmethod
+    def open(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Connector:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the common operations (raise CapabilityMissing when not supported) --
+    def get_config(self, source: str = "running") -> str:
+        raise CapabilityMissing(f"{self.ci.name}: {self.name} cannot fetch configuration")
+
+    def send_commands(self, commands: Sequence[str], *, parse: bool = False) -> list[CommandResult]:
+        raise CapabilityMissing(f"{self.ci.name}: {self.name} cannot run commands")
+
+    def apply_config(
+        self,
+        lines: Sequence[str],
+        *,
+        dry_run: bool = False,
+        replace: bool = False,
+        commit_confirm: int | None = None,
+    ) -> ApplyResult:
+        raise CapabilityMissing(f"{self.ci.name}: {self.name} cannot apply configuration")
+
+    def confirm_commit(self) -> None:
+        raise CapabilityMissing(f"{self.ci.name}: {self.name} has no commit-confirm")
+
+    def rollback(self) -> None:
+        """Native rollback to the configuration before the last commit."""
+        raise CapabilityMissing(f"{self.ci.name}: {self.name} has no native rollback")
+
+    def save_config(self) -> None:
+        raise CapabilityMissing(f"{self.ci.name}: {self.name} cannot save configuration")
+
+    def get_facts(self) -> dict[str, Any]:
+        raise CapabilityMissing(f"{self.ci.name}: {self.name} cannot gather facts")
+
+    def perform(self, action: str, params: Mapping[str, Any]) -> ActionResult:
+        """Runs one runbook step action; each connector documents its actions."""
+        raise CapabilityMissing(f"{self.ci.name}: {self.name} has no action {action!r}")
+
+    # -- transcript ---------------------------------------------------------
+    @contextmanager
+    def record(self, command: str) -> Iterator[TranscriptEntry]:
+        """Times a device call and appends its (redacted) transcript entry.
+
+        The body sets `entry.output`; an exception marks the entry with the
+        error's host status and propagates.
+        """
+        entry = TranscriptEntry(
+            command=redact(command), output="", started=datetime.now(UTC), duration=0.0
+        )
+        start = time.perf_counter()
+        try:
+            yield entry
+        except ConnectorError as exc:
+            entry.status = getattr(exc, "status", HostStatus.FAILED)
+            entry.output = entry.output or str(exc)
+            raise
+        except Exception:
+            entry.status = HostStatus.FAILED
+            raise
+        finally:
+            entry.duration = time.perf_counter() - start
+            entry.output = redact(entry.output)
+            self.transcript.append(entry)
+
+    def take_transcript(self) -> list[TranscriptEntry]:
+        """Returns and clears the transcript gathered since the last call."""
+        entries, self.transcript = self.transcript, []
+        return entries

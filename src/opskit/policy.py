@@ -1,0 +1,211 @@
+"""The workspace policy, `opskit.yaml`: people and roles, approval rules,
+change windows, freeze periods and concurrency caps.
+
+This module only defines and loads the policy; the change engine
+(`opskit.changes`) enforces it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from opskit.errors import PolicyError
+from opskit.yamlfile import field_path, load_yaml
+
+
+class Role(StrEnum):
+    REQUESTER = "requester"
+    CHANGE_MANAGER = "change_manager"
+    CAB = "cab"
+    GOVERNANCE = "governance"
+    IMPLEMENTER = "implementer"
+    AUDITOR = "auditor"
+
+
+class Risk(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Person(_Strict):
+    roles: list[Role]
+    name: str | None = None
+    email: str | None = None
+    # Base64 (raw 32 bytes) Ed25519 public key for signed approvals.
+    signing_key: str | None = None
+
+
+class ApprovalRule(_Strict):
+    """`count` distinct people holding any of `roles` must approve."""
+
+    roles: list[Role]
+    count: Annotated[int, Field(ge=1)] = 1
+
+
+class EmergencyRule(ApprovalRule):
+    # Reviewed after the fact, before the change may be closed.
+    retrospective: ApprovalRule = ApprovalRule(roles=[Role.CAB], count=1)
+
+
+class StandardChange(_Strict):
+    """A runbook version pre-approved by digest: runs without CAB approval."""
+
+    runbook: str
+    version: str
+    digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
+class Approvals(_Strict):
+    low: ApprovalRule = ApprovalRule(roles=[Role.CHANGE_MANAGER], count=1)
+    medium: ApprovalRule = ApprovalRule(roles=[Role.CAB], count=2)
+    high: ApprovalRule = ApprovalRule(roles=[Role.GOVERNANCE], count=1)
+    emergency: EmergencyRule = EmergencyRule(roles=[Role.CHANGE_MANAGER], count=1)
+    # Standard changes still need someone to say "go"; by default nobody.
+    standard: ApprovalRule | None = None
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class ChangeWindow(_Strict):
+    """A recurring window: on `days`, from `start` to `end` local time.
+    An `end` at or before `start` means the window runs past midnight."""
+
+    name: str
+    timezone: str = "UTC"
+    days: list[str] = list(_DAYS)
+    start: time
+    end: time
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _known_days(cls, value: list[str]) -> list[str]:
+        bad = [d for d in value if d.lower()[:3] not in _DAYS]
+        if bad:
+            raise ValueError(f"unknown day(s) {bad}; use {', '.join(_DAYS)}")
+        return [d.lower()[:3] for d in value]
+
+
+class Freeze(_Strict):
+    """A freeze / blackout period. Emergency changes may override it only
+    with the approvals named in `emergency_override`."""
+
+    name: str
+    start: datetime
+    end: datetime
+    reason: str | None = None
+    emergency_override: ApprovalRule | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Freeze:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("start and end need a timezone offset")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class ConcurrencyCap(_Strict):
+    """At most `max_changing` CIs of `group` in flight at once, across changes."""
+
+    group: str
+    max_changing: Annotated[int, Field(ge=1)]
+
+
+class Policy(_Strict):
+    version: int = 1
+    # The inventory (folder under inventories/) commands use by default.
+    inventory: str = "example"
+    people: dict[str, Person] = {}
+    approvals: Approvals = Approvals()
+    standard_changes: list[StandardChange] = []
+    require_signed_approvals: bool = False
+    # No windows means "any time"; with windows, normal changes must fall inside one.
+    windows: list[ChangeWindow] = []
+    freezes: list[Freeze] = []
+    concurrency: list[ConcurrencyCap] = []
+    # Retention of purgeable blob content (configurations, outputs), in days.
+    retention_days: Annotated[int, Field(ge=1)] | None = None
+
+    def roles_of(self, person: str) -> set[Role]:
+        entry = self.people.get(person)
+        return set(entry.roles) if entry else set()
+
+
+DEFAULT_POLICY_YAML = """\
+# opskit policy: who may do what, and when. Schema: opskit/schemas/policy.json
+version: 1
+inventory: example
+
+people:
+  alice: {roles: [requester, implementer], name: Alice Engineer}
+  bob: {roles: [change_manager, cab], name: Bob Manager}
+  carol: {roles: [cab], name: Carol Security}
+  dave: {roles: [governance], name: Dave Director}
+  erin: {roles: [auditor], name: Erin Auditor}
+  ci-bot: {roles: [requester, implementer], name: CI pipeline}
+
+approvals:
+  low: {roles: [change_manager], count: 1}
+  medium: {roles: [cab], count: 2}
+  high: {roles: [governance], count: 1}
+  emergency:
+    roles: [change_manager]
+    count: 1
+    retrospective: {roles: [cab], count: 1}
+
+standard_changes: []
+require_signed_approvals: false
+
+# Normal changes run inside a window; none listed means any time.
+windows: []
+#  - {name: nightly, timezone: Europe/Berlin, days: [mon, tue, wed, thu, fri], start: "22:00", end: "05:00"}
+
+freezes: []
+#  - {name: year-end, start: "2026-12-20T00:00:00+01:00", end: "2027-01-04T00:00:00+01:00",
+#     emergency_override: {roles: [governance], count: 1}}
+
+concurrency:
+  - {group: core, max_changing: 1}
+"""
+
+
+def policy_json_schema() -> dict[str, Any]:
+    return Policy.model_json_schema()
+
+
+def load_policy(path: Path) -> Policy:
+    data, locator = load_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PolicyError("the policy must be a mapping", file=path, line=1)
+    try:
+        return Policy.model_validate(data)
+    except PydanticValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        raise PolicyError(
+            err["msg"], file=path, line=locator.line(loc), field=field_path(loc)
+        ) from None

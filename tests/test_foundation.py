@@ -1,0 +1,73 @@
+"""The workspace, the policy file and the CLI's error contract."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from opskit.errors import PolicyError, WorkspaceError
+from opskit.policy import load_policy
+from opskit.workspace import Workspace, init_workspace
+
+OPSKIT = [sys.executable, "-m", "opskit"]
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*OPSKIT, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_init_creates_layout_and_default_policy(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "w")
+    for sub in ("inventories", "runbooks", "playbooks", "templates", ".opskit"):
+        assert (ws.root / sub).is_dir()
+    policy = ws.policy
+    assert policy.inventory == "example"
+    assert "change_manager" in {r.value for r in policy.people["bob"].roles}
+
+
+def test_init_twice_refuses(tmp_path: Path) -> None:
+    init_workspace(tmp_path / "w")
+    with pytest.raises(WorkspaceError, match="already a workspace"):
+        init_workspace(tmp_path / "w")
+
+
+def test_open_missing_workspace(tmp_path: Path) -> None:
+    with pytest.raises(WorkspaceError, match="not an opskit workspace"):
+        Workspace.open(tmp_path)
+
+
+def test_policy_error_names_file_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "opskit.yaml"
+    path.write_text("version: 1\npeople:\n  bob:\n    roles: [change_manager, wizard]\n")
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    message = str(info.value)
+    assert f"{path}:4" in message
+    assert "people.bob.roles[1]" in message
+
+
+def test_policy_rejects_unknown_field_and_bad_timezone(tmp_path: Path) -> None:
+    path = tmp_path / "opskit.yaml"
+    path.write_text("version: 1\nbogus: true\n")
+    with pytest.raises(PolicyError, match=r":2 \[bogus\]"):
+        load_policy(path)
+    path.write_text('windows:\n  - {name: w, timezone: Mars/Base, start: "22:00", end: "05:00"}\n')
+    with pytest.raises(PolicyError, match="unknown timezone"):
+        load_policy(path)
+
+
+def test_cli_expected_error_is_one_line_exit_1(tmp_path: Path) -> None:
+    result = run_cli("--workspace", str(tmp_path / "none"), "audit", "verify")
+    assert result.returncode in (1, 2)
+    if result.returncode == 1:
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_usage_error_exit_2() -> None:
+    result = run_cli("--no-such-option")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
