@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.workspace",
     "tests.fixtures.postgres",
     "tests.fixtures.lab",
+    "tests.fixtures.sshd",
 ]
