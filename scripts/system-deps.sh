@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the demo start as real peers:
-# openssh-server (real Linux hosts for Fabric and Ansible) and postgresql
+# openssh-server and sudo (real Linux hosts for Fabric and Ansible) and postgresql
 # (the ledger's team backend). Skips what is already there; never fails the
 # build when apt is unavailable, the tests then report what they skipped.
 set -u
 need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+# sudo: Fabric's sudo() and Ansible's become are tested on the sshd lab hosts.
+command -v sudo >/dev/null 2>&1 || need+=(sudo)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
