@@ -1,0 +1,105 @@
+"""The lab's device process: N emulated Cisco IOS switches in one Twisted reactor.
+
+Run as ``python -m opskit.lab.switches --state-dir DIR --devices N``. Every
+switch listens on 127.0.0.1 on a port the kernel picks (so parallel labs
+never collide); once all listen, the process writes ``DIR/switches.ready.json``
+(name -> port) atomically, which `opskit.lab.Lab` waits for. Secrets come from
+files (never the command line, which other users can read in /proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+READY_FILE = "switches.ready.json"
+
+
+def switch_names(prefix: str, count: int) -> list[str]:
+    width = max(2, len(str(count)))
+    return [f"{prefix}{index:0{width}d}" for index in range(1, count + 1)]
+
+
+def _read_secret(path: str) -> str:
+    return Path(path).read_text().rstrip("\r\n")
+
+
+def serve(
+    state_dir: Path,
+    *,
+    devices: int,
+    prefix: str,
+    model: str,
+    username: str,
+    password: str,
+    enable_secret: str,
+) -> None:
+    from fake_switches import switch_factory
+    from fake_switches.transports.ssh_service import SSHDemoRealm, getRSAKeys
+    from twisted.conch.ssh import factory, keys
+    from twisted.cred import checkers, portal
+    from twisted.internet import reactor
+
+    from opskit.lab.fake_ios import apply_patches
+
+    apply_patches()
+    public_key, private_key = getRSAKeys()
+    host_keys = (
+        {b"ssh-rsa": keys.Key.fromString(data=public_key.encode())},
+        {b"ssh-rsa": keys.Key.fromString(data=private_key.encode())},
+    )
+    factory_of_cores = switch_factory.SwitchFactory()
+    ports: dict[str, int] = {}
+    for name in switch_names(prefix, devices):
+        core = factory_of_cores.get(model, name, enable_secret)
+        ssh_factory = factory.SSHFactory()
+        ssh_factory.portal = portal.Portal(SSHDemoRealm(core))
+        ssh_factory.portal.registerChecker(
+            checkers.InMemoryUsernamePasswordDatabaseDontUse(**{username: password.encode()})
+        )
+        ssh_factory.publicKeys, ssh_factory.privateKeys = host_keys
+        listening = reactor.listenTCP(0, ssh_factory, interface="127.0.0.1", backlog=256)
+        ports[name] = listening.getHost().port
+
+    ready = state_dir / READY_FILE
+    tmp = ready.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "model": model, "devices": ports}))
+    tmp.replace(ready)
+    logging.getLogger("opskit.lab").warning("%d switches listening", len(ports))
+
+    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
+    reactor.run(installSignalHandlers=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m opskit.lab.switches")
+    parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--devices", type=int, default=4)
+    parser.add_argument("--prefix", default="lab-sw")
+    parser.add_argument("--model", default="cisco_generic")
+    parser.add_argument("--username", default="admin")
+    parser.add_argument("--password-file", required=True)
+    parser.add_argument("--enable-secret-file", required=True)
+    args = parser.parse_args(argv)
+    # fake-switches logs every line at DEBUG; WARNING keeps the reactor fast
+    # and keeps typed secrets out of the log.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    serve(
+        args.state_dir,
+        devices=args.devices,
+        prefix=args.prefix,
+        model=args.model,
+        username=args.username,
+        password=_read_secret(args.password_file),
+        enable_secret=_read_secret(args.enable_secret_file),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
