@@ -6,8 +6,10 @@ produce them, everything else only reads them.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from opskit.secrets import SecretRef
@@ -50,6 +52,15 @@ class RelationKind(StrEnum):
     MEMBER_OF = "member_of"
 
 
+# `a -> b` of these kinds means "a needs b": a change to b impacts a, and a
+# cycle of them is an error. `connected_to` is a physical link, not a
+# dependency (rings are normal), so it is neither followed nor checked.
+DEPENDENCY_KINDS = frozenset(
+    {RelationKind.DEPENDS_ON, RelationKind.RUNS_ON, RelationKind.HOSTED_BY, RelationKind.MEMBER_OF}
+)
+CRITICALITY_ORDER = {c: i for i, c in enumerate(Criticality)}
+
+
 @dataclass(frozen=True)
 class Relationship:
     kind: RelationKind
@@ -77,9 +88,86 @@ class CI:
     # Per-connector options: {"netmiko": {...}, "napalm": {...}, "ansible": {...}}.
     connection_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     attributes: dict[str, Any] = field(default_factory=dict)
-    # Where the CI was declared, for error messages.
+    # Where the CI was declared, for error messages. `line` is best effort on
+    # the fast load path (exact whenever the loader reports an error).
     source: str | None = None
     line: int | None = None
+    description: str | None = None
 
     def __hash__(self) -> int:
         return hash(self.name)
+
+    @property
+    def decommissioned(self) -> bool:
+        return self.lifecycle is Lifecycle.DECOMMISSIONED
+
+    @property
+    def username(self) -> str | None:
+        """The plain username, when the credentials hold one."""
+        value = self.credentials.get("username")
+        return value if isinstance(value, str) else None
+
+    def secret_refs(self) -> dict[str, SecretRef]:
+        """The credentials that are secret references (everything but a plain username)."""
+        return {k: v for k, v in self.credentials.items() if isinstance(v, SecretRef)}
+
+    def targets(self, *kinds: RelationKind) -> list[str]:
+        """Names this CI points at through relationships of `kinds` (all when empty)."""
+        return [r.target for r in self.relationships if not kinds or r.kind in kinds]
+
+    def to_data(self, *, base_dir: Path | None = None) -> dict[str, Any]:
+        """The merged CI as plain JSON-able data (the inventory file form).
+
+        File secret paths inside `base_dir` are written relative to it, so the
+        data does not depend on where the inventory folder lives.
+        """
+        data: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type.value,
+            "platform": self.platform,
+            "host": self.host,
+            "port": self.port,
+            "groups": list(self.groups),
+            "owner": self.owner,
+            "department": self.department,
+            "site": self.site,
+            "lifecycle": self.lifecycle.value,
+            "criticality": self.criticality.value,
+            "relationships": [{r.kind.value: r.target} for r in self.relationships],
+            "credentials": {
+                key: _secret_data(value, base_dir) for key, value in self.credentials.items()
+            },
+            "connection_options": self.connection_options,
+            "attributes": self.attributes,
+        }
+        if self.description is not None:
+            data["description"] = self.description
+        return {k: v for k, v in data.items() if v is not None}
+
+
+def _secret_data(value: SecretRef | str, base_dir: Path | None) -> Any:
+    if isinstance(value, str):
+        return value
+    if value.file and base_dir is not None and os.path.isabs(value.file):
+        base = str(base_dir)
+        if value.file.startswith(base + os.sep):
+            return {"file": value.file[len(base) + 1 :]}
+    return value.to_data()
+
+
+@dataclass(frozen=True)
+class Group:
+    """A named group: parents (for inheritance) and the variables it gives its CIs."""
+
+    name: str
+    parents: tuple[str, ...] = ()
+    vars: dict[str, Any] = field(default_factory=dict)
+    description: str | None = None
+    source: str | None = None
+    line: int | None = None
+
+    def to_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"groups": list(self.parents), "vars": self.vars}
+        if self.description is not None:
+            data["description"] = self.description
+        return data
