@@ -1,0 +1,75 @@
+"""The canonical JSON encoding that the ledger hashes (RFC 8785 / JCS style).
+
+The ledger accepts only the JSON value types whose JCS encoding Python's
+`json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`
+produces byte for byte: str, int (within ±(2**53 - 1), the I-JSON range),
+bool, None, list and dict with str keys. Floats are refused rather than
+canonicalised: the ledger records identifiers, counts and texts, and a
+float's shortest round-trip form is where JCS implementations disagree.
+Keys containing characters outside the Basic Multilingual Plane are refused
+too, because JCS sorts keys by UTF-16 code units and Python by code points;
+the two orders agree on every other key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from opskit.errors import LedgerError
+
+MAX_SAFE_INTEGER = 2**53 - 1
+
+_encode = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+).encode
+
+
+def check_value(value: Any, where: str = "payload") -> None:
+    """Raises LedgerError when `value` holds a type the canonical form excludes."""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return
+    if kind is int:
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            return
+        raise LedgerError(f"{where}: integer {value} is outside ±(2**53-1)")
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise LedgerError(f"{where}: key {key!r} is not a string")
+            if not key.isascii() and max(key) > "\uffff":
+                raise LedgerError(f"{where}: key {key!r} has a character outside the BMP")
+            check_value(item, f"{where}.{key}")
+        return
+    if kind is list:
+        for index, item in enumerate(value):
+            check_value(item, f"{where}[{index}]")
+        return
+    if kind is float:
+        raise LedgerError(f"{where}: floats are not allowed in the ledger (use a string or int)")
+    raise LedgerError(f"{where}: {kind.__name__} is not a JSON value the ledger accepts")
+
+
+def canonical_json(value: Any) -> str:
+    """The canonical text of `value` (after `check_value`)."""
+    text = _encode(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise LedgerError("payload: contains a lone surrogate, not valid Unicode") from None
+    return text
+
+
+GENESIS_HASH = "0" * 64
+
+
+def record_digest(canonical: str) -> str:
+    """SHA-256 of the record's canonical UTF-8 text, lowercase hex."""
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def chain_hash(prev_hash: str, digest: str) -> str:
+    """SHA-256 over the ASCII of the previous hash followed by the record digest."""
+    return hashlib.sha256((prev_hash + digest).encode()).hexdigest()

@@ -1,0 +1,437 @@
+"""The ledger: append, read, checkpoint, purge.
+
+Writes go through the raw DB-API connection of the SQLAlchemy engine: the
+hot path is one `executemany` per batch, and the write lock must be taken
+before the head is read (SQLite `BEGIN IMMEDIATE`; PostgreSQL a
+transaction-scoped advisory lock, with the primary key on `seq` as the
+backstop), so that concurrent writers form one chain with no fork or gap.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine
+
+from opskit.errors import LedgerError, SecretError
+from opskit.ledger import keys as keymod
+from opskit.ledger.canonical import GENESIS_HASH, check_value
+from opskit.ledger.model import AT_FORMAT, PURGE_KIND, Checkpoint, Event, VerifyReport, format_at
+from opskit.ledger.store import BLOBS, CHECKPOINTS, EVENTS, PURGES
+from opskit.secrets import REDACTOR
+
+if TYPE_CHECKING:
+    from opskit.workspace import Workspace
+
+# pg_advisory_xact_lock key: the ASCII of "opskitLG".
+PG_LOCK_KEY = 0x6F70736B69744C47
+BLOB_REF = re.compile(r"sha256:[0-9a-f]{64}\Z")
+
+_encode = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+).encode
+_sha256 = hashlib.sha256
+
+
+def blob_hash(data: bytes) -> str:
+    return "sha256:" + _sha256(data).hexdigest()
+
+
+def _as_bytes(data: bytes | str) -> bytes:
+    if isinstance(data, str):
+        return data.encode()
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    raise LedgerError(f"blob: {type(data).__name__} is not bytes or str")
+
+
+def default_actor() -> str:
+    """The OS user: who takes a checkpoint when no actor is given."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # pragma: no cover - no passwd entry in some containers
+        return "unknown"
+
+
+class Ledger:
+    """The append-only, hash-chained event ledger of one database."""
+
+    def __init__(self, engine: Engine, *, keys_dir: Path | None = None) -> None:
+        self.engine = engine
+        self.keys_dir = keys_dir
+        self.dialect = engine.dialect.name
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise LedgerError(f"ledger: unsupported database {self.dialect!r}")
+        self._p = "?" if self.dialect == "sqlite" else "%s"
+        self._dbapi_error: type[Exception] = engine.dialect.dbapi.Error  # type: ignore[union-attr]
+
+    @classmethod
+    def open(cls, ws: Workspace) -> Ledger:
+        return cls(ws.engine, keys_dir=ws.keys_dir)
+
+    def sql(self, text: str) -> str:
+        """`text` with `?` placeholders turned into the driver's paramstyle."""
+        return text if self._p == "?" else text.replace("?", "%s")
+
+    # -- transactions -----------------------------------------------------
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        fairy = self.engine.raw_connection()
+        try:
+            yield fairy
+        finally:
+            fairy.close()
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[Any]:
+        """A transaction holding the ledger's write lock; yields a DB-API cursor."""
+        with self._connection() as fairy:
+            if self.dialect == "sqlite":
+                connection = fairy.driver_connection
+                saved = connection.isolation_level
+                connection.isolation_level = None  # we issue BEGIN ourselves
+                try:
+                    cursor = connection.cursor()
+                    try:
+                        cursor.execute("BEGIN IMMEDIATE")
+                    except self._dbapi_error as exc:
+                        raise LedgerError(f"ledger: cannot take the write lock: {exc}") from None
+                    try:
+                        yield cursor
+                        cursor.execute("COMMIT")
+                    except BaseException:
+                        if connection.in_transaction:
+                            connection.rollback()
+                        raise
+                finally:
+                    connection.isolation_level = saved
+            else:
+                cursor = fairy.cursor()
+                try:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK_KEY,))
+                    yield cursor
+                    fairy.commit()
+                except BaseException:
+                    fairy.rollback()
+                    raise
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """Many appends committed in one transaction (all or none)."""
+        try:
+            with self._write_transaction() as cursor:
+                batch = Batch(self, cursor)
+                yield batch
+                batch.flush()
+        except self._dbapi_error as exc:
+            raise LedgerError(f"ledger: write failed: {REDACTOR.redact(str(exc))}") from None
+
+    # -- writing ----------------------------------------------------------
+    def append(
+        self,
+        kind: str,
+        *,
+        actor: str,
+        payload: Mapping[str, Any] | None = None,
+        change_id: str | None = None,
+        ci: str | None = None,
+        blobs: Mapping[str, bytes | str] | None = None,
+    ) -> Event:
+        """Appends one event in its own transaction; durable when it returns."""
+        with self.batch() as batch:
+            return batch.append(
+                kind, actor=actor, payload=payload, change_id=change_id, ci=ci, blobs=blobs
+            )
+
+    def put_blob(self, data: bytes | str) -> str:
+        """Stores content (deduplicated) and returns its 'sha256:<hex>' hash."""
+        with self.batch() as batch:
+            return batch.put_blob(data)
+
+    def purge_blob(self, hash_: str, actor: str, reason: str) -> Event:
+        """Removes a blob's content, keeping its hash; the purge is an event."""
+        if not BLOB_REF.match(hash_ or ""):
+            raise LedgerError(f"purge: {hash_!r} is not a blob hash (sha256:<64 hex>)")
+        with self.batch() as batch:
+            cursor = batch.cursor
+            cursor.execute(
+                self.sql(f"SELECT content IS NULL FROM {BLOBS} WHERE hash = ?"), (hash_,)
+            )
+            row = cursor.fetchone()
+            if row is None:
+                raise LedgerError(f"purge: no blob {hash_}")
+            if row[0]:
+                raise LedgerError(f"purge: blob {hash_} is already purged")
+            event = batch.append(PURGE_KIND, actor=actor, payload={"blob": hash_, "reason": reason})
+            batch.flush()
+            cursor.execute(
+                self.sql(f"INSERT INTO {PURGES} (seq, blob_hash) VALUES (?, ?)"),
+                (event.seq, hash_),
+            )
+            cursor.execute(self.sql(f"UPDATE {BLOBS} SET content = NULL WHERE hash = ?"), (hash_,))
+            return event
+
+    def checkpoint(self, actor: str | None = None) -> Checkpoint:
+        """Signs (head seq, head hash) with the workspace key and stores it."""
+        if self.keys_dir is None:
+            raise LedgerError("checkpoint: this ledger has no signing key (no keys folder)")
+        key = keymod.load_private_key(self.keys_dir)
+        with self.batch() as batch:
+            checkpoint = Checkpoint.sign(
+                key, seq=batch.seq, head=batch.head, actor=actor or default_actor()
+            )
+            batch.cursor.execute(
+                self.sql(
+                    f"INSERT INTO {CHECKPOINTS} "
+                    "(seq, head, at, actor, key_id, public_key, signature) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+                ),
+                (
+                    checkpoint.seq,
+                    checkpoint.head,
+                    checkpoint.at,
+                    checkpoint.actor,
+                    checkpoint.key_id,
+                    checkpoint.public_key,
+                    checkpoint.signature,
+                ),
+            )
+        return checkpoint
+
+    # -- reading ----------------------------------------------------------
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+        with self._connection() as fairy:
+            cursor = fairy.cursor()
+            try:
+                cursor.execute(self.sql(sql), params)
+                yield from cursor
+            except self._dbapi_error as exc:
+                raise LedgerError(f"ledger: read failed: {exc}") from None
+            finally:
+                cursor.close()
+                fairy.rollback()
+
+    def head(self) -> tuple[int, str]:
+        """(seq, hash) of the last record; (0, '0'*64) when empty."""
+        for seq, hash_ in self._query(f"SELECT seq, hash FROM {EVENTS} ORDER BY seq DESC LIMIT 1"):
+            return int(seq), hash_
+        return 0, GENESIS_HASH
+
+    def events(
+        self,
+        change_id: str | None = None,
+        ci: str | None = None,
+        kind: str | None = None,
+        since: datetime | str | None = None,
+        *,
+        after_seq: int | None = None,
+    ) -> Iterator[Event]:
+        """Events in sequence order, filtered by any of the arguments."""
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("change_id", change_id), ("ci", ci), ("kind", kind)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(_since_text(since))
+        if after_seq is not None:
+            where.append("seq > ?")
+            params.append(after_seq)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        sql = f"SELECT record, prev_hash, hash FROM {EVENTS}{clause} ORDER BY seq"
+        for record, prev_hash, hash_ in self._query(sql, tuple(params)):
+            yield Event.from_record(record, prev_hash, hash_)
+
+    def get_blob(self, hash_: str) -> bytes:
+        """The content of a blob; LedgerError when purged, missing or altered."""
+        rows = list(self._query(f"SELECT content FROM {BLOBS} WHERE hash = ?", (hash_,)))
+        if not rows:
+            raise LedgerError(f"blob {hash_}: not in the ledger")
+        content = rows[0][0]
+        if content is None:
+            raise LedgerError(f"blob {hash_}: content was purged")
+        content = bytes(content)
+        if blob_hash(content) != hash_:
+            raise LedgerError(f"blob {hash_}: stored content does not match its hash")
+        return content
+
+    def checkpoints(self) -> list[Checkpoint]:
+        rows = self._query(
+            f"SELECT seq, head, at, actor, key_id, public_key, signature "
+            f"FROM {CHECKPOINTS} ORDER BY id"
+        )
+        return [Checkpoint(int(row[0]), *row[1:]) for row in rows]
+
+    def trusted_keys(self) -> dict[str, Any] | None:
+        if self.keys_dir is None:
+            return None
+        return keymod.trusted_public_keys(self.keys_dir) or None
+
+    def verify(self, since_checkpoint: Checkpoint | Path | str | None = None) -> VerifyReport:
+        """Re-hashes the whole chain, every blob and every checkpoint."""
+        from opskit.ledger.verify import verify_ledger
+
+        if isinstance(since_checkpoint, str | Path):
+            since_checkpoint = Checkpoint.load(Path(since_checkpoint))
+        return verify_ledger(self, since_checkpoint)
+
+    def export_bundle(self, change_id: str, out: Path, *, actor: str | None = None) -> Path:
+        """Writes the evidence bundle of one change (see docs/ledger.md)."""
+        from opskit.ledger.bundle import export_bundle
+
+        return export_bundle(self, change_id, Path(out), actor=actor)
+
+
+def _since_text(since: datetime | str) -> str:
+    if isinstance(since, datetime):
+        moment = since if since.tzinfo else since.replace(tzinfo=UTC)
+        return format_at(moment)
+    try:
+        moment = datetime.fromisoformat(since)
+    except ValueError:
+        raise LedgerError(f"since: {since!r} is not an ISO 8601 time") from None
+    return _since_text(moment)
+
+
+class Batch:
+    """Appends inside one write transaction; rows are written on `flush`."""
+
+    def __init__(self, ledger: Ledger, cursor: Any) -> None:
+        self.ledger = ledger
+        self.cursor = cursor
+        cursor.execute(f"SELECT seq, hash FROM {EVENTS} ORDER BY seq DESC LIMIT 1")
+        row = cursor.fetchone()
+        self.seq, self.head = (int(row[0]), row[1]) if row else (0, GENESIS_HASH)
+        self._rows: list[tuple[Any, ...]] = []
+        self._insert = ledger.sql(
+            f"INSERT INTO {EVENTS} "
+            "(seq, at, actor, kind, change_id, ci, prev_hash, hash, record) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        self._stored_blobs: set[str] = set()
+
+    def append(
+        self,
+        kind: str,
+        *,
+        actor: str,
+        payload: Mapping[str, Any] | None = None,
+        change_id: str | None = None,
+        ci: str | None = None,
+        blobs: Mapping[str, bytes | str] | None = None,
+    ) -> Event:
+        if not isinstance(kind, str) or not kind:
+            raise LedgerError("append: kind must be a non-empty string")
+        if not isinstance(actor, str) or not actor:
+            raise LedgerError(f"append {kind}: actor must be a non-empty string")
+        for name, value in (("change_id", change_id), ("ci", ci)):
+            if value is not None and not isinstance(value, str):
+                raise LedgerError(f"append {kind}: {name} must be a string")
+        payload = dict(payload or {})
+        check_value(payload, f"append {kind}: payload")
+        self._check_blob_refs(kind, payload)
+        if blobs:
+            contents = {name: _as_bytes(data) for name, data in blobs.items()}
+            for name, data in contents.items():
+                if REDACTOR.find(data):
+                    raise SecretError(f"append {kind}: blob {name!r} contains a secret; refused")
+            refs = dict(payload.get("blobs") or {})
+            refs.update({name: blob_hash(data) for name, data in contents.items()})
+            check_value(refs, f"append {kind}: blobs")
+            payload["blobs"] = refs
+        else:
+            contents = {}
+        now = datetime.now(UTC)
+        at = now.strftime(AT_FORMAT)
+        seq = self.seq + 1
+        record = _encode(
+            {
+                "actor": actor,
+                "at": at,
+                "change_id": change_id,
+                "ci": ci,
+                "kind": kind,
+                "payload": payload,
+                "seq": seq,
+            }
+        )
+        if REDACTOR.find(record):
+            raise SecretError(f"append {kind}: the event contains a secret value; refused")
+        try:
+            data = record.encode()
+        except UnicodeEncodeError:
+            raise LedgerError(f"append {kind}: text with a lone surrogate is not Unicode") from None
+        # Blobs are written before the event that references them.
+        for content in contents.values():
+            self._store_blob(content)
+        hash_ = _sha256((self.head + _sha256(data).hexdigest()).encode()).hexdigest()
+        self._rows.append((seq, at, actor, kind, change_id, ci, self.head, hash_, record))
+        event = Event(
+            seq,
+            now,
+            actor,
+            kind,
+            change_id,
+            ci,
+            payload,
+            self.head,
+            hash_,
+        )
+        self.seq, self.head = seq, hash_
+        return event
+
+    def _check_blob_refs(self, kind: str, payload: dict[str, Any]) -> None:
+        refs = payload.get("blobs")
+        if refs is None:
+            return
+        if not isinstance(refs, dict):
+            raise LedgerError(f"append {kind}: payload.blobs must map names to blob hashes")
+        for name, ref in refs.items():
+            if not isinstance(ref, str) or not BLOB_REF.match(ref):
+                raise LedgerError(f"append {kind}: payload.blobs.{name} is not a blob hash")
+            if ref in self._stored_blobs:
+                continue
+            self.cursor.execute(self.ledger.sql(f"SELECT 1 FROM {BLOBS} WHERE hash = ?"), (ref,))
+            if self.cursor.fetchone() is None:
+                raise LedgerError(f"append {kind}: payload.blobs.{name}: no blob {ref}")
+
+    def put_blob(self, data: bytes | str) -> str:
+        content = _as_bytes(data)
+        if REDACTOR.find(content):
+            raise SecretError("blob contains a secret value; refused")
+        return self._store_blob(content)
+
+    def _store_blob(self, content: bytes) -> str:
+        hash_ = blob_hash(content)
+        if hash_ in self._stored_blobs:
+            return hash_
+        sql = self.ledger.sql
+        self.cursor.execute(
+            sql(
+                f"INSERT INTO {BLOBS} (hash, size, content) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+            ),
+            (hash_, len(content), content),
+        )
+        if self.cursor.rowcount == 0:
+            # Known already; if its content was purged, storing it again restores it.
+            self.cursor.execute(
+                sql(f"UPDATE {BLOBS} SET content = ? WHERE hash = ? AND content IS NULL"),
+                (content, hash_),
+            )
+        self._stored_blobs.add(hash_)
+        return hash_
+
+    def flush(self) -> None:
+        if self._rows:
+            self.cursor.executemany(self._insert, self._rows)
+            self._rows = []

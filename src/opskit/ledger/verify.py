@@ -1,0 +1,220 @@
+"""Verification: re-hash the chain, every blob and every checkpoint.
+
+The hot loop checks, per record, only what can be checked without parsing
+JSON: the sequence, the link to the previous hash, the recomputed hash, the
+sequence number inside the hashed record (its last key) and that the
+indexed columns are the ones inside the hashed record (its first keys).
+Only records that reference blobs or purge one are parsed. At the first
+break, `diagnose` looks closer to name what happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from itertools import islice
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from typing import TYPE_CHECKING, Any
+
+from opskit.ledger.canonical import GENESIS_HASH, chain_hash, record_digest
+from opskit.ledger.model import PURGE_KIND, Checkpoint, VerifyReport
+from opskit.ledger.store import BLOBS, EVENTS, PURGES
+
+if TYPE_CHECKING:
+    from opskit.ledger.core import Ledger
+
+LOOKAHEAD = 10_000
+BLOBS_MARK = '"blobs":{'
+
+
+def claimed_seq(record: str) -> int | None:
+    """The sequence number written inside a record, or None if unreadable."""
+    try:
+        seq = json.loads(record).get("seq")
+    except (ValueError, AttributeError):
+        return None
+    return seq if type(seq) is int else None
+
+
+def record_prefix(actor: str, at: str, change_id: str | None, ci: str | None, kind: str) -> str:
+    """How a canonical record with these indexed columns begins."""
+    enc = encode_basestring
+    return (
+        '{"actor":'
+        + enc(actor)
+        + ',"at":'
+        + enc(at)
+        + ',"change_id":'
+        + ("null" if change_id is None else enc(change_id))
+        + ',"ci":'
+        + ("null" if ci is None else enc(ci))
+        + ',"kind":'
+        + enc(kind)
+        + ',"payload":'
+    )
+
+
+def diagnose(
+    row: tuple[Any, ...], prev: str, expected: int, rest: Iterator[tuple[Any, ...]]
+) -> tuple[int, str]:
+    """Names the first bad sequence and what is wrong at a chain break."""
+    seq, prev_hash, stored_hash, record = int(row[0]), row[1], row[2], row[3]
+    if seq < expected:
+        return seq, f"inserted record: seq {seq} appears twice"
+    if seq > expected:
+        missing = f"seq {expected}" if seq == expected + 1 else f"seqs {expected}..{seq - 1}"
+        return expected, f"missing record: {missing} absent (gap before seq {seq})"
+    self_consistent = chain_hash(prev_hash, record_digest(record)) == stored_hash
+    if not self_consistent:
+        return seq, f"changed content: record {seq} does not match its stored hash"
+    claimed = claimed_seq(record)
+    if claimed is None:
+        return seq, f"changed content: record {seq} is not a ledger record"
+    if claimed > seq:
+        for later in islice(rest, LOOKAHEAD):
+            if claimed_seq(later[3]) == seq:
+                return seq, (
+                    f"reordered record: seq {seq} holds the record of seq {claimed}; "
+                    f"the record of seq {seq} sits at seq {int(later[0])}"
+                )
+        return seq, (
+            f"missing record: the record of seq {seq} was deleted and later records "
+            f"renumbered (seq {seq} holds the record of seq {claimed})"
+        )
+    if claimed < seq:
+        return claimed, (
+            f"inserted record: {seq - claimed} record(s) inserted at seq {claimed}; "
+            f"the record of seq {claimed} now sits at seq {seq}"
+        )
+    if prev_hash != prev:
+        return seq - 1, (
+            f"changed content: record {seq - 1} was rewritten with a recomputed hash; "
+            f"seq {seq} no longer links to it"
+        )
+    return seq, f"changed content: the indexed columns of seq {seq} differ from its hashed record"
+
+
+def verify_ledger(ledger: Ledger, since: Checkpoint | None = None) -> VerifyReport:
+    problems: list[tuple[int | None, str]] = []
+    trusted = ledger.trusted_keys()
+
+    # Checkpoints first: the chain loop compares their heads as it passes them.
+    anchors: dict[int, list[tuple[str, str]]] = {}
+    stored = ledger.checkpoints()
+    for checkpoint in stored:
+        if trusted is None:
+            problems.append(
+                (checkpoint.seq, "checkpoint cannot be checked: no public key (keys folder)")
+            )
+        elif (bad := checkpoint.signature_problem(trusted)) is not None:
+            problems.append((checkpoint.seq, bad))
+        anchors.setdefault(checkpoint.seq, []).append((checkpoint.head, "a stored checkpoint"))
+    if since is not None:
+        if (bad := since.signature_problem(trusted)) is not None:
+            problems.append((since.seq, f"{bad} (the given checkpoint)"))
+        anchors.setdefault(since.seq, []).append((since.head, "the given checkpoint"))
+
+    referenced: dict[str, int] = {}
+    purge_events: dict[int, str] = {}
+    purged: set[str] = set()
+    sha = hashlib.sha256
+    prev, expected, count = GENESIS_HASH, 1, 0
+    broken = False
+    for head, source in anchors.get(0, []):
+        if head != GENESIS_HASH:
+            problems.append((0, f"changed content: {source} at seq 0 names a different start"))
+
+    with ledger._connection() as fairy:
+        cursor = fairy.cursor()
+        cursor.execute(
+            f"SELECT seq, prev_hash, hash, record, actor, at, change_id, ci, kind "
+            f"FROM {EVENTS} ORDER BY seq"
+        )
+        rows = iter(cursor)
+        for row in rows:
+            seq, prev_hash, stored_hash, record, actor, at, change_id, ci, kind = row
+            digest = sha(record.encode()).hexdigest()
+            if (
+                seq != expected
+                or prev_hash != prev
+                or sha((prev + digest).encode()).hexdigest() != stored_hash
+                or not record.endswith(f',"seq":{seq}}}')
+                or not record.startswith(record_prefix(actor, at, change_id, ci, kind))
+            ):
+                problems.append(diagnose(row, prev, expected, rows))
+                broken = True
+                break
+            if BLOBS_MARK in record or kind == PURGE_KIND:
+                payload = json.loads(record)["payload"]
+                refs = payload.get("blobs")
+                if isinstance(refs, dict):
+                    for ref in refs.values():
+                        referenced.setdefault(ref, seq)
+                if kind == PURGE_KIND and isinstance(payload.get("blob"), str):
+                    purge_events[seq] = payload["blob"]
+                    purged.add(payload["blob"])
+            if seq in anchors:
+                for head, source in anchors[seq]:
+                    if head != stored_hash:
+                        problems.append(
+                            (
+                                seq,
+                                f"changed content: the ledger up to seq {seq} differs from "
+                                f"{source} (history rewritten)",
+                            )
+                        )
+            prev, expected, count = stored_hash, expected + 1, count + 1
+        cursor.close()
+        last_seq = expected - 1
+        for anchor_seq, entries in anchors.items():
+            if anchor_seq > last_seq and not broken:
+                for _head, source in entries:
+                    problems.append(
+                        (
+                            last_seq + 1,
+                            f"missing record: the ledger ends at seq {last_seq} but {source} "
+                            f"covers seq {anchor_seq} (records deleted from the end)",
+                        )
+                    )
+
+        blob_count = purged_count = 0
+        cursor = fairy.cursor()
+        cursor.execute(f"SELECT hash, content FROM {BLOBS}")
+        present: set[str] = set()
+        for hash_, content in cursor:
+            blob_count += 1
+            present.add(hash_)
+            if content is None:
+                purged_count += 1
+                if hash_ not in purged:
+                    problems.append(
+                        (
+                            referenced.get(hash_),
+                            f"missing blob: content of {hash_} removed without a purge event",
+                        )
+                    )
+            elif "sha256:" + sha(bytes(content)).hexdigest() != hash_:
+                problems.append((referenced.get(hash_), f"blob content changed: {hash_}"))
+        cursor.close()
+        for ref, seq in referenced.items():
+            if ref not in present:
+                problems.append((seq, f"missing blob: {ref} referenced by seq {seq}"))
+
+        cursor = fairy.cursor()
+        cursor.execute(f"SELECT seq, blob_hash FROM {PURGES}")
+        for seq, hash_ in cursor:
+            if not broken and purge_events.get(int(seq)) != hash_:
+                problems.append(
+                    (int(seq), f"inserted record: purge of {hash_} has no purge event at seq {seq}")
+                )
+        cursor.close()
+        fairy.rollback()
+
+    counts = {
+        "events": count,
+        "blobs": blob_count,
+        "purged_blobs": purged_count,
+        "checkpoints": len(stored),
+    }
+    return VerifyReport.from_problems(problems, counts=counts, head_seq=last_seq, head_hash=prev)
