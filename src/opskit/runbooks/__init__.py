@@ -1,0 +1,53 @@
+"""Versioned runbooks: the model, the catalog and the per-host executor.
+
+Public API:
+
+- `load_runbook(path, root=None) -> Runbook`, `RunbookCatalog(ws)` with
+  ``.list()``, ``.get("name@version")`` / ``.get("name")`` (latest),
+  ``.versions(name)``, ``.resolve(ref_or_path)``.
+- `Runbook` (``.ref``, ``.digest``, ``.validate_params(params)``,
+  ``.implementation_plan()``, ``.rollback_plan()``, ``.strategy``,
+  ``.requires``, phases of `Step`).
+- `run_host`, `predict_diff`, `rollback_host`, `HostRun`, `HostOutcome`,
+  `Snapshot` (see `opskit.runbooks.executor`).
+- `render_markdown(runbook)` (see `opskit.runbooks.doc`) and the inspection
+  report builder `opskit.runbooks.inspection`.
+"""
+
+from __future__ import annotations
+
+from opskit.runbooks.executor import (
+    HostOutcome,
+    HostRun,
+    Recorder,
+    RollbackMode,
+    Snapshot,
+    StepRun,
+    predict_diff,
+    rollback_host,
+    run_host,
+)
+from opskit.runbooks.loader import RunbookCatalog, load_runbook, runbook_digest, runbook_schema
+from opskit.runbooks.model import BackupSpec, Expectation, Runbook, Step, Strategy, Targets
+
+__all__ = [
+    "BackupSpec",
+    "Expectation",
+    "HostOutcome",
+    "HostRun",
+    "Recorder",
+    "RollbackMode",
+    "Runbook",
+    "RunbookCatalog",
+    "Snapshot",
+    "Step",
+    "StepRun",
+    "Strategy",
+    "Targets",
+    "load_runbook",
+    "predict_diff",
+    "rollback_host",
+    "run_host",
+    "runbook_digest",
+    "runbook_schema",
+]

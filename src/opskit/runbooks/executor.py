@@ -1,0 +1,885 @@
+"""The per-host executor: one runbook on one CI.
+
+Public API (the change engine, `opskit.changes`, drives it per host and
+per batch; this module knows nothing of change requests, approvals or
+strategy):
+
+``run_host(runbook, ci, params, *, pool, recorder=None, dry_run=False,
+rollback_mode="on_failure", templates_dir=None) -> HostRun``
+
+    precheck → backup snapshot → apply → verify → (on failure) rollback →
+    verify the rollback. ``params`` are the change's validated parameters
+    (`Runbook.validate_params`); secret parameters are references, resolved
+    here and registered for redaction. ``pool`` hands out open connectors:
+    ``pool.get(ci, connector_name) -> Connector`` (opskit.connectors.pool);
+    the caller closes the pool. ``rollback_mode``: "on_failure" rolls the
+    host back when apply or verify fails; "never" leaves it failed (the
+    caller decides, e.g. strategy ``stop``).
+
+    ``recorder(kind, payload, blobs)`` is called at each step boundary with
+    kind one of ``host.precheck``, ``host.backup``, ``host.applied``,
+    ``host.verified``, ``host.verify_failed``, ``host.rolled_back``,
+    ``host.rollback_failed``, ``host.failed`` (and ``host.dry_run`` for dry
+    runs, ``host.confirmed`` after a commit-confirm was confirmed). Payloads
+    are JSON-ready dicts: ``steps`` (each with commands, outputs from the
+    connector transcripts, diff, timings, status, expectation results),
+    ``diff``, ``config_hash``, ``proof``...; ``blobs`` maps a name to content
+    (the snapshot "config" or "file:/etc/x"; "diff"). The backup snapshot is
+    recorded (``host.backup``) BEFORE any apply step runs. Everything passed
+    to the recorder is redacted of registered secrets first.
+
+    With ``dry_run=True`` nothing on a device changes: ``config`` steps ask
+    the connector for its predicted diff (``apply_config(dry_run=True)``) or,
+    when it cannot predict, compute one with hier_config from the running
+    configuration; ``perform`` steps run in check mode where the connector has
+    ``check_mode`` and are otherwise skipped; precheck/verify are not run.
+
+``predict_diff(runbook, ci, params, pool) -> str | None``
+    The predicted diff of the apply phase (a dry run), None when no
+    connector of the runbook can predict one for this CI.
+
+``rollback_host(runbook, ci, snapshot, pool, recorder=None, params=None) -> HostRun``
+    Rolls a host back to a snapshot taken by an earlier run (``opskit change
+    rollback`` of a completed change), with the same proof as an automatic
+    rollback. ``snapshot``: a `Snapshot` (``Snapshot.from_blobs`` rebuilds one
+    from the ledger's blobs) or the configuration text.
+
+`HostRun` (``.to_dict()``): ``ci``, ``status`` (`HostOutcome`), ``steps``,
+``snapshot``, ``diff`` (snapshot → configuration after apply),
+``predicted_diff``, ``config_hash`` (after), ``proof`` (after a rollback:
+method, snapshot_hash, after_hash, equal, residual_diff), ``exceptions``
+(failed checks with ``on_fail: warn``, e.g. inspection findings), ``facts``
+(data gathered by steps with ``check:``), ``error``, timings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from opskit import compliance
+from opskit.connectors.base import (
+    ActionResult,
+    Capability,
+    CapabilityMissing,
+    Connector,
+    HostStatus,
+)
+from opskit.errors import ConnectorError, OpskitError
+from opskit.inventory.model import CI
+from opskit.runbooks.expectations import ExpectationResult, StepOutput, evaluate
+from opskit.runbooks.model import Expectation, Runbook, Step
+from opskit.runbooks.templating import ci_context, render_params, render_value
+from opskit.secrets import REDACTOR, SecretRef
+
+Recorder = Callable[[str, dict[str, Any], "dict[str, bytes | str] | None"], None]
+RollbackMode = Literal["on_failure", "never"]
+
+#: The connector used for snapshots when the runbook names none, per platform.
+DEFAULT_CONFIG_CONNECTOR = {"linux": "fabric"}
+DEFAULT_NETWORK_CONNECTOR = "netmiko"
+
+
+class ConnectorPool(Protocol):
+    def get(self, ci: CI, connector: str) -> Connector: ...
+
+
+class HostOutcome(StrEnum):
+    COMPLETED = "completed"  # applied and verified
+    FAILED = "failed"  # failed, not rolled back (precheck failure: nothing changed)
+    ROLLED_BACK = "rolled_back"  # failed, rolled back, rollback proven
+    ROLLBACK_FAILED = "rollback_failed"  # failed and the rollback did not restore the snapshot
+    DRY_RUN = "dry_run"  # predicted only
+
+
+@dataclass
+class StepRun:
+    phase: str
+    name: str
+    connector: str
+    action: str
+    status: str = "ok"  # ok | changed | failed | warn | skipped | <HostStatus>
+    changed: bool = False
+    commands: list[str] = field(default_factory=list)
+    output: str = ""
+    diff: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    expectations: list[ExpectationResult] = field(default_factory=list)
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    started: str = ""
+    duration: float = 0.0
+    check: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status not in ("ok", "changed", "warn", "skipped")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "name": self.name,
+            "connector": self.connector,
+            "action": self.action,
+            "status": self.status,
+            "changed": self.changed,
+            "commands": self.commands,
+            "output": self.output,
+            "diff": self.diff,
+            "data": self.data,
+            "expectations": [e.to_dict() for e in self.expectations],
+            "transcript": self.transcript,
+            "error": self.error,
+            "started": self.started,
+            "duration": round(self.duration, 4),
+            "check": self.check,
+        }
+
+
+@dataclass
+class Snapshot:
+    """The pre-change state of a host: its configuration, or the files captured."""
+
+    connector: str
+    source: str  # "running" / "startup", or "files"
+    platform: str
+    config: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    taken: str = ""
+
+    @property
+    def hash(self) -> str:
+        if self.config is not None:
+            return compliance.config_hash(self.config, self.platform)
+        canonical = json.dumps(
+            {path: hashlib.sha256(text.encode()).hexdigest() for path, text in self.files.items()},
+            sort_keys=True,
+        )
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+    def blobs(self) -> dict[str, str]:
+        if self.config is not None:
+            return {"config": self.config}
+        return {f"file:{path}": text for path, text in self.files.items()}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "connector": self.connector,
+            "source": self.source,
+            "platform": self.platform,
+            "hash": self.hash,
+            "bytes": len(self.config.encode()) if self.config is not None else None,
+            "files": sorted(self.files),
+            "taken": self.taken,
+        }
+
+    @classmethod
+    def from_blobs(
+        cls,
+        blobs: Mapping[str, bytes | str],
+        *,
+        platform: str,
+        connector: str,
+        source: str = "running",
+    ) -> Snapshot:
+        def text(v: bytes | str) -> str:
+            return v.decode() if isinstance(v, bytes) else v
+
+        if "config" in blobs:
+            return cls(connector, source, platform, config=text(blobs["config"]))
+        files = {k[5:]: text(v) for k, v in blobs.items() if k.startswith("file:")}
+        return cls(connector, "files", platform, files=files)
+
+    def compare(self, other: Snapshot) -> tuple[bool, str]:
+        if self.config is not None and other.config is not None:
+            return compliance.equal(self.config, other.config, self.platform)
+        diffs = []
+        for path in sorted(set(self.files) | set(other.files)):
+            residual = compliance.diff(
+                self.files.get(path, ""),
+                other.files.get(path, ""),
+                None,
+                before_name=f"{path} (snapshot)",
+                after_name=f"{path} (now)",
+            )
+            if residual or (path in self.files) != (path in other.files):
+                diffs.append(residual or f"{path}: present in one capture only\n")
+        return not diffs, "".join(diffs)
+
+
+@dataclass
+class HostRun:
+    ci: str
+    platform: str
+    runbook: str
+    status: HostOutcome = HostOutcome.COMPLETED
+    steps: list[StepRun] = field(default_factory=list)
+    snapshot: Snapshot | None = None
+    diff: str | None = None
+    predicted_diff: str | None = None
+    config_hash: str | None = None
+    proof: dict[str, Any] | None = None
+    exceptions: list[dict[str, Any]] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    failed_phase: str | None = None
+    started: str = ""
+    finished: str = ""
+    duration: float = 0.0
+    pending_confirm: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (HostOutcome.COMPLETED, HostOutcome.DRY_RUN)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ci": self.ci,
+            "platform": self.platform,
+            "runbook": self.runbook,
+            "status": str(self.status),
+            "error": self.error,
+            "failed_phase": self.failed_phase,
+            "steps": [s.to_dict() for s in self.steps],
+            "snapshot": self.snapshot.describe() if self.snapshot else None,
+            "diff": self.diff,
+            "predicted_diff": self.predicted_diff,
+            "config_hash": self.config_hash,
+            "proof": self.proof,
+            "exceptions": self.exceptions,
+            "facts": self.facts,
+            "started": self.started,
+            "finished": self.finished,
+            "duration": round(self.duration, 4),
+        }
+
+
+class _StepFailed(Exception):
+    def __init__(self, step_run: StepRun) -> None:
+        self.step_run = step_run
+        super().__init__(step_run.error or step_run.name)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def resolve_params(runbook: Runbook, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters with secret references resolved (values registered for redaction)."""
+    resolved = dict(params)
+    for name in runbook.secret_parameters:
+        if name in resolved and resolved[name] is not None:
+            resolved[name] = SecretRef.parse(resolved[name], where=f"parameter {name}").resolve()
+    return resolved
+
+
+class _HostExecution:
+    def __init__(
+        self,
+        runbook: Runbook,
+        ci: CI,
+        params: Mapping[str, Any],
+        pool: ConnectorPool,
+        recorder: Recorder | None,
+        *,
+        dry_run: bool = False,
+        templates_dir: Path | None = None,
+    ) -> None:
+        self.runbook = runbook
+        self.ci = ci
+        self.params = params
+        self.pool = pool
+        self._recorder = recorder
+        self.dry_run = dry_run
+        self.templates_dir = templates_dir or _default_templates_dir(runbook)
+        self.run = HostRun(ci=ci.name, platform=ci.platform, runbook=runbook.ref)
+        self.resolved: dict[str, Any] | None = None
+        self.applied_any = False
+        self.commit_pending: Connector | None = None
+
+    # -- plumbing ---------------------------------------------------------
+    def record(
+        self, kind: str, payload: dict[str, Any], blobs: dict[str, bytes | str] | None = None
+    ) -> None:
+        if self._recorder is None:
+            return
+        clean_payload = REDACTOR.redact_obj(
+            {"ci": self.ci.name, "runbook": self.runbook.ref, **payload}
+        )
+        clean_blobs = None
+        if blobs:
+            clean_blobs = {
+                name: (REDACTOR.redact_bytes(v) if isinstance(v, bytes) else REDACTOR.redact(v))
+                for name, v in blobs.items()
+            }
+        self._recorder(kind, clean_payload, clean_blobs)
+
+    def render_expectations(self, step: Step) -> list[Expectation]:
+        context = {"params": self.values(), "ci": ci_context(self.ci)}
+        return [
+            Expectation(e.kind, render_value(e.spec, context, step.where), e.description)
+            for e in step.expect
+        ]
+
+    def connector(self, name: str) -> Connector:
+        return self.pool.get(self.ci, name)
+
+    def values(self) -> dict[str, Any]:
+        if self.resolved is None:
+            self.resolved = resolve_params(self.runbook, self.params)
+        return self.resolved
+
+    # -- steps ------------------------------------------------------------
+    def run_phase(self, phase: str, steps: Sequence[Step] | None = None) -> list[StepRun]:
+        runs = []
+        for step in steps if steps is not None else self.runbook.steps_for(phase, self.ci.platform):
+            step_run = self.run_step(step)
+            runs.append(step_run)
+            self.run.steps.append(step_run)
+            if step_run.failed:
+                raise _StepFailed(step_run)
+        return runs
+
+    def run_step(self, step: Step) -> StepRun:
+        step_run = StepRun(
+            phase=step.phase,
+            name=step.name,
+            connector=step.connector,
+            action=step.action,
+            started=_now(),
+            check=step.check,
+        )
+        start = time.perf_counter()
+        conn: Connector | None = None
+        try:
+            rendered = render_params(step, self.values(), self.ci, self.templates_dir)
+            conn = self.connector(step.connector)
+            output = self._execute(step, rendered, conn, step_run)
+            if step.expect and not (self.dry_run and step.phase in ("verify", "precheck")):
+                step_run.expectations = evaluate(
+                    self.render_expectations(step),
+                    output,
+                    conn=conn,
+                    ci=self.ci,
+                    templates_dir=self.templates_dir,
+                )
+                failed = [e for e in step_run.expectations if not e.passed]
+                if failed:
+                    reason = "; ".join(f"{e.description}: {e.detail}" for e in failed)
+                    if step.on_fail == "warn":
+                        step_run.status = "warn"
+                        self.run.exceptions.append(
+                            {"check": step.check or step.name, "step": step.name, "detail": reason}
+                        )
+                    else:
+                        step_run.status = "failed"
+                        step_run.error = f"expectation failed: {reason}"
+            if step.check:
+                self.run.facts[step.check] = {
+                    "status": step_run.status,
+                    "output": step_run.output,
+                    "data": step_run.data,
+                    "expectations": [e.to_dict() for e in step_run.expectations],
+                }
+        except ConnectorError as exc:
+            step_run.status = str(getattr(exc, "status", HostStatus.FAILED))
+            step_run.error = str(exc)
+            if step.on_fail == "warn":
+                self.run.exceptions.append(
+                    {"check": step.check or step.name, "step": step.name, "detail": str(exc)}
+                )
+                step_run.status = "warn"
+        except OpskitError as exc:
+            step_run.status = "failed"
+            step_run.error = str(exc)
+        finally:
+            step_run.duration = time.perf_counter() - start
+            if conn is not None:
+                step_run.transcript = [t.to_dict() for t in conn.take_transcript()]
+                if not step_run.commands:
+                    step_run.commands = [t["command"] for t in step_run.transcript]
+        return step_run
+
+    def _execute(
+        self, step: Step, rendered: dict[str, Any], conn: Connector, step_run: StepRun
+    ) -> StepOutput:
+        action = step.action
+        mutating = step.phase in ("apply", "rollback")
+        if action == "config":
+            lines = list(rendered.get("lines", []))
+            step_run.commands = lines
+            if self.dry_run and mutating:
+                step_run.diff = self._predict(conn, lines, bool(rendered.get("replace", False)))
+                step_run.status = "ok"
+                return StepOutput(text=step_run.diff or "")
+            result = conn.apply_config(
+                lines,
+                replace=bool(rendered.get("replace", False)),
+                commit_confirm=rendered.get("commit_confirm"),
+            )
+            if mutating:
+                self.applied_any = True
+            if result.pending_confirm:
+                self.commit_pending = conn
+                self.run.pending_confirm = True
+            step_run.changed = result.changed
+            step_run.status = "changed" if result.changed else "ok"
+            step_run.diff = result.diff
+            step_run.output = result.output
+            return StepOutput(text=result.output)
+        if action == "commands":
+            commands = list(rendered.get("commands", []))
+            step_run.commands = commands
+            results = conn.send_commands(commands, parse=bool(rendered.get("parse", False)))
+            step_run.output = "\n".join(r.output for r in results)
+            parsed = {r.command: r.parsed for r in results if r.parsed is not None}
+            if parsed:
+                step_run.data["parsed"] = parsed
+            return StepOutput(
+                text=step_run.output, by_command={r.command: r.output for r in results}
+            )
+        if action == "get_config":
+            source = rendered.get("source", "running")
+            step_run.commands = [f"get_config {source}"]
+            step_run.output = conn.get_config(source)
+            return StepOutput(text=step_run.output)
+        if action == "save":
+            step_run.commands = ["save"]
+            if self.dry_run:
+                step_run.status = "skipped"
+                return StepOutput(text="")
+            conn.save_config()
+            step_run.changed = True
+            step_run.status = "changed"
+            return StepOutput(text="")
+        if action == "facts":
+            facts = conn.get_facts()
+            step_run.data = {"facts": facts}
+            step_run.output = json.dumps(facts, default=str, indent=1, sort_keys=True)
+            return StepOutput(text=step_run.output, data=facts)
+        # A connector-specific action.
+        params = dict(rendered)
+        if self.dry_run and mutating:
+            if Capability.CHECK_MODE not in conn.capabilities:
+                step_run.status = "skipped"
+                step_run.output = f"{conn.name} cannot run {action} in check mode; skipped"
+                return StepOutput(text="")
+            params.update(check=True, diff=True)
+        result: ActionResult = conn.perform(action, params)
+        if mutating and not self.dry_run:
+            self.applied_any = True
+        step_run.changed = result.changed
+        step_run.output = result.output
+        step_run.diff = result.diff
+        step_run.data = dict(result.data)
+        step_run.status = (
+            ("changed" if result.changed else "ok")
+            if result.status in (HostStatus.OK, HostStatus.CHANGED)
+            else str(result.status)
+        )
+        if step_run.failed and not step_run.error:
+            step_run.error = f"{conn.name} {action}: {result.status}" + (
+                f": {result.output.strip()[-300:]}" if result.output.strip() else ""
+            )
+        return StepOutput(text=result.output, data=dict(result.data), result=result)
+
+    def _predict(self, conn: Connector, lines: list[str], replace: bool) -> str | None:
+        if Capability.DRY_RUN_DIFF in conn.capabilities:
+            return conn.apply_config(lines, dry_run=True, replace=replace).diff
+        if Capability.GET_CONFIG in conn.capabilities:
+            running = conn.get_config("running")
+            if replace:
+                return compliance.diff(running, "\n".join(lines), self.ci.platform)
+            return compliance.predict(running, lines, self.ci.platform)
+        return None
+
+    # -- snapshots --------------------------------------------------------
+    def snapshot_connector(self) -> tuple[str, Any]:
+        spec = self.runbook.backup.for_platform(self.ci.platform)
+        name = spec.connector
+        if name is None:
+            steps = self.runbook.steps_for("apply", self.ci.platform)
+            name = steps[0].connector if steps else None
+        if name is None or name == "ansible":
+            # Ansible runs playbooks; a snapshot reads state directly.
+            name = DEFAULT_CONFIG_CONNECTOR.get(self.ci.platform, DEFAULT_NETWORK_CONNECTOR)
+        return name, spec
+
+    def capture(self) -> Snapshot:
+        name, spec = self.snapshot_connector()
+        conn = self.connector(name)
+        try:
+            if spec.files:
+                files = {path: conn.get_config(path) for path in spec.files}
+                return Snapshot(name, "files", self.ci.platform, files=files, taken=_now())
+            return Snapshot(
+                name,
+                spec.source,
+                self.ci.platform,
+                config=conn.get_config(spec.source),
+                taken=_now(),
+            )
+        finally:
+            self._last_capture_transcript = [t.to_dict() for t in conn.take_transcript()]
+
+    def backup(self) -> None:
+        start = time.perf_counter()
+        snapshot = self.capture()
+        self.run.snapshot = snapshot
+        self.record(
+            "host.backup",
+            {
+                "snapshot": snapshot.describe(),
+                "transcript": self._last_capture_transcript,
+                "duration": round(time.perf_counter() - start, 4),
+            },
+            dict(snapshot.blobs()),
+        )
+
+    # -- rollback ---------------------------------------------------------
+    def rollback(self, snapshot: Snapshot | None) -> bool:
+        """Rolls back and proves it; True when the host is back to its snapshot."""
+        start = time.perf_counter()
+        method = "steps"
+        steps_before = len(self.run.steps)
+        error: str | None = None
+        try:
+            if self.runbook.rollback == "auto":
+                if snapshot is None:
+                    raise OpskitError("automatic rollback needs a backup snapshot; none was taken")
+                method = self._auto_rollback(snapshot)
+            elif self.runbook.rollback == "none":
+                method = "none"
+            else:
+                self.run_phase("rollback")
+        except _StepFailed as exc:
+            error = exc.step_run.error or f"rollback step {exc.step_run.name} failed"
+        except OpskitError as exc:
+            error = str(exc)
+        proof = None
+        if error is None and snapshot is not None:
+            try:
+                proof = self.prove(snapshot, method)
+            except OpskitError as exc:
+                error = f"cannot fetch the configuration to prove the rollback: {exc}"
+        ok = error is None and (proof is None or proof["equal"])
+        if error is None and proof is not None and not proof["equal"]:
+            error = "the configuration after rollback differs from the snapshot"
+        self.run.proof = proof
+        payload = {
+            "method": method,
+            "steps": [s.to_dict() for s in self.run.steps[steps_before:]],
+            "proof": proof,
+            "error": error,
+            "duration": round(time.perf_counter() - start, 4),
+        }
+        blobs = (
+            {"residual_diff": proof["residual_diff"]} if proof and proof["residual_diff"] else None
+        )
+        self.record("host.rolled_back" if ok else "host.rollback_failed", payload, blobs)
+        if not ok:
+            self.run.error = (
+                f"{self.run.error}; rollback failed: {error}" if self.run.error else error
+            )
+        return ok
+
+    def _auto_rollback(self, snapshot: Snapshot) -> str:
+        conn = self.connector(snapshot.connector)
+        step_run = StepRun(
+            phase="rollback",
+            name="restore snapshot",
+            connector=conn.name,
+            action="auto",
+            started=_now(),
+        )
+        start = time.perf_counter()
+        try:
+            caps = conn.capabilities
+            if snapshot.config is None:
+                raise OpskitError(
+                    "automatic rollback restores configurations; this snapshot holds files "
+                    "(give the runbook explicit rollback steps)"
+                )
+            if self.commit_pending is not None and Capability.NATIVE_ROLLBACK in caps:
+                # Commit-confirm still pending: the device-side rollback reverts it.
+                method = "native_rollback"
+                conn.rollback()
+                self.commit_pending = None
+            elif Capability.NATIVE_ROLLBACK in caps:
+                method = "native_rollback"
+                conn.rollback()
+            elif Capability.FULL_REPLACE in caps:
+                method = "replace"
+                conn.apply_config(snapshot.config.splitlines(), replace=True)
+            else:
+                method = "remediation"
+                current = conn.get_config(snapshot.source)
+                lines = compliance.remediation(current, snapshot.config, self.ci.platform)
+                step_run.commands = lines
+                if lines:
+                    result = conn.apply_config(lines)
+                    step_run.diff = result.diff
+                    step_run.output = result.output
+                    step_run.changed = result.changed
+            step_run.data["method"] = method
+            step_run.status = "changed"
+        except ConnectorError as exc:
+            step_run.status = str(getattr(exc, "status", HostStatus.FAILED))
+            step_run.error = str(exc)
+        finally:
+            step_run.duration = time.perf_counter() - start
+            step_run.transcript = [t.to_dict() for t in conn.take_transcript()]
+            self.run.steps.append(step_run)
+        if step_run.failed:
+            raise _StepFailed(step_run)
+        return method
+
+    def prove(self, snapshot: Snapshot, method: str) -> dict[str, Any]:
+        after = self.capture()
+        equal, residual = snapshot.compare(after)
+        self.run.config_hash = after.hash
+        return {
+            "method": method,
+            "snapshot_hash": snapshot.hash,
+            "after_hash": after.hash,
+            "equal": equal,
+            "residual_diff": residual,
+            "ignored_volatile": list(compliance.VOLATILE.get(self.ci.platform, ())),
+        }
+
+    # -- the whole host ---------------------------------------------------
+    def execute(self, rollback_mode: RollbackMode) -> HostRun:
+        run = self.run
+        run.started = _now()
+        start = time.perf_counter()
+        try:
+            if self.dry_run:
+                self._dry_run()
+                return run
+            self._live(rollback_mode)
+            return run
+        finally:
+            run.finished = _now()
+            run.duration = time.perf_counter() - start
+
+    def _dry_run(self) -> None:
+        run = self.run
+        try:
+            steps = self.run_phase("apply")
+        except _StepFailed as exc:
+            run.status = HostOutcome.FAILED
+            run.failed_phase = "apply"
+            run.error = exc.step_run.error
+            self.record("host.failed", {"phase": "apply", "dry_run": True, "error": run.error})
+            return
+        diffs = [s.diff for s in steps if s.diff]
+        run.predicted_diff = "\n".join(diffs) if diffs else None
+        run.status = HostOutcome.DRY_RUN
+        self.record(
+            "host.dry_run",
+            {"steps": [s.to_dict() for s in steps], "predicted_diff": run.predicted_diff},
+            {"predicted_diff": run.predicted_diff} if run.predicted_diff else None,
+        )
+
+    def _live(self, rollback_mode: RollbackMode) -> None:
+        run = self.run
+        book = self.runbook
+        phase = "precheck"
+        try:
+            prechecks = self.run_phase("precheck")
+            if prechecks:
+                self.record(
+                    "host.precheck", {"steps": [s.to_dict() for s in prechecks], "ok": True}
+                )
+            phase = "backup"
+            if book.backup.enabled and (
+                not book.backup.platforms or self.ci.platform in book.backup.platforms
+            ):
+                self.backup()
+            phase = "apply"
+            started = time.perf_counter()
+            applied = self.run_phase("apply")
+            if applied:
+                self.record(
+                    "host.applied",
+                    {
+                        "steps": [s.to_dict() for s in applied],
+                        "changed": any(s.changed for s in applied),
+                        "duration": round(time.perf_counter() - started, 4),
+                    },
+                    _diff_blob(applied),
+                )
+            phase = "verify"
+            started = time.perf_counter()
+            verified = self.run_phase("verify")
+            if self.commit_pending is not None:
+                self.commit_pending.confirm_commit()
+                transcript = [t.to_dict() for t in self.commit_pending.take_transcript()]
+                self.commit_pending = None
+                run.pending_confirm = False
+                self.record("host.confirmed", {"transcript": transcript})
+            self._finish_verified(verified, time.perf_counter() - started)
+        except _StepFailed as exc:
+            self._fail(phase, exc.step_run, rollback_mode)
+        except OpskitError as exc:
+            # The backup itself failed (or confirming a commit did).
+            self._fail(phase, None, rollback_mode, error=str(exc))
+
+    def _finish_verified(self, verified: list[StepRun], duration: float) -> None:
+        run = self.run
+        payload: dict[str, Any] = {
+            "steps": [s.to_dict() for s in verified],
+            "duration": round(duration, 4),
+            "exceptions": run.exceptions,
+        }
+        blobs = None
+        if run.snapshot is not None and self.applied_any:
+            after = self.capture()
+            run.config_hash = after.hash
+            equal, run.diff = run.snapshot.compare(after)
+            payload.update(config_hash=after.hash, changed=not equal)
+            if run.diff:
+                blobs = {"diff": run.diff}
+        if verified or self.applied_any:
+            self.record("host.verified", payload, blobs)
+        run.status = HostOutcome.COMPLETED
+
+    def _fail(
+        self,
+        phase: str,
+        step_run: StepRun | None,
+        rollback_mode: RollbackMode,
+        error: str | None = None,
+    ) -> None:
+        run = self.run
+        run.failed_phase = phase
+        run.error = error or (step_run.error if step_run else None) or f"{phase} failed"
+        if phase == "verify" and step_run is not None:
+            self.record(
+                "host.verify_failed",
+                {
+                    "step": step_run.to_dict(),
+                    "steps": [s.to_dict() for s in run.steps if s.phase == "verify"],
+                    "error": run.error,
+                },
+            )
+        changed_something = self.applied_any or phase in ("apply", "verify")
+        if phase in ("precheck", "backup") or not changed_something:
+            run.status = HostOutcome.FAILED
+            self.record("host.failed", {"phase": phase, "error": run.error, "rolled_back": False})
+            return
+        if rollback_mode == "never":
+            run.status = HostOutcome.FAILED
+            self.record(
+                "host.failed",
+                {
+                    "phase": phase,
+                    "error": run.error,
+                    "rolled_back": False,
+                    "rollback": "not requested",
+                },
+            )
+            return
+        if self.rollback(run.snapshot):
+            run.status = HostOutcome.ROLLED_BACK
+        else:
+            run.status = HostOutcome.ROLLBACK_FAILED
+        self.record(
+            "host.failed",
+            {
+                "phase": phase,
+                "error": run.error,
+                "rolled_back": run.status == HostOutcome.ROLLED_BACK,
+            },
+        )
+
+
+def _diff_blob(steps: Sequence[StepRun]) -> dict[str, bytes | str] | None:
+    diffs = [s.diff for s in steps if s.diff]
+    return {"diff": "\n".join(diffs)} if diffs else None
+
+
+def _default_templates_dir(runbook: Runbook) -> Path | None:
+    if runbook.path is None:
+        return None
+    root = runbook.path.resolve().parents[2]
+    return root / "templates"
+
+
+def run_host(
+    runbook: Runbook,
+    ci: CI,
+    params: Mapping[str, Any],
+    *,
+    pool: ConnectorPool,
+    recorder: Recorder | None = None,
+    dry_run: bool = False,
+    rollback_mode: RollbackMode = "on_failure",
+    templates_dir: Path | None = None,
+) -> HostRun:
+    """Runs the runbook on one CI (see the module docstring)."""
+    execution = _HostExecution(
+        runbook, ci, params, pool, recorder, dry_run=dry_run, templates_dir=templates_dir
+    )
+    return execution.execute(rollback_mode)
+
+
+def predict_diff(
+    runbook: Runbook, ci: CI, params: Mapping[str, Any], pool: ConnectorPool
+) -> str | None:
+    """The predicted diff of the apply phase on this CI, or None when unknown."""
+    run = run_host(runbook, ci, params, pool=pool, dry_run=True)
+    if run.status == HostOutcome.FAILED:
+        raise ConnectorError(f"{ci.name}: cannot predict the diff: {run.error}")
+    return run.predicted_diff
+
+
+def rollback_host(
+    runbook: Runbook,
+    ci: CI,
+    snapshot: Snapshot | str,
+    pool: ConnectorPool,
+    recorder: Recorder | None = None,
+    params: Mapping[str, Any] | None = None,
+    templates_dir: Path | None = None,
+) -> HostRun:
+    """Rolls a host back to ``snapshot`` (see the module docstring)."""
+    execution = _HostExecution(
+        runbook, ci, params or {}, pool, recorder, templates_dir=templates_dir
+    )
+    if isinstance(snapshot, str):
+        name, spec = execution.snapshot_connector()
+        snapshot = Snapshot(name, spec.source, ci.platform, config=snapshot)
+    run = execution.run
+    run.started = _now()
+    run.snapshot = snapshot
+    start = time.perf_counter()
+    execution.applied_any = True
+    ok = execution.rollback(snapshot)
+    run.status = HostOutcome.ROLLED_BACK if ok else HostOutcome.ROLLBACK_FAILED
+    run.finished = _now()
+    run.duration = time.perf_counter() - start
+    return run
+
+
+__all__ = [
+    "CapabilityMissing",
+    "ConnectorPool",
+    "HostOutcome",
+    "HostRun",
+    "Recorder",
+    "RollbackMode",
+    "Snapshot",
+    "StepRun",
+    "predict_diff",
+    "resolve_params",
+    "rollback_host",
+    "run_host",
+]

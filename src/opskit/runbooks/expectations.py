@@ -1,0 +1,237 @@
+"""Verification expectations: does a step's result meet the runbook's criteria?
+
+``evaluate(expectations, output, *, conn, ci, templates_dir) -> list[ExpectationResult]``
+
+- ``regex`` / ``contains`` / ``not_contains``: on the step's output text.
+- ``textfsm``: the output parsed with an ntc-templates template (``template``
+  is the command, e.g. "show vlan brief", for the CI's platform) or a
+  TextFSM file under ``templates/``; rows are filtered by ``where`` (field →
+  value), then ``field`` must ``equals`` / ``matches`` (regex) / be ``min`` ..
+  ``max`` in at least one row; without a criterion a matching row must exist;
+  ``absent: true`` requires that none exists.
+- ``napalm_validate``: the validation document goes through the napalm
+  connector's ``validate`` action (NAPALM ``compliance_report``); passes when
+  the report says ``complies``.
+- ``ansible_assert``: the step was an Ansible run; passes when it succeeded
+  and (given task names) those assert tasks ran and passed.
+- ``config_contains`` / ``config_not_contains``: a freshly fetched running
+  configuration contains (or not) these lines, hierarchically (hier_config):
+  ``["interface Fa0/1", " description x"]`` means that description under
+  that interface.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opskit import compliance
+from opskit.connectors.base import ActionResult, HostStatus
+from opskit.errors import OpskitError, RunbookError
+
+if TYPE_CHECKING:
+    from opskit.connectors.base import Connector
+    from opskit.inventory.model import CI
+    from opskit.runbooks.model import Expectation
+
+
+@dataclass
+class StepOutput:
+    text: str
+    by_command: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    result: ActionResult | None = None
+
+
+@dataclass
+class ExpectationResult:
+    kind: str
+    description: str
+    passed: bool
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "description": self.description,
+            "passed": self.passed,
+            "detail": self.detail,
+        }
+
+
+def parse_textfsm(
+    template: str, text: str, platform: str, templates_dir: Path | None
+) -> list[dict[str, Any]]:
+    """Rows parsed from ``text`` with an ntc-templates command or a template file."""
+    if template.endswith((".textfsm", ".template", ".tpl")):
+        import textfsm
+
+        if templates_dir is None:
+            raise RunbookError(f"TextFSM template {template}: no templates folder")
+        try:
+            with (templates_dir / template).open() as handle:
+                fsm = textfsm.TextFSM(handle)
+        except OSError as exc:
+            raise RunbookError(f"TextFSM template {template}: {exc.strerror}") from None
+        rows = fsm.ParseText(text)
+        return [dict(zip(fsm.header, row, strict=True)) for row in rows]
+    from ntc_templates.parse import parse_output
+
+    try:
+        return list(parse_output(platform=platform, command=template, data=text))
+    except Exception as exc:  # ntc-templates raises its own exception type for unknown commands
+        raise RunbookError(
+            f"no TextFSM template for {template!r} on {platform}: {exc}".splitlines()[0]
+        ) from None
+
+
+def _text_for(spec_template: str, output: StepOutput) -> str:
+    if spec_template in output.by_command:
+        return output.by_command[spec_template]
+    return output.text
+
+
+def _check_textfsm(
+    spec: Mapping[str, Any], output: StepOutput, ci: CI, templates_dir: Path | None
+) -> tuple[bool, str]:
+    rows = parse_textfsm(
+        spec["template"], _text_for(spec["template"], output), ci.platform, templates_dir
+    )
+    where = {k.lower(): str(v) for k, v in (spec.get("where") or {}).items()}
+    matching = [row for row in rows if all(str(_field(row, k)) == v for k, v in where.items())]
+    if spec.get("absent"):
+        return (not matching, f"{len(matching)} matching row(s)" if matching else "no matching row")
+    if not matching:
+        return False, f"no row where {where} among {len(rows)} parsed row(s)"
+    name = spec.get("field")
+    if name is None:
+        return True, f"{len(matching)} matching row(s)"
+    values = [_field(row, name) for row in matching]
+    checks: list[tuple[str, Any]] = [
+        (op, spec[op]) for op in ("equals", "matches", "min", "max") if op in spec
+    ]
+    if not checks:
+        return True, f"{name} = {values[0]!r}"
+    for value in values:
+        ok = True
+        for op, expected in checks:
+            ok = ok and _compare(op, value, expected)
+        if ok:
+            return True, f"{name} = {value!r}"
+    return False, f"{name} is {values if len(values) > 1 else values[0]!r}"
+
+
+def _field(row: Mapping[str, Any], name: str) -> Any:
+    for key, value in row.items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+def _compare(op: str, value: Any, expected: Any) -> bool:
+    if isinstance(value, list):
+        return any(_compare(op, v, expected) for v in value)
+    if op == "equals":
+        return str(value) == str(expected)
+    if op == "matches":
+        return re.search(str(expected), str(value)) is not None
+    try:
+        number = float(str(value).rstrip("%"))
+    except ValueError:
+        return False
+    return number >= float(expected) if op == "min" else number <= float(expected)
+
+
+def _check_napalm(spec: Any, conn: Connector) -> tuple[bool, str]:
+    if conn.name != "napalm":
+        raise RunbookError(f"napalm_validate needs the napalm connector (step uses {conn.name})")
+    result = conn.perform("validate", {"validation": spec})
+    report = result.data.get("report", result.data)
+    complies = bool(report.get("complies")) if isinstance(report, Mapping) else False
+    if complies:
+        return True, "complies"
+    failing = {
+        k: v
+        for k, v in (report or {}).items()
+        if isinstance(v, Mapping) and v.get("complies") is False
+    }
+    return False, f"does not comply: {sorted(failing) or report}"
+
+
+def _check_ansible(spec: Any, output: StepOutput) -> tuple[bool, str]:
+    result = output.result
+    if result is None:
+        raise RunbookError("ansible_assert needs an Ansible step (playbook or module)")
+    if result.status not in (HostStatus.OK, HostStatus.CHANGED):
+        return False, f"the Ansible run ended {result.status}"
+    names = [spec] if isinstance(spec, str) else list(spec) if isinstance(spec, list) else []
+    if not names:
+        return True, "every task passed"
+    tasks = result.data.get("tasks", [])
+    seen = {
+        str(t.get("task") or t.get("name")): str(t.get("status", "ok"))
+        for t in tasks
+        if isinstance(t, Mapping)
+    }
+    missing = [n for n in names if n not in seen]
+    failed = [n for n in names if seen.get(n) not in (None, "ok", "changed")]
+    if missing or failed:
+        return False, f"assert task(s) missing: {missing}, failed: {failed}"
+    return True, f"assert task(s) passed: {names}"
+
+
+def evaluate(
+    expectations: Sequence[Expectation],
+    output: StepOutput,
+    *,
+    conn: Connector,
+    ci: CI,
+    templates_dir: Path | None = None,
+) -> list[ExpectationResult]:
+    results = []
+    running: str | None = None
+    for exp in expectations:
+        kind, spec = exp.kind, exp.spec
+        try:
+            if kind == "regex":
+                match = re.search(spec, output.text, re.MULTILINE)
+                passed, detail = (
+                    bool(match),
+                    (f"matched {match.group(0)!r}" if match else "no match"),
+                )
+            elif kind == "contains":
+                passed = spec in output.text
+                detail = "found" if passed else "not found in the output"
+            elif kind == "not_contains":
+                passed = spec not in output.text
+                detail = "absent" if passed else "found in the output"
+            elif kind == "textfsm":
+                passed, detail = _check_textfsm(spec, output, ci, templates_dir)
+            elif kind == "napalm_validate":
+                passed, detail = _check_napalm(spec, conn)
+            elif kind == "ansible_assert":
+                passed, detail = _check_ansible(spec, output)
+            elif kind in ("config_contains", "config_not_contains"):
+                if running is None:
+                    running = conn.get_config("running")
+                if kind == "config_contains":
+                    missing = compliance.missing_lines(running, spec, ci.platform)
+                    passed, detail = (
+                        not missing,
+                        ("all present" if not missing else f"missing: {missing}"),
+                    )
+                else:
+                    present = compliance.present_lines(running, spec, ci.platform)
+                    passed, detail = (
+                        not present,
+                        ("none present" if not present else f"present: {present}"),
+                    )
+            else:  # pragma: no cover - the loader refuses unknown kinds
+                raise RunbookError(f"unknown expectation {kind}")
+        except OpskitError as exc:
+            passed, detail = False, str(exc)
+        results.append(ExpectationResult(kind, exp.describe(), passed, detail))
+    return results

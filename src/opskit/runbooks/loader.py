@@ -1,0 +1,405 @@
+"""Loading runbook files and the versioned catalog.
+
+- ``load_runbook(path, root=None) -> Runbook``: reads one YAML file, validates
+  it against ``opskit/schemas/runbook.json`` and the rules a schema cannot say
+  (known connector actions, one kind per expectation, Jinja2 syntax,
+  referenced playbooks/templates exist), and computes its digest. Every
+  error is a `RunbookError` naming the file, the line and the field.
+  ``root`` is the workspace (referenced files are looked up in its
+  ``playbooks/`` and ``templates/``); default: three levels above the file
+  (``<root>/runbooks/<name>/<version>.yaml``).
+- ``runbook_digest(data, files) -> "sha256:..."``: SHA-256 over the canonical
+  JSON of ``{"runbook": <document>, "files": {relative path: sha256 of bytes}}``
+  (sorted keys, no whitespace, UTF-8). A changed playbook or template changes
+  the digest; reformatting the YAML or reordering keys does not.
+- ``RunbookCatalog(ws_or_root)``: ``.list() -> list[Runbook]`` (every version,
+  sorted by name then semantic version), ``.versions(name)``,
+  ``.get("name@version")`` or ``.get("name")`` (the latest version); an unknown
+  name or version raises `RunbookError` listing what exists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateSyntaxError
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError as SchemaError
+from jsonschema.exceptions import best_match
+
+from opskit.connectors.base import Capability
+from opskit.errors import OpskitError, RunbookError
+from opskit.runbooks.model import (
+    BUILTIN_ACTIONS,
+    EXPECTATION_KINDS,
+    BackupSpec,
+    Expectation,
+    Revision,
+    Runbook,
+    Step,
+    Strategy,
+    Targets,
+)
+from opskit.runbooks.templating import ENV
+from opskit.workspace import Workspace
+from opskit.yamlfile import Locator, field_path, load_yaml
+
+RUNBOOK_SUFFIXES = (".yaml", ".yml")
+# Step params whose value names a file the runbook depends on, and where it lives.
+_FILE_KEYS = {"playbook": "playbooks", "template": "templates", "src_template": "templates"}
+_SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?")
+
+
+@cache
+def runbook_schema() -> dict[str, Any]:
+    text = resources.files("opskit").joinpath("schemas/runbook.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(runbook_schema())
+
+
+def semver_key(version: str) -> tuple[int, int, int, int, str]:
+    match = _SEMVER.match(version)
+    if not match:
+        return (0, 0, 0, 0, version)
+    major, minor, patch, pre = match.groups()
+    # A pre-release sorts before its release.
+    return (int(major), int(minor), int(patch), 0 if pre else 1, pre or "")
+
+
+def runbook_digest(data: Mapping[str, Any], files: Mapping[str, str]) -> str:
+    canonical = json.dumps(
+        {"runbook": data, "files": dict(files)},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """YAML dates become ISO strings, so the document is JSON (schema, digest)."""
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _schema_error(path: Path, locator: Locator, error: SchemaError) -> RunbookError:
+    # oneOf/anyOf errors are vague at the top; the deepest context is the useful one.
+    while error.context:
+        deeper = best_match(error.context)
+        if deeper is None or deeper is error:
+            break
+        error = deeper
+    loc = list(error.absolute_path)
+    message = error.message
+    if error.validator == "additionalProperties" and "were unexpected" in message:
+        extra = re.findall(r"'([^']+)'", message)
+        if extra:
+            loc = [*loc, extra[0]]
+            message = f"unknown field '{extra[0]}'"
+    elif error.validator == "required":
+        missing = message.split("'")[1] if "'" in message else None
+        if missing:
+            loc = [*loc, missing]
+            message = f"missing required field '{missing}'"
+    return RunbookError(message, file=path, line=locator.line(loc), field=field_path(loc) or None)
+
+
+def _connector_actions(name: str) -> frozenset[str] | None:
+    """The actions a connector declares, when the connector is installed."""
+    try:
+        from opskit.connectors import get_connector  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    try:
+        cls = get_connector(name)
+    except OpskitError:
+        return None
+    actions = frozenset(getattr(cls, "actions", frozenset()) or ())
+    return actions or None
+
+
+def _walk_strings(
+    value: Any, path: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _walk_strings(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _walk_strings(v, (*path, i))
+
+
+def _walk_file_refs(
+    value: Any, path: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], str, str]]:
+    """(path, folder, relative file) for every param naming a playbook or template."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if k in _FILE_KEYS and isinstance(v, str) and "{{" not in v:
+                yield (*path, k), _FILE_KEYS[k], v
+            else:
+                yield from _walk_file_refs(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _walk_file_refs(v, (*path, i))
+
+
+class _Builder:
+    def __init__(self, path: Path, root: Path, data: dict[str, Any], locator: Locator) -> None:
+        self.path = path
+        self.root = root
+        self.data = data
+        self.locator = locator
+        self.files: dict[str, str] = {}
+
+    def error(self, message: str, loc: list[str | int]) -> RunbookError:
+        return RunbookError(
+            message, file=self.path, line=self.locator.line(loc), field=field_path(loc) or None
+        )
+
+    def file_digest(self, folder: str, rel: str, loc: list[str | int]) -> None:
+        target = (self.root / folder / rel).resolve()
+        base = (self.root / folder).resolve()
+        if not target.is_relative_to(base):
+            raise self.error(f"{rel!r} must stay inside {folder}/", loc)
+        if not target.is_file():
+            raise self.error(f"referenced file {folder}/{rel} does not exist", loc)
+        digest = "sha256:" + hashlib.sha256(target.read_bytes()).hexdigest()
+        self.files[f"{folder}/{rel}"] = digest
+
+    def steps(self, phase: str, items: list[dict[str, Any]] | None) -> tuple[Step, ...]:
+        steps = []
+        for index, raw in enumerate(items or []):
+            loc: list[str | int] = [phase, index]
+            connector = raw["connector"]
+            action = raw["action"]
+            known = _connector_actions(connector)
+            if action not in BUILTIN_ACTIONS and known is not None and action not in known:
+                allowed = ", ".join(sorted(BUILTIN_ACTIONS | known))
+                raise self.error(
+                    f"connector {connector} has no action {action!r} (known: {allowed})",
+                    [*loc, "action"],
+                )
+            params = raw.get("params", {}) or {}
+            for sub, text in _walk_strings(params):
+                try:
+                    ENV.parse(text)
+                except TemplateSyntaxError as exc:
+                    raise self.error(
+                        f"step '{raw['name']}': template syntax error: {exc.message}",
+                        [*loc, "params", *sub],
+                    ) from None
+            for sub, folder, rel in _walk_file_refs(params):
+                self.file_digest(folder, rel, [*loc, "params", *sub])
+            expects = []
+            for e_index, spec in enumerate(raw.get("expect", []) or []):
+                kinds = [k for k in spec if k in EXPECTATION_KINDS]
+                if len(kinds) != 1:
+                    raise self.error(
+                        "an expectation has exactly one of: " + ", ".join(EXPECTATION_KINDS),
+                        [*loc, "expect", e_index],
+                    )
+                kind = kinds[0]
+                if kind == "textfsm":
+                    template = spec[kind]["template"]
+                    if template.endswith((".textfsm", ".template", ".tpl")):
+                        self.file_digest(
+                            "templates", template, [*loc, "expect", e_index, kind, "template"]
+                        )
+                    elif spec[kind].get("field") is None and not spec[kind].get("where"):
+                        pass
+                if kind == "regex":
+                    try:
+                        re.compile(spec[kind])
+                    except re.error as exc:
+                        raise self.error(
+                            f"invalid regex: {exc}", [*loc, "expect", e_index, kind]
+                        ) from None
+                expects.append(Expectation(kind, spec[kind], spec.get("description")))
+            steps.append(
+                Step(
+                    phase=phase,
+                    index=index,
+                    name=raw["name"],
+                    connector=connector,
+                    action=action,
+                    params=params,
+                    expect=tuple(expects),
+                    platforms=tuple(raw.get("platforms", ()) or ()),
+                    on_fail=raw.get("on_fail", "fail"),
+                    check=raw.get("check"),
+                    description=raw.get("description"),
+                    line=self.locator.line(loc),
+                )
+            )
+        return tuple(steps)
+
+    def build(self) -> Runbook:
+        data = self.data
+        backup_raw = data.get("backup", True)
+        if isinstance(backup_raw, bool):
+            backup = BackupSpec(enabled=backup_raw)
+        else:
+            backup = BackupSpec(
+                enabled=True,
+                connector=backup_raw.get("connector"),
+                source=backup_raw.get("source", "running"),
+                files=tuple(backup_raw.get("files", ())),
+                platforms=tuple(backup_raw.get("platforms", ())),
+                by_platform=backup_raw.get("by_platform", {}) or {},
+            )
+        rollback_raw = data.get("rollback", "auto")
+        rollback: Any = (
+            rollback_raw if isinstance(rollback_raw, str) else self.steps("rollback", rollback_raw)
+        )
+        if rollback == "auto" and not backup.enabled and data.get("apply"):
+            raise self.error(
+                "rollback: auto needs the backup phase (backup: false given)", ["rollback"]
+            )
+        strategy_raw = data.get("strategy", {}) or {}
+        budget = strategy_raw.get("error_budget", {}) or {}
+        canary = strategy_raw.get("canary", 0)
+        strategy = Strategy(
+            canary=tuple(canary) if isinstance(canary, list) else canary,
+            batch=strategy_raw.get("batch", "100%"),
+            concurrency=strategy_raw.get("concurrency", 10),
+            max_failed=budget.get("max_failed", 0 if "max_failed_percent" not in budget else None),
+            max_failed_percent=budget.get("max_failed_percent"),
+            on_failure=strategy_raw.get("on_failure", "rollback_host"),
+        )
+        parameters = data.get("parameters", {}) or {}
+        try:
+            Draft202012Validator.check_schema(parameters)
+        except SchemaError as exc:
+            loc = ["parameters", *exc.absolute_path]
+            raise self.error(f"not a valid JSON Schema: {exc.message}", loc) from None
+        targets = data["targets"]
+        precheck = self.steps("precheck", data.get("precheck"))
+        apply = self.steps("apply", data.get("apply"))
+        verify = self.steps("verify", data.get("verify"))
+        if self.path.stem != data["version"]:
+            raise self.error(
+                f"file name {self.path.name} does not match version {data['version']!r} "
+                "(expected runbooks/<name>/<version>.yaml)",
+                ["version"],
+            )
+        if self.path.parent.name != data["name"] and self.path.parent.parent.name == "runbooks":
+            raise self.error(
+                f"runbook {data['name']!r} lives in folder {self.path.parent.name!r}", ["name"]
+            )
+        return Runbook(
+            name=data["name"],
+            version=data["version"],
+            description=data["description"].strip(),
+            owner=data["owner"],
+            risk=data["risk"],
+            targets=Targets(platforms=tuple(targets["platforms"]), select=targets.get("select")),
+            digest=runbook_digest(data, self.files),
+            change_types=tuple(data.get("change_types", ("normal", "emergency"))),
+            standard=bool(data.get("standard", False)),
+            parameters=parameters,
+            requires=frozenset(Capability(c) for c in data.get("requires", ())),
+            history=tuple(Revision(**h) for h in data.get("history", ())),
+            precheck=precheck,
+            backup=backup,
+            apply=apply,
+            verify=verify,
+            rollback=rollback,
+            strategy=strategy,
+            path=self.path,
+            files=dict(sorted(self.files.items())),
+            raw=data,
+        )
+
+
+def load_runbook(path: str | Path, root: str | Path | None = None) -> Runbook:
+    """Loads and validates one runbook file (see the module docstring)."""
+    path = Path(path)
+    data, locator = load_yaml(path)
+    if not isinstance(data, Mapping):
+        raise RunbookError("a runbook is a YAML mapping", file=path, line=1)
+    data = _plain(data)
+    error = best_match(_validator().iter_errors(data))
+    if error is not None:
+        raise _schema_error(path, locator, error)
+    root_path = Path(root) if root is not None else path.resolve().parents[2]
+    return _Builder(path, root_path, data, locator).build()
+
+
+class RunbookCatalog:
+    """Every runbook version under a workspace's ``runbooks/`` folder."""
+
+    def __init__(self, workspace: Workspace | str | Path) -> None:
+        self.root = workspace.root if isinstance(workspace, Workspace) else Path(workspace)
+        self.dir = self.root / "runbooks"
+        self._cache: dict[Path, tuple[float, Runbook]] = {}
+
+    def paths(self) -> list[Path]:
+        if not self.dir.is_dir():
+            return []
+        return sorted(
+            p for p in self.dir.glob("*/*") if p.suffix in RUNBOOK_SUFFIXES and p.is_file()
+        )
+
+    def load(self, path: Path) -> Runbook:
+        return load_runbook(path, self.root)
+
+    def names(self) -> list[str]:
+        return sorted({p.parent.name for p in self.paths()})
+
+    def versions(self, name: str) -> list[str]:
+        return sorted((p.stem for p in self.paths() if p.parent.name == name), key=semver_key)
+
+    def list(self) -> list[Runbook]:
+        """Every version of every runbook (invalid files raise)."""
+        books = [self.load(p) for p in self.paths()]
+        return sorted(books, key=lambda b: (b.name, semver_key(b.version)))
+
+    def get(self, ref: str) -> Runbook:
+        """``name@version`` or ``name`` (the latest version)."""
+        name, _, version = ref.partition("@")
+        names = self.names()
+        if name not in names:
+            known = ", ".join(names) or "none"
+            raise RunbookError(f"unknown runbook {name!r} (known: {known})")
+        versions = self.versions(name)
+        if not version:
+            version = versions[-1]
+        elif version not in versions:
+            raise RunbookError(
+                f"runbook {name!r} has no version {version!r} (versions: {', '.join(versions)})"
+            )
+        for suffix in RUNBOOK_SUFFIXES:
+            path = self.dir / name / f"{version}{suffix}"
+            if path.is_file():
+                return self.load(path)
+        raise RunbookError(f"runbook {name}@{version}: file vanished")  # pragma: no cover
+
+    def resolve(self, ref_or_path: str) -> Runbook:
+        """A catalog reference, or a path to a runbook file."""
+        candidate = Path(ref_or_path)
+        if candidate.suffix in RUNBOOK_SUFFIXES and candidate.is_file():
+            root = self.root if candidate.resolve().is_relative_to(self.root.resolve()) else None
+            return load_runbook(candidate, root)
+        return self.get(ref_or_path)

@@ -1,0 +1,109 @@
+"""Jinja2 rendering of step parameters.
+
+``render_params(step, params, ci, templates_dir=None) -> dict`` renders every
+string inside ``step.params`` with the variables ``params`` (the change's
+parameters, secrets already resolved by the caller) and ``ci`` (the CI's
+fields, with its free attributes both under ``ci.attributes`` and directly on
+``ci`` where no field has the name). A ``template: FILE`` parameter renders
+``templates/FILE`` into ``lines`` (one configuration line per line).
+Undefined variables are errors (StrictUndefined) naming the step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+from opskit.errors import RunbookError
+
+if TYPE_CHECKING:
+    from opskit.inventory.model import CI
+    from opskit.runbooks.model import Step
+
+ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
+
+
+def ci_context(ci: CI) -> dict[str, Any]:
+    """The ``ci`` template variable: fields (never credentials) and attributes."""
+    data: dict[str, Any] = {}
+    for f in dataclasses.fields(ci):
+        if f.name in ("credentials", "connection_options"):
+            continue
+        value = getattr(ci, f.name)
+        if isinstance(value, Enum):
+            value = value.value
+        elif f.name == "relationships":
+            value = [{"kind": str(r.kind), "target": r.target} for r in value]
+        elif isinstance(value, tuple):
+            value = list(value)
+        data[f.name] = value
+    for key, value in (ci.attributes or {}).items():
+        data.setdefault(key, value)
+    return data
+
+
+def render_value(value: Any, context: Mapping[str, Any], where: str) -> Any:
+    if isinstance(value, str):
+        if "{" not in value:
+            return value
+        try:
+            return ENV.from_string(value).render(context)
+        except UndefinedError as exc:
+            raise RunbookError(f"step {where}: undefined variable: {exc.message}") from None
+        except TemplateError as exc:
+            raise RunbookError(f"step {where}: template error: {exc}") from None
+    if isinstance(value, Mapping):
+        return {k: render_value(v, context, where) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [render_value(v, context, where) for v in value]
+    return value
+
+
+def render_template_file(path: Path, context: Mapping[str, Any], where: str) -> str:
+    try:
+        template = ENV.from_string(path.read_text(encoding="utf-8"))
+        return template.render(context)
+    except OSError as exc:
+        raise RunbookError(f"step {where}: cannot read template {path}: {exc.strerror}") from None
+    except UndefinedError as exc:
+        raise RunbookError(
+            f"step {where}: template {path.name}: undefined variable: {exc.message}"
+        ) from None
+    except TemplateError as exc:
+        raise RunbookError(f"step {where}: template {path.name}: {exc}") from None
+
+
+def render_params(
+    step: Step,
+    params: Mapping[str, Any],
+    ci: CI,
+    templates_dir: Path | None = None,
+) -> dict[str, Any]:
+    context = {"params": params, "ci": ci_context(ci)}
+    rendered: dict[str, Any] = render_value(dict(step.params), context, step.where)
+    template = rendered.pop("template", None) if step.action == "config" else None
+    if template is not None:
+        if templates_dir is None:
+            raise RunbookError(f"step {step.where}: no templates folder to find {template}")
+        text = render_template_file(templates_dir / template, context, step.where)
+        rendered["lines"] = [*rendered.get("lines", []), *text.splitlines()]
+    if "lines" in rendered:
+        rendered["lines"] = _split_lines(rendered["lines"])
+    if "commands" in rendered:
+        rendered["commands"] = _split_lines(rendered["commands"])
+    return rendered
+
+
+def _split_lines(value: Any) -> list[str]:
+    """A rendered list may hold multi-line strings (a loop in one item): split them."""
+    items = [value] if isinstance(value, str) else list(value)
+    lines: list[str] = []
+    for item in items:
+        lines.extend(line for line in str(item).splitlines() if line.strip())
+    return lines
