@@ -1,7 +1,159 @@
-"""`opskit audit`: being built (see the issue that owns it)."""
+"""`opskit audit`: verify, read, checkpoint and export the change ledger."""
 
 from __future__ import annotations
 
-import typer
+import json
+from pathlib import Path
+from typing import Annotated
 
-app = typer.Typer(help="audit commands.", no_args_is_help=True)
+import typer
+from rich.table import Table
+
+from opskit.cli.common import GLOBALS, console, err_console, print_json, workspace
+from opskit.errors import UsageError
+from opskit.ledger import Ledger, VerifyReport, verify_bundle
+from opskit.ledger.core import default_actor
+from opskit.ledger.keys import key_id as key_fingerprint
+from opskit.ledger.keys import load_private_key, public_key_b64, public_key_pem
+from opskit.secrets import redact
+
+app = typer.Typer(
+    help="The tamper-evident change ledger: verify, log, checkpoint, export.",
+    no_args_is_help=True,
+)
+
+
+def _actor() -> str:
+    """Who signs: --as / OPSKIT_USER, else the OS user (documented)."""
+    return GLOBALS.user or default_actor()
+
+
+def _report(report: VerifyReport, as_json: bool, what: str) -> None:
+    if as_json:
+        print_json(report.to_dict())
+    elif report.ok:
+        counts = ", ".join(f"{value} {name}" for name, value in report.counts.items())
+        console.print(
+            f"[green]{what} OK[/green]: {counts}; head seq {report.head_seq} "
+            f"hash {report.head_hash}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        err_console.print(
+            f"[red]{what} FAILED[/red] at seq {report.first_bad_seq}: "
+            f"{redact(report.problem or '')}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for seq, problem in report.problems[1:]:
+            err_console.print(
+                f"  also at seq {seq}: {redact(problem)}", highlight=False, soft_wrap=True
+            )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("verify")
+def verify(
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="An exported checkpoint the ledger must extend."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
+) -> None:
+    """Check the whole chain, every blob and every checkpoint signature (exit 1 on failure)."""
+    ledger = Ledger.open(workspace())
+    _report(ledger.verify(since_checkpoint=checkpoint), as_json, "ledger")
+
+
+@app.command("log")
+def log(
+    change: Annotated[str | None, typer.Option("--change", help="Only this change.")] = None,
+    ci: Annotated[str | None, typer.Option("--ci", help="Only this CI.")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="Only this event kind.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only events at or after this ISO 8601 time.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON list of events.")] = False,
+) -> None:
+    """List ledger events, oldest first."""
+    ledger = Ledger.open(workspace())
+    events = ledger.events(change_id=change, ci=ci, kind=kind, since=since)
+    if as_json:
+        print_json([event.to_dict() for event in events])
+        return
+    table = Table(show_lines=False)
+    for column in ("seq", "at (UTC)", "actor", "kind", "change", "ci", "payload"):
+        table.add_column(column, overflow="fold")
+    for event in events:
+        payload = json.dumps(event.payload, ensure_ascii=False, separators=(",", ":"))
+        table.add_row(
+            str(event.seq),
+            event.at.strftime("%Y-%m-%d %H:%M:%S"),
+            event.actor,
+            event.kind,
+            event.change_id or "",
+            event.ci or "",
+            redact(payload if len(payload) <= 120 else payload[:117] + "..."),
+        )
+    console.print(table)
+
+
+@app.command("checkpoint")
+def checkpoint(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the checkpoint to this file.")
+    ] = None,
+) -> None:
+    """Sign the current head (seq, hash) with the workspace key."""
+    ledger = Ledger.open(workspace())
+    signed = ledger.checkpoint(actor=_actor())
+    if out is not None:
+        signed.save(out)
+    console.print(
+        f"checkpoint seq {signed.seq} head {signed.head} signed by key {signed.key_id}"
+        + (f" -> {out}" if out else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("pubkey")
+def pubkey(
+    fmt: Annotated[str, typer.Option("--format", help="pem or base64 (raw 32-byte key).")] = "pem",
+) -> None:
+    """Print the workspace's public key (to verify checkpoints and bundles elsewhere)."""
+    if fmt not in ("pem", "base64"):
+        raise UsageError(f"--format {fmt}: choose pem or base64")
+    key = load_private_key(workspace().keys_dir).public_key()
+    if fmt == "pem":
+        typer.echo(public_key_pem(key).decode(), nl=False)
+    else:
+        typer.echo(public_key_b64(key))
+    err_console.print(f"key id {key_fingerprint(key)}", highlight=False)
+
+
+@app.command("export")
+def export(
+    change: Annotated[str, typer.Option("--change", help="The change to export.")],
+    out: Annotated[Path, typer.Option("--out", help="The bundle file to write.")],
+) -> None:
+    """Write an evidence bundle: the change's events, blobs, chain to a signed checkpoint."""
+    ledger = Ledger.open(workspace())
+    path = ledger.export_bundle(change, out, actor=_actor())
+    console.print(f"bundle for change {change} written to {path}", highlight=False)
+
+
+@app.command("verify-bundle")
+def verify_bundle_command(
+    bundle: Annotated[Path, typer.Argument(help="The bundle file.")],
+    pubkey_file: Annotated[
+        Path | None,
+        typer.Option("--pubkey", help="Require the checkpoint to be signed by this PEM key."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
+) -> None:
+    """Check an evidence bundle offline (no workspace needed). Exit 1 on failure."""
+    report = verify_bundle(bundle, public_key=pubkey_file)
+    _report(report, as_json, f"bundle {bundle.name}")

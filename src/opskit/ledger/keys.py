@@ -69,13 +69,19 @@ def load_private_key(keys_dir: Path) -> Ed25519PrivateKey:
 
 def load_public_key_file(path: Path) -> Ed25519PublicKey:
     try:
-        key = serialization.load_pem_public_key(path.read_bytes())
-    except FileNotFoundError:
-        raise LedgerError(f"{path}: no such public key file") from None
+        pem = Path(path).read_bytes()
+    except OSError as exc:
+        raise LedgerError(f"{path}: {exc.strerror}") from None
+    return load_public_key_pem(pem, where=str(path))
+
+
+def load_public_key_pem(pem: bytes, *, where: str = "public key") -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(pem)
     except ValueError as exc:
-        raise LedgerError(f"{path}: not a PEM public key ({exc})") from None
+        raise LedgerError(f"{where}: not a PEM public key ({exc})") from None
     if not isinstance(key, Ed25519PublicKey):
-        raise LedgerError(f"{path}: not an Ed25519 public key")
+        raise LedgerError(f"{where}: not an Ed25519 public key")
     return key
 
 

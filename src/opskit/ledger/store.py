@@ -122,7 +122,7 @@ event.listen(blobs_table, "after_create", DDL(SQLITE_BLOB_UPDATE).execute_if(dia
 PG_REFUSE_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION opskit_ledger_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION '{APPEND_ONLY}: % on % refused', TG_OP, TG_TABLE_NAME;
+    RAISE EXCEPTION '{APPEND_ONLY}: %% on %% refused', TG_OP, TG_TABLE_NAME;
 END $$
 """
 
@@ -132,7 +132,8 @@ BEGIN
     IF NEW.hash = OLD.hash AND NEW.size = OLD.size AND (
         (NEW.content IS NULL AND OLD.content IS NOT NULL
          AND EXISTS (SELECT 1 FROM {PURGES} WHERE blob_hash = OLD.hash))
-        OR (OLD.content IS NULL AND NEW.content IS NOT NULL)
+        OR (OLD.content IS NULL AND NEW.content IS NOT NULL
+            AND 'sha256:' || encode(sha256(NEW.content), 'hex') = OLD.hash)
     ) THEN
         RETURN NEW;
     END IF;
