@@ -1,0 +1,109 @@
+"""The connector registry: one name per connector, imported only when used.
+
+    from opskit.connectors import get_connector, capabilities
+    Netmiko = get_connector("netmiko")          # the class, imported lazily
+    capabilities("napalm", "juniper_junos")     # frozenset of Capability
+
+Only the connector modules import vendor libraries (netmiko, napalm,
+fabric, ansible-runner); importing this package imports none of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from opskit.connectors.base import (
+    ActionResult,
+    ApplyResult,
+    AuthenticationError,
+    Capability,
+    CapabilityMissing,
+    CommandRejected,
+    CommandResult,
+    Connector,
+    ConnectorTimeout,
+    HostStatus,
+    TranscriptEntry,
+    UnreachableError,
+)
+from opskit.errors import OpskitError
+from opskit.secrets import SecretRef
+
+if TYPE_CHECKING:
+    from opskit.inventory.model import CI
+
+#: registry name -> "module:Class"
+CONNECTORS: dict[str, str] = {
+    "netmiko": "opskit.connectors.netmiko:NetmikoConnector",
+    "napalm": "opskit.connectors.napalm:NapalmConnector",
+    "fabric": "opskit.connectors.fabric:FabricConnector",
+    "ansible": "opskit.connectors.ansible:AnsibleConnector",
+}
+
+
+class UnknownConnector(OpskitError):
+    """A runbook or caller named a connector that does not exist."""
+
+
+def get_connector(name: str) -> type[Connector]:
+    """The connector class registered as `name` (imported on first use)."""
+    target = CONNECTORS.get(name)
+    if target is None:
+        raise UnknownConnector(
+            f"unknown connector {name!r}; known connectors: {', '.join(sorted(CONNECTORS))}"
+        )
+    module_name, class_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise UnknownConnector(f"connector {name!r} cannot be loaded: {exc}") from None
+    return getattr(module, class_name)
+
+
+def capabilities(connector: str, platform: str) -> frozenset[Capability]:
+    """What `connector` can do on `platform` (empty when it does not support it)."""
+    return get_connector(connector).capabilities_for(platform)
+
+
+def supports(connector: str, platform: str) -> bool:
+    return get_connector(connector).supports(platform)
+
+
+def credential(ci: CI, key: str) -> str | None:
+    """Resolves one credential of `ci` at connect time (and registers it for redaction).
+
+    A plain string (a username) is returned as is; a reference is resolved,
+    a relative file reference against the folder of the inventory file that
+    declared the CI.
+    """
+    value = ci.credentials.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    base_dir = Path(ci.source).parent if ci.source else None
+    return SecretRef.parse(value, where=f"{ci.name}.credentials.{key}").resolve(base_dir=base_dir)
+
+
+__all__ = [
+    "CONNECTORS",
+    "ActionResult",
+    "ApplyResult",
+    "AuthenticationError",
+    "Capability",
+    "CapabilityMissing",
+    "CommandRejected",
+    "CommandResult",
+    "Connector",
+    "ConnectorTimeout",
+    "HostStatus",
+    "TranscriptEntry",
+    "UnknownConnector",
+    "UnreachableError",
+    "capabilities",
+    "credential",
+    "get_connector",
+    "supports",
+]
