@@ -1,7 +1,156 @@
-"""`opskit runbook`: being built (see the issue that owns it)."""
+"""`opskit runbook list|show|validate|doc`: a thin layer over `opskit.runbooks`."""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
+from typing import Annotated, Any
 
-app = typer.Typer(help="runbook commands.", no_args_is_help=True)
+import typer
+from rich.table import Table
+
+from opskit.cli.common import console, print_json, workspace
+from opskit.errors import OpskitError
+from opskit.runbooks import Runbook, RunbookCatalog, load_runbook
+from opskit.runbooks.doc import render_markdown
+from opskit.runbooks.loader import RUNBOOK_SUFFIXES
+
+app = typer.Typer(help="Versioned runbooks: list, show, validate, document.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _summary(book: Runbook) -> dict[str, Any]:
+    return {
+        "name": book.name,
+        "version": book.version,
+        "ref": book.ref,
+        "digest": book.digest,
+        "risk": book.risk,
+        "standard": book.standard,
+        "change_types": list(book.change_types),
+        "platforms": list(book.targets.platforms),
+        "owner": book.owner,
+        "description": book.description,
+        "path": str(book.path) if book.path else None,
+    }
+
+
+def _catalog() -> RunbookCatalog:
+    return RunbookCatalog(workspace())
+
+
+@app.command("list")
+def list_runbooks(json_output: JsonOpt = False) -> None:
+    """Every runbook version in the workspace."""
+    books = _catalog().list()
+    if json_output:
+        print_json([_summary(b) for b in books])
+        return
+    table = Table("name", "version", "risk", "standard", "platforms", "digest")
+    for book in books:
+        table.add_row(
+            book.name,
+            book.version,
+            book.risk,
+            "yes" if book.standard else "",
+            ", ".join(book.targets.platforms),
+            book.digest[:19] + "…",
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION")],
+    json_output: JsonOpt = False,
+) -> None:
+    """One runbook: summary, plans, files and the whole document (--json)."""
+    book = _catalog().get(ref)
+    data = {
+        **_summary(book),
+        "requires": sorted(c.value for c in book.requires),
+        "parameters": book.parameters,
+        "implementation_plan": book.implementation_plan(),
+        "rollback_plan": book.rollback_plan(),
+        "strategy": book.raw.get("strategy", {}),
+        "files": dict(book.files),
+        "versions": _catalog().versions(book.name),
+        "document": book.raw,
+    }
+    if json_output:
+        print_json(data)
+        return
+    console.print(f"[bold]{book.ref}[/bold]  risk {book.risk}  digest {book.digest}")
+    console.print(book.description, highlight=False)
+    console.print(f"versions: {', '.join(data['versions'])}")
+    console.print("\n[bold]Implementation plan[/bold]")
+    for index, line in enumerate(data["implementation_plan"], 1):
+        console.print(f"  {index}. {line}", highlight=False, markup=False)
+    console.print("\n[bold]Rollback plan[/bold]")
+    for line in data["rollback_plan"]:
+        console.print(f"  - {line.strip()}", highlight=False, markup=False)
+    if book.files:
+        console.print("\n[bold]Referenced files[/bold]")
+        for path, digest in book.files.items():
+            console.print(f"  {path}  {digest}", highlight=False)
+
+
+@app.command("validate")
+def validate(
+    target: Annotated[
+        str | None, typer.Argument(help="A runbook file, NAME, NAME@VERSION; default: all.")
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Validates runbooks; exit 1 when any is invalid (each error on one line)."""
+    results: list[dict[str, Any]] = []
+    candidate = Path(target) if target else None
+    if candidate is not None and candidate.suffix in RUNBOOK_SUFFIXES and candidate.exists():
+        paths = [candidate]
+        root = None
+    else:
+        catalog = _catalog()
+        root = catalog.root
+        if target is None:
+            paths = catalog.paths()
+        else:
+            book = catalog.get(target)  # unknown name/version: one clear error line
+            paths = [book.path] if book.path else []
+    for path in paths:
+        try:
+            book = load_runbook(path, root)
+        except OpskitError as exc:
+            results.append({"path": str(path), "valid": False, "error": str(exc)})
+        else:
+            results.append(
+                {"path": str(path), "valid": True, "ref": book.ref, "digest": book.digest}
+            )
+    invalid = [r for r in results if not r["valid"]]
+    if json_output:
+        print_json({"valid": not invalid, "runbooks": results})
+    else:
+        for result in results:
+            if result["valid"]:
+                console.print(
+                    f"[green]ok[/green] {result['ref']}  {result['digest']}", highlight=False
+                )
+            else:
+                console.print(f"[red]invalid[/red] {result['error']}", highlight=False)
+    if invalid:
+        raise typer.Exit(1)
+
+
+@app.command("doc")
+def doc(
+    ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write the Markdown here.")] = None,
+) -> None:
+    """The runbook as a Markdown procedure for the operations manual."""
+    catalog = _catalog()
+    book = catalog.get(ref)
+    text = render_markdown(book, catalog.root / "templates")
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        console.print(f"wrote {out}")

@@ -10,11 +10,12 @@ rollback_mode="on_failure", templates_dir=None) -> HostRun``
     precheck → backup snapshot → apply → verify → (on failure) rollback →
     verify the rollback. ``params`` are the change's validated parameters
     (`Runbook.validate_params`); secret parameters are references, resolved
-    here and registered for redaction. ``pool`` hands out open connectors:
-    ``pool.get(ci, connector_name) -> Connector`` (opskit.connectors.pool);
-    the caller closes the pool. ``rollback_mode``: "on_failure" rolls the
-    host back when apply or verify fails; "never" leaves it failed (the
-    caller decides, e.g. strategy ``stop``).
+    here and registered for redaction. ``pool`` is an
+    `opskit.connectors.pool.ConnectionPool` (``pool.session(ci, name)``); the
+    run holds one session per connector until the host is done; the caller
+    closes the pool. ``rollback_mode``: "on_failure" rolls the host back
+    when apply or verify fails; "never" leaves it failed (the caller
+    decides, e.g. strategy ``stop``).
 
     ``recorder(kind, payload, blobs)`` is called at each step boundary with
     kind one of ``host.precheck``, ``host.backup``, ``host.applied``,
@@ -58,6 +59,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -88,7 +90,41 @@ DEFAULT_NETWORK_CONNECTOR = "netmiko"
 
 
 class ConnectorPool(Protocol):
-    def get(self, ci: CI, connector: str) -> Connector: ...
+    """What the executor needs of `opskit.connectors.pool.ConnectionPool`."""
+
+    def session(self, ci: CI, connector: str = ...) -> AbstractContextManager[Connector]: ...
+
+
+# Sessions that failed like this are handed back as broken (the pool closes them).
+_BROKEN = {HostStatus.UNREACHABLE, HostStatus.TIMEOUT, HostStatus.AUTH_FAILED}
+
+
+class _Sessions:
+    """The pool sessions one host run holds, one per connector name, until it ends."""
+
+    def __init__(self, pool: ConnectorPool, ci: CI) -> None:
+        self.pool = pool
+        self.ci = ci
+        self._open: dict[str, tuple[AbstractContextManager[Connector], Connector]] = {}
+
+    def get(self, name: str) -> Connector:
+        if name not in self._open:
+            context = self.pool.session(self.ci, name)
+            self._open[name] = (context, context.__enter__())
+        return self._open[name][1]
+
+    def discard_if_broken(self, name: str, exc: ConnectorError) -> None:
+        """A connection-level failure: hand the session back as broken."""
+        if getattr(exc, "status", None) in _BROKEN and name in self._open:
+            context, _ = self._open.pop(name)
+            with suppress(ConnectorError):
+                context.__exit__(type(exc), exc, exc.__traceback__)
+
+    def close(self) -> None:
+        while self._open:
+            _, (context, _) = self._open.popitem()
+            with suppress(ConnectorError):
+                context.__exit__(None, None, None)
 
 
 class HostOutcome(StrEnum):
@@ -295,7 +331,7 @@ class _HostExecution:
         self.runbook = runbook
         self.ci = ci
         self.params = params
-        self.pool = pool
+        self.sessions = _Sessions(pool, ci)
         self._recorder = recorder
         self.dry_run = dry_run
         self.templates_dir = templates_dir or _default_templates_dir(runbook)
@@ -303,6 +339,7 @@ class _HostExecution:
         self.resolved: dict[str, Any] | None = None
         self.applied_any = False
         self.commit_pending: Connector | None = None
+        self._last_capture_transcript: list[dict[str, Any]] = []
 
     # -- plumbing ---------------------------------------------------------
     def record(
@@ -329,7 +366,7 @@ class _HostExecution:
         ]
 
     def connector(self, name: str) -> Connector:
-        return self.pool.get(self.ci, name)
+        return self.sessions.get(name)
 
     def values(self) -> dict[str, Any]:
         if self.resolved is None:
@@ -391,6 +428,9 @@ class _HostExecution:
         except ConnectorError as exc:
             step_run.status = str(getattr(exc, "status", HostStatus.FAILED))
             step_run.error = str(exc)
+            if conn is not None:
+                step_run.transcript = [t.to_dict() for t in conn.take_transcript()]
+            self.sessions.discard_if_broken(step.connector, exc)
             if step.on_fail == "warn":
                 self.run.exceptions.append(
                     {"check": step.check or step.name, "step": step.name, "detail": str(exc)}
@@ -402,7 +442,7 @@ class _HostExecution:
         finally:
             step_run.duration = time.perf_counter() - start
             if conn is not None:
-                step_run.transcript = [t.to_dict() for t in conn.take_transcript()]
+                step_run.transcript += [t.to_dict() for t in conn.take_transcript()]
                 if not step_run.commands:
                     step_run.commands = [t["command"] for t in step_run.transcript]
         return step_run
@@ -666,6 +706,7 @@ class _HostExecution:
             self._live(rollback_mode)
             return run
         finally:
+            self.sessions.close()
             run.finished = _now()
             run.duration = time.perf_counter() - start
 
@@ -862,7 +903,10 @@ def rollback_host(
     run.snapshot = snapshot
     start = time.perf_counter()
     execution.applied_any = True
-    ok = execution.rollback(snapshot)
+    try:
+        ok = execution.rollback(snapshot)
+    finally:
+        execution.sessions.close()
     run.status = HostOutcome.ROLLED_BACK if ok else HostOutcome.ROLLBACK_FAILED
     run.finished = _now()
     run.duration = time.perf_counter() - start
