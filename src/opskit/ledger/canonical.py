@@ -28,6 +28,35 @@ _encode = json.JSONEncoder(
 
 def check_value(value: Any, where: str = "payload") -> None:
     """Raises LedgerError when `value` holds a type the canonical form excludes."""
+    # The fast walk only answers yes or no; the slow one finds the culprit's path.
+    if not _acceptable(value):
+        _explain(value, where)
+
+
+def _acceptable(value: Any) -> bool:
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or (not key.isascii() and max(key) > "\uffff"):
+                return False
+            kind = type(item)
+            if kind is str or kind is bool or item is None:
+                continue
+            if kind is int:
+                if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                    continue
+                return False
+            if not _acceptable(item):
+                return False
+        return True
+    if kind is list:
+        return all(_acceptable(item) for item in value)
+    if kind is str or kind is bool or value is None:
+        return True
+    return kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+
+
+def _explain(value: Any, where: str) -> None:
     kind = type(value)
     if kind is str or value is None or kind is bool:
         return
@@ -41,11 +70,11 @@ def check_value(value: Any, where: str = "payload") -> None:
                 raise LedgerError(f"{where}: key {key!r} is not a string")
             if not key.isascii() and max(key) > "\uffff":
                 raise LedgerError(f"{where}: key {key!r} has a character outside the BMP")
-            check_value(item, f"{where}.{key}")
+            _explain(item, f"{where}.{key}")
         return
     if kind is list:
         for index, item in enumerate(value):
-            check_value(item, f"{where}[{index}]")
+            _explain(item, f"{where}[{index}]")
         return
     if kind is float:
         raise LedgerError(f"{where}: floats are not allowed in the ledger (use a string or int)")

@@ -150,10 +150,11 @@ def _pg_trigger(table: str, when: str, function: str, per: str = "ROW") -> str:
     )
 
 
-event.listen(metadata, "before_create", DDL(PG_REFUSE_FUNCTION).execute_if(dialect="postgresql"))
-event.listen(
-    metadata, "before_create", DDL(PG_BLOB_GUARD_FUNCTION).execute_if(dialect="postgresql")
-)
+# The functions are (re)created only when a ledger table is being created, so
+# that a role with only INSERT and SELECT can open an existing schema.
+for _table in (events_table, blobs_table, purges_table, checkpoints_table):
+    for _function in (PG_REFUSE_FUNCTION, PG_BLOB_GUARD_FUNCTION):
+        event.listen(_table, "before_create", DDL(_function).execute_if(dialect="postgresql"))
 for _table in (events_table, purges_table, checkpoints_table):
     for _ddl in (
         _pg_trigger(_table.name, "UPDATE OR DELETE", "opskit_ledger_refuse"),

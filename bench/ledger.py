@@ -1,0 +1,192 @@
+"""Ledger throughput: opskit's hash-chained append and verify against a raw insert.
+
+Appends N events (default 200,000) with realistic payloads (~350 bytes of
+canonical JSON each) through `Ledger.batch()` in batches of 1,000, then
+verifies the whole chain. As the floor, the same rows go into the same kind
+of database (same table, same pragmas) with `executemany`, encoded but not
+hashed. Prints events/s and the ratios against the targets; repeats on
+PostgreSQL when Debian's server binaries are installed.
+
+    .venv/bin/python bench/ledger.py [--events N] [--no-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from opskit.db import create_schema, open_engine, sqlite_url  # noqa: E402
+from opskit.ledger import Ledger  # noqa: E402
+from opskit.ledger.keys import ensure_key  # noqa: E402
+
+BATCH = 1_000
+TARGET_APPEND = 50_000
+TARGET_VERIFY = 200_000
+TARGET_RATIO = 0.5
+RAW_TABLE = "raw_events"
+
+
+def payloads(count: int) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(kind, change_id, ci, payload) tuples shaped like the change engine's events."""
+    kinds = ("host.backup", "host.applied", "host.verified", "compliance.result")
+    rows = []
+    for i in range(count):
+        change = f"CHG-{i // 400:06d}"
+        ci = f"sw-access-{i % 2000:04d}"
+        rows.append(
+            (
+                kinds[i % 4],
+                change,
+                ci,
+                {
+                    "runbook": "vlan-add",
+                    "version": "1.4.2",
+                    "status": "ok" if i % 17 else "failed",
+                    "params": {"vlan_id": 100 + i % 3000, "name": f"users-{i % 50}"},
+                    "connector": "netmiko",
+                    "duration_ms": 1000 + i % 9000,
+                    "commands": 12 + i % 7,
+                    "diff": {"added": 3, "removed": 1},
+                    "message": "applied 4 lines, checks passed",
+                },
+            )
+        )
+    return rows
+
+
+def bench_ledger(engine: Any, keys_dir: Path, events: list[tuple[str, str, str, dict]]) -> dict:
+    ledger = Ledger(engine, keys_dir=keys_dir)
+    start = time.perf_counter()
+    for offset in range(0, len(events), BATCH):
+        with ledger.batch() as batch:
+            for kind, change, ci, payload in events[offset : offset + BATCH]:
+                batch.append(kind, actor="ci-pipeline", payload=payload, change_id=change, ci=ci)
+    append_s = time.perf_counter() - start
+    start = time.perf_counter()
+    report = ledger.verify()
+    verify_s = time.perf_counter() - start
+    if not report.ok or report.counts["events"] != len(events):
+        raise SystemExit(f"verify failed: {report}")
+    sizes = [len(record) for (record,) in ledger._query("SELECT record FROM ledger_events LIMIT 1000")]
+    return {
+        "append": len(events) / append_s,
+        "verify": len(events) / verify_s,
+        "record_bytes": sum(sizes) / len(sizes),
+    }
+
+
+def bench_raw(engine: Any, events: list[tuple[str, str, str, dict]]) -> float:
+    """The floor: the same rows, JSON-encoded the same way, inserted without hashing."""
+    encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+    dialect = engine.dialect.name
+    mark = "?" if dialect == "sqlite" else "%s"
+    fairy = engine.raw_connection()
+    cursor = fairy.cursor()
+    cursor.execute(
+        f"CREATE TABLE {RAW_TABLE} (seq BIGINT PRIMARY KEY, at TEXT NOT NULL, "
+        "actor TEXT NOT NULL, kind TEXT NOT NULL, change_id TEXT, ci TEXT, "
+        "prev_hash TEXT NOT NULL, hash TEXT NOT NULL, record TEXT NOT NULL)"
+    )
+    for column in ("change_id", "ci", "kind"):
+        cursor.execute(f"CREATE INDEX ix_raw_{column} ON {RAW_TABLE} ({column})")
+    fairy.commit()
+    insert = f"INSERT INTO {RAW_TABLE} VALUES ({', '.join([mark] * 9)})"
+    at = "2026-01-01T00:00:00.000000Z"
+    zero = "0" * 64
+    start = time.perf_counter()
+    seq = 0
+    for offset in range(0, len(events), BATCH):
+        rows = []
+        for kind, change, ci, payload in events[offset : offset + BATCH]:
+            seq += 1
+            record = encode(
+                {
+                    "actor": "ci-pipeline",
+                    "at": at,
+                    "change_id": change,
+                    "ci": ci,
+                    "kind": kind,
+                    "payload": payload,
+                    "seq": seq,
+                }
+            )
+            rows.append((seq, at, "ci-pipeline", kind, change, ci, zero, zero, record))
+        cursor.executemany(insert, rows)
+        fairy.commit()
+    elapsed = time.perf_counter() - start
+    fairy.close()
+    return len(events) / elapsed
+
+
+def report(name: str, result: dict, raw: float) -> None:
+    ratio = result["append"] / raw
+    print(f"{name}: records of {result['record_bytes']:.0f} bytes canonical JSON")
+    print(f"  raw insert (floor)   {raw:>10,.0f} events/s")
+    print(
+        f"  ledger append        {result['append']:>10,.0f} events/s  "
+        f"{result['append'] / TARGET_APPEND:.2f}x target {TARGET_APPEND:,}  "
+        f"{ratio:.2f}x raw (target >= {TARGET_RATIO})"
+    )
+    print(
+        f"  ledger verify        {result['verify']:>10,.0f} events/s  "
+        f"{result['verify'] / TARGET_VERIFY:.2f}x target {TARGET_VERIFY:,}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    events = payloads(args.events)
+    with tempfile.TemporaryDirectory(prefix="opskit-bench-") as tmp:
+        folder = Path(tmp)
+        keys = folder / "keys"
+        ensure_key(keys)
+        engine = open_engine(sqlite_url(folder / "ledger.db"))
+        create_schema(engine)
+        result = bench_ledger(engine, keys, events)
+        raw_engine = open_engine(sqlite_url(folder / "raw.db"))
+        raw = bench_raw(raw_engine, events)
+        report(f"SQLite (WAL, synchronous=FULL), {args.events:,} events", result, raw)
+        engine.dispose()
+        raw_engine.dispose()
+
+    if args.no_postgres:
+        return 0
+    from tests.fixtures.postgres import PostgresServer, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        print("PostgreSQL: binaries not found, skipped (run scripts/system-deps.sh)")
+        return 0
+    server = PostgresServer(bindir)
+    # The bench measures a durable server: fsync stays on, unlike the test fixture.
+    server.start(durable=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="opskit-bench-") as tmp:
+            keys = Path(tmp) / "keys"
+            ensure_key(keys)
+            engine = open_engine(server.create_database("bench_ledger"))
+            create_schema(engine)
+            result = bench_ledger(engine, keys, events)
+            raw_engine = open_engine(server.create_database("bench_raw"))
+            raw = bench_raw(raw_engine, events)
+            report(f"PostgreSQL {bindir.parent.name} (loopback), {args.events:,} events", result, raw)
+            engine.dispose()
+            raw_engine.dispose()
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

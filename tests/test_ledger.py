@@ -1,0 +1,288 @@
+"""The ledger's API on a real SQLite file and a real PostgreSQL server:
+append, read, blobs, batches, secrets, purge, checkpoints, append-only."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from opskit.db import open_engine
+from opskit.errors import LedgerError, SecretError
+from opskit.ledger import Checkpoint, Ledger, blob_hash
+from opskit.ledger.canonical import GENESIS_HASH, chain_hash, record_digest
+from opskit.ledger.keys import PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, ensure_key
+from opskit.secrets import REDACTOR
+from tests.fixtures.postgres import attacker_sql, open_ledger, plain_sql
+
+
+@pytest.fixture
+def ledger(ledger_backend: str, tmp_path: Path) -> Iterator[Ledger]:
+    ledger = open_ledger(ledger_backend, tmp_path / "keys")
+    yield ledger
+    ledger.engine.dispose()
+
+
+def test_append_chains_records_and_reads_them_back(ledger: Ledger) -> None:
+    first = ledger.append(
+        "change.created", actor="alice", payload={"title": "vlan 120"}, change_id="C1"
+    )
+    second = ledger.append(
+        "host.applied", actor="alice", payload={"lines": 4}, change_id="C1", ci="sw1"
+    )
+    ledger.append("change.created", actor="bob", payload={}, change_id="C2")
+    assert (first.seq, second.seq) == (1, 2)
+    assert first.prev_hash == GENESIS_HASH and second.prev_hash == first.hash
+    assert ledger.head() == (3, ledger.events(change_id="C2").__next__().hash)
+
+    # The hash is recomputable from the stored canonical text, as docs/ledger.md says.
+    (record,) = ledger._query("SELECT record FROM ledger_events WHERE seq = 2")
+    assert chain_hash(first.hash, record_digest(record[0])) == second.hash
+    assert json.loads(record[0])["payload"] == {"lines": 4}
+
+    assert [e.seq for e in ledger.events(change_id="C1")] == [1, 2]
+    assert [e.seq for e in ledger.events(ci="sw1")] == [2]
+    assert [e.seq for e in ledger.events(kind="change.created")] == [1, 3]
+    assert [e.seq for e in ledger.events(since=second.at)] == [2, 3]
+    assert list(ledger.events(since="2999-01-01T00:00:00+00:00")) == []
+    read = next(ledger.events(ci="sw1"))
+    assert read == second
+    assert ledger.verify().ok
+
+
+def test_batch_commits_all_or_nothing(ledger: Ledger) -> None:
+    with ledger.batch() as batch:
+        events = [batch.append("host.verified", actor="ci", payload={"n": n}) for n in range(5)]
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5]
+    with pytest.raises(RuntimeError), ledger.batch() as batch:
+        batch.append("host.verified", actor="ci", payload={"n": 99})
+        raise RuntimeError("the change engine failed half-way")
+    assert ledger.head()[0] == 5
+    assert ledger.append("after", actor="ci", payload={}).seq == 6
+    assert ledger.verify().ok
+
+
+def test_blobs_are_content_addressed_and_deduplicated(ledger: Ledger) -> None:
+    config = "hostname sw1\ninterface Gi0/1\n description uplink\n"
+    a = ledger.append("host.backup", actor="ci", payload={}, ci="sw1", blobs={"config": config})
+    b = ledger.append("host.backup", actor="ci", payload={}, ci="sw2", blobs={"config": config})
+    ref = a.payload["blobs"]["config"]
+    assert ref == b.payload["blobs"]["config"] == blob_hash(config.encode())
+    assert ledger.get_blob(ref) == config.encode()
+    ((count,),) = ledger._query("SELECT COUNT(*) FROM ledger_blobs")
+    assert count == 1
+    # A blob stored first can be referenced by hash.
+    diff_ref = ledger.put_blob(b"+ vlan 120\n")
+    c = ledger.append("host.applied", actor="ci", payload={"blobs": {"diff": diff_ref}})
+    assert c.blobs == {"diff": diff_ref}
+    with pytest.raises(LedgerError, match="no blob sha256:"):
+        ledger.append("x", actor="ci", payload={"blobs": {"diff": "sha256:" + "0" * 64}})
+    with pytest.raises(LedgerError, match="not in the ledger"):
+        ledger.get_blob("sha256:" + "1" * 64)
+    assert ledger.verify().counts["blobs"] == 2
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ({"ratio": 0.5}, "floats are not allowed"),
+        ({"n": 2**60}, "outside"),
+        ({"items": (1, 2)}, "tuple is not a JSON value"),
+        ({1: "x"}, "is not a string"),
+        ({"nested": {"set": {1}}}, r"payload\.nested\.set: set"),
+    ],
+)
+def test_payloads_outside_the_canonical_types_are_refused(
+    ledger: Ledger, payload: dict, message: str
+) -> None:
+    with pytest.raises(LedgerError, match=message):
+        ledger.append("x", actor="ci", payload=payload)
+    assert ledger.head()[0] == 0
+
+
+def test_secret_in_payload_or_blob_is_refused_and_nothing_written(ledger: Ledger) -> None:
+    secret = "s3cr3t-enable-pass"
+    REDACTOR.register(secret)
+    with pytest.raises(SecretError) as info:
+        ledger.append("host.applied", actor="ci", payload={"cmd": f"enable secret {secret}"})
+    assert secret not in str(info.value)
+    with pytest.raises(SecretError):
+        ledger.append("host.backup", actor="ci", payload={}, blobs={"config": f"x {secret} y"})
+    with pytest.raises(SecretError):
+        ledger.append("host.backup", actor=secret, payload={})
+    with pytest.raises(SecretError), ledger.batch() as batch:
+        batch.append("ok", actor="ci", payload={})
+        batch.put_blob(secret.encode())
+    assert ledger.head()[0] == 0
+    ((blobs,),) = ledger._query("SELECT COUNT(*) FROM ledger_blobs")
+    assert blobs == 0
+    dump = "".join(str(row) for row in ledger._query("SELECT record FROM ledger_events"))
+    assert secret not in dump
+
+
+def test_purge_removes_content_keeps_hash_and_is_an_event(ledger: Ledger) -> None:
+    event = ledger.append("host.backup", actor="ci", payload={}, ci="sw1", blobs={"config": "old"})
+    ref = event.payload["blobs"]["config"]
+    ledger.checkpoint("auditor")
+    purge = ledger.purge_blob(ref, "alice", "retention: 90 days")
+    assert (purge.seq, purge.kind, purge.payload) == (
+        2,
+        "ledger.blob_purged",
+        {"blob": ref, "reason": "retention: 90 days"},
+    )
+    with pytest.raises(LedgerError, match="purged"):
+        ledger.get_blob(ref)
+    with pytest.raises(LedgerError, match="already purged"):
+        ledger.purge_blob(ref, "alice", "again")
+    report = ledger.verify()
+    assert report.ok, report.problem
+    assert report.counts["purged_blobs"] == 1
+    # Storing the same content again restores it.
+    ledger.append("host.backup", actor="ci", payload={}, ci="sw1", blobs={"config": "old"})
+    assert ledger.get_blob(ref) == b"old"
+    assert ledger.verify().ok
+
+
+def test_tables_refuse_update_and_delete(ledger: Ledger, ledger_backend: str) -> None:
+    event = ledger.append("x", actor="ci", payload={}, blobs={"b": "content"})
+    ledger.checkpoint("ci")
+    ref = event.payload["blobs"]["b"]
+    statements = [
+        "UPDATE ledger_events SET actor = 'mallory'",
+        "DELETE FROM ledger_events",
+        "DELETE FROM ledger_blobs",
+        f"UPDATE ledger_blobs SET content = NULL WHERE hash = '{ref}'",  # no purge record
+        "UPDATE ledger_blobs SET size = 1",
+        "UPDATE ledger_checkpoints SET seq = 0",
+        "DELETE FROM ledger_checkpoints",
+    ]
+    if ledger_backend.startswith("postgres"):
+        statements.append("TRUNCATE ledger_events")
+    for statement in statements:
+        with pytest.raises(Exception, match="append-only"):
+            plain_sql(ledger_backend, statement)
+    assert ledger.verify().ok
+    assert ledger.get_blob(ref) == b"content"
+
+
+def test_checkpoint_is_signed_and_a_forged_signature_is_found(
+    ledger: Ledger, ledger_backend: str, tmp_path: Path
+) -> None:
+    ledger.append("x", actor="ci", payload={"n": 1})
+    checkpoint = ledger.checkpoint("auditor")
+    assert (checkpoint.seq, checkpoint.head) == ledger.head()
+    assert checkpoint.signature_problem(ledger.trusted_keys()) is None
+    path = tmp_path / "cp.json"
+    checkpoint.save(path)
+    assert Checkpoint.load(path) == checkpoint
+
+    signature = bytearray(base64.b64decode(checkpoint.signature))
+    signature[5] ^= 0x01
+    attacker_sql(
+        ledger_backend,
+        "UPDATE ledger_checkpoints SET signature = ?",
+        (base64.b64encode(bytes(signature)).decode(),),
+    )
+    report = ledger.verify()
+    assert not report.ok
+    assert (report.first_bad_seq, report.problem) == (1, "bad checkpoint signature at seq 1")
+
+
+def test_checkpoint_by_an_unknown_key_is_refused(ledger: Ledger, tmp_path: Path) -> None:
+    ledger.append("x", actor="ci", payload={})
+    other = Ledger(ledger.engine, keys_dir=tmp_path / "other-keys")
+    ensure_key(other.keys_dir)  # type: ignore[arg-type]
+    other.checkpoint("mallory")
+    report = ledger.verify()
+    assert not report.ok and "unknown key" in (report.problem or "")
+    # Trusting the other workspace's public key (a team on one database) accepts it.
+    trusted = ledger.keys_dir / "trusted"  # type: ignore[operator]
+    trusted.mkdir()
+    (trusted / "other.pub").write_bytes((other.keys_dir / PUBLIC_KEY_FILE).read_bytes())  # type: ignore[operator]
+    assert ledger.verify().ok
+
+
+def test_consistency_since_an_older_checkpoint(ledger: Ledger, ledger_backend: str) -> None:
+    for n in range(5):
+        ledger.append("x", actor="ci", payload={"n": n})
+    old = ledger.checkpoint("auditor")
+    for n in range(5, 8):
+        ledger.append("x", actor="ci", payload={"n": n})
+    assert ledger.verify(since_checkpoint=old).ok
+
+    # Rewrite history consistently (every hash recomputed, stored checkpoints
+    # removed): only the checkpoint the auditor kept can tell.
+    rows = attacker_sql(ledger_backend, "SELECT seq, record FROM ledger_events ORDER BY seq")
+    attacker_sql(ledger_backend, "DELETE FROM ledger_checkpoints")
+    prev = GENESIS_HASH
+    for seq, record in rows:
+        if seq == 3:
+            record = record.replace('"n":2', '"n":200')
+        hash_ = chain_hash(prev, record_digest(record))
+        attacker_sql(
+            ledger_backend,
+            "UPDATE ledger_events SET record = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+            (record, prev, hash_, seq),
+        )
+        prev = hash_
+    assert ledger.verify().ok  # self-consistent: nothing else could notice
+    report = ledger.verify(since_checkpoint=old)
+    assert not report.ok
+    assert report.first_bad_seq == old.seq
+    assert "the given checkpoint" in (report.problem or "")
+
+
+def test_truncation_after_a_checkpoint_is_found(ledger: Ledger, ledger_backend: str) -> None:
+    for n in range(4):
+        ledger.append("x", actor="ci", payload={"n": n})
+    old = ledger.checkpoint("auditor")
+    attacker_sql(ledger_backend, "DELETE FROM ledger_checkpoints")
+    attacker_sql(ledger_backend, "DELETE FROM ledger_events WHERE seq >= 3")
+    report = ledger.verify(since_checkpoint=old)
+    assert (report.first_bad_seq, report.problem is not None) == (3, True)
+    assert "missing record" in report.problem  # type: ignore[operator]
+
+
+def test_workspace_key_files(workspace) -> None:  # type: ignore[no-untyped-def]
+    private = workspace.keys_dir / PRIVATE_KEY_FILE
+    assert stat.S_IMODE(os.stat(private).st_mode) == 0o600
+    assert (workspace.keys_dir / PUBLIC_KEY_FILE).read_text().startswith("-----BEGIN PUBLIC KEY")
+    ledger = Ledger.open(workspace)
+    ledger.append("change.created", actor="alice", payload={}, change_id="C1")
+    assert ledger.checkpoint("alice").key_id in ledger.trusted_keys()  # type: ignore[operator]
+    assert ledger.verify().ok
+
+
+@pytest.mark.postgres
+def test_postgres_role_with_insert_and_select_only(postgres_db: str, tmp_path: Path) -> None:
+    """The role docs/ledger.md documents can append and read, never rewrite."""
+    import psycopg
+
+    ledger = open_ledger(postgres_db, tmp_path / "keys")
+    ledger.append("x", actor="ci", payload={"n": 1})
+    owner = postgres_db.replace("postgresql+psycopg://", "postgresql://")
+    docs = (Path(__file__).parents[1] / "docs" / "ledger.md").read_text()
+    role_sql = docs.split("<!-- role-sql -->\n```sql\n", 1)[1].split("```", 1)[0]
+    with psycopg.connect(owner, autocommit=True) as connection:
+        connection.execute(role_sql)  # type: ignore[arg-type]
+        connection.execute("ALTER ROLE opskit_writer LOGIN")
+    writer_url = postgres_db.replace("//opskit@", "//opskit_writer@")
+    writer = Ledger(open_engine(writer_url), keys_dir=tmp_path / "keys")
+    writer.append("y", actor="ci", payload={"n": 2}, blobs={"b": "x"})
+    assert writer.verify().ok
+    with psycopg.connect(writer_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        for statement in (
+            "ALTER TABLE ledger_events DISABLE TRIGGER ALL",
+            "SET session_replication_role = replica",
+            "DROP TRIGGER ledger_events_update_or_delete ON ledger_events",
+        ):
+            with pytest.raises(psycopg.errors.Error):
+                conn.execute(statement)
+            conn.rollback()
+    writer.engine.dispose()
+    ledger.engine.dispose()
