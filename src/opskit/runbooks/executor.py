@@ -399,26 +399,34 @@ class _HostExecution:
             rendered = render_params(step, self.values(), self.ci, self.templates_dir)
             conn = self.connector(step.connector)
             output = self._execute(step, rendered, conn, step_run)
+            step_run.expectations = list(output.checks)
             if step.expect and not (self.dry_run and step.phase in ("verify", "precheck")):
-                step_run.expectations = evaluate(
+                step_run.expectations += evaluate(
                     self.render_expectations(step),
                     output,
                     conn=conn,
                     ci=self.ci,
                     templates_dir=self.templates_dir,
                 )
-                failed = [e for e in step_run.expectations if not e.passed]
-                if failed:
-                    reason = "; ".join(f"{e.description}: {e.detail}" for e in failed)
-                    if step.on_fail == "warn":
-                        step_run.status = "warn"
-                        self.run.exceptions.append(
-                            {"check": step.check or step.name, "step": step.name, "detail": reason}
-                        )
-                    else:
-                        step_run.status = "failed"
-                        step_run.error = f"expectation failed: {reason}"
+            failed = [e for e in step_run.expectations if not e.passed]
+            if failed:
+                reason = "; ".join(f"{e.description}: {e.detail}" for e in failed)
+                if step.on_fail == "warn":
+                    step_run.status = "warn"
+                    unavailable = all(e.unavailable for e in failed)
+                    self.run.exceptions.append(
+                        {
+                            "check": step.check or step.name,
+                            "step": step.name,
+                            "severity": "unavailable" if unavailable else "exception",
+                            "detail": reason,
+                        }
+                    )
+                else:
+                    step_run.status = "failed"
+                    step_run.error = f"expectation failed: {reason}"
             if step.check:
+                _redact_step(step_run)
                 self.run.facts[step.check] = {
                     "status": step_run.status,
                     "output": step_run.output,
@@ -432,8 +440,18 @@ class _HostExecution:
                 step_run.transcript = [t.to_dict() for t in conn.take_transcript()]
             self.sessions.discard_if_broken(step.connector, exc)
             if step.on_fail == "warn":
+                # A check the device cannot answer is "unavailable", not a finding.
+                unavailable = step_run.status in (
+                    HostStatus.REJECTED,
+                    HostStatus.CAPABILITY_MISSING,
+                )
                 self.run.exceptions.append(
-                    {"check": step.check or step.name, "step": step.name, "detail": str(exc)}
+                    {
+                        "check": step.check or step.name,
+                        "step": step.name,
+                        "severity": "unavailable" if unavailable else "exception",
+                        "detail": str(exc),
+                    }
                 )
                 step_run.status = "warn"
         except OpskitError as exc:
@@ -441,6 +459,7 @@ class _HostExecution:
             step_run.error = str(exc)
         finally:
             step_run.duration = time.perf_counter() - start
+            _redact_step(step_run)
             if conn is not None:
                 step_run.transcript += [t.to_dict() for t in conn.take_transcript()]
                 if not step_run.commands:
@@ -490,6 +509,34 @@ class _HostExecution:
             step_run.commands = [f"get_config {source}"]
             step_run.output = conn.get_config(source)
             return StepOutput(text=step_run.output)
+        if action == "config_compare":
+            # Unsaved changes: the running configuration against the startup one.
+            source = rendered.get("source", "startup")
+            running = conn.get_config("running")
+            other = conn.get_config(source)
+            equal, residual = compliance.equal(other, running, self.ci.platform)
+            step_run.commands = ["get_config running", f"get_config {source}"]
+            step_run.output = residual
+            step_run.data = {
+                "equal": equal,
+                "running_hash": compliance.config_hash(running, self.ci.platform),
+                f"{source}_hash": compliance.config_hash(other, self.ci.platform),
+            }
+            if equal:
+                detail = "equal"
+            elif not compliance.normalize(other, self.ci.platform):
+                detail = f"the {source} configuration is empty (never saved)"
+            else:
+                changed = sum(
+                    1
+                    for line in residual.splitlines()
+                    if line[:1] in "+-" and line[:3] not in ("+++", "---")
+                )
+                detail = f"{changed} line(s) differ from the {source} configuration"
+            check = ExpectationResult(
+                "config_compare", f"running configuration equals {source}", equal, detail
+            )
+            return StepOutput(text=residual, checks=[check])
         if action == "save":
             step_run.commands = ["save"]
             if self.dry_run:
@@ -840,6 +887,15 @@ class _HostExecution:
                 "rolled_back": run.status == HostOutcome.ROLLED_BACK,
             },
         )
+
+
+def _redact_step(step_run: StepRun) -> None:
+    """A step's record never holds a secret, even before the recorder redacts."""
+    step_run.commands = [REDACTOR.redact(c) for c in step_run.commands]
+    step_run.output = REDACTOR.redact(step_run.output)
+    step_run.diff = REDACTOR.redact(step_run.diff) if step_run.diff else step_run.diff
+    step_run.error = REDACTOR.redact(step_run.error) if step_run.error else step_run.error
+    step_run.data = REDACTOR.redact_obj(step_run.data)
 
 
 def _diff_blob(steps: Sequence[StepRun]) -> dict[str, bytes | str] | None:

@@ -8,7 +8,8 @@
   TextFSM file under ``templates/``; rows are filtered by ``where`` (field →
   value), then ``field`` must ``equals`` / ``matches`` (regex) / be ``min`` ..
   ``max`` in at least one row; without a criterion a matching row must exist;
-  ``absent: true`` requires that none exists.
+  ``absent: true`` requires that none exists; ``all: true`` requires every
+  matching row to meet the criteria (thresholds: errors, disk use).
 - ``napalm_validate``: the validation document goes through the napalm
   connector's ``validate`` action (NAPALM ``compliance_report``); passes when
   the report says ``complies``.
@@ -39,19 +40,13 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class StepOutput:
-    text: str
-    by_command: dict[str, str] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)
-    result: ActionResult | None = None
-
-
-@dataclass
 class ExpectationResult:
     kind: str
     description: str
     passed: bool
     detail: str = ""
+    #: the device gave nothing to check (no output, nothing parsed)
+    unavailable: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,7 +54,22 @@ class ExpectationResult:
             "description": self.description,
             "passed": self.passed,
             "detail": self.detail,
+            "unavailable": self.unavailable,
         }
+
+
+class _Unavailable(Exception):
+    """The device's answer holds nothing to evaluate."""
+
+
+@dataclass
+class StepOutput:
+    text: str
+    by_command: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    result: ActionResult | None = None
+    #: results the action itself established (e.g. config_compare)
+    checks: list[ExpectationResult] = field(default_factory=list)
 
 
 def parse_textfsm(
@@ -97,15 +107,17 @@ def _text_for(spec_template: str, output: StepOutput) -> str:
 def _check_textfsm(
     spec: Mapping[str, Any], output: StepOutput, ci: CI, templates_dir: Path | None
 ) -> tuple[bool, str]:
-    rows = parse_textfsm(
-        spec["template"], _text_for(spec["template"], output), ci.platform, templates_dir
-    )
+    text = _text_for(spec["template"], output)
+    rows = parse_textfsm(spec["template"], text, ci.platform, templates_dir)
+    if not rows and not text.strip() and not spec.get("absent"):
+        raise _Unavailable("the device returned no output for this check")
     where = {k.lower(): str(v) for k, v in (spec.get("where") or {}).items()}
     matching = [row for row in rows if all(str(_field(row, k)) == v for k, v in where.items())]
     if spec.get("absent"):
         return (not matching, f"{len(matching)} matching row(s)" if matching else "no matching row")
     if not matching:
-        return False, f"no row where {where} among {len(rows)} parsed row(s)"
+        condition = f" where {where}" if where else ""
+        return False, f"no row{condition} among {len(rows)} parsed row(s)"
     name = spec.get("field")
     if name is None:
         return True, f"{len(matching)} matching row(s)"
@@ -115,6 +127,16 @@ def _check_textfsm(
     ]
     if not checks:
         return True, f"{name} = {values[0]!r}"
+    if spec.get("all"):
+        bad = [
+            (row, value)
+            for row, value in zip(matching, values, strict=True)
+            if not all(_compare(op, value, expected) for op, expected in checks)
+        ]
+        if not bad:
+            return True, f"{name} within limits in all {len(values)} row(s)"
+        shown = ", ".join(f"{_row_label(row)}{name}={value!r}" for row, value in bad[:5])
+        return False, f"{len(bad)} row(s) out of limits: {shown}"
     for value in values:
         ok = True
         for op, expected in checks:
@@ -122,6 +144,12 @@ def _check_textfsm(
         if ok:
             return True, f"{name} = {value!r}"
     return False, f"{name} is {values if len(values) > 1 else values[0]!r}"
+
+
+def _row_label(row: Mapping[str, Any]) -> str:
+    """The first column of a row names it (interface, mount point, metric)."""
+    first = next(iter(row.values()), None)
+    return f"{first}: " if isinstance(first, str) and first else ""
 
 
 def _field(row: Mapping[str, Any], name: str) -> Any:
@@ -231,6 +259,9 @@ def evaluate(
                     )
             else:  # pragma: no cover - the loader refuses unknown kinds
                 raise RunbookError(f"unknown expectation {kind}")
+        except _Unavailable as exc:
+            results.append(ExpectationResult(kind, exp.describe(), False, str(exc), True))
+            continue
         except OpskitError as exc:
             passed, detail = False, str(exc)
         results.append(ExpectationResult(kind, exp.describe(), passed, detail))
