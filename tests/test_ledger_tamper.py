@@ -1,0 +1,199 @@
+"""Tampering with the stored ledger, the way someone with access to the
+database would (triggers dropped or switched off, or the SQLite file edited
+byte by byte), is found by `verify`, which names the first bad sequence and
+what is wrong."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from opskit.ledger import Ledger
+from opskit.ledger.canonical import chain_hash, record_digest
+from tests.fixtures.postgres import attacker_sql, open_ledger, sqlite_path
+
+EVENTS = 12
+
+
+@pytest.fixture
+def filled(ledger_backend: str, tmp_path: Path) -> Iterator[tuple[Ledger, str]]:
+    """A ledger of 12 events over two interleaved changes, one blob per change."""
+    ledger = open_ledger(ledger_backend, tmp_path / "keys")
+    for n in range(1, EVENTS + 1):
+        change = "C1" if n % 2 else "C2"
+        blobs = {"config": f"hostname sw{n}\n"} if n in (4, 5) else None
+        ledger.append(
+            "host.applied",
+            actor="ci",
+            payload={"n": n, "lines": ["vlan 120", "name users"]},
+            change_id=change,
+            ci=f"sw{n}",
+            blobs=blobs,
+        )
+    assert ledger.verify().ok
+    yield ledger, ledger_backend
+    ledger.engine.dispose()
+
+
+def record_of(url: str, seq: int) -> str:
+    ((record,),) = attacker_sql(url, "SELECT record FROM ledger_events WHERE seq = ?", (seq,))
+    return record
+
+
+def flip(text: str, index: int) -> str:
+    """`text` with one character changed to another printable one."""
+    replacement = "x" if text[index] != "x" else "y"
+    return text[:index] + replacement + text[index + 1 :]
+
+
+def test_any_changed_byte_of_a_record_is_found(filled: tuple[Ledger, str]) -> None:
+    ledger, url = filled
+    rng = random.Random(4)
+    for _trial in range(12):
+        seq = rng.randint(1, EVENTS)
+        column = rng.choice(["record", "record", "record", "hash", "prev_hash"])
+        ((original,),) = attacker_sql(
+            url, f"SELECT {column} FROM ledger_events WHERE seq = ?", (seq,)
+        )
+        index = rng.randrange(len(original))
+        attacker_sql(
+            url,
+            f"UPDATE ledger_events SET {column} = ? WHERE seq = ?",
+            (flip(original, index), seq),
+        )
+        report = ledger.verify()
+        assert not report.ok, (seq, column, index)
+        assert report.first_bad_seq == seq, (report.problem, column, index)
+        assert report.problem.startswith("changed content")  # type: ignore[union-attr]
+        attacker_sql(url, f"UPDATE ledger_events SET {column} = ? WHERE seq = ?", (original, seq))
+        assert ledger.verify().ok
+
+
+def test_changed_indexed_column_is_found(filled: tuple[Ledger, str]) -> None:
+    ledger, url = filled
+    attacker_sql(url, "UPDATE ledger_events SET change_id = 'C9' WHERE seq = 7")
+    report = ledger.verify()
+    assert report.first_bad_seq == 7
+    assert "indexed columns" in report.problem  # type: ignore[operator]
+
+
+def test_record_rewritten_with_recomputed_hash_is_found(filled: tuple[Ledger, str]) -> None:
+    ledger, url = filled
+    record = record_of(url, 5).replace('"n":5', '"n":50')
+    ((prev,),) = attacker_sql(url, "SELECT prev_hash FROM ledger_events WHERE seq = 5")
+    attacker_sql(
+        url,
+        "UPDATE ledger_events SET record = ?, hash = ? WHERE seq = 5",
+        (record, chain_hash(prev, record_digest(record))),
+    )
+    report = ledger.verify()
+    assert report.first_bad_seq == 5
+    assert report.problem.startswith("changed content: record 5 was rewritten")  # type: ignore[union-attr]
+
+
+def test_deleted_record_is_found(filled: tuple[Ledger, str]) -> None:
+    ledger, url = filled
+    attacker_sql(url, "DELETE FROM ledger_events WHERE seq = 6")
+    report = ledger.verify()
+    assert report.first_bad_seq == 6
+    assert report.problem.startswith("missing record: seq 6 absent")  # type: ignore[union-attr]
+
+
+def test_deleted_record_with_renumbering_is_found(filled: tuple[Ledger, str]) -> None:
+    ledger, url = filled
+    attacker_sql(url, "DELETE FROM ledger_events WHERE seq = 6")
+    for seq in range(7, EVENTS + 1):
+        attacker_sql(url, "UPDATE ledger_events SET seq = ? WHERE seq = ?", (seq - 1, seq))
+    report = ledger.verify()
+    assert report.first_bad_seq == 6
+    assert "the record of seq 6 was deleted" in report.problem  # type: ignore[operator]
+
+
+def test_inserted_record_is_found(filled: tuple[Ledger, str]) -> None:
+    """A forged record slipped in at seq 4, later records shifted up by one."""
+    ledger, url = filled
+    for seq in range(EVENTS, 3, -1):
+        attacker_sql(url, "UPDATE ledger_events SET seq = ? WHERE seq = ?", (seq + 1, seq))
+    ((prev,),) = attacker_sql(url, "SELECT hash FROM ledger_events WHERE seq = 3")
+    forged = record_of(url, 3).replace('"seq":3}', '"seq":4}').replace('"n":3', '"n":333')
+    attacker_sql(
+        url,
+        "INSERT INTO ledger_events (seq, at, actor, kind, change_id, ci, prev_hash, hash, record) "
+        "SELECT 4, at, actor, kind, change_id, ci, ?, ?, ? FROM ledger_events WHERE seq = 3",
+        (prev, chain_hash(prev, record_digest(forged)), forged),
+    )
+    report = ledger.verify()
+    assert report.first_bad_seq == 4
+    assert report.problem.startswith("inserted record")  # type: ignore[union-attr]
+
+
+def test_swapped_records_are_found(filled: tuple[Ledger, str]) -> None:
+    ledger, url = filled
+    attacker_sql(url, "UPDATE ledger_events SET seq = -1 WHERE seq = 3")
+    attacker_sql(url, "UPDATE ledger_events SET seq = 3 WHERE seq = 8")
+    attacker_sql(url, "UPDATE ledger_events SET seq = 8 WHERE seq = -1")
+    report = ledger.verify()
+    assert report.first_bad_seq == 3
+    assert report.problem == (  # type: ignore[comparison-overlap]
+        "reordered record: seq 3 holds the record of seq 8; the record of seq 3 sits at seq 8"
+    )
+
+
+def test_changed_blob_content_is_found(filled: tuple[Ledger, str]) -> None:
+    ledger, url = filled
+    (event,) = [e for e in ledger.events() if e.seq == 4]
+    ref = event.payload["blobs"]["config"]
+    attacker_sql(
+        url, "UPDATE ledger_blobs SET content = ? WHERE hash = ?", (b"hostname evil\n", ref)
+    )
+    report = ledger.verify()
+    assert (report.first_bad_seq, report.problem) == (4, f"blob content changed: {ref}")
+
+
+def test_removed_blob_is_found(filled: tuple[Ledger, str]) -> None:
+    ledger, url = filled
+    (event,) = [e for e in ledger.events() if e.seq == 5]
+    ref = event.payload["blobs"]["config"]
+    attacker_sql(url, "UPDATE ledger_blobs SET content = NULL WHERE hash = ?", (ref,))
+    report = ledger.verify()
+    assert report.first_bad_seq == 5
+    assert report.problem.startswith("missing blob")  # type: ignore[union-attr]
+    attacker_sql(url, "DELETE FROM ledger_blobs WHERE hash = ?", (ref,))
+    report = ledger.verify()
+    assert (report.first_bad_seq, report.problem) == (5, f"missing blob: {ref} referenced by seq 5")
+
+
+def test_sqlite_file_edited_byte_by_byte(tmp_path: Path) -> None:
+    """The attacker edits the database file itself, not through SQL."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = open_ledger(url, None)
+    marker = "unique-marker-in-record-7"
+    for n in range(1, 10):
+        ledger.append(
+            "x", actor="ci", payload={"note": marker if n == 7 else f"n{n}"},
+            blobs={"out": f"blob-marker-{n}-" * 4} if n == 2 else None,
+        )  # fmt: skip
+    ledger.engine.dispose()
+    connection = sqlite3.connect(sqlite_path(url))
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+
+    path = sqlite_path(url)
+    data = bytearray(path.read_bytes())
+    position = data.index(marker.encode())
+    data[position + 3] ^= 0x20  # flip the case of one letter inside record 7
+    blob_position = data.index(b"blob-marker-2-")
+    data[blob_position] ^= 0x20
+    path.write_bytes(bytes(data))
+
+    ledger = open_ledger(url, None)
+    report = ledger.verify()
+    assert report.first_bad_seq == 2  # the blob referenced by seq 2
+    assert [p[0] for p in report.problems] == [2, 7]
+    assert report.problems[0][1].startswith("blob content changed")
+    assert report.problems[1][1] == "changed content: record 7 does not match its stored hash"
+    ledger.engine.dispose()
