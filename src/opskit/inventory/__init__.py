@@ -17,8 +17,8 @@ from opskit.inventory.model import (
     Criticality,
     Group,
     Lifecycle,
-    Relationship,
     RelationKind,
+    Relationship,
 )
 from opskit.inventory.select import SelectionError, compile_selection
 

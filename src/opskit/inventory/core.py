@@ -225,19 +225,25 @@ class Inventory:
         name, file secret paths relative to the folder) and the group definitions.
         Independent of key order, formatting and how the content is split in files."""
         base = self.path.resolve()
+        secrets: dict[Any, Any] = {}
         return {
             "format": DIGEST_FORMAT,
             "groups": {name: self.groups[name].to_data() for name in sorted(self.groups)},
-            "cis": [self.cis[name].to_data(base_dir=base) for name in sorted(self.cis)],
+            "cis": [
+                self.cis[name].to_data(base_dir=base, _secrets=secrets) for name in sorted(self.cis)
+            ],
         }
 
     @property
     def digest(self) -> str:
         """ "sha256:<hex>" of the canonical JSON of `canonical_data()`."""
         if self._digest is None:
-            self._digest = (
-                "sha256:" + hashlib.sha256(canonical_json(self.canonical_data())).hexdigest()
-            )
+            from opskit.inventory.loader import paused_gc
+
+            with paused_gc():
+                self._digest = (
+                    "sha256:" + hashlib.sha256(canonical_json(self.canonical_data())).hexdigest()
+                )
         return self._digest
 
 

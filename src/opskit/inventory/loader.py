@@ -20,15 +20,16 @@ keyed by a digest of every file's path and bytes; any edit misses the cache.
 from __future__ import annotations
 
 import difflib
+import gc
 import hashlib
 import os
 import pickle
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import fastjsonschema
 import yaml_rs
@@ -41,8 +42,8 @@ from opskit.inventory.model import (
     Criticality,
     Group,
     Lifecycle,
-    Relationship,
     RelationKind,
+    Relationship,
 )
 from opskit.inventory.schema import SECRET_REF_MARK, load_shipped_schema
 from opskit.secrets import SecretRef
@@ -66,9 +67,27 @@ _CRITICALITIES = {v.value: v for v in Criticality}
 def load_inventory(path: str | Path, *, cache_dir: Path | None = None) -> Inventory:
     """Loads and validates the inventory folder `path` (every *.yaml / *.yml in it,
     recursively, in path order). Raises InventoryError naming file, line, field."""
+    with paused_gc():
+        return _load(Path(path), cache_dir)
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pauses the cyclic garbage collector while building a large, acyclic
+    structure: otherwise its full passes over the growing heap, triggered by
+    every 700 new containers, take more time than the parsing itself."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load(root: Path, cache_dir: Path | None) -> Inventory:
     from opskit.inventory.core import Inventory
 
-    root = Path(path)
     if not root.is_dir():
         raise InventoryError(f"{root}: no such inventory folder")
     files = _inventory_files(root)
@@ -134,7 +153,21 @@ def _decode(file: Path, raw: bytes) -> str:
 # -- fast parse + validate, precise errors on the slow path ------------------------
 @lru_cache(maxsize=1)
 def _validator() -> Any:
-    return fastjsonschema.compile(load_shipped_schema())
+    """The shipped schema compiled to Python by fastjsonschema.
+
+    The generated code builds every item's error-path prefix eagerly with
+    `"...".format(**locals())`, which is half of its run time on large files;
+    the same strings as f-strings give identical results twice as fast.
+    """
+    code = fastjsonschema.compile_to_code(load_shipped_schema())
+    code = _EAGER_FORMAT.sub(r'f"\1"', code)
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "<opskit inventory schema>", "exec"), namespace)
+    return namespace[_ENTRY_POINT]
+
+
+_EAGER_FORMAT = re.compile(r'"([^"{}]*\{[^"]*)"\.format\(\*\*locals\(\)\)')
+_ENTRY_POINT = "validate_https___opskit_dev_schemas_inventory_json"
 
 
 def _parse_and_validate(file: Path, text: str) -> dict[str, Any]:
@@ -313,8 +346,7 @@ def merge_vars(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 
 
 # -- the builder: merge, resolve, check ---------------------------------------------
-@dataclass
-class _Origin:
+class _Origin(NamedTuple):
     file_index: int
     loc: tuple[str | int, ...]
 
@@ -328,6 +360,7 @@ class _Builder:
         self.texts = texts
         self.parsed = parsed
         self.base_dir = root.resolve()
+        self.sources = [str(file) for file in files]
         self._secret_memo: dict[tuple[str, str], SecretRef] = {}
 
     def error(self, message: str, origin: _Origin, *extra: str | int) -> InventoryError:
@@ -366,7 +399,7 @@ class _Builder:
     ) -> tuple[dict[str, Group], dict[str, tuple[str, ...]]]:
         """Checks parents exist and form no cycle; returns each group's ancestry,
         parents before children, ending with the group itself."""
-        for name, (group, origin) in raw.items():
+        for group, origin in raw.values():
             for position, parent in enumerate(group.get("groups") or ()):
                 if parent not in raw:
                     raise self.error(
@@ -508,26 +541,32 @@ class _Builder:
         relationships = merged.get("relationships")
         if relationships:
             edges = {(kind, target) for item in relationships for kind, target in item.items()}
-            relationships = tuple(Relationship(_KINDS[k], t) for k, t in sorted(edges))
-        return CI(
-            name=merged["name"],
-            type=_TYPES[merged["type"]],
-            platform=merged["platform"],
-            host=merged.get("host"),
-            port=merged.get("port"),
-            groups=merged["groups"],
-            owner=merged.get("owner"),
-            department=merged.get("department"),
-            site=merged.get("site"),
-            lifecycle=_LIFECYCLES[merged.get("lifecycle", "operational")],
-            criticality=_CRITICALITIES[merged.get("criticality", "medium")],
-            relationships=relationships or (),
-            credentials=credentials,
-            connection_options=merged.get("connection_options") or {},
-            attributes=merged.get("attributes") or {},
-            source=str(self.files[origin.file_index]),
-            line=line,
-            description=merged.get("description"),
+            relationships = tuple(
+                _frozen(Relationship, {"kind": _KINDS[k], "target": t}) for k, t in sorted(edges)
+            )
+        get = merged.get
+        return _frozen(
+            CI,
+            {
+                "name": merged["name"],
+                "type": _TYPES[merged["type"]],
+                "platform": merged["platform"],
+                "host": get("host"),
+                "port": get("port"),
+                "groups": merged["groups"],
+                "owner": get("owner"),
+                "department": get("department"),
+                "site": get("site"),
+                "lifecycle": _LIFECYCLES[get("lifecycle", "operational")],
+                "criticality": _CRITICALITIES[get("criticality", "medium")],
+                "relationships": relationships or (),
+                "credentials": credentials,
+                "connection_options": get("connection_options") or {},
+                "attributes": get("attributes") or {},
+                "source": self.sources[origin.file_index],
+                "line": line,
+                "description": get("description"),
+            },
         )
 
     def _check_relationships(self, cis: dict[str, CI], origins: dict[str, _Origin]) -> None:
@@ -563,6 +602,15 @@ class _Builder:
                 "relationships",
                 relationship_position(cis[first], kind, second),
             )
+
+
+def _frozen(cls: type[Any], values: dict[str, Any]) -> Any:
+    """Builds a frozen dataclass without its __init__: a frozen __init__ sets
+    each field through object.__setattr__, which dominates building 50,000 CIs.
+    `values` must name every field (the loader always does)."""
+    instance = object.__new__(cls)
+    instance.__dict__.update(values)
+    return instance
 
 
 def find_dependency_cycle(cis: Mapping[str, CI]) -> list[str] | None:

@@ -115,39 +115,48 @@ class CI:
         """Names this CI points at through relationships of `kinds` (all when empty)."""
         return [r.target for r in self.relationships if not kinds or r.kind in kinds]
 
-    def to_data(self, *, base_dir: Path | None = None) -> dict[str, Any]:
+    def to_data(
+        self, *, base_dir: Path | None = None, _secrets: dict[Any, Any] | None = None
+    ) -> dict[str, Any]:
         """The merged CI as plain JSON-able data (the inventory file form).
 
         File secret paths inside `base_dir` are written relative to it, so the
         data does not depend on where the inventory folder lives.
         """
-        data: dict[str, Any] = {
-            "name": self.name,
-            "type": self.type.value,
-            "platform": self.platform,
-            "host": self.host,
-            "port": self.port,
-            "groups": list(self.groups),
-            "owner": self.owner,
-            "department": self.department,
-            "site": self.site,
-            "lifecycle": self.lifecycle.value,
-            "criticality": self.criticality.value,
-            "relationships": [{r.kind.value: r.target} for r in self.relationships],
-            "credentials": {
-                key: _secret_data(value, base_dir) for key, value in self.credentials.items()
-            },
-            "connection_options": self.connection_options,
-            "attributes": self.attributes,
-        }
+        secrets = {} if _secrets is None else _secrets
+        credentials = {}
+        for key, value in self.credentials.items():
+            if isinstance(value, str):
+                credentials[key] = value
+            else:
+                data = secrets.get(value)
+                if data is None:
+                    data = secrets[value] = _secret_data(value, base_dir)
+                credentials[key] = data
+        data = {"name": self.name, "type": str(self.type), "platform": self.platform}
+        if self.host is not None:
+            data["host"] = self.host
+        if self.port is not None:
+            data["port"] = self.port
+        data["groups"] = list(self.groups)
+        if self.owner is not None:
+            data["owner"] = self.owner
+        if self.department is not None:
+            data["department"] = self.department
+        if self.site is not None:
+            data["site"] = self.site
+        data["lifecycle"] = str(self.lifecycle)
+        data["criticality"] = str(self.criticality)
+        data["relationships"] = [{str(r.kind): r.target} for r in self.relationships]
+        data["credentials"] = credentials
+        data["connection_options"] = self.connection_options
+        data["attributes"] = self.attributes
         if self.description is not None:
             data["description"] = self.description
-        return {k: v for k, v in data.items() if v is not None}
+        return data
 
 
-def _secret_data(value: SecretRef | str, base_dir: Path | None) -> Any:
-    if isinstance(value, str):
-        return value
+def _secret_data(value: SecretRef, base_dir: Path | None) -> dict[str, Any]:
     if value.file and base_dir is not None and os.path.isabs(value.file):
         base = str(base_dir)
         if value.file.startswith(base + os.sep):

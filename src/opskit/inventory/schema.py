@@ -64,7 +64,7 @@ def _vars_properties() -> dict[str, Any]:
         "platform": {
             "type": "string",
             "pattern": PLATFORM_PATTERN,
-            "description": "netmiko device_type (cisco_ios, arista_eos, juniper_junos, linux, ...).",
+            "description": "netmiko device_type: cisco_ios, arista_eos, juniper_junos, linux, ...",
         },
         "port": {"type": "integer", "minimum": 1, "maximum": 65535},
         "owner": {**text, "description": "Who owns the CI (a person or a team)."},
