@@ -1,7 +1,420 @@
-"""`opskit change`: being built (see the issue that owns it)."""
+"""`opskit change`: the change process, a thin layer over `opskit.changes.ChangeService`."""
 
 from __future__ import annotations
 
-import typer
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
 
-app = typer.Typer(help="change commands.", no_args_is_help=True)
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from opskit.changes import ChangeRequest, ChangeService, verify_approvals
+from opskit.changes.signing import load_private_key, sign_document
+from opskit.cli.common import console, current_user, err_console, print_json, workspace
+from opskit.errors import ChangeRefused, UsageError
+
+app = typer.Typer(
+    help="Change requests: create, assess, approve, apply, roll back, close.",
+    no_args_is_help=True,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+IdArg = Annotated[str, typer.Argument(help="The change id, e.g. CHG-000001.")]
+
+FINAL_HOST_STATES = {"ok", "failed", "rolled_back", "rollback_failed", "skipped"}
+
+
+def _service() -> ChangeService:
+    return ChangeService(workspace())
+
+
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    """`k=v` pairs; a value that parses as JSON is taken as JSON (numbers,
+    booleans, `{"env": "VAR"}` secret references), anything else as text."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param {item!r}: use KEY=VALUE")
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value
+    return params
+
+
+def _when(text: str | None, option: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: use ISO 8601, e.g. 2026-12-01T22:00+01:00") from None
+    if moment.tzinfo is None:
+        raise UsageError(f"{option} {text!r}: give a timezone offset (e.g. +00:00)")
+    return moment
+
+
+def _brief(change: ChangeRequest) -> None:
+    console.print(
+        f"[bold]{change.id}[/bold] {change.state}  {change.runbook_ref}  "
+        f"{len(change.targets)} target(s)  {change.title}",
+        highlight=False,
+    )
+
+
+@app.command()
+def create(
+    runbook: Annotated[str, typer.Option("--runbook", help="NAME@VERSION")],
+    select: Annotated[str, typer.Option("--select", help="Target selection expression.")],
+    title: Annotated[str, typer.Option("--title")],
+    param: Annotated[list[str] | None, typer.Option("--param", help="KEY=VALUE (repeat).")] = None,
+    change_type: Annotated[
+        str, typer.Option("--type", help="standard|normal|emergency")
+    ] = "normal",
+    description: Annotated[str, typer.Option("--description")] = "",
+    window_start: Annotated[str | None, typer.Option("--window-start")] = None,
+    window_end: Annotated[str | None, typer.Option("--window-end")] = None,
+    ticket: Annotated[list[str] | None, typer.Option("--ticket", help="Linked INC/PRB id.")] = None,
+    inventory: Annotated[str | None, typer.Option("--inventory")] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Create a change request (draft)."""
+    change = _service().create(
+        runbook=runbook,
+        select_expr=select,
+        requester=current_user(),
+        title=title,
+        params=_parse_params(param or []),
+        type=change_type,
+        description=description,
+        window_start=_when(window_start, "--window-start"),
+        window_end=_when(window_end, "--window-end"),
+        tickets=ticket or [],
+        inventory=inventory,
+    )
+    if json_output:
+        print_json(change.to_dict())
+    else:
+        _brief(change)
+
+
+@app.command()
+def submit(change_id: IdArg) -> None:
+    """Submit a draft for assessment."""
+    _brief(_service().submit(change_id, current_user()))
+
+
+@app.command()
+def assess(
+    change_id: IdArg,
+    predict: Annotated[
+        bool, typer.Option("--predict/--no-predict", help="Predict each host's diff (dry run).")
+    ] = True,
+    json_output: JsonOpt = False,
+) -> None:
+    """Assess risk and impact; print the risk factors and the approvals required."""
+    change = _service().assess(change_id, current_user(), predict=predict)
+    if json_output:
+        print_json(change.to_dict())
+        return
+    _brief(change)
+    _print_assessment(change)
+
+
+def _print_assessment(change: ChangeRequest) -> None:
+    risk = change.risk or {}
+    table = Table(
+        "factor", "points", "reason", title=f"risk {risk.get('score')} → {risk.get('level')}"
+    )
+    for factor in risk.get("factors", []):
+        table.add_row(factor["name"], str(factor["points"]), factor["reason"])
+    console.print(table)
+    impact = change.impact or {}
+    console.print(
+        f"impact: {len(impact.get('targets', []))} target(s), "
+        f"{len(impact.get('dependants', []))} dependant(s); inform: "
+        f"{', '.join(impact.get('owners', [])) or '-'}",
+        highlight=False,
+    )
+    required = (change.assessment or {}).get("required") or {}
+    console.print(f"approvals required: {required.get('reason', '-')}", highlight=False)
+    if required.get("eligible"):
+        console.print(f"  eligible: {', '.join(required['eligible'])}", highlight=False)
+    predicted = change.predicted_diff or {}
+    for host, entry in predicted.items():
+        if entry.get("available"):
+            console.print(f"[bold]{host}[/bold] predicted diff:", highlight=False)
+            console.print(entry.get("diff") or "  (no change)", highlight=False, markup=False)
+        else:
+            console.print(f"{host}: no predicted diff ({entry.get('reason')})", highlight=False)
+
+
+@app.command()
+def approve(
+    change_id: IdArg,
+    signature: Annotated[
+        str | None, typer.Option("--signature", help="Ed25519 signature from 'opskit change sign'.")
+    ] = None,
+    comment: Annotated[str | None, typer.Option("--comment")] = None,
+) -> None:
+    """Approve (or, for an emergency change already run, review it retrospectively)."""
+    _brief(_service().approve(change_id, current_user(), comment=comment, signature=signature))
+
+
+@app.command()
+def reject(change_id: IdArg, reason: Annotated[str, typer.Option("--reason")]) -> None:
+    """Reject a change, with the reason."""
+    _brief(_service().reject(change_id, current_user(), reason))
+
+
+@app.command()
+def schedule(
+    change_id: IdArg,
+    start: Annotated[str | None, typer.Option("--start")] = None,
+    end: Annotated[str | None, typer.Option("--end")] = None,
+) -> None:
+    """Schedule an approved change into its window."""
+    _brief(
+        _service().schedule(
+            change_id, current_user(), start=_when(start, "--start"), end=_when(end, "--end")
+        )
+    )
+
+
+class _ProgressView:
+    """A rich progress bar: hosts done, failed and rolled back."""
+
+    def __init__(self, total: int) -> None:
+        self.counts = {"ok": 0, "failed": 0, "rolled_back": 0, "skipped": 0}
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=False,
+        )
+        self.task = self.progress.add_task(self._text(), total=total)
+
+    def _text(self) -> str:
+        c = self.counts
+        return (
+            f"[green]done {c['ok']}[/green] [red]failed {c['failed']}[/red] "
+            f"[yellow]rolled back {c['rolled_back']}[/yellow] skipped {c['skipped']}"
+        )
+
+    def __call__(self, ci: str, status: str, change_id: str) -> None:
+        if status not in FINAL_HOST_STATES:
+            return
+        key = "failed" if status == "rollback_failed" else status
+        self.counts[key] = self.counts.get(key, 0) + 1
+        self.progress.update(self.task, advance=1, description=self._text())
+
+
+@app.command()
+def apply(
+    change_id: IdArg,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Predicted diffs only.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Apply an approved change. Exit code 0 only when the change completed."""
+    service = _service()
+    actor = current_user()
+    change = service.get(change_id)
+    view = None if (json_output or dry_run) else _ProgressView(len(change.targets))
+    try:
+        if view is not None:
+            with view.progress:
+                summary = service.apply(change_id, actor, dry_run=dry_run, progress=view)
+        else:
+            summary = service.apply(change_id, actor, dry_run=dry_run)
+    except ChangeRefused as exc:
+        if json_output:
+            print_json({"change_id": change_id, "state": "refused", "reason": exc.reason})
+        raise
+    if json_output:
+        print_json(summary)
+    else:
+        _print_summary(summary)
+    if not dry_run and summary["state"] != "completed":
+        raise typer.Exit(1)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    if summary.get("dry_run"):
+        for host, entry in summary["predicted_diff"].items():
+            console.print(f"[bold]{host}[/bold]", highlight=False)
+            text = entry.get("diff") if entry.get("available") else f"  ({entry.get('reason')})"
+            console.print(text or "  (no change)", markup=False, highlight=False)
+        return
+    table = Table("host", "status", "error")
+    for host, entry in summary.get("hosts", {}).items():
+        table.add_row(host, entry["status"], entry.get("error") or "")
+    console.print(table)
+    colour = "green" if summary["state"] == "completed" else "red"
+    cause = f" ({summary['cause']})" if summary.get("cause") else ""
+    console.print(
+        f"{summary['change_id']}: [{colour}]{summary['state']}[/{colour}]{cause}", highlight=False
+    )
+
+
+@app.command()
+def rollback(change_id: IdArg, json_output: JsonOpt = False) -> None:
+    """Roll a completed (or failed) change back to its pre-change snapshots."""
+    summary = _service().rollback(change_id, current_user())
+    if json_output:
+        print_json(summary)
+    else:
+        _print_summary(summary)
+    if summary["state"] != "rolled_back":
+        raise typer.Exit(1)
+
+
+@app.command()
+def recover(
+    rollback_hosts: Annotated[
+        bool, typer.Option("--rollback", help="Also roll back every host that may have changed.")
+    ] = False,
+    stale_after: Annotated[
+        float, typer.Option(help="Seconds without heartbeat before a remote runner counts as gone.")
+    ] = 30.0,
+    json_output: JsonOpt = False,
+) -> None:
+    """Find changes left in progress by a crashed run; report, release locks, mark failed."""
+    reports = _service().recover(current_user(), rollback=rollback_hosts, stale_after=stale_after)
+    if json_output:
+        print_json(reports)
+        return
+    if not reports:
+        console.print("no change is in progress")
+    for report in reports:
+        console.print(f"[bold]{report['change_id']}[/bold]: {report['action']} → {report['state']}")
+        for host, entry in (report.get("hosts") or {}).items():
+            console.print(
+                f"  {host}: {entry['status']} (last ledger step: {entry['last_step'] or '-'})",
+                highlight=False,
+            )
+        if report.get("action") == "recovered" and not rollback_hosts:
+            console.print(f"  roll back with: opskit change rollback {report['change_id']}")
+
+
+@app.command()
+def close(
+    change_id: IdArg,
+    review: Annotated[str, typer.Option("--review", help="Post-implementation review.")],
+    outcome: Annotated[str | None, typer.Option("--outcome")] = None,
+    cause: Annotated[str | None, typer.Option("--cause")] = None,
+    follow_up: Annotated[list[str] | None, typer.Option("--follow-up")] = None,
+) -> None:
+    """Close a change with its post-implementation review."""
+    _brief(
+        _service().close(
+            change_id,
+            current_user(),
+            review=review,
+            outcome=outcome,
+            cause=cause,
+            follow_ups=follow_up or [],
+        )
+    )
+
+
+@app.command()
+def show(change_id: IdArg, json_output: JsonOpt = False) -> None:
+    """Everything about one change."""
+    change = _service().get(change_id)
+    if json_output:
+        print_json(change.to_dict())
+        return
+    _brief(change)
+    console.print(
+        f"type {change.type}, requested by {change.requester}, runbook digest "
+        f"{change.runbook_digest}\nselection {change.selection!r} on inventory "
+        f"{change.inventory} ({change.inventory_digest})\ntargets: {', '.join(change.targets)}",
+        highlight=False,
+    )
+    if change.risk:
+        _print_assessment(change)
+    for approval in change.approvals:
+        signed = " (signed)" if approval.get("signature") else ""
+        console.print(
+            f"{approval['kind']} by {approval['approver']}{signed} at {approval['created_at']}",
+            highlight=False,
+        )
+    if change.hosts:
+        table = Table("host", "status", "batch")
+        for host, entry in sorted(change.hosts.items()):
+            table.add_row(host, entry["status"], str(entry["batch"]))
+        console.print(table)
+    if change.review:
+        console.print(f"review ({change.review['outcome']}): {change.review['review']}")
+
+
+@app.command("list")
+def list_changes(
+    state: Annotated[str | None, typer.Option("--state")] = None, json_output: JsonOpt = False
+) -> None:
+    """Changes, oldest first."""
+    changes = _service().list(state)
+    if json_output:
+        print_json(
+            [
+                {
+                    "id": c.id,
+                    "state": str(c.state),
+                    "type": str(c.type),
+                    "title": c.title,
+                    "runbook": c.runbook_ref,
+                    "requester": c.requester,
+                    "targets": len(c.targets),
+                    "risk": (c.risk or {}).get("level"),
+                }
+                for c in changes
+            ]
+        )
+        return
+    table = Table("id", "state", "type", "risk", "runbook", "targets", "title")
+    for c in changes:
+        table.add_row(
+            c.id, str(c.state), str(c.type), (c.risk or {}).get("level") or "-",
+            c.runbook_ref, str(len(c.targets)), c.title,
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def sign(
+    change_id: IdArg,
+    key: Annotated[Path, typer.Option("--key", help="Ed25519 private key (base64 raw or PEM).")],
+) -> None:
+    """Print a signature over exactly what an approval of this change binds to."""
+    change = _service().get(change_id)
+    console.print(sign_document(load_private_key(key), change.binding_document()), highlight=False)
+
+
+@app.command("verify-approvals")
+def verify_approvals_cmd(change_id: IdArg, json_output: JsonOpt = False) -> None:
+    """Re-check a change's approvals and signatures from the ledger (for auditors)."""
+    service = _service()
+    report = verify_approvals(service.ledger, change_id, service.policy)
+    if json_output:
+        print_json(report)
+    else:
+        for entry in report["approvals"]:
+            sig = {True: "signature valid", False: "SIGNATURE INVALID", None: "unsigned"}[
+                entry["signature_valid"]
+            ]
+            console.print(
+                f"seq {entry['seq']}: {entry['approver']} "
+                f"({', '.join(entry['roles'] or [])}) {sig}",
+                highlight=False,
+            )
+        for problem in report["problems"]:
+            err_console.print(f"[red]problem:[/red] {problem}", highlight=False)
+        console.print("approvals verify" if report["ok"] else "[red]approvals do NOT verify[/red]")
+    if not report["ok"]:
+        raise typer.Exit(1)

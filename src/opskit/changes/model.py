@@ -1,0 +1,185 @@
+"""The change request, its states and the legal transitions between them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from opskit.errors import ChangeError
+
+
+class ChangeType(StrEnum):
+    STANDARD = "standard"
+    NORMAL = "normal"
+    EMERGENCY = "emergency"
+
+
+class State(StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    ASSESSED = "assessed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    SCHEDULED = "scheduled"
+    IN_PROGRESS = "in_progress"
+    VERIFYING = "verifying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    CLOSED = "closed"
+
+
+S = State
+# The legal transitions. Re-assessment (back to `assessed`) is allowed until
+# the change starts: it is how a change whose binding went stale (runbook,
+# targets, inventory or predicted diff changed) gets approved again.
+TRANSITIONS: dict[State, frozenset[State]] = {
+    S.DRAFT: frozenset({S.SUBMITTED}),
+    S.SUBMITTED: frozenset({S.ASSESSED}),
+    S.ASSESSED: frozenset({S.ASSESSED, S.APPROVED, S.REJECTED}),
+    S.APPROVED: frozenset({S.ASSESSED, S.SCHEDULED}),
+    S.REJECTED: frozenset({S.CLOSED}),
+    S.SCHEDULED: frozenset({S.ASSESSED, S.SCHEDULED, S.IN_PROGRESS}),
+    S.IN_PROGRESS: frozenset({S.VERIFYING, S.FAILED, S.ROLLED_BACK}),
+    S.VERIFYING: frozenset({S.COMPLETED, S.FAILED, S.ROLLED_BACK}),
+    S.COMPLETED: frozenset({S.ROLLED_BACK, S.CLOSED}),
+    S.FAILED: frozenset({S.ROLLED_BACK, S.CLOSED}),
+    S.ROLLED_BACK: frozenset({S.CLOSED}),
+    S.CLOSED: frozenset(),
+}
+
+# The ledger event written when a change enters a state.
+EVENT_FOR_STATE: dict[State, str] = {
+    S.DRAFT: "change.created",
+    S.SUBMITTED: "change.submitted",
+    S.ASSESSED: "change.assessed",
+    S.APPROVED: "change.approved",
+    S.REJECTED: "change.rejected",
+    S.SCHEDULED: "change.scheduled",
+    S.IN_PROGRESS: "change.started",
+    S.VERIFYING: "change.verifying",
+    S.COMPLETED: "change.completed",
+    S.FAILED: "change.failed",
+    S.ROLLED_BACK: "change.rolled_back",
+    S.CLOSED: "change.closed",
+}
+
+ACTIVE_STATES = frozenset({S.IN_PROGRESS, S.VERIFYING})
+FINISHED_STATES = frozenset({S.COMPLETED, S.FAILED, S.ROLLED_BACK})
+
+
+def check_transition(change_id: str, current: State, target: State) -> None:
+    if target not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (final state)"
+        raise ChangeError(
+            f"{change_id}: cannot go from {current} to {target} (allowed from {current}: {allowed})"
+        )
+
+
+def canonical_json(data: Any) -> str:
+    """Sorted keys, no whitespace, UTF-8: the form that is hashed and signed."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def sha256_text(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class ChangeRequest:
+    """A change as stored in the working index (`opskit.changes.store.changes`)."""
+
+    id: str
+    number: int
+    title: str
+    description: str
+    type: ChangeType
+    state: State
+    requester: str
+    runbook_name: str
+    runbook_version: str
+    runbook_digest: str
+    selection: str
+    inventory: str
+    inventory_digest: str
+    targets: list[str]
+    parameters: dict[str, Any]
+    window_start: datetime | None
+    window_end: datetime | None
+    tickets: list[str]
+    plan: dict[str, Any]
+    impact: dict[str, Any] | None = None
+    predicted_diff: dict[str, Any] | None = None
+    risk: dict[str, Any] | None = None
+    assessment: dict[str, Any] | None = None
+    review: dict[str, Any] | None = None
+    retrospective: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+    runner_host: str | None = None
+    runner_pid: int | None = None
+    heartbeat_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    approvals: list[dict[str, Any]] = field(default_factory=list)
+    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def runbook_ref(self) -> str:
+        return f"{self.runbook_name}@{self.runbook_version}"
+
+    def binding_document(self) -> dict[str, Any]:
+        """Exactly what an approval approves (and what a signature covers)."""
+        return binding_document(
+            change_id=self.id,
+            runbook={
+                "name": self.runbook_name,
+                "version": self.runbook_version,
+                "digest": self.runbook_digest,
+            },
+            targets=self.targets,
+            inventory_digest=self.inventory_digest,
+            parameters=self.parameters,
+            predicted_diff=self.predicted_diff,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("window_start", "window_end", "heartbeat_at", "created_at", "updated_at"):
+            value = data[key]
+            data[key] = value.isoformat() if value else None
+        data["type"] = str(self.type)
+        data["state"] = str(self.state)
+        data["runbook"] = self.runbook_ref
+        return data
+
+
+def binding_document(
+    *,
+    change_id: str,
+    runbook: dict[str, str],
+    targets: list[str],
+    inventory_digest: str,
+    parameters: dict[str, Any],
+    predicted_diff: dict[str, Any] | None,
+) -> dict[str, Any]:
+    # Only the hash of each predicted diff: the document stays small, and a
+    # changed diff still changes the binding.
+    diffs = {
+        host: (entry or {}).get("hash") for host, entry in sorted((predicted_diff or {}).items())
+    }
+    return {
+        "change_id": change_id,
+        "runbook": runbook,
+        "targets": sorted(targets),
+        "inventory_digest": inventory_digest,
+        "parameters": parameters,
+        "predicted_diff": diffs,
+    }
+
+
+def binding_hash(document: dict[str, Any]) -> str:
+    return sha256_text(canonical_json(document))

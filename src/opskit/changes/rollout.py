@@ -1,0 +1,884 @@
+"""Applying a change: checks, locks, batches, error budget, rollback, recovery.
+
+The per-host work (precheck → backup → apply → verify, and rollback) is the
+runbook executor's (`opskit.runbooks.executor`); this module runs it across
+hosts in the strategy's batches and records every step in the ledger as it
+happens, so that a crash (kill -9) leaves a ledger that verifies and a
+change whose per-host state is known (`recover`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from opskit.changes import deps, store
+from opskit.changes.model import ACTIVE_STATES, ChangeRequest, State, sha256_text
+from opskit.errors import ChangeError, ChangeRefused, OpskitError
+
+if TYPE_CHECKING:
+    from opskit.changes.service import ChangeService
+    from opskit.inventory.model import CI
+    from opskit.workspace import Workspace
+
+HEARTBEAT_SECONDS = 2.0
+SLOT_WAIT_SECONDS = 600.0
+
+# Per-host statuses in `change_hosts`.
+PENDING, RUNNING, OK, FAILED = "pending", "running", "ok", "failed"
+ROLLED_BACK, ROLLBACK_FAILED, SKIPPED, UNKNOWN = (
+    "rolled_back",
+    "rollback_failed",
+    "skipped",
+    "unknown",
+)
+# A host in one of these has had (or may have had) its configuration changed.
+TOUCHED = frozenset({RUNNING, OK, FAILED, ROLLBACK_FAILED, UNKNOWN})
+
+
+ProgressCallback = Callable[[str, str, str], None]  # (ci, status, change_id)
+
+
+def _executor() -> Any:
+    from opskit.runbooks import executor
+
+    return executor
+
+
+@contextmanager
+def open_pool(max_sessions: int) -> Iterator[Any]:
+    """The connectors' session pool, closed at the end."""
+    from opskit.connectors.pool import ConnectionPool
+
+    pool = ConnectionPool(max_sessions)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+# The executor's host outcomes -> the change's per-host statuses.
+_RUN_STATUS = {
+    "completed": "ok",
+    "failed": "failed",
+    "rolled_back": "rolled_back",
+    "rollback_failed": "rollback_failed",
+}
+
+
+# -- predicted diffs ----------------------------------------------------------
+def predict_diffs(
+    ws: Workspace,
+    book: Any,
+    cis: list[CI],
+    params: Mapping[str, Any],
+    *,
+    concurrency: int | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Per host: the predicted diff and its hash, or why none is available.
+    Nothing on a device changes."""
+
+    executor = _executor()
+    width = max(1, min(concurrency or book.strategy.concurrency, len(cis) or 1))
+    results: dict[str, dict[str, Any]] = {}
+    with open_pool(width) as pool:
+
+        def one(ci: CI) -> tuple[str, dict[str, Any]]:
+            try:
+                diff = executor.predict_diff(book, ci, dict(params), pool)
+            except OpskitError as exc:
+                return ci.name, {"available": False, "reason": str(exc), "hash": None}
+            if diff is None:
+                return ci.name, {
+                    "available": False,
+                    "reason": "the connector cannot predict a diff",
+                    "hash": None,
+                }
+            text = diff if isinstance(diff, str) else getattr(diff, "diff", None) or ""
+            return ci.name, {"available": True, "diff": text, "hash": sha256_text(text)}
+
+        with ThreadPoolExecutor(max_workers=width) as threads:
+            for name, entry in threads.map(one, cis):
+                results[name] = entry
+    return dict(sorted(results.items()))
+
+
+# -- the rollout -----------------------------------------------------------------
+@dataclass
+class HostOutcome:
+    ci: str
+    status: str
+    batch: int | None = None
+    changed: bool = False
+    config_hash: str | None = None
+    error: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    run: Any = None  # the executor's HostRun, for rollback
+
+
+class Rollout:
+    def __init__(
+        self,
+        service: ChangeService,
+        change_id: str,
+        actor: str,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.svc = service
+        self.change_id = change_id
+        self.actor = actor
+        self.progress = progress or (lambda ci, status, change_id: None)
+        self.outcomes: dict[str, HostOutcome] = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    # -- recording -------------------------------------------------------------
+    def recorder(self, ci: str) -> Callable[..., Any]:
+        """The callback the executor calls for each host step: appends it to
+        the ledger at once, bound to this change, CI and actor."""
+
+        def record(
+            kind: str,
+            payload: Mapping[str, Any] | None = None,
+            blobs: Mapping[str, Any] | None = None,
+        ) -> Any:
+            return self.svc.record(
+                kind,
+                actor=self.actor,
+                change_id=self.change_id,
+                ci=ci,
+                payload=payload or {},
+                blobs=blobs,
+            )
+
+        return record
+
+    # -- entry points ------------------------------------------------------------
+    def run(self, *, dry_run: bool = False) -> dict[str, Any]:
+        svc = self.svc
+        change = svc.get(self.change_id)
+        book = svc.catalog.get(change.runbook_ref)
+        inv = deps.load_inventory(svc.ws, change.inventory)
+        if dry_run:
+            return self._dry_run(change, book, inv)
+
+        reasons = svc.check_apply(change, self.actor)
+        if (
+            not reasons
+            and change.predicted_diff
+            and any((e or {}).get("hash") for e in change.predicted_diff.values())
+        ):
+            # The approval covers the predicted diff: predict again and compare.
+            now = predict_diffs(
+                svc.ws, book, [deps.get_ci(inv, n) for n in change.targets], change.parameters
+            )
+            reasons = svc.binding_drift(change, predicted=now)
+            if reasons:
+                reasons = [
+                    "what was approved has changed since ("
+                    + "; ".join(reasons)
+                    + "): assess and approve it again"
+                ]
+        if not reasons:
+            blocked = self._group_blockers(change, inv)
+            if blocked:
+                reasons.append(blocked)
+        if reasons:
+            svc._refuse(change.id, self.actor, "apply", "; ".join(reasons))
+        try:
+            svc.acquire_locks(change)
+        except ChangeRefused as exc:
+            svc.record(
+                "change.refused",
+                actor=self.actor,
+                change_id=change.id,
+                payload={"action": "apply", "reason": str(exc)},
+            )
+            raise
+        try:
+            if change.state is State.APPROVED:
+                change = svc.schedule(change.id, self.actor)
+            plan = self.plan_batches(change.targets, book.strategy)
+            change = svc._transition(
+                change,
+                State.IN_PROGRESS,
+                actor=self.actor,
+                payload={
+                    "runner": {"host": socket.gethostname(), "pid": os.getpid()},
+                    "batches": plan,
+                    "strategy": book.strategy.describe(),
+                    "runbook_digest": book.digest,
+                },
+            )
+            svc.set_runner(change.id, alive=True)
+            for batch_no, names in enumerate(plan):
+                for name in names:
+                    svc.set_host(change.id, name, PENDING, batch=batch_no)
+            with _Heartbeat(svc, change.id):
+                return self._execute(change, book, inv, plan)
+        finally:
+            svc.release_locks(change.id)
+            svc.set_runner(change.id, alive=False)
+
+    @staticmethod
+    def plan_batches(targets: list[str], strategy: Any) -> list[list[str]]:
+        """Canary hosts first (by name, or the first N), then batches by count or percent."""
+        remaining = list(targets)
+        batches: list[list[str]] = []
+        canary = strategy.canary
+        if isinstance(canary, tuple | list):
+            first = [n for n in canary if n in remaining]
+        else:
+            first = remaining[: int(canary or 0)]
+        if first:
+            batches.append(first)
+            remaining = [n for n in remaining if n not in first]
+        size = strategy.batch_size(len(remaining)) if remaining else 1
+        for start in range(0, len(remaining), size):
+            batches.append(remaining[start : start + size])
+        return batches
+
+    def _group_blockers(self, change: ChangeRequest, inv: Any) -> str | None:
+        """A capped group already at its cap with other changes' CIs."""
+        for cap in self.svc.policy.concurrency:
+            mine = [n for n in change.targets if cap.group in deps.get_ci(inv, n).groups]
+            if not mine:
+                continue
+            with self.svc.engine.connect() as conn:
+                rows = conn.execute(
+                    select(store.group_slots.c.ci, store.group_slots.c.change_id).where(
+                        store.group_slots.c.group_name == cap.group,
+                        store.group_slots.c.change_id != change.id,
+                    )
+                ).all()
+            if len(rows) >= cap.max_changing:
+                busy = ", ".join(f"{ci} ({cid})" for ci, cid in rows)
+                return (
+                    f"group {cap.group} is at its cap of {cap.max_changing} changing CI(s): {busy}"
+                )
+        return None
+
+    # -- the rollout proper ------------------------------------------------------
+    def _execute(
+        self, change: ChangeRequest, book: Any, inv: Any, plan: list[list[str]]
+    ) -> dict[str, Any]:
+        svc = self.svc
+        strategy = book.strategy
+        total = len(change.targets)
+        stopped_reason: str | None = None
+        caps = {cap.group: cap.max_changing for cap in svc.policy.concurrency}
+        local_caps = {g: threading.Semaphore(n) for g, n in caps.items()}
+        width = max(1, min(int(strategy.concurrency), total))
+        with open_pool(width) as pool, ThreadPoolExecutor(max_workers=width) as threads:
+            for batch_no, names in enumerate(plan):
+                futures = [
+                    threads.submit(
+                        self._host, change, book, deps.get_ci(inv, n), batch_no, pool, local_caps
+                    )
+                    for n in names
+                ]
+                for future in futures:
+                    outcome = future.result()
+                    self.outcomes[outcome.ci] = outcome
+                failed = sum(
+                    1
+                    for o in self.outcomes.values()
+                    if o.status in (FAILED, ROLLED_BACK, ROLLBACK_FAILED)
+                )
+                is_canary = batch_no == 0 and bool(strategy.canary) and len(plan) > 1
+                if is_canary and any(self.outcomes[n].status != OK for n in names):
+                    stopped_reason = f"the canary batch failed ({failed} host(s))"
+                elif strategy.budget_spent(failed, total):
+                    stopped_reason = f"error budget spent: {failed} of {total} host(s) failed"
+                if stopped_reason:
+                    for later in plan[batch_no + 1 :]:
+                        for name in later:
+                            self.outcomes[name] = HostOutcome(name, SKIPPED, batch=None)
+                            svc.set_host(
+                                change.id, name, SKIPPED, detail={"reason": stopped_reason}
+                            )
+                            self.progress(name, SKIPPED, change.id)
+                    svc.record(
+                        "change.halted",
+                        actor=self.actor,
+                        change_id=change.id,
+                        payload={"reason": stopped_reason, "on_failure": strategy.on_failure},
+                    )
+                    break
+            if stopped_reason and strategy.on_failure == "rollback_all":
+                done = [o for o in self.outcomes.values() if o.status == OK and o.changed]
+                list(
+                    threads.map(
+                        lambda o: self._rollback_one(change, book, deps.get_ci(inv, o.ci), o, pool),
+                        done,
+                    )
+                )
+
+        return self._finish(change, book, inv, stopped_reason)
+
+    def _host(
+        self,
+        change: ChangeRequest,
+        book: Any,
+        ci: CI,
+        batch_no: int,
+        pool: Any,
+        local_caps: dict[str, threading.Semaphore],
+    ) -> HostOutcome:
+        svc = self.svc
+        groups = [g for g in ci.groups if g in local_caps]
+        for group in groups:
+            local_caps[group].acquire()
+        try:
+            self._acquire_slots(change.id, ci, groups)
+            svc.set_host(change.id, ci.name, RUNNING, batch=batch_no)
+            self.progress(ci.name, RUNNING, change.id)
+            outcome = self._run_one(change, book, ci, batch_no, pool)
+            # The executor has already rolled a failed host back (unless the
+            # strategy is `stop`) and proven it by configuration comparison.
+            svc.set_host(change.id, ci.name, outcome.status, detail=outcome.detail)
+            self.progress(ci.name, outcome.status, change.id)
+            return outcome
+        finally:
+            self._release_slots(change.id, ci.name)
+            for group in groups:
+                local_caps[group].release()
+
+    def _run_one(
+        self, change: ChangeRequest, book: Any, ci: CI, batch_no: int, pool: Any
+    ) -> HostOutcome:
+        executor = _executor()
+        mode = "never" if book.strategy.on_failure == "stop" else "on_failure"
+        try:
+            run = executor.run_host(
+                book,
+                ci,
+                dict(change.parameters),
+                pool=pool,
+                recorder=self.recorder(ci.name),
+                rollback_mode=mode,
+            )
+        except OpskitError as exc:
+            self.recorder(ci.name)(
+                "host.failed", {"error": str(exc), "status": str(getattr(exc, "status", "failed"))}
+            )
+            return HostOutcome(
+                ci.name,
+                FAILED,
+                batch=batch_no,
+                changed=True,
+                error=str(exc),
+                detail={"error": str(exc)},
+            )
+        status = _RUN_STATUS.get(str(run.status), FAILED)
+        return HostOutcome(
+            ci.name,
+            status,
+            batch=batch_no,
+            changed=True,
+            config_hash=run.config_hash,
+            error=run.error,
+            detail={
+                "error": run.error,
+                "failed_phase": run.failed_phase,
+                "config_hash": run.config_hash,
+                "snapshot_hash": run.snapshot.hash if run.snapshot else None,
+                "proof": run.proof,
+            },
+            run=run,
+        )
+
+    def _rollback_one(
+        self, change: ChangeRequest, book: Any, ci: CI, outcome: HostOutcome, pool: Any
+    ) -> HostOutcome:
+        """Rolls one host back to its pre-change snapshot (from this run, or
+        from the ledger); the executor proves it by configuration comparison."""
+        svc = self.svc
+        executor = _executor()
+        snapshot = getattr(outcome.run, "snapshot", None) or snapshot_from_ledger(
+            svc, change.id, ci
+        )
+        if snapshot is None:
+            self.recorder(ci.name)(
+                "host.rollback_failed", {"error": "no pre-change snapshot in the ledger"}
+            )
+            outcome.status = ROLLBACK_FAILED
+            outcome.error = "no pre-change snapshot to roll back to"
+        else:
+            try:
+                result = executor.rollback_host(
+                    book,
+                    ci,
+                    snapshot,
+                    pool,
+                    recorder=self.recorder(ci.name),
+                    params=dict(change.parameters),
+                )
+                rolled = str(result.status) == "rolled_back"
+                outcome.status = ROLLED_BACK if rolled else ROLLBACK_FAILED
+                outcome.config_hash = (result.proof or {}).get("after_hash") or result.config_hash
+                outcome.error = result.error
+                outcome.detail["rollback"] = {"proof": result.proof, "error": result.error}
+            except OpskitError as exc:
+                self.recorder(ci.name)("host.rollback_failed", {"error": str(exc)})
+                outcome.status = ROLLBACK_FAILED
+                outcome.error = str(exc)
+        svc.set_host(change.id, ci.name, outcome.status, detail=outcome.detail)
+        self.progress(ci.name, outcome.status, change.id)
+        return outcome
+
+    # group slots: one row per changing CI in a capped group; the unique
+    # (group, slot) constraint enforces the cap across processes.
+    def _acquire_slots(self, change_id: str, ci: CI, groups: list[str]) -> None:
+        caps = {cap.group: cap.max_changing for cap in self.svc.policy.concurrency}
+        deadline = time.monotonic() + SLOT_WAIT_SECONDS
+        for group in groups:
+            while True:
+                with self.svc.engine.connect() as conn:
+                    taken = set(
+                        conn.execute(
+                            select(store.group_slots.c.slot).where(
+                                store.group_slots.c.group_name == group
+                            )
+                        ).scalars()
+                    )
+                free = [s for s in range(caps[group]) if s not in taken]
+                if free:
+                    try:
+                        with self.svc.engine.begin() as conn:
+                            conn.execute(
+                                insert(store.group_slots).values(
+                                    group_name=group,
+                                    slot=free[0],
+                                    ci=ci.name,
+                                    change_id=change_id,
+                                    acquired_at=self.svc.clock(),
+                                )
+                            )
+                        break
+                    except IntegrityError:
+                        pass  # another process took that slot first: look again
+                if time.monotonic() > deadline:
+                    raise ChangeError(
+                        f"{ci.name}: group {group} stayed at its cap for {SLOT_WAIT_SECONDS:.0f} s"
+                    )
+                time.sleep(0.2)
+
+    def _release_slots(self, change_id: str, ci: str) -> None:
+        from sqlalchemy import delete
+
+        with self.svc.engine.begin() as conn:
+            conn.execute(
+                delete(store.group_slots).where(
+                    store.group_slots.c.change_id == change_id, store.group_slots.c.ci == ci
+                )
+            )
+
+    # -- the end -----------------------------------------------------------------
+    def _finish(
+        self, change: ChangeRequest, book: Any, inv: Any, stopped_reason: str | None
+    ) -> dict[str, Any]:
+        svc = self.svc
+        counts = _counts(self.outcomes.values())
+        change = svc._transition(
+            change, State.VERIFYING, actor=self.actor, payload={"counts": counts}
+        )
+        if counts[OK] == len(change.targets):
+            final, cause = State.COMPLETED, None
+        elif counts[OK] == 0 and counts[ROLLBACK_FAILED] == 0 and counts[ROLLED_BACK] > 0:
+            final, cause = State.ROLLED_BACK, stopped_reason or _first_error(self.outcomes.values())
+        else:
+            final, cause = State.FAILED, stopped_reason or _first_error(self.outcomes.values())
+        self._update_cmdb(change)
+        summary = self.summary(change, final, cause=cause, counts=counts)
+        svc.set_summary(change.id, summary)
+        change = svc._transition(
+            change, final, actor=self.actor, payload={"counts": counts, "cause": cause}
+        )
+        self._checkpoint()
+        return summary
+
+    def _update_cmdb(self, change: ChangeRequest) -> None:
+        try:
+            observed = deps.observed_store(self.svc.ws)
+        except ImportError:  # pragma: no cover - inventory without observed state
+            return
+        for outcome in self.outcomes.values():
+            if outcome.status == SKIPPED:
+                continue
+            observed.record_change(outcome.ci, change.id, outcome.status, outcome.config_hash)
+            facts = getattr(outcome.run, "facts", None)
+            if facts:
+                observed.record_facts(outcome.ci, facts, source=f"change {change.id}")
+
+    def _checkpoint(self) -> None:
+        with self.svc._ledger_lock:
+            self.svc.ledger.checkpoint(self.actor)
+
+    def summary(
+        self, change: ChangeRequest, final: State, *, cause: str | None, counts: dict[str, int]
+    ) -> dict[str, Any]:
+        return {
+            "change_id": change.id,
+            "state": final.value,
+            "runbook": change.runbook_ref,
+            "cause": cause,
+            "counts": counts,
+            "hosts": {
+                name: {
+                    "status": o.status,
+                    "batch": o.batch,
+                    "config_hash": o.config_hash,
+                    "error": o.error,
+                }
+                for name, o in sorted(self.outcomes.items())
+            },
+        }
+
+    # -- dry run -------------------------------------------------------------------
+    def _dry_run(self, change: ChangeRequest, book: Any, inv: Any) -> dict[str, Any]:
+        cis = [deps.get_ci(inv, n) for n in deps.select_names(inv, change.selection)]
+        predicted = predict_diffs(self.svc.ws, book, cis, change.parameters)
+        approved = {h: (e or {}).get("hash") for h, e in (change.predicted_diff or {}).items()}
+        matches = (
+            {h: approved.get(h) == e.get("hash") for h, e in predicted.items()} if approved else {}
+        )
+        self.svc.record(
+            "change.dry_run",
+            actor=self.actor,
+            change_id=change.id,
+            payload={
+                "predicted": {
+                    h: {k: v for k, v in e.items() if k != "diff"} for h, e in predicted.items()
+                },
+                "matches_assessment": matches,
+            },
+            blobs={f"diff:{h}": e["diff"] for h, e in predicted.items() if e.get("diff")},
+        )
+        return {
+            "change_id": change.id,
+            "state": change.state.value,
+            "dry_run": True,
+            "predicted_diff": predicted,
+            "matches_assessment": matches,
+        }
+
+    # -- rolling back a finished change ------------------------------------------
+    def rollback_change(self) -> dict[str, Any]:
+        """Rolls every changed host of a completed (or failed) change back to
+        its pre-change snapshot, proven by the executor."""
+        svc = self.svc
+        change = svc.get(self.change_id)
+        if change.state not in (State.COMPLETED, State.FAILED):
+            raise ChangeError(
+                f"{change.id}: only a completed or failed change can be rolled back "
+                f"(it is {change.state})"
+            )
+        from opskit.policy import Role
+
+        svc._require_role(self.actor, [Role.IMPLEMENTER], "rollback", change.id)
+        book = svc.catalog.get(change.runbook_ref)
+        inv = deps.load_inventory(svc.ws, change.inventory)
+        # Every host that may differ from its snapshot; a host without a
+        # snapshot never got past its backup, so nothing changed there.
+        todo = [
+            name
+            for name, h in sorted(change.hosts.items())
+            if h["status"] in (OK, FAILED, ROLLBACK_FAILED, UNKNOWN, RUNNING)
+            and snapshot_from_ledger(svc, change.id, deps.get_ci(inv, name)) is not None
+        ]
+        svc.acquire_locks(ChangeRequest(**{**change.__dict__, "targets": todo}))
+        try:
+            svc.record(
+                "change.rollback_started",
+                actor=self.actor,
+                change_id=change.id,
+                payload={"hosts": todo},
+            )
+            for name, host in change.hosts.items():
+                self.outcomes[name] = HostOutcome(name, host["status"], batch=host.get("batch"))
+            width = max(1, min(int(book.strategy.concurrency), len(todo) or 1))
+            with open_pool(width) as pool, ThreadPoolExecutor(max_workers=width) as threads:
+                results = list(
+                    threads.map(
+                        lambda name: self._rollback_one(
+                            change,
+                            book,
+                            deps.get_ci(inv, name),
+                            HostOutcome(name, FAILED, changed=True),
+                            pool,
+                        ),
+                        todo,
+                    )
+                )
+            for outcome in results:
+                self.outcomes[outcome.ci] = outcome
+            counts = _counts(self.outcomes.values())
+            ok = all(o.status == ROLLED_BACK for o in results)
+            self._update_cmdb(change)
+            cause = None if ok else "a host's rollback could not be proven"
+            summary = self.summary(
+                change, State.ROLLED_BACK if ok else change.state, cause=cause, counts=counts
+            )
+            svc.set_summary(change.id, summary)
+            if ok:
+                svc._transition(
+                    change,
+                    State.ROLLED_BACK,
+                    actor=self.actor,
+                    payload={"counts": counts, "requested": True},
+                )
+            else:
+                svc.record(
+                    "change.rollback_failed",
+                    actor=self.actor,
+                    change_id=change.id,
+                    payload={"counts": counts},
+                )
+            self._checkpoint()
+            return summary
+        finally:
+            svc.release_locks(change.id)
+
+
+# -- crash recovery -----------------------------------------------------------------
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (killed, not yet reaped) is gone for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def runner_gone(change: ChangeRequest, *, now: datetime, stale_after: float) -> bool:
+    if change.runner_host == socket.gethostname():
+        if change.runner_pid == os.getpid():
+            return False
+        return not _pid_alive(change.runner_pid)
+    # Another machine: trust only the heartbeat.
+    beat = change.heartbeat_at
+    return beat is None or now - beat > timedelta(seconds=stale_after)
+
+
+def snapshot_from_ledger(service: ChangeService, change_id: str, ci: CI) -> Any:
+    """The pre-change snapshot of `ci` recorded by this change (`host.backup`), or None."""
+    from opskit.runbooks.executor import Snapshot
+
+    backup = None
+    for event in service.ledger.events(change_id=change_id, ci=ci.name, kind="host.backup"):
+        backup = event
+    if backup is None:
+        return None
+    described = backup.payload.get("snapshot") or {}
+    blobs = {name: service.ledger.get_blob(ref) for name, ref in backup.blobs.items()}
+    return Snapshot.from_blobs(
+        blobs,
+        platform=described.get("platform", ci.platform),
+        connector=described.get("connector", "netmiko"),
+        source=described.get("source", "running"),
+    )
+
+
+def host_states_from_ledger(
+    service: ChangeService, change: ChangeRequest
+) -> dict[str, dict[str, Any]]:
+    """What the ledger shows per host: the steps recorded and the last one."""
+    per_host: dict[str, dict[str, Any]] = {
+        name: {"steps": [], "last": None, "backup": False} for name in change.targets
+    }
+    for event in service.ledger.events(change_id=change.id):
+        ci = getattr(event, "ci", None)
+        if not ci or ci not in per_host:
+            continue
+        entry = per_host[ci]
+        entry["steps"].append(event.kind)
+        entry["last"] = event.kind
+        if "backup" in event.kind:
+            entry["backup"] = True
+    return per_host
+
+
+def status_from_steps(steps: list[str]) -> str:
+    """A host's state as far as its ledger events tell (for an interrupted run)."""
+    if not steps:
+        return PENDING
+    if "host.rolled_back" in steps:
+        return ROLLED_BACK
+    if "host.rollback_failed" in steps:
+        return ROLLBACK_FAILED
+    if "host.verified" in steps:
+        return OK
+    if "host.failed" in steps and "host.backup" not in steps:
+        return FAILED  # failed before anything could change
+    # Interrupted somewhere between backup and the end: possibly changed.
+    return UNKNOWN
+
+
+def recover(
+    service: ChangeService, actor: str, *, rollback: bool = False, stale_after: float = 30.0
+) -> list[dict[str, Any]]:
+    """Finds changes left in progress by a runner that is gone, reports per
+    host what the ledger shows, releases their locks and sets them `failed`;
+    with `rollback`, rolls back every host that may have changed."""
+    from opskit.policy import Role
+
+    if not (service.policy.roles_of(actor) & {Role.IMPLEMENTER, Role.CHANGE_MANAGER}):
+        service._refuse(
+            None, actor, "recover", f"{actor} is not an implementer or change_manager in the policy"
+        )
+    reports: list[dict[str, Any]] = []
+    now = service.clock()
+    for listed in service.list():
+        if listed.state not in ACTIVE_STATES:
+            continue
+        change = service.get(listed.id)
+        if not runner_gone(change, now=now, stale_after=stale_after):
+            reports.append(
+                {
+                    "change_id": change.id,
+                    "state": change.state.value,
+                    "action": "still running",
+                    "runner_pid": change.runner_pid,
+                }
+            )
+            continue
+        ledger_view = host_states_from_ledger(service, change)
+        hosts: dict[str, dict[str, Any]] = {}
+        for name in change.targets:
+            indexed = change.hosts.get(name, {}).get("status", PENDING)
+            view = ledger_view.get(name, {})
+            status = indexed
+            if indexed in (RUNNING, PENDING):
+                status = status_from_steps(view.get("steps", []))
+            hosts[name] = {
+                "indexed": indexed,
+                "status": status,
+                "ledger_steps": view.get("steps", []),
+                "last_step": view.get("last"),
+                "backup": view.get("backup", False),
+            }
+            if status != indexed:
+                service.set_host(
+                    change.id,
+                    name,
+                    status,
+                    detail={"recovered": True, "last_step": view.get("last")},
+                )
+        released = service.release_locks(change.id)
+        service.record(
+            "change.recovered",
+            actor=actor,
+            change_id=change.id,
+            payload={
+                "runner": {"host": change.runner_host, "pid": change.runner_pid},
+                "hosts": hosts,
+                "locks_released": released,
+            },
+        )
+        cause = "the runner process ended during the rollout (recovered)"
+        counts = _counts(HostOutcome(n, h["status"]) for n, h in hosts.items())
+        service.set_summary(
+            change.id,
+            {
+                "change_id": change.id,
+                "state": "failed",
+                "cause": cause,
+                "counts": counts,
+                "hosts": hosts,
+            },
+        )
+        service._transition(
+            change, State.FAILED, actor=actor, payload={"cause": cause, "recovered": True}
+        )
+        service.set_runner(change.id, alive=False)
+        report: dict[str, Any] = {
+            "change_id": change.id,
+            "state": "failed",
+            "action": "recovered",
+            "locks_released": released,
+            "hosts": hosts,
+        }
+        if rollback:
+            report["rollback"] = Rollout(service, change.id, actor).rollback_change()
+            report["state"] = report["rollback"]["state"]
+        reports.append(report)
+    return reports
+
+
+class _Heartbeat:
+    """Refreshes the change's heartbeat while the rollout runs."""
+
+    def __init__(self, service: ChangeService, change_id: str) -> None:
+        self.service = service
+        self.change_id = change_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"heartbeat-{change_id}", daemon=True
+        )
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            # A missed beat only makes the change look stale sooner.
+            with suppress(Exception):
+                self.service.heartbeat(self.change_id)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _run_ok(run: Any) -> bool:
+    ok = getattr(run, "ok", None)
+    if ok is not None:
+        return bool(ok)
+    status = str(getattr(run, "status", "failed"))
+    return status in ("ok", "changed", "completed", "success")
+
+
+def _run_detail(run: Any) -> dict[str, Any]:
+    to_dict = getattr(run, "to_dict", None)
+    if callable(to_dict):
+        data = to_dict()
+        return data if isinstance(data, dict) else {"result": data}
+    return {"status": str(getattr(run, "status", "")), "error": getattr(run, "error", None)}
+
+
+def _counts(outcomes: Iterable[HostOutcome]) -> dict[str, int]:
+    counts = {
+        s: 0 for s in (PENDING, RUNNING, OK, FAILED, ROLLED_BACK, ROLLBACK_FAILED, SKIPPED, UNKNOWN)
+    }
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    return counts
+
+
+def _first_error(outcomes: Iterable[HostOutcome]) -> str | None:
+    for outcome in sorted(outcomes, key=lambda o: o.ci):
+        if outcome.error:
+            return f"{outcome.ci}: {outcome.error}"
+    return None

@@ -1,0 +1,1167 @@
+"""`ChangeService`: the change process as a Python API.
+
+request (create, submit) → assessment (risk, impact, required approvals,
+predicted diff) → approval (roles, four-eyes, quorum, signatures, binding) →
+schedule → apply (see `opskit.changes.rollout`) → close with a review.
+
+Every transition is a ledger event with the actor; the tables in
+`opskit.changes.store` are the working index of the current state.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from opskit.changes import deps, store
+from opskit.changes.model import (
+    EVENT_FOR_STATE,
+    FINISHED_STATES,
+    ChangeRequest,
+    ChangeType,
+    State,
+    binding_hash,
+    check_transition,
+)
+from opskit.changes.risk import assess_risk
+from opskit.changes.signing import verify_signature
+from opskit.errors import ChangeError, ChangeRefused, OpskitError
+from opskit.policy import (
+    ApprovalRule,
+    Policy,
+    Risk,
+    Role,
+    active_freezes,
+    open_window,
+    people_with,
+)
+from opskit.secrets import redact
+from opskit.workspace import Workspace
+
+APPROVER_ROLES = frozenset({Role.CHANGE_MANAGER, Role.CAB, Role.GOVERNANCE})
+# Capabilities whose absence on a target makes a change riskier.
+DESIRABLE_CAPABILITIES = ("native_rollback", "dry_run_diff")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+class ChangeService:
+    """The change process for one workspace. Thread-safe for reads; one
+    instance per process is the normal use."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        ledger: Any | None = None,
+    ) -> None:
+        self.ws = ws
+        self.clock = clock
+        self._ledger = ledger
+        self._catalog: Any | None = None
+        # Rollout threads share one ledger handle; appends go one at a time.
+        self._ledger_lock = threading.RLock()
+
+    # -- plumbing ------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        return self.ws.engine
+
+    @property
+    def policy(self) -> Policy:
+        return self.ws.policy
+
+    @property
+    def ledger(self) -> Any:
+        if self._ledger is None:
+            self._ledger = deps.open_ledger(self.ws)
+        return self._ledger
+
+    @property
+    def catalog(self) -> Any:
+        if self._catalog is None:
+            self._catalog = deps.runbook_catalog(self.ws)
+        return self._catalog
+
+    def record(
+        self,
+        kind: str,
+        *,
+        actor: str,
+        change_id: str | None,
+        payload: Mapping[str, Any],
+        ci: str | None = None,
+        blobs: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Appends one event to the ledger (redacted: no secret ever reaches it)."""
+        kwargs: dict[str, Any] = {"actor": actor, "payload": redact_obj(jsonable(dict(payload)))}
+        if change_id is not None:
+            kwargs["change_id"] = change_id
+        if ci is not None:
+            kwargs["ci"] = ci
+        if blobs:
+            kwargs["blobs"] = dict(blobs)
+        with self._ledger_lock:
+            return self.ledger.append(kind, **kwargs)
+
+    def _require_role(
+        self, actor: str, roles: Iterable[Role], action: str, change_id: str | None
+    ) -> None:
+        wanted = set(roles)
+        if not (self.policy.roles_of(actor) & wanted):
+            names = " or ".join(sorted(str(r) for r in wanted))
+            self._refuse(change_id, actor, action, f"{actor} is not a {names} in the policy")
+
+    def _refuse(self, change_id: str | None, actor: str, action: str, reason: str) -> None:
+        """Records the refusal in the ledger, then raises it."""
+        self.record(
+            "change.refused",
+            actor=actor,
+            change_id=change_id,
+            payload={"action": action, "reason": reason},
+        )
+        prefix = f"{change_id}: " if change_id else ""
+        raise ChangeRefused(f"{prefix}{action} refused: {reason}")
+
+    # -- reading -------------------------------------------------------------
+    def get(self, change_id: str) -> ChangeRequest:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(store.changes).where(store.changes.c.id == change_id))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise ChangeError(f"no change {change_id!r}")
+            approval_rows = (
+                conn.execute(
+                    select(store.approvals)
+                    .where(store.approvals.c.change_id == change_id)
+                    .order_by(store.approvals.c.id)
+                )
+                .mappings()
+                .all()
+            )
+            host_rows = (
+                conn.execute(select(store.hosts).where(store.hosts.c.change_id == change_id))
+                .mappings()
+                .all()
+            )
+        return self._from_row(row, approval_rows, host_rows)
+
+    def list(self, state: str | None = None) -> list[ChangeRequest]:
+        query = select(store.changes).order_by(store.changes.c.number)
+        if state:
+            try:
+                query = query.where(store.changes.c.state == State(state).value)
+            except ValueError:
+                raise ChangeError(
+                    f"unknown state {state!r}; use one of {', '.join(s.value for s in State)}"
+                ) from None
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [self._from_row(row, [], []) for row in rows]
+
+    @staticmethod
+    def _from_row(
+        row: Mapping[str, Any],
+        approval_rows: Iterable[Mapping[str, Any]],
+        host_rows: Iterable[Mapping[str, Any]],
+    ) -> ChangeRequest:
+        data = dict(row)
+        for key in ("window_start", "window_end", "heartbeat_at", "created_at", "updated_at"):
+            data[key] = _aware(data[key])
+        data["type"] = ChangeType(data["type"])
+        data["state"] = State(data["state"])
+        change = ChangeRequest(**data)
+        change.approvals = [
+            {
+                **dict(a),
+                "created_at": _aware(a["created_at"]).isoformat() if a["created_at"] else None,
+            }
+            for a in approval_rows
+        ]
+        change.hosts = {
+            h["ci"]: {
+                "status": h["status"],
+                "batch": h["batch"],
+                "detail": h["detail"] or {},
+            }
+            for h in host_rows
+        }
+        return change
+
+    # -- state ---------------------------------------------------------------
+    def _transition(
+        self,
+        change: ChangeRequest,
+        target: State,
+        *,
+        actor: str,
+        payload: Mapping[str, Any] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> ChangeRequest:
+        check_transition(change.id, change.state, target)
+        event = EVENT_FOR_STATE[target]
+        self.record(
+            event,
+            actor=actor,
+            change_id=change.id,
+            payload={"from": str(change.state), "to": str(target), **(payload or {})},
+        )
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(store.changes)
+                .where(store.changes.c.id == change.id, store.changes.c.state == change.state.value)
+                .values(state=target.value, updated_at=self.clock(), **(values or {}))
+            )
+            if result.rowcount != 1:
+                raise ChangeError(f"{change.id}: changed by someone else meanwhile; try again")
+        return self.get(change.id)
+
+    # -- request ---------------------------------------------------------------
+    def create(
+        self,
+        *,
+        runbook: str,
+        select_expr: str,
+        requester: str,
+        title: str,
+        params: Mapping[str, Any] | None = None,
+        type: str | ChangeType = ChangeType.NORMAL,
+        description: str = "",
+        window_start: datetime | None = None,
+        window_end: datetime | None = None,
+        tickets: Iterable[str] = (),
+        inventory: str | None = None,
+    ) -> ChangeRequest:
+        """Creates a change in `draft`: runbook pinned by digest, parameters
+        validated, targets resolved against the inventory (with its digest)."""
+        self._require_role(requester, [Role.REQUESTER], "create", None)
+        try:
+            change_type = ChangeType(type)
+        except ValueError:
+            raise ChangeError(
+                f"unknown change type {type!r}; use standard, normal or emergency"
+            ) from None
+        if not title.strip():
+            raise ChangeError("a change needs a title")
+        book = self.catalog.get(runbook)
+        allowed = [str(t) for t in (book.change_types or [])]
+        if allowed and change_type.value not in allowed:
+            raise ChangeError(
+                f"runbook {book.name}@{book.version} allows change types "
+                f"{', '.join(allowed)}, not {change_type}"
+            )
+        parameters = book.validate_params(dict(params or {}))
+        inv_name = inventory or self.policy.inventory
+        inv = deps.load_inventory(self.ws, inv_name)
+        targets = self._resolve_targets(inv, select_expr, book)
+        window_start, window_end = _aware(window_start), _aware(window_end)
+        if window_start and window_end and window_end <= window_start:
+            raise ChangeError("the window must end after it starts")
+        now = self.clock()
+        plan = {"implementation": book.implementation_plan(), "rollback": book.rollback_plan()}
+        row = {
+            "title": title.strip(),
+            "description": description,
+            "type": change_type.value,
+            "state": State.DRAFT.value,
+            "requester": requester,
+            "runbook_name": book.name,
+            "runbook_version": str(book.version),
+            "runbook_digest": book.digest,
+            "selection": select_expr,
+            "inventory": inv_name,
+            "inventory_digest": deps.inventory_digest(inv),
+            "targets": targets,
+            "parameters": parameters,
+            "window_start": window_start,
+            "window_end": window_end,
+            "tickets": list(tickets),
+            "plan": plan,
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self.engine.begin() as conn:
+            number = conn.execute(
+                insert(store.change_numbers).values(change_id=None)
+            ).inserted_primary_key[0]
+            change_id = f"CHG-{number:06d}"
+            conn.execute(
+                update(store.change_numbers)
+                .where(store.change_numbers.c.number == number)
+                .values(change_id=change_id)
+            )
+            conn.execute(insert(store.changes).values(id=change_id, number=number, **row))
+        change = self.get(change_id)
+        self.record(
+            "change.created",
+            actor=requester,
+            change_id=change_id,
+            payload={
+                "to": State.DRAFT.value,
+                **{k: v for k, v in change.to_dict().items() if k in _CREATED_FIELDS},
+            },
+        )
+        return change
+
+    def _resolve_targets(self, inv: Any, select_expr: str, book: Any) -> list[str]:
+        try:
+            names = deps.select_names(inv, select_expr)
+        except OpskitError:
+            raise
+        if not names:
+            raise ChangeError(f"selection {select_expr!r} matches no CI")
+        platforms = _runbook_platforms(book)
+        if platforms:
+            unsupported = [n for n in names if deps.get_ci(inv, n).platform not in platforms]
+            if unsupported:
+                raise ChangeError(
+                    f"runbook {book.name}@{book.version} supports {', '.join(sorted(platforms))}; "
+                    f"not {', '.join(unsupported[:5])}"
+                )
+        return names
+
+    def submit(self, change_id: str, actor: str) -> ChangeRequest:
+        change = self.get(change_id)
+        if actor != change.requester:
+            self._require_role(actor, [Role.REQUESTER], "submit", change_id)
+        return self._transition(change, State.SUBMITTED, actor=actor)
+
+    # -- assessment --------------------------------------------------------------
+    def assess(self, change_id: str, actor: str, *, predict: bool = True) -> ChangeRequest:
+        """Computes impact, risk, required approvals and (where connectors can)
+        the predicted diff per host; refreshes the binding to the current
+        runbook, targets and inventory. Approvals given for an older binding
+        no longer count."""
+        change = self.get(change_id)
+        check_transition(change.id, change.state, State.ASSESSED)
+        if actor != change.requester:
+            self._require_role(actor, APPROVER_ROLES, "assess", change_id)
+        book = self.catalog.get(change.runbook_ref)
+        inv = deps.load_inventory(self.ws, change.inventory)
+        targets = self._resolve_targets(inv, change.selection, book)
+        parameters = book.validate_params(change.parameters)
+        impact = deps.impact_of(inv, targets)
+        predicted = self._predict(book, inv, targets, parameters) if predict else {}
+        risk = self._risk(book, inv, targets, impact)
+        required = self.required_approvals(
+            change_type=change.type, risk=Risk(risk["level"]), runbook=book
+        )
+        values = {
+            "runbook_digest": book.digest,
+            "targets": targets,
+            "inventory_digest": deps.inventory_digest(inv),
+            "parameters": parameters,
+            "impact": impact,
+            "predicted_diff": predicted,
+            "risk": risk,
+            "assessment": {
+                "required": required,
+                "assessed_by": actor,
+                "at": self.clock().isoformat(),
+            },
+        }
+        changed = self._transition(
+            change,
+            State.ASSESSED,
+            actor=actor,
+            payload={
+                "risk": risk,
+                "impact": impact,
+                "required_approvals": required,
+                "runbook_digest": book.digest,
+                "targets": targets,
+                "inventory_digest": values["inventory_digest"],
+                "predicted_diff": predicted,
+            },
+            values=values,
+        )
+        if required["count"] == 0:
+            # A pre-approved standard change: approved by the policy itself.
+            changed = self._transition(
+                changed,
+                State.APPROVED,
+                actor=actor,
+                payload={
+                    "by": "policy",
+                    "reason": required["reason"],
+                    "binding_hash": binding_hash(changed.binding_document()),
+                },
+            )
+        return changed
+
+    def _predict(
+        self, book: Any, inv: Any, targets: list[str], params: dict[str, Any]
+    ) -> dict[str, Any]:
+        from opskit.changes.rollout import predict_diffs
+
+        return predict_diffs(self.ws, book, [deps.get_ci(inv, n) for n in targets], params)
+
+    def _risk(
+        self, book: Any, inv: Any, targets: list[str], impact: dict[str, Any]
+    ) -> dict[str, Any]:
+        criticality = {n: str(deps.get_ci(inv, n).criticality) for n in targets}
+        missing: dict[str, list[str]] = {}
+        connectors = _runbook_connectors(book)
+        for name in targets:
+            ci = deps.get_ci(inv, name)
+            have: set[str] = set()
+            for connector in connectors:
+                have |= deps.connector_capabilities(connector, ci.platform)
+            needed = [c for c in DESIRABLE_CAPABILITIES if c not in have]
+            if needed and _rollback_is_auto(book):
+                missing[name] = needed
+        score = assess_risk(
+            target_criticality=criticality,
+            dependants=len(impact["dependants"]),
+            runbook_risk=str(book.risk),
+            missing_capabilities=missing,
+            history=self.runbook_history(book.name, str(book.version)),
+        )
+        return score.to_dict()
+
+    def runbook_history(self, name: str, version: str) -> dict[str, int]:
+        """Outcomes of past changes with this runbook version (state -> count)."""
+        finished = [s.value for s in FINISHED_STATES] + [State.CLOSED.value]
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(store.changes.c.state, store.changes.c.summary).where(
+                    store.changes.c.runbook_name == name,
+                    store.changes.c.runbook_version == version,
+                    store.changes.c.state.in_(finished),
+                )
+            ).all()
+        history: dict[str, int] = {}
+        for state, summary in rows:
+            outcome = (summary or {}).get("outcome") if state == State.CLOSED.value else state
+            if outcome in ("completed", "failed", "rolled_back"):
+                history[outcome] = history.get(outcome, 0) + 1
+        return history
+
+    def required_approvals(
+        self, *, change_type: ChangeType, risk: Risk, runbook: Any
+    ) -> dict[str, Any]:
+        """Which approvals the policy requires, and why."""
+        rules = self.policy.approvals
+        retrospective = None
+        if change_type is ChangeType.STANDARD:
+            pre = self._standard_entry(runbook)
+            if pre is None or not runbook.standard:
+                raise ChangeError(
+                    f"runbook {runbook.name}@{runbook.version} ({runbook.digest}) is not a "
+                    "pre-approved standard change in the policy; file it as normal"
+                )
+            rule = rules.standard
+            reason = f"standard change: {runbook.name}@{runbook.version} is pre-approved by digest"
+            if rule is None:
+                return {
+                    "rule": "standard",
+                    "roles": [],
+                    "count": 0,
+                    "eligible": [],
+                    "reason": reason,
+                    "retrospective": None,
+                }
+            reason += f"; the policy still asks {rule.count} of {', '.join(rule.roles)} to say go"
+            name = "standard"
+        elif change_type is ChangeType.EMERGENCY:
+            rule = rules.emergency
+            retrospective = _rule_dict(rules.emergency.retrospective, self.policy)
+            reason = (
+                f"emergency change: {rule.count} emergency approval(s) by "
+                f"{', '.join(rule.roles)} now, and a retrospective review by "
+                f"{', '.join(rules.emergency.retrospective.roles)} before closing"
+            )
+            name = "emergency"
+        else:
+            rule = getattr(rules, risk.value)
+            reason = f"{risk} risk: {rule.count} approval(s) by {', '.join(rule.roles)}"
+            name = risk.value
+        if risk is Risk.HIGH:
+            reason += "; high risk: the implementer may not be an approver"
+        data = _rule_dict(rule, self.policy)
+        return {"rule": name, **data, "reason": reason, "retrospective": retrospective}
+
+    def _standard_entry(self, runbook: Any) -> Any:
+        return next(
+            (
+                s
+                for s in self.policy.standard_changes
+                if s.runbook == runbook.name
+                and s.version == str(runbook.version)
+                and s.digest == runbook.digest
+            ),
+            None,
+        )
+
+    # -- approval ------------------------------------------------------------------
+    def approve(
+        self,
+        change_id: str,
+        actor: str,
+        *,
+        comment: str | None = None,
+        signature: str | None = None,
+    ) -> ChangeRequest:
+        """One approval. When the policy's requirement is met, the change is
+        `approved`. For an emergency change past its start, this is the
+        retrospective review."""
+        change = self.get(change_id)
+        if change.type is ChangeType.EMERGENCY and (
+            change.state in FINISHED_STATES or change.state in (State.IN_PROGRESS, State.VERIFYING)
+        ):
+            return self.review_retrospective(change_id, actor, comment=comment)
+        if change.state is not State.ASSESSED:
+            raise ChangeError(
+                f"{change_id}: only an assessed change can be approved (it is {change.state})"
+            )
+        required = (change.assessment or {}).get("required") or {}
+        rule_roles = {Role(r) for r in required.get("roles", [])}
+        if actor == change.requester:
+            self._refuse(change_id, actor, "approve", f"{actor} requested this change (four-eyes)")
+        roles = self.policy.roles_of(actor)
+        override_roles = self._freeze_override_roles()
+        if not (roles & rule_roles) and not (
+            change.type is ChangeType.EMERGENCY and roles & override_roles
+        ):
+            wanted = " or ".join(sorted(str(r) for r in rule_roles)) or "nobody"
+            self._refuse(
+                change_id,
+                actor,
+                "approve",
+                f"{actor} is not a {wanted} ({required.get('reason', '')})",
+            )
+        if any(
+            a["approver"] == actor
+            and a["kind"] == "approval"
+            and a["binding_hash"] == binding_hash(change.binding_document())
+            for a in change.approvals
+        ):
+            raise ChangeError(f"{change_id}: {actor} has already approved it")
+        document = change.binding_document()
+        digest = binding_hash(document)
+        if self.policy.require_signed_approvals or signature:
+            self._check_signature(change_id, actor, document, signature)
+        now = self.clock()
+        self.record(
+            "change.approval",
+            actor=actor,
+            change_id=change_id,
+            payload={
+                "approver": actor,
+                "roles": sorted(str(r) for r in roles),
+                "binding": document,
+                "binding_hash": digest,
+                "signature": signature,
+                "public_key": self._public_key(actor),
+                "comment": comment,
+            },
+        )
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(store.approvals).values(
+                    change_id=change_id,
+                    kind="approval",
+                    approver=actor,
+                    roles=sorted(str(r) for r in roles),
+                    binding_hash=digest,
+                    binding=document,
+                    signature=signature,
+                    comment=comment,
+                    created_at=now,
+                )
+            )
+        change = self.get(change_id)
+        met, _ = self._requirement_met(change, rule_roles, int(required.get("count", 1)))
+        if met:
+            change = self._transition(
+                change,
+                State.APPROVED,
+                actor=actor,
+                payload={"approvers": self._valid_approvers(change), "binding_hash": digest},
+            )
+        return change
+
+    def _public_key(self, person: str) -> str | None:
+        entry = self.policy.people.get(person)
+        return entry.signing_key if entry else None
+
+    def _check_signature(
+        self, change_id: str, actor: str, document: dict[str, Any], signature: str | None
+    ) -> None:
+        key = self._public_key(actor)
+        if not signature:
+            self._refuse(
+                change_id,
+                actor,
+                "approve",
+                "the policy requires signed approvals; pass a signature (opskit change sign)",
+            )
+        if not key:
+            self._refuse(change_id, actor, "approve", f"{actor} has no signing_key in the policy")
+        if not verify_signature(key, document, signature or ""):
+            self._refuse(
+                change_id,
+                actor,
+                "approve",
+                f"the signature does not verify with {actor}'s key "
+                "over this change's binding document",
+            )
+
+    def _freeze_override_roles(self) -> set[Role]:
+        roles: set[Role] = set()
+        for freeze in self.policy.freezes:
+            if freeze.emergency_override:
+                roles |= set(freeze.emergency_override.roles)
+        return roles
+
+    def _valid_approvals(self, change: ChangeRequest) -> list[dict[str, Any]]:
+        """Approvals that bind to the change as it is now."""
+        current = binding_hash(change.binding_document())
+        return [
+            a for a in change.approvals if a["kind"] == "approval" and a["binding_hash"] == current
+        ]
+
+    def _valid_approvers(self, change: ChangeRequest) -> list[str]:
+        return sorted({a["approver"] for a in self._valid_approvals(change)})
+
+    def _requirement_met(
+        self, change: ChangeRequest, roles: set[Role], count: int
+    ) -> tuple[bool, list[str]]:
+        people = [
+            a["approver"]
+            for a in self._valid_approvals(change)
+            if a["approver"] != change.requester and self.policy.roles_of(a["approver"]) & roles
+        ]
+        distinct = sorted(set(people))
+        return len(distinct) >= count, distinct
+
+    def reject(self, change_id: str, actor: str, reason: str) -> ChangeRequest:
+        change = self.get(change_id)
+        if not reason.strip():
+            raise ChangeError("a rejection needs a reason")
+        self._require_role(actor, APPROVER_ROLES, "reject", change_id)
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(store.approvals).values(
+                    change_id=change_id,
+                    kind="rejection",
+                    approver=actor,
+                    roles=sorted(str(r) for r in self.policy.roles_of(actor)),
+                    binding_hash=binding_hash(change.binding_document()),
+                    binding=change.binding_document(),
+                    comment=reason,
+                    created_at=self.clock(),
+                )
+            )
+        return self._transition(change, State.REJECTED, actor=actor, payload={"reason": reason})
+
+    def review_retrospective(
+        self, change_id: str, actor: str, *, comment: str | None = None
+    ) -> ChangeRequest:
+        """The CAB's retrospective review an emergency change needs before closing."""
+        change = self.get(change_id)
+        if change.type is not ChangeType.EMERGENCY:
+            raise ChangeError(f"{change_id}: only emergency changes have a retrospective review")
+        rule = self.policy.approvals.emergency.retrospective
+        if actor == change.requester:
+            self._refuse(
+                change_id,
+                actor,
+                "retrospective review",
+                f"{actor} requested this change (four-eyes)",
+            )
+        self._require_role(actor, rule.roles, "retrospective review", change_id)
+        reviewers = set((change.retrospective or {}).get("reviewers", [])) | {actor}
+        retrospective = {
+            "reviewers": sorted(reviewers),
+            "required": rule.count,
+            "complete": len(reviewers) >= rule.count,
+            "comments": [
+                *(change.retrospective or {}).get("comments", []),
+                {"by": actor, "comment": comment},
+            ],
+        }
+        self.record(
+            "change.retrospective_reviewed",
+            actor=actor,
+            change_id=change_id,
+            payload={
+                "comment": comment,
+                **{k: retrospective[k] for k in ("reviewers", "required", "complete")},
+            },
+        )
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(store.approvals).values(
+                    change_id=change_id,
+                    kind="retrospective",
+                    approver=actor,
+                    roles=sorted(str(r) for r in self.policy.roles_of(actor)),
+                    binding_hash=binding_hash(change.binding_document()),
+                    binding=change.binding_document(),
+                    comment=comment,
+                    created_at=self.clock(),
+                )
+            )
+            conn.execute(
+                update(store.changes)
+                .where(store.changes.c.id == change_id)
+                .values(retrospective=retrospective, updated_at=self.clock())
+            )
+        return self.get(change_id)
+
+    # -- schedule ----------------------------------------------------------------------
+    def schedule(
+        self,
+        change_id: str,
+        actor: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> ChangeRequest:
+        change = self.get(change_id)
+        if actor != change.requester:
+            self._require_role(
+                actor, [Role.CHANGE_MANAGER, Role.IMPLEMENTER], "schedule", change_id
+            )
+        start = _aware(start) or change.window_start
+        end = _aware(end) or change.window_end
+        if start and end and end <= start:
+            raise ChangeError("the window must end after it starts")
+        frozen = [
+            f.name for f in self.policy.freezes if start and end and f.start < end and start < f.end
+        ]
+        return self._transition(
+            change,
+            State.SCHEDULED,
+            actor=actor,
+            payload={
+                "window_start": start.isoformat() if start else None,
+                "window_end": end.isoformat() if end else None,
+                "overlapping_freezes": frozen,
+            },
+            values={"window_start": start, "window_end": end},
+        )
+
+    # -- apply preconditions -------------------------------------------------------
+    def check_apply(self, change: ChangeRequest, actor: str) -> list[str]:
+        """Every reason the change may not be applied now by `actor` (empty: go)."""
+        reasons: list[str] = []
+        policy = self.policy
+        if change.state not in (State.APPROVED, State.SCHEDULED):
+            reasons.append(f"it is {change.state}, not approved")
+            return reasons
+        if Role.IMPLEMENTER not in policy.roles_of(actor):
+            reasons.append(f"{actor} is not an implementer in the policy")
+        required = (change.assessment or {}).get("required") or {}
+        risk = (change.risk or {}).get("level")
+        # The binding: what was approved must be what would run now.
+        stale = self.binding_drift(change)
+        if stale:
+            reasons.append(
+                "what was approved has changed since ("
+                + "; ".join(stale)
+                + "): assess and approve it again"
+            )
+        elif required.get("count", 0) > 0:
+            rule_roles = {Role(r) for r in required["roles"]}
+            met, approvers = self._requirement_met(change, rule_roles, int(required["count"]))
+            if not met:
+                reasons.append(
+                    f"it needs {required['count']} approval(s) by {', '.join(required['roles'])}; "
+                    f"valid approvals: {', '.join(approvers) or 'none'}"
+                )
+            if risk == Risk.HIGH.value and actor in self._valid_approvers(change):
+                reasons.append(
+                    f"{actor} approved this high-risk change and may not implement it (four-eyes)"
+                )
+            if policy.require_signed_approvals:
+                for approval in self._valid_approvals(change):
+                    key = self._public_key(approval["approver"])
+                    if not (
+                        key
+                        and approval["signature"]
+                        and verify_signature(key, approval["binding"], approval["signature"])
+                    ):
+                        reasons.append(
+                            f"the approval by {approval['approver']} has no valid signature"
+                        )
+        now = self.clock()
+        if change.window_start and now < change.window_start:
+            reasons.append(
+                f"its window opens at {change.window_start.isoformat()} "
+                f"(now {now.isoformat(timespec='seconds')})"
+            )
+        if change.window_end and now >= change.window_end:
+            reasons.append(
+                f"its window closed at {change.window_end.isoformat()} "
+                f"(now {now.isoformat(timespec='seconds')})"
+            )
+        if (
+            change.type is not ChangeType.EMERGENCY
+            and policy.windows
+            and open_window(policy, now) is None
+        ):
+            names = ", ".join(w.name for w in policy.windows)
+            reasons.append(f"outside every change window of the policy ({names})")
+        for freeze in active_freezes(policy, now):
+            if change.type is ChangeType.EMERGENCY and freeze.emergency_override:
+                ok, who = self._override_met(change, freeze.emergency_override)
+                if ok:
+                    continue
+                reasons.append(
+                    f"freeze {freeze.name} is in force; an emergency override needs "
+                    f"{freeze.emergency_override.count} approval(s) by "
+                    f"{', '.join(freeze.emergency_override.roles)} "
+                    f"(have: {', '.join(who) or 'none'})"
+                )
+            else:
+                why = f" ({freeze.reason})" if freeze.reason else ""
+                reasons.append(
+                    f"freeze {freeze.name} is in force until {freeze.end.isoformat()}{why}"
+                )
+        held = self.locks_held_by_others(change)
+        if held:
+            reasons.append(
+                "CIs held by other changes: "
+                + ", ".join(f"{ci} ({holder})" for ci, holder in sorted(held.items())[:10])
+            )
+        return reasons
+
+    def _override_met(self, change: ChangeRequest, rule: ApprovalRule) -> tuple[bool, list[str]]:
+        return self._requirement_met(change, set(rule.roles), rule.count)
+
+    def binding_drift(
+        self, change: ChangeRequest, *, predicted: dict[str, Any] | None = None
+    ) -> list[str]:
+        """What differs between the change as approved and as it would run now."""
+        drift: list[str] = []
+        approvals = self._approval_bindings(change)
+        if not approvals:
+            return drift
+        approved = approvals[-1]
+        try:
+            book = self.catalog.get(change.runbook_ref)
+        except OpskitError as exc:
+            return [f"runbook {change.runbook_ref} cannot be loaded: {exc}"]
+        if book.digest != approved["runbook"]["digest"]:
+            drift.append(
+                f"runbook {change.runbook_ref} digest is now {book.digest[:19]}…, "
+                f"approved {approved['runbook']['digest'][:19]}…"
+            )
+        inv = deps.load_inventory(self.ws, change.inventory)
+        digest = deps.inventory_digest(inv)
+        if digest != approved["inventory_digest"]:
+            drift.append("the inventory changed")
+        try:
+            targets = deps.select_names(inv, change.selection)
+        except OpskitError as exc:
+            targets = []
+            drift.append(f"the selection no longer resolves: {exc}")
+        if sorted(targets) != approved["targets"]:
+            added = sorted(set(targets) - set(approved["targets"]))
+            removed = sorted(set(approved["targets"]) - set(targets))
+            drift.append(f"the targets changed (added {added or '-'}, removed {removed or '-'})")
+        if change.parameters != approved["parameters"]:
+            drift.append("the parameters changed")
+        current = change.binding_document()
+        record_differs = (
+            current["targets"] != approved["targets"] or current["runbook"] != approved["runbook"]
+        )
+        if record_differs and not any("targets" in d or "runbook" in d for d in drift):
+            drift.append("the change record differs from what was approved")
+        if predicted is not None:
+            now_diffs = {h: (e or {}).get("hash") for h, e in predicted.items()}
+            if now_diffs != approved["predicted_diff"]:
+                hosts = sorted(
+                    h
+                    for h in set(now_diffs) | set(approved["predicted_diff"])
+                    if now_diffs.get(h) != approved["predicted_diff"].get(h)
+                )
+                drift.append(f"the predicted diff changed on {', '.join(hosts[:5])}")
+        return drift
+
+    def _approval_bindings(self, change: ChangeRequest) -> list[dict[str, Any]]:
+        """Binding documents of the approvals that made the change approved."""
+        if (
+            change.state not in (State.APPROVED, State.SCHEDULED)
+            and change.state is not State.ASSESSED
+        ):
+            return []
+        valid = self._valid_approvals(change)
+        if valid:
+            return [a["binding"] for a in valid]
+        # Approved with no valid approval: the record itself changed, or a
+        # pre-approved standard change (bound at assessment).
+        docs = [a["binding"] for a in change.approvals if a["kind"] == "approval"]
+        if docs:
+            return docs[-1:]
+        return [change.binding_document()]
+
+    # -- locks -----------------------------------------------------------------------
+    def locks_held_by_others(self, change: ChangeRequest) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(store.locks.c.ci, store.locks.c.change_id).where(
+                    store.locks.c.ci.in_(change.targets), store.locks.c.change_id != change.id
+                )
+            ).all()
+        return {ci: holder for ci, holder in rows}
+
+    def acquire_locks(self, change: ChangeRequest) -> None:
+        """All of the change's CIs, atomically, or none (ChangeRefused names the holder)."""
+        now = self.clock()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(store.locks),
+                    [
+                        {"ci": ci, "change_id": change.id, "acquired_at": now}
+                        for ci in change.targets
+                    ],
+                )
+        except IntegrityError:
+            held = self.locks_held_by_others(change)
+            detail = ", ".join(f"{ci} ({holder})" for ci, holder in sorted(held.items())[:10])
+            raise ChangeRefused(
+                f"{change.id}: apply refused: CIs held by other changes: {detail or 'a lock race'}"
+            ) from None
+
+    def release_locks(self, change_id: str) -> int:
+        with self.engine.begin() as conn:
+            released = conn.execute(
+                delete(store.locks).where(store.locks.c.change_id == change_id)
+            ).rowcount
+            conn.execute(
+                delete(store.group_slots).where(store.group_slots.c.change_id == change_id)
+            )
+        return released
+
+    # -- applying (in opskit.changes.rollout) --------------------------------------
+    def apply(
+        self, change_id: str, actor: str, *, dry_run: bool = False, progress: Any = None
+    ) -> dict[str, Any]:
+        from opskit.changes.rollout import Rollout
+
+        return Rollout(self, change_id, actor, progress=progress).run(dry_run=dry_run)
+
+    def rollback(self, change_id: str, actor: str, *, progress: Any = None) -> dict[str, Any]:
+        from opskit.changes.rollout import Rollout
+
+        return Rollout(self, change_id, actor, progress=progress).rollback_change()
+
+    def recover(
+        self, actor: str, *, rollback: bool = False, stale_after: float = 30.0
+    ) -> list[dict[str, Any]]:
+        from opskit.changes.rollout import recover
+
+        return recover(self, actor, rollback=rollback, stale_after=stale_after)
+
+    # -- close ---------------------------------------------------------------------------
+    def close(
+        self,
+        change_id: str,
+        actor: str,
+        *,
+        review: str,
+        outcome: str | None = None,
+        cause: str | None = None,
+        follow_ups: Iterable[str] = (),
+    ) -> ChangeRequest:
+        """Records the post-implementation review and closes the change."""
+        change = self.get(change_id)
+        if not review.strip():
+            raise ChangeError("closing needs a review text")
+        allowed = APPROVER_ROLES | {Role.IMPLEMENTER}
+        if actor != change.requester:
+            self._require_role(actor, allowed, "close", change_id)
+        check_transition(change.id, change.state, State.CLOSED)
+        if (
+            change.type is ChangeType.EMERGENCY
+            and change.state is not State.REJECTED
+            and not (change.retrospective or {}).get("complete")
+        ):
+            rule = self.policy.approvals.emergency.retrospective
+            self._refuse(
+                change_id,
+                actor,
+                "close",
+                f"an emergency change needs its retrospective review by {rule.count} of "
+                f"{', '.join(rule.roles)} first (opskit change approve {change_id})",
+            )
+        final = outcome or change.state.value
+        if final not in ("completed", "failed", "rolled_back", "rejected", "cancelled"):
+            raise ChangeError(
+                f"unknown outcome {final!r}; use completed, failed, rolled_back or rejected"
+            )
+        if final in ("failed", "rolled_back") and not cause:
+            cause = (change.summary or {}).get("cause")
+        review_doc = {
+            "review": review,
+            "outcome": final,
+            "cause": cause,
+            "follow_ups": list(follow_ups),
+            "by": actor,
+            "at": self.clock().isoformat(),
+        }
+        summary = {**(change.summary or {}), "outcome": final}
+        return self._transition(
+            change,
+            State.CLOSED,
+            actor=actor,
+            payload={"review": review_doc},
+            values={"review": review_doc, "summary": summary},
+        )
+
+    # -- runner bookkeeping (used by the rollout) --------------------------------------
+    def set_runner(self, change_id: str, *, alive: bool) -> None:
+        values: dict[str, Any] = (
+            {
+                "runner_host": socket.gethostname(),
+                "runner_pid": os.getpid(),
+                "heartbeat_at": self.clock(),
+            }
+            if alive
+            else {"runner_pid": None, "heartbeat_at": None}
+        )
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(store.changes).where(store.changes.c.id == change_id).values(**values)
+            )
+
+    def heartbeat(self, change_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(store.changes)
+                .where(store.changes.c.id == change_id, store.changes.c.runner_pid == os.getpid())
+                .values(heartbeat_at=self.clock())
+            )
+
+    def set_host(
+        self,
+        change_id: str,
+        ci: str,
+        status: str,
+        *,
+        batch: int | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            exists = conn.execute(
+                select(func.count())
+                .select_from(store.hosts)
+                .where(store.hosts.c.change_id == change_id, store.hosts.c.ci == ci)
+            ).scalar_one()
+            values: dict[str, Any] = {"status": status, "updated_at": now}
+            if batch is not None:
+                values["batch"] = batch
+            if detail is not None:
+                values["detail"] = redact_obj(dict(detail))
+            if exists:
+                conn.execute(
+                    update(store.hosts)
+                    .where(store.hosts.c.change_id == change_id, store.hosts.c.ci == ci)
+                    .values(**values)
+                )
+            else:
+                conn.execute(insert(store.hosts).values(change_id=change_id, ci=ci, **values))
+
+    def set_summary(self, change_id: str, summary: Mapping[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(store.changes)
+                .where(store.changes.c.id == change_id)
+                .values(summary=redact_obj(dict(summary)), updated_at=self.clock())
+            )
+
+
+_CREATED_FIELDS = (
+    "title",
+    "description",
+    "type",
+    "requester",
+    "runbook",
+    "runbook_digest",
+    "selection",
+    "inventory",
+    "inventory_digest",
+    "targets",
+    "parameters",
+    "window_start",
+    "window_end",
+    "tickets",
+    "plan",
+)
+
+
+def _rule_dict(rule: ApprovalRule, policy: Policy) -> dict[str, Any]:
+    return {
+        "roles": [str(r) for r in rule.roles],
+        "count": rule.count,
+        "eligible": people_with(policy, rule.roles),
+    }
+
+
+def _runbook_platforms(book: Any) -> set[str]:
+    targets = getattr(book, "targets", None)
+    platforms = getattr(targets, "platforms", None)
+    if platforms is None and isinstance(targets, Mapping):
+        platforms = targets.get("platforms")
+    return {str(p) for p in platforms or []}
+
+
+def _runbook_connectors(book: Any) -> set[str]:
+    return {str(name) for name in book.connectors()}
+
+
+def _rollback_is_auto(book: Any) -> bool:
+    return book.rollback == "auto"
+
+
+def jsonable(value: Any) -> Any:
+    """The ledger's JSON subset: no floats, tuples, datetimes or enums."""
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, str | bool | int) or value is None:
+        return value
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [jsonable(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
+    return str(value)
+
+
+def redact_obj(data: Any) -> Any:
+    from opskit.secrets import REDACTOR
+
+    return REDACTOR.redact_obj(data)
+
+
+__all__ = ["ChangeService", "redact"]

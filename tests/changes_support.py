@@ -1,0 +1,127 @@
+"""Shared set-up for the change-engine tests: a policy with known people and
+a small test runbook in three risk levels, written into a real workspace."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from opskit.workspace import Workspace
+
+POLICY = """\
+version: 1
+inventory: {inventory}
+people:
+  alice: {{roles: [requester, implementer]}}
+  bob: {{roles: [change_manager, cab]{bob_key}}}
+  carol: {{roles: [cab]}}
+  dave: {{roles: [governance]}}
+  erin: {{roles: [auditor]}}
+  mallory: {{roles: [requester, change_manager]}}
+  gary: {{roles: [governance, implementer]}}
+  ci-bot: {{roles: [requester, implementer]}}
+approvals:
+  low: {{roles: [change_manager], count: 1}}
+  medium: {{roles: [cab], count: 2}}
+  high: {{roles: [governance], count: 1}}
+  emergency:
+    roles: [change_manager]
+    count: 1
+    retrospective: {{roles: [cab], count: 1}}
+require_signed_approvals: {signed}
+{extra}
+"""
+
+RUNBOOK = """\
+name: chg-test
+version: {version}
+description: Test runbook of the change engine (a VLAN on IOS).
+owner: change-team
+risk: {risk}
+change_types: [standard, normal, emergency]
+standard: true
+targets:
+  platforms: [cisco_ios]
+parameters:
+  type: object
+  additionalProperties: false
+  required: [vlan_id]
+  properties:
+    vlan_id: {{type: integer, minimum: 2, maximum: 4094}}
+    vlan_name: {{type: string, default: opskit-test}}
+    expect_name: {{type: string, default: ""}}
+    community: {{type: object, secret: true}}
+requires: [get_config, config_lines]
+backup: true
+apply:
+  - name: create the VLAN
+    connector: netmiko
+    action: config
+    params:
+      lines: ["vlan {{{{ params.vlan_id }}}}", " name {{{{ params.vlan_name }}}}", "exit"]
+verify:
+  - name: the VLAN is configured
+    connector: netmiko
+    action: get_config
+    expect:
+      - config_contains:
+          - "vlan {{{{ params.vlan_id }}}}"
+          - " name {{{{ params.expect_name or params.vlan_name }}}}"
+rollback: auto
+strategy:
+  canary: {canary}
+  batch: {batch}
+  concurrency: 4
+  error_budget: {{max_failed: {max_failed}}}
+  on_failure: {on_failure}
+"""
+
+VERSIONS = {"1.0.0": "low", "2.0.0": "medium", "3.0.0": "high"}
+
+
+def write_policy(
+    ws: Workspace,
+    *,
+    inventory: str = "lab",
+    signed: bool = False,
+    bob_key: str | None = None,
+    extra: str = "",
+) -> None:
+    key = f", signing_key: {bob_key}" if bob_key else ""
+    ws.policy_path.write_text(
+        POLICY.format(
+            inventory=inventory,
+            signed=str(signed).lower(),
+            bob_key=key,
+            extra=textwrap.dedent(extra),
+        )
+    )
+    # `Workspace.policy` is cached: drop it so the new file is read.
+    ws.__dict__.pop("policy", None)
+
+
+def write_runbooks(
+    ws: Workspace,
+    *,
+    canary: int = 0,
+    batch: str = '"100%"',
+    max_failed: int = 0,
+    on_failure: str = "rollback_host",
+) -> None:
+    for version, risk in VERSIONS.items():
+        path = ws.runbooks_dir / "chg-test" / f"{version}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            RUNBOOK.format(
+                version=version,
+                risk=risk,
+                canary=canary,
+                batch=batch,
+                max_failed=max_failed,
+                on_failure=on_failure,
+            )
+        )
+
+
+def lab_inventory_file(root: Path) -> Path:
+    return root / "inventories" / "lab" / "lab.yaml"

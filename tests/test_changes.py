@@ -1,0 +1,515 @@
+"""The change process without devices: states, roles, four-eyes, quorum,
+standard and emergency changes, windows, freezes, locks, binding and signed
+approvals, on a real SQLite workspace with a real ledger.
+
+Every refusal here happens before any device is contacted (the apply checks
+run first), so the lab inventory file is enough; no lab is started.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from opskit.changes import ChangeService, State, verify_approvals
+from opskit.changes import store as change_store
+from opskit.changes.model import TRANSITIONS
+from opskit.changes.signing import generate_keypair, sign_document
+from opskit.errors import ChangeError, ChangeRefused, RunbookError
+from opskit.policy import ChangeWindow, load_policy, open_window, window_contains
+from opskit.secrets import REDACTOR
+from opskit.workspace import Workspace
+from tests.changes_support import write_policy, write_runbooks
+
+SWITCH = "lab-sw01"
+OTHER_SWITCH = "lab-sw02"
+
+
+@pytest.fixture
+def svc(workspace: Workspace) -> Iterator[ChangeService]:
+    write_policy(workspace)
+    write_runbooks(workspace)
+    yield ChangeService(workspace)
+
+
+def new_change(
+    svc: ChangeService,
+    *,
+    version: str = "1.0.0",
+    select: str = SWITCH,
+    requester: str = "alice",
+    type: str = "normal",
+    **kwargs: object,
+) -> str:
+    change = svc.create(
+        runbook=f"chg-test@{version}",
+        select_expr=select,
+        requester=requester,
+        title="test VLAN",
+        params={"vlan_id": 42},
+        type=type,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return change.id
+
+
+def assessed(svc: ChangeService, **kwargs: object) -> str:
+    change_id = new_change(svc, **kwargs)  # type: ignore[arg-type]
+    svc.submit(change_id, "alice")
+    svc.assess(change_id, "bob", predict=False)
+    return change_id
+
+
+def kinds(svc: ChangeService, change_id: str) -> list[str]:
+    return [e.kind for e in svc.ledger.events(change_id=change_id)]
+
+
+# -- the state machine ----------------------------------------------------------
+def test_request_to_approval_is_recorded_with_actors(svc: ChangeService) -> None:
+    change = svc.create(
+        runbook="chg-test@1.0.0",
+        select_expr=SWITCH,
+        requester="alice",
+        title="VLAN 42 on the lab switch",
+        params={"vlan_id": 42},
+        tickets=["INC-1"],
+    )
+    assert change.id.startswith("CHG-") and change.state is State.DRAFT
+    assert change.targets == [SWITCH]
+    assert change.runbook_digest.startswith("sha256:")
+    assert change.parameters == {"vlan_id": 42, "vlan_name": "opskit-test", "expect_name": ""}
+    assert change.plan["implementation"] and change.plan["rollback"]
+    svc.submit(change.id, "alice")
+    change = svc.assess(change.id, "bob", predict=False)
+    assert change.state is State.ASSESSED
+    assert change.risk["level"] == "low"
+    factors = {f["name"]: f for f in change.risk["factors"]}
+    assert {
+        "criticality",
+        "blast_radius",
+        "runbook_risk",
+        "missing_capabilities",
+        "history",
+    } <= set(factors)
+    assert all(f["reason"] for f in factors.values())
+    assert change.risk["score"] == max(0, sum(f["points"] for f in factors.values()))
+    assert change.assessment["required"]["roles"] == ["change_manager"]
+    assert change.impact["targets"] == [SWITCH]
+    change = svc.approve(change.id, "bob", comment="fine")
+    assert change.state is State.APPROVED
+    events = list(svc.ledger.events(change_id=change.id))
+    assert [e.kind for e in events] == [
+        "change.created",
+        "change.submitted",
+        "change.assessed",
+        "change.approval",
+        "change.approved",
+    ]
+    assert [e.actor for e in events] == ["alice", "alice", "bob", "bob", "bob"]
+    assert events[0].payload["tickets"] == ["INC-1"]
+    assert svc.ledger.verify().ok
+
+
+def test_illegal_transitions_are_clear_errors(svc: ChangeService) -> None:
+    change_id = new_change(svc)
+    with pytest.raises(ChangeError, match="only an assessed change can be approved"):
+        svc.approve(change_id, "bob")
+    with pytest.raises(ChangeError, match="cannot go from draft to closed"):
+        svc.close(change_id, "alice", review="nothing")
+    with pytest.raises(ChangeError, match="cannot go from draft to scheduled"):
+        svc.schedule(change_id, "alice")
+    with pytest.raises(ChangeError, match="no change 'CHG-999999'"):
+        svc.get("CHG-999999")
+    # Every state has its row in the table, and closed is final.
+    assert set(TRANSITIONS) == set(State)
+    assert TRANSITIONS[State.CLOSED] == frozenset()
+
+
+def test_reject_then_close(svc: ChangeService) -> None:
+    change_id = assessed(svc)
+    with pytest.raises(ChangeError, match="needs a reason"):
+        svc.reject(change_id, "bob", " ")
+    change = svc.reject(change_id, "bob", "no business case")
+    assert change.state is State.REJECTED
+    with pytest.raises(ChangeError, match="cannot go from rejected to scheduled"):
+        svc.schedule(change_id, "alice")
+    change = svc.close(change_id, "alice", review="rejected at CAB")
+    assert change.state is State.CLOSED and change.review["outcome"] == "rejected"
+    assert kinds(svc, change_id)[-2:] == ["change.rejected", "change.closed"]
+
+
+# -- roles and four-eyes ----------------------------------------------------------
+def test_roles_are_enforced_and_refusals_recorded(svc: ChangeService) -> None:
+    with pytest.raises(ChangeRefused, match="bob is not a requester"):
+        new_change(svc, requester="bob")
+    change_id = assessed(svc)
+    with pytest.raises(ChangeRefused, match="erin is not a change_manager"):
+        svc.approve(change_id, "erin")
+    refusals = [e for e in svc.ledger.events(change_id=change_id) if e.kind == "change.refused"]
+    assert refusals and refusals[-1].actor == "erin"
+    assert "not a change_manager" in refusals[-1].payload["reason"]
+    assert svc.get(change_id).state is State.ASSESSED
+
+
+def test_nobody_approves_their_own_change(svc: ChangeService) -> None:
+    change_id = new_change(svc, requester="mallory")
+    svc.submit(change_id, "mallory")
+    svc.assess(change_id, "mallory", predict=False)
+    with pytest.raises(ChangeRefused, match="mallory requested this change"):
+        svc.approve(change_id, "mallory")
+    assert kinds(svc, change_id)[-1] == "change.refused"
+
+
+def test_medium_risk_needs_a_cab_quorum(svc: ChangeService) -> None:
+    change_id = assessed(svc, version="2.0.0")
+    change = svc.get(change_id)
+    assert change.risk["level"] == "medium"
+    assert change.assessment["required"]["count"] == 2
+    assert svc.approve(change_id, "carol").state is State.ASSESSED
+    with pytest.raises(ChangeError, match="already approved"):
+        svc.approve(change_id, "carol")
+    with pytest.raises(ChangeRefused, match="apply refused: it is assessed"):
+        svc.apply(change_id, "alice")
+    assert svc.approve(change_id, "bob").state is State.APPROVED
+
+
+def test_high_risk_implementer_may_not_be_an_approver(svc: ChangeService) -> None:
+    change_id = assessed(svc, version="3.0.0")
+    assert svc.get(change_id).risk["level"] == "high"
+    with pytest.raises(ChangeRefused, match="bob is not a governance"):
+        svc.approve(change_id, "bob")
+    svc.approve(change_id, "gary")
+    with pytest.raises(ChangeRefused, match="gary approved this high-risk change"):
+        svc.apply(change_id, "gary")
+    with pytest.raises(ChangeRefused, match="dave is not an implementer"):
+        svc.apply(change_id, "dave")
+
+
+# -- standard and emergency -----------------------------------------------------------
+def test_standard_change_runs_without_cab_when_its_digest_is_preapproved(
+    svc: ChangeService,
+) -> None:
+    with pytest.raises(ChangeError, match="not a pre-approved standard change"):
+        assessed(svc, type="standard")
+    digest = svc.catalog.get("chg-test@1.0.0").digest
+    write_policy(
+        svc.ws,
+        extra=f"standard_changes:\n  - {{runbook: chg-test, version: 1.0.0, digest: '{digest}'}}\n",
+    )
+    change_id = assessed(svc, type="standard")
+    change = svc.get(change_id)
+    assert change.state is State.APPROVED and change.approvals == []
+    approved = [e for e in svc.ledger.events(change_id=change_id) if e.kind == "change.approved"]
+    assert approved[0].payload["by"] == "policy"
+
+
+def test_emergency_change_needs_one_emergency_approval(svc: ChangeService) -> None:
+    change_id = assessed(svc, version="2.0.0", type="emergency")
+    change = svc.get(change_id)
+    required = change.assessment["required"]
+    assert required["rule"] == "emergency" and required["count"] == 1
+    assert required["retrospective"]["roles"] == ["cab"]
+    assert svc.approve(change_id, "bob").state is State.APPROVED
+
+
+# -- windows and freezes -------------------------------------------------------------------
+def test_recurring_windows_are_timezone_aware() -> None:
+    nightly = ChangeWindow(
+        name="nightly", timezone="Europe/Berlin", days=["mon"], start="22:00", end="05:00"
+    )
+    # Monday 2026-11-23 22:30 in Berlin is 21:30 UTC.
+    assert window_contains(nightly, datetime(2026, 11, 23, 21, 30, tzinfo=UTC))
+    # Tuesday 03:00 Berlin belongs to Monday's window; Tuesday 22:30 does not.
+    assert window_contains(nightly, datetime(2026, 11, 24, 2, 0, tzinfo=UTC))
+    assert not window_contains(nightly, datetime(2026, 11, 24, 21, 30, tzinfo=UTC))
+    assert not window_contains(nightly, datetime(2026, 11, 23, 20, 30, tzinfo=UTC))
+
+
+def test_apply_outside_the_window_is_refused(svc: ChangeService) -> None:
+    now = datetime.now(UTC)
+    change_id = assessed(
+        svc, window_start=now - timedelta(hours=3), window_end=now - timedelta(hours=1)
+    )
+    svc.approve(change_id, "bob")
+    with pytest.raises(ChangeRefused, match="its window closed"):
+        svc.apply(change_id, "alice")
+    refused = [e for e in svc.ledger.events(change_id=change_id) if e.kind == "change.refused"]
+    assert "window closed" in refused[-1].payload["reason"]
+    assert svc.get(change_id).state is State.APPROVED
+
+    # A policy window that is not open now refuses normal changes, not emergencies.
+    closed_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][(now.weekday() + 3) % 7]
+    write_policy(
+        svc.ws,
+        extra=(
+            f'windows:\n  - {{name: maint, days: [{closed_day}], start: "01:00", end: "02:00"}}\n'
+        ),
+    )
+    assert open_window(svc.policy, now) is None
+    change_id = assessed(svc)
+    svc.approve(change_id, "bob")
+    with pytest.raises(ChangeRefused, match="outside every change window of the policy"):
+        svc.apply(change_id, "alice")
+
+
+def test_freeze_refuses_normal_changes_and_emergency_needs_the_override(
+    svc: ChangeService,
+) -> None:
+    now = datetime.now(UTC)
+    write_policy(
+        svc.ws,
+        extra=f"""\
+freezes:
+  - name: year-end
+    start: "{(now - timedelta(days=1)).isoformat()}"
+    end: "{(now + timedelta(days=1)).isoformat()}"
+    reason: financial closing
+    emergency_override: {{roles: [governance], count: 1}}
+""",
+    )
+    change_id = assessed(svc)
+    svc.approve(change_id, "bob")
+    with pytest.raises(ChangeRefused, match="freeze year-end is in force"):
+        svc.apply(change_id, "alice")
+
+    emergency = assessed(svc, type="emergency")
+    svc.approve(emergency, "bob")
+    reasons = svc.check_apply(svc.get(emergency), "alice")
+    assert any("emergency override needs 1 approval(s) by governance" in r for r in reasons)
+    # Governance approves the override: the freeze no longer blocks this change.
+    # Re-assessed, governance approves: bob's approval still binds (nothing
+    # changed), dave's is the override the freeze names.
+    svc.assess(emergency, "bob", predict=False)
+    assert svc.approve(emergency, "dave").state is State.APPROVED
+    assert svc.check_apply(svc.get(emergency), "alice") == []
+
+
+# -- locks --------------------------------------------------------------------------
+def test_a_ci_held_by_another_change_refuses_apply(svc: ChangeService) -> None:
+    first = assessed(svc)
+    second = assessed(svc, select=f"{SWITCH} or {OTHER_SWITCH}")
+    svc.approve(first, "bob")
+    svc.approve(second, "bob")
+    svc.acquire_locks(svc.get(first))
+    with pytest.raises(ChangeRefused, match=f"CIs held by other changes: {SWITCH} \\({first}\\)"):
+        svc.apply(second, "alice")
+    # The lock table itself refuses a second holder, atomically (no partial locks).
+    with pytest.raises(ChangeRefused, match="held by other changes"):
+        svc.acquire_locks(svc.get(second))
+    assert svc.locks_held_by_others(svc.get(second)) == {SWITCH: first}
+    assert svc.release_locks(second) == 0
+    assert svc.release_locks(first) == 1
+    assert svc.check_apply(svc.get(second), "alice") == []
+
+
+# -- binding -------------------------------------------------------------------------
+def test_changed_runbook_after_approval_refuses_apply(svc: ChangeService) -> None:
+    change_id = assessed(svc)
+    svc.approve(change_id, "bob")
+    path = svc.ws.runbooks_dir / "chg-test" / "1.0.0.yaml"
+    path.write_text(path.read_text().replace("Test runbook", "Edited runbook"))
+    svc._catalog = None  # a new process would read the files again
+    with pytest.raises(ChangeRefused, match=r"runbook chg-test@1\.0\.0 digest is now"):
+        svc.apply(change_id, "alice")
+    # Re-assessment binds to the new digest; approval is needed again.
+    change = svc.assess(change_id, "bob", predict=False)
+    assert change.state is State.ASSESSED
+    svc.approve(change_id, "bob")
+    assert svc.check_apply(svc.get(change_id), "alice") == []
+
+
+def test_changed_targets_or_inventory_after_approval_refuses_apply(svc: ChangeService) -> None:
+    change_id = assessed(svc, select="lab-sw0*")
+    svc.approve(change_id, "bob")
+    inventory = svc.ws.inventories_dir / "lab" / "lab.yaml"
+    text = inventory.read_text()
+    inventory.write_text(text.replace("- name: lab-sw02", "- name: lab-sw09", 1))
+    reasons = svc.check_apply(svc.get(change_id), "alice")
+    assert any("the inventory changed" in r and "the targets changed" in r for r in reasons)
+    inventory.write_text(text)
+    assert svc.check_apply(svc.get(change_id), "alice") == []
+
+
+def test_changed_parameters_after_approval_refuses_apply(svc: ChangeService) -> None:
+    change_id = assessed(svc)
+    svc.approve(change_id, "bob")
+    # Someone edits the working index directly: the approval no longer binds.
+    with svc.engine.begin() as conn:
+        conn.execute(
+            update(change_store.changes)
+            .where(change_store.changes.c.id == change_id)
+            .values(parameters={"vlan_id": 666, "vlan_name": "opskit-test", "expect_name": ""})
+        )
+    with pytest.raises(ChangeRefused, match="the parameters changed"):
+        svc.apply(change_id, "alice")
+
+
+def test_invalid_parameters_name_the_parameter(svc: ChangeService) -> None:
+    with pytest.raises(RunbookError, match="vlan_id"):
+        svc.create(
+            runbook="chg-test@1.0.0",
+            select_expr=SWITCH,
+            requester="alice",
+            title="bad",
+            params={"vlan_id": 99999},
+        )
+    with pytest.raises(ChangeError, match="matches no CI"):
+        new_change(svc, select="nothing-*")
+
+
+def test_secret_parameters_stay_references(
+    svc: ChangeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHG_COMMUNITY", "s3cret-community-value")
+    REDACTOR.register("s3cret-community-value")
+    change = svc.create(
+        runbook="chg-test@1.0.0",
+        select_expr=SWITCH,
+        requester="alice",
+        title="with a secret",
+        params={"vlan_id": 42, "community": {"env": "CHG_COMMUNITY"}},
+    )
+    assert change.parameters["community"] == {"env": "CHG_COMMUNITY"}
+    svc.submit(change.id, "alice")
+    svc.assess(change.id, "bob", predict=False)
+    svc.approve(change.id, "bob")
+    db = (svc.ws.state_dir / "opskit.db").read_bytes()
+    assert b"s3cret-community-value" not in db
+    with pytest.raises(RunbookError, match="must be a secret reference"):
+        svc.create(
+            runbook="chg-test@1.0.0",
+            select_expr=SWITCH,
+            requester="alice",
+            title="plain secret",
+            params={"vlan_id": 42, "community": "plain-value"},
+        )
+
+
+# -- signed approvals ------------------------------------------------------------------
+def test_signed_approvals(svc: ChangeService, tmp_path: Path) -> None:
+    bob_private, bob_public = generate_keypair()
+    other_private, _ = generate_keypair()
+    write_policy(svc.ws, signed=True, bob_key=bob_public)
+    change_id = assessed(svc)
+    document = svc.get(change_id).binding_document()
+    with pytest.raises(ChangeRefused, match="requires signed approvals"):
+        svc.approve(change_id, "bob")
+    from opskit.changes.signing import load_private_key
+
+    (tmp_path / "other.key").write_text(other_private)
+    (tmp_path / "bob.key").write_text(bob_private)
+    forged = sign_document(load_private_key(tmp_path / "other.key"), document)
+    with pytest.raises(ChangeRefused, match="signature does not verify with bob's key"):
+        svc.approve(change_id, "bob", signature=forged)
+    good = sign_document(load_private_key(tmp_path / "bob.key"), document)
+    assert svc.approve(change_id, "bob", signature=good).state is State.APPROVED
+    assert svc.check_apply(svc.get(change_id), "alice") == []
+
+    report = verify_approvals(svc.ledger, change_id, svc.policy)
+    assert report["ok"], report
+    assert report["approvals"][0]["signature_valid"] is True
+    # An auditor's policy with a different key for bob does not accept it.
+    _, stranger = generate_keypair()
+    write_policy(svc.ws, signed=True, bob_key=stranger)
+    report = verify_approvals(svc.ledger, change_id, svc.policy)
+    assert not report["ok"]
+    assert any("signature does not verify" in p for p in report["problems"])
+
+
+# -- ids across processes ----------------------------------------------------------------
+@pytest.mark.slow
+def test_change_ids_are_unique_across_concurrent_processes(svc: ChangeService) -> None:
+    script = (
+        "import sys\n"
+        "from opskit.workspace import Workspace\n"
+        "from opskit.changes import ChangeService\n"
+        "svc = ChangeService(Workspace.open(sys.argv[1]))\n"
+        "for i in range(6):\n"
+        "    c = svc.create(runbook='chg-test@1.0.0', select_expr='lab-sw01', requester='alice',"
+        " title=f'p{i}', params={'vlan_id': 42})\n"
+        "    print(c.id)\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(svc.ws.root)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    ids = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0
+        ids += out.split()
+    assert len(ids) == 18 and len(set(ids)) == 18
+    assert svc.ledger.verify().ok
+    assert len(svc.list()) == 18
+
+
+# -- the CLI ---------------------------------------------------------------------------------
+def run_cli(ws: Workspace, *args: str, user: str = "alice") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opskit",
+            "--workspace",
+            str(ws.root),
+            "--as",
+            user,
+            "change",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.slow
+def test_cli_walks_the_process_and_refuses_with_exit_1(svc: ChangeService) -> None:
+    ws = svc.ws
+    out = run_cli(
+        ws,
+        "create",
+        "--runbook", "chg-test@1.0.0",
+        "--select", SWITCH,
+        "--param", "vlan_id=42",
+        "--title", "VLAN 42",
+        "--ticket", "INC-7",
+        "--json",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    change_id = json.loads(out.stdout)["id"]
+    assert run_cli(ws, "submit", change_id).returncode == 0
+    out = run_cli(ws, "assess", change_id, "--no-predict", user="bob")
+    assert out.returncode == 0, out.stderr
+    assert "blast_radius" in out.stdout and "change_manager" in out.stdout
+    out = run_cli(ws, "approve", change_id, user="erin")
+    assert out.returncode == 1 and "erin is not a change_manager" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert run_cli(ws, "approve", change_id, user="bob").returncode == 0
+    out = run_cli(ws, "apply", change_id, "--json", user="erin")
+    assert out.returncode == 1 and "erin is not an implementer" in out.stderr
+    shown = json.loads(run_cli(ws, "show", change_id, "--json").stdout)
+    assert shown["state"] == "approved" and shown["tickets"] == ["INC-7"]
+    listed = json.loads(run_cli(ws, "list", "--state", "approved", "--json").stdout)
+    assert [c["id"] for c in listed] == [change_id]
+    out = run_cli(ws, "approve", "CHG-999999", user="bob")
+    assert out.returncode == 1 and "no change 'CHG-999999'" in out.stderr
+
+
+def test_policy_helpers_load_with_the_default_policy(tmp_path: Path) -> None:
+    from opskit.policy import DEFAULT_POLICY_YAML, people_with
+
+    path = tmp_path / "opskit.yaml"
+    path.write_text(DEFAULT_POLICY_YAML)
+    policy = load_policy(path)
+    assert open_window(policy, datetime.now(UTC)) is None  # no windows: any time
+    assert people_with(policy, ["cab"]) == ["bob", "carol"]
