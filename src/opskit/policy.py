@@ -209,3 +209,40 @@ def load_policy(path: Path) -> Policy:
         raise PolicyError(
             err["msg"], file=path, line=locator.line(loc), field=field_path(loc)
         ) from None
+
+
+# -- evaluation helpers (used by the change engine) --------------------------
+def window_contains(window: ChangeWindow, moment: datetime) -> bool:
+    """True when the aware datetime `moment` falls inside the recurring `window`.
+
+    The window is evaluated in its own timezone; one that runs past midnight
+    belongs to the day it starts on (Monday 22:00-05:00 covers Tuesday 03:00).
+    """
+    if moment.tzinfo is None:
+        raise ValueError("moment needs a timezone")
+    local = moment.astimezone(ZoneInfo(window.timezone))
+    clock = local.time().replace(tzinfo=None)
+    today = _DAYS[local.weekday()]
+    yesterday = _DAYS[(local.weekday() - 1) % 7]
+    if window.start < window.end:
+        return today in window.days and window.start <= clock < window.end
+    # Past midnight: the evening part today, or the morning part of yesterday's window.
+    return (today in window.days and clock >= window.start) or (
+        yesterday in window.days and clock < window.end
+    )
+
+
+def open_window(policy: Policy, moment: datetime) -> ChangeWindow | None:
+    """The policy window open at `moment`, or None (also None without windows)."""
+    return next((w for w in policy.windows if window_contains(w, moment)), None)
+
+
+def active_freezes(policy: Policy, moment: datetime) -> list[Freeze]:
+    """The freeze periods in force at the aware datetime `moment`."""
+    return [f for f in policy.freezes if f.start <= moment < f.end]
+
+
+def people_with(policy: Policy, roles: list[Role] | set[Role]) -> list[str]:
+    """Everyone holding at least one of `roles`, sorted."""
+    wanted = set(roles)
+    return sorted(p for p, person in policy.people.items() if wanted & set(person.roles))
