@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
+from opskit.connectors import credential
 from opskit.connectors.base import (
     ActionResult,
     ApplyResult,
@@ -50,7 +51,6 @@ from opskit.connectors.base import (
     HostStatus,
     UnreachableError,
 )
-from opskit.connectors.fabric import credential
 from opskit.errors import ConnectorError, RunbookError, UsageError
 from opskit.secrets import REDACTOR, SecretRef, redact
 
@@ -191,6 +191,14 @@ def diff_text(diff: Any) -> str | None:
             parts.append("".join(line if line.endswith("\n") else line + "\n" for line in lines))
     text = "\n".join(p.rstrip("\n") for p in parts if p.strip())
     return text or None
+
+
+def _updates_text(res: Mapping[str, Any]) -> str | None:
+    """A network config module's command list (its predicted change) as diff lines."""
+    updates = res.get("updates") or res.get("commands")
+    if not isinstance(updates, list) or not updates:
+        return None
+    return "\n".join(f"+ {line}" for line in updates)
 
 
 # -- the inventory ----------------------------------------------------------
@@ -355,7 +363,7 @@ class _EventCollector:
                 action=data.get("task_action") or data.get("resolved_action") or "",
                 status=status,
                 changed=changed,
-                diff=diff_text(res.get("diff")),
+                diff=diff_text(res.get("diff")) or _updates_text(res if changed else {}),
                 message=" ".join(str(message).split())[:2000],
                 play=data.get("play") or "",
                 ignored=bool(data.get("ignore_errors")),
@@ -410,12 +418,15 @@ def execute(
     timeout: int | None = None,
     connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
     on_event: EventHandler | None = None,
+    work_dir: Path | None = None,
 ) -> AnsibleRun:
     """Runs a playbook (or one module, as a generated one-task play) on `cis`.
 
     `secret_vars` are extra vars whose values are secrets (references are
     resolved here); like the CIs' credentials they exist only in the private
     data dir during the run and are redacted from everything returned.
+    `work_dir` is where the private data dir is made (default: the system's
+    temporary folder).
     """
     import ansible_runner
 
@@ -428,7 +439,7 @@ def execute(
         raise UsageError("an Ansible run got the same CI twice")
 
     playbook_path = resolve_playbook(playbook, playbooks_dir) if playbook is not None else None
-    private = Path(tempfile.mkdtemp(prefix="opskit-ansible-"))
+    private = Path(tempfile.mkdtemp(prefix="opskit-ansible-", dir=work_dir))
     try:
         private.chmod(0o700)
         for sub in ("env", "inventory", "project", "tmp", "cp", "pc"):

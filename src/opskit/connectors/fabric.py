@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from opskit.connectors import credential
 from opskit.connectors.base import (
     ActionResult,
     AuthenticationError,
@@ -40,7 +41,7 @@ from opskit.connectors.base import (
     UnreachableError,
 )
 from opskit.errors import ConnectorError, SecretError, UsageError
-from opskit.secrets import SecretRef, redact
+from opskit.secrets import redact
 
 if TYPE_CHECKING:
     import fabric
@@ -64,21 +65,6 @@ echo '@@nproc'; nproc 2>/dev/null || getconf _NPROCESSORS_ONLN
 echo '@@meminfo'; cat /proc/meminfo
 echo '@@df'; df -P -B1 {paths}
 """
-
-
-def credential(ci: CI, key: str) -> str | None:
-    """Resolves one credential of `ci` (a reference or a plain string).
-
-    Called at connect time only. A relative file reference is relative to the
-    inventory file that declared the CI.
-    """
-    value = ci.credentials.get(key)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    base_dir = Path(ci.source).parent if ci.source else None
-    return SecretRef.parse(value, where=f"{ci.name}.credentials.{key}").resolve(base_dir=base_dir)
 
 
 def load_private_key(text_or_path: str, passphrase: str | None, *, ci_name: str) -> paramiko.PKey:

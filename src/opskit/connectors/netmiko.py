@@ -166,13 +166,15 @@ def map_error(ci_name: str, exc: BaseException, *, during: str) -> ConnectorErro
 
 
 def _strip_config_preamble(text: str) -> str:
-    """Drops IOS's 'Building configuration...' / 'Current configuration : N bytes'
-    lines, which are not configuration (and change with every edit)."""
+    """Drops IOS's 'Building configuration...', 'Current configuration : N bytes'
+    and 'Using N out of M bytes' lines: not configuration, and they change with
+    every edit."""
     lines = text.splitlines()
     while lines and (
         not lines[0].strip()
         or lines[0].startswith("Building configuration")
         or lines[0].startswith("Current configuration")
+        or (lines[0].startswith("Using ") and "bytes" in lines[0])
     ):
         lines.pop(0)
     return "\n".join(lines).rstrip() + "\n" if lines else ""

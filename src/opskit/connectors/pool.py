@@ -107,30 +107,33 @@ class ConnectionPool:
         self, key: Key, ci: CI, connector: str, options: Mapping[str, Any] | None
     ) -> Connector:
         connector_class = get_connector(connector)  # an unknown name fails before waiting
-        evicted: Connector | None = None
-        with self._cond:
-            while True:
-                if self._closed:
-                    raise ConnectorError("the connection pool is closed")
-                if key in self._idle:
-                    conn = self._idle.pop(key)
-                    self._busy[key] = conn
-                    self.stats.reused += 1
-                    return conn
-                if key in self._busy or key in self._opening:
-                    self._cond.wait()  # one session per (CI, connector): wait for it
-                    continue
-                if self._used() < self.max_sessions:
-                    break
-                if self._idle:
-                    _, evicted = self._idle.popitem(last=False)
-                    self._closing += 1
-                    self.stats.evicted += 1
-                    break
-                self._cond.wait()
-            self._opening.add(key)
-            self.stats.peak_open = max(self.stats.peak_open, self._used())
-        if evicted is not None:
+        while True:
+            evicted: Connector | None = None
+            with self._cond:
+                while True:
+                    if self._closed:
+                        raise ConnectorError("the connection pool is closed")
+                    if key in self._idle:
+                        conn = self._idle.pop(key)
+                        self._busy[key] = conn
+                        self.stats.reused += 1
+                        return conn
+                    if key in self._busy or key in self._opening:
+                        self._cond.wait()  # one session per (CI, connector): wait for it
+                        continue
+                    if self._used() < self.max_sessions:
+                        self._opening.add(key)
+                        self.stats.peak_open = max(self.stats.peak_open, self._used())
+                        break
+                    if self._idle:
+                        # Full: close the least recently used idle session, then retry.
+                        _, evicted = self._idle.popitem(last=False)
+                        self._closing += 1
+                        self.stats.evicted += 1
+                        break
+                    self._cond.wait()
+            if evicted is None:
+                break
             self._close(evicted)
         try:
             conn = connector_class(ci, options=options)
