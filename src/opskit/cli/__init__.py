@@ -6,6 +6,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from opskit import __version__
 from opskit.cli.common import GLOBALS, console, err_console
@@ -69,7 +70,9 @@ def main() -> None:
     try:
         app()
     except OpskitError as exc:
-        err_console.print(f"[red]error:[/red] {redact(str(exc))}", highlight=False)
+        # One line whatever the terminal width; the message is text, not markup.
+        message = escape(redact(str(exc)))
+        err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")
