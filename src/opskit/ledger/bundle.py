@@ -168,7 +168,12 @@ def verify_bundle(path: Path, *, public_key: Path | None = None) -> VerifyReport
         prev_hash, stored = entry.get("prev_hash"), entry.get("hash")
         record, digest = entry.get("record"), entry.get("digest")
         if expected is not None and seq != expected:
-            if seq > expected:
+            later = {e.get("seq") for e in chain if isinstance(e, dict)}
+            if seq > expected and expected in later:
+                problems.append(
+                    (expected, f"reordered record: seq {seq} comes before seq {expected}")
+                )
+            elif seq > expected:
                 problems.append((expected, f"missing record: seq {expected} absent from the chain"))
             else:
                 problems.append((seq, f"reordered record: seq {seq} appears after seq {seq + 1}"))
