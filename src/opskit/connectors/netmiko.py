@@ -243,7 +243,7 @@ def predicted_diff(platform: str, running: str, lines: Sequence[str]) -> str:
     return diff + "\n" if diff else ""
 
 
-class _RedactingLog(io.RawIOBase):
+class _RedactingLog(io.BufferedIOBase):
     """netmiko session log that masks every registered secret before writing."""
 
     def __init__(self, path: str) -> None:
@@ -254,14 +254,18 @@ class _RedactingLog(io.RawIOBase):
 
     def write(self, data: Any) -> int:
         raw = data.encode() if isinstance(data, str) else bytes(data)
-        self._handle.write(REDACTOR.redact_bytes(raw))
+        if not self._handle.closed:
+            self._handle.write(REDACTOR.redact_bytes(raw))
         return len(data)
 
     def flush(self) -> None:
-        self._handle.flush()
+        if not self._handle.closed:
+            self._handle.flush()
 
     def close(self) -> None:
-        self._handle.close()
+        # netmiko closes the log on disconnect and may flush it afterwards.
+        if not self._handle.closed:
+            self._handle.close()
         super().close()
 
 

@@ -8,7 +8,12 @@ drives (netmiko, NAPALM's ios driver, Ansible's cisco.ios network_cli):
   is accepted (stock: bytes, and an empty answer always enters enable mode);
 - ``end`` leaves configuration mode from any sub-mode (stock: none, and the
   prefix match turns ``end`` into ``enable``, so netmiko stays in config mode);
+- a global command typed in a sub-mode leaves the sub-mode, and an EXEC
+  command in config mode is invalid input (stock: both printed no prompt,
+  so clients hung until their read timeout);
 - ``show privilege`` answers like IOS (Ansible's enable step relies on it);
+- ``write memory`` keeps a copy that ``show startup-config`` prints (stock:
+  no startup configuration at all), so saving can be verified;
 - ``terminal ...`` is accepted in user mode (network_cli sends it before enable);
 - an unknown or malformed command gets IOS's ``% Invalid input`` answer
   instead of "No such command" or a crash that ends the SSH session;
@@ -27,6 +32,7 @@ from fake_switches.cisco import cisco_core
 from fake_switches.cisco.command_processor.config import ConfigCommandProcessor
 from fake_switches.cisco.command_processor.default import DefaultCommandProcessor
 from fake_switches.cisco.command_processor.enabled import EnabledCommandProcessor
+from fake_switches.command_processing.base_command_processor import BaseCommandProcessor
 from fake_switches.command_processing.shell_session import ShellSession
 
 _applied = False
@@ -63,6 +69,38 @@ def _user_terminal(self: DefaultCommandProcessor, *args: str) -> None:
 
 
 _stock_enabled_show = EnabledCommandProcessor.do_show
+_STOCK_SHOW_TOPICS = ("running-config", "vlan", "etherchannel", "ip", "version")
+
+
+def _running_lines(self: EnabledCommandProcessor) -> list[str]:
+    """The lines `show running-config` prints, captured instead of written."""
+    captured: list[str] = []
+    self.write_line = captured.append  # instance attribute shadows the method
+    try:
+        self.show_run()
+    finally:
+        del self.write_line
+    return captured
+
+
+def _enabled_write(self: EnabledCommandProcessor, *args: str) -> None:
+    """`write memory` / `copy running-config startup-config`: keeps a startup copy."""
+    self.write_line("Building configuration...")
+    lines = _running_lines(self)
+    config = lines[lines.index("version 12.1") :] if "version 12.1" in lines else lines
+    self.switch_configuration.opskit_startup_config = config
+    self.switch_configuration.commit()
+    self.write_line("[OK]")
+
+
+def _show_startup(self: EnabledCommandProcessor) -> None:
+    config = getattr(self.switch_configuration, "opskit_startup_config", None)
+    if config is None:
+        self.write_line("startup-config is not present")
+        return
+    self.write_line(f"Using {len(chr(10).join(config))} out of 524288 bytes")
+    for line in config:
+        self.write_line(line)
 
 
 def _enabled_show(self: EnabledCommandProcessor, *args: str) -> None:
@@ -73,12 +111,40 @@ def _enabled_show(self: EnabledCommandProcessor, *args: str) -> None:
     if len(args[0]) >= 4 and "privilege".startswith(args[0]):
         self.write_line("Current privilege level is 15")
         return
+    if len(args[0]) >= 3 and "startup-config".startswith(args[0]):
+        _show_startup(self)
+        return
+    if not any(topic.startswith(args[0]) for topic in _STOCK_SHOW_TOPICS):
+        _invalid_input(self)
+        return
     try:
         _stock_enabled_show(self, *args)
     except (IndexError, ValueError):
         # e.g. `show ip` or `show running-config vlan x`: the stock code indexes blindly.
         self.write_line("% Incomplete command.")
         self.write_line("")
+
+
+_stock_parse = BaseCommandProcessor.parse_and_execute_command
+
+
+def _config_parse(self: ConfigCommandProcessor, line: str) -> bool:
+    """A global command typed in a sub-mode (`interface`, `vlan`) leaves that
+    sub-mode, as on IOS. Stock: the sub-mode stays, so no prompt is printed
+    and the client waits for one forever."""
+    previous = self.sub_processor
+    handled = _stock_parse(self, line)
+    if handled and previous is not None and self.sub_processor is previous:
+        self.sub_processor = None
+    return handled
+
+
+def _exec_parse(self: BaseCommandProcessor, line: str) -> bool:
+    """EXEC commands are not configuration commands: in config mode they are
+    invalid input (stock: they ran, and no prompt followed)."""
+    if self.sub_processor is not None:
+        return False
+    return _stock_parse(self, line)
 
 
 def _config_end(self: ConfigCommandProcessor, *args: str) -> None:
@@ -124,7 +190,11 @@ def apply_patches() -> None:
     DefaultCommandProcessor.do_show = _user_show
     DefaultCommandProcessor.do_terminal = _user_terminal
     EnabledCommandProcessor.do_show = _enabled_show
+    EnabledCommandProcessor.do_write = _enabled_write
     ConfigCommandProcessor.do_end = _config_end
+    ConfigCommandProcessor.parse_and_execute_command = _config_parse
+    EnabledCommandProcessor.parse_and_execute_command = _exec_parse
+    DefaultCommandProcessor.parse_and_execute_command = _exec_parse
     cisco_core.CiscoShellSession.handle_unknown_command = _unknown_command
     ShellSession.receive = _receive
     terminal.LoggingTerminalController.write = _quiet_write
