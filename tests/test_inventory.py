@@ -211,7 +211,7 @@ def test_not_a_folder_and_empty_folder(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="no such inventory folder"):
         load_inventory(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(InventoryError, match="no \\*.yaml files"):
+    with pytest.raises(InventoryError, match=r"no \*\.yaml files"):
         load_inventory(tmp_path / "empty")
 
 
