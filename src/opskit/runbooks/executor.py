@@ -71,6 +71,7 @@ from opskit.connectors.base import (
     ActionResult,
     Capability,
     CapabilityMissing,
+    CommandRejected,
     Connector,
     HostStatus,
 )
@@ -181,13 +182,17 @@ class StepRun:
 
 @dataclass
 class Snapshot:
-    """The pre-change state of a host: its configuration, or the files captured."""
+    """The pre-change state of a host: its configuration, or the files captured.
+
+    A captured file that does not exist is kept as None ("absent"), so that a
+    rollback can be proven to have removed what the change created.
+    """
 
     connector: str
     source: str  # "running" / "startup", or "files"
     platform: str
     config: str | None = None
-    files: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str | None] = field(default_factory=dict)
     taken: str = ""
 
     @property
@@ -195,15 +200,22 @@ class Snapshot:
         if self.config is not None:
             return compliance.config_hash(self.config, self.platform)
         canonical = json.dumps(
-            {path: hashlib.sha256(text.encode()).hexdigest() for path, text in self.files.items()},
+            {
+                path: (hashlib.sha256(text.encode()).hexdigest() if text is not None else None)
+                for path, text in self.files.items()
+            },
             sort_keys=True,
         )
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
+    @property
+    def absent(self) -> list[str]:
+        return sorted(path for path, text in self.files.items() if text is None)
+
     def blobs(self) -> dict[str, str]:
         if self.config is not None:
             return {"config": self.config}
-        return {f"file:{path}": text for path, text in self.files.items()}
+        return {f"file:{path}": text for path, text in self.files.items() if text is not None}
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -213,6 +225,7 @@ class Snapshot:
             "hash": self.hash,
             "bytes": len(self.config.encode()) if self.config is not None else None,
             "files": sorted(self.files),
+            "absent": self.absent,
             "taken": self.taken,
         }
 
@@ -224,13 +237,19 @@ class Snapshot:
         platform: str,
         connector: str,
         source: str = "running",
+        absent: Sequence[str] = (),
     ) -> Snapshot:
+        """Rebuilds a snapshot from its ``host.backup`` blobs (and ``absent`` files)."""
+
         def text(v: bytes | str) -> str:
             return v.decode() if isinstance(v, bytes) else v
 
         if "config" in blobs:
             return cls(connector, source, platform, config=text(blobs["config"]))
-        files = {k[5:]: text(v) for k, v in blobs.items() if k.startswith("file:")}
+        files: dict[str, str | None] = {
+            k[5:]: text(v) for k, v in blobs.items() if k.startswith("file:")
+        }
+        files.update(dict.fromkeys(absent))
         return cls(connector, "files", platform, files=files)
 
     def compare(self, other: Snapshot) -> tuple[bool, str]:
@@ -238,15 +257,20 @@ class Snapshot:
             return compliance.equal(self.config, other.config, self.platform)
         diffs = []
         for path in sorted(set(self.files) | set(other.files)):
+            mine, theirs = self.files.get(path), other.files.get(path)
+            if mine is None and theirs is None:
+                continue
             residual = compliance.diff(
-                self.files.get(path, ""),
-                other.files.get(path, ""),
+                mine or "",
+                theirs or "",
                 None,
-                before_name=f"{path} (snapshot)",
-                after_name=f"{path} (now)",
+                before_name=f"{path} (snapshot)" if mine is not None else "/dev/null",
+                after_name=f"{path} (now)" if theirs is not None else "/dev/null",
             )
-            if residual or (path in self.files) != (path in other.files):
-                diffs.append(residual or f"{path}: present in one capture only\n")
+            if not residual and (mine is None) != (theirs is None):
+                residual = f"{path}: {'created' if mine is None else 'removed'} (empty)\n"
+            if residual:
+                diffs.append(residual)
         return not diffs, "".join(diffs)
 
 
@@ -335,10 +359,14 @@ class _HostExecution:
         self._recorder = recorder
         self.dry_run = dry_run
         self.templates_dir = templates_dir or _default_templates_dir(runbook)
+        self.playbooks_dir = (
+            self.templates_dir.parent / "playbooks" if self.templates_dir is not None else None
+        )
         self.run = HostRun(ci=ci.name, platform=ci.platform, runbook=runbook.ref)
         self.resolved: dict[str, Any] | None = None
         self.applied_any = False
         self.commit_pending: Connector | None = None
+        self.committed_by: set[str] = set()  # connectors this run committed through
         self._last_capture_transcript: list[dict[str, Any]] = []
 
     # -- plumbing ---------------------------------------------------------
@@ -357,6 +385,13 @@ class _HostExecution:
                 for name, v in blobs.items()
             }
         self._recorder(kind, clean_payload, clean_blobs)
+
+    def secret_refs(self) -> dict[str, Any]:
+        return {
+            name: self.params[name]
+            for name in self.runbook.secret_parameters
+            if self.params.get(name) is not None
+        }
 
     def render_expectations(self, step: Step) -> list[Expectation]:
         context = {"params": self.values(), "ci": ci_context(self.ci)}
@@ -396,7 +431,9 @@ class _HostExecution:
         start = time.perf_counter()
         conn: Connector | None = None
         try:
-            rendered = render_params(step, self.values(), self.ci, self.templates_dir)
+            rendered = render_params(
+                step, self.values(), self.ci, self.templates_dir, secrets=self.secret_refs()
+            )
             conn = self.connector(step.connector)
             output = self._execute(step, rendered, conn, step_run)
             step_run.expectations = list(output.checks)
@@ -485,6 +522,8 @@ class _HostExecution:
             )
             if mutating:
                 self.applied_any = True
+            if result.committed:
+                self.committed_by.add(conn.name)
             if result.pending_confirm:
                 self.commit_pending = conn
                 self.run.pending_confirm = True
@@ -509,6 +548,11 @@ class _HostExecution:
             step_run.commands = [f"get_config {source}"]
             step_run.output = conn.get_config(source)
             return StepOutput(text=step_run.output)
+        if action == "restore_snapshot":
+            if self.run.snapshot is None:
+                raise OpskitError("restore_snapshot: no snapshot was taken on this host")
+            method = self._restore(self.run.snapshot, step_run)
+            return StepOutput(text=f"restored by {method}")
         if action == "config_compare":
             # Unsaved changes: the running configuration against the startup one.
             source = rendered.get("source", "startup")
@@ -553,6 +597,12 @@ class _HostExecution:
             return StepOutput(text=step_run.output, data=facts)
         # A connector-specific action.
         params = dict(rendered)
+        playbook = params.pop("playbook", None)
+        if isinstance(playbook, str):
+            path = Path(playbook)
+            if not path.is_absolute() and self.playbooks_dir is not None:
+                path = self.playbooks_dir / path
+            params["path"] = str(path)
         if self.dry_run and mutating:
             if Capability.CHECK_MODE not in conn.capabilities:
                 step_run.status = "skipped"
@@ -604,7 +654,7 @@ class _HostExecution:
         conn = self.connector(name)
         try:
             if spec.files:
-                files = {path: conn.get_config(path) for path in spec.files}
+                files = {path: _read_file(conn, path) for path in spec.files}
                 return Snapshot(name, "files", self.ci.platform, files=files, taken=_now())
             return Snapshot(
                 name,
@@ -678,33 +728,51 @@ class _HostExecution:
         return ok
 
     def _auto_rollback(self, snapshot: Snapshot) -> str:
-        conn = self.connector(snapshot.connector)
         step_run = StepRun(
             phase="rollback",
             name="restore snapshot",
-            connector=conn.name,
+            connector=snapshot.connector,
             action="auto",
             started=_now(),
         )
         start = time.perf_counter()
+        method = "none"
         try:
-            caps = conn.capabilities
-            if snapshot.config is None:
-                raise OpskitError(
-                    "automatic rollback restores configurations; this snapshot holds files "
-                    "(give the runbook explicit rollback steps)"
-                )
-            if self.commit_pending is not None and Capability.NATIVE_ROLLBACK in caps:
-                # Commit-confirm still pending: the device-side rollback reverts it.
+            method = self._restore(snapshot, step_run)
+        except ConnectorError as exc:
+            step_run.status = str(getattr(exc, "status", HostStatus.FAILED))
+            step_run.error = str(exc)
+        finally:
+            step_run.duration = time.perf_counter() - start
+            _redact_step(step_run)
+            self.run.steps.append(step_run)
+        if step_run.failed:
+            raise _StepFailed(step_run)
+        return method
+
+    def _restore(self, snapshot: Snapshot, step_run: StepRun) -> str:
+        """Puts the snapshot back: native rollback of what this run committed,
+        else a full replace, else the hier_config remediation lines."""
+        if snapshot.config is None:
+            raise OpskitError(
+                "automatic rollback restores configurations; this snapshot holds files "
+                "(give the runbook explicit rollback steps)"
+            )
+        conn = self.connector(snapshot.connector)
+        caps = conn.capabilities
+        try:
+            if snapshot.connector in self.committed_by and Capability.NATIVE_ROLLBACK in caps:
+                # Only what this run committed: a native rollback of an older
+                # commit would undo someone else's change.
                 method = "native_rollback"
                 conn.rollback()
+                self.committed_by.discard(snapshot.connector)
                 self.commit_pending = None
-            elif Capability.NATIVE_ROLLBACK in caps:
-                method = "native_rollback"
-                conn.rollback()
             elif Capability.FULL_REPLACE in caps:
                 method = "replace"
-                conn.apply_config(snapshot.config.splitlines(), replace=True)
+                result = conn.apply_config(snapshot.config.splitlines(), replace=True)
+                step_run.diff = result.diff
+                step_run.changed = result.changed
             else:
                 method = "remediation"
                 current = conn.get_config(snapshot.source)
@@ -715,17 +783,10 @@ class _HostExecution:
                     step_run.diff = result.diff
                     step_run.output = result.output
                     step_run.changed = result.changed
-            step_run.data["method"] = method
-            step_run.status = "changed"
-        except ConnectorError as exc:
-            step_run.status = str(getattr(exc, "status", HostStatus.FAILED))
-            step_run.error = str(exc)
         finally:
-            step_run.duration = time.perf_counter() - start
-            step_run.transcript = [t.to_dict() for t in conn.take_transcript()]
-            self.run.steps.append(step_run)
-        if step_run.failed:
-            raise _StepFailed(step_run)
+            step_run.transcript += [t.to_dict() for t in conn.take_transcript()]
+        step_run.data["method"] = method
+        step_run.status = "changed"
         return method
 
     def prove(self, snapshot: Snapshot, method: str) -> dict[str, Any]:
@@ -887,6 +948,16 @@ class _HostExecution:
                 "rolled_back": run.status == HostOutcome.ROLLED_BACK,
             },
         )
+
+
+def _read_file(conn: Connector, path: str) -> str | None:
+    """A file's content, or None when it does not exist."""
+    try:
+        return conn.get_config(path)
+    except CommandRejected as exc:
+        if "No such file" in str(exc) or "No such file" in (exc.output or ""):
+            return None
+        raise
 
 
 def _redact_step(step_run: StepRun) -> None:

@@ -30,6 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
 from jinja2 import TemplateSyntaxError
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
@@ -165,6 +166,18 @@ def _walk_file_refs(
             yield from _walk_file_refs(v, (*path, i))
 
 
+def _walk_keys(value: Any, key: str) -> Iterator[tuple[Any, str]]:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if k == key and isinstance(v, str):
+                yield value, v
+            else:
+                yield from _walk_keys(v, key)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk_keys(item, key)
+
+
 class _Builder:
     def __init__(self, path: Path, root: Path, data: dict[str, Any], locator: Locator) -> None:
         self.path = path
@@ -187,6 +200,28 @@ class _Builder:
             raise self.error(f"referenced file {folder}/{rel} does not exist", loc)
         digest = "sha256:" + hashlib.sha256(target.read_bytes()).hexdigest()
         self.files[f"{folder}/{rel}"] = digest
+        if folder == "playbooks":
+            self.playbook_files(target)
+
+    def playbook_files(self, playbook: Path) -> None:
+        """Files a playbook uses (``src:`` of copy/template tasks) count too."""
+        try:
+            data = yaml.safe_load(playbook.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            return  # ansible reports a broken playbook when it runs
+        base = self.root / "playbooks"
+        for _, src in _walk_keys(data, "src"):
+            if "{{" in src:
+                continue
+            for candidate in (
+                playbook.parent / src,
+                playbook.parent / "files" / src,
+                playbook.parent / "templates" / src,
+            ):
+                if candidate.is_file() and candidate.resolve().is_relative_to(base.resolve()):
+                    rel = candidate.resolve().relative_to(self.root.resolve()).as_posix()
+                    self.files[rel] = "sha256:" + hashlib.sha256(candidate.read_bytes()).hexdigest()
+                    break
 
     def steps(self, phase: str, items: list[dict[str, Any]] | None) -> tuple[Step, ...]:
         steps = []

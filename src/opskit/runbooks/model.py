@@ -51,7 +51,9 @@ EXPECTATION_KINDS = (
 #: Actions the executor maps onto the `Connector` interface for every connector;
 #: any other action goes to `Connector.perform` and must be in the connector's
 #: ``actions``.
-BUILTIN_ACTIONS = frozenset({"config", "commands", "get_config", "save", "facts", "config_compare"})
+BUILTIN_ACTIONS = frozenset(
+    {"config", "commands", "get_config", "save", "facts", "config_compare", "restore_snapshot"}
+)
 
 OnFailure = Literal["rollback_host", "rollback_all", "stop"]
 

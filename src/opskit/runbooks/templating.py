@@ -7,11 +7,18 @@ fields, with its free attributes both under ``ci.attributes`` and directly on
 ``ci`` where no field has the name). A ``template: FILE`` parameter renders
 ``templates/FILE`` into ``lines`` (one configuration line per line).
 Undefined variables are errors (StrictUndefined) naming the step.
+
+Secret parameters: ``{{ params.x }}`` is the resolved value (registered for
+redaction, so it is masked in every record); a string that is exactly
+``{{ secrets.x }}`` becomes the secret's reference (``{env: VAR}``), for
+connectors that resolve it themselves at the last moment (Ansible's
+``secret_vars``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
@@ -48,10 +55,23 @@ def ci_context(ci: CI) -> dict[str, Any]:
     return data
 
 
+_SECRET_REF = re.compile(r"^\{\{\s*secrets\.(\w+)\s*\}\}$")
+
+
 def render_value(value: Any, context: Mapping[str, Any], where: str) -> Any:
     if isinstance(value, str):
         if "{" not in value:
             return value
+        ref = _SECRET_REF.match(value)
+        if ref is not None:
+            # The secret's reference itself (a mapping), for connectors that
+            # resolve it at the last moment (Ansible's secret_vars).
+            refs = context.get("secrets", {})
+            if ref.group(1) not in refs:
+                raise RunbookError(
+                    f"step {where}: undefined variable: no secret parameter {ref.group(1)!r}"
+                )
+            return dict(refs[ref.group(1)])
         try:
             return ENV.from_string(value).render(context)
         except UndefinedError as exc:
@@ -84,8 +104,9 @@ def render_params(
     params: Mapping[str, Any],
     ci: CI,
     templates_dir: Path | None = None,
+    secrets: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    context = {"params": params, "ci": ci_context(ci)}
+    context = {"params": params, "ci": ci_context(ci), "secrets": dict(secrets or {})}
     rendered: dict[str, Any] = render_value(dict(step.params), context, step.where)
     template = rendered.pop("template", None) if step.action == "config" else None
     if template is not None:
