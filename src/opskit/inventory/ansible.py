@@ -153,8 +153,8 @@ def _map_vars(
     ansible_options: dict[str, Any] = {}
     network_os: str | None = None
     connection: Any = None
-    for key, value in raw.items():
-        value = _plain(value)
+    for raw_key, raw_value in raw.items():
+        key, value = str(raw_key), _plain(raw_value)
         if key in _INTERNAL_VARS:
             continue
         if key in SECRET_VARS:
@@ -221,7 +221,8 @@ def import_ansible_inventory(
     manager = _ansible_manager(path)
     groups: dict[str, Any] = {}
     defaults: dict[str, Any] = {}
-    for name, group in sorted(manager.groups.items()):
+    for raw_name, group in sorted(manager.groups.items()):
+        name = str(raw_name)
         if name == "ungrouped":
             continue
         mapped = _map_vars(group.get_vars(), f"group {name}", notes, for_host=False)
@@ -229,7 +230,9 @@ def import_ansible_inventory(
             defaults = mapped
             continue
         entry: dict[str, Any] = {}
-        parents = sorted(p.name for p in group.parent_groups if p.name not in ("all", "ungrouped"))
+        parents = sorted(
+            str(p.name) for p in group.parent_groups if p.name not in ("all", "ungrouped")
+        )
         if parents:
             entry["groups"] = parents
         if mapped:
@@ -239,10 +242,10 @@ def import_ansible_inventory(
     for name, group in manager.groups.items():
         if name not in ("all", "ungrouped"):
             for member in group.hosts:
-                direct_groups.setdefault(member.name, []).append(name)
+                direct_groups.setdefault(str(member.name), []).append(str(name))
     cis = []
     for host in manager.get_hosts():
-        ci: dict[str, Any] = {"name": host.name}
+        ci: dict[str, Any] = {"name": str(host.name)}
         mapped = _map_vars(host.vars, f"host {host.name}", notes, for_host=True)
         direct = direct_groups.get(host.name)
         if direct:
