@@ -547,7 +547,9 @@ class _HostExecution:
             source = rendered.get("source", "running")
             step_run.commands = [f"get_config {source}"]
             step_run.output = conn.get_config(source)
-            return StepOutput(text=step_run.output)
+            return StepOutput(
+                text=step_run.output, config=step_run.output if source == "running" else None
+            )
         if action == "restore_snapshot":
             if self.run.snapshot is None:
                 raise OpskitError("restore_snapshot: no snapshot was taken on this host")

@@ -68,6 +68,8 @@ class StepOutput:
     by_command: dict[str, str] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     result: ActionResult | None = None
+    #: the running configuration, when the step fetched it (get_config)
+    config: str | None = None
     #: results the action itself established (e.g. config_compare)
     checks: list[ExpectationResult] = field(default_factory=list)
 
@@ -174,6 +176,8 @@ def _compare(op: str, value: Any, expected: Any) -> bool:
 
 
 def _check_napalm(spec: Any, conn: Connector) -> tuple[bool, str]:
+    if not spec:
+        return True, "nothing to validate"
     if conn.name != "napalm":
         raise RunbookError(f"napalm_validate needs the napalm connector (step uses {conn.name})")
     result = conn.perform("validate", {"validation": spec})
@@ -244,7 +248,7 @@ def evaluate(
                 passed, detail = _check_ansible(spec, output)
             elif kind in ("config_contains", "config_not_contains"):
                 if running is None:
-                    running = conn.get_config("running")
+                    running = output.config if output.config is not None else conn.get_config()
                 if kind == "config_contains":
                     missing = compliance.missing_lines(running, spec, ci.platform)
                     passed, detail = (

@@ -81,7 +81,8 @@ class Expectation:
             return " ".join(parts)
         if self.kind in ("config_contains", "config_not_contains"):
             verb = "contains" if self.kind == "config_contains" else "does not contain"
-            return f"running configuration {verb}: " + "; ".join(spec)
+            lines = spec if isinstance(spec, str) else " / ".join(line.strip() for line in spec)
+            return f"running configuration {verb}: {lines}"
         if self.kind == "napalm_validate":
             return "NAPALM validate document complies"
         if self.kind == "ansible_assert":

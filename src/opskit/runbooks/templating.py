@@ -12,7 +12,8 @@ Secret parameters: ``{{ params.x }}`` is the resolved value (registered for
 redaction, so it is masked in every record); a string that is exactly
 ``{{ secrets.x }}`` becomes the secret's reference (``{env: VAR}``), for
 connectors that resolve it themselves at the last moment (Ansible's
-``secret_vars``).
+``secret_vars``). Any other string that is one whole ``{{ expression }}``
+keeps the expression's type (``lines: "{{ params.lines }}"`` is a list).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2 import StrictUndefined, TemplateError, Undefined, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 from opskit.errors import RunbookError
@@ -56,6 +57,7 @@ def ci_context(ci: CI) -> dict[str, Any]:
 
 
 _SECRET_REF = re.compile(r"^\{\{\s*secrets\.(\w+)\s*\}\}$")
+_WHOLE_EXPRESSION = re.compile(r"^\{\{((?:(?!\}\}|\{\{).)*)\}\}$", re.DOTALL)
 
 
 def render_value(value: Any, context: Mapping[str, Any], where: str) -> Any:
@@ -72,6 +74,18 @@ def render_value(value: Any, context: Mapping[str, Any], where: str) -> Any:
                     f"step {where}: undefined variable: no secret parameter {ref.group(1)!r}"
                 )
             return dict(refs[ref.group(1)])
+        whole = _WHOLE_EXPRESSION.match(value)
+        if whole is not None:
+            # "{{ params.lines }}" alone keeps its type (a list, a number, a mapping).
+            try:
+                result = ENV.compile_expression(whole.group(1), undefined_to_none=False)(context)
+                if isinstance(result, Undefined):
+                    str(result)  # raises the UndefinedError that names the variable
+            except UndefinedError as exc:
+                raise RunbookError(f"step {where}: undefined variable: {exc.message}") from None
+            except TemplateError as exc:
+                raise RunbookError(f"step {where}: template error: {exc}") from None
+            return result
         try:
             return ENV.from_string(value).render(context)
         except UndefinedError as exc:
