@@ -49,7 +49,8 @@ parameters:
   properties:
     vlan_id: {{type: integer, minimum: 2, maximum: 4094}}
     vlan_name: {{type: string, default: opskit-test}}
-    expect_name: {{type: string, default: ""}}
+    # Per-CI expected VLAN name: lets a test make verification fail on one device.
+    expect_names: {{type: object, default: {{}}}}
     community: {{type: object, secret: true}}
 requires: [get_config, config_lines]
 backup: true
@@ -66,12 +67,12 @@ verify:
     expect:
       - config_contains:
           - "vlan {{{{ params.vlan_id }}}}"
-          - " name {{{{ params.expect_name or params.vlan_name }}}}"
+          - " name {{{{ params.expect_names.get(ci.name, params.vlan_name) }}}}"
 rollback: auto
 strategy:
   canary: {canary}
   batch: {batch}
-  concurrency: 4
+  concurrency: {concurrency}
   error_budget: {{max_failed: {max_failed}}}
   on_failure: {on_failure}
 """
@@ -100,27 +101,37 @@ def write_policy(
     ws.__dict__.pop("policy", None)
 
 
-def write_runbooks(
+def write_runbook(
     ws: Workspace,
+    version: str = "1.0.0",
+    risk: str = "low",
     *,
     canary: int = 0,
     batch: str = '"100%"',
     max_failed: int = 0,
     on_failure: str = "rollback_host",
-) -> None:
-    for version, risk in VERSIONS.items():
-        path = ws.runbooks_dir / "chg-test" / f"{version}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            RUNBOOK.format(
-                version=version,
-                risk=risk,
-                canary=canary,
-                batch=batch,
-                max_failed=max_failed,
-                on_failure=on_failure,
-            )
+    concurrency: int = 4,
+) -> str:
+    """Writes runbooks/chg-test/VERSION.yaml; returns its reference."""
+    path = ws.runbooks_dir / "chg-test" / f"{version}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        RUNBOOK.format(
+            version=version,
+            risk=risk,
+            canary=canary,
+            batch=batch,
+            max_failed=max_failed,
+            on_failure=on_failure,
+            concurrency=concurrency,
         )
+    )
+    return f"chg-test@{version}"
+
+
+def write_runbooks(ws: Workspace, **strategy: object) -> None:
+    for version, risk in VERSIONS.items():
+        write_runbook(ws, version, risk, **strategy)  # type: ignore[arg-type]
 
 
 def lab_inventory_file(root: Path) -> Path:

@@ -84,7 +84,7 @@ def test_request_to_approval_is_recorded_with_actors(svc: ChangeService) -> None
     assert change.id.startswith("CHG-") and change.state is State.DRAFT
     assert change.targets == [SWITCH]
     assert change.runbook_digest.startswith("sha256:")
-    assert change.parameters == {"vlan_id": 42, "vlan_name": "opskit-test", "expect_name": ""}
+    assert change.parameters == {"vlan_id": 42, "vlan_name": "opskit-test", "expect_names": {}}
     assert change.plan["implementation"] and change.plan["rollback"]
     svc.submit(change.id, "alice")
     change = svc.assess(change.id, "bob", predict=False)
@@ -345,7 +345,7 @@ def test_changed_parameters_after_approval_refuses_apply(svc: ChangeService) -> 
         conn.execute(
             update(change_store.changes)
             .where(change_store.changes.c.id == change_id)
-            .values(parameters={"vlan_id": 666, "vlan_name": "opskit-test", "expect_name": ""})
+            .values(parameters={"vlan_id": 666, "vlan_name": "opskit-test", "expect_names": {}})
         )
     with pytest.raises(ChangeRefused, match="the parameters changed"):
         svc.apply(change_id, "alice")

@@ -61,11 +61,8 @@ def open_pool(max_sessions: int) -> Iterator[Any]:
     """The connectors' session pool, closed at the end."""
     from opskit.connectors.pool import ConnectionPool
 
-    pool = ConnectionPool(max_sessions)
-    try:
+    with ConnectionPool(max_sessions) as pool:
         yield pool
-    finally:
-        pool.close()
 
 
 # The executor's host outcomes -> the change's per-host statuses.
@@ -628,7 +625,8 @@ class Rollout:
             counts = _counts(self.outcomes.values())
             ok = all(o.status == ROLLED_BACK for o in results)
             self._update_cmdb(change)
-            cause = None if ok else "a host's rollback could not be proven"
+            earlier = (change.summary or {}).get("cause")
+            cause = earlier if ok else "a host's rollback could not be proven"
             summary = self.summary(
                 change, State.ROLLED_BACK if ok else change.state, cause=cause, counts=counts
             )
