@@ -111,8 +111,8 @@ def _schema_error(path: Path, locator: Locator, error: SchemaError) -> RunbookEr
         error = deeper
     loc = list(error.absolute_path)
     message = error.message
-    if error.validator == "additionalProperties" and "were unexpected" in message:
-        extra = re.findall(r"'([^']+)'", message)
+    if error.validator == "additionalProperties" and "unexpected" in message:
+        extra = re.findall(r"'([^']+)'", message.split("(", 1)[-1])
         if extra:
             loc = [*loc, extra[0]]
             message = f"unknown field '{extra[0]}'"
