@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -39,6 +40,7 @@ _encode = json.JSONEncoder(
     ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
 ).encode
 _sha256 = hashlib.sha256
+_cursor_names = itertools.count()
 
 
 def blob_hash(data: bytes) -> str:
@@ -207,9 +209,19 @@ class Ledger:
         return checkpoint
 
     # -- reading ----------------------------------------------------------
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    def streaming_cursor(self, fairy: Any) -> Any:
+        """A cursor that fetches rows in chunks (PostgreSQL: server-side)."""
+        if self.dialect == "postgresql":
+            cursor = fairy.driver_connection.cursor(name=f"ledger_{next(_cursor_names)}")
+            cursor.itersize = 5_000
+            return cursor
+        return fairy.cursor()
+
+    def _query(
+        self, sql: str, params: tuple[Any, ...] = (), *, stream: bool = False
+    ) -> Iterator[tuple[Any, ...]]:
         with self._connection() as fairy:
-            cursor = fairy.cursor()
+            cursor = self.streaming_cursor(fairy) if stream else fairy.cursor()
             try:
                 cursor.execute(self.sql(sql), params)
                 yield from cursor
@@ -249,7 +261,7 @@ class Ledger:
             params.append(after_seq)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         sql = f"SELECT record, prev_hash, hash FROM {EVENTS}{clause} ORDER BY seq"
-        for record, prev_hash, hash_ in self._query(sql, tuple(params)):
+        for record, prev_hash, hash_ in self._query(sql, tuple(params), stream=True):
             yield Event.from_record(record, prev_hash, hash_)
 
     def get_blob(self, hash_: str) -> bytes:
