@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -154,3 +157,34 @@ def test_export_of_an_unknown_change_and_bad_files(ledger: Ledger, tmp_path: Pat
         verify_bundle(tmp_path / "junk.json")
     with pytest.raises(LedgerError, match="No such file"):
         verify_bundle(tmp_path / "missing.json")
+
+
+def test_the_documented_manual_check_accepts_a_bundle(ledger: Ledger, tmp_path: Path) -> None:
+    """docs/ledger.md's stdlib-only check (and openssl for the signature) agree
+    with verify_bundle, so an auditor can really re-implement verification."""
+    docs = (Path(__file__).parents[1] / "docs" / "ledger.md").read_text()
+    script = docs.split("<!-- bundle-check -->\n```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "check_bundle.py").write_text(script)
+    bundle = ledger.export_bundle("C1", tmp_path / "c1.json")
+    result = subprocess.run(
+        [sys.executable, "check_bundle.py", str(bundle)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "chain OK from seq 1 to the checkpoint at seq 8" in result.stdout
+    if shutil.which("openssl"):
+        command = [
+            "openssl", "pkeyutl", "-verify", "-pubin", "-inkey", "checkpoint.pub", "-rawin",
+            "-in", "checkpoint.msg", "-sigfile", "checkpoint.sig",
+        ]  # fmt: skip
+        result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+        assert result.returncode == 0 and "Verified Successfully" in result.stdout, result.stderr
+
+    data = load(bundle)
+    data["chain"][2]["record"] = data["chain"][2]["record"].replace("sw1", "sw7")
+    save(bundle, data)
+    result = subprocess.run(
+        [sys.executable, "check_bundle.py", str(bundle)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0 and "seq 3: hash mismatch" in result.stderr
