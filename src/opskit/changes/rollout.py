@@ -495,9 +495,9 @@ class Rollout:
         if counts[OK] == len(change.targets):
             final, cause = State.COMPLETED, None
         elif counts[OK] == 0 and counts[ROLLBACK_FAILED] == 0 and counts[ROLLED_BACK] > 0:
-            final, cause = State.ROLLED_BACK, stopped_reason or _first_error(self.outcomes.values())
+            final, cause = State.ROLLED_BACK, _cause(stopped_reason, self.outcomes.values())
         else:
-            final, cause = State.FAILED, stopped_reason or _first_error(self.outcomes.values())
+            final, cause = State.FAILED, _cause(stopped_reason, self.outcomes.values())
         self._update_cmdb(change)
         summary = self.summary(change, final, cause=cause, counts=counts)
         svc.set_summary(change.id, summary)
@@ -873,6 +873,11 @@ def _counts(outcomes: Iterable[HostOutcome]) -> dict[str, int]:
     for outcome in outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     return counts
+
+
+def _cause(stopped_reason: str | None, outcomes: Iterable[HostOutcome]) -> str | None:
+    first = _first_error(outcomes)
+    return "; ".join(part for part in (stopped_reason, first) if part) or None
 
 
 def _first_error(outcomes: Iterable[HostOutcome]) -> str | None:
