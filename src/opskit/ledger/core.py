@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from opskit.errors import LedgerError, SecretError
 from opskit.ledger import keys as keymod
 from opskit.ledger.canonical import GENESIS_HASH, check_value
-from opskit.ledger.model import AT_FORMAT, PURGE_KIND, Checkpoint, Event, VerifyReport, format_at
+from opskit.ledger.model import PURGE_KIND, Checkpoint, Clock, Event, VerifyReport, format_at
 from opskit.ledger.store import BLOBS, CHECKPOINTS, EVENTS, PURGES
 from opskit.secrets import REDACTOR
 
@@ -74,6 +74,7 @@ class Ledger:
             raise LedgerError(f"ledger: unsupported database {self.dialect!r}")
         self._p = "?" if self.dialect == "sqlite" else "%s"
         self._dbapi_error: type[Exception] = engine.dialect.dbapi.Error  # type: ignore[union-attr]
+        self.clock = Clock()
 
     @classmethod
     def open(cls, ws: Workspace) -> Ledger:
@@ -331,6 +332,7 @@ class Batch:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self._stored_blobs: set[str] = set()
+        self._clock = ledger.clock
 
     def append(
         self,
@@ -363,8 +365,7 @@ class Batch:
             payload["blobs"] = refs
         else:
             contents = {}
-        now = datetime.now(UTC)
-        at = now.strftime(AT_FORMAT)
+        at, now = self._clock.now()
         seq = self.seq + 1
         record = _encode(
             {

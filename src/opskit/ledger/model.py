@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -30,8 +31,27 @@ def parse_at(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Clock:
+    """UTC now as (stored text, datetime), formatting each second only once:
+    `strftime` per event would cost more than hashing it."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+        self._base = datetime.fromtimestamp(0, UTC)
+
+    def now(self) -> tuple[str, datetime]:
+        second, micro = divmod(time.time_ns() // 1000, 1_000_000)
+        if second != self._second:
+            self._base = datetime.fromtimestamp(second, UTC)
+            self._prefix = self._base.strftime("%Y-%m-%dT%H:%M:%S.")
+            self._second = second
+        return f"{self._prefix}{micro:06d}Z", self._base.replace(microsecond=micro)
+
+
+class Event(NamedTuple):
+    """One ledger record, as appended or read back (immutable)."""
+
     seq: int
     at: datetime
     actor: str
