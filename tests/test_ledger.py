@@ -286,3 +286,20 @@ def test_postgres_role_with_insert_and_select_only(postgres_db: str, tmp_path: P
             conn.rollback()
     writer.engine.dispose()
     ledger.engine.dispose()
+
+
+def test_threads_share_one_ledger(ledger: Ledger) -> None:
+    """Fan-out workers append from threads through one Ledger object."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(worker: int) -> list[int]:
+        return [
+            ledger.append("host.verified", actor=f"t{worker}", payload={"n": n}).seq
+            for n in range(15)
+        ]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        seqs = [seq for result in pool.map(work, range(4)) for seq in result]
+    assert sorted(seqs) == list(range(1, 61))
+    report = ledger.verify()
+    assert report.ok and report.head_seq == 60

@@ -74,7 +74,6 @@ class Ledger:
             raise LedgerError(f"ledger: unsupported database {self.dialect!r}")
         self._p = "?" if self.dialect == "sqlite" else "%s"
         self._dbapi_error: type[Exception] = engine.dialect.dbapi.Error  # type: ignore[union-attr]
-        self.clock = Clock()
 
     @classmethod
     def open(cls, ws: Workspace) -> Ledger:
@@ -332,7 +331,7 @@ class Batch:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self._stored_blobs: set[str] = set()
-        self._clock = ledger.clock
+        self._clock = Clock()  # one per batch: no state shared between threads
 
     def append(
         self,
