@@ -63,6 +63,8 @@ EventHandler = Callable[[dict[str, Any]], None]
 SECRETS_VAR = "opskit_secrets"
 DEFAULT_CONNECT_TIMEOUT = 10
 DEFAULT_FORKS = 20
+# Longest private data dir path that still leaves room for Ansible's sockets.
+MAX_RUNTIME_PATH = 40
 
 # platform -> the connection variables of the Ansible network platforms.
 NETWORK_PLATFORMS: dict[str, dict[str, Any]] = {
@@ -335,7 +337,7 @@ class _EventCollector:
             self.output.append(event["stdout"])
             del self.output[:-50]
         if name in _RESULT_EVENTS and data.get("host"):
-            self._task_result(name, data)
+            self._task_result(name, data, str(event.get("stdout") or ""))
         elif name == "playbook_on_stats":
             for key in ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored"):
                 for host, count in (data.get(key) or {}).items():
@@ -344,17 +346,22 @@ class _EventCollector:
             self.on_event(event)
         return False  # never write the event to the private data dir
 
-    def _task_result(self, name: str, data: dict[str, Any]) -> None:
+    def _task_result(self, name: str, data: dict[str, Any], stdout: str) -> None:
         res = data.get("res") or {}
         if not isinstance(res, dict):
             res = {"msg": str(res)}
         status = _RESULT_EVENTS[name]
         changed = bool(res.get("changed")) and status == HostStatus.OK
+        if "censored" in res:  # no_log: only Ansible's own output line tells
+            changed = status == HostStatus.OK and stdout.lstrip().startswith("changed:")
         if changed:
             status = HostStatus.CHANGED
-        message = res.get("msg") or res.get("stderr") or res.get("reason") or ""
+        message = res.get("msg") or res.get("reason") or ""
         if isinstance(message, list):
             message = "; ".join(str(m) for m in message)
+        stderr = str(res.get("stderr") or "").strip()
+        if stderr and stderr not in str(message):
+            message = f"{message}: {stderr}" if message else stderr
         host = data["host"]
         self.hosts.setdefault(host, []).append(
             TaskResult(
@@ -440,10 +447,19 @@ def execute(
 
     playbook_path = resolve_playbook(playbook, playbooks_dir) if playbook is not None else None
     private = Path(tempfile.mkdtemp(prefix="opskit-ansible-", dir=work_dir))
+    # Ansible's local temp folder holds Unix sockets (ssh-agent, SSH and
+    # network_cli control sockets): their paths must stay under ~100 bytes.
+    runtime = private
+    if len(str(private)) > MAX_RUNTIME_PATH:
+        runtime = Path(
+            tempfile.mkdtemp(prefix="opskit-", dir="/tmp" if Path("/tmp").is_dir() else None)
+        )
     try:
         private.chmod(0o700)
-        for sub in ("env", "inventory", "project", "tmp", "cp", "pc"):
+        for sub in ("env", "inventory", "project"):
             (private / sub).mkdir(mode=0o700)
+        for sub in ("t", "cp", "pc"):
+            (runtime / sub).mkdir(mode=0o700)
 
         inventory = build_inventory(cis)
         credentials: dict[str, dict[str, str]] = {}
@@ -486,9 +502,9 @@ def execute(
             # ansible-playbook and its helpers come from this environment.
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "ANSIBLE_CONFIG": str(private / "ansible.cfg"),
-            "ANSIBLE_LOCAL_TEMP": str(private / "tmp"),
-            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(private / "cp"),
-            "ANSIBLE_PERSISTENT_CONTROL_PATH_DIR": str(private / "pc"),
+            "ANSIBLE_LOCAL_TEMP": str(runtime / "t"),
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(runtime / "cp"),
+            "ANSIBLE_PERSISTENT_CONTROL_PATH_DIR": str(runtime / "pc"),
             "ANSIBLE_SSH_AGENT": "auto",
             "ANSIBLE_TIMEOUT": str(connect_timeout),
             "ANSIBLE_PERSISTENT_CONNECT_TIMEOUT": str(max(30, connect_timeout)),
@@ -521,10 +537,11 @@ def execute(
             output=redact("\n".join(collector.output))[-4000:],
         )
     finally:
-        _stop_ssh_masters(private / "cp")
-        shutil.rmtree(private, ignore_errors=True)
-        if private.exists():  # a file ansible was still writing: try once more
-            shutil.rmtree(private, ignore_errors=True)
+        _stop_ssh_masters(runtime / "cp")
+        for folder in {private, runtime}:
+            shutil.rmtree(folder, ignore_errors=True)
+            if folder.exists():  # a file ansible was still writing: try once more
+                shutil.rmtree(folder, ignore_errors=True)
 
     if run.status == "timeout":
         raise ConnectorTimeout(f"ansible run on {', '.join(names)} exceeded {timeout} s; stopped")
