@@ -20,14 +20,13 @@ import argparse
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -43,16 +42,54 @@ PARENT = {"core": "network", "access": "network", "edge": "network"}
 PARENT |= {"servers": "linux", "services": "linux"}
 SELECTION = "group:core and site:site01"
 
-try:  # Loader/Dumper in C when available: generating is not what we measure.
-    from yaml import CSafeDumper as Dumper
-except ImportError:  # pragma: no cover
-    from yaml import SafeDumper as Dumper  # type: ignore[assignment]
-
 
 def dump(data: Any, path: Path) -> None:
+    """Block-style YAML, written directly: PyYAML's emitter would take longer
+    than everything measured here. Scalars are JSON, which YAML reads as is."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        yaml.dump(data, handle, Dumper=Dumper, sort_keys=False, default_flow_style=False)
+    lines: list[str] = []
+    _emit(data, 0, lines)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _emit(value: Any, indent: int, lines: list[str]) -> None:
+    pad = " " * indent
+    if isinstance(value, dict):
+        if not value:
+            lines[-1] += " {}" if lines else ""
+            return
+        for key, item in value.items():
+            if isinstance(item, dict | list) and item:
+                lines.append(f"{pad}{key}:")
+                _emit(item, indent + 2, lines)
+            else:
+                lines.append(f"{pad}{key}: {_scalar(item)}")
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict) and item:
+                first, *rest = item.items()
+                lines.append(f"{pad}- {first[0]}:")
+                if isinstance(first[1], dict | list) and first[1]:
+                    _emit(first[1], indent + 4, lines)
+                else:
+                    lines[-1] += f" {_scalar(first[1])}"
+                if rest:
+                    _emit(dict(rest), indent + 2, lines)
+            else:
+                lines.append(f"{pad}- {_scalar(item)}")
+
+
+_PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_./-]*|\d+\.\d+\.\d+\.\d+")
+_KEYWORDS = {"yes", "no", "on", "off", "true", "false", "null", "y", "n"}
+
+
+def _scalar(value: Any) -> str:
+    """Plain where YAML reads it back as the same text, as people write it."""
+    if isinstance(value, dict | list):
+        return "{}" if isinstance(value, dict) else "[]"
+    if isinstance(value, str) and _PLAIN.fullmatch(value) and value.lower() not in _KEYWORDS:
+        return value
+    return json.dumps(value)
 
 
 # -- the estate -------------------------------------------------------------------
@@ -269,15 +306,24 @@ def main() -> int:
         "--ansible-timeout", type=float, default=900, help="give ansible-inventory up to S seconds"
     )
     parser.add_argument("--skip-ansible", action="store_true")
+    parser.add_argument("--generate", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.generate:
+        estate = generate_estate(args.cis)
+        base = Path(args.generate)
+        write_opskit(estate, base / "opskit")
+        write_nornir(estate, base / "nornir")
+        write_ansible(estate, base / "ansible" / "hosts.yaml")
+        return 0
 
     with tempfile.TemporaryDirectory(prefix="opskit-bench-") as tmp:
         base = Path(tmp)
         started = time.perf_counter()
-        estate = generate_estate(args.cis)
-        write_opskit(estate, base / "opskit")
-        write_nornir(estate, base / "nornir")
-        write_ansible(estate, base / "ansible" / "hosts.yaml")
+        # In another process: a child forked from a big parent would report
+        # the parent's memory as its own peak RSS.
+        subprocess.run(
+            [sys.executable, __file__, "--cis", str(args.cis), "--generate", tmp], check=True
+        )
         size = sum(p.stat().st_size for p in (base / "opskit").rglob("*.yaml")) / 1e6
         print(
             f"estate: {args.cis} CIs, {SITES} sites, opskit files {size:.1f} MB "

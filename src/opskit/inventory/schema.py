@@ -24,7 +24,8 @@ POLICY_SCHEMA_FILE = "policy.json"
 # CI names appear unquoted in selections (`name:core-*`) and in DOT output:
 # no spaces, colons, parentheses or glob characters.
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$"
-GROUP_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
+# Group names are valid Ansible group names (exported as they are).
+GROUP_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # netmiko's device_type vocabulary: cisco_ios, arista_eos, juniper_junos, linux, ...
 PLATFORM_PATTERN = r"^[a-z][a-z0-9_]*$"
 SECRET_REF_MARK = "opskit:secret-ref"
