@@ -139,8 +139,9 @@ class Inventory:
         `include_decommissioned` or the expression names `lifecycle:decommissioned`.
         A plain name or group that does not exist is an error (a typo would
         otherwise silently select nothing)."""
-        if expr is not None and expr.strip():
-            for term in compile_selection(expr).terms:
+        selection = compile_selection(expr) if expr is not None and expr.strip() else None
+        if selection is not None:
+            for term in selection.terms:
                 if term.key == "name" and not term.is_glob and term.pattern not in self.cis:
                     raise InventoryError(
                         f"selection {expr!r}: unknown CI {term.pattern!r}"
@@ -151,7 +152,7 @@ class Inventory:
                         f"selection {expr!r}: unknown group {term.pattern!r}"
                         + self._suggest(term.pattern, self.groups)
                     )
-        return select(self.cis.values(), expr, include_decommissioned=include_decommissioned)
+        return select(self.cis.values(), selection, include_decommissioned=include_decommissioned)
 
     # -- relationships --
     def graph(self) -> list[Edge]:

@@ -244,16 +244,16 @@ def compile_selection(expression: str) -> Selection:
 
 def select(
     cis: Iterable[CI],
-    expression: str | None,
+    expression: str | Selection | None,
     *,
     include_decommissioned: bool = False,
 ) -> list[CI]:
     """The CIs matching `expression` (all when None or blank), sorted by name.
     Decommissioned CIs only when asked for (see the module docs)."""
-    if expression is None or not expression.strip():
+    if expression is None or (isinstance(expression, str) and not expression.strip()):
         chosen = [ci for ci in cis if include_decommissioned or not ci.decommissioned]
     else:
-        selection = compile_selection(expression)
+        selection = compile_selection(expression) if isinstance(expression, str) else expression
         keep_decommissioned = include_decommissioned or selection.names_decommissioned
         predicate = selection.predicate
         chosen = [
