@@ -513,3 +513,26 @@ def test_policy_helpers_load_with_the_default_policy(tmp_path: Path) -> None:
     policy = load_policy(path)
     assert open_window(policy, datetime.now(UTC)) is None  # no windows: any time
     assert people_with(policy, ["cab"]) == ["bob", "carol"]
+
+
+# -- PostgreSQL -------------------------------------------------------------------------
+@pytest.mark.postgres
+def test_the_process_and_locks_on_postgresql(workspace: Workspace, postgres_db: str) -> None:
+    ws = Workspace(root=workspace.root, db_url_override=postgres_db)
+    write_policy(ws)
+    write_runbooks(ws)
+    svc = ChangeService(ws)
+    first = assessed(svc)
+    second = assessed(svc, select=f"{SWITCH} or {OTHER_SWITCH}")
+    assert (first, second) == ("CHG-000001", "CHG-000002")
+    svc.approve(first, "bob")
+    svc.approve(second, "bob")
+    svc.acquire_locks(svc.get(first))
+    with pytest.raises(ChangeRefused, match=f"{SWITCH} \\({first}\\)"):
+        svc.apply(second, "alice")
+    assert svc.locks_held_by_others(svc.get(second)) == {SWITCH: first}
+    svc.release_locks(first)
+    assert [c.state for c in svc.list("approved")] == [State.APPROVED, State.APPROVED]
+    assert kinds(svc, second)[-1] == "change.refused"
+    assert svc.ledger.verify().ok
+    ws.close()
