@@ -491,3 +491,16 @@ def test_cached_load_equals_cold_load(tmp_path: Path) -> None:
     assert warm.digest == cold.digest
     assert warm.cis == cold.cis
     assert warm.impact("db-srv1") == cold.impact("db-srv1")
+
+
+def test_several_documents_in_one_file_are_refused(tmp_path: Path) -> None:
+    message = load_error(tmp_path, {"x.yaml": CI_HEAD + "---\n" + CI_HEAD.replace(": a", ": b")})
+    assert "x.yaml" in message and "several YAML documents" in message
+
+
+def test_cache_keeps_the_path_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_inventory(tmp_path / "inv", {"x.yaml": CI_HEAD})
+    cache = tmp_path / "cache"
+    assert load_inventory(root, cache_dir=cache).get("a").source == str(root / "x.yaml")
+    monkeypatch.chdir(tmp_path)
+    assert load_inventory(Path("inv"), cache_dir=cache).get("a").source == "inv/x.yaml"

@@ -177,7 +177,7 @@ def _parse_and_validate(file: Path, text: str) -> dict[str, Any]:
         raise _yaml_error(file, text, exc) from None
     if data is None:
         return {}
-    if isinstance(data, list) and text.lstrip().startswith("---") and len(data) > 1:
+    if isinstance(data, list) and len(data) > 1 and re.search(r"^---", text, re.M):
         raise InventoryError("several YAML documents in one file; use one per file", file=file)
     if not isinstance(data, dict):
         raise InventoryError(
@@ -667,7 +667,11 @@ class _NameLines:
 # -- cache ------------------------------------------------------------------------
 def _cache_key(root: Path, files: list[Path], contents: list[bytes]) -> str:
     digest = hashlib.sha256(f"opskit-inventory-cache:{CACHE_FORMAT}\0".encode())
-    digest.update(str(root.resolve()).encode() + b"\0")
+    # The layout of the cached classes: a cache from before a model change misses.
+    for cls in (CI, Group, Relationship):
+        digest.update(",".join(cls.__dataclass_fields__).encode() + b"\0")
+    # Both spellings: messages and CI.source use the path as given.
+    digest.update(str(root).encode() + b"\0" + str(root.resolve()).encode() + b"\0")
     for file, content in zip(files, contents, strict=True):
         digest.update(file.relative_to(root).as_posix().encode() + b"\0")
         digest.update(len(content).to_bytes(8, "big"))
