@@ -51,7 +51,6 @@ def payloads(count: int) -> list[tuple[str, str, str, dict[str, Any]]]:
                     "version": "1.4.2",
                     "status": "ok" if i % 17 else "failed",
                     "params": {"vlan_id": 100 + i % 3000, "name": f"users-{i % 50}"},
-                    "connector": "netmiko",
                     "duration_ms": 1000 + i % 9000,
                     "commands": 12 + i % 7,
                     "diff": {"added": 3, "removed": 1},

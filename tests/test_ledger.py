@@ -95,6 +95,7 @@ def test_blobs_are_content_addressed_and_deduplicated(ledger: Ledger) -> None:
         ({"items": (1, 2)}, "tuple is not a JSON value"),
         ({1: "x"}, "is not a string"),
         ({"nested": {"set": {1}}}, r"payload\.nested\.set: set"),
+        ({"out": ["ok", "nul\x00byte"]}, r"payload\.out\[1\]: text contains U\+0000"),
     ],
 )
 def test_payloads_outside_the_canonical_types_are_refused(
@@ -303,3 +304,15 @@ def test_threads_share_one_ledger(ledger: Ledger) -> None:
     assert sorted(seqs) == list(range(1, 61))
     report = ledger.verify()
     assert report.ok and report.head_seq == 60
+
+
+def test_unicode_and_escapes_round_trip(ledger: Ledger) -> None:
+    tricky = 'zoë 日本 "quoted" back\\slash\nnew line \t tab \x01 \u2028 \U0001f600'
+    payload = {"text": tricky, "ключ": [tricky, None, True, -(2**53 - 1)], "": {}}
+    event = ledger.append("x", actor="zoë", payload=payload, ci=tricky, change_id="Ç-1")
+    (read,) = list(ledger.events(ci=tricky))
+    assert read == event and read.payload == payload
+    # The stored text is the JCS form: raw UTF-8, sorted keys, only required escapes.
+    ((record,),) = ledger._query("SELECT record FROM ledger_events")
+    assert '"":{}' in record and "日本" in record and "\\n" in record and "\\u0001" in record
+    assert ledger.verify().ok

@@ -8,7 +8,8 @@ canonicalised: the ledger records identifiers, counts and texts, and a
 float's shortest round-trip form is where JCS implementations disagree.
 Keys containing characters outside the Basic Multilingual Plane are refused
 too, because JCS sorts keys by UTF-16 code units and Python by code points;
-the two orders agree on every other key.
+the two orders agree on every other key. Strings must not contain U+0000,
+which PostgreSQL text cannot hold.
 """
 
 from __future__ import annotations
@@ -39,8 +40,14 @@ def _acceptable(value: Any) -> bool:
         for key, item in value.items():
             if type(key) is not str or (not key.isascii() and max(key) > "\uffff"):
                 return False
+            if "\x00" in key:
+                return False
             kind = type(item)
-            if kind is str or kind is bool or item is None:
+            if kind is str:
+                if "\x00" in item:
+                    return False
+                continue
+            if kind is bool or item is None:
                 continue
             if kind is int:
                 if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
@@ -51,14 +58,20 @@ def _acceptable(value: Any) -> bool:
         return True
     if kind is list:
         return all(_acceptable(item) for item in value)
-    if kind is str or kind is bool or value is None:
+    if kind is str:
+        return "\x00" not in value
+    if kind is bool or value is None:
         return True
     return kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
 
 
 def _explain(value: Any, where: str) -> None:
     kind = type(value)
-    if kind is str or value is None or kind is bool:
+    if kind is str:
+        if "\x00" in value:
+            raise LedgerError(f"{where}: text contains U+0000, which the ledger cannot store")
+        return
+    if value is None or kind is bool:
         return
     if kind is int:
         if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
@@ -70,6 +83,8 @@ def _explain(value: Any, where: str) -> None:
                 raise LedgerError(f"{where}: key {key!r} is not a string")
             if not key.isascii() and max(key) > "\uffff":
                 raise LedgerError(f"{where}: key {key!r} has a character outside the BMP")
+            if "\x00" in key:
+                raise LedgerError(f"{where}: key {key!r} contains U+0000")
             _explain(item, f"{where}.{key}")
         return
     if kind is list:

@@ -347,9 +347,9 @@ class Batch:
             raise LedgerError("append: kind must be a non-empty string")
         if not isinstance(actor, str) or not actor:
             raise LedgerError(f"append {kind}: actor must be a non-empty string")
-        for name, value in (("change_id", change_id), ("ci", ci)):
-            if value is not None and not isinstance(value, str):
-                raise LedgerError(f"append {kind}: {name} must be a string")
+        for name, value in (("kind", kind), ("actor", actor), ("change_id", change_id), ("ci", ci)):
+            if value is not None and (not isinstance(value, str) or "\x00" in value):
+                raise LedgerError(f"append {kind!r}: {name} must be a string without U+0000")
         payload = dict(payload or {})
         check_value(payload, f"append {kind}: payload")
         self._check_blob_refs(kind, payload)
