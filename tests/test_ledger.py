@@ -64,6 +64,12 @@ def test_batch_commits_all_or_nothing(ledger: Ledger) -> None:
         raise RuntimeError("the change engine failed half-way")
     assert ledger.head()[0] == 5
     assert ledger.append("after", actor="ci", payload={}).seq == 6
+    # Code deep inside a batch may call ledger.append: it joins the batch.
+    with ledger.batch() as batch:
+        batch.append("outer", actor="ci", payload={})
+        assert ledger.append("inner", actor="ci", payload={}).seq == 8
+        assert ledger.head()[0] == 6  # not committed yet
+    assert [e.kind for e in ledger.events(after_seq=6)] == ["outer", "inner"]
     assert ledger.verify().ok
 
 

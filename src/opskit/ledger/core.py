@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -74,6 +75,7 @@ class Ledger:
             raise LedgerError(f"ledger: unsupported database {self.dialect!r}")
         self._p = "?" if self.dialect == "sqlite" else "%s"
         self._dbapi_error: type[Exception] = engine.dialect.dbapi.Error  # type: ignore[union-attr]
+        self._local = threading.local()
 
     @classmethod
     def open(cls, ws: Workspace) -> Ledger:
@@ -127,12 +129,24 @@ class Ledger:
 
     @contextmanager
     def batch(self) -> Iterator[Batch]:
-        """Many appends committed in one transaction (all or none)."""
+        """Many appends committed in one transaction (all or none).
+
+        Inside a batch, `ledger.append` (and a nested `batch()`) in the same
+        thread joins it rather than waiting for the lock the batch holds.
+        """
+        active: Batch | None = getattr(self._local, "batch", None)
+        if active is not None:
+            yield active
+            return
         try:
             with self._write_transaction() as cursor:
                 batch = Batch(self, cursor)
-                yield batch
-                batch.flush()
+                self._local.batch = batch
+                try:
+                    yield batch
+                    batch.flush()
+                finally:
+                    self._local.batch = None
         except self._dbapi_error as exc:
             raise LedgerError(f"ledger: write failed: {REDACTOR.redact(str(exc))}") from None
 
