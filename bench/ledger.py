@@ -74,7 +74,9 @@ def bench_ledger(engine: Any, keys_dir: Path, events: list[tuple[str, str, str, 
     verify_s = time.perf_counter() - start
     if not report.ok or report.counts["events"] != len(events):
         raise SystemExit(f"verify failed: {report}")
-    sizes = [len(record) for (record,) in ledger._query("SELECT record FROM ledger_events LIMIT 1000")]
+    sizes = [
+        len(record) for (record,) in ledger._query("SELECT record FROM ledger_events LIMIT 1000")
+    ]
     return {
         "append": len(events) / append_s,
         "verify": len(events) / verify_s,
@@ -179,7 +181,9 @@ def main() -> int:
             result = bench_ledger(engine, keys, events)
             raw_engine = open_engine(server.create_database("bench_raw"))
             raw = bench_raw(raw_engine, events)
-            report(f"PostgreSQL {bindir.parent.name} (loopback), {args.events:,} events", result, raw)
+            report(
+                f"PostgreSQL {bindir.parent.name} (loopback), {args.events:,} events", result, raw
+            )
             engine.dispose()
             raw_engine.dispose()
     finally:

@@ -322,3 +322,14 @@ def test_unicode_and_escapes_round_trip(ledger: Ledger) -> None:
     ((record,),) = ledger._query("SELECT record FROM ledger_events")
     assert '"":{}' in record and "日本" in record and "\\n" in record and "\\u0001" in record
     assert ledger.verify().ok
+
+
+def test_missing_postgres_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fixtures.postgres import _missing
+
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="PostgreSQL is required in CI"):
+        _missing("binaries not found")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        _missing("binaries not found")
