@@ -306,6 +306,7 @@ def import_(
     """Import an Ansible inventory (read by Ansible's parser) as inventories/NAME."""
 
     from opskit.inventory.ansible import import_ansible_inventory, write_inventory_folder
+
     if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", name):
         raise UsageError(f"--name {name!r}: letters, digits, '_', '.', '-' only")
     ws = workspace()
