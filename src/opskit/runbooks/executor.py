@@ -175,7 +175,7 @@ class StepRun:
             "transcript": self.transcript,
             "error": self.error,
             "started": self.started,
-            "duration": round(self.duration, 4),
+            "duration_ms": _ms(self.duration),
             "check": self.check,
         }
 
@@ -317,7 +317,7 @@ class HostRun:
             "facts": self.facts,
             "started": self.started,
             "finished": self.finished,
-            "duration": round(self.duration, 4),
+            "duration_ms": _ms(self.duration),
         }
 
 
@@ -375,8 +375,8 @@ class _HostExecution:
     ) -> None:
         if self._recorder is None:
             return
-        clean_payload = REDACTOR.redact_obj(
-            {"ci": self.ci.name, "runbook": self.runbook.ref, **payload}
+        clean_payload = _no_floats(
+            REDACTOR.redact_obj({"ci": self.ci.name, "runbook": self.runbook.ref, **payload})
         )
         clean_blobs = None
         if blobs:
@@ -474,7 +474,7 @@ class _HostExecution:
             step_run.status = str(getattr(exc, "status", HostStatus.FAILED))
             step_run.error = str(exc)
             if conn is not None:
-                step_run.transcript = [t.to_dict() for t in conn.take_transcript()]
+                step_run.transcript = _transcript(conn)
             self.sessions.discard_if_broken(step.connector, exc)
             if step.on_fail == "warn":
                 # A check the device cannot answer is "unavailable", not a finding.
@@ -498,7 +498,7 @@ class _HostExecution:
             step_run.duration = time.perf_counter() - start
             _redact_step(step_run)
             if conn is not None:
-                step_run.transcript += [t.to_dict() for t in conn.take_transcript()]
+                step_run.transcript += _transcript(conn)
                 if not step_run.commands:
                     step_run.commands = [t["command"] for t in step_run.transcript]
         return step_run
@@ -656,7 +656,10 @@ class _HostExecution:
         conn = self.connector(name)
         try:
             if spec.files:
-                files = {path: _read_file(conn, path) for path in spec.files}
+                # File names may use the parameters ("{{ params.root }}/etc/app.conf").
+                context = {"params": self.values(), "ci": ci_context(self.ci)}
+                paths = [str(render_value(p, context, "backup")) for p in spec.files]
+                files = {path: _read_file(conn, path) for path in paths}
                 return Snapshot(name, "files", self.ci.platform, files=files, taken=_now())
             return Snapshot(
                 name,
@@ -666,7 +669,7 @@ class _HostExecution:
                 taken=_now(),
             )
         finally:
-            self._last_capture_transcript = [t.to_dict() for t in conn.take_transcript()]
+            self._last_capture_transcript = _transcript(conn)
 
     def backup(self) -> None:
         start = time.perf_counter()
@@ -677,7 +680,7 @@ class _HostExecution:
             {
                 "snapshot": snapshot.describe(),
                 "transcript": self._last_capture_transcript,
-                "duration": round(time.perf_counter() - start, 4),
+                "duration_ms": _ms(time.perf_counter() - start),
             },
             dict(snapshot.blobs()),
         )
@@ -717,7 +720,7 @@ class _HostExecution:
             "steps": [s.to_dict() for s in self.run.steps[steps_before:]],
             "proof": proof,
             "error": error,
-            "duration": round(time.perf_counter() - start, 4),
+            "duration_ms": _ms(time.perf_counter() - start),
         }
         blobs = (
             {"residual_diff": proof["residual_diff"]} if proof and proof["residual_diff"] else None
@@ -786,7 +789,7 @@ class _HostExecution:
                     step_run.output = result.output
                     step_run.changed = result.changed
         finally:
-            step_run.transcript += [t.to_dict() for t in conn.take_transcript()]
+            step_run.transcript += _transcript(conn)
         step_run.data["method"] = method
         step_run.status = "changed"
         return method
@@ -863,7 +866,7 @@ class _HostExecution:
                     {
                         "steps": [s.to_dict() for s in applied],
                         "changed": any(s.changed for s in applied),
-                        "duration": round(time.perf_counter() - started, 4),
+                        "duration_ms": _ms(time.perf_counter() - started),
                     },
                     _diff_blob(applied),
                 )
@@ -872,7 +875,7 @@ class _HostExecution:
             verified = self.run_phase("verify")
             if self.commit_pending is not None:
                 self.commit_pending.confirm_commit()
-                transcript = [t.to_dict() for t in self.commit_pending.take_transcript()]
+                transcript = _transcript(self.commit_pending)
                 self.commit_pending = None
                 run.pending_confirm = False
                 self.record("host.confirmed", {"transcript": transcript})
@@ -887,7 +890,7 @@ class _HostExecution:
         run = self.run
         payload: dict[str, Any] = {
             "steps": [s.to_dict() for s in verified],
-            "duration": round(duration, 4),
+            "duration_ms": _ms(duration),
             "exceptions": run.exceptions,
         }
         blobs = None
@@ -950,6 +953,32 @@ class _HostExecution:
                 "rolled_back": run.status == HostOutcome.ROLLED_BACK,
             },
         )
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def _transcript(conn: Connector) -> list[dict[str, Any]]:
+    """The connector's transcript since the last call, durations in whole ms."""
+    entries = []
+    for entry in conn.take_transcript():
+        data = entry.to_dict()
+        data["duration_ms"] = _ms(float(data.pop("duration", 0.0)))
+        entries.append(data)
+    return entries
+
+
+def _no_floats(value: Any) -> Any:
+    """The ledger's canonical JSON has no floats (RFC 8785 number pitfalls):
+    integral floats become ints, others their shortest text."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else repr(value)
+    if isinstance(value, Mapping):
+        return {k: _no_floats(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_floats(v) for v in value]
+    return value
 
 
 def _read_file(conn: Connector, path: str) -> str | None:
