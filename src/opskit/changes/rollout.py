@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -82,14 +82,16 @@ def predict_diffs(
     params: Mapping[str, Any],
     *,
     concurrency: int | None = None,
+    pool: Any = None,
 ) -> dict[str, dict[str, Any]]:
     """Per host: the predicted diff and its hash, or why none is available.
-    Nothing on a device changes."""
+    Nothing on a device changes. With `pool`, its sessions are used (and stay
+    open for the rollout that follows)."""
 
     executor = _executor()
     width = max(1, min(concurrency or book.strategy.concurrency, len(cis) or 1))
     results: dict[str, dict[str, Any]] = {}
-    with open_pool(width) as pool:
+    with nullcontext(pool) if pool is not None else open_pool(width) as pool:
 
         def one(ci: CI) -> tuple[str, dict[str, Any]]:
             try:
@@ -170,7 +172,14 @@ class Rollout:
         inv = deps.load_inventory(svc.ws, change.inventory)
         if dry_run:
             return self._dry_run(change, book, inv)
+        # One session pool for the final checks and the rollout: a device's
+        # session opened to predict its diff is reused to change it.
+        width = max(1, min(int(book.strategy.concurrency), len(change.targets)))
+        with open_pool(width) as pool:
+            return self._run(change, book, inv, pool)
 
+    def _run(self, change: ChangeRequest, book: Any, inv: Any, pool: Any) -> dict[str, Any]:
+        svc = self.svc
         reasons = svc.check_apply(change, self.actor)
         if (
             not reasons
@@ -179,7 +188,11 @@ class Rollout:
         ):
             # The approval covers the predicted diff: predict again and compare.
             now = predict_diffs(
-                svc.ws, book, [deps.get_ci(inv, n) for n in change.targets], change.parameters
+                svc.ws,
+                book,
+                [deps.get_ci(inv, n) for n in change.targets],
+                change.parameters,
+                pool=pool,
             )
             reasons = svc.binding_drift(change, predicted=now)
             if reasons:
@@ -224,7 +237,7 @@ class Rollout:
                 for name in names:
                     svc.set_host(change.id, name, PENDING, batch=batch_no)
             with _Heartbeat(svc, change.id):
-                return self._execute(change, book, inv, plan)
+                return self._execute(change, book, inv, plan, pool)
         finally:
             svc.release_locks(change.id)
             svc.set_runner(change.id, alive=False)
@@ -269,7 +282,7 @@ class Rollout:
 
     # -- the rollout proper ------------------------------------------------------
     def _execute(
-        self, change: ChangeRequest, book: Any, inv: Any, plan: list[list[str]]
+        self, change: ChangeRequest, book: Any, inv: Any, plan: list[list[str]], pool: Any
     ) -> dict[str, Any]:
         svc = self.svc
         strategy = book.strategy
@@ -278,7 +291,7 @@ class Rollout:
         caps = {cap.group: cap.max_changing for cap in svc.policy.concurrency}
         local_caps = {g: threading.Semaphore(n) for g, n in caps.items()}
         width = max(1, min(int(strategy.concurrency), total))
-        with open_pool(width) as pool, ThreadPoolExecutor(max_workers=width) as threads:
+        with ThreadPoolExecutor(max_workers=width) as threads:
             for batch_no, names in enumerate(plan):
                 futures = [
                     threads.submit(
@@ -821,6 +834,35 @@ def recover(
             report["rollback"] = Rollout(service, change.id, actor).rollback_change()
             report["state"] = report["rollback"]["state"]
         reports.append(report)
+    reports.extend(_release_orphan_locks(service, actor))
+    return reports
+
+
+def _release_orphan_locks(service: ChangeService, actor: str) -> list[dict[str, Any]]:
+    """Locks of changes that are not running (a runner that died between
+    locking and starting): released, and said so."""
+    with service.engine.connect() as conn:
+        holders = sorted(set(conn.execute(select(store.locks.c.change_id)).scalars()))
+    reports = []
+    for change_id in holders:
+        state = service.get(change_id).state
+        if state in ACTIVE_STATES:
+            continue
+        released = service.release_locks(change_id)
+        service.record(
+            "change.locks_released",
+            actor=actor,
+            change_id=change_id,
+            payload={"locks_released": released, "state": state.value, "reason": "not running"},
+        )
+        reports.append(
+            {
+                "change_id": change_id,
+                "state": state.value,
+                "action": "released orphan locks",
+                "locks_released": released,
+            }
+        )
     return reports
 
 
