@@ -63,7 +63,10 @@ def test_remediation_turns_a_changed_device_back(device: NetmikoConnector) -> No
     try:
         changed = device.get_config()
         assert not compliance.equal(before, changed, "cisco_ios")[0]
-        assert compliance.missing_lines(changed, ["vlan 341", " name compliance-test"], "cisco_ios") == []
+        assert (
+            compliance.missing_lines(changed, ["vlan 341", " name compliance-test"], "cisco_ios")
+            == []
+        )
         lines = compliance.remediation(changed, before, "cisco_ios")
         assert "no vlan 341" in lines
         assert "interface FastEthernet0/11" in lines
@@ -72,7 +75,9 @@ def test_remediation_turns_a_changed_device_back(device: NetmikoConnector) -> No
         device.apply_config(lines)
         after = device.get_config()
         assert compliance.equal(before, after, "cisco_ios") == (True, "")
-        assert compliance.config_hash(after, "cisco_ios") == compliance.config_hash(before, "cisco_ios")
+        assert compliance.config_hash(after, "cisco_ios") == compliance.config_hash(
+            before, "cisco_ios"
+        )
         # Nothing left to do: the remediation of equal configurations is empty.
         assert compliance.remediation(after, before, "cisco_ios") == []
     finally:
@@ -92,7 +97,9 @@ def test_hierarchical_membership_and_prediction(device: NetmikoConnector) -> Non
     )
     assert missing == ["interface FastEthernet0/2 > description uplink"]
     predicted = compliance.predict(
-        config, ["vlan 342", " name p", "interface FastEthernet0/2", " description uplink"], "cisco_ios"
+        config,
+        ["vlan 342", " name p", "interface FastEthernet0/2", " description uplink"],
+        "cisco_ios",
     )
     assert "+ vlan 342" in predicted and "+ description uplink" in predicted
     assert device.get_config() == config  # predicting touched nothing

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,7 +173,7 @@ def test_verification_failure_triggers_auto_rollback_with_proof(
         "residual_diff": "",
         "ignored_volatile": list(compliance.VOLATILE["cisco_ios"]),
     }
-    restore = [s for s in run.steps if s.phase == "rollback"][0]
+    restore = next(s for s in run.steps if s.phase == "rollback")
     assert "no vlan 351" in restore.commands
     # Independently of the proof: the device is exactly as before.
     assert compliance.equal(before, running(switch), "cisco_ios") == (True, "")
@@ -422,7 +421,7 @@ def test_linux_change_through_ansible_then_rolled_back(
         assert run.snapshot is not None and run.snapshot.absent == sorted(
             [f"{root}/etc/opskit-demo.conf", f"{root}/bin/opskit-demo-service"]
         )
-        verify = [s for s in run.steps if s.phase == "verify"][0]
+        verify = next(s for s in run.steps if s.phase == "verify")
         assert [e.kind for e in verify.expectations] == ["ansible_assert"]
         assert verify.expectations[0].passed
         assert "message = canary 42" in (root / "etc" / "opskit-demo.conf").read_text()

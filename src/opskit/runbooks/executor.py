@@ -43,7 +43,9 @@ rollback_mode="on_failure", templates_dir=None) -> HostRun``
     Rolls a host back to a snapshot taken by an earlier run (``opskit change
     rollback`` of a completed change), with the same proof as an automatic
     rollback. ``snapshot``: a `Snapshot` (``Snapshot.from_blobs`` rebuilds one
-    from the ledger's blobs) or the configuration text.
+    from the ledger's blobs; pass ``absent=`` the snapshot's "absent" files),
+    the configuration text, or None when the runbook took no snapshot of
+    this platform (its explicit rollback steps run, with no proof).
 
 `HostRun` (``.to_dict()``): ``ci``, ``status`` (`HostOutcome`), ``steps``,
 ``snapshot``, ``diff`` (snapshot → configuration after apply),
@@ -1043,7 +1045,7 @@ def predict_diff(
 def rollback_host(
     runbook: Runbook,
     ci: CI,
-    snapshot: Snapshot | str,
+    snapshot: Snapshot | str | None,
     pool: ConnectorPool,
     recorder: Recorder | None = None,
     params: Mapping[str, Any] | None = None,
@@ -1056,6 +1058,8 @@ def rollback_host(
     if isinstance(snapshot, str):
         name, spec = execution.snapshot_connector()
         snapshot = Snapshot(name, spec.source, ci.platform, config=snapshot)
+    # None: no snapshot was taken (backup off for this platform); explicit
+    # rollback steps still run, without a comparison to prove them.
     run = execution.run
     run.started = _now()
     run.snapshot = snapshot
