@@ -42,6 +42,8 @@ def read_acks(files: list[Path]) -> Acks:
         start = end = None
         for line in path.read_text().splitlines():
             parts = line.split()
+            if parts[0] == "ready":
+                continue
             if parts[0] == "start":
                 start = float(parts[1])
             elif parts[0] == "end":
@@ -77,7 +79,12 @@ def test_concurrent_writers_form_one_chain(ledger_backend: str, tmp_path: Path) 
     writers = [
         start_writer(ledger_backend, ack, f"w{i}", per_writer, go) for i, ack in enumerate(acks)
     ]
-    time.sleep(0.2)
+    # Start them together once all three have imported opskit and connected.
+    deadline = time.monotonic() + 120
+    while not all(ack.exists() and b"ready" in ack.read_bytes() for ack in acks):
+        assert time.monotonic() < deadline, "writers did not get ready"
+        assert all(process.poll() is None for process in writers), "a writer died"
+        time.sleep(0.02)
     go.touch()
     for process in writers:
         _, stderr = process.communicate(timeout=120)

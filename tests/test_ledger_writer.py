@@ -6,8 +6,8 @@ Appends COUNT events (0: until killed) as single appends, batches and
 appends with a blob, and after each commit writes one line per event to
 ACK_FILE: "seq hash writer n". A line is written only once the append has
 returned, so every line is an acknowledged, supposedly durable event.
-With GO_FILE it waits for that file to exist before starting, so that
-several writers start at the same moment. It also writes "start <t>" and
+With GO_FILE it writes "ready" and waits for that file to exist before
+starting, so that several writers start at the same moment. It also writes "start <t>" and
 "end <t>" lines (monotonic clock) around its appends.
 """
 
@@ -30,6 +30,7 @@ def main(argv: list[str]) -> int:
     ack = os.open(ack_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     rng = random.Random(f"{writer}-{os.getpid()}")
     if go is not None:
+        os.write(ack, b"ready\n")
         while not go.exists():
             time.sleep(0.005)
     os.write(ack, f"start {time.monotonic()}\n".encode())
