@@ -241,7 +241,7 @@ def run_demo(root: str | Path = "demo-workspace", *, out: Console | None = None)
         f"  opskit -w {ws.root} change show {first.id}\n"
         f"  opskit -w {ws.root} audit log --change {second.id}\n"
         f"  opskit -w {ws.root} audit verify\n"
-        f"  (the lab keeps running: opskit -w {ws.root} lab down)",
+        f"  opskit -w {ws.root} lab down      (stops the lab)",
         highlight=False,
     )
     out.print(f"demo finished in {time.monotonic() - started:.1f} s")
