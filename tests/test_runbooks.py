@@ -142,6 +142,11 @@ def test_rules_beyond_the_schema(root: Path) -> None:
             "verify[0].expect[0]",
             "exactly one of",
         ),
+        "bad selection": (
+            base.replace("targets:\n", "targets:\n  select: 'platform:cisco_ios and ('\n"),
+            "targets.select",
+            "invalid selection",
+        ),
         "auto rollback without backup": (
             base + "backup: false\n",
             "rollback",

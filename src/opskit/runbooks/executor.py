@@ -926,7 +926,9 @@ class _HostExecution:
                     "error": run.error,
                 },
             )
-        changed_something = self.applied_any or phase in ("apply", "verify")
+        # A failed apply step may have changed part of the device; a failed
+        # verification after no apply step (read-only runbooks) changed nothing.
+        changed_something = self.applied_any or phase == "apply"
         if phase in ("precheck", "backup") or not changed_something:
             run.status = HostOutcome.FAILED
             self.record("host.failed", {"phase": phase, "error": run.error, "rolled_back": False})

@@ -223,6 +223,16 @@ class _Builder:
                     self.files[rel] = "sha256:" + hashlib.sha256(candidate.read_bytes()).hexdigest()
                     break
 
+    def check_selection(self, expression: str) -> None:
+        try:
+            from opskit.inventory.select import compile_selection
+        except ImportError:  # pragma: no cover - the inventory is part of opskit
+            return
+        try:
+            compile_selection(expression)
+        except OpskitError as exc:
+            raise self.error(f"invalid selection: {exc}", ["targets", "select"]) from None
+
     def steps(self, phase: str, items: list[dict[str, Any]] | None) -> tuple[Step, ...]:
         steps = []
         for index, raw in enumerate(items or []):
@@ -330,6 +340,8 @@ class _Builder:
             loc = ["parameters", *exc.absolute_path]
             raise self.error(f"not a valid JSON Schema: {exc.message}", loc) from None
         targets = data["targets"]
+        if targets.get("select"):
+            self.check_selection(targets["select"])
         precheck = self.steps("precheck", data.get("precheck"))
         apply = self.steps("apply", data.get("apply"))
         verify = self.steps("verify", data.get("verify"))
