@@ -517,4 +517,4 @@ def test_parallel_parse_reports_the_first_faulty_file(
     files["f2.yaml"] = CI_HEAD + "    port: [22\n"
     files["f4.yaml"] = CI_HEAD.replace(": a", ": ci4") + "    bogus: 1\n"
     message = load_error(tmp_path, files)
-    assert "f2.yaml:5" in message and "invalid YAML" in message
+    assert "f2.yaml:6: invalid YAML" in message
