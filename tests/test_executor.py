@@ -21,7 +21,7 @@ from opskit.inventory.model import CI, CIType
 from opskit.ledger import Ledger
 from opskit.runbooks import HostOutcome, RunbookCatalog, Snapshot, rollback_host, run_host
 from opskit.runbooks.executor import predict_diff
-from opskit.runbooks.inspection import backup_log, build_report, last_backup_times
+from opskit.runbooks.inspection import backup_log, run_inspection
 from opskit.secrets import REDACTOR
 from opskit.workspace import Workspace
 
@@ -279,12 +279,8 @@ def test_config_backup_and_inspection_report(
     )
 
     inspection = catalog.get("inspection")
-    runs = [
-        run_host(inspection, ci, inspection.validate_params({}), pool=pool, recorder=Recorder())
-        for ci in (linux, switch)
-    ]
+    report, runs = run_inspection(inspection, [linux, switch], pool=pool, ledger=ledger)
     assert all(r.status == HostOutcome.COMPLETED for r in runs)
-    report = build_report(runs, last_backups=last_backup_times(ledger, [switch.name, linux.name]))
     data = report.to_dict()
     # Exceptions first: hosts with exceptions before clean hosts, and in each
     # host its exceptions before unavailable and passed checks.

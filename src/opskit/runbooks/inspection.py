@@ -8,6 +8,12 @@ configuration backup when ``last_backups`` ({ci: datetime or None}) is given.
 Hosts with exceptions come first, and within a host its exceptions come
 first. ``InspectionReport.to_dict()`` / ``.to_json()`` / ``.to_markdown()``.
 
+``run_inspection(runbook, cis, *, pool, params=None, recorder_for=None,
+ledger=None, concurrency=None) -> (InspectionReport, list[HostRun])`` runs the
+inspection runbook on many CIs (in parallel, at most the runbook's strategy
+concurrency) and builds the report, with backup ages when a ledger is given.
+``recorder_for(ci_name)`` returns the recorder of one host, when records are wanted.
+
 ``last_backup_times(ledger, names) -> {ci: datetime | None}`` and
 ``backup_log(ledger, since=None) -> list[dict]`` read the ``host.backup``
 events of an `opskit.ledger.Ledger` (what the config-backup runbook and every
@@ -17,12 +23,18 @@ change's backup phase record).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opskit.runbooks.executor import HostOutcome, HostRun
+if TYPE_CHECKING:
+    from opskit.inventory.model import CI
+    from opskit.runbooks.executor import ConnectorPool
+
+from opskit.runbooks.executor import HostOutcome, HostRun, Recorder, run_host
+from opskit.runbooks.model import Runbook
 
 SEVERITY_ORDER = {"exception": 0, "unavailable": 1, "ok": 2}
 
@@ -220,3 +232,28 @@ def backup_log(ledger: Any, since: datetime | str | None = None) -> list[dict[st
             }
         )
     return log
+
+
+def run_inspection(
+    runbook: Runbook,
+    cis: Sequence[CI],
+    *,
+    pool: ConnectorPool,
+    params: Mapping[str, Any] | None = None,
+    recorder_for: Callable[[str], Recorder] | None = None,
+    ledger: Any = None,
+    concurrency: int | None = None,
+) -> tuple[InspectionReport, list[HostRun]]:
+    """Inspects every CI and returns the report (exceptions first) and the runs."""
+    values = runbook.validate_params(params or {})
+
+    def one(ci: CI) -> HostRun:
+        recorder = recorder_for(ci.name) if recorder_for is not None else None
+        return run_host(runbook, ci, values, pool=pool, recorder=recorder)
+
+    workers = max(1, min(concurrency or runbook.strategy.concurrency, len(cis) or 1))
+    with ThreadPoolExecutor(max_workers=workers) as threads:
+        runs = list(threads.map(one, cis))
+    last = last_backup_times(ledger, [ci.name for ci in cis]) if ledger is not None else None
+    max_age = float(values.get("backup_max_age_hours", 24))
+    return build_report(runs, last_backups=last, backup_max_age_hours=max_age), runs
