@@ -362,7 +362,7 @@ class NetmikoConnector(Connector):
                             f"{self.ci.name}: the enable secret was refused"
                         ) from None
                     raise map_error(self.ci.name, exc, during="enable") from None
-            entry.output = self._conn.find_prompt()
+            entry.output = str(self._conn.base_prompt)  # known from the login, no round trip
         self.is_open = True
 
     def _disconnect(self) -> None:

@@ -162,6 +162,8 @@ class Lab:
             linux = 1 if linux_hosts_available() else 0
         if linux < 0:
             raise UsageError(f"--linux must not be negative, not {linux}")
+        if not devices and not linux:
+            raise UsageError("nothing to start: give --devices or --linux a positive number")
         if linux and not linux_hosts_available():
             raise LabError(
                 "Linux lab hosts need Debian's openssh-server (run scripts/system-deps.sh)"

@@ -1,0 +1,433 @@
+"""Fan-out benchmark: opskit's connectors vs Nornir (nornir_netmiko) vs Ansible.
+
+Starts a lab of N emulated Cisco IOS switches (default 200) and gives every
+device the same work through each tool, at the same concurrency:
+
+    show running-config, push 5 configuration lines, show running-config
+
+- opskit: `ConnectionPool` + the netmiko connector, driven by a thread pool;
+- Nornir: threaded runner, nornir_netmiko tasks (enable once, like opskit);
+- Ansible: `ansible-playbook` with network_cli + cisco.ios (forks = concurrency).
+
+Each tool runs in its own worker process; the parent samples the resident
+memory of that process and all its children (Ansible forks many) and keeps
+the peak. The work's wall time is measured inside the worker (after imports)
+for opskit and Nornir; for Ansible it is the whole `ansible-playbook` run,
+because that is what a user waits for. Every device's configuration is
+checked afterwards, so a tool that silently did nothing cannot look fast.
+
+Targets: opskit <= 1.05x Nornir's wall time, and >= 10x faster than Ansible.
+The emulator is one Twisted reactor, i.e. one core: the parent reports how
+busy it was during each run, which is what bounds opskit and Nornir here.
+
+    python bench/fanout.py                     # 200 devices, concurrency 20
+    python bench/fanout.py --devices 20 --skip-ansible
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+VLAN = 901
+INTERFACE = "FastEthernet0/8"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def config_lines(tool: str) -> list[str]:
+    """The 5 lines every tool pushes; the description names the tool, so the
+    check afterwards proves that this tool's change reached the device."""
+    return [
+        f"vlan {VLAN}",
+        f"name bench-{tool}",
+        f"interface {INTERFACE}",
+        f"description bench-{tool}",
+        "no shutdown",
+    ]
+
+
+# -- workers (each runs in its own process) ----------------------------------------
+def _lab_cis(workspace: Path) -> list[Any]:
+    from opskit.inventory import load_inventory
+
+    inventory = load_inventory(workspace / "inventories" / "lab")
+    return [ci for ci in inventory if ci.platform == "cisco_ios"]
+
+
+def worker_opskit(workspace: Path, concurrency: int) -> dict[str, Any]:
+    from opskit.connectors import get_connector
+    from opskit.connectors.pool import ConnectionPool
+    from opskit.errors import ConnectorError
+
+    get_connector("netmiko")  # import netmiko before timing, as the Nornir worker does
+    cis = _lab_cis(workspace)
+    lines = config_lines("opskit")
+
+    def work(ci: Any) -> str | None:
+        try:
+            with pool.session(ci, "netmiko") as conn:
+                conn.get_config()
+                conn.apply_config(lines)
+                conn.get_config()
+        except ConnectorError as exc:
+            return str(exc)
+        return None
+
+    start = time.perf_counter()
+    with ConnectionPool(max_sessions=concurrency) as pool, ThreadPoolExecutor(concurrency) as ex:
+        errors = [e for e in ex.map(work, cis) if e]
+    return {"wall": time.perf_counter() - start, "errors": errors, "hosts": len(cis)}
+
+
+def worker_nornir(workspace: Path, concurrency: int) -> dict[str, Any]:
+    from nornir.core import Nornir
+    from nornir.core.inventory import (
+        ConnectionOptions,
+        Defaults,
+        Groups,
+        Host,
+        Hosts,
+        Inventory,
+    )
+    from nornir.core.plugins.connections import ConnectionPluginRegister
+    from nornir.plugins.runners import ThreadedRunner
+    from nornir_netmiko.tasks import netmiko_send_command, netmiko_send_config
+
+    from opskit.connectors import credential
+
+    ConnectionPluginRegister.auto_register()  # what InitNornir does: finds nornir_netmiko
+    cis = _lab_cis(workspace)
+    hosts = Hosts(
+        {
+            ci.name: Host(
+                name=ci.name,
+                hostname=ci.host,
+                port=ci.port,
+                username=credential(ci, "username"),
+                password=credential(ci, "password"),
+                platform="cisco_ios",
+                connection_options={
+                    "netmiko": ConnectionOptions(extras={"secret": credential(ci, "enable_secret")})
+                },
+            )
+            for ci in cis
+        }
+    )
+    lines = config_lines("nornir")
+
+    def work(task: Any) -> None:
+        task.run(netmiko_send_command, command_string="show running-config", enable=True)
+        task.run(netmiko_send_config, config_commands=lines, enable=False)
+        task.run(netmiko_send_command, command_string="show running-config")
+
+    start = time.perf_counter()
+    nr = Nornir(
+        inventory=Inventory(hosts=hosts, groups=Groups(), defaults=Defaults()),
+        runner=ThreadedRunner(num_workers=concurrency),
+    )
+    result = nr.run(task=work)
+    nr.close_connections()
+    wall = time.perf_counter() - start
+    errors = [f"{name}: {r.exception}" for name, r in result.items() if r.failed]
+    return {"wall": wall, "errors": errors, "hosts": len(cis)}
+
+
+PLAYBOOK = """\
+- name: fan-out benchmark
+  hosts: lab_switches
+  gather_facts: false
+  tasks:
+    - name: show running-config
+      cisco.ios.ios_command:
+        commands: [show running-config]
+      register: before
+    - name: push 5 configuration lines
+      cisco.ios.ios_config:
+        lines: {lines}
+        match: none
+        running_config: "{{{{ before.stdout[0] }}}}"
+    - name: show running-config
+      cisco.ios.ios_command:
+        commands: [show running-config]
+"""
+
+
+def worker_ansible(workspace: Path, concurrency: int) -> dict[str, Any]:
+    from opskit.connectors import credential
+
+    cis = _lab_cis(workspace)
+    with tempfile.TemporaryDirectory(prefix="opskit-bench-ansible-") as tmp:
+        folder = Path(tmp)
+        hosts = {ci.name: {"ansible_host": ci.host, "ansible_port": ci.port} for ci in cis}
+        first = cis[0]
+        group_vars = {
+            "ansible_connection": "ansible.netcommon.network_cli",
+            "ansible_network_os": "cisco.ios.ios",
+            "ansible_network_cli_ssh_type": "paramiko",
+            "ansible_user": credential(first, "username"),
+            "ansible_password": credential(first, "password"),
+            "ansible_become": True,
+            "ansible_become_method": "enable",
+            "ansible_become_password": credential(first, "enable_secret"),
+        }
+        inventory = {"all": {"children": {"lab_switches": {"hosts": hosts, "vars": group_vars}}}}
+        inventory_path = folder / "inventory.json"
+        inventory_path.write_text(json.dumps(inventory))
+        inventory_path.chmod(0o600)
+        playbook = folder / "fanout.yml"
+        playbook.write_text(PLAYBOOK.format(lines=json.dumps(config_lines("ansible"))))
+        env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+            "ANSIBLE_HOST_KEY_CHECKING": "False",
+            "ANSIBLE_FORKS": str(concurrency),
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
+            "ANSIBLE_DISPLAY_OK_HOSTS": "false",
+            "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false",
+            "ANSIBLE_RETRY_FILES_ENABLED": "False",
+            "ANSIBLE_PERSISTENT_COMMAND_TIMEOUT": "60",
+            "ANSIBLE_PARAMIKO_LOOK_FOR_KEYS": "False",
+            "ANSIBLE_LOCAL_TEMP": str(folder / "tmp"),
+        }
+        command = [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            str(inventory_path),
+            str(playbook),
+        ]
+        start = time.perf_counter()
+        done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=folder)
+        wall = time.perf_counter() - start
+    errors = []
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+        errors.append(f"ansible-playbook exited {done.returncode}: " + " | ".join(tail))
+    return {"wall": wall, "errors": errors, "hosts": len(cis)}
+
+
+WORKERS = {"opskit": worker_opskit, "nornir": worker_nornir, "ansible": worker_ansible}
+
+
+def run_change_engine(workspace: Path, concurrency: int) -> dict[str, Any] | None:
+    """ISSUE-5 EXTENSION POINT: the same work as an opskit change (runbook ->
+    approved change -> engine run, ledger included), to be added by the lead
+    once the change engine exists. Return a dict like the workers' (wall,
+    errors, hosts) and it is measured and printed like the other tools."""
+    return None
+
+
+# -- the parent: lab, sampling, checks, report -------------------------------------------
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _tree_rss_kib(pid: int) -> int:
+    total, stack, seen = 0, [pid], set()
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+                    break
+        except OSError:
+            continue
+        stack.extend(_children(current))
+    return total
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def run_tool(tool: str, workspace: Path, concurrency: int, emulator_pid: int) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
+        out_path = Path(out.name)
+    command = [sys.executable, __file__, "_worker", tool, str(workspace), str(concurrency)]
+    cpu_before = _cpu_seconds(emulator_pid)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=open(out_path, "w"))  # noqa: SIM115
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, _tree_rss_kib(process.pid))
+        time.sleep(0.1)
+    process_wall = time.perf_counter() - started
+    emulator_cpu = _cpu_seconds(emulator_pid) - cpu_before
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (children_after.ru_utime - children_before.ru_utime) + (
+        children_after.ru_stime - children_before.ru_stime
+    )
+    try:
+        result = json.loads(out_path.read_text())
+    except ValueError:
+        result = {
+            "wall": process_wall,
+            "errors": [f"worker exited {process.returncode}"],
+            "hosts": 0,
+        }
+    out_path.unlink(missing_ok=True)
+    result.update(
+        tool=tool,
+        process_wall=process_wall,
+        peak_rss_mib=peak / 1024,
+        emulator_busy=emulator_cpu / process_wall if process_wall else 0.0,
+        client_cpu=client_cpu,
+    )
+    return result
+
+
+def check_devices(workspace: Path, tool: str, concurrency: int) -> int:
+    """How many devices show this tool's change in their running config."""
+    from opskit.connectors.pool import ConnectionPool
+
+    expected = f"interface {INTERFACE}\n description bench-{tool}"
+
+    def check(ci: Any) -> bool:
+        with pool.session(ci, "netmiko") as conn:
+            return expected in conn.get_config()
+
+    with ConnectionPool(concurrency) as pool, ThreadPoolExecutor(concurrency) as ex:
+        return sum(ex.map(check, _lab_cis(workspace)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--skip-ansible", action="store_true")
+    parser.add_argument("--skip-nornir", action="store_true")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="runs of opskit and Nornir (alternating order); the fastest counts",
+    )
+    args, _ = parser.parse_known_args(argv)
+
+    from opskit.lab import Lab
+    from opskit.workspace import init_workspace
+
+    tools = ["opskit"] + ([] if args.skip_nornir else ["nornir"])
+    tools += [] if args.skip_ansible else ["ansible"]
+    with tempfile.TemporaryDirectory(prefix="opskit-bench-fanout-") as tmp:
+        ws = init_workspace(Path(tmp) / "ws")
+        lab = Lab(ws)
+        started = time.perf_counter()
+        status = lab.up(devices=args.devices, linux=0)
+        print(
+            f"lab: {len(status.switches)} emulated IOS switches in one process "
+            f"(pid {status.switches_pid}), started in {time.perf_counter() - started:.1f} s, "
+            f"{_tree_rss_kib(status.switches_pid) / 1024:.0f} MiB",
+            flush=True,
+        )
+        print(
+            f"work per device: show running-config, 5 lines, show running-config; "
+            f"concurrency {args.concurrency}; {os.cpu_count()} cores\n",
+            flush=True,
+        )
+        results: dict[str, dict[str, Any]] = {}
+        try:
+            fast_tools = [t for t in tools if t != "ansible"]
+            for round_number in range(max(1, args.rounds)):
+                # Alternate the order so neither tool always runs on a warmer machine.
+                order = fast_tools if round_number % 2 == 0 else fast_tools[::-1]
+                if round_number == 0 and "ansible" in tools:
+                    order = [*order, "ansible"]
+                for tool in order:
+                    result = run_tool(tool, ws.root, args.concurrency, status.switches_pid)
+                    result["verified"] = check_devices(ws.root, tool, args.concurrency)
+                    result["round"] = round_number + 1
+                    _print_row(result)
+                    best = results.get(tool)
+                    if best is None or (not result["errors"] and result["wall"] < best["wall"]):
+                        if best is not None:
+                            result["peak_rss_mib"] = max(
+                                best["peak_rss_mib"], result["peak_rss_mib"]
+                            )
+                        results[tool] = result
+                    else:
+                        best["peak_rss_mib"] = max(best["peak_rss_mib"], result["peak_rss_mib"])
+            engine = run_change_engine(ws.root, args.concurrency)
+            if engine is not None:
+                results["opskit-change"] = {"tool": "opskit-change", **engine}
+                _print_row(results["opskit-change"])
+        finally:
+            lab.down()
+            ws.close()
+    _print_ratios(results)
+    return 0 if all(not r["errors"] for r in results.values()) else 1
+
+
+def _print_row(r: dict[str, Any]) -> None:
+    print(
+        f"{r['tool']:<8} round {r.get('round', 1)}  wall {r['wall']:7.2f} s  "
+        f"(process {r.get('process_wall', 0):6.2f} s)  "
+        f"peak RSS {r.get('peak_rss_mib', 0):7.0f} MiB  "
+        f"client CPU {r.get('client_cpu', 0):6.1f} s  "
+        f"emulator busy {100 * r.get('emulator_busy', 0):3.0f} %  "
+        f"verified {r.get('verified', '?')}/{r['hosts']}  errors {len(r['errors'])}",
+        flush=True,
+    )
+    for error in r["errors"][:3]:
+        print(f"         {error[:200]}", flush=True)
+
+
+def _print_ratios(results: dict[str, dict[str, Any]]) -> None:
+    opskit = results.get("opskit")
+    if not opskit:
+        return
+    print("\nbest of the rounds:")
+    for result in results.values():
+        _print_row(result)
+    print()
+    nornir = results.get("nornir")
+    if nornir:
+        ratio = opskit["wall"] / nornir["wall"]
+        verdict = "meets" if ratio <= 1.05 else "MISSES"
+        print(f"opskit / Nornir wall time: {ratio:.2f}x ({verdict} the <= 1.05x target)")
+        print(
+            f"opskit / Nornir peak memory: {opskit['peak_rss_mib'] / nornir['peak_rss_mib']:.2f}x"
+        )
+    ansible = results.get("ansible")
+    if ansible:
+        speedup = ansible["wall"] / opskit["process_wall"]
+        verdict = "meets" if speedup >= 10 else "MISSES"
+        print(
+            f"Ansible / opskit wall time: {speedup:.1f}x "
+            f"(opskit counted with its process start-up; {verdict} the >= 10x target)"
+        )
+        print(
+            f"Ansible / opskit peak memory: {ansible['peak_rss_mib'] / opskit['peak_rss_mib']:.1f}x"
+        )
+    print(
+        "note: the emulator serves every device from one Twisted reactor, i.e. one core; "
+        "'emulator busy' near 100 % means the emulator, not the client, bounds the wall time."
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 5 and sys.argv[1] == "_worker":
+        tool, workspace, concurrency = sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+        outcome = WORKERS[tool](workspace, concurrency)
+        sys.stdout.write(json.dumps(outcome))
+        sys.exit(0)
+    sys.exit(main())
