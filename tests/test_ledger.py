@@ -313,7 +313,7 @@ def test_threads_share_one_ledger(ledger: Ledger) -> None:
 
 
 def test_unicode_and_escapes_round_trip(ledger: Ledger) -> None:
-    tricky = 'zoë 日本 "quoted" back\\slash\nnew line \t tab \x01 \u2028 \U0001f600'
+    tricky = 'zoë 日本 "q" back\\slash\nline \t\b\f\r \x01\x1f\x7f \u2028 \U0001f600 </'
     payload = {"text": tricky, "ключ": [tricky, None, True, -(2**53 - 1)], "": {}}
     event = ledger.append("x", actor="zoë", payload=payload, ci=tricky, change_id="Ç-1")
     (read,) = list(ledger.events(ci=tricky))

@@ -28,17 +28,25 @@ LOOKAHEAD = 10_000
 BLOBS_MARK = '"blobs":{'
 PURGE_MARK = f'"kind":"{PURGE_KIND}"'
 
-# The first record whose indexed columns differ from the fields inside it.
+# The first record whose indexed columns differ from the fields inside it:
+# a canonical record begins with its indexed fields, so each record must start
+# with the JSON text the database itself makes of its columns (SQLite's
+# json_quote and PostgreSQL's to_json escape strings exactly as the canonical
+# form does). Plain string work: no JSON parsing.
+_PREFIX = """'{{"actor":' || {q}(actor) || ',"at":' || {q}(at)
+    || ',"change_id":' || {n}({q}(change_id), 'null')
+    || ',"ci":' || {n}({q}(ci), 'null')
+    || ',"kind":' || {q}(kind) || ',"payload":'"""
 COLUMNS_CHECK = {
     "sqlite": f"""
-        SELECT MIN(seq) FROM {EVENTS} WHERE seq < ? AND
-        json_extract(record, '$.actor', '$.at', '$.change_id', '$.ci', '$.kind')
-        IS NOT json_array(actor, at, change_id, ci, kind)""",
+        SELECT MIN(seq) FROM (
+            SELECT seq, record, {_PREFIX.format(q="json_quote", n="coalesce")} AS prefix
+            FROM {EVENTS} WHERE seq < ?
+        ) WHERE substr(record, 1, length(prefix)) IS NOT prefix""",
     "postgresql": f"""
-        SELECT MIN(seq) FROM {EVENTS}, LATERAL (SELECT record::jsonb AS j) AS parsed
-        WHERE seq < ? AND
-        jsonb_build_array(j->'actor', j->'at', j->'change_id', j->'ci', j->'kind')
-        IS DISTINCT FROM jsonb_build_array(actor, at, change_id, ci, kind)""",
+        SELECT MIN(seq) FROM {EVENTS} WHERE seq < ? AND NOT starts_with(
+            record, {_PREFIX.format(q="to_json", n="coalesce")}
+        )""",
 }
 
 
