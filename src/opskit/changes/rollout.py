@@ -142,6 +142,7 @@ class Rollout:
         self.outcomes: dict[str, HostOutcome] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._observed: Any = None
 
     # -- recording -------------------------------------------------------------
     def recorder(self, ci: str) -> Callable[..., Any]:
@@ -233,9 +234,7 @@ class Rollout:
                 },
             )
             svc.set_runner(change.id, alive=True)
-            for batch_no, names in enumerate(plan):
-                for name in names:
-                    svc.set_host(change.id, name, PENDING, batch=batch_no)
+            svc.init_hosts(change.id, plan)
             with _Heartbeat(svc, change.id):
                 return self._execute(change, book, inv, plan, pool)
         finally:
@@ -353,12 +352,13 @@ class Rollout:
             local_caps[group].acquire()
         try:
             self._acquire_slots(change.id, ci, groups)
-            svc.set_host(change.id, ci.name, RUNNING, batch=batch_no)
+            # No index write here: the ledger's host.backup says it started.
             self.progress(ci.name, RUNNING, change.id)
             outcome = self._run_one(change, book, ci, batch_no, pool)
             # The executor has already rolled a failed host back (unless the
             # strategy is `stop`) and proven it by configuration comparison.
             svc.set_host(change.id, ci.name, outcome.status, detail=outcome.detail)
+            self._update_cmdb(change.id, outcome)
             self.progress(ci.name, outcome.status, change.id)
             return outcome
         finally:
@@ -446,6 +446,7 @@ class Rollout:
                 outcome.status = ROLLBACK_FAILED
                 outcome.error = str(exc)
         svc.set_host(change.id, ci.name, outcome.status, detail=outcome.detail)
+        self._update_cmdb(change.id, outcome)
         self.progress(ci.name, outcome.status, change.id)
         return outcome
 
@@ -511,7 +512,6 @@ class Rollout:
             final, cause = State.ROLLED_BACK, _cause(stopped_reason, self.outcomes.values())
         else:
             final, cause = State.FAILED, _cause(stopped_reason, self.outcomes.values())
-        self._update_cmdb(change)
         summary = self.summary(change, final, cause=cause, counts=counts)
         svc.set_summary(change.id, summary)
         change = svc._transition(
@@ -520,18 +520,17 @@ class Rollout:
         self._checkpoint()
         return summary
 
-    def _update_cmdb(self, change: ChangeRequest) -> None:
-        try:
-            observed = deps.observed_store(self.svc.ws)
-        except ImportError:  # pragma: no cover - inventory without observed state
-            return
-        for outcome in self.outcomes.values():
-            if outcome.status == SKIPPED:
-                continue
-            observed.record_change(outcome.ci, change.id, outcome.status, outcome.config_hash)
-            facts = getattr(outcome.run, "facts", None)
-            if facts:
-                observed.record_facts(outcome.ci, facts, source=f"change {change.id}")
+    def _update_cmdb(self, change_id: str, outcome: HostOutcome) -> None:
+        """The CMDB record of the CI: this change, its outcome on the CI and the
+        configuration hash (for failed and rolled-back hosts too), as soon as
+        the host is done."""
+        with self._lock:
+            if self._observed is None:
+                self._observed = deps.observed_store(self.svc.ws)
+        self._observed.record_change(outcome.ci, change_id, outcome.status, outcome.config_hash)
+        facts = getattr(outcome.run, "facts", None)
+        if facts:
+            self._observed.record_facts(outcome.ci, facts, source=f"change {change_id}")
 
     def _checkpoint(self) -> None:
         with self.svc._ledger_lock:
@@ -637,7 +636,6 @@ class Rollout:
                 self.outcomes[outcome.ci] = outcome
             counts = _counts(self.outcomes.values())
             ok = all(o.status == ROLLED_BACK for o in results)
-            self._update_cmdb(change)
             earlier = (change.summary or {}).get("cause")
             cause = earlier if ok else "a host's rollback could not be proven"
             summary = self.summary(

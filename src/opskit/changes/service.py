@@ -1088,6 +1088,24 @@ class ChangeService:
             else:
                 conn.execute(insert(store.hosts).values(change_id=change_id, ci=ci, **values))
 
+    def init_hosts(self, change_id: str, plan: list[list[str]]) -> None:
+        """Every target `pending`, with its batch, in one transaction."""
+        now = self.clock()
+        rows = [
+            {
+                "change_id": change_id,
+                "ci": ci,
+                "status": "pending",
+                "batch": batch,
+                "updated_at": now,
+            }
+            for batch, names in enumerate(plan)
+            for ci in names
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(delete(store.hosts).where(store.hosts.c.change_id == change_id))
+            conn.execute(insert(store.hosts), rows)
+
     def set_summary(self, change_id: str, summary: Mapping[str, Any]) -> None:
         with self.engine.begin() as conn:
             conn.execute(
