@@ -132,6 +132,18 @@ def test_illegal_transitions_are_clear_errors(svc: ChangeService) -> None:
     assert TRANSITIONS[State.CLOSED] == frozenset()
 
 
+def test_every_transition_outside_the_table_is_refused() -> None:
+    from opskit.changes.model import check_transition
+
+    for current in State:
+        for target in State:
+            if target in TRANSITIONS[current]:
+                check_transition("CHG-1", current, target)
+            else:
+                with pytest.raises(ChangeError, match=f"cannot go from {current} to {target}"):
+                    check_transition("CHG-1", current, target)
+
+
 def test_reject_then_close(svc: ChangeService) -> None:
     change_id = assessed(svc)
     with pytest.raises(ChangeError, match="needs a reason"):
@@ -545,3 +557,21 @@ def test_the_process_and_locks_on_postgresql(workspace: Workspace, postgres_db: 
     assert kinds(svc, second)[-1] == "change.refused"
     assert svc.ledger.verify().ok
     ws.close()
+
+
+@pytest.mark.slow
+def test_cli_keygen_sign_and_approve_with_signature(svc: ChangeService, tmp_path: Path) -> None:
+    key = tmp_path / "bob.key"
+    out = run_cli(svc.ws, "keygen", "--out", str(key), user="bob")
+    assert out.returncode == 0, out.stderr
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    write_policy(svc.ws, signed=True, bob_key=out.stdout.strip())
+    change_id = assessed(svc)
+    signature = run_cli(svc.ws, "sign", change_id, "--key", str(key), user="bob").stdout.strip()
+    refused = run_cli(svc.ws, "approve", change_id, "--signature", signature[::-1], user="bob")
+    assert refused.returncode == 1 and "signature does not verify" in refused.stderr
+    approved = run_cli(svc.ws, "approve", change_id, "--signature", signature, user="bob")
+    assert approved.returncode == 0, approved.stderr
+    assert svc.get(change_id).state is State.APPROVED
+    audit = run_cli(svc.ws, "verify-approvals", change_id, user="erin")
+    assert audit.returncode == 0 and "signature valid" in audit.stdout

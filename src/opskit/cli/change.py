@@ -393,7 +393,24 @@ def sign(
 ) -> None:
     """Print a signature over exactly what an approval of this change binds to."""
     change = _service().get(change_id)
-    console.print(sign_document(load_private_key(key), change.binding_document()), highlight=False)
+    # Plain output: a console would wrap the 88 characters.
+    print(sign_document(load_private_key(key), change.binding_document()))
+
+
+@app.command()
+def keygen(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the private key (mode 0600).")],
+) -> None:
+    """Create an Ed25519 key pair for signed approvals; prints the public key
+    to put into the policy as `people.NAME.signing_key`."""
+    from opskit.changes.signing import generate_keypair
+
+    if out.exists():
+        raise UsageError(f"{out}: exists; refusing to overwrite a key")
+    private, public = generate_keypair()
+    out.touch(mode=0o600)
+    out.write_text(private + "\n")
+    print(public)
 
 
 @app.command("verify-approvals")
