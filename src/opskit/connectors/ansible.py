@@ -100,6 +100,9 @@ _RESULT_EVENTS = {
     "runner_on_async_ok": HostStatus.OK,
     "runner_on_async_failed": HostStatus.FAILED,
 }
+_AUTH_FAILURE = re.compile(
+    r"permission denied|failed to authenticate|authentication failed|auth fail", re.I
+)
 # Result fields worth keeping (the rest, e.g. `invocation`, may be large).
 _KEPT_FIELDS = (
     "msg",
@@ -143,6 +146,15 @@ class AnsibleRun:
 
     def host_status(self, host: str) -> HostStatus:
         tasks = self.hosts.get(host, [])
+        broken = [
+            t
+            for t in tasks
+            if t.status == HostStatus.UNREACHABLE
+            or (t.status == HostStatus.FAILED and not t.ignored)
+        ]
+        # network_cli reports a refused login as a failed task, ssh as unreachable.
+        if any(_AUTH_FAILURE.search(t.message) for t in broken):
+            return HostStatus.AUTH_FAILED
         if any(t.status == HostStatus.UNREACHABLE for t in tasks):
             return HostStatus.UNREACHABLE
         if any(t.status == HostStatus.FAILED and not t.ignored for t in tasks):
@@ -263,6 +275,10 @@ def _connection_setup(ci: CI, existing: Mapping[str, Any]) -> _HostSecrets:
     def secret(var: str, key: str, value: str | None) -> None:
         if value:
             values[key] = value
+            # Ansible prints values JSON-escaped (a key's newlines as "\n").
+            escaped = json.dumps(value)[1:-1]
+            if escaped != value:
+                REDACTOR.register(escaped)
             variables[var] = "{{ " + f"{ref}[{json.dumps(key)}]" + " }}"
 
     def default(var: str, value: Any) -> None:
@@ -511,7 +527,8 @@ def execute(
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_DEPRECATION_WARNINGS": "False",
-            "ANSIBLE_LOG_PATH": "",
+            # Ansible's own log would hold its output outside the private dir.
+            "ANSIBLE_LOG_PATH": os.devnull,
         }
         collector = _EventCollector(names, on_event)
         runner = ansible_runner.run(
@@ -618,10 +635,11 @@ class AnsibleConnector(Connector):
     def _raise_for(self, run: AnsibleRun, label: str) -> None:
         tasks = run.hosts.get(self.ci.name, [])
         status = run.host_status(self.ci.name)
+        if status == HostStatus.AUTH_FAILED:
+            message = next(t.message for t in tasks if _AUTH_FAILURE.search(t.message))
+            raise AuthenticationError(f"{self.ci.name}: authentication failed: {message}")
         if status == HostStatus.UNREACHABLE:
             message = next(t.message for t in tasks if t.status == HostStatus.UNREACHABLE)
-            if re.search(r"permission denied|authentication|auth fail", message, re.I):
-                raise AuthenticationError(f"{self.ci.name}: authentication failed: {message}")
             if re.search(r"timed out|timeout", message, re.I):
                 raise ConnectorTimeout(f"{self.ci.name}: {message}")
             raise UnreachableError(f"{self.ci.name}: unreachable: {message}")

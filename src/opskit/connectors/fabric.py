@@ -151,7 +151,9 @@ class FabricConnector(Connector):
             raise SecretError(f"{self.ci.name}: credentials need key_file or password")
         config = fabric.Config(
             ssh_config=paramiko.SSHConfig(),  # explicit: no ~/.ssh/config surprises
-            overrides={"run": {"in_stream": False}, "sudo": {"password": self._sudo_password}},
+            # The sudo password is handed to each sudo() call instead: invoke
+            # logs its whole configuration at DEBUG level.
+            overrides={"run": {"in_stream": False}},
         )
         connection = fabric.Connection(
             self.ci.host or self.ci.name,
