@@ -281,6 +281,15 @@ def test_plans_and_strategy() -> None:
     assert any(line.startswith("Backup: snapshot the running configuration") for line in plan)
     assert any("Verify:" in line and "TextFSM 'show vlan brief'" in line for line in plan)
     assert "hier_config" in " ".join(book.rollback_plan())
+    concrete = book.implementation_plan(
+        book.validate_params({"vlan_id": 30, "vlan_name": "u", "interface": "FastEthernet0/3"})
+    )
+    assert "vlan 30 | name u | exit | interface FastEthernet0/3" in concrete[2]
+    rotation = RunbookCatalog(REPO).get("user-rotation")
+    shown = rotation.implementation_plan(
+        rotation.validate_params({"username": "ops", "new_password": {"env": "NEW_PW"}})
+    )
+    assert "username ops privilege 15 secret <secret>" in " ".join(shown)
     assert book.strategy.batch_size(10) == 5  # "50%"
     assert book.strategy.budget_spent(1, 10) and not book.strategy.budget_spent(0, 10)
     napalm = RunbookCatalog(REPO).get("napalm-merge")

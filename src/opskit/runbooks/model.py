@@ -286,7 +286,10 @@ class Runbook:
         return values
 
     # -- plans -------------------------------------------------------------
-    def implementation_plan(self) -> list[str]:
+    def implementation_plan(self, params: Mapping[str, Any] | None = None) -> list[str]:
+        """The procedure, one line per step. With the change's ``params``, the
+        commands a step sends are shown rendered (CI-specific values stay as
+        ``{{ ci.x }}``, secret parameters as ``<secret>``)."""
         plan: list[str] = []
         for step in self.precheck:
             plan.append(f"Precheck: {_step_line(step)}")
@@ -296,15 +299,33 @@ class Runbook:
                 if self.backup.files
                 else f"{self.backup.source} configuration"
             )
-            plan.append(f"Backup: snapshot the {what} of each host into the ledger's blob store")
+            hosts = f"{', '.join(self.backup.platforms)} host" if self.backup.platforms else "host"
+            plan.append(f"Backup: snapshot the {what} of each {hosts} into the ledger's blob store")
         for step in self.apply:
-            plan.append(f"Apply: {_step_line(step)}")
+            line = f"Apply: {_step_line(step)}"
+            if params is not None:
+                commands = self.rendered_commands(step, params)
+                if commands:
+                    line += ": " + " | ".join(c.strip() for c in commands)
+            plan.append(line)
         for step in self.verify:
             checks = "; ".join(e.describe() for e in step.expect)
             plan.append(f"Verify: {_step_line(step)}" + (f" — expect {checks}" if checks else ""))
         strategy = self.strategy
         plan.append("Rollout: " + "; ".join(line.lower() for line in strategy.describe()))
         return plan
+
+    def rendered_commands(self, step: Step, params: Mapping[str, Any]) -> list[str]:
+        """The lines/commands of a step for these parameters, where they do not
+        depend on the host ([] when the step sends none)."""
+        from opskit.runbooks.templating import render_static
+
+        templates_dir = self.path.resolve().parents[2] / "templates" if self.path else None
+        shown = {k: ("<secret>" if k in self.secret_parameters else v) for k, v in params.items()}
+        try:
+            return render_static(step, shown, templates_dir)
+        except RunbookError:
+            return []
 
     def rollback_plan(self) -> list[str]:
         if self.rollback == "none":

@@ -142,3 +142,35 @@ def _split_lines(value: Any) -> list[str]:
     for item in items:
         lines.extend(line for line in str(item).splitlines() if line.strip())
     return lines
+
+
+class _HostPlaceholder:
+    """Stands for the CI in a host-independent rendering: ``{{ ci.name }}``."""
+
+    def __init__(self, path: str = "ci") -> None:
+        self._path = path
+
+    def __getattr__(self, name: str) -> _HostPlaceholder:
+        return _HostPlaceholder(f"{self._path}.{name}")
+
+    def __getitem__(self, name: str) -> _HostPlaceholder:
+        return _HostPlaceholder(f"{self._path}.{name}")
+
+    def __str__(self) -> str:
+        return "{{ " + self._path + " }}"
+
+
+def render_static(step: Step, params: Mapping[str, Any], templates_dir: Path | None) -> list[str]:
+    """A step's configuration lines or commands rendered with the parameters,
+    CI-dependent parts left as ``{{ ci.x }}`` (for plans and documentation)."""
+    context = {"params": params, "ci": _HostPlaceholder(), "secrets": {}}
+    raw = dict(step.params)
+    lines: list[str] = []
+    template = raw.get("template") if step.action == "config" else None
+    if template is not None and templates_dir is not None:
+        lines += render_template_file(templates_dir / template, context, step.where).splitlines()
+    for key in ("lines", "commands", "command"):
+        if key in raw:
+            value = render_value(raw[key], context, step.where)
+            lines += _split_lines(value)
+    return [line for line in lines if line.strip()]
