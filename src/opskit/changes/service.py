@@ -220,6 +220,15 @@ class ChangeService:
         values: Mapping[str, Any] | None = None,
     ) -> ChangeRequest:
         check_transition(change.id, change.state, target)
+        # The ledger is written first (it is the record); re-reading the state
+        # just before keeps a concurrent actor's transition from being
+        # recorded twice.
+        with self.engine.connect() as conn:
+            stored = conn.execute(
+                select(store.changes.c.state).where(store.changes.c.id == change.id)
+            ).scalar_one()
+        if stored != change.state.value:
+            raise ChangeError(f"{change.id}: is now {stored} (changed meanwhile); try again")
         event = EVENT_FOR_STATE[target]
         self.record(
             event,
