@@ -80,19 +80,21 @@ def show(
     if json_output:
         print_json(data)
         return
-    console.print(f"[bold]{book.ref}[/bold]  risk {book.risk}  digest {book.digest}")
-    console.print(book.description, highlight=False)
+    console.print(
+        f"[bold]{book.ref}[/bold]  risk {book.risk}  digest {book.digest}", soft_wrap=True
+    )
+    console.print(book.description, highlight=False, soft_wrap=True)
     console.print(f"versions: {', '.join(data['versions'])}")
     console.print("\n[bold]Implementation plan[/bold]")
     for index, line in enumerate(data["implementation_plan"], 1):
-        console.print(f"  {index}. {line}", highlight=False, markup=False)
+        console.print(f"  {index}. {line}", highlight=False, markup=False, soft_wrap=True)
     console.print("\n[bold]Rollback plan[/bold]")
     for line in data["rollback_plan"]:
-        console.print(f"  - {line.strip()}", highlight=False, markup=False)
+        console.print(f"  - {line.strip()}", highlight=False, markup=False, soft_wrap=True)
     if book.files:
         console.print("\n[bold]Referenced files[/bold]")
         for path, digest in book.files.items():
-            console.print(f"  {path}  {digest}", highlight=False)
+            console.print(f"  {path}  {digest}", highlight=False, soft_wrap=True)
 
 
 @app.command("validate")
@@ -132,10 +134,14 @@ def validate(
         for result in results:
             if result["valid"]:
                 console.print(
-                    f"[green]ok[/green] {result['ref']}  {result['digest']}", highlight=False
+                    f"[green]ok[/green] {result['ref']}  {result['digest']}",
+                    highlight=False,
+                    soft_wrap=True,
                 )
             else:
-                console.print(f"[red]invalid[/red] {result['error']}", highlight=False)
+                console.print(
+                    f"[red]invalid[/red] {result['error']}", highlight=False, soft_wrap=True
+                )
     if invalid:
         raise typer.Exit(1)
 

@@ -72,7 +72,6 @@ from opskit import compliance
 from opskit.connectors.base import (
     ActionResult,
     Capability,
-    CapabilityMissing,
     CommandRejected,
     Connector,
     HostStatus,
@@ -1078,7 +1077,6 @@ def rollback_host(
 
 
 __all__ = [
-    "CapabilityMissing",
     "ConnectorPool",
     "HostOutcome",
     "HostRun",
