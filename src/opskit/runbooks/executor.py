@@ -369,6 +369,8 @@ class _HostExecution:
         self.commit_pending: Connector | None = None
         self.committed_by: set[str] = set()  # connectors this run committed through
         self._last_capture_transcript: list[dict[str, Any]] = []
+        # (connector, text) of the running configuration last fetched by a verify step
+        self.last_running: tuple[str, str] | None = None
 
     # -- plumbing ---------------------------------------------------------
     def record(
@@ -516,6 +518,7 @@ class _HostExecution:
                 step_run.diff = self._predict(conn, lines, bool(rendered.get("replace", False)))
                 step_run.status = "ok"
                 return StepOutput(text=step_run.diff or "")
+            self.last_running = None
             result = conn.apply_config(
                 lines,
                 replace=bool(rendered.get("replace", False)),
@@ -548,6 +551,8 @@ class _HostExecution:
             source = rendered.get("source", "running")
             step_run.commands = [f"get_config {source}"]
             step_run.output = conn.get_config(source)
+            if source == "running" and step.phase == "verify":
+                self.last_running = (conn.name, step_run.output)
             return StepOutput(
                 text=step_run.output, config=step_run.output if source == "running" else None
             )
@@ -612,6 +617,7 @@ class _HostExecution:
                 step_run.output = f"{conn.name} cannot run {action} in check mode; skipped"
                 return StepOutput(text="")
             params.update(check=True, diff=True)
+        self.last_running = None  # a connector action may change anything
         result: ActionResult = conn.perform(action, params)
         if mutating and not self.dry_run:
             self.applied_any = True
@@ -896,7 +902,7 @@ class _HostExecution:
         }
         blobs = None
         if run.snapshot is not None and self.applied_any:
-            after = self.capture()
+            after = self._fresh_running(run.snapshot) or self.capture()
             run.config_hash = after.hash
             equal, run.diff = run.snapshot.compare(after)
             payload.update(config_hash=after.hash, changed=not equal)
@@ -905,6 +911,16 @@ class _HostExecution:
         if verified or self.applied_any:
             self.record("host.verified", payload, blobs)
         run.status = HostOutcome.COMPLETED
+
+    def _fresh_running(self, snapshot: Snapshot) -> Snapshot | None:
+        """The running configuration a verify step just fetched, when nothing
+        changed since: saves a device round trip per host."""
+        if self.last_running is None or snapshot.config is None or snapshot.source != "running":
+            return None
+        connector, config = self.last_running
+        if connector != snapshot.connector:
+            return None
+        return Snapshot(connector, "running", self.ci.platform, config=config, taken=_now())
 
     def _fail(
         self,
