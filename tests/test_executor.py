@@ -518,3 +518,27 @@ def test_napalm_merge_with_commit_confirm_and_native_rollback(
         assert payload["proof"]["method"] == "native_rollback" and payload["proof"]["equal"]
         restore = payload["steps"][0]
         assert [t["command"] for t in restore["transcript"]] == ["rollback"]
+
+
+def test_rollback_mode_never_leaves_the_host_to_the_caller(
+    switch: CI, workspace: Workspace, pool: ConnectionPool
+) -> None:
+    """Strategy `stop`: the failed host stays as it is; the engine decides later."""
+    book = failing_version(workspace).get("vlan-interface@1.0.1")
+    before = running(switch)
+    recorder = Recorder()
+    run = run_host(
+        book,
+        switch,
+        book.validate_params(VLAN),
+        pool=pool,
+        recorder=recorder,
+        rollback_mode="never",
+    )
+    assert run.status == HostOutcome.FAILED and run.failed_phase == "verify"
+    assert recorder.kinds[-2:] == ["host.verify_failed", "host.failed"]
+    assert recorder.get("host.failed")[0]["rolled_back"] is False
+    assert not compliance.equal(before, running(switch), "cisco_ios")[0]  # still changed
+    undo = rollback_host(book, switch, run.snapshot, pool)
+    assert undo.status == HostOutcome.ROLLED_BACK
+    assert compliance.equal(before, running(switch), "cisco_ios") == (True, "")
