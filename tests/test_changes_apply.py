@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,12 +33,15 @@ from tests.changes_support import write_policy, write_runbook
 
 pytestmark = [pytest.mark.xdist_group("changes-lab"), pytest.mark.slow]
 
+REPO = Path(__file__).resolve().parents[1]
 SWITCHES = ["lab-sw01", "lab-sw02", "lab-sw03", "lab-sw04"]
 
 
 @pytest.fixture(scope="module")
 def lab_ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     ws = init_workspace(tmp_path_factory.mktemp("changes-lab") / "ws")
+    for sub in ("runbooks", "templates", "playbooks"):
+        shutil.copytree(REPO / sub, ws.root / sub, dirs_exist_ok=True)
     lab = Lab(ws)
     lab.up(devices=len(SWITCHES), linux=0)
     try:
@@ -82,13 +87,14 @@ def approved_change(
         runbook=runbook,
         select_expr=select_expr,
         requester="alice",
-        title=f"VLAN {params['vlan_id']}",
+        title=f"test change {sorted(params.items())[0]}",
         params=params,
         type=change_type,
     )
     svc.submit(change.id, "alice")
     svc.assess(change.id, "bob", predict=predict)
-    svc.approve(change.id, "bob")
+    if svc.approve(change.id, "bob").state is not State.APPROVED:
+        svc.approve(change.id, "carol")  # medium risk: the CAB quorum of two
     assert svc.get(change.id).state is State.APPROVED
     return change.id
 
@@ -382,3 +388,32 @@ def test_cli_apply_json_exit_codes(svc: ChangeService, dry_run: bool) -> None:
     assert again.returncode == 1 and json.loads(again.stdout)["state"] == "refused"
     assert "not approved" in again.stderr
     assert cli("rollback", ok_id).returncode == 0
+
+
+def test_no_secret_reaches_the_records(svc: ChangeService, monkeypatch: pytest.MonkeyPatch) -> None:
+    canary = "Canary-Pw-7f3c9e2a"
+    monkeypatch.setenv("CHG_NEW_PASSWORD", canary)
+    change_id = approved_change(
+        svc,
+        "user-rotation@1.0.0",
+        {"username": "opsbot", "new_password": {"env": "CHG_NEW_PASSWORD"}},
+        select_expr="lab-sw04",
+        predict=True,
+    )
+    assert svc.get(change_id).parameters["new_password"] == {"env": "CHG_NEW_PASSWORD"}
+    summary = svc.apply(change_id, "alice")
+    # Completed, or refused by the emulator and rolled back: either way the
+    # secret was sent to the device, and must appear nowhere in the records.
+    assert summary["state"] in ("completed", "rolled_back"), summary
+    assert canary not in json.dumps(summary)
+    if summary["state"] == "completed":
+        assert svc.rollback(change_id, "alice")["state"] == "rolled_back"
+    else:
+        assert "********" in summary["cause"]
+    svc.close(change_id, "alice", review="rotation test")
+    written = [p for p in svc.ws.state_dir.rglob("*") if p.is_file()]
+    assert written
+    for path in written:
+        assert canary.encode() not in path.read_bytes(), path
+    for event in svc.ledger.events(change_id=change_id):
+        assert canary not in json.dumps(event.to_dict())

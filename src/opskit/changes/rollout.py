@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from opskit.changes import deps, store
 from opskit.changes.model import ACTIVE_STATES, ChangeRequest, State, sha256_text
 from opskit.errors import ChangeError, ChangeRefused, OpskitError
+from opskit.secrets import REDACTOR
 
 if TYPE_CHECKING:
     from opskit.changes.service import ChangeService
@@ -105,6 +106,8 @@ def predict_diffs(
                     "hash": None,
                 }
             text = diff if isinstance(diff, str) else getattr(diff, "diff", None) or ""
+            # A diff may carry a secret parameter's value: never stored, never hashed.
+            text = REDACTOR.redact(text)
             return ci.name, {"available": True, "diff": text, "hash": sha256_text(text)}
 
         with ThreadPoolExecutor(max_workers=width) as threads:
