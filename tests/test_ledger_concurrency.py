@@ -4,12 +4,12 @@ no gap, and every acknowledged append survives SIGKILL at random points
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,52 +101,58 @@ def test_concurrent_writers_form_one_chain(ledger_backend: str, tmp_path: Path) 
     ledger.engine.dispose()
 
 
+def forked_writer(url: str, ack: Path, writer: str) -> None:
+    """Runs in a forked child: opskit is already imported, so it starts in
+    milliseconds and the test spends its time killing, not importing."""
+    from tests.test_ledger_writer import main
+
+    main([url, str(ack), writer, "0"])
+
+
 @pytest.mark.slow
 def test_acknowledged_appends_survive_sigkill(ledger_backend: str, tmp_path: Path) -> None:
     """Three writers appending at once, each killed with SIGKILL at a random
-    moment once it is appending, then restarted: 30 kills per backend (60 in the run)."""
+    moment once it is appending, then replaced: 50 kills per backend (100 in
+    the run). One thread drives everything, so forking is safe."""
     ledger = open_ledger(ledger_backend, None)
-    kills_wanted = 30
+    ledger.engine.dispose()  # no pooled connection is inherited by the children
+    fork = multiprocessing.get_context("fork")
+    kills_wanted, kills = 50, 0
     rng = random.Random(1234)
-    lock = threading.Lock()
-    state = {"kills": 0}
     ack_files: list[Path] = []
-    errors: list[str] = []
-
-    def slot(index: int) -> None:
-        generation = 0
-        while True:
-            with lock:
-                if state["kills"] >= kills_wanted:
-                    return
-                delay = rng.uniform(0.0, 0.25)
-            ack = tmp_path / f"ack-{index}-{generation}"
-            ack.touch()
-            with lock:
+    slots: list[dict] = [{} for _ in range(3)]
+    deadline = time.monotonic() + 240
+    while kills < kills_wanted:
+        assert time.monotonic() < deadline, f"only {kills} kills in time"
+        for index, slot in enumerate(slots):
+            if not slot:
+                ack = tmp_path / f"ack-{index}-{len(ack_files)}"
+                ack.touch()
                 ack_files.append(ack)
-            process = start_writer(ledger_backend, ack, f"w{index}", 0)
-            deadline = time.monotonic() + 60
-            # Kill only once it is appending, at a random point after its first ack.
-            while ack.read_bytes().count(b"\n") < 2:  # "start" and one acknowledged event
-                if process.poll() is not None or time.monotonic() > deadline:
-                    errors.append(process.stderr.read().decode()[-2000:])  # type: ignore[union-attr]
-                    return
-                time.sleep(0.01)
-            time.sleep(delay)
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
-            process.stderr.close()  # type: ignore[union-attr]
-            with lock:
-                state["kills"] += 1
-            generation += 1
-
-    threads = [threading.Thread(target=slot, args=(i,)) for i in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert not errors, errors[0]
-    assert state["kills"] >= kills_wanted
+                process = fork.Process(
+                    target=forked_writer, args=(ledger_backend, ack, f"w{index}")
+                )
+                process.start()
+                slot.update(process=process, ack=ack, kill_at=None)
+                continue
+            process = slot["process"]
+            if not process.is_alive():
+                raise AssertionError(f"writer w{index} died by itself ({process.exitcode})")
+            if slot["kill_at"] is None:
+                # Kill only once it is appending, at a random point after its first ack.
+                if slot["ack"].read_bytes().count(b"\n") >= 2:
+                    slot["kill_at"] = time.monotonic() + rng.uniform(0.0, 0.2)
+            elif time.monotonic() >= slot["kill_at"]:
+                os.kill(process.pid, signal.SIGKILL)
+                process.join()
+                assert process.exitcode == -signal.SIGKILL
+                kills += 1
+                slot.clear()
+        time.sleep(0.005)
+    for slot in slots:
+        if slot:
+            os.kill(slot["process"].pid, signal.SIGKILL)
+            slot["process"].join()
     acks = read_acks(ack_files)
     assert len(acks.events) > kills_wanted  # every writer acknowledged before dying
     check_ledger_holds(ledger, acks)
