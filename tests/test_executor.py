@@ -253,10 +253,9 @@ def linux(lab) -> CI:
 
 
 def test_config_backup_and_inspection_report(
-    lab, linux: CI, workspace: Workspace, catalog: RunbookCatalog, pool: ConnectionPool
+    switch: CI, linux: CI, workspace: Workspace, catalog: RunbookCatalog, pool: ConnectionPool
 ) -> None:
     ledger = Ledger.open(workspace)
-    switch = lab.switch
     backup = catalog.get("config-backup")
     assert backup.standard
     recorder = Recorder(ledger)
@@ -279,7 +278,14 @@ def test_config_backup_and_inspection_report(
     )
 
     inspection = catalog.get("inspection")
-    report, runs = run_inspection(inspection, [linux, switch], pool=pool, ledger=ledger)
+    # An unsaved edit on the switch (whether or not it was ever saved before).
+    with NetmikoConnector(switch) as conn:
+        conn.apply_config(["vlan 352", " name unsaved", "exit"])
+    try:
+        report, runs = run_inspection(inspection, [linux, switch], pool=pool, ledger=ledger)
+    finally:
+        with NetmikoConnector(switch) as conn:
+            conn.apply_config(["no vlan 352"])
     assert all(r.status == HostOutcome.COMPLETED for r in runs)
     data = report.to_dict()
     # Exceptions first: hosts with exceptions before clean hosts, and in each
@@ -290,7 +296,7 @@ def test_config_backup_and_inspection_report(
     for host in data["hosts"]:
         statuses = [order[f["status"]] for f in host["findings"]]
         assert statuses == sorted(statuses)
-    # The lab switch's running configuration was never saved as is.
+    # The switch's running configuration differs from its startup one.
     unsaved = [e for e in data["exceptions"] if e["ci"] == switch.name]
     assert unsaved[0]["check"] == "unsaved_config"
     assert "startup configuration" in unsaved[0]["detail"]

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, suppress
@@ -566,6 +567,8 @@ class _HostExecution:
             source = rendered.get("source", "startup")
             running = conn.get_config("running")
             other = conn.get_config(source)
+            if _NOT_PRESENT.match(other):
+                other = ""  # IOS: "startup-config is not present" (never saved)
             equal, residual = compliance.equal(other, running, self.ci.platform)
             step_run.commands = ["get_config running", f"get_config {source}"]
             step_run.output = residual
@@ -972,6 +975,9 @@ class _HostExecution:
                 "rolled_back": run.status == HostOutcome.ROLLED_BACK,
             },
         )
+
+
+_NOT_PRESENT = re.compile(r"^\s*(%\s*)?\S*-config is not present\s*$", re.IGNORECASE)
 
 
 def _ms(seconds: float) -> int:
