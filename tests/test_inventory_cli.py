@@ -51,6 +51,7 @@ def test_validate_list_show_json(workspace: Workspace) -> None:
     shown = json.loads(result.stdout)
     assert shown["credentials"] == {"username": "postgres", "password": "env:PG_PASSWORD"}
     assert shown["dependents"] == [{"name": "billing", "kind": "depends_on"}]
+    assert shown["observed"] == {} and shown["last_change"] is None
     assert "pg-s3cret-pw" not in result.stdout
 
 
@@ -115,9 +116,13 @@ def test_drift_exit_code(workspace: Workspace) -> None:
     assert result.returncode == 0 and "no drift" in result.stdout
     store = ObservedStore(workspace.engine)
     store.record_facts("fw1", {"model": "ASA5525-X", "os_version": "9.18"}, "napalm")
+    store.record_change("fw1", "CHG-7", "failed", None)
     result = opskit(workspace, "drift", "--json")
     assert result.returncode == 1
     items = json.loads(result.stdout)
     assert {"ci": "fw1", "field": "attributes.os_version", "kind": "differs"}.items() <= items[
         [i["field"] for i in items].index("attributes.os_version")
     ].items()
+    shown = json.loads(opskit(workspace, "show", "fw1", "--json").stdout)
+    assert shown["observed"]["os_version"]["value"] == "9.18"
+    assert shown["last_change"]["change_id"] == "CHG-7"

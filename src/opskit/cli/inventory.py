@@ -146,10 +146,21 @@ def show(
     inventory: InventoryOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show one CI with everything it inherits (secrets as references only)."""
-    inv = _load(inventory)
+    """Show one CI with everything it inherits (secrets as references only), its
+    latest observed facts and the last change applied to it."""
+    from opskit.inventory.observed import ObservedStore
+
+    ws = workspace()
+    inv = load_workspace_inventory(ws, inventory)
     ci = inv.get(name)
     details = ci_details(inv, ci)
+    store = ObservedStore(ws.engine)
+    details["observed"] = {
+        fact: {"value": f.value, "source": f.source, "at": f.at.isoformat()}
+        for fact, f in sorted(store.latest_facts(ci.name).items())
+    }
+    last = store.last_change(ci.name)
+    details["last_change"] = last.to_dict() if last else None
     if as_json:
         print_json(details)
         return
