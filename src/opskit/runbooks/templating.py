@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import Enum
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import StrictUndefined, TemplateError, Undefined, UndefinedError
+from jinja2 import StrictUndefined, Template, TemplateError, Undefined, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 from opskit.errors import RunbookError
@@ -35,6 +36,17 @@ if TYPE_CHECKING:
     from opskit.runbooks.model import Step
 
 ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
+
+
+# A rollout renders the same strings for every host: compile each once.
+@lru_cache(maxsize=4096)
+def _compiled(text: str) -> Template:
+    return ENV.from_string(text)
+
+
+@lru_cache(maxsize=4096)
+def _expression(text: str) -> Callable[..., Any]:
+    return ENV.compile_expression(text, undefined_to_none=False)
 
 
 def ci_context(ci: CI) -> dict[str, Any]:
@@ -78,7 +90,7 @@ def render_value(value: Any, context: Mapping[str, Any], where: str) -> Any:
         if whole is not None:
             # "{{ params.lines }}" alone keeps its type (a list, a number, a mapping).
             try:
-                result = ENV.compile_expression(whole.group(1), undefined_to_none=False)(context)
+                result = _expression(whole.group(1))(context)
                 if isinstance(result, Undefined):
                     str(result)  # raises the UndefinedError that names the variable
             except UndefinedError as exc:
@@ -87,7 +99,7 @@ def render_value(value: Any, context: Mapping[str, Any], where: str) -> Any:
                 raise RunbookError(f"step {where}: template error: {exc}") from None
             return result
         try:
-            return ENV.from_string(value).render(context)
+            return _compiled(value).render(context)
         except UndefinedError as exc:
             raise RunbookError(f"step {where}: undefined variable: {exc.message}") from None
         except TemplateError as exc:
@@ -101,7 +113,7 @@ def render_value(value: Any, context: Mapping[str, Any], where: str) -> Any:
 
 def render_template_file(path: Path, context: Mapping[str, Any], where: str) -> str:
     try:
-        template = ENV.from_string(path.read_text(encoding="utf-8"))
+        template = _compiled(path.read_text(encoding="utf-8"))
         return template.render(context)
     except OSError as exc:
         raise RunbookError(f"step {where}: cannot read template {path}: {exc.strerror}") from None
