@@ -278,10 +278,19 @@ def test_postgres_role_with_insert_and_select_only(postgres_db: str, tmp_path: P
     with psycopg.connect(owner, autocommit=True) as connection:
         connection.execute(role_sql)  # type: ignore[arg-type]
         connection.execute("ALTER ROLE opskit_writer LOGIN")
+        connection.execute("ALTER ROLE opskit_retention LOGIN")
     writer_url = postgres_db.replace("//opskit@", "//opskit_writer@")
     writer = Ledger(open_engine(writer_url), keys_dir=tmp_path / "keys")
-    writer.append("y", actor="ci", payload={"n": 2}, blobs={"b": "x"})
+    event = writer.append("y", actor="ci", payload={"n": 2}, blobs={"b": "x"})
+    writer.checkpoint("ci")
     assert writer.verify().ok
+    with pytest.raises(LedgerError, match="permission denied"):
+        writer.purge_blob(event.payload["blobs"]["b"], "ci", "retention")
+    retention_url = postgres_db.replace("//opskit@", "//opskit_retention@")
+    retention = Ledger(open_engine(retention_url), keys_dir=tmp_path / "keys")
+    retention.purge_blob(event.payload["blobs"]["b"], "ci", "retention")
+    assert retention.verify().ok
+    retention.engine.dispose()
     with psycopg.connect(writer_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
         for statement in (
             "ALTER TABLE ledger_events DISABLE TRIGGER ALL",
