@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shlex
 import shutil
 import subprocess
 import tempfile
@@ -164,7 +163,6 @@ def test_linux_change_check_diff_apply_idempotent_and_rollback(
     assert not root.exists()
     assert pid is None or not process_alive(pid)
     assert not package or not package_installed(package)
-    print([round(e.duration, 1) for e in connector.transcript])
     assert [e.command for e in connector.transcript] == [
         "ansible-playbook linux_change.yml --check --diff",
         "ansible-playbook linux_change.yml --diff",
@@ -186,6 +184,7 @@ def local_user(sshd_host: SshdLabHost) -> Iterator[str]:
 
 
 @pytest.mark.sshd
+@pytest.mark.filterwarnings("ignore:'crypt' is deprecated:DeprecationWarning")
 def test_user_password_rotation_keeps_the_secret_out_of_everything(
     linux: CI, local_user: str, work_dir: Path, tmp_path: Path
 ) -> None:
