@@ -30,39 +30,50 @@ _encode = json.JSONEncoder(
 def check_value(value: Any, where: str = "payload") -> None:
     """Raises LedgerError when `value` holds a type the canonical form excludes."""
     # The fast walk only answers yes or no; the slow one finds the culprit's path.
-    if not _acceptable(value):
+    if not acceptable(value) or "\\u0000" in _encode(value):
         _explain(value, where)
 
 
-def _acceptable(value: Any) -> bool:
+_SCALARS = frozenset({str, bool, type(None)})
+
+
+def acceptable(value: Any) -> bool:
+    """True when `value` has only the allowed types, keys and integer range.
+
+    U+0000 is not looked for here: callers search the encoded text for
+    `\\u0000` instead (one C-speed scan), then `explain` names the place.
+    """
     kind = type(value)
     if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str or (not key.isascii() and max(key) > "\uffff"):
-                return False
-            if "\x00" in key:
-                return False
-            kind = type(item)
-            if kind is str:
-                if "\x00" in item:
-                    return False
-                continue
-            if kind is bool or item is None:
-                continue
-            if kind is int:
-                if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
-                    continue
-                return False
-            if not _acceptable(item):
-                return False
+        try:
+            keys = "".join(value)  # TypeError unless every key is a string
+        except TypeError:
+            return False
+        if not keys.isascii() and max(keys) > "\uffff":
+            return False
+        items = value.values()
+    elif kind is list:
+        items = value
+    elif kind in _SCALARS:
         return True
-    if kind is list:
-        return all(_acceptable(item) for item in value)
-    if kind is str:
-        return "\x00" not in value
-    if kind is bool or value is None:
-        return True
-    return kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    else:
+        return kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    for item in items:
+        kind = type(item)
+        if kind in _SCALARS:
+            continue
+        if kind is int:
+            if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                continue
+            return False
+        if not acceptable(item):
+            return False
+    return True
+
+
+def explain(value: Any, where: str) -> None:
+    """Raises LedgerError naming the first unacceptable part of `value`, if any."""
+    _explain(value, where)
 
 
 def _explain(value: Any, where: str) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 
 from opskit.errors import LedgerError, SecretError
 from opskit.ledger import keys as keymod
-from opskit.ledger.canonical import GENESIS_HASH, check_value
+from opskit.ledger.canonical import GENESIS_HASH, acceptable, check_value, explain
 from opskit.ledger.model import PURGE_KIND, Checkpoint, Clock, Event, VerifyReport, format_at
 from opskit.ledger.store import BLOBS, CHECKPOINTS, EVENTS, PURGES
 from opskit.secrets import REDACTOR
@@ -365,7 +365,8 @@ class Batch:
             if value is not None and (not isinstance(value, str) or "\x00" in value):
                 raise LedgerError(f"append {kind!r}: {name} must be a string without U+0000")
         payload = dict(payload or {})
-        check_value(payload, f"append {kind}: payload")
+        if not acceptable(payload):
+            explain(payload, f"append {kind}: payload")
         self._check_blob_refs(kind, payload)
         if blobs:
             contents = {name: _as_bytes(data) for name, data in blobs.items()}
@@ -391,6 +392,8 @@ class Batch:
                 "seq": seq,
             }
         )
+        if "\\u0000" in record:  # a U+0000 escaped, or the literal text "\\u0000"
+            explain(payload, f"append {kind}: payload")
         if REDACTOR.find(record):
             raise SecretError(f"append {kind}: the event contains a secret value; refused")
         try:
