@@ -271,6 +271,23 @@ def test_apply_outside_the_window_is_refused(svc: ChangeService) -> None:
         svc.apply(change_id, "alice")
 
 
+def test_scheduled_window_in_the_future_refuses_apply_until_it_opens(svc: ChangeService) -> None:
+    now = datetime.now(UTC)
+    change_id = assessed(svc)
+    svc.approve(change_id, "bob")
+    with pytest.raises(ChangeError, match="must end after it starts"):
+        svc.schedule(change_id, "alice", start=now, end=now - timedelta(hours=1))
+    change = svc.schedule(
+        change_id, "alice", start=now + timedelta(hours=1), end=now + timedelta(hours=2)
+    )
+    assert change.state is State.SCHEDULED
+    with pytest.raises(ChangeRefused, match="its window opens at"):
+        svc.apply(change_id, "alice")
+    # The same change checked an hour and a half later: inside its window.
+    later = ChangeService(svc.ws, clock=lambda: now + timedelta(minutes=90))
+    assert later.check_apply(later.get(change_id), "alice") == []
+
+
 def test_freeze_refuses_normal_changes_and_emergency_needs_the_override(
     svc: ChangeService,
 ) -> None:
