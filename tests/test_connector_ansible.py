@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from opskit.connectors.ansible import AnsibleConnector, diff_text, run_playbook
-from opskit.connectors.base import CommandRejected, HostStatus
+from opskit.connectors.base import CommandRejected, ConnectorTimeout, HostStatus
 from opskit.connectors.fabric import FabricConnector
-from opskit.errors import RunbookError
+from opskit.errors import ConnectorError, RunbookError
 from opskit.inventory.model import CI, CIType
 from opskit.secrets import REDACTOR
 from tests.fixtures.sshd import SshdLabHost, free_port
@@ -119,9 +119,36 @@ def test_module_runs_and_a_failed_task_is_rejected(linux: CI, work_dir: Path) ->
     assert "broken" in connector.transcript[-1].output
 
 
-def test_a_missing_playbook_is_refused_before_any_run(work_dir: Path) -> None:
+def test_a_missing_or_broken_playbook_is_one_clear_error(work_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(RunbookError, match=r"playbook nope\.yml not found"):
         run_playbook([LOCALHOST], "nope.yml", playbooks_dir=PLAYBOOKS, work_dir=work_dir)
+    (tmp_path / "broken.yml").write_text(
+        "- hosts: all\n  tasks:\n    - ansible.builtin.nosuchmodule: {}\n"
+    )
+    with pytest.raises(
+        ConnectorError, match=r"couldn't resolve module/action 'ansible.builtin.nosuchmodule'"
+    ):
+        run_playbook([LOCALHOST], "broken.yml", playbooks_dir=tmp_path, work_dir=work_dir)
+
+
+def test_a_run_over_its_timeout_is_stopped_with_everything_it_started(
+    work_dir: Path, tmp_path: Path
+) -> None:
+    marker = f"sleep {4000 + os.getpid() % 1000}"  # unique to this test run
+    (tmp_path / "slow.yml").write_text(
+        f"- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.command: {marker}\n"
+    )
+    with pytest.raises(ConnectorTimeout, match="exceeded 2 s"):
+        run_playbook([LOCALHOST], "slow.yml", playbooks_dir=tmp_path, work_dir=work_dir, timeout=2)
+    still_running = [p for p in Path("/proc").glob("[0-9]*") if _cmdline(p) == marker.split()]
+    assert still_running == []
+
+
+def _cmdline(proc: Path) -> list[str]:
+    try:
+        return (proc / "cmdline").read_bytes().decode().split("\0")[:-1]
+    except OSError:
+        return []
 
 
 @pytest.mark.sshd

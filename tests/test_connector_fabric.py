@@ -20,6 +20,7 @@ from opskit.connectors.base import (
     UnreachableError,
 )
 from opskit.connectors.fabric import FabricConnector, parse_facts
+from opskit.inventory.model import CI
 from opskit.secrets import SecretRef
 from tests.fixtures.sshd import SshdLabHost, free_port
 
@@ -177,3 +178,35 @@ def test_host_that_never_answers_times_out(sshd_host: SshdLabHost, silent_listen
     ci = dataclasses.replace(sshd_host.ci, port=silent_listener)
     with pytest.raises(ConnectorTimeout, match="no SSH answer in time"):
         FabricConnector(ci, options={"connect_timeout": 1}).open()
+
+
+def test_encrypted_key_needs_its_passphrase(sshd_host: SshdLabHost, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_ssh_private_key(sshd_host.host.key_path.read_bytes(), None)
+    protected = tmp_path / "protected"
+    protected.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.BestAvailableEncryption(b"open sesame"),
+        )
+    )
+    (tmp_path / "right").write_text("open sesame\n")
+    (tmp_path / "wrong").write_text("open barley\n")
+
+    def ci_with(passphrase: str | None) -> CI:
+        credentials: dict[str, SecretRef | str] = {
+            "username": sshd_host.host.user,
+            "key_file": SecretRef(file=str(protected)),
+        }
+        if passphrase:
+            credentials["key_passphrase"] = SecretRef(file=str(tmp_path / passphrase))
+        return dataclasses.replace(sshd_host.ci, credentials=credentials)
+
+    with FabricConnector(ci_with("right")) as fabric:
+        assert fabric.run("echo in").stdout == "in\n"
+    with pytest.raises(AuthenticationError, match="does not open the private key"):
+        FabricConnector(ci_with("wrong")).open()
+    with pytest.raises(AuthenticationError, match="no key_passphrase"):
+        FabricConnector(ci_with(None)).open()

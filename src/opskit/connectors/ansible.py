@@ -28,9 +28,11 @@ import os
 import re
 import secrets as random_tokens
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -414,6 +416,34 @@ def _stop_ssh_masters(control_dir: Path) -> None:
             )
 
 
+def _end_leftover_processes(marker: Path) -> None:
+    """Kills what the run left running (a timed-out module, a worker).
+
+    ansible-runner kills ansible-playbook's process group on a timeout, but a
+    module it started may live on and keep writing into the private data dir.
+    Such processes are found by their environment, which names `marker` (the
+    run's own temporary folder), so nothing else is ever touched.
+    """
+    needle = f"ANSIBLE_LOCAL_TEMP={marker / 't'}".encode()
+    own = os.getpid()
+    for _attempt in range(20):
+        leftovers = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == own:
+                continue
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0"):
+                    leftovers.append(int(entry.name))
+            except OSError:
+                continue
+        if not leftovers:
+            return
+        for pid in leftovers:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+
+
 def resolve_playbook(playbook: str | Path, playbooks_dir: Path | None) -> Path:
     path = Path(playbook)
     if not path.is_absolute():
@@ -555,6 +585,7 @@ def execute(
         )
     finally:
         _stop_ssh_masters(runtime / "cp")
+        _end_leftover_processes(runtime)
         for folder in {private, runtime}:
             shutil.rmtree(folder, ignore_errors=True)
             if folder.exists():  # a file ansible was still writing: try once more
@@ -564,8 +595,10 @@ def execute(
         raise ConnectorTimeout(f"ansible run on {', '.join(names)} exceeded {timeout} s; stopped")
     if run.rc != 0 and not any(run.hosts.values()):
         # Nothing ran at all: a syntax error, a missing module, a bad option.
-        last = [line for line in run.output.splitlines() if line.strip()][-3:]
-        raise ConnectorError(f"ansible run failed (rc {run.rc}): {' '.join(last) or run.status}")
+        lines = [line.strip() for line in run.output.splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith(("[ERROR]", "ERROR"))]
+        reason = " ".join(errors[:2] or lines[-3:]) or run.status
+        raise ConnectorError(f"ansible run failed (rc {run.rc}): {reason}")
     return run
 
 

@@ -87,7 +87,10 @@ def load_private_key(text_or_path: str, passphrase: str | None, *, ci_name: str)
             ) from None
         except (paramiko.SSHException, ValueError) as exc:
             errors.append(str(exc))
-    if any("passphrase" in e.lower() or "decrypt" in e.lower() for e in errors):
+    # "checkints do not match": an OpenSSH key opened with the wrong passphrase.
+    if passphrase and any(
+        word in e.lower() for e in errors for word in ("passphrase", "decrypt", "checkints")
+    ):
         raise AuthenticationError(f"{ci_name}: the key_passphrase does not open the private key")
     raise SecretError(f"{ci_name}: key_file is not a private key paramiko can read")
 
