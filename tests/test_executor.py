@@ -548,3 +548,29 @@ def test_rollback_mode_never_leaves_the_host_to_the_caller(
     undo = rollback_host(book, switch, run.snapshot, pool)
     assert undo.status == HostOutcome.ROLLED_BACK
     assert compliance.equal(before, running(switch), "cisco_ios") == (True, "")
+
+
+def test_a_connector_bug_mid_apply_still_rolls_back(
+    switch: CI, catalog: RunbookCatalog, pool: ConnectionPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection (a real device cannot produce it): the library raises an
+    unexpected exception after the lines reached the device."""
+    real_apply = NetmikoConnector.apply_config
+    calls: list[int] = []
+
+    def crash_after_first_apply(self: NetmikoConnector, lines: Any, **kwargs: Any) -> Any:
+        result = real_apply(self, lines, **kwargs)
+        calls.append(len(lines))
+        if len(calls) == 1:
+            raise RuntimeError("library bug after sending the lines")
+        return result
+
+    monkeypatch.setattr(NetmikoConnector, "apply_config", crash_after_first_apply)
+    book = catalog.get("vlan-interface")
+    before = running(switch)
+    run = run_host(book, switch, book.validate_params(VLAN), pool=pool, recorder=Recorder())
+    assert run.failed_phase == "apply"
+    assert "internal error in netmiko config: RuntimeError" in (run.error or "")
+    assert run.status == HostOutcome.ROLLED_BACK and run.proof and run.proof["equal"]
+    assert len(calls) == 2  # the change, then the remediation
+    assert compliance.equal(before, running(switch), "cisco_ios") == (True, "")

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -83,6 +84,8 @@ from opskit.runbooks.expectations import ExpectationResult, StepOutput, evaluate
 from opskit.runbooks.model import Expectation, Runbook, Step
 from opskit.runbooks.templating import ci_context, render_params, render_value
 from opskit.secrets import REDACTOR, SecretRef
+
+LOG = logging.getLogger(__name__)
 
 Recorder = Callable[[str, dict[str, Any], "dict[str, bytes | str] | None"], None]
 RollbackMode = Literal["on_failure", "never"]
@@ -121,6 +124,13 @@ class _Sessions:
         if getattr(exc, "status", None) in _BROKEN and name in self._open:
             context, _ = self._open.pop(name)
             with suppress(ConnectorError):
+                context.__exit__(type(exc), exc, exc.__traceback__)
+
+    def discard_broken(self, name: str, exc: BaseException) -> None:
+        """An unexpected failure: the session cannot be trusted any more."""
+        if name in self._open:
+            context, _ = self._open.pop(name)
+            with suppress(Exception):
                 context.__exit__(type(exc), exc, exc.__traceback__)
 
     def close(self) -> None:
@@ -498,6 +508,16 @@ class _HostExecution:
         except OpskitError as exc:
             step_run.status = "failed"
             step_run.error = str(exc)
+        except Exception as exc:
+            # A bug below us (a connector, a vendor library) must not leave a
+            # half-changed device without its rollback: fail the step, keep
+            # the traceback in the log.
+            LOG.exception("%s: step %s raised", self.ci.name, step.where)
+            step_run.status = "failed"
+            step_run.error = f"internal error in {step.connector} {step.action}: " + (
+                f"{type(exc).__name__}: {exc}"
+            )
+            self.sessions.discard_broken(step.connector, exc)
         finally:
             step_run.duration = time.perf_counter() - start
             _redact_step(step_run)
@@ -757,6 +777,11 @@ class _HostExecution:
         except ConnectorError as exc:
             step_run.status = str(getattr(exc, "status", HostStatus.FAILED))
             step_run.error = str(exc)
+        except Exception as exc:
+            LOG.exception("%s: restoring the snapshot raised", self.ci.name)
+            step_run.status = "failed"
+            step_run.error = f"internal error while restoring: {type(exc).__name__}: {exc}"
+            self.sessions.discard_broken(snapshot.connector, exc)
         finally:
             step_run.duration = time.perf_counter() - start
             _redact_step(step_run)
