@@ -186,9 +186,8 @@ def main() -> int:
             result = bench_ledger(engine, keys, events)
             raw_engine = open_engine(server.create_database("bench_raw"))
             raw = bench_raw(raw_engine, events)
-            report(
-                f"PostgreSQL {bindir.parent.name} (loopback), {args.events:,} events", result, raw
-            )
+            name = f"PostgreSQL {bindir.parent.name} (loopback, fsync on)"
+            report(f"{name}, {args.events:,} events", result, raw)
             engine.dispose()
             raw_engine.dispose()
     finally:
