@@ -53,7 +53,7 @@ from opskit.connectors.base import (
     HostStatus,
     UnreachableError,
 )
-from opskit.errors import ConnectorError, RunbookError, UsageError
+from opskit.errors import ConnectorError, RunbookError, SecretError, UsageError
 from opskit.secrets import REDACTOR, SecretRef, redact
 
 if TYPE_CHECKING:
@@ -113,6 +113,8 @@ _KEPT_FIELDS = (
     "stderr",
     "stdout_lines",
     "failed_when_result",
+    "updates",  # network config modules: the lines sent (in check mode: to send)
+    "commands",
     "ansible_facts",
 )
 
@@ -287,7 +289,14 @@ def _connection_setup(ci: CI, existing: Mapping[str, Any]) -> _HostSecrets:
         if var not in existing and var not in options:
             variables[var] = value
 
-    username = credential(ci, "username")
+    resolved: dict[str, str | None] = {}
+
+    def credential_of(key: str) -> str | None:  # each reference resolved once (prompts!)
+        if key not in resolved:
+            resolved[key] = credential(ci, key)
+        return resolved[key]
+
+    username = credential_of("username")
     if username:
         default("ansible_user", username)
     if ci.host:
@@ -300,8 +309,8 @@ def _connection_setup(ci: CI, existing: Mapping[str, Any]) -> _HostSecrets:
         for var, value in network.items():
             default(var, value)
         default("ansible_connection", "ansible.netcommon.network_cli")
-        secret("ansible_password", "password", credential(ci, "password"))
-        enable = credential(ci, "enable_secret") or credential(ci, "secret")
+        secret("ansible_password", "password", credential_of("password"))
+        enable = credential_of("enable_secret") or credential_of("secret")
         if enable:
             default("ansible_become", True)
             default("ansible_become_method", "enable")
@@ -312,19 +321,22 @@ def _connection_setup(ci: CI, existing: Mapping[str, Any]) -> _HostSecrets:
         default("ansible_python_interpreter", "auto_silent")
         default("ansible_interpreter_python_fallback", PYTHON_FALLBACK)
     if not network and connection != "local":
-        key = credential(ci, "key_file")
+        key = credential_of("key_file")
         if key:
             if "-----BEGIN" not in key:
-                key = Path(key).expanduser().read_text()
+                try:
+                    key = Path(key).expanduser().read_text()
+                except OSError as exc:
+                    raise SecretError(f"{ci.name}: key file {key}: {exc.strerror}") from None
                 REDACTOR.register(key)
             # ansible-core 2.19 loads a key given by content into its own
             # ssh-agent: no key file and no passphrase prompt are needed.
             secret("ansible_private_key", "private_key", key)
             secret(
-                "ansible_private_key_passphrase", "key_passphrase", credential(ci, "key_passphrase")
+                "ansible_private_key_passphrase", "key_passphrase", credential_of("key_passphrase")
             )
-        secret("ansible_password", "password", credential(ci, "password"))
-        sudo = credential(ci, "sudo_password") or credential(ci, "password")
+        secret("ansible_password", "password", credential_of("password"))
+        sudo = credential_of("sudo_password") or credential_of("password")
         secret("ansible_become_password", "become_password", sudo)
     if not options.get("host_key_checking", True):
         if network:
@@ -524,8 +536,8 @@ def execute(
                 resolved_vars[var] = SecretRef.parse(value, where=f"secret var {var}").resolve()
         all_vars = {**(extra_vars or {}), **resolved_vars, SECRETS_VAR: credentials}
 
-        _write_private(private / "inventory" / "hosts.json", json.dumps(inventory))
-        _write_private(private / "env" / "extravars", json.dumps(all_vars))
+        _write_private(private / "inventory" / "hosts.json", json.dumps(inventory, default=str))
+        _write_private(private / "env" / "extravars", json.dumps(all_vars, default=str))
         (private / "ansible.cfg").write_text("")  # not the one in the current folder
 
         if playbook_path is not None:
