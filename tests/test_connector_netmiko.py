@@ -311,3 +311,16 @@ def test_pool_bounds_open_sessions_and_isolates_an_unreachable_host(lab) -> None
         expected = HostStatus.UNREACHABLE if name == "dead-switch" else name
         assert outcome == expected
     assert all(not c.is_open for c in connectors)
+
+
+@pytest.mark.sshd
+def test_linux_host_commands_with_the_cis_own_key(lab) -> None:
+    if not lab.linux_hosts:
+        pytest.skip("openssh-server is not installed")
+    with NetmikoConnector(lab.linux_hosts[0]) as conn:
+        (result,) = conn.send_commands(["echo opskit-$((6*7))"])
+        assert "opskit-42" in result.output
+        with pytest.raises(CapabilityMissing):
+            conn.get_config()
+    key = lab.linux_hosts[0].credentials["key_file"].resolve()
+    assert key.splitlines()[1] not in json.dumps([e.to_dict() for e in conn.transcript])

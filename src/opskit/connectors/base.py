@@ -145,7 +145,10 @@ class Connector(ABC):
         self.ci = ci
         # Per-connector options from the CI (`connection_options[name]`) merged
         # with the caller's.
-        self.options: dict[str, Any] = {**ci.connection_options.get(self.name, {}), **(options or {})}
+        self.options: dict[str, Any] = {
+            **ci.connection_options.get(self.name, {}),
+            **(options or {}),
+        }
         self.transcript: list[TranscriptEntry] = []
         self.is_open = False
 

@@ -328,10 +328,10 @@ class NetmikoConnector(Connector):
             params["secret"] = secret
         key_text = credential(ci, "key_file")
         if key_text is not None:
+            # The key itself (paramiko passes `pkey` straight to the login).
             params["pkey"] = _load_key(ci.name, key_text, credential(ci, "key_passphrase"))
-            params["use_keys"] = True
-        else:
-            params["use_keys"] = False
+        # use_keys would search ~/.ssh and the agent: only the CI's own key counts.
+        params["use_keys"] = False
         if self.settings.get("session_log"):
             self._log = _RedactingLog(str(self.settings["session_log"]))
             params["session_log"] = self._log
