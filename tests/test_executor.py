@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -331,7 +332,7 @@ def test_config_backup_and_inspection_report(
 @pytest.fixture
 def rotation_user() -> Iterator[str]:
     """A local account on this machine (the sshd lab host is this machine)."""
-    name = "opskit-rot"
+    name = f"opskit-rot-{uuid.uuid4().hex[:6]}"
     subprocess.run(
         ["useradd", "-M", "-s", "/usr/sbin/nologin", name], check=False, capture_output=True
     )
