@@ -575,3 +575,23 @@ def test_a_connector_bug_mid_apply_still_rolls_back(
     assert run.status == HostOutcome.ROLLED_BACK and run.proof and run.proof["equal"]
     assert len(calls) == 2  # the change, then the remediation
     assert compliance.equal(before, running(switch), "cisco_ios") == (True, "")
+
+
+def test_file_snapshots_compare_absent_and_present_files() -> None:
+    before = Snapshot(
+        "fabric", "files", "linux", files={"/etc/app.conf": None, "/etc/hosts": "a\n"}
+    )
+    blobs = before.blobs()
+    assert blobs == {"file:/etc/hosts": "a\n"}  # an absent file has no blob
+    rebuilt = Snapshot.from_blobs(blobs, platform="linux", connector="fabric", absent=before.absent)
+    assert rebuilt.hash == before.hash and rebuilt.compare(before) == (True, "")
+    created = Snapshot(
+        "fabric", "files", "linux", files={"/etc/app.conf": "x=1\n", "/etc/hosts": "a\n"}
+    )
+    equal, residual = before.compare(created)
+    assert not equal and "+x=1" in residual and "/dev/null" in residual
+    edited = Snapshot(
+        "fabric", "files", "linux", files={"/etc/app.conf": None, "/etc/hosts": "b\n"}
+    )
+    equal, residual = before.compare(edited)
+    assert not equal and "-a" in residual and "+b" in residual
