@@ -118,6 +118,12 @@ def test_module_runs_and_a_failed_task_is_rejected(linux: CI, work_dir: Path) ->
     assert [e.status for e in connector.transcript] == [HostStatus.OK, HostStatus.REJECTED]
     assert "broken" in connector.transcript[-1].output
 
+    # The common interface: commands (one run for all) and facts.
+    uname, answer = connector.send_commands(["uname -s", "echo $((6 * 7))"])
+    assert (uname.output, answer.output) == ("Linux", "42")
+    facts = connector.get_facts()
+    assert facts["ansible_kernel"] == os.uname().release
+
 
 def test_a_missing_or_broken_playbook_is_one_clear_error(work_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(RunbookError, match=r"playbook nope\.yml not found"):

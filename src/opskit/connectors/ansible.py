@@ -472,6 +472,7 @@ def execute(
     playbook: str | Path | None = None,
     module: str | None = None,
     module_args: Mapping[str, Any] | str | None = None,
+    tasks: Sequence[Mapping[str, Any]] | None = None,
     playbooks_dir: Path | None = None,
     extra_vars: Mapping[str, Any] | None = None,
     secret_vars: Mapping[str, SecretRef | Mapping[str, Any] | str] | None = None,
@@ -485,7 +486,10 @@ def execute(
     on_event: EventHandler | None = None,
     work_dir: Path | None = None,
 ) -> AnsibleRun:
-    """Runs a playbook (or one module, as a generated one-task play) on `cis`.
+    """Runs a playbook, one module or a list of tasks on `cis`.
+
+    A module or a task list runs as a play generated into the private data dir
+    (so that its arguments never appear on a command line).
 
     `secret_vars` are extra vars whose values are secrets (references are
     resolved here); like the CIs' credentials they exist only in the private
@@ -495,8 +499,8 @@ def execute(
     """
     import ansible_runner
 
-    if (playbook is None) == (module is None):
-        raise UsageError("an Ansible run needs exactly one of playbook or module")
+    if sum(x is not None for x in (playbook, module, tasks)) != 1:
+        raise UsageError("an Ansible run needs exactly one of playbook, module or tasks")
     if not cis:
         raise UsageError("an Ansible run needs at least one CI")
     names = [ci.name for ci in cis]
@@ -543,12 +547,14 @@ def execute(
         if playbook_path is not None:
             project_dir, playbook_name = playbook_path.parent, playbook_path.name
         else:
-            args: Any = module_args
-            if isinstance(module_args, str):
-                args = {"_raw_params": module_args} if "=" not in module_args else module_args
-            play = [{"name": f"module {module}", "hosts": "all", "gather_facts": False,
-                     "tasks": [{"name": module, module: args or {}}]}]  # fmt: skip
-            project_dir, playbook_name = private / "project", "module.yml"
+            if module is not None:
+                args: Any = module_args
+                if isinstance(module_args, str):
+                    args = {"_raw_params": module_args} if "=" not in module_args else module_args
+                tasks = [{"name": module, module: args or {}}]
+            play = [{"name": "opskit", "hosts": "all", "gather_facts": False,
+                     "tasks": [dict(t) for t in tasks or []]}]  # fmt: skip
+            project_dir, playbook_name = private / "project", "play.yml"
             _write_private(project_dir / playbook_name, yaml.safe_dump(play))
 
         cmdline = []
@@ -756,16 +762,13 @@ class AnsibleConnector(Connector):
                 CommandResult(command=c, output=str(o))
                 for c, o in zip(commands, outputs, strict=False)
             ]
-        results = []
-        for command in commands:
-            run = self._run(f"ansible shell {command}", module="ansible.builtin.shell",
-                            module_args={"cmd": command})  # fmt: skip
-            results.append(
-                CommandResult(
-                    command=command, output=str(run.hosts[self.ci.name][-1].data.get("stdout", ""))
-                )
-            )
-        return results
+        # One run for all the commands: a task per command.
+        tasks = [{"name": c, "ansible.builtin.shell": {"cmd": c}} for c in commands]
+        run = self._run("ansible shell " + "; ".join(commands), tasks=tasks)
+        return [
+            CommandResult(command=c, output=str(t.data.get("stdout", "")))
+            for c, t in zip(commands, run.hosts[self.ci.name], strict=False)
+        ]
 
     def apply_config(
         self,
