@@ -647,7 +647,6 @@ class AnsibleConnector(Connector):
         "*": frozenset({Capability.PLAYBOOK, Capability.CHECK_MODE, Capability.COMMANDS}),
         "cisco_ios": frozenset({Capability.CONFIG_LINES, Capability.DRY_RUN_DIFF}),
         "ios": frozenset({Capability.CONFIG_LINES, Capability.DRY_RUN_DIFF}),
-        "linux": frozenset({Capability.FILE_TRANSFER}),
     }
     actions: ClassVar[frozenset[str]] = frozenset({"playbook", "module"})
 
