@@ -592,3 +592,28 @@ def test_cli_keygen_sign_and_approve_with_signature(svc: ChangeService, tmp_path
     assert svc.get(change_id).state is State.APPROVED
     audit = run_cli(svc.ws, "verify-approvals", change_id, user="erin")
     assert audit.returncode == 0 and "signature valid" in audit.stdout
+
+
+def test_group_commit_appends_from_many_threads(svc: ChangeService) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from opskit.errors import SecretError
+
+    REDACTOR.register("group-commit-secret")
+    before = svc.ledger.head()[0]
+    with svc.group_commit(), ThreadPoolExecutor(16) as threads:
+
+        def append(i: int) -> int:
+            return svc.record("test.step", actor="alice", change_id=None, payload={"i": i}).seq
+
+        seqs = list(threads.map(append, range(64)))
+        # A refused event fails alone; the events committed with it stand.
+        with pytest.raises(SecretError):
+            svc._group_writer.append(
+                "test.step", actor="alice", payload={"x": "group-commit-secret"}
+            )
+    assert sorted(seqs) == list(range(before + 1, before + 65))
+    assert [e.payload["i"] for e in svc.ledger.events(kind="test.step")] == sorted(
+        range(64), key=lambda i: seqs[i]
+    )
+    assert svc.ledger.verify().ok

@@ -238,7 +238,7 @@ class Rollout:
             )
             svc.set_runner(change.id, alive=True)
             svc.init_hosts(change.id, plan)
-            with _Heartbeat(svc, change.id):
+            with _Heartbeat(svc, change.id), svc.group_commit():
                 return self._execute(change, book, inv, plan, pool)
         finally:
             svc.release_locks(change.id)
@@ -622,7 +622,11 @@ class Rollout:
             for name, host in change.hosts.items():
                 self.outcomes[name] = HostOutcome(name, host["status"], batch=host.get("batch"))
             width = max(1, min(int(book.strategy.concurrency), len(todo) or 1))
-            with open_pool(width) as pool, ThreadPoolExecutor(max_workers=width) as threads:
+            with (
+                open_pool(width) as pool,
+                svc.group_commit(),
+                ThreadPoolExecutor(max_workers=width) as threads,
+            ):
                 results = list(
                     threads.map(
                         lambda name: self._rollback_one(

@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -79,6 +80,7 @@ class ChangeService:
         self._catalog: Any | None = None
         # Rollout threads share one ledger handle; appends go one at a time.
         self._ledger_lock = threading.RLock()
+        self._group_writer: Any = None
 
     # -- plumbing ------------------------------------------------------------
     @property
@@ -119,8 +121,23 @@ class ChangeService:
             kwargs["ci"] = ci
         if blobs:
             kwargs["blobs"] = dict(blobs)
+        writer = self._group_writer
+        if writer is not None:
+            return writer.append(kind, **kwargs)
         with self._ledger_lock:
             return self.ledger.append(kind, **kwargs)
+
+    @contextmanager
+    def group_commit(self) -> Iterator[None]:
+        """While a rollout runs: events recorded from many threads share commits."""
+        from opskit.changes.groupcommit import GroupWriter
+
+        self._group_writer = GroupWriter(self.ledger)
+        try:
+            yield
+        finally:
+            writer, self._group_writer = self._group_writer, None
+            writer.close()
 
     def _require_role(
         self, actor: str, roles: Iterable[Role], action: str, change_id: str | None

@@ -1,0 +1,84 @@
+"""Group commit for the ledger during a rollout.
+
+Many host threads record steps at once; each append is its own transaction
+and fsync when written one by one. `GroupWriter` keeps the guarantee the
+rollout needs (a step is durable before the thread that recorded it goes
+on: `append` returns only after the commit) while one commit serves every
+event queued meanwhile.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from opskit.errors import LedgerError, OpskitError
+
+
+@dataclass
+class _Pending:
+    kind: str
+    kwargs: dict[str, Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    event: Any = None
+    error: BaseException | None = None
+
+
+class GroupWriter:
+    def __init__(self, ledger: Any) -> None:
+        self.ledger = ledger
+        self._cond = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="ledger-group-commit", daemon=True)
+        self._thread.start()
+
+    def append(self, kind: str, **kwargs: Any) -> Any:
+        """Like `Ledger.append`: returns the event once it is committed."""
+        item = _Pending(kind, kwargs)
+        with self._cond:
+            if self._closed:
+                raise LedgerError("ledger group writer is closed")
+            self._queue.append(item)
+            self._cond.notify()
+        item.done.wait()
+        if item.error is not None:
+            raise item.error
+        return item.event
+
+    def close(self) -> None:
+        """Writes what is queued, then stops."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                items, self._queue = self._queue, []
+            self._write(items)
+
+    def _write(self, items: list[_Pending]) -> None:
+        try:
+            with self.ledger.batch() as batch:
+                for item in items:
+                    try:
+                        item.event = batch.append(item.kind, **item.kwargs)
+                    except OpskitError as exc:
+                        # Refused before anything was written (a secret, a
+                        # bad value): only this event fails.
+                        item.error = exc
+        except BaseException as exc:
+            for item in items:
+                if item.error is None:
+                    item.error = exc
+                    item.event = None
+        finally:
+            for item in items:
+                item.done.set()
