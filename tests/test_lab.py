@@ -100,6 +100,7 @@ def test_up_twice_reports_the_running_lab(small_lab: Lab) -> None:
     assert len(second.switches) == 2
 
 
+@pytest.mark.slow
 def test_down_stops_only_this_labs_processes(tmp_path: Path, small_lab: Lab) -> None:
     other_ws = init_workspace(tmp_path / "other")
     other = Lab(other_ws)
@@ -231,3 +232,53 @@ def test_emulator_end_leaves_config_mode_and_errors_keep_the_session(lab) -> Non
         assert "lab-end-test" not in conn.send_command("show running-config")
     finally:
         conn.disconnect()
+
+
+VLAN_XML = (
+    "<config><configuration><vlans><vlan><name>v{0}</name><vlan-id>{0}</vlan-id>"
+    "</vlan></vlans></configuration></config>"
+)
+
+
+@pytest.mark.slow
+def test_junos_device_speaks_stateful_netconf(small_lab: Lab) -> None:
+    """`--junos`: fake-switches' Juniper model over NETCONF (ncclient), and
+    NAPALM's junos driver opens a session to it."""
+    from ncclient import manager
+
+    from opskit.connectors.napalm import NapalmConnector
+    from opskit.errors import ConnectorError
+
+    status = small_lab.up(devices=1, linux=0, junos=1)
+    assert [d.kind for d in status.devices] == ["ios", "junos"]
+    ci = load_inventory(small_lab.inventory_dir).get("lab-jun01")
+    assert ci.platform == "juniper_junos" and ci.connection_options["napalm"]["driver"] == "junos"
+    params = {
+        "host": ci.host,
+        "port": ci.port,
+        "username": ci.credentials["username"],
+        "password": ci.credentials["password"].resolve(),
+        "hostkey_verify": False,
+        "allow_agent": False,
+        "look_for_keys": False,
+        "device_params": {"name": "junos"},
+        "timeout": 10,
+    }
+    with manager.connect(**params) as session:
+        session.discard_changes()
+        session.lock(target="candidate")
+        session.edit_config(target="candidate", config=VLAN_XML.format(120))
+        session.commit()
+        session.unlock(target="candidate")
+    with manager.connect(**params) as session:
+        running = str(session.get_config(source="running"))
+    assert "<name>v120</name>" in running and "<vlan-id>120</vlan-id>" in running
+
+    conn = NapalmConnector(ci)
+    conn.open()
+    try:
+        assert conn.is_open and conn.driver_name == "junos"
+        with pytest.raises(ConnectorError, match="get_config failed"):
+            conn.get_config()  # the emulator lacks Junos' get-configuration RPC
+    finally:
+        conn.close()

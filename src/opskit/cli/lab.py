@@ -44,10 +44,13 @@ def up(
         int | None,
         typer.Option(help="Real sshd Linux hosts (default: 1 when openssh-server is installed)."),
     ] = None,
+    junos: Annotated[
+        int, typer.Option(help="Emulated Juniper devices (NETCONF only: NAPALM junos, ncclient).")
+    ] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Start the lab and write its inventory (inventories/lab/); reports a running lab."""
-    status = Lab(workspace()).up(devices=devices, linux=linux)
+    status = Lab(workspace()).up(devices=devices, linux=linux, junos=junos)
     title = "lab already running (nothing started)" if status.already_running else "lab started"
     _show(status, as_json=as_json, title=title)
 

@@ -51,7 +51,7 @@ class LabError(OpskitError):
 @dataclass(frozen=True)
 class LabDevice:
     name: str
-    kind: str  # "ios" | "linux"
+    kind: str  # "ios" | "junos" | "linux"
     host: str
     port: int
     pid: int
@@ -74,6 +74,10 @@ class LabStatus:
     @property
     def switches(self) -> list[LabDevice]:
         return [d for d in self.devices if d.kind == "ios"]
+
+    @property
+    def junos_devices(self) -> list[LabDevice]:
+        return [d for d in self.devices if d.kind == "junos"]
 
     @property
     def linux_hosts(self) -> list[LabDevice]:
@@ -154,15 +158,20 @@ class Lab:
         self.enable_secret_file = self.state_dir / "enable_secret"
 
     # -- public API -----------------------------------------------------------
-    def up(self, devices: int = 4, linux: int | None = None) -> LabStatus:
-        """Starts the lab, or reports the one already running."""
+    def up(self, devices: int = 4, linux: int | None = None, junos: int = 0) -> LabStatus:
+        """Starts the lab, or reports the one already running.
+
+        `devices` emulated IOS switches, `linux` sshd hosts (default: 1 when
+        openssh-server is installed), `junos` Juniper NETCONF devices."""
         if not 0 <= devices <= MAX_DEVICES:
             raise UsageError(f"--devices must be between 0 and {MAX_DEVICES}, not {devices}")
         if linux is None:
             linux = 1 if linux_hosts_available() else 0
         if linux < 0:
             raise UsageError(f"--linux must not be negative, not {linux}")
-        if not devices and not linux:
+        if not 0 <= junos <= MAX_DEVICES:
+            raise UsageError(f"--junos must be between 0 and {MAX_DEVICES}, not {junos}")
+        if not devices and not linux and not junos:
             raise UsageError("nothing to start: give --devices or --linux a positive number")
         if linux and not linux_hosts_available():
             raise LabError(
@@ -174,7 +183,7 @@ class Lab:
                 current.already_running = True
                 return current
             self._stop_recorded()  # leftovers of a lab that died
-            self._start(devices, linux)
+            self._start(devices, linux, junos)
             return self._status_unlocked()
 
     def down(self) -> LabStatus:
@@ -223,8 +232,10 @@ class Lab:
         switches_pid = state.get("switches", {}).get("pid")
         switches_alive = bool(switches_pid) and _alive(switches_pid, *self._switch_markers())
         if switches_alive:
+            kinds = state["switches"].get("kinds", {})
             for name, port in state["switches"]["devices"].items():
-                devices.append(LabDevice(name, "ios", LOOPBACK, int(port), switches_pid))
+                kind = kinds.get(name, "ios")
+                devices.append(LabDevice(name, kind, LOOPBACK, int(port), switches_pid))
         linux_alive = []
         for host in state.get("linux", []):
             if _alive(host["pid"], "sshd", str(self.state_dir)):
@@ -244,7 +255,7 @@ class Lab:
         return status
 
     # -- start / stop -------------------------------------------------------
-    def _start(self, devices: int, linux: int) -> None:
+    def _start(self, devices: int, linux: int, junos: int = 0) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
         _write_secret(self.password_file, secrets.token_urlsafe(18))
@@ -255,8 +266,8 @@ class Lab:
             "linux": [],
         }
         try:
-            if devices:
-                state["switches"] = self._start_switches(devices)
+            if devices or junos:
+                state["switches"] = self._start_switches(devices, junos)
                 self._write_state(state)
             for index in range(1, linux + 1):
                 host = self._start_linux(f"{LINUX_PREFIX}{index:02d}")
@@ -271,7 +282,7 @@ class Lab:
                 self._stop_recorded()
             raise
 
-    def _start_switches(self, devices: int) -> dict[str, Any]:
+    def _start_switches(self, devices: int, junos: int = 0) -> dict[str, Any]:
         ready = self.state_dir / READY_FILE
         ready.unlink(missing_ok=True)
         log_path = self.state_dir / "switches.log"
@@ -283,6 +294,8 @@ class Lab:
             str(self.state_dir),
             "--devices",
             str(devices),
+            "--junos",
+            str(junos),
             "--prefix",
             SWITCH_PREFIX,
             "--username",
@@ -314,7 +327,12 @@ class Lab:
                 raise LabError(f"the switch emulator did not start within {START_TIMEOUT:.0f} s")
             time.sleep(0.05)
         info = json.loads(ready.read_text())
-        return {"pid": process.pid, "model": info["model"], "devices": info["devices"]}
+        return {
+            "pid": process.pid,
+            "model": info["model"],
+            "devices": info["devices"],
+            "kinds": info.get("kinds", {}),
+        }
 
     def _start_linux(self, name: str) -> dict[str, Any]:
         api = sshd_api()
@@ -346,8 +364,11 @@ class Lab:
     # -- inventory ----------------------------------------------------------
     def _write_inventory(self, state: dict[str, Any]) -> None:
         self.inventory_dir.mkdir(parents=True, exist_ok=True)
+        kinds = state["switches"].get("kinds", {})
+        all_devices = state["switches"].get("devices", {})
         document = lab_inventory(
-            switches=state["switches"].get("devices", {}),
+            switches={n: p for n, p in all_devices.items() if kinds.get(n, "ios") == "ios"},
+            junos={n: p for n, p in all_devices.items() if kinds.get(n) == "junos"},
             linux=state["linux"],
             inventory_dir=self.inventory_dir,
             secrets_dir=Path(os.path.relpath(self.state_dir, self.inventory_dir)),
@@ -395,7 +416,12 @@ def _terminate(pid: int, timeout: float = 10.0) -> None:
 
 
 def lab_inventory(
-    *, switches: dict[str, int], linux: list[dict[str, Any]], inventory_dir: Path, secrets_dir: Path
+    *,
+    switches: dict[str, int],
+    linux: list[dict[str, Any]],
+    inventory_dir: Path,
+    secrets_dir: Path,
+    junos: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """The lab's CMDB entries in the opskit inventory format."""
     password = {"file": str(secrets_dir / "password")}
@@ -428,6 +454,21 @@ def lab_inventory(
                 "attributes": {"emulator": "fake-switches", "model": "cisco_generic"},
             }
         )
+    for name, port in (junos or {}).items():
+        cis.append(
+            {
+                "name": name,
+                "type": "switch",
+                "platform": "juniper_junos",
+                "host": LOOPBACK,
+                "port": int(port),
+                "groups": ["lab_junos"],
+                "criticality": "low",
+                "credentials": {"username": USERNAME, "password": dict(password)},
+                "connection_options": {"napalm": {"driver": "junos"}},
+                "attributes": {"emulator": "fake-switches", "model": "juniper_generic"},
+            }
+        )
     for host in linux:
         key_path = Path(os.path.relpath(host["key_path"], inventory_dir))
         cis.append(
@@ -454,6 +495,7 @@ def lab_inventory(
             "lab": {"vars": {}},
             "lab_switches": {"groups": ["lab"], "vars": {}},
             "lab_linux": {"groups": ["lab"], "vars": {}},
+            **({"lab_junos": {"groups": ["lab"], "vars": {}}} if junos else {}),
         },
         "cis": cis,
     }

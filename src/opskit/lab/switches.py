@@ -1,4 +1,5 @@
-"""The lab's device process: N emulated Cisco IOS switches in one Twisted reactor.
+"""The lab's device process: N emulated Cisco IOS switches (and optionally
+Juniper NETCONF devices) in one Twisted reactor.
 
 Run as ``python -m opskit.lab.switches --state-dir DIR --devices N``. Every
 switch listens on 127.0.0.1 on a port the kernel picks (so parallel labs
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 
 READY_FILE = "switches.ready.json"
+JUNOS_MODEL = "juniper_generic"
 
 
 def switch_names(prefix: str, count: int) -> list[str]:
@@ -35,6 +37,8 @@ def serve(
     devices: int,
     prefix: str,
     model: str,
+    junos: int = 0,
+    junos_prefix: str = "lab-jun",
     username: str,
     password: str,
     enable_secret: str,
@@ -55,8 +59,13 @@ def serve(
     )
     factory_of_cores = switch_factory.SwitchFactory()
     ports: dict[str, int] = {}
-    for name in switch_names(prefix, devices):
-        core = factory_of_cores.get(model, name, enable_secret)
+    kinds: dict[str, str] = {}
+    wanted = [(name, model, "ios") for name in switch_names(prefix, devices)]
+    # Juniper: NETCONF over the SSH "netconf" subsystem (its CLI shell does not work).
+    wanted += [(name, JUNOS_MODEL, "junos") for name in switch_names(junos_prefix, junos)]
+    for name, core_model, kind in wanted:
+        core = factory_of_cores.get(core_model, name, enable_secret)
+        kinds[name] = kind
         ssh_factory = factory.SSHFactory()
         ssh_factory.portal = portal.Portal(SSHDemoRealm(core))
         ssh_factory.portal.registerChecker(
@@ -68,7 +77,9 @@ def serve(
 
     ready = state_dir / READY_FILE
     tmp = ready.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "model": model, "devices": ports}))
+    tmp.write_text(
+        json.dumps({"pid": os.getpid(), "model": model, "devices": ports, "kinds": kinds})
+    )
     tmp.replace(ready)
     logging.getLogger("opskit.lab").warning("%d switches listening", len(ports))
 
@@ -82,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=4)
     parser.add_argument("--prefix", default="lab-sw")
     parser.add_argument("--model", default="cisco_generic")
+    parser.add_argument("--junos", type=int, default=0, help="Juniper NETCONF devices")
     parser.add_argument("--username", default="admin")
     parser.add_argument("--password-file", required=True)
     parser.add_argument("--enable-secret-file", required=True)
@@ -94,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         devices=args.devices,
         prefix=args.prefix,
         model=args.model,
+        junos=args.junos,
         username=args.username,
         password=_read_secret(args.password_file),
         enable_secret=_read_secret(args.enable_secret_file),
