@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from opskit.changes import deps, store
@@ -1093,25 +1093,18 @@ class ChangeService:
         batch: int | None = None,
         detail: Mapping[str, Any] | None = None,
     ) -> None:
-        now = self.clock()
+        values: dict[str, Any] = {"status": status, "updated_at": self.clock()}
+        if batch is not None:
+            values["batch"] = batch
+        if detail is not None:
+            values["detail"] = redact_obj(jsonable(dict(detail)))
         with self.engine.begin() as conn:
-            exists = conn.execute(
-                select(func.count())
-                .select_from(store.hosts)
+            updated = conn.execute(
+                update(store.hosts)
                 .where(store.hosts.c.change_id == change_id, store.hosts.c.ci == ci)
-            ).scalar_one()
-            values: dict[str, Any] = {"status": status, "updated_at": now}
-            if batch is not None:
-                values["batch"] = batch
-            if detail is not None:
-                values["detail"] = redact_obj(dict(detail))
-            if exists:
-                conn.execute(
-                    update(store.hosts)
-                    .where(store.hosts.c.change_id == change_id, store.hosts.c.ci == ci)
-                    .values(**values)
-                )
-            else:
+                .values(**values)
+            ).rowcount
+            if not updated:
                 conn.execute(insert(store.hosts).values(change_id=change_id, ci=ci, **values))
 
     def init_hosts(self, change_id: str, plan: list[list[str]]) -> None:
