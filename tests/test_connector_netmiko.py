@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -205,6 +207,55 @@ def test_wrong_enable_secret(lab, tmp_path: Path) -> None:
     ci = dataclasses.replace(lab.switch, credentials=credentials)
     with pytest.raises(AuthenticationError, match="enable secret was refused"):
         NetmikoConnector(ci).open()
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            target.sendall(data)
+    with contextlib.suppress(OSError):
+        target.shutdown(socket.SHUT_WR)
+
+
+def test_connect_retries_after_a_connection_reset(lab) -> None:
+    """A real TCP front that resets the first connection, then relays to the switch."""
+    accepted: list[int] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def front() -> None:
+        first, _ = listener.accept()
+        accepted.append(1)
+        first.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        first.close()  # RST: a transient failure
+        client, _ = listener.accept()
+        accepted.append(2)
+        upstream = socket.create_connection((lab.switch.host, lab.switch.port))
+        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+        _pump(client, upstream)
+
+    thread = threading.Thread(target=front, daemon=True)
+    thread.start()
+    ci = dataclasses.replace(lab.switch, port=listener.getsockname()[1])
+    with listener, NetmikoConnector(ci, options={"retry_delay": 0.05}) as conn:
+        assert f"hostname {lab.switch.name}" in conn.get_config()
+    assert accepted == [1, 2]
+    thread.join(timeout=10)
+
+
+def test_a_connection_reset_every_time_is_unreachable(lab) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def reset_all() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+
+    threading.Thread(target=reset_all, daemon=True).start()
+    ci = dataclasses.replace(lab.switch, port=listener.getsockname()[1])
+    with listener, pytest.raises(UnreachableError, match="reset"):
+        NetmikoConnector(ci, options={"retry_delay": 0.01, "retries": 1}).open()
 
 
 @pytest.mark.slow

@@ -156,6 +156,8 @@ def map_error(ci_name: str, exc: BaseException, *, during: str) -> ConnectorErro
         during == "connect" and "TCP connection" in str(exc)
     ):
         return UnreachableError(f"{ci_name}: unreachable ({during}: TCP connect timed out)")
+    if _is_transient(exc):  # still reset after the retries
+        return UnreachableError(f"{ci_name}: unreachable ({during}: the connection was reset)")
     if isinstance(exc, NetmikoTimeoutException | ReadTimeout | socket.timeout | TimeoutError):
         return ConnectorTimeout(f"{ci_name}: timed out ({during})")
     if isinstance(exc, paramiko.SSHException) and "banner" in str(exc).lower():
