@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -282,3 +283,29 @@ def test_junos_device_speaks_stateful_netconf(small_lab: Lab) -> None:
             conn.get_config()  # the emulator lacks Junos' get-configuration RPC
     finally:
         conn.close()
+
+
+def _wait_gone(pid: int, seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_emulator_stops_when_its_owner_is_gone(tmp_path: Path) -> None:
+    """A test session that is killed leaves no emulator behind."""
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    ws = init_workspace(tmp_path / "ws")
+    lab = Lab(ws, owner_pid=owner.pid)
+    try:
+        status = lab.up(devices=1, linux=0)
+        assert _pid_alive(status.switches_pid)
+        owner.kill()
+        owner.wait()
+        assert _wait_gone(status.switches_pid)
+        assert not lab.status().running
+    finally:
+        owner.kill()
+        lab.down()

@@ -149,8 +149,11 @@ def _write_secret(path: Path, value: str) -> None:
 class Lab:
     """The device lab of one workspace."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, *, owner_pid: int | None = None) -> None:
+        """`owner_pid`: tie the emulator's life to that process (test sessions),
+        so a killed test run leaves no emulator behind."""
         self.ws = ws
+        self.owner_pid = owner_pid
         self.state_dir = ws.state_dir / "lab"
         self.state_file = self.state_dir / STATE_FILE
         self.inventory_dir = ws.inventories_dir / LAB_INVENTORY
@@ -305,6 +308,8 @@ class Lab:
             "--enable-secret-file",
             str(self.enable_secret_file),
         ]
+        if self.owner_pid is not None:
+            command += ["--owner-pid", str(self.owner_pid)]
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
                 command,

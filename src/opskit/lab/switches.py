@@ -42,12 +42,14 @@ def serve(
     username: str,
     password: str,
     enable_secret: str,
+    owner_pid: int | None = None,
 ) -> None:
     from fake_switches import switch_factory
     from fake_switches.transports.ssh_service import SSHDemoRealm, getRSAKeys
     from twisted.conch.ssh import factory, keys
     from twisted.cred import checkers, portal
     from twisted.internet import reactor
+    from twisted.internet.task import LoopingCall
 
     from opskit.lab.fake_ios import apply_patches
 
@@ -84,7 +86,17 @@ def serve(
     logging.getLogger("opskit.lab").warning("%d switches listening", len(ports))
 
     signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
+    LoopingCall(_watch, state_dir, owner_pid, reactor).start(2.0, now=False)
     reactor.run(installSignalHandlers=False)
+
+
+def _watch(state_dir: Path, owner_pid: int | None, reactor: object) -> None:
+    """Stops the lab when its workspace state is deleted, or when the process
+    it is tied to (a test session) has gone: no emulator outlives its owner."""
+    owner_gone = owner_pid is not None and not Path(f"/proc/{owner_pid}").exists()
+    if owner_gone or not (state_dir / READY_FILE).exists():
+        logging.getLogger("opskit.lab").warning("owner or state gone; stopping")
+        reactor.stop()  # type: ignore[attr-defined]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--username", default="admin")
     parser.add_argument("--password-file", required=True)
     parser.add_argument("--enable-secret-file", required=True)
+    parser.add_argument("--owner-pid", type=int, help="stop when this process is gone")
     args = parser.parse_args(argv)
     # fake-switches logs every line at DEBUG; WARNING keeps the reactor fast
     # and keeps typed secrets out of the log.
@@ -110,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         username=args.username,
         password=_read_secret(args.password_file),
         enable_secret=_read_secret(args.enable_secret_file),
+        owner_pid=args.owner_pid,
     )
     return 0
 
