@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from napalm import get_network_driver
 from napalm.base import exceptions as napalm_errors
@@ -49,6 +49,9 @@ from opskit.connectors.base import (
 from opskit.connectors.netmiko import map_error as map_netmiko_error
 from opskit.errors import ConnectorError
 from opskit.secrets import redact
+
+if TYPE_CHECKING:
+    from opskit.inventory.model import CI
 
 C = Capability
 
@@ -119,7 +122,7 @@ class NapalmConnector(Connector):
         {"getters", "get_config", "commands", "config", "confirm", "rollback", "validate", "facts"}
     )
 
-    def __init__(self, ci: Any, *, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, ci: CI, *, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(ci, options=options)
         self.settings: dict[str, Any] = {**DEFAULTS, **self.options}
         self.driver_name: str = self.settings.get("driver") or DRIVERS.get(ci.platform, "")

@@ -29,7 +29,7 @@ import re
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import paramiko
 from netmiko import ConnectHandler
@@ -57,6 +57,9 @@ from opskit.connectors.base import (
 )
 from opskit.errors import ConnectorError, SecretError
 from opskit.secrets import REDACTOR, redact
+
+if TYPE_CHECKING:
+    from opskit.inventory.model import CI
 
 C = Capability
 _NETWORK = frozenset({C.GET_CONFIG, C.CONFIG_LINES, C.SAVE, C.COMMANDS})
@@ -292,7 +295,7 @@ class NetmikoConnector(Connector):
         {"commands", "config", "save", "get_config", "facts"}
     )
 
-    def __init__(self, ci: Any, *, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, ci: CI, *, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(ci, options=options)
         self.settings: dict[str, Any] = {**DEFAULTS, **self.options}
         self.device_type: str = self.settings.get("device_type") or ci.platform
