@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     tools += [] if args.skip_ansible else ["ansible"]
     with tempfile.TemporaryDirectory(prefix="opskit-bench-fanout-") as tmp:
         ws = init_workspace(Path(tmp) / "ws")
-        lab = Lab(ws)
+        lab = Lab(ws, owner_pid=os.getpid())  # no emulator left behind if interrupted
         started = time.perf_counter()
         status = lab.up(devices=args.devices, linux=0)
         print(
@@ -355,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
                 for tool in order:
                     result = run_tool(tool, ws.root, args.concurrency, status.switches_pid)
                     result["verified"] = check_devices(ws.root, tool, args.concurrency)
+                    if result["verified"] != result["hosts"]:
+                        result["errors"].append(
+                            f"only {result['verified']}/{result['hosts']} devices show the change"
+                        )
                     result["round"] = round_number + 1
                     _print_row(result)
                     best = results.get(tool)
