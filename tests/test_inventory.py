@@ -306,6 +306,7 @@ def names(inventory, expression, **kwargs) -> list[str]:  # type: ignore[no-unty
         ("lifecycle:maintenance", ["access-sw4"]),
         ("criticality:high", ["access-sw1", "access-sw2", "db-srv1"]),
         ("owner:secops", ["fw1"]),
+        ("host:10.0.2.*", ["access-sw1", "access-sw2", "access-sw3"]),
         ("department:business-systems", ["billing", "lb-web"]),
         ("attr.model=C9300-48P", ["access-sw1", "access-sw2"]),
         ("attr.cpus=64", ["db-srv1"]),

@@ -6,7 +6,7 @@
     unary  := "not" unary | "(" or ")" | term
     term   := KEY ":" PATTERN | "attr." PATH "=" VALUE | PATTERN (a name glob)
 
-Keys: name, group, platform, type, site, lifecycle, criticality, owner,
+Keys: name, group, platform, type, site, lifecycle, criticality, owner, host,
 department (each value a shell-style glob); `attr.model=C9300` compares an
 attribute (dotted paths reach into nested mappings) for equality. Values with
 spaces or parentheses are quoted: `site:"dc 1"`. Keywords are
@@ -36,6 +36,7 @@ KEYS = (
     "criticality",
     "owner",
     "department",
+    "host",
 )
 KEYWORDS = ("and", "or", "not")
 GLOB_CHARS = frozenset("*?[")
