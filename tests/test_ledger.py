@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -263,6 +264,12 @@ def test_workspace_key_files(workspace) -> None:  # type: ignore[no-untyped-def]
     ledger.append("change.created", actor="alice", payload={}, change_id="C1")
     assert ledger.checkpoint("alice").key_id in ledger.trusted_keys()  # type: ignore[operator]
     assert ledger.verify().ok
+    # A lost key is replaced on next use; the old key's checkpoints then stand out.
+    shutil.rmtree(workspace.keys_dir)
+    ledger = Ledger.open(workspace)
+    assert private.exists()
+    report = ledger.verify()
+    assert not report.ok and "unknown key" in (report.problem or "")
 
 
 @pytest.mark.postgres

@@ -79,6 +79,9 @@ class Ledger:
 
     @classmethod
     def open(cls, ws: Workspace) -> Ledger:
+        """The workspace's ledger. A workspace made before it had a signing key
+        gets one now; checkpoints by a lost key then show as an unknown key."""
+        keymod.ensure_workspace_key(ws)
         return cls(ws.engine, keys_dir=ws.keys_dir)
 
     def sql(self, text: str) -> str:

@@ -59,7 +59,7 @@ def load_private_key(keys_dir: Path) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except FileNotFoundError:
-        raise LedgerError(f"{path}: no signing key; run 'opskit init' in this workspace") from None
+        raise LedgerError(f"{path}: no signing key") from None
     except ValueError as exc:
         raise LedgerError(f"{path}: not a PEM private key ({exc})") from None
     if not isinstance(key, Ed25519PrivateKey):
