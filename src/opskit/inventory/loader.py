@@ -384,6 +384,7 @@ class _Builder:
         self.base_dir = root.resolve()
         self.sources = [str(file) for file in files]
         self._secret_memo: dict[tuple[str, str], SecretRef] = {}
+        self._credentials_memo: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def error(self, message: str, origin: _Origin, *extra: str | int) -> InventoryError:
         loc = (*origin.loc, *extra)
@@ -553,43 +554,42 @@ class _Builder:
                     "one of its groups or the defaults)",
                     origin,
                 )
+        values = dict(_CI_DEFAULTS)
+        values.update(merged)  # every key of merged data is a CI field (schema-checked)
+        values["type"] = _TYPES[values["type"]]
+        values["lifecycle"] = _LIFECYCLES[values["lifecycle"]]
+        values["criticality"] = _CRITICALITIES[values["criticality"]]
+        if values["credentials"]:
+            values["credentials"] = self._credentials(values["credentials"])
+        else:
+            values["credentials"] = {}
+        relationships = values["relationships"]
+        if relationships:
+            edges = sorted({(k, t) for item in relationships for k, t in item.items()})
+            values["relationships"] = tuple(
+                _frozen(Relationship, {"kind": _KINDS[k], "target": t}) for k, t in edges
+            )
+        values["connection_options"] = values["connection_options"] or {}
+        values["attributes"] = values["attributes"] or {}
+        values["source"] = self.sources[origin.file_index]
+        values["line"] = line
+        return _frozen(CI, values)
+
+    def _credentials(self, raw: dict[str, Any]) -> dict[str, SecretRef | str]:
+        """Secret references parsed; CIs inheriting the same mapping share the result."""
+        memo = self._credentials_memo.get(id(raw))
+        # The memo holds `raw` itself, so its id cannot be reused by another dict.
+        if memo is not None and memo[0] is raw:
+            return memo[1]
         credentials: dict[str, SecretRef | str] = {}
-        for key, value in (merged.get("credentials") or {}).items():
+        for key, value in raw.items():
             if isinstance(value, str):  # only a username may be plain (schema-checked)
                 credentials[key] = value
             else:
                 ((kind, ref_value),) = value.items()
                 credentials[key] = self._secret(kind, ref_value)
-        relationships = merged.get("relationships")
-        if relationships:
-            edges = {(kind, target) for item in relationships for kind, target in item.items()}
-            relationships = tuple(
-                _frozen(Relationship, {"kind": _KINDS[k], "target": t}) for k, t in sorted(edges)
-            )
-        get = merged.get
-        return _frozen(
-            CI,
-            {
-                "name": merged["name"],
-                "type": _TYPES[merged["type"]],
-                "platform": merged["platform"],
-                "host": get("host"),
-                "port": get("port"),
-                "groups": merged["groups"],
-                "owner": get("owner"),
-                "department": get("department"),
-                "site": get("site"),
-                "lifecycle": _LIFECYCLES[get("lifecycle", "operational")],
-                "criticality": _CRITICALITIES[get("criticality", "medium")],
-                "relationships": relationships or (),
-                "credentials": credentials,
-                "connection_options": get("connection_options") or {},
-                "attributes": get("attributes") or {},
-                "source": self.sources[origin.file_index],
-                "line": line,
-                "description": get("description"),
-            },
-        )
+        self._credentials_memo[id(raw)] = (raw, credentials)
+        return credentials
 
     def _check_relationships(self, cis: dict[str, CI], origins: dict[str, _Origin]) -> None:
         def relationship_position(ci: CI, kind: str, target: str) -> int:
@@ -624,6 +624,21 @@ class _Builder:
                 "relationships",
                 relationship_position(cis[first], kind, second),
             )
+
+
+# Every CI field with its default, for building CIs without __init__.
+_CI_DEFAULTS: dict[str, Any] = {
+    name: None for name in ("host", "port", "owner", "department", "site", "source", "line")
+} | {
+    "description": None,
+    "groups": (),
+    "lifecycle": Lifecycle.OPERATIONAL.value,
+    "criticality": Criticality.MEDIUM.value,
+    "relationships": (),
+    "credentials": None,
+    "connection_options": None,
+    "attributes": None,
+}
 
 
 def _frozen(cls: type[Any], values: dict[str, Any]) -> Any:
