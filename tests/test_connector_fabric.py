@@ -66,7 +66,10 @@ def test_put_is_idempotent_and_get_returns_the_bytes(
     remote = str(tmp_path / "remote-motd")
     assert fabric.put(local, remote, mode=0o640) is True
     assert fabric.put(local, remote) is False  # same bytes: nothing to do
+    assert fabric.put(local, remote, mode=0o640) is False
     assert oct(Path(remote).stat().st_mode & 0o777) == "0o640"
+    assert fabric.put(local, remote, mode=0o600) is True  # only the mode changes
+    assert oct(Path(remote).stat().st_mode & 0o777) == "0o600"
     back = fabric.get(remote, tmp_path / "back")
     assert back.read_bytes() == local.read_bytes()
     with pytest.raises(Exception, match="No such file"):

@@ -282,9 +282,10 @@ class FabricConnector(Connector):
         return self.run(command, sudo=True, **kwargs)
 
     def put(self, local: str | Path, remote: str, *, mode: int | None = None) -> bool:
-        """Uploads `local` to `remote` unless it already holds the same bytes.
+        """Uploads `local` to `remote` unless it already holds the same bytes,
+        and sets its `mode` when given.
 
-        Returns whether the remote file changed.
+        Returns whether the remote file changed (content or mode).
         """
         local_path = Path(local)
         with self.record(f"put {local_path} {remote}") as entry:
@@ -302,9 +303,13 @@ class FabricConnector(Connector):
                     raise ConnectorError(
                         f"{self.ci.name}: put {remote}: {exc.strerror or exc}"
                     ) from None
-            if mode is not None:
-                self.connection.sftp().chmod(remote, mode)
             entry.output = f"{'uploaded' if changed else 'unchanged'} {len(data)} bytes"
+            if mode is not None:
+                sftp = self.connection.sftp()
+                if (sftp.stat(remote).st_mode or 0) & 0o7777 != mode:
+                    sftp.chmod(remote, mode)
+                    entry.output += f", mode {mode:o}"
+                    changed = True
         return changed
 
     def get(self, remote: str, local: str | Path) -> Path:
