@@ -180,7 +180,8 @@ require_signed_approvals: false
 
 # Normal changes run inside a window; none listed means any time.
 windows: []
-#  - {name: nightly, timezone: Europe/Berlin, days: [mon, tue, wed, thu, fri], start: "22:00", end: "05:00"}
+#  - {name: nightly, timezone: Europe/Berlin, days: [mon, tue, wed, thu, fri],
+#     start: "22:00", end: "05:00"}
 
 freezes: []
 #  - {name: year-end, start: "2026-12-20T00:00:00+01:00", end: "2027-01-04T00:00:00+01:00",

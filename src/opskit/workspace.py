@@ -35,7 +35,9 @@ class Workspace:
         """Opens an existing workspace (from the argument, OPSKIT_WORKSPACE, or cwd)."""
         root = Path(root or os.environ.get("OPSKIT_WORKSPACE") or ".").expanduser().resolve()
         if not (root / POLICY_FILE).is_file():
-            raise WorkspaceError(f"{root}: not an opskit workspace (no {POLICY_FILE}); run 'opskit init'")
+            raise WorkspaceError(
+                f"{root}: not an opskit workspace (no {POLICY_FILE}); run 'opskit init'"
+            )
         return cls(root=root, db_url_override=db or os.environ.get("OPSKIT_DB"))
 
     # -- layout -----------------------------------------------------------

@@ -36,7 +36,7 @@ def _globals(
     ] = None,
     db: Annotated[
         str | None,
-        typer.Option("--db", envvar="OPSKIT_DB", help="Database URL (default: SQLite in .opskit/)."),
+        typer.Option("--db", envvar="OPSKIT_DB", help="Database URL (default: SQLite, .opskit/)."),
     ] = None,
     user: Annotated[
         str | None, typer.Option("--as", envvar="OPSKIT_USER", help="Who is acting.")
