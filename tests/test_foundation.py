@@ -71,3 +71,17 @@ def test_cli_usage_error_exit_2() -> None:
     result = run_cli("--no-such-option")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_redactor_masks_plain_and_json_escaped_multiline_secret() -> None:
+    import json
+
+    from opskit.secrets import MASK, REDACTOR
+
+    key = "-----BEGIN KEY-----\nabc123\"def\n-----END KEY-----"
+    REDACTOR.register(key)
+    payload = json.dumps({"stdout": f"key is {key}"})
+    assert key[:20] not in REDACTOR.redact(f"x {key} y")
+    redacted = REDACTOR.redact(payload)
+    assert "abc123" not in redacted and MASK in redacted
+    assert REDACTOR.find(payload)

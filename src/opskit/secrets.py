@@ -9,6 +9,7 @@ ansible-runner artifacts, exception messages) runs its text through.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -36,9 +37,12 @@ class Redactor:
     def register(self, value: str) -> None:
         if not value:
             return
+        # A multi-line secret (a private key) also travels JSON-escaped, e.g. in
+        # Ansible events or a serialised payload: mask that form too.
+        forms = {value, json.dumps(value)[1:-1]}
         with self._lock:
-            if value not in self._values:
-                self._values.add(value)
+            if not forms <= self._values:
+                self._values |= forms
                 self._pattern = None
 
     @property
