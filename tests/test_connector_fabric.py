@@ -131,6 +131,23 @@ def test_command_timeout(fabric: FabricConnector) -> None:
     assert fabric.run("echo alive").stdout == "alive\n"  # the session survives
 
 
+def test_a_command_killed_by_its_timeout_is_a_timeout_when_invoke_misses_it(
+    fabric: FabricConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load invoke can return the killed command (exit -1, no exit status)
+    before its timer thread has finished, and then raises no CommandTimedOut:
+    that race is injected here, since it cannot be produced on demand."""
+    from invoke.runners import Runner
+
+    monkeypatch.setattr(Runner, "timed_out", property(lambda self: False))
+    with pytest.raises(ConnectorTimeout, match="still running after 1"):
+        fabric.run("sleep 10", timeout=1)
+    assert fabric.transcript[-1].status == HostStatus.TIMEOUT
+    # A command that really fails is still a rejection, timeout or not.
+    with pytest.raises(CommandRejected, match="exited 3"):
+        fabric.run("exit 3", timeout=5)
+
+
 def test_unreachable_port(sshd_host: SshdLabHost) -> None:
     ci = dataclasses.replace(sshd_host.ci, port=free_port())
     with pytest.raises(UnreachableError, match="unreachable"):

@@ -23,6 +23,7 @@ import hashlib
 import io
 import shlex
 import socket
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,6 +241,7 @@ class FabricConnector(Connector):
             label = f"sudo {'-u ' + user + ' ' if user else ''}{command}" if sudo else command
         connection = self.connection
         with self.record(label) as entry:
+            started = time.monotonic()
             try:
                 if sudo:
                     result = connection.sudo(
@@ -253,15 +255,23 @@ class FabricConnector(Connector):
                 else:
                     result = connection.run(command, hide=True, warn=True, timeout=timeout)
             except CommandTimedOut:
-                raise ConnectorTimeout(
-                    f"{self.ci.name}: `{redact(label)}` still running after {timeout} s; stopped"
-                ) from None
+                raise self._timed_out(label, timeout) from None
             except AuthFailure:
                 raise AuthenticationError(
                     f"{self.ci.name}: sudo refused the password for `{redact(label)}`"
                 ) from None
             except Exception as exc:
                 raise self._connect_error(exc) from None
+            # invoke's timer kills the command by closing the channel, which
+            # leaves no exit status (-1); invoke only says CommandTimedOut when
+            # its timer thread has already finished, which under load it may
+            # not have. No process exits -1, so after the deadline it is ours.
+            if (
+                result.exited == -1
+                and timeout is not None
+                and time.monotonic() - started >= float(timeout)
+            ):
+                raise self._timed_out(label, timeout)
             stdout, stderr = redact(result.stdout), redact(result.stderr)
             entry.output = stdout + (f"\n[stderr]\n{stderr}" if stderr.strip() else "")
             run = RunResult(
@@ -277,6 +287,11 @@ class FabricConnector(Connector):
                     )
                 entry.status = HostStatus.FAILED
         return run
+
+    def _timed_out(self, label: str, timeout: float | None) -> ConnectorTimeout:
+        return ConnectorTimeout(
+            f"{self.ci.name}: `{redact(label)}` still running after {timeout} s; stopped"
+        )
 
     def sudo(self, command: str, **kwargs: Any) -> RunResult:
         return self.run(command, sudo=True, **kwargs)
