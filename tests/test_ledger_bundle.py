@@ -188,3 +188,16 @@ def test_the_documented_manual_check_accepts_a_bundle(ledger: Ledger, tmp_path: 
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode != 0 and "seq 3: hash mismatch" in result.stderr
+
+
+@pytest.mark.parametrize("field", ["public_key", "key_id", "signature"])
+@pytest.mark.parametrize("value", [None, 5, []])
+def test_checkpoint_field_of_the_wrong_type_is_a_clear_error(
+    ledger: Ledger, tmp_path: Path, field: str, value: Any
+) -> None:
+    path = ledger.export_bundle("C1", tmp_path / "c1.json")
+    data = load(path)
+    data["checkpoint"][field] = value
+    save(path, data)
+    with pytest.raises(LedgerError, match="checkpoint: malformed field types"):
+        verify_bundle(path)

@@ -184,7 +184,14 @@ class Checkpoint:
             raise LedgerError(f"{where}: missing field {exc.args[0]!r}") from None
         if type(checkpoint.seq) is not int or not all(
             isinstance(v, str)
-            for v in (checkpoint.head, checkpoint.at, checkpoint.actor, checkpoint.signature)
+            for v in (
+                checkpoint.head,
+                checkpoint.at,
+                checkpoint.actor,
+                checkpoint.key_id,
+                checkpoint.public_key,
+                checkpoint.signature,
+            )
         ):
             raise LedgerError(f"{where}: malformed field types")
         return checkpoint
