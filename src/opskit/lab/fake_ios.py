@@ -18,20 +18,35 @@ drives (netmiko, NAPALM's ios driver, Ansible's cisco.ios network_cli):
 - an unknown or malformed command gets IOS's ``% Invalid input`` answer
   instead of "No such command" or a crash that ends the SSH session;
 - every reply is no longer formatted into a debug log line (``repr`` of each
-  write costs CPU on the single-threaded reactor serving hundreds of devices).
+  write costs CPU on the single-threaded reactor serving hundreds of devices);
+- local users: ``username NAME [privilege N] secret|password ...`` and
+  ``no username NAME`` (stock: unknown). A secret is kept only as its IOS
+  type 9 (scrypt) hash, which ``show running-config`` prints like IOS
+  (``username NAME privilege 15 secret 9 $9$...``); ``verify_local_user``
+  lets the lab's SSH server log such a user in.
 
 Only this module imports fake-switches; it runs inside the lab's own process.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from fake_switches import terminal
 from fake_switches.cisco import cisco_core
 from fake_switches.cisco.command_processor.config import ConfigCommandProcessor
 from fake_switches.cisco.command_processor.default import DefaultCommandProcessor
-from fake_switches.cisco.command_processor.enabled import EnabledCommandProcessor
+from fake_switches.cisco.command_processor.enabled import (
+    EnabledCommandProcessor,
+    build_running_interface,
+    build_running_vlan,
+    build_static_routes,
+)
 from fake_switches.command_processing.base_command_processor import BaseCommandProcessor
 from fake_switches.command_processing.shell_session import ShellSession
 
@@ -177,6 +192,174 @@ def _receive(self: ShellSession, line: str) -> bool:
         return True
 
 
+# --- local users -----------------------------------------------------------
+
+# Cisco's type 8/9 hashes use the crypt(3) alphabet in place of base64's.
+_CRYPT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_TO_CRYPT = str.maketrans(_B64_ALPHABET, _CRYPT_ALPHABET)
+# Type 7 (`service password-encryption`) is the well-known reversible XOR.
+_TYPE7_KEY = b"dsfd;kfoA,.iyewrkldJKDHSUBsgvca69834ncxv9873254k;fg87"
+
+
+def type9_hash(secret: str, salt: str | None = None) -> str:
+    """IOS `secret 9`: scrypt (N=16384, r=1, p=1) over a 14-character salt."""
+    salt = salt or "".join(secrets.choice(_CRYPT_ALPHABET) for _ in range(14))
+    digest = hashlib.scrypt(secret.encode(), salt=salt.encode(), n=16384, r=1, p=1, dklen=32)
+    encoded = base64.b64encode(digest).decode().rstrip("=").translate(_TO_CRYPT)
+    return f"$9${salt}${encoded}"
+
+
+def _type7(password: str) -> str:
+    seed = secrets.randbelow(16)
+    return f"{seed:02d}" + "".join(
+        f"{ord(char) ^ _TYPE7_KEY[(seed + i) % len(_TYPE7_KEY)]:02X}"
+        for i, char in enumerate(password)
+    )
+
+
+def _untype7(encoded: str) -> str | None:
+    try:
+        seed = int(encoded[:2])
+        pairs = [int(encoded[i : i + 2], 16) for i in range(2, len(encoded), 2)]
+    except ValueError:
+        return None
+    return "".join(chr(b ^ _TYPE7_KEY[(seed + i) % len(_TYPE7_KEY)]) for i, b in enumerate(pairs))
+
+
+@dataclass
+class LocalUser:
+    """One `username` entry. Only hashes (or type 7, as IOS with
+    `service password-encryption`) are kept: never the clear text."""
+
+    name: str
+    privilege: int | None = None
+    kind: str | None = None  # "secret", "password", "nopassword" or None (not set)
+    encryption: str = ""  # "9", "5", "8" for secrets; "7" for passwords
+    value: str = ""
+
+    def line(self) -> str:
+        words = ["username", self.name]
+        if self.privilege is not None and self.privilege != 1:
+            words += ["privilege", str(self.privilege)]
+        if self.kind == "nopassword":
+            words.append("nopassword")
+        elif self.kind is not None:
+            words += [self.kind, self.encryption, self.value]
+        return " ".join(words)
+
+    def accepts(self, password: str) -> bool:
+        if self.kind == "password" and self.encryption == "7":
+            clear = _untype7(self.value)
+            return clear is not None and hmac.compare_digest(clear, password)
+        if self.kind == "secret" and self.encryption == "9" and self.value.count("$") == 3:
+            salt = self.value.split("$")[2]
+            return hmac.compare_digest(type9_hash(password, salt), self.value)
+        return False  # type 5/8 hashes are kept as given but not verified here
+
+
+def local_users(switch_configuration: Any) -> dict[str, LocalUser]:
+    users: dict[str, LocalUser] | None = getattr(switch_configuration, "opskit_users", None)
+    if users is None:
+        users = switch_configuration.opskit_users = {}
+    return users
+
+
+def verify_local_user(switch_configuration: Any, name: str, password: str) -> bool:
+    """True when ``name`` is a local user of this switch whose password or secret
+    is ``password`` (the lab's SSH server asks this for every login)."""
+    user = local_users(switch_configuration).get(name)
+    return user is not None and user.accepts(password)
+
+
+def _incomplete(processor: Any) -> None:
+    processor.write_line("% Incomplete command.")
+    processor.write_line("")
+
+
+def _config_username(self: ConfigCommandProcessor, *args: str) -> None:
+    """`username NAME [privilege N] [secret [0|5|8|9] S | password [0|7] P | nopassword]`.
+    An existing user keeps what the line does not set, as on IOS."""
+    if not args:
+        _incomplete(self)
+        return
+    name, words = args[0], list(args[1:])
+    if not words:
+        _incomplete(self)
+        return
+    privilege: int | None = None
+    credential: tuple[str | None, str, str] | None = None
+    while words:
+        keyword = words.pop(0)
+        if keyword == "privilege":
+            if not words:
+                _incomplete(self)
+                return
+            if not words[0].isdigit() or not 0 <= int(words[0]) <= 15:
+                _invalid_input(self)
+                return
+            privilege = int(words.pop(0))
+        elif keyword in ("secret", "password"):
+            types = ("0", "5", "8", "9") if keyword == "secret" else ("0", "7")
+            encryption = words.pop(0) if len(words) > 1 and words[0] in types else "0"
+            if not words:
+                _incomplete(self)
+                return
+            # The rest of the line is the secret (it may hold spaces).
+            given, words = " ".join(words), []
+            if encryption == "0":
+                credential = (
+                    (keyword, "9", type9_hash(given))
+                    if keyword == "secret"
+                    else (keyword, "7", _type7(given))
+                )
+            else:
+                credential = (keyword, encryption, given)
+        elif keyword == "nopassword":
+            credential = ("nopassword", "", "")
+        else:
+            _invalid_input(self)
+            return
+    users = local_users(self.switch_configuration)
+    user = users.setdefault(name, LocalUser(name))
+    if privilege is not None:
+        user.privilege = privilege
+    if credential is not None:
+        user.kind, user.encryption, user.value = credential
+
+
+def _config_no_username(self: ConfigCommandProcessor, *args: str) -> None:
+    """`no username NAME [...]` removes the user (IOS ignores what follows the name)."""
+    if not args:
+        _incomplete(self)
+        return
+    local_users(self.switch_configuration).pop(args[0], None)
+
+
+def _show_run(self: EnabledCommandProcessor) -> None:
+    """The stock `show running-config`, with the local users where IOS puts them
+    (after the hostname, before the VLANs)."""
+    configuration = self.switch_configuration
+    all_data = ["version 12.1", "!", f"hostname {configuration.name}", "!", "!"]
+    users = local_users(configuration)
+    if users:
+        all_data += [*(user.line() for user in users.values()), "!"]
+    for vlan in configuration.vlans:
+        all_data += [*build_running_vlan(vlan), "!"]
+    for interface in configuration.get_physical_ports() + configuration.get_vlan_ports():
+        all_data += [*build_running_interface(interface), "!"]
+    if configuration.static_routes:
+        all_data += [build_static_routes(route) for route in configuration.static_routes]
+        all_data.append("!")
+    all_data += ["end", ""]
+    self.write_line("Building configuration...")
+    self.write_line("")
+    size = len("\n".join(all_data)) + 1
+    self.write_line(f"Current configuration : {size} bytes")
+    for line in all_data:
+        self.write_line(line)
+
+
 def _quiet_write(self: terminal.LoggingTerminalController, text: str) -> None:
     return self.terminal_controller.write(text)
 
@@ -192,6 +375,9 @@ def apply_patches() -> None:
     EnabledCommandProcessor.do_show = _enabled_show
     EnabledCommandProcessor.do_write = _enabled_write
     ConfigCommandProcessor.do_end = _config_end
+    ConfigCommandProcessor.do_username = _config_username
+    ConfigCommandProcessor.do_no_username = _config_no_username
+    EnabledCommandProcessor.show_run = _show_run
     ConfigCommandProcessor.parse_and_execute_command = _config_parse
     EnabledCommandProcessor.parse_and_execute_command = _exec_parse
     DefaultCommandProcessor.parse_and_execute_command = _exec_parse

@@ -47,7 +47,7 @@ def serve(
     from fake_switches import switch_factory
     from fake_switches.transports.ssh_service import SSHDemoRealm, getRSAKeys
     from twisted.conch.ssh import factory, keys
-    from twisted.cred import checkers, portal
+    from twisted.cred import portal
     from twisted.internet import reactor
     from twisted.internet.task import LoopingCall
 
@@ -70,9 +70,7 @@ def serve(
         kinds[name] = kind
         ssh_factory = factory.SSHFactory()
         ssh_factory.portal = portal.Portal(SSHDemoRealm(core))
-        ssh_factory.portal.registerChecker(
-            checkers.InMemoryUsernamePasswordDatabaseDontUse(**{username: password.encode()})
-        )
+        ssh_factory.portal.registerChecker(_login_checker(core, username, password))
         ssh_factory.publicKeys, ssh_factory.privateKeys = host_keys
         listening = reactor.listenTCP(0, ssh_factory, interface="127.0.0.1", backlog=256)
         ports[name] = listening.getHost().port
@@ -88,6 +86,34 @@ def serve(
     signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
     LoopingCall(_watch, state_dir, owner_pid, reactor).start(2.0, now=False)
     reactor.run(installSignalHandlers=False)
+
+
+def _login_checker(core: object, username: str, password: str) -> object:
+    """The lab's login, or any local user configured on this switch
+    (`username NAME secret ...`), as with `login local` on IOS."""
+    import hmac
+
+    from twisted.cred import credentials, error
+    from twisted.cred.checkers import ICredentialsChecker
+    from twisted.internet import defer
+    from zope.interface import implementer
+
+    from opskit.lab.fake_ios import verify_local_user
+
+    @implementer(ICredentialsChecker)
+    class LabLogin:
+        credentialInterfaces = (credentials.IUsernamePassword,)
+
+        def requestAvatarId(self, given: credentials.IUsernamePassword) -> defer.Deferred:
+            name = given.username.decode(errors="replace")
+            typed = given.password.decode(errors="replace")
+            if name == username and hmac.compare_digest(typed, password):
+                return defer.succeed(given.username)
+            if verify_local_user(core.switch_configuration, name, typed):  # type: ignore[attr-defined]
+                return defer.succeed(given.username)
+            return defer.fail(error.UnauthorizedLogin())
+
+    return LabLogin()
 
 
 def _watch(state_dir: Path, owner_pid: int | None, reactor: object) -> None:
