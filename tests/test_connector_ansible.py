@@ -22,6 +22,7 @@ from opskit.connectors.fabric import FabricConnector
 from opskit.errors import ConnectorError, RunbookError
 from opskit.inventory.model import CI, CIType
 from opskit.secrets import REDACTOR
+from tests.fixtures.lab import known_hosts_mentions
 from tests.fixtures.sshd import SshdLabHost, free_port
 
 pytestmark = pytest.mark.slow
@@ -265,7 +266,8 @@ def test_diff_text_renders_ansible_diffs() -> None:
 
 @pytest.mark.lab
 def test_ios_config_through_network_cli(lab: Any, work_dir: Path) -> None:
-    switch = lab_ci(lab.dedicated_switch)
+    # The lab's own CI: its inventory turns host key checking off.
+    switch = lab.dedicated_switch
     connector = AnsibleConnector(switch, options={"playbooks_dir": PLAYBOOKS, "work_dir": work_dir})
     vlan = {"ios_parents": ["vlan 3901"], "ios_lines": ["name opskit-ansible"]}
     try:
@@ -284,6 +286,9 @@ def test_ios_config_through_network_cli(lab: Any, work_dir: Path) -> None:
     finally:
         connector.apply_config(["no vlan 3901"])
     assert "opskit-ansible" not in _show_vlans(connector)
+    # Nothing about the lab's random port went into the user's known_hosts.
+    assert switch.host is not None and switch.port is not None
+    assert not known_hosts_mentions(switch.host, switch.port)
 
 
 def _show_vlans(connector: AnsibleConnector) -> str:

@@ -13,16 +13,18 @@ import time
 from pathlib import Path
 
 import pytest
-from netmiko import ConnectHandler
+from netmiko import ConnectHandler, NetmikoAuthenticationException
 from typer.testing import CliRunner
 
 from opskit.cli import app
+from opskit.connectors.ansible import AnsibleConnector
 from opskit.errors import UsageError
 from opskit.inventory import load_inventory
 from opskit.lab import Lab, LabError, linux_hosts_available
 from opskit.lab.manager import STATE_FILE
 from opskit.secrets import SecretRef
 from opskit.workspace import Workspace, init_workspace
+from tests.fixtures.lab import known_hosts_mentions
 
 pytestmark = pytest.mark.lab
 
@@ -233,6 +235,65 @@ def test_emulator_end_leaves_config_mode_and_errors_keep_the_session(lab) -> Non
         assert "lab-end-test" not in conn.send_command("show running-config")
     finally:
         conn.disconnect()
+
+
+def test_emulator_local_users_are_hashed_and_can_log_in(lab) -> None:
+    switch = lab.switch
+    secret = "Local user secret 7"  # the rest of the line, spaces included
+    conn = _netmiko(lab, switch)
+    try:
+        conn.enable()
+        conn.send_config_set([f"username labuser privilege 15 secret {secret}"])
+        conn.send_config_set(["username labuser2 password 0 plain-pw"])
+        lines = conn.send_command("show running-config | include username").splitlines()
+        assert [line.split(" secret 9 ")[0] for line in lines[:1]] == [
+            "username labuser privilege 15"
+        ]
+        assert lines[0].split(" secret 9 ")[1].startswith("$9$")
+        assert lines[1].startswith("username labuser2 password 7 ")  # password-encryption
+        assert secret not in "\n".join(lines) and "plain-pw" not in "\n".join(lines)
+        config = conn.send_command("show running-config")
+        assert config.index("hostname") < config.index("username labuser ") < config.index("vlan 1")
+        for bad, answer in [
+            ("username", "% Incomplete command"),
+            ("username labuser3 privilege", "% Incomplete command"),
+            ("username labuser3 privilege 16 secret x", "% Invalid input"),
+            ("username labuser3 frobnicate", "% Invalid input"),
+        ]:
+            output = conn.send_config_set([bad], error_pattern="")
+            assert answer in output, bad
+        # The local user logs in with its secret (then enables as usual), not with another.
+        user = _netmiko(lab, switch, username="labuser", password=secret)
+        assert "Current privilege level is 1" in user.send_command("show privilege")
+        user.disconnect()
+        with pytest.raises(NetmikoAuthenticationException):
+            _netmiko(lab, switch, username="labuser", password="wrong")
+        conn.send_config_set(["no username labuser", "no username labuser2"])
+        assert "username" not in conn.send_command("show running-config")
+    finally:
+        conn.disconnect()
+    with pytest.raises(NetmikoAuthenticationException):
+        _netmiko(lab, switch, username="labuser", password=secret)
+
+
+@pytest.mark.slow
+@pytest.mark.sshd
+def test_ansible_against_lab_hosts_records_no_host_key(lab, tmp_path: Path) -> None:
+    """The lab's inventory turns host key checking off: its random ports and
+    fresh host keys never land in the user's known_hosts."""
+    if not lab.linux_hosts:
+        pytest.skip("openssh-server is not installed")
+    (host,) = lab.linux_hosts
+    assert all(
+        ci.connection_options["ansible"]["host_key_checking"] is False for ci in lab.cis.values()
+    )
+    connector = AnsibleConnector(host, options={"work_dir": tmp_path})
+    result = connector.perform(
+        "module", {"name": "ansible.builtin.command", "args": {"cmd": "echo lab"}}
+    )
+    assert result.data["tasks"][0]["data"]["stdout"] == "lab"
+    assert host.host is not None and host.port is not None
+    assert not known_hosts_mentions(host.host, host.port)
 
 
 VLAN_XML = (

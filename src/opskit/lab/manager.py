@@ -420,6 +420,11 @@ def _terminate(pid: int, timeout: float = 10.0) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+# Lab devices come and go on random loopback ports with fresh host keys:
+# Ansible must neither check them nor record them in ~/.ssh/known_hosts.
+LAB_ANSIBLE: dict[str, Any] = {"host_key_checking": False}
+
+
 def lab_inventory(
     *,
     switches: dict[str, int],
@@ -454,6 +459,7 @@ def lab_inventory(
                         "ansible_network_os": "cisco.ios.ios",
                         "ansible_become": True,
                         "ansible_become_method": "enable",
+                        **LAB_ANSIBLE,
                     },
                 },
                 "attributes": {"emulator": "fake-switches", "model": "cisco_generic"},
@@ -470,7 +476,7 @@ def lab_inventory(
                 "groups": ["lab_junos"],
                 "criticality": "low",
                 "credentials": {"username": USERNAME, "password": dict(password)},
-                "connection_options": {"napalm": {"driver": "junos"}},
+                "connection_options": {"napalm": {"driver": "junos"}, "ansible": dict(LAB_ANSIBLE)},
                 "attributes": {"emulator": "fake-switches", "model": "juniper_generic"},
             }
         )
@@ -486,6 +492,7 @@ def lab_inventory(
                 "groups": ["lab_linux"],
                 "criticality": "low",
                 "credentials": {"username": host["user"], "key_file": {"file": str(key_path)}},
+                "connection_options": {"ansible": dict(LAB_ANSIBLE)},
                 "attributes": {"emulator": "openssh-server"},
             }
         )
