@@ -617,3 +617,30 @@ def test_group_commit_appends_from_many_threads(svc: ChangeService) -> None:
         range(64), key=lambda i: seqs[i]
     )
     assert svc.ledger.verify().ok
+
+
+@pytest.mark.slow
+def test_cli_errors_are_one_line_and_change_nothing(svc: ChangeService) -> None:
+    ws = svc.ws
+    change_id = assessed(svc)
+    create = ["create", "--runbook", "chg-test@1.0.0", "--title", "t"]
+    cases = [
+        ([*create, "--select", "no-such-ci", "--param", "vlan_id=42"], "alice", "unknown CI"),
+        ([*create, "--select", "((", "--param", "vlan_id=42"], "alice", "selection '(('"),
+        ([*create, "--select", SWITCH, "--param", "vlan_id=x"], "alice", "is not of type"),
+        ([*create, "--select", SWITCH, "--param", "vlan_id=42"], "nobody", "not a requester"),
+        (["create", "--runbook", "chg-test@9.9.9", "--select", SWITCH, "--title", "t"], "alice",
+         "no version '9.9.9'"),
+        (["close", change_id, "--review", "x"], "alice", "cannot go from assessed to closed"),
+        (["apply", change_id], "alice", "apply refused: it is assessed, not approved"),
+        (["show", "CHG-999999"], "alice", "no change 'CHG-999999'"),
+        (["verify-approvals", "CHG-999999"], "erin", "no ledger events for change 'CHG-999999'"),
+    ]  # fmt: skip
+    for args, user, message in cases:
+        out = run_cli(ws, *args, user=user)
+        assert out.returncode == 1, (args, out.stderr)
+        # Exactly one line: no traceback, and no progress bar before a refused apply.
+        assert out.stderr.count("\n") == 1 and message in out.stderr, (args, out.stderr)
+    assert [c.id for c in svc.list()] == [change_id]
+    assert svc.get(change_id).state is State.ASSESSED
+    assert svc.ledger.verify().ok

@@ -6,6 +6,7 @@ from typing import Any
 
 from opskit.changes.model import binding_hash
 from opskit.changes.signing import verify_signature
+from opskit.errors import ChangeError
 from opskit.policy import Policy
 
 
@@ -18,8 +19,11 @@ def verify_approvals(ledger: Any, change_id: str, policy: Policy | None = None) 
     approvals: list[dict[str, Any]] = []
     problems: list[str] = []
     started: list[dict[str, Any]] = []
-    approved_hashes: set[str] = set()
-    for event in ledger.events(change_id=change_id):
+    events = list(ledger.events(change_id=change_id))
+    if not events:
+        # Nothing to check is not "verifies": a mistyped id must not look clean.
+        raise ChangeError(f"no ledger events for change {change_id!r}")
+    for event in events:
         payload = event.payload
         if event.kind == "change.approval":
             document = payload.get("binding") or {}
@@ -57,7 +61,6 @@ def verify_approvals(ledger: Any, change_id: str, policy: Policy | None = None) 
                     entry["problems"].append("the signature does not verify")
             elif policy is not None and policy.require_signed_approvals:
                 entry["problems"].append("unsigned, but the policy requires signed approvals")
-            approved_hashes.add(payload.get("binding_hash"))
             approvals.append(entry)
             problems.extend(
                 f"approval seq {event.seq} by {entry['approver']}: {p}" for p in entry["problems"]
@@ -66,7 +69,7 @@ def verify_approvals(ledger: Any, change_id: str, policy: Policy | None = None) 
             started.append({"seq": event.seq, "runbook_digest": payload.get("runbook_digest")})
     if started and approvals:
         digests = set()
-        for event in ledger.events(change_id=change_id):
+        for event in events:
             if event.kind == "change.approval":
                 digests.add(
                     ((event.payload.get("binding") or {}).get("runbook") or {}).get("digest")
