@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -199,6 +200,12 @@ class _ProgressView:
             transient=False,
         )
         self.task = self.progress.add_task(self._text(), total=total)
+        self.started = False
+        self.lock = threading.Lock()
+
+    def stop(self) -> None:
+        if self.started:
+            self.progress.stop()
 
     def _text(self) -> str:
         c = self.counts
@@ -208,6 +215,11 @@ class _ProgressView:
         )
 
     def __call__(self, ci: str, status: str, change_id: str) -> None:
+        # Shown from the first host event on: a refused apply prints only its one line.
+        with self.lock:  # hosts report from the rollout's worker threads
+            if not self.started:
+                self.progress.start()
+                self.started = True
         if status not in FINAL_HOST_STATES:
             return
         key = "failed" if status == "rollback_failed" else status
@@ -228,8 +240,10 @@ def apply(
     view = None if (json_output or dry_run) else _ProgressView(len(change.targets))
     try:
         if view is not None:
-            with view.progress:
+            try:
                 summary = service.apply(change_id, actor, dry_run=dry_run, progress=view)
+            finally:
+                view.stop()
         else:
             summary = service.apply(change_id, actor, dry_run=dry_run)
     except ChangeRefused as exc:
