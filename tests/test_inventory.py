@@ -507,12 +507,7 @@ def test_cache_keeps_the_path_as_given(tmp_path: Path, monkeypatch: pytest.Monke
     assert load_inventory(Path("inv"), cache_dir=cache).get("a").source == "inv/x.yaml"
 
 
-def test_parallel_parse_reports_the_first_faulty_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from opskit.inventory import loader
-
-    monkeypatch.setattr(loader, "PARALLEL_PARSE_BYTES", 0)
+def test_the_first_faulty_file_in_path_order_is_reported(tmp_path: Path) -> None:
     files = {f"f{i}.yaml": CI_HEAD.replace(": a", f": ci{i}") for i in range(6)}
     assert len(load_inventory(write_inventory(tmp_path / "ok", files))) == 6
     files["f2.yaml"] = CI_HEAD + "    port: [22\n"

@@ -26,7 +26,6 @@ import os
 import pickle
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -55,7 +54,6 @@ if TYPE_CHECKING:
     from opskit.workspace import Workspace
 
 YAML_SUFFIXES = (".yaml", ".yml")
-PARALLEL_PARSE_BYTES = 1_000_000
 MERGED_MAPPINGS = ("attributes", "connection_options", "credentials")
 # Bumped whenever the cached form changes, so that old caches are ignored.
 CACHE_FORMAT = 1
@@ -105,7 +103,7 @@ def _load(root: Path, cache_dir: Path | None) -> Inventory:
     texts = [_decode(file, raw) for file, raw in zip(files, contents, strict=True)]
     parsed = [
         _check_and_validate(file, text, data)
-        for file, text, data in zip(files, texts, _parse_all(texts), strict=True)
+        for file, text, data in zip(files, texts, map(_parse, texts), strict=True)
     ]
     inventory: Inventory = _Builder(root, files, texts, parsed).build(Inventory)
     if cache_file is not None:
@@ -176,22 +174,11 @@ _ENTRY_POINT = "validate_https___opskit_dev_schemas_inventory_json"
 
 
 def _parse(text: str) -> Any:
-    """yaml-rs data, or the YAMLDecodeError (raised later, in file order)."""
+    """yaml-rs data, or the YAMLDecodeError (turned into a precise error later)."""
     try:
         return yaml_rs.loads(text, parse_datetime=False)
     except yaml_rs.YAMLDecodeError as exc:
         return exc
-
-
-def _parse_all(texts: list[str]) -> Iterator[Any]:
-    """Parses the files in order; with several large files, two at a time:
-    yaml-rs releases the GIL while it scans, so one file is scanned while
-    the previous one becomes Python objects and is validated."""
-    if len(texts) < 2 or sum(map(len, texts)) < PARALLEL_PARSE_BYTES:
-        yield from map(_parse, texts)
-        return
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="opskit-yaml") as pool:
-        yield from pool.map(_parse, texts)
 
 
 def _check_and_validate(file: Path, text: str, data: Any) -> dict[str, Any]:
