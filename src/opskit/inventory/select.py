@@ -80,6 +80,17 @@ class Term:
     def is_glob(self) -> bool:
         return bool(GLOB_CHARS & set(self.pattern))
 
+    def predicate(self) -> Predicate:
+        """`matches`, specialised for the common exact cases (selections run
+        over every CI of large inventories)."""
+        pattern = self.pattern
+        if self.is_glob or self.key == "attr":
+            return self.matches
+        if self.key == "group":
+            return lambda ci: pattern in ci.groups
+        key = self.key
+        return lambda ci: getattr(ci, key) == pattern  # StrEnum fields equal their text
+
 
 def _glob(value: str, pattern: str) -> bool:
     if GLOB_CHARS & set(pattern):
@@ -170,6 +181,9 @@ class Parser:
             parts.append(self.parse_and())
         if len(parts) == 1:
             return parts[0]
+        if len(parts) == 2:
+            first, second = parts
+            return lambda ci: first(ci) or second(ci)
         return lambda ci: any(part(ci) for part in parts)
 
     def parse_and(self) -> Predicate:
@@ -179,6 +193,9 @@ class Parser:
             parts.append(self.parse_unary())
         if len(parts) == 1:
             return parts[0]
+        if len(parts) == 2:
+            first, second = parts
+            return lambda ci: first(ci) and second(ci)
         return lambda ci: all(part(ci) for part in parts)
 
     def parse_unary(self) -> Predicate:
@@ -195,7 +212,7 @@ class Parser:
         if token.kind == "term":
             term = self.parse_term(token)
             self.terms.append(term)
-            return term.matches
+            return term.predicate()
         if token.kind == "end":
             raise self.fail("expression ends too early", token)
         raise self.fail(f"unexpected {token.text!r}", token)
