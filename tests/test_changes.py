@@ -9,6 +9,7 @@ run first), so the lab inventory file is enough; no lab is started.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -507,6 +508,7 @@ def run_cli(ws: Workspace, *args: str, user: str = "alice") -> subprocess.Comple
         capture_output=True,
         text=True,
         timeout=120,
+        env={**os.environ, "COLUMNS": "200"},  # tables unwrapped
     )
 
 
@@ -644,3 +646,18 @@ def test_cli_errors_are_one_line_and_change_nothing(svc: ChangeService) -> None:
     assert [c.id for c in svc.list()] == [change_id]
     assert svc.get(change_id).state is State.ASSESSED
     assert svc.ledger.verify().ok
+
+
+def test_cli_prints_brackets_in_user_text_literally(svc: ChangeService) -> None:
+    """A title or reason like `[/x]` is text: rich must neither parse nor drop it."""
+    title = "[/x] fix [bold]uplink"
+    out = run_cli(
+        svc.ws, "create", "--runbook", "chg-test@1.0.0", "--select", SWITCH,
+        "--param", "vlan_id=42", "--title", title,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    change_id = out.stdout.split()[0]
+    for args in (("list",), ("show", change_id)):
+        shown = run_cli(svc.ws, *args)
+        assert shown.returncode == 0, shown.stderr
+        assert title in shown.stdout

@@ -356,5 +356,8 @@ def test_cli_list_show_validate_doc(tmp_path: Path) -> None:
     errors = [r["error"] for r in report["runbooks"] if not r["valid"]]
     assert errors == [f"{broken}:12 [risk]: 'none' is not one of ['low', 'medium', 'high']"]
     assert runner.invoke(app, [*base, "validate", str(broken)]).exit_code == 1
+    # The human form shows the same line: "[risk]" is text, not a rich markup tag.
+    shown = runner.invoke(app, [*base, "validate"], env={"COLUMNS": "300"})
+    assert f"invalid {broken}:12 [risk]: 'none' is not one of" in shown.output
     unknown = runner.invoke(app, [*base, "show", "vlan-interface@7.0.0"])
     assert unknown.exit_code == 1

@@ -9,13 +9,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from opskit.cli.common import GLOBALS, console, err_console, print_json, workspace
+from opskit.cli.common import GLOBALS, console, err_console, plain, print_json, workspace
 from opskit.errors import UsageError
 from opskit.ledger import Ledger, VerifyReport, verify_bundle
 from opskit.ledger.core import default_actor
 from opskit.ledger.keys import key_id as key_fingerprint
 from opskit.ledger.keys import load_private_key, public_key_b64, public_key_pem
-from opskit.secrets import redact
 
 app = typer.Typer(
     help="The tamper-evident change ledger: verify, log, checkpoint, export.",
@@ -42,13 +41,13 @@ def _report(report: VerifyReport, as_json: bool, what: str) -> None:
     else:
         err_console.print(
             f"[red]{what} FAILED[/red] at seq {report.first_bad_seq}: "
-            f"{redact(report.problem or '')}",
+            f"{plain(report.problem or '')}",
             highlight=False,
             soft_wrap=True,
         )
         for seq, problem in report.problems[1:]:
             err_console.print(
-                f"  also at seq {seq}: {redact(problem)}", highlight=False, soft_wrap=True
+                f"  also at seq {seq}: {plain(problem)}", highlight=False, soft_wrap=True
             )
     if not report.ok:
         raise typer.Exit(1)
@@ -91,11 +90,11 @@ def log(
         table.add_row(
             str(event.seq),
             event.at.strftime("%Y-%m-%d %H:%M:%S"),
-            event.actor,
-            event.kind,
-            event.change_id or "",
-            event.ci or "",
-            redact(payload if len(payload) <= 120 else payload[:117] + "..."),
+            plain(event.actor),
+            plain(event.kind),
+            plain(event.change_id or ""),
+            plain(event.ci or ""),
+            plain(payload if len(payload) <= 120 else payload[:117] + "..."),
         )
     console.print(table)
 
@@ -142,7 +141,7 @@ def export(
     """Write an evidence bundle: the change's events, blobs, chain to a signed checkpoint."""
     ledger = Ledger.open(workspace())
     path = ledger.export_bundle(change, out, actor=_actor())
-    console.print(f"bundle for change {change} written to {path}", highlight=False)
+    console.print(f"bundle for change {plain(change)} written to {plain(path)}", highlight=False)
 
 
 @app.command("verify-bundle")

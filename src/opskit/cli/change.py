@@ -14,7 +14,14 @@ from rich.table import Table
 
 from opskit.changes import ChangeRequest, ChangeService, verify_approvals
 from opskit.changes.signing import load_private_key, sign_document
-from opskit.cli.common import console, current_user, err_console, print_json, workspace
+from opskit.cli.common import (
+    console,
+    current_user,
+    err_console,
+    plain,
+    print_json,
+    workspace,
+)
 from opskit.errors import ChangeRefused, UsageError
 
 app = typer.Typer(
@@ -61,8 +68,8 @@ def _when(text: str | None, option: str) -> datetime | None:
 
 def _brief(change: ChangeRequest) -> None:
     console.print(
-        f"[bold]{change.id}[/bold] {change.state}  {change.runbook_ref}  "
-        f"{len(change.targets)} target(s)  {change.title}",
+        f"[bold]{plain(change.id)}[/bold] {change.state}  {plain(change.runbook_ref)}  "
+        f"{len(change.targets)} target(s)  {plain(change.title)}",
         highlight=False,
     )
 
@@ -132,26 +139,28 @@ def _print_assessment(change: ChangeRequest) -> None:
         "factor", "points", "reason", title=f"risk {risk.get('score')} → {risk.get('level')}"
     )
     for factor in risk.get("factors", []):
-        table.add_row(factor["name"], str(factor["points"]), factor["reason"])
+        table.add_row(plain(factor["name"]), str(factor["points"]), plain(factor["reason"]))
     console.print(table)
     impact = change.impact or {}
     console.print(
         f"impact: {len(impact.get('targets', []))} target(s), "
         f"{len(impact.get('dependants', []))} dependant(s); inform: "
-        f"{', '.join(impact.get('owners', [])) or '-'}",
+        f"{plain(', '.join(impact.get('owners', [])) or '-')}",
         highlight=False,
     )
     required = (change.assessment or {}).get("required") or {}
-    console.print(f"approvals required: {required.get('reason', '-')}", highlight=False)
+    console.print(f"approvals required: {plain(required.get('reason', '-'))}", highlight=False)
     if required.get("eligible"):
         console.print(f"  eligible: {', '.join(required['eligible'])}", highlight=False)
     predicted = change.predicted_diff or {}
     for host, entry in predicted.items():
         if entry.get("available"):
-            console.print(f"[bold]{host}[/bold] predicted diff:", highlight=False)
-            console.print(entry.get("diff") or "  (no change)", highlight=False, markup=False)
+            console.print(f"[bold]{plain(host)}[/bold] predicted diff:", highlight=False)
+            console.print(plain(entry.get("diff") or "  (no change)"), highlight=False)
         else:
-            console.print(f"{host}: no predicted diff ({entry.get('reason')})", highlight=False)
+            console.print(
+                f"{plain(host)}: no predicted diff ({plain(entry.get('reason'))})", highlight=False
+            )
 
 
 @app.command()
@@ -261,16 +270,16 @@ def apply(
 def _print_summary(summary: dict[str, Any]) -> None:
     if summary.get("dry_run"):
         for host, entry in summary["predicted_diff"].items():
-            console.print(f"[bold]{host}[/bold]", highlight=False)
+            console.print(f"[bold]{plain(host)}[/bold]", highlight=False)
             text = entry.get("diff") if entry.get("available") else f"  ({entry.get('reason')})"
-            console.print(text or "  (no change)", markup=False, highlight=False)
+            console.print(plain(text or "  (no change)"), highlight=False)
         return
     table = Table("host", "status", "error")
     for host, entry in summary.get("hosts", {}).items():
-        table.add_row(host, entry["status"], entry.get("error") or "")
+        table.add_row(plain(host), entry["status"], plain(entry.get("error") or ""))
     console.print(table)
     colour = "green" if summary["state"] == "completed" else "red"
-    cause = f" ({summary['cause']})" if summary.get("cause") else ""
+    cause = f" ({plain(summary['cause'])})" if summary.get("cause") else ""
     console.print(
         f"{summary['change_id']}: [{colour}]{summary['state']}[/{colour}]{cause}", highlight=False
     )
@@ -309,7 +318,8 @@ def recover(
         console.print(f"[bold]{report['change_id']}[/bold]: {report['action']} → {report['state']}")
         for host, entry in (report.get("hosts") or {}).items():
             console.print(
-                f"  {host}: {entry['status']} (last ledger step: {entry['last_step'] or '-'})",
+                f"  {plain(host)}: {entry['status']} "
+                f"(last ledger step: {plain(entry['last_step'] or '-')})",
                 highlight=False,
             )
         if report.get("action") == "recovered" and not rollback_hosts:
@@ -346,9 +356,10 @@ def show(change_id: IdArg, json_output: JsonOpt = False) -> None:
         return
     _brief(change)
     console.print(
-        f"type {change.type}, requested by {change.requester}, runbook digest "
-        f"{change.runbook_digest}\nselection {change.selection!r} on inventory "
-        f"{change.inventory} ({change.inventory_digest})\ntargets: {', '.join(change.targets)}",
+        f"type {change.type}, requested by {plain(change.requester)}, runbook digest "
+        f"{change.runbook_digest}\nselection {plain(repr(change.selection))} on inventory "
+        f"{plain(change.inventory)} ({change.inventory_digest})\n"
+        f"targets: {plain(', '.join(change.targets))}",
         highlight=False,
     )
     if change.risk:
@@ -356,16 +367,20 @@ def show(change_id: IdArg, json_output: JsonOpt = False) -> None:
     for approval in change.approvals:
         signed = " (signed)" if approval.get("signature") else ""
         console.print(
-            f"{approval['kind']} by {approval['approver']}{signed} at {approval['created_at']}",
+            f"{approval['kind']} by {plain(approval['approver'])}{signed} "
+            f"at {approval['created_at']}",
             highlight=False,
         )
     if change.hosts:
         table = Table("host", "status", "batch")
         for host, entry in sorted(change.hosts.items()):
-            table.add_row(host, entry["status"], str(entry["batch"]))
+            table.add_row(plain(host), entry["status"], str(entry["batch"]))
         console.print(table)
     if change.review:
-        console.print(f"review ({change.review['outcome']}): {change.review['review']}")
+        console.print(
+            f"review ({plain(change.review['outcome'])}): {plain(change.review['review'])}",
+            highlight=False,
+        )
 
 
 @app.command("list")
@@ -395,7 +410,7 @@ def list_changes(
     for c in changes:
         table.add_row(
             c.id, str(c.state), str(c.type), (c.risk or {}).get("level") or "-",
-            c.runbook_ref, str(len(c.targets)), c.title,
+            plain(c.runbook_ref), str(len(c.targets)), plain(c.title),
         )  # fmt: skip
     console.print(table)
 
@@ -440,12 +455,12 @@ def verify_approvals_cmd(change_id: IdArg, json_output: JsonOpt = False) -> None
                 entry["signature_valid"]
             ]
             console.print(
-                f"seq {entry['seq']}: {entry['approver']} "
-                f"({', '.join(entry['roles'] or [])}) {sig}",
+                f"seq {entry['seq']}: {plain(entry['approver'])} "
+                f"({plain(', '.join(entry['roles'] or []))}) {sig}",
                 highlight=False,
             )
         for problem in report["problems"]:
-            err_console.print(f"[red]problem:[/red] {problem}", highlight=False)
+            err_console.print(f"[red]problem:[/red] {plain(problem)}", highlight=False)
         console.print("approvals verify" if report["ok"] else "[red]approvals do NOT verify[/red]")
     if not report["ok"]:
         raise typer.Exit(1)

@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from opskit.errors import UsageError
 from opskit.secrets import redact
@@ -39,6 +40,12 @@ def current_user() -> str:
     if not user:
         raise UsageError("no identity: pass --as USER or set OPSKIT_USER")
     return user
+
+
+def plain(value: object) -> str:
+    """User or device text to embed in rich markup: secrets redacted, and
+    brackets escaped so `[/x]` in a title is shown, not parsed as a tag."""
+    return escape(redact(str(value)))
 
 
 def print_json(data: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from opskit.cli.common import console, print_json, workspace
+from opskit.cli.common import console, plain, print_json, workspace
 from opskit.errors import OpskitError
 from opskit.runbooks import Runbook, RunbookCatalog, load_runbook
 from opskit.runbooks.doc import render_markdown
@@ -49,11 +49,11 @@ def list_runbooks(json_output: JsonOpt = False) -> None:
     table = Table("name", "version", "risk", "standard", "platforms", "digest")
     for book in books:
         table.add_row(
-            book.name,
-            book.version,
+            plain(book.name),
+            plain(book.version),
             book.risk,
             "yes" if book.standard else "",
-            ", ".join(book.targets.platforms),
+            plain(", ".join(book.targets.platforms)),
             book.digest[:19] + "…",
         )
     console.print(table)
@@ -81,10 +81,10 @@ def show(
         print_json(data)
         return
     console.print(
-        f"[bold]{book.ref}[/bold]  risk {book.risk}  digest {book.digest}", soft_wrap=True
+        f"[bold]{plain(book.ref)}[/bold]  risk {book.risk}  digest {book.digest}", soft_wrap=True
     )
-    console.print(book.description, highlight=False, soft_wrap=True)
-    console.print(f"versions: {', '.join(data['versions'])}")
+    console.print(plain(book.description), highlight=False, soft_wrap=True)
+    console.print(f"versions: {plain(', '.join(data['versions']))}", highlight=False)
     console.print("\n[bold]Implementation plan[/bold]")
     for index, line in enumerate(data["implementation_plan"], 1):
         console.print(f"  {index}. {line}", highlight=False, markup=False, soft_wrap=True)
@@ -94,7 +94,7 @@ def show(
     if book.files:
         console.print("\n[bold]Referenced files[/bold]")
         for path, digest in book.files.items():
-            console.print(f"  {path}  {digest}", highlight=False, soft_wrap=True)
+            console.print(f"  {plain(path)}  {digest}", highlight=False, soft_wrap=True)
 
 
 @app.command("validate")
@@ -134,13 +134,13 @@ def validate(
         for result in results:
             if result["valid"]:
                 console.print(
-                    f"[green]ok[/green] {result['ref']}  {result['digest']}",
+                    f"[green]ok[/green] {plain(result['ref'])}  {result['digest']}",
                     highlight=False,
                     soft_wrap=True,
                 )
             else:
                 console.print(
-                    f"[red]invalid[/red] {result['error']}", highlight=False, soft_wrap=True
+                    f"[red]invalid[/red] {plain(result['error'])}", highlight=False, soft_wrap=True
                 )
     if invalid:
         raise typer.Exit(1)
@@ -159,4 +159,4 @@ def doc(
         typer.echo(text)
     else:
         out.write_text(text + "\n", encoding="utf-8")
-        console.print(f"wrote {out}")
+        console.print(f"wrote {plain(out)}", highlight=False)
