@@ -102,3 +102,21 @@ def test_audit_errors_are_one_line(filled: Workspace, tmp_path: Path) -> None:
     assert result.returncode == 2
     result = run("audit", "verify", cwd=tmp_path)  # not a workspace
     assert result.returncode == 1 and "not an opskit workspace" in result.stderr
+
+
+@pytest.mark.slow
+def test_an_unusable_database_is_one_line(workspace: Workspace, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database\n" * 100)
+    unreachable = "postgresql://nobody:hunter2@127.0.0.1:1/x"  # nothing listens on port 1
+    for url, message in (
+        (f"sqlite:///{junk}", "file is not a database"),
+        (unreachable, "connection failed"),
+        (f"sqlite:///{tmp_path}/missing/dir/x.db", "unable to open database file"),
+    ):
+        for command in (("audit", "verify"), ("change", "list")):
+            result = run("--db", url, *command, ws=workspace)
+            assert result.returncode == 1, result.stderr
+            assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+            assert "hunter2" not in result.stderr
+    assert junk.read_bytes() == b"this is not a database\n" * 100

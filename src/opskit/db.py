@@ -11,7 +11,7 @@ import importlib
 from pathlib import Path
 
 from sqlalchemy import Engine, MetaData, create_engine, event
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError
 
 from opskit.errors import WorkspaceError
 
@@ -65,7 +65,7 @@ def create_schema(engine: Engine) -> None:
                 raise
     try:
         metadata.create_all(engine)
-    except OperationalError as exc:
+    except DatabaseError as exc:  # unreachable server, or a file that is not a database
         raise WorkspaceError(f"database {redact_url(str(engine.url))}: {exc.orig}") from None
 
 
