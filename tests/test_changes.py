@@ -364,6 +364,31 @@ def test_changed_runbook_after_approval_refuses_apply(svc: ChangeService) -> Non
     assert svc.check_apply(svc.get(change_id), "alice") == []
 
 
+def test_changed_template_after_approval_refuses_apply_and_is_recorded(
+    svc: ChangeService,
+) -> None:
+    """The binding covers the files a runbook references, not only its YAML."""
+    path = svc.ws.runbooks_dir / "chg-test" / "1.0.0.yaml"
+    lines = '      lines: ["vlan {{ params.vlan_id }}", " name {{ params.vlan_name }}", "exit"]'
+    assert lines in path.read_text()
+    path.write_text(path.read_text().replace(lines, "      template: chg-test/vlan.j2"))
+    template = svc.ws.templates_dir / "chg-test" / "vlan.j2"
+    template.parent.mkdir(parents=True)
+    template.write_text("vlan {{ params.vlan_id }}\n name {{ params.vlan_name }}\nexit\n")
+    svc._catalog = None
+    change_id = assessed(svc)
+    svc.approve(change_id, "bob")
+    assert svc.check_apply(svc.get(change_id), "alice") == []
+    template.write_text(template.read_text().replace("exit", "shutdown\nexit"))
+    svc._catalog = None  # a new process would read the files again
+    with pytest.raises(ChangeRefused, match=r"runbook chg-test@1\.0\.0 digest is now"):
+        svc.apply(change_id, "alice")
+    refused = [e for e in svc.ledger.events(change_id=change_id) if e.kind == "change.refused"]
+    assert [e.payload["action"] for e in refused] == ["apply"]
+    assert "digest is now" in refused[0].payload["reason"] and refused[0].actor == "alice"
+    assert svc.get(change_id).state is State.APPROVED
+
+
 def test_changed_targets_or_inventory_after_approval_refuses_apply(svc: ChangeService) -> None:
     change_id = assessed(svc, select="lab-sw0*")
     svc.approve(change_id, "bob")
