@@ -102,6 +102,11 @@ def test_audit_errors_are_one_line(filled: Workspace, tmp_path: Path) -> None:
     assert result.returncode == 2
     result = run("audit", "verify", cwd=tmp_path)  # not a workspace
     assert result.returncode == 1 and "not an opskit workspace" in result.stderr
+    # An unwritable destination (here a folder) is one line, not an OSError traceback.
+    for command in (("export", "--change", "C1"), ("checkpoint",)):
+        result = run("audit", *command, "--out", str(tmp_path), ws=filled)
+        assert result.returncode == 1
+        assert result.stderr.strip() == f"error: {tmp_path}: cannot write (Is a directory)"
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from opskit.errors import LedgerError
 from opskit.ledger import keys as keymod
 from opskit.ledger.canonical import chain_hash, record_digest
 from opskit.ledger.core import blob_hash
-from opskit.ledger.model import PURGE_KIND, Checkpoint, Event, VerifyReport
+from opskit.ledger.model import PURGE_KIND, Checkpoint, Event, VerifyReport, write_file
 from opskit.ledger.store import EVENTS
 
 if TYPE_CHECKING:
@@ -102,8 +102,7 @@ def export_bundle(ledger: Ledger, change_id: str, out: Path, *, actor: str | Non
         "chain": chain,
         "blobs": blobs,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(bundle, indent=1, ensure_ascii=False) + "\n")
+    write_file(out, json.dumps(bundle, indent=1, ensure_ascii=False) + "\n")
     return out
 
 

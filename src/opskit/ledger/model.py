@@ -197,7 +197,7 @@ class Checkpoint:
         return checkpoint
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_file(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:
@@ -253,3 +253,13 @@ class VerifyReport:
             head_hash=head_hash,
             problems=ordered,
         )
+
+
+def write_file(path: Path, text: str) -> None:
+    """Writes an export (checkpoint, bundle), creating its folder; an
+    unwritable place is a one-line LedgerError."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise LedgerError(f"{path}: cannot write ({exc.strerror})") from None
