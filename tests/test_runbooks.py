@@ -147,6 +147,11 @@ def test_rules_beyond_the_schema(root: Path) -> None:
             "targets.select",
             "invalid selection",
         ),
+        "parameters not a JSON Schema": (
+            base.replace("minimum: 2,", "minimum: two,"),
+            "parameters.properties.vlan_id.minimum",
+            "not a valid JSON Schema: 'two' is not of type 'number'",
+        ),
         "auto rollback without backup": (
             base + "backup: false\n",
             "rollback",

@@ -33,8 +33,8 @@ from typing import Any
 import yaml
 from jinja2 import TemplateSyntaxError
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError as SchemaError
-from jsonschema.exceptions import best_match
+from jsonschema.exceptions import SchemaError, best_match
+from jsonschema.exceptions import ValidationError as DocumentError
 
 from opskit.connectors.base import Capability
 from opskit.errors import OpskitError, RunbookError
@@ -102,7 +102,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _schema_error(path: Path, locator: Locator, error: SchemaError) -> RunbookError:
+def _schema_error(path: Path, locator: Locator, error: DocumentError) -> RunbookError:
     # oneOf/anyOf errors are vague at the top; the deepest context is the useful one.
     while error.context:
         deeper = best_match(error.context)
