@@ -152,6 +152,14 @@ def test_rules_beyond_the_schema(root: Path) -> None:
             "parameters.properties.vlan_id.minimum",
             "not a valid JSON Schema: 'two' is not of type 'number'",
         ),
+        "a secret parameter with a literal default": (
+            base.replace(
+                "  properties:\n",
+                "  properties:\n    token: {type: string, secret: true, default: hunter2}\n",
+            ),
+            "parameters.properties.token.default",
+            "the default must be a secret reference",
+        ),
         "auto rollback without backup": (
             base + "backup: false\n",
             "rollback",

@@ -50,6 +50,7 @@ from opskit.runbooks.model import (
     Targets,
 )
 from opskit.runbooks.templating import ENV
+from opskit.secrets import SecretRef
 from opskit.workspace import Workspace
 from opskit.yamlfile import Locator, field_path, load_yaml
 
@@ -223,6 +224,21 @@ class _Builder:
                     self.files[rel] = "sha256:" + hashlib.sha256(candidate.read_bytes()).hexdigest()
                     break
 
+    def check_secret_defaults(self, parameters: Mapping[str, Any]) -> None:
+        """A secret parameter's default is a reference: a literal would put the
+        secret into the runbook file, its digest document and `runbook doc`."""
+        props = parameters.get("properties", {}) or {}
+        for name, spec in props.items():
+            if isinstance(spec, Mapping) and spec.get("secret") and "default" in spec:
+                try:
+                    SecretRef.parse(spec["default"])
+                except OpskitError:
+                    raise self.error(
+                        f"secret parameter {name!r}: the default must be a secret reference "
+                        "({env: VAR}, {file: PATH}, {keyring: ...} or {prompt: TEXT})",
+                        ["parameters", "properties", name, "default"],
+                    ) from None
+
     def check_selection(self, expression: str) -> None:
         try:
             from opskit.inventory.select import compile_selection
@@ -339,6 +355,7 @@ class _Builder:
         except SchemaError as exc:
             loc = ["parameters", *exc.absolute_path]
             raise self.error(f"not a valid JSON Schema: {exc.message}", loc) from None
+        self.check_secret_defaults(parameters)
         targets = data["targets"]
         if targets.get("select"):
             self.check_selection(targets["select"])
