@@ -7,7 +7,12 @@ device the same work through each tool, at the same concurrency:
 
 - opskit: `ConnectionPool` + the netmiko connector, driven by a thread pool;
 - Nornir: threaded runner, nornir_netmiko tasks (enable once, like opskit);
-- Ansible: `ansible-playbook` with network_cli + cisco.ios (forks = concurrency).
+- Ansible: `ansible-playbook` with network_cli + cisco.ios (forks = concurrency);
+- opskit-change: the same work as one full opskit change through the change
+  engine (`ChangeService`: create, submit, assess, approvals, apply with a
+  bench runbook whose backup, apply and verify are that work), with every
+  step recorded in the ledger, the snapshots in its blob store and the CMDB
+  updated; compared with Nornir's bare run (target <= 1.10x).
 
 Each tool runs in its own worker process; the parent samples the resident
 memory of that process and all its children (Ansible forks many) and keeps
@@ -22,6 +27,7 @@ busy it was during each run, which is what bounds opskit and Nornir here.
 
     python bench/fanout.py                     # 200 devices, concurrency 20
     python bench/fanout.py --devices 20 --skip-ansible
+    python bench/fanout.py --skip-ansible --skip-change   # connectors only
 """
 
 from __future__ import annotations
@@ -218,12 +224,108 @@ def worker_ansible(workspace: Path, concurrency: int) -> dict[str, Any]:
 WORKERS = {"opskit": worker_opskit, "nornir": worker_nornir, "ansible": worker_ansible}
 
 
-def run_change_engine(workspace: Path, concurrency: int) -> dict[str, Any] | None:
-    """ISSUE-5 EXTENSION POINT: the same work as an opskit change (runbook ->
-    approved change -> engine run, ledger included), to be added by the lead
-    once the change engine exists. Return a dict like the workers' (wall,
-    errors, hosts) and it is measured and printed like the other tools."""
-    return None
+# The change engine's runbook: the same device work as the other tools. The
+# backup is the first `show running-config`, the apply pushes the 5 lines,
+# and the verify step is the second `show running-config` (with a check of
+# the lines on it); the engine adds the change process and the ledger.
+BENCH_RUNBOOK = """\
+name: bench-fanout
+version: 1.0.0
+description: The fan-out benchmark's device work as a change.
+owner: network-team
+risk: low
+change_types: [normal]
+targets:
+  platforms: [cisco_ios]
+parameters:
+  type: object
+  additionalProperties: false
+  properties: {{}}
+requires: [get_config, config_lines]
+backup: true
+apply:
+  - name: push 5 configuration lines
+    connector: netmiko
+    action: config
+    params:
+      lines: {lines}
+verify:
+  - name: the lines are in the running configuration
+    connector: netmiko
+    action: get_config
+    expect:
+      - config_contains: {verify}
+rollback: auto
+strategy:
+  canary: 0
+  batch: "100%"
+  concurrency: {concurrency}
+  error_budget: {{max_failed: 0}}
+  on_failure: rollback_host
+"""
+
+
+def _write_bench_runbook(workspace: Path, concurrency: int) -> None:
+    lines = config_lines("opskit-change")
+    # `no shutdown` is the default and never shows in the running configuration.
+    hierarchical = [lines[0], f" {lines[1]}", lines[2], f" {lines[3]}"]
+    path = workspace / "runbooks" / "bench-fanout" / "1.0.0.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = BENCH_RUNBOOK.format(
+        lines=json.dumps(lines), verify=json.dumps(hierarchical), concurrency=concurrency
+    )
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+
+
+def run_change_engine(workspace: Path, concurrency: int) -> dict[str, Any]:
+    """The same device work as one opskit change on every lab switch, through
+    the whole change process: create -> submit -> assess -> approvals by other
+    people as the policy requires -> apply (backup snapshot into the ledger's
+    blob store, apply, verify, every step recorded in the ledger, CMDB
+    records updated). `wall` is the apply (what Nornir's bare run compares
+    with); `setup` is create..approve, measured apart."""
+    from opskit.changes.service import ChangeService
+    from opskit.connectors import get_connector
+    from opskit.workspace import Workspace
+
+    get_connector("netmiko")  # import netmiko before timing, as the other workers do
+    _write_bench_runbook(workspace, concurrency)
+    ws = Workspace.open(workspace)
+    svc = ChangeService(ws)
+    start = time.perf_counter()
+    change = svc.create(
+        runbook="bench-fanout@1.0.0",
+        select_expr="platform:cisco_ios",
+        requester="alice",
+        title="fan-out benchmark",
+        inventory="lab",
+    )
+    svc.submit(change.id, "alice")
+    assessed = svc.assess(change.id, "bob", predict=False)
+    required = (assessed.assessment or {}).get("required") or {}
+    for person in required.get("eligible", []):  # as opskit.changes.demo does
+        if svc.get(change.id).state.value == "approved":
+            break
+        if person != change.requester:
+            svc.approve(change.id, person, comment="benchmark")
+    setup = time.perf_counter() - start
+    start = time.perf_counter()
+    summary = svc.apply(change.id, "alice")
+    wall = time.perf_counter() - start
+    errors = [] if summary["state"] == "completed" else [f"change {summary['state']}: {summary}"]
+    ws.close()
+    return {
+        "wall": wall,
+        "setup": setup,
+        "errors": errors,
+        "hosts": len(change.targets),
+        "change": change.id,
+        "risk": (assessed.risk or {}).get("level"),
+    }
+
+
+WORKERS["opskit-change"] = run_change_engine
 
 
 # -- the parent: lab, sampling, checks, report -------------------------------------------
@@ -316,6 +418,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-ansible", action="store_true")
     parser.add_argument("--skip-nornir", action="store_true")
     parser.add_argument(
+        "--skip-change", action="store_true", help="skip the change engine's full process"
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=3,
@@ -327,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     from opskit.workspace import init_workspace
 
     tools = ["opskit"] + ([] if args.skip_nornir else ["nornir"])
+    tools += [] if args.skip_change else ["opskit-change"]
     tools += [] if args.skip_ansible else ["ansible"]
     with tempfile.TemporaryDirectory(prefix="opskit-bench-fanout-") as tmp:
         ws = init_workspace(Path(tmp) / "ws")
@@ -365,10 +471,6 @@ def main(argv: list[str] | None = None) -> int:
                     runs.setdefault(tool, []).append(result)
             for tool, tool_runs in runs.items():
                 results[tool] = _median_run(tool_runs)
-            engine = run_change_engine(ws.root, args.concurrency)
-            if engine is not None:
-                results["opskit-change"] = {"tool": "opskit-change", **engine}
-                _print_row(results["opskit-change"])
         finally:
             lab.down()
             ws.close()
@@ -390,7 +492,7 @@ def _median_run(tool_runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _print_row(r: dict[str, Any]) -> None:
     print(
-        f"{r['tool']:<8} round {r.get('round', 1)}  wall {r['wall']:7.2f} s  "
+        f"{r['tool']:<13} round {r.get('round', 1)}  wall {r['wall']:7.2f} s  "
         f"(process {r.get('process_wall', 0):6.2f} s)  "
         f"peak RSS {r.get('peak_rss_mib', 0):7.0f} MiB  "
         f"client CPU {r.get('client_cpu', 0):6.1f} s  "
@@ -398,6 +500,12 @@ def _print_row(r: dict[str, Any]) -> None:
         f"verified {r.get('verified', '?')}/{r['hosts']}  errors {len(r['errors'])}",
         flush=True,
     )
+    if "setup" in r:
+        print(
+            f"{'':<13} + create/submit/assess/approve {r['setup']:.2f} s "
+            f"(change {r.get('change')}, risk {r.get('risk')})",
+            flush=True,
+        )
     for error in r["errors"][:3]:
         print(f"         {error[:200]}", flush=True)
 
@@ -421,6 +529,18 @@ def _print_ratios(results: dict[str, dict[str, Any]]) -> None:
         print(
             f"opskit / Nornir client CPU: {opskit['client_cpu'] / nornir['client_cpu']:.2f}x "
             "(less sensitive to other load on the machine than wall time)"
+        )
+    change = results.get("opskit-change")
+    if change and nornir:
+        ratio = change["wall"] / nornir["wall"]
+        verdict = "meets" if ratio <= 1.10 else "MISSES"
+        print(
+            f"change engine (backup, apply, verify, ledger) / Nornir bare run: {ratio:.2f}x "
+            f"({verdict} the <= 1.10x target); with create..approve: "
+            f"{(change['wall'] + change['setup']) / nornir['wall']:.2f}x"
+        )
+        print(
+            f"change engine / Nornir client CPU: {change['client_cpu'] / nornir['client_cpu']:.2f}x"
         )
     ansible = results.get("ansible")
     if ansible:
