@@ -146,6 +146,10 @@ def test_every_transition_outside_the_table_is_refused() -> None:
 
 
 def test_reject_then_close(svc: ChangeService) -> None:
+    draft = new_change(svc)
+    with pytest.raises(ChangeError, match="cannot go from draft to rejected"):
+        svc.reject(draft, "bob", "too early")
+    assert svc.get(draft).approvals == []  # an illegal reject leaves no rejection behind
     change_id = assessed(svc)
     with pytest.raises(ChangeError, match="needs a reason"):
         svc.reject(change_id, "bob", " ")
@@ -156,6 +160,9 @@ def test_reject_then_close(svc: ChangeService) -> None:
     change = svc.close(change_id, "alice", review="rejected at CAB")
     assert change.state is State.CLOSED and change.review["outcome"] == "rejected"
     assert kinds(svc, change_id)[-2:] == ["change.rejected", "change.closed"]
+    with pytest.raises(ChangeError, match="cannot go from closed to rejected"):
+        svc.reject(change_id, "carol", "again")
+    assert [a["approver"] for a in svc.get(change_id).approvals] == ["bob"]
 
 
 # -- roles and four-eyes ----------------------------------------------------------

@@ -687,6 +687,8 @@ class ChangeService:
         if not reason.strip():
             raise ChangeError("a rejection needs a reason")
         self._require_role(actor, APPROVER_ROLES, "reject", change_id)
+        # Before the rejection row: an illegal transition must leave nothing behind.
+        check_transition(change_id, change.state, State.REJECTED)
         with self.engine.begin() as conn:
             conn.execute(
                 insert(store.approvals).values(
