@@ -160,6 +160,11 @@ def test_rules_beyond_the_schema(root: Path) -> None:
             "parameters.properties.token.default",
             "the default must be a secret reference",
         ),
+        "a templated file name (its content would escape the digest)": (
+            base.replace("template: demo/vlan.j2", "template: 'demo/{{ params.vlan_id }}.j2'"),
+            "apply[0].params.template",
+            "a referenced file is a literal path inside templates/",
+        ),
         "auto rollback without backup": (
             base + "backup: false\n",
             "rollback",

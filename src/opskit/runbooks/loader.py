@@ -154,11 +154,11 @@ def _walk_strings(
 
 def _walk_file_refs(
     value: Any, path: tuple[str | int, ...] = ()
-) -> Iterator[tuple[tuple[str | int, ...], str, str]]:
+) -> Iterator[tuple[tuple[str | int, ...], str, Any]]:
     """(path, folder, relative file) for every param naming a playbook or template."""
     if isinstance(value, Mapping):
         for k, v in value.items():
-            if k in _FILE_KEYS and isinstance(v, str) and "{{" not in v:
+            if k in _FILE_KEYS and not isinstance(v, Mapping | list):  # not a module's args
                 yield (*path, k), _FILE_KEYS[k], v
             else:
                 yield from _walk_file_refs(v, (*path, k))
@@ -192,7 +192,13 @@ class _Builder:
             message, file=self.path, line=self.locator.line(loc), field=field_path(loc) or None
         )
 
-    def file_digest(self, folder: str, rel: str, loc: list[str | int]) -> None:
+    def file_digest(self, folder: str, rel: Any, loc: list[str | int]) -> None:
+        # A file chosen at run time (a templated name) would escape the digest,
+        # and with it the approval's binding: names are literal.
+        if not isinstance(rel, str) or not rel or "{{" in rel or "{%" in rel:
+            raise self.error(
+                f"a referenced file is a literal path inside {folder}/ (got {rel!r})", loc
+            )
         target = (self.root / folder / rel).resolve()
         base = (self.root / folder).resolve()
         if not target.is_relative_to(base):
