@@ -78,7 +78,7 @@ def test_redactor_masks_plain_and_json_escaped_multiline_secret() -> None:
 
     from opskit.secrets import MASK, REDACTOR
 
-    key = "-----BEGIN KEY-----\nabc123\"def\n-----END KEY-----"
+    key = '-----BEGIN KEY-----\nabc123"def\n-----END KEY-----'
     REDACTOR.register(key)
     payload = json.dumps({"stdout": f"key is {key}"})
     assert key[:20] not in REDACTOR.redact(f"x {key} y")
