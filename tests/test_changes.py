@@ -669,6 +669,8 @@ def test_cli_errors_are_one_line_and_change_nothing(svc: ChangeService) -> None:
         (["apply", change_id], "alice", "apply refused: it is assessed, not approved"),
         (["show", "CHG-999999"], "alice", "no change 'CHG-999999'"),
         (["verify-approvals", "CHG-999999"], "erin", "no ledger events for change 'CHG-999999'"),
+        (["keygen", "--out", str(ws.root / "no" / "such" / "k.key")], "bob",
+         "cannot write the key (No such file or directory)"),
     ]  # fmt: skip
     for args, user, message in cases:
         out = run_cli(ws, *args, user=user)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from opskit.cli.common import (
     print_json,
     workspace,
 )
-from opskit.errors import ChangeRefused, UsageError
+from opskit.errors import ChangeRefused, OpskitError, UsageError
 
 app = typer.Typer(
     help="Change requests: create, assess, approve, apply, roll back, close.",
@@ -437,8 +438,15 @@ def keygen(
     if out.exists():
         raise UsageError(f"{out}: exists; refusing to overwrite a key")
     private, public = generate_keypair()
-    out.touch(mode=0o600)
-    out.write_text(private + "\n")
+    try:
+        # Created owner-only and exclusively: the key is never readable by others.
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise UsageError(f"{out}: exists; refusing to overwrite a key") from None
+    except OSError as exc:
+        raise OpskitError(f"{out}: cannot write the key ({exc.strerror})") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(private + "\n")
     print(public)
 
 
