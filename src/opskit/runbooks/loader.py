@@ -294,8 +294,6 @@ class _Builder:
                         self.file_digest(
                             "templates", template, [*loc, "expect", e_index, kind, "template"]
                         )
-                    elif spec[kind].get("field") is None and not spec[kind].get("where"):
-                        pass
                 if kind == "regex":
                     try:
                         re.compile(spec[kind])
