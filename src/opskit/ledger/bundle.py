@@ -22,7 +22,7 @@ from opskit.errors import LedgerError
 from opskit.ledger import keys as keymod
 from opskit.ledger.canonical import chain_hash, record_digest
 from opskit.ledger.core import blob_hash
-from opskit.ledger.model import PURGE_KIND, Checkpoint, Event, VerifyReport, write_file
+from opskit.ledger.model import PURGE_KIND, Checkpoint, Event, VerifyReport, read_json, write_file
 from opskit.ledger.store import EVENTS
 
 if TYPE_CHECKING:
@@ -107,12 +107,7 @@ def export_bundle(ledger: Ledger, change_id: str, out: Path, *, actor: str | Non
 
 
 def _load(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise LedgerError(f"{path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise LedgerError(f"{path}: not a JSON bundle ({exc})") from None
+    data = read_json(path, "a JSON bundle")
     if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
         raise LedgerError(f"{path}: not an opskit evidence bundle ({BUNDLE_FORMAT})")
     for name, kind in (("change_id", str), ("public_key", str), ("chain", list), ("blobs", dict)):

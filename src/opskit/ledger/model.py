@@ -201,13 +201,7 @@ class Checkpoint:
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:
-        try:
-            data = json.loads(Path(path).read_text())
-        except OSError as exc:
-            raise LedgerError(f"{path}: {exc.strerror}") from None
-        except ValueError as exc:
-            raise LedgerError(f"{path}: not JSON ({exc})") from None
-        return cls.from_dict(data, where=str(path))
+        return cls.from_dict(read_json(path, "JSON"), where=str(path))
 
 
 @dataclass
@@ -263,3 +257,13 @@ def write_file(path: Path, text: str) -> None:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise LedgerError(f"{path}: cannot write ({exc.strerror})") from None
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Reads an export (checkpoint, bundle); unreadable or not JSON is one line."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise LedgerError(f"{path}: {exc.strerror}") from None
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise LedgerError(f"{path}: not {what} ({exc})") from None
