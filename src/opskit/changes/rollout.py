@@ -98,7 +98,9 @@ def predict_diffs(
             try:
                 diff = executor.predict_diff(book, ci, dict(params), pool)
             except OpskitError as exc:
-                return ci.name, {"available": False, "reason": str(exc), "hash": None}
+                # Stored in the change row as well as the ledger: redacted here.
+                reason = REDACTOR.redact(str(exc))
+                return ci.name, {"available": False, "reason": reason, "hash": None}
             if diff is None:
                 return ci.name, {
                     "available": False,
