@@ -15,6 +15,9 @@ from opskit.inventory import load_workspace_inventory
 from opskit.inventory.observed import ObservedStore
 from opskit.workspace import Workspace
 
+# Every command is a real `python -m opskit` process: about a second each.
+pytestmark = pytest.mark.slow
+
 
 def opskit(
     ws: Workspace, *args: str, env: dict[str, str] | None = None
@@ -93,7 +96,6 @@ def test_bad_input_is_one_line_with_exit_codes(workspace: Workspace) -> None:
     assert opskit(workspace, "graph", "--dot", "--json").returncode == 2
 
 
-@pytest.mark.slow
 def test_export_then_import(workspace: Workspace, tmp_path: Path) -> None:
     out = tmp_path / "hosts.json"
     result = opskit(workspace, "export", "--format", "json", "--out", str(out))
