@@ -588,7 +588,6 @@ class ChangeService:
         digest = binding_hash(document)
         if self.policy.require_signed_approvals or signature:
             self._check_signature(change_id, actor, document, signature)
-        now = self.clock()
         self.record(
             "change.approval",
             actor=actor,
@@ -605,16 +604,8 @@ class ChangeService:
         )
         with self.engine.begin() as conn:
             conn.execute(
-                insert(store.approvals).values(
-                    change_id=change_id,
-                    kind="approval",
-                    approver=actor,
-                    roles=sorted(str(r) for r in roles),
-                    binding_hash=digest,
-                    binding=document,
-                    signature=signature,
-                    comment=comment,
-                    created_at=now,
+                self._approval_row(
+                    change, "approval", actor, comment, document=document, signature=signature
                 )
             )
         change = self.get(change_id)
@@ -627,6 +618,31 @@ class ChangeService:
                 payload={"approvers": self._valid_approvers(change), "binding_hash": digest},
             )
         return change
+
+    def _approval_row(
+        self,
+        change: ChangeRequest,
+        kind: str,
+        actor: str,
+        comment: str | None,
+        *,
+        document: dict[str, Any] | None = None,
+        signature: str | None = None,
+    ) -> Any:
+        """The INSERT of one approval, rejection or retrospective review, bound
+        to the change's binding document as it is now."""
+        document = document if document is not None else change.binding_document()
+        return insert(store.approvals).values(
+            change_id=change.id,
+            kind=kind,
+            approver=actor,
+            roles=sorted(str(r) for r in self.policy.roles_of(actor)),
+            binding_hash=binding_hash(document),
+            binding=document,
+            signature=signature,
+            comment=comment,
+            created_at=self.clock(),
+        )
 
     def _public_key(self, person: str) -> str | None:
         entry = self.policy.people.get(person)
@@ -690,18 +706,7 @@ class ChangeService:
         # Before the rejection row: an illegal transition must leave nothing behind.
         check_transition(change_id, change.state, State.REJECTED)
         with self.engine.begin() as conn:
-            conn.execute(
-                insert(store.approvals).values(
-                    change_id=change_id,
-                    kind="rejection",
-                    approver=actor,
-                    roles=sorted(str(r) for r in self.policy.roles_of(actor)),
-                    binding_hash=binding_hash(change.binding_document()),
-                    binding=change.binding_document(),
-                    comment=reason,
-                    created_at=self.clock(),
-                )
-            )
+            conn.execute(self._approval_row(change, "rejection", actor, reason))
         return self._transition(change, State.REJECTED, actor=actor, payload={"reason": reason})
 
     def review_retrospective(
@@ -740,18 +745,7 @@ class ChangeService:
             },
         )
         with self.engine.begin() as conn:
-            conn.execute(
-                insert(store.approvals).values(
-                    change_id=change_id,
-                    kind="retrospective",
-                    approver=actor,
-                    roles=sorted(str(r) for r in self.policy.roles_of(actor)),
-                    binding_hash=binding_hash(change.binding_document()),
-                    binding=change.binding_document(),
-                    comment=comment,
-                    created_at=self.clock(),
-                )
-            )
+            conn.execute(self._approval_row(change, "retrospective", actor, comment))
             conn.execute(
                 update(store.changes)
                 .where(store.changes.c.id == change_id)
