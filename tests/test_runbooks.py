@@ -276,6 +276,36 @@ def test_digest_is_stable_and_covers_referenced_files(tmp_path: Path) -> None:
     assert load_runbook(path, tmp_path).digest not in (first, second)
 
 
+def test_digest_follows_files_a_playbook_includes(tmp_path: Path) -> None:
+    """Task files, imported playbooks and variable files a playbook pulls in are
+    part of what an approval binds to, however deep (cycles stop)."""
+    for sub in ("runbooks", "templates", "playbooks"):
+        shutil.copytree(REPO / sub, tmp_path / sub)
+    books = tmp_path / "playbooks"
+    playbook = books / "linux_rollback.yml"
+    playbook.write_text(
+        playbook.read_text() + "\n- hosts: all\n  vars_files: [vars/extra.yml]\n"
+        "  tasks:\n    - ansible.builtin.include_tasks: {file: tasks/outer.yml}\n"
+    )
+    (books / "vars").mkdir()
+    (books / "vars" / "extra.yml").write_text("a: 1\n")
+    (books / "tasks").mkdir()
+    (books / "tasks" / "outer.yml").write_text("- import_tasks: inner.yml\n")
+    (books / "tasks" / "inner.yml").write_text("- import_tasks: outer.yml\n- debug: {msg: 1}\n")
+    path = tmp_path / "runbooks" / "linux-change" / "1.0.0.yaml"
+    book = load_runbook(path, tmp_path)
+    assert {
+        "playbooks/vars/extra.yml",
+        "playbooks/tasks/outer.yml",
+        "playbooks/tasks/inner.yml",
+    } <= set(book.files)
+    digests = {book.digest}
+    for name in ("vars/extra.yml", "tasks/inner.yml"):
+        (books / name).write_text((books / name).read_text() + "# edited\n")
+        digests.add(load_runbook(path, tmp_path).digest)
+    assert len(digests) == 3
+
+
 def test_catalog_keeps_versions_side_by_side(root: Path) -> None:
     for version in ("1.0.0", "1.2.0", "1.10.0", "2.0.0-rc.1"):
         write_runbook(root, MINIMAL.format(version=version), version=version)

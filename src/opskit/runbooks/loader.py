@@ -167,6 +167,31 @@ def _walk_file_refs(
             yield from _walk_file_refs(v, (*path, i))
 
 
+# Task keys naming another file a playbook runs or reads (the value's first word).
+_INCLUDE_KEYS = (
+    "include_tasks",
+    "import_tasks",
+    "import_playbook",
+    "include_vars",
+    "ansible.builtin.include_tasks",
+    "ansible.builtin.import_tasks",
+    "ansible.builtin.import_playbook",
+    "ansible.builtin.include_vars",
+)
+
+
+def _walk_any(value: Any, key: str) -> Iterator[tuple[Any, Any]]:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if k == key:
+                yield value, v
+            else:
+                yield from _walk_any(v, key)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk_any(item, key)
+
+
 def _walk_keys(value: Any, key: str) -> Iterator[tuple[Any, str]]:
     if isinstance(value, Mapping):
         for k, v in value.items():
@@ -210,25 +235,45 @@ class _Builder:
         if folder == "playbooks":
             self.playbook_files(target)
 
-    def playbook_files(self, playbook: Path) -> None:
-        """Files a playbook uses (``src:`` of copy/template tasks) count too."""
+    def playbook_files(self, playbook: Path, seen: set[Path] | None = None) -> None:
+        """Files a playbook uses count too: ``src:`` of copy/template tasks, and
+        included or imported task files, playbooks and variable files (followed)."""
+        seen = seen if seen is not None else set()
+        if playbook.resolve() in seen:
+            return
+        seen.add(playbook.resolve())
         try:
             data = yaml.safe_load(playbook.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError):
             return  # ansible reports a broken playbook when it runs
-        base = self.root / "playbooks"
         for _, src in _walk_keys(data, "src"):
-            if "{{" in src:
-                continue
-            for candidate in (
-                playbook.parent / src,
-                playbook.parent / "files" / src,
-                playbook.parent / "templates" / src,
-            ):
-                if candidate.is_file() and candidate.resolve().is_relative_to(base.resolve()):
-                    rel = candidate.resolve().relative_to(self.root.resolve()).as_posix()
-                    self.files[rel] = "sha256:" + hashlib.sha256(candidate.read_bytes()).hexdigest()
-                    break
+            self.playbook_file(playbook, src, ("", "files", "templates"))
+        for key in _INCLUDE_KEYS:
+            for _, value in _walk_any(data, key):
+                name = value.get("file") if isinstance(value, Mapping) else value
+                if not isinstance(name, str) or not name.strip():
+                    continue
+                found = self.playbook_file(playbook, name.split()[0], ("",))
+                if found is not None and not key.endswith("include_vars"):
+                    self.playbook_files(found, seen)
+        for _, names in _walk_any(data, "vars_files"):
+            for name in names if isinstance(names, list) else [names]:
+                if isinstance(name, str):
+                    self.playbook_file(playbook, name, ("",))
+
+    def playbook_file(self, playbook: Path, name: str, folders: tuple[str, ...]) -> Path | None:
+        """Digests `name` as Ansible finds it next to `playbook`; None when it is
+        templated or not a file inside playbooks/ (Ansible reports that)."""
+        if "{{" in name:
+            return None
+        base = (self.root / "playbooks").resolve()
+        for folder in folders:
+            candidate = (playbook.parent / folder / name).resolve()
+            if candidate.is_file() and candidate.is_relative_to(base):
+                rel = candidate.relative_to(self.root.resolve()).as_posix()
+                self.files[rel] = "sha256:" + hashlib.sha256(candidate.read_bytes()).hexdigest()
+                return candidate
+        return None
 
     def check_secret_defaults(self, parameters: Mapping[str, Any]) -> None:
         """A secret parameter's default is a reference: a literal would put the
