@@ -165,6 +165,11 @@ def test_rules_beyond_the_schema(root: Path) -> None:
             "apply[0].params.template",
             "a referenced file is a literal path inside templates/",
         ),
+        "an empty rollback": (
+            base + "rollback: []\n",
+            "rollback",
+            "rollback: no steps given; list them, or say auto or none",
+        ),
         "auto rollback without backup": (
             base + "backup: false\n",
             "rollback",

@@ -380,6 +380,11 @@ class _Builder:
                 by_platform=backup_raw.get("by_platform", {}) or {},
             )
         rollback_raw = data.get("rollback", "auto")
+        if rollback_raw == []:
+            # No steps would report a host "rolled back" with nothing done.
+            raise self.error(
+                "rollback: no steps given; list them, or say auto or none", ["rollback"]
+            )
         rollback: Any = (
             rollback_raw if isinstance(rollback_raw, str) else self.steps("rollback", rollback_raw)
         )
