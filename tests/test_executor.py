@@ -550,10 +550,16 @@ def test_rollback_mode_never_leaves_the_host_to_the_caller(
 
 
 def test_a_connector_bug_mid_apply_still_rolls_back(
-    switch: CI, catalog: RunbookCatalog, pool: ConnectionPool, monkeypatch: pytest.MonkeyPatch
+    switch: CI,
+    catalog: RunbookCatalog,
+    pool: ConnectionPool,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Fault injection (a real device cannot produce it): the library raises an
-    unexpected exception after the lines reached the device."""
+    unexpected exception after the lines reached the device, quoting a secret."""
+    secret = "Canary-Bug-Secret-51e0"
+    REDACTOR.register(secret)
     real_apply = NetmikoConnector.apply_config
     calls: list[int] = []
 
@@ -561,7 +567,7 @@ def test_a_connector_bug_mid_apply_still_rolls_back(
         result = real_apply(self, lines, **kwargs)
         calls.append(len(lines))
         if len(calls) == 1:
-            raise RuntimeError("library bug after sending the lines")
+            raise RuntimeError(f"library bug after sending the lines (key {secret})")
         return result
 
     monkeypatch.setattr(NetmikoConnector, "apply_config", crash_after_first_apply)
@@ -570,6 +576,9 @@ def test_a_connector_bug_mid_apply_still_rolls_back(
     run = run_host(book, switch, book.validate_params(VLAN), pool=pool, recorder=Recorder())
     assert run.failed_phase == "apply"
     assert "internal error in netmiko config: RuntimeError" in (run.error or "")
+    # The log keeps the traceback for the bug, never the secret it quoted.
+    assert "crash_after_first_apply" in caplog.text and "********" in caplog.text
+    assert secret not in caplog.text and secret not in (run.error or "")
     assert run.status == HostOutcome.ROLLED_BACK and run.proof and run.proof["equal"]
     assert len(calls) == 2  # the change, then the remediation
     assert compliance.equal(before, running(switch), "cisco_ios") == (True, "")

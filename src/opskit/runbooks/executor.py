@@ -62,6 +62,7 @@ import json
 import logging
 import re
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
@@ -512,7 +513,14 @@ class _HostExecution:
             # A bug below us (a connector, a vendor library) must not leave a
             # half-changed device without its rollback: fail the step, keep
             # the traceback in the log.
-            LOG.exception("%s: step %s raised", self.ci.name, step.where)
+            # Logs are kept secret-free like every record: the message and
+            # the traceback (whose text may quote a rendered secret) are redacted.
+            LOG.error(
+                "%s: step %s raised\n%s",
+                self.ci.name,
+                step.where,
+                REDACTOR.redact(traceback.format_exc()),
+            )
             step_run.status = "failed"
             step_run.error = f"internal error in {step.connector} {step.action}: " + (
                 f"{type(exc).__name__}: {exc}"
