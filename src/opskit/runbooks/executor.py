@@ -340,6 +340,12 @@ class _StepFailed(Exception):
         super().__init__(step_run.error or step_run.name)
 
 
+def _log_bug(message: str) -> None:
+    """Logs the exception being handled with its traceback, redacted: the
+    text may quote a rendered secret, and logs are as secret-free as records."""
+    LOG.error("%s\n%s", REDACTOR.redact(message), REDACTOR.redact(traceback.format_exc()))
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -513,14 +519,7 @@ class _HostExecution:
             # A bug below us (a connector, a vendor library) must not leave a
             # half-changed device without its rollback: fail the step, keep
             # the traceback in the log.
-            # Logs are kept secret-free like every record: the message and
-            # the traceback (whose text may quote a rendered secret) are redacted.
-            LOG.error(
-                "%s: step %s raised\n%s",
-                self.ci.name,
-                step.where,
-                REDACTOR.redact(traceback.format_exc()),
-            )
+            _log_bug(f"{self.ci.name}: step {step.where} raised")
             step_run.status = "failed"
             step_run.error = f"internal error in {step.connector} {step.action}: " + (
                 f"{type(exc).__name__}: {exc}"
@@ -786,7 +785,7 @@ class _HostExecution:
             step_run.status = str(getattr(exc, "status", HostStatus.FAILED))
             step_run.error = str(exc)
         except Exception as exc:
-            LOG.exception("%s: restoring the snapshot raised", self.ci.name)
+            _log_bug(f"{self.ci.name}: restoring the snapshot raised")
             step_run.status = "failed"
             step_run.error = f"internal error while restoring: {type(exc).__name__}: {exc}"
             self.sessions.discard_broken(snapshot.connector, exc)
