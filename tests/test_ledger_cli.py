@@ -83,12 +83,19 @@ def test_audit_commands(filled: Workspace, tmp_path: Path) -> None:
     assert result.returncode == 1
     assert json.loads(result.stdout)["first_bad_seq"] == 1
 
-    # The ledger itself is tampered with: verify names the place and exits 1.
+    # The ledger itself is tampered with: verify names the place and exits 1,
+    # in one line however many records were touched (--json lists them all).
     attacker_sql(ws.db_url, "UPDATE ledger_events SET actor = 'mallory' WHERE seq = 2")
+    attacker_sql(ws.db_url, "DELETE FROM ledger_blobs")
     result = run("audit", "verify", ws=ws)
     assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
     assert "FAILED at seq 2: changed content" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "(and 1 more problem(s): --json lists them)" in result.stderr
+    result = run("audit", "verify", "--json", ws=ws)
+    assert result.returncode == 1
+    problems = json.loads(result.stdout)["problems"]
+    assert [p["seq"] for p in problems] == [2, 3] and "missing blob" in problems[1]["problem"]
 
 
 def test_audit_errors_are_one_line(filled: Workspace, tmp_path: Path) -> None:

@@ -39,16 +39,15 @@ def _report(report: VerifyReport, as_json: bool, what: str) -> None:
             soft_wrap=True,
         )
     else:
+        # One line, however many records a tampering touched; --json lists them all.
+        more = len(report.problems) - 1
         err_console.print(
             f"[red]{what} FAILED[/red] at seq {report.first_bad_seq}: "
-            f"{plain(report.problem or '')}",
+            f"{plain(report.problem or '')}"
+            + (f" (and {more} more problem(s): --json lists them)" if more > 0 else ""),
             highlight=False,
             soft_wrap=True,
         )
-        for seq, problem in report.problems[1:]:
-            err_console.print(
-                f"  also at seq {seq}: {plain(problem)}", highlight=False, soft_wrap=True
-            )
     if not report.ok:
         raise typer.Exit(1)
 
