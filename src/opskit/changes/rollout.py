@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -148,6 +148,10 @@ class Rollout:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._observed: Any = None
+        # Appends a host's non-backup steps while its thread goes on (see _HostRecorder).
+        self._async_records: ThreadPoolExecutor | None = None
+        # Writes finished hosts' index rows and CMDB records off their threads.
+        self._index: _IndexWriter | None = None
 
     # -- recording -------------------------------------------------------------
     def recorder(self, ci: str) -> Callable[..., Any]:
@@ -169,6 +173,12 @@ class Rollout:
             )
 
         return record
+
+    def host_recorder(self, ci: str) -> _HostRecorder:
+        """The recorder for one host's run: `host.backup` is durable before the
+        call returns (no apply step runs before it is); the other steps are
+        queued in order and `flush` waits for them once, at the end of the host."""
+        return _HostRecorder(self.recorder(ci), self._async_records)
 
     # -- entry points ------------------------------------------------------------
     def run(self, *, dry_run: bool = False) -> dict[str, Any]:
@@ -295,7 +305,13 @@ class Rollout:
         caps = {cap.group: cap.max_changing for cap in svc.policy.concurrency}
         local_caps = {g: threading.Semaphore(n) for g, n in caps.items()}
         width = max(1, min(int(strategy.concurrency), total))
-        with ThreadPoolExecutor(max_workers=width) as threads:
+        # Each host has at most two steps queued (applied, then verified or failed).
+        with (
+            ThreadPoolExecutor(max_workers=2 * width, thread_name_prefix="record") as records,
+            ThreadPoolExecutor(max_workers=width) as threads,
+        ):
+            self._async_records = records
+            self._index = _IndexWriter(lambda done: self._write_index(change.id, done))
             for batch_no, names in enumerate(plan):
                 futures = [
                     threads.submit(
@@ -331,6 +347,7 @@ class Rollout:
                         payload={"reason": stopped_reason, "on_failure": strategy.on_failure},
                     )
                     break
+            self._close_index()  # the rollback below writes these hosts' rows itself
             if stopped_reason and strategy.on_failure == "rollback_all":
                 done = [o for o in self.outcomes.values() if o.status == OK and o.changed]
                 list(
@@ -339,7 +356,8 @@ class Rollout:
                         done,
                     )
                 )
-
+        self._async_records = None
+        self._close_index()
         return self._finish(change, book, inv, stopped_reason)
 
     def _host(
@@ -351,7 +369,6 @@ class Rollout:
         pool: Any,
         local_caps: dict[str, threading.Semaphore],
     ) -> HostOutcome:
-        svc = self.svc
         groups = [g for g in ci.groups if g in local_caps]
         for group in groups:
             local_caps[group].acquire()
@@ -359,20 +376,35 @@ class Rollout:
             self._acquire_slots(change.id, ci, groups)
             # No index write here: the ledger's host.backup says it started.
             self.progress(ci.name, RUNNING, change.id)
-            outcome = self._run_one(change, book, ci, batch_no, pool)
+            recorder = self.host_recorder(ci.name)
+            outcome = self._run_one(change, book, ci, batch_no, pool, recorder)
+            try:
+                recorder.flush()  # every step of this host is durable from here
+            except OpskitError as exc:
+                outcome.status, outcome.error = FAILED, f"recording a step failed: {exc}"
+                outcome.detail["error"] = outcome.error
             # The executor has already rolled a failed host back (unless the
             # strategy is `stop`) and proven it by configuration comparison.
-            svc.set_host(change.id, ci.name, outcome.status, detail=outcome.detail)
-            self._update_cmdb(change.id, outcome)
+            if self._index is not None:
+                self._index.put(outcome)
+            else:
+                self._write_index(change.id, [outcome])
             self.progress(ci.name, outcome.status, change.id)
             return outcome
         finally:
-            self._release_slots(change.id, ci.name)
+            if groups:
+                self._release_slots(change.id, ci.name)
             for group in groups:
                 local_caps[group].release()
 
     def _run_one(
-        self, change: ChangeRequest, book: Any, ci: CI, batch_no: int, pool: Any
+        self,
+        change: ChangeRequest,
+        book: Any,
+        ci: CI,
+        batch_no: int,
+        pool: Any,
+        recorder: Callable[..., Any],
     ) -> HostOutcome:
         executor = _executor()
         mode = "never" if book.strategy.on_failure == "stop" else "on_failure"
@@ -382,11 +414,11 @@ class Rollout:
                 ci,
                 dict(change.parameters),
                 pool=pool,
-                recorder=self.recorder(ci.name),
+                recorder=recorder,
                 rollback_mode=mode,
             )
         except OpskitError as exc:
-            self.recorder(ci.name)(
+            recorder(
                 "host.failed", {"error": str(exc), "status": str(getattr(exc, "status", "failed"))}
             )
             return HostOutcome(
@@ -524,6 +556,20 @@ class Rollout:
         )
         self._checkpoint()
         return summary
+
+    def _write_index(self, change_id: str, outcomes: list[HostOutcome]) -> None:
+        """Finished hosts' CMDB records, then their index rows in one
+        transaction. Both may lag the ledger: a crash in between leaves the
+        index at `pending` and `recover` rebuilds it, and any missing CMDB
+        record, from the ledger."""
+        for outcome in outcomes:
+            self._update_cmdb(change_id, outcome)
+        self.svc.set_hosts(change_id, [(o.ci, o.status, o.detail) for o in outcomes])
+
+    def _close_index(self) -> None:
+        index, self._index = self._index, None
+        if index is not None:
+            index.close()
 
     def _update_cmdb(self, change_id: str, outcome: HostOutcome) -> None:
         """The CMDB record of the CI: this change, its outcome on the CI and the
@@ -723,7 +769,8 @@ def host_states_from_ledger(
 ) -> dict[str, dict[str, Any]]:
     """What the ledger shows per host: the steps recorded and the last one."""
     per_host: dict[str, dict[str, Any]] = {
-        name: {"steps": [], "last": None, "backup": False} for name in change.targets
+        name: {"steps": [], "last": None, "backup": False, "config_hash": None}
+        for name in change.targets
     }
     for event in service.ledger.events(change_id=change.id):
         ci = getattr(event, "ci", None)
@@ -734,6 +781,9 @@ def host_states_from_ledger(
         entry["last"] = event.kind
         if "backup" in event.kind:
             entry["backup"] = True
+        payload = getattr(event, "payload", None) or {}
+        if payload.get("config_hash"):
+            entry["config_hash"] = payload["config_hash"]
     return per_host
 
 
@@ -803,6 +853,8 @@ def recover(
                     status,
                     detail={"recovered": True, "last_step": view.get("last")},
                 )
+            if status != PENDING:
+                _ensure_cmdb_record(service, change.id, name, status, view.get("config_hash"))
         released = service.release_locks(change.id)
         service.record(
             "change.recovered",
@@ -845,6 +897,17 @@ def recover(
     return reports
 
 
+def _ensure_cmdb_record(
+    service: ChangeService, change_id: str, ci: str, status: str, config_hash: str | None
+) -> None:
+    """The rollout writes a host's CMDB record after its ledger steps: one the
+    crash cut off is written here, from what the ledger shows."""
+    observed = deps.observed_store(service.ws)
+    if any(c.change_id == change_id for c in observed.changes(ci)):
+        return
+    observed.record_change(ci, change_id, status, config_hash, detail="recovered from the ledger")
+
+
 def _release_orphan_locks(service: ChangeService, actor: str) -> list[dict[str, Any]]:
     """Locks of changes that are not running (a runner that died between
     locking and starting): released, and said so."""
@@ -871,6 +934,96 @@ def _release_orphan_locks(service: ChangeService, actor: str) -> list[dict[str, 
             }
         )
     return reports
+
+
+class _HostRecorder:
+    """One host's step recorder. `host.backup` is appended and durable before
+    the call returns: the audit guarantee is that the pre-change snapshot is in
+    the ledger before any apply step touches the device. The other steps are
+    appended in the background, in order (each after the previous one is
+    committed), so the device work goes on meanwhile; `flush` waits until all
+    of them are durable and raises the first error. Without a background pool
+    every step waits."""
+
+    WAIT_FOR = frozenset({"host.backup"})
+
+    def __init__(self, record: Callable[..., Any], pool: ThreadPoolExecutor | None) -> None:
+        self._record = record
+        self._pool = pool
+        self._pending: list[Future[Any]] = []
+
+    def __call__(
+        self,
+        kind: str,
+        payload: Mapping[str, Any] | None = None,
+        blobs: Mapping[str, Any] | None = None,
+    ) -> Any:
+        if self._pool is None or kind in self.WAIT_FOR:
+            self.flush()  # earlier steps first: the ledger keeps the host's order
+            return self._record(kind, payload, blobs)
+        previous = self._pending[-1] if self._pending else None
+        self._pending.append(self._pool.submit(self._after, previous, kind, payload, blobs))
+        return None
+
+    def _after(
+        self,
+        previous: Future[Any] | None,
+        kind: str,
+        payload: Mapping[str, Any] | None,
+        blobs: Mapping[str, Any] | None,
+    ) -> Any:
+        if previous is not None:
+            wait([previous])  # its error is raised by flush, this step is still recorded
+        return self._record(kind, payload, blobs)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        errors = [f.exception() for f in pending]  # waits for each
+        for error in errors:
+            if error is not None:
+                raise error
+
+
+class _IndexWriter:
+    """Takes finished hosts from the rollout threads and writes them in the
+    background, all the hosts that finished meanwhile in one go; `close`
+    writes what is queued, waits, and raises the first error."""
+
+    def __init__(self, write: Callable[[list[HostOutcome]], None]) -> None:
+        self._write = write
+        self._cond = threading.Condition()
+        self._queue: list[HostOutcome] = []
+        self._closed = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="change-index", daemon=True)
+        self._thread.start()
+
+    def put(self, outcome: HostOutcome) -> None:
+        with self._cond:
+            self._queue.append(outcome)
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                done, self._queue = self._queue, []
+            try:
+                self._write(done)
+            except BaseException as exc:  # raised by close, in the rollout's thread
+                if self._error is None:
+                    self._error = exc
 
 
 class _Heartbeat:

@@ -1089,19 +1089,32 @@ class ChangeService:
         batch: int | None = None,
         detail: Mapping[str, Any] | None = None,
     ) -> None:
-        values: dict[str, Any] = {"status": status, "updated_at": self.clock()}
-        if batch is not None:
-            values["batch"] = batch
-        if detail is not None:
-            values["detail"] = redact_obj(jsonable(dict(detail)))
+        self.set_hosts(change_id, [(ci, status, detail)], batch=batch)
+
+    def set_hosts(
+        self,
+        change_id: str,
+        updates: Iterable[tuple[str, str, Mapping[str, Any] | None]],
+        *,
+        batch: int | None = None,
+    ) -> None:
+        """Several hosts' (ci, status, detail) in one transaction (one commit
+        for the hosts a rollout finished meanwhile)."""
+        now = self.clock()
         with self.engine.begin() as conn:
-            updated = conn.execute(
-                update(store.hosts)
-                .where(store.hosts.c.change_id == change_id, store.hosts.c.ci == ci)
-                .values(**values)
-            ).rowcount
-            if not updated:
-                conn.execute(insert(store.hosts).values(change_id=change_id, ci=ci, **values))
+            for ci, status, detail in updates:
+                values: dict[str, Any] = {"status": status, "updated_at": now}
+                if batch is not None:
+                    values["batch"] = batch
+                if detail is not None:
+                    values["detail"] = redact_obj(jsonable(dict(detail)))
+                updated = conn.execute(
+                    update(store.hosts)
+                    .where(store.hosts.c.change_id == change_id, store.hosts.c.ci == ci)
+                    .values(**values)
+                ).rowcount
+                if not updated:
+                    conn.execute(insert(store.hosts).values(change_id=change_id, ci=ci, **values))
 
     def init_hosts(self, change_id: str, plan: list[list[str]]) -> None:
         """Every target `pending`, with its batch, in one transaction."""
