@@ -157,6 +157,10 @@ def test_reject_then_close(svc: ChangeService) -> None:
     assert change.state is State.REJECTED
     with pytest.raises(ChangeError, match="cannot go from rejected to scheduled"):
         svc.schedule(change_id, "alice")
+    # A review cannot report a better outcome than the change had.
+    with pytest.raises(ChangeError, match="outcome 'completed' does not fit a rejected change"):
+        svc.close(change_id, "alice", review="all fine", outcome="completed")
+    assert svc.get(change_id).state is State.REJECTED
     change = svc.close(change_id, "alice", review="rejected at CAB")
     assert change.state is State.CLOSED and change.review["outcome"] == "rejected"
     assert kinds(svc, change_id)[-2:] == ["change.rejected", "change.closed"]

@@ -1033,9 +1033,13 @@ class ChangeService:
                 f"{', '.join(rule.roles)} first (opskit change approve {change_id})",
             )
         final = outcome or change.state.value
-        if final not in ("completed", "failed", "rolled_back", "rejected", "cancelled"):
+        # The review may judge a completed change a failure (it ran, but missed
+        # its aim); it may not report a better outcome than the ledger shows.
+        possible = [change.state.value] + (["failed"] if change.state is State.COMPLETED else [])
+        if final not in possible:
             raise ChangeError(
-                f"unknown outcome {final!r}; use completed, failed, rolled_back or rejected"
+                f"{change_id}: outcome {final!r} does not fit a {change.state} change; "
+                f"use {' or '.join(possible)}"
             )
         if final in ("failed", "rolled_back") and not cause:
             cause = (change.summary or {}).get("cause")
