@@ -197,8 +197,9 @@ def test_medium_risk_needs_a_cab_quorum(svc: ChangeService) -> None:
     assert change.risk["level"] == "medium"
     assert change.assessment["required"]["count"] == 2
     assert svc.approve(change_id, "carol").state is State.ASSESSED
-    with pytest.raises(ChangeError, match="already approved"):
+    with pytest.raises(ChangeRefused, match="carol has already approved it"):
         svc.approve(change_id, "carol")
+    assert kinds(svc, change_id)[-1] == "change.refused"
     with pytest.raises(ChangeRefused, match="apply refused: it is assessed"):
         svc.apply(change_id, "alice")
     assert svc.approve(change_id, "bob").state is State.APPROVED

@@ -583,7 +583,8 @@ class ChangeService:
             and a["binding_hash"] == binding_hash(change.binding_document())
             for a in change.approvals
         ):
-            raise ChangeError(f"{change_id}: {actor} has already approved it")
+            # A second vote by the same person would fake a quorum: a refusal.
+            self._refuse(change_id, actor, "approve", f"{actor} has already approved it")
         document = change.binding_document()
         digest = binding_hash(document)
         if self.policy.require_signed_approvals or signature:
