@@ -85,3 +85,23 @@ def test_redactor_masks_plain_and_json_escaped_multiline_secret() -> None:
     redacted = REDACTOR.redact(payload)
     assert "abc123" not in redacted and MASK in redacted
     assert REDACTOR.find(payload)
+
+
+def test_every_log_record_is_redacted_even_from_third_party_loggers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from opskit.secrets import REDACTOR
+
+    secret = "canary-4f9a1c"
+    REDACTOR.register(secret)
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("paramiko.transport").debug("auth with %s", secret)
+    try:
+        raise ValueError(f"bad password {secret}")
+    except ValueError:
+        logging.getLogger("netmiko").exception("failed")
+    assert "auth with ********" in caplog.text
+    assert secret not in caplog.text
+    assert "bad password ********" in caplog.text

@@ -202,3 +202,31 @@ def assert_no_secret(items: Iterable[str | bytes], *, what: str) -> None:
     for item in items:
         if REDACTOR.find(item):
             raise SecretError(f"{what} contains a secret value; refused")
+
+
+def install_log_redaction() -> None:
+    """Redacts every log record of the process, whatever logger or handler
+    writes it (ours, netmiko's, paramiko's, invoke's): the message, its
+    arguments and any formatted exception are masked when the record is made.
+    Idempotent; installed when `opskit` is imported."""
+    import logging
+
+    current = logging.getLogRecordFactory()
+    if getattr(current, "_opskit_redacting", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        if not REDACTOR.values:
+            return record
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to logging's own handling
+            return record
+        record.msg, record.args = REDACTOR.redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = REDACTOR.redact(logging.Formatter().formatException(record.exc_info))
+        return record
+
+    factory._opskit_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
