@@ -853,7 +853,7 @@ def recover(
                     status,
                     detail={"recovered": True, "last_step": view.get("last")},
                 )
-            if status != PENDING:
+            if status not in (PENDING, SKIPPED):  # a CI the run never touched has no record
                 _ensure_cmdb_record(service, change.id, name, status, view.get("config_hash"))
         released = service.release_locks(change.id)
         service.record(
