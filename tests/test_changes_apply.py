@@ -345,6 +345,11 @@ def test_crash_mid_rollout_then_recover(svc: ChangeService) -> None:
     assert svc.get(change_id).state is State.FAILED
     assert svc.locks_held_by_others(svc.get(change_id)) == {}
     assert svc.ledger.verify().ok
+    # The CMDB knows what the crashed run did to the host the ledger shows verified.
+    from opskit.inventory.observed import ObservedStore
+
+    cmdb = [c for c in ObservedStore(svc.ws.engine).changes("lab-sw01") if c.change_id == change_id]
+    assert cmdb and cmdb[0].config_hash
     # Roll back what the crashed run changed, from the snapshots in the ledger.
     assert svc.rollback(change_id, "alice")["state"] == "rolled_back"
     assert configs(svc.ws) == before
