@@ -41,7 +41,7 @@ def test_append_chains_records_and_reads_them_back(ledger: Ledger) -> None:
     assert first.prev_hash == GENESIS_HASH and second.prev_hash == first.hash
     assert ledger.head() == (3, ledger.events(change_id="C2").__next__().hash)
 
-    # The hash is recomputable from the stored canonical text, as docs/ledger.md says.
+    # The hash is recomputable from the stored canonical text, as the README says.
     (record,) = ledger._query("SELECT record FROM ledger_events WHERE seq = 2")
     assert chain_hash(first.hash, record_digest(record[0])) == second.hash
     assert json.loads(record[0])["payload"] == {"lines": 4}
@@ -274,13 +274,13 @@ def test_workspace_key_files(workspace) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.postgres
 def test_postgres_role_with_insert_and_select_only(postgres_db: str, tmp_path: Path) -> None:
-    """The role docs/ledger.md documents can append and read, never rewrite."""
+    """The role the README documents can append and read, never rewrite."""
     import psycopg
 
     ledger = open_ledger(postgres_db, tmp_path / "keys")
     ledger.append("x", actor="ci", payload={"n": 1})
     owner = postgres_db.replace("postgresql+psycopg://", "postgresql://")
-    docs = (Path(__file__).parents[1] / "docs" / "ledger.md").read_text()
+    docs = (Path(__file__).parents[1] / "README.md").read_text()
     role_sql = docs.split("<!-- role-sql -->\n```sql\n", 1)[1].split("```", 1)[0]
     with psycopg.connect(owner, autocommit=True) as connection:
         connection.execute(role_sql)  # type: ignore[arg-type]
