@@ -12,7 +12,6 @@ from __future__ import annotations
 import getpass
 import hashlib
 import itertools
-import json
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -25,7 +24,13 @@ from sqlalchemy import Engine
 
 from opskit.errors import LedgerError, SecretError
 from opskit.ledger import keys as keymod
-from opskit.ledger.canonical import GENESIS_HASH, acceptable, check_value, explain
+from opskit.ledger.canonical import (
+    GENESIS_HASH,
+    acceptable,
+    check_value,
+    encode_canonical,
+    explain,
+)
 from opskit.ledger.model import PURGE_KIND, Checkpoint, Clock, Event, VerifyReport, format_at
 from opskit.ledger.store import BLOBS, CHECKPOINTS, EVENTS, PURGES
 from opskit.secrets import REDACTOR
@@ -37,9 +42,7 @@ if TYPE_CHECKING:
 PG_LOCK_KEY = 0x6F70736B69744C47
 BLOB_REF = re.compile(r"sha256:[0-9a-f]{64}\Z")
 
-_encode = json.JSONEncoder(
-    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-).encode
+_encode = encode_canonical
 _sha256 = hashlib.sha256
 _cursor_names = itertools.count()
 
@@ -315,7 +318,7 @@ class Ledger:
         return verify_ledger(self, since_checkpoint)
 
     def export_bundle(self, change_id: str, out: Path, *, actor: str | None = None) -> Path:
-        """Writes the evidence bundle of one change (see docs/ledger.md)."""
+        """Writes the evidence bundle of one change (see the README)."""
         from opskit.ledger.bundle import export_bundle
 
         return export_bundle(self, change_id, Path(out), actor=actor)
