@@ -335,6 +335,17 @@ def _since_text(since: datetime | str) -> str:
     return _since_text(moment)
 
 
+def _check_fields(kind: Any, actor: Any, change_id: Any, ci: Any) -> None:
+    """Raises LedgerError for the first malformed event field."""
+    if not isinstance(kind, str) or not kind:
+        raise LedgerError("append: kind must be a non-empty string")
+    if not isinstance(actor, str) or not actor:
+        raise LedgerError(f"append {kind}: actor must be a non-empty string")
+    for name, value in (("kind", kind), ("actor", actor), ("change_id", change_id), ("ci", ci)):
+        if value is not None and (not isinstance(value, str) or "\x00" in value):
+            raise LedgerError(f"append {kind!r}: {name} must be a string without U+0000")
+
+
 class Batch:
     """Appends inside one write transaction; rows are written on `flush`."""
 
@@ -363,17 +374,23 @@ class Batch:
         ci: str | None = None,
         blobs: Mapping[str, bytes | str] | None = None,
     ) -> Event:
-        if not isinstance(kind, str) or not kind:
-            raise LedgerError("append: kind must be a non-empty string")
-        if not isinstance(actor, str) or not actor:
-            raise LedgerError(f"append {kind}: actor must be a non-empty string")
-        for name, value in (("kind", kind), ("actor", actor), ("change_id", change_id), ("ci", ci)):
-            if value is not None and (not isinstance(value, str) or "\x00" in value):
-                raise LedgerError(f"append {kind!r}: {name} must be a string without U+0000")
+        # Fast path: plain strings without U+0000; anything else takes the
+        # field-by-field checks, which name the culprit.
+        if not (
+            type(kind) is str
+            and type(actor) is str
+            and kind
+            and actor
+            and (change_id is None or type(change_id) is str)
+            and (ci is None or type(ci) is str)
+            and "\x00" not in f"{kind}{actor}{change_id}{ci}"
+        ):
+            _check_fields(kind, actor, change_id, ci)
         payload = dict(payload or {})
         if not acceptable(payload):
             explain(payload, f"append {kind}: payload")
-        self._check_blob_refs(kind, payload)
+        if "blobs" in payload:
+            self._check_blob_refs(kind, payload)
         if blobs:
             contents = {name: _as_bytes(data) for name, data in blobs.items()}
             for name, data in contents.items():
