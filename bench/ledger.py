@@ -13,7 +13,6 @@ PostgreSQL when Debian's server binaries are installed.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from opskit.db import create_schema, open_engine, sqlite_url  # noqa: E402
 from opskit.ledger import Ledger  # noqa: E402
+from opskit.ledger.canonical import encode_canonical  # noqa: E402
 from opskit.ledger.keys import ensure_key  # noqa: E402
 
 BATCH = 1_000
@@ -88,7 +88,7 @@ def bench_ledger(engine: Any, keys_dir: Path, events: list[tuple[str, str, str, 
 
 def bench_raw(engine: Any, events: list[tuple[str, str, str, dict]]) -> tuple[float, float]:
     """The floor: the same rows, JSON-encoded the same way, inserted without hashing."""
-    encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+    encode = encode_canonical  # the ledger's own encoder: the floor pays the same for JSON
     dialect = engine.dialect.name
     mark = "?" if dialect == "sqlite" else "%s"
     fairy = engine.raw_connection()
