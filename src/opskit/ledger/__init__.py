@@ -1,5 +1,5 @@
 """The tamper-evident change ledger: append-only, hash-chained, signed
-checkpoints, verifiable offline. See docs/ledger.md for the guarantees and
+checkpoints, verifiable offline. See the README for the guarantees and
 the exact encoding an auditor re-implements."""
 
 from opskit.ledger.bundle import verify_bundle
