@@ -25,6 +25,7 @@ from opskit.runbooks.executor import predict_diff
 from opskit.runbooks.inspection import backup_log, run_inspection
 from opskit.secrets import REDACTOR
 from opskit.workspace import Workspace
+from tests.fixtures.lab import restored_switch, running_config
 
 pytestmark = pytest.mark.lab
 
@@ -76,23 +77,13 @@ def pool() -> Iterator[ConnectionPool]:
         yield connection_pool
 
 
-def running(ci: CI) -> str:
-    """The running configuration, read independently of the code under test."""
-    with NetmikoConnector(ci) as conn:
-        return conn.get_config()
+running = running_config
 
 
 @pytest.fixture
 def switch(lab) -> Iterator[CI]:
     """A lab switch, restored (and checked) after the test."""
-    ci = lab.switches[1]
-    before = running(ci)
-    yield ci
-    after = running(ci)
-    if not compliance.equal(before, after, "cisco_ios")[0]:
-        with NetmikoConnector(ci) as conn:
-            conn.apply_config(compliance.remediation(after, before, "cisco_ios"))
-        pytest.fail("the test left the switch changed")
+    yield from restored_switch(lab.switches[1])
 
 
 def test_vlan_interface_applied_verified_and_rolled_back_later(

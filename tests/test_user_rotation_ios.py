@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from opskit import compliance
 from opskit.connectors import AuthenticationError
 from opskit.connectors.netmiko import NetmikoConnector
 from opskit.connectors.pool import ConnectionPool
@@ -25,6 +24,7 @@ from opskit.runbooks import HostOutcome, RunbookCatalog, rollback_host
 from opskit.runbooks.executor import run_host
 from opskit.secrets import REDACTOR, SecretRef
 from opskit.workspace import Workspace
+from tests.fixtures.lab import restored_switch, running_config
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -58,10 +58,7 @@ class Recorder:
         return json.dumps(self.events, default=str)
 
 
-def running(ci: CI) -> str:
-    """The running configuration, read independently of the code under test."""
-    with NetmikoConnector(ci) as conn:
-        return conn.get_config()
+running = running_config
 
 
 def user_lines(config: str, name: str) -> list[str]:
@@ -86,14 +83,7 @@ def can_log_in(ci: CI) -> bool:
 @pytest.fixture
 def switch(lab) -> Iterator[CI]:
     """A lab switch, checked (and restored) to be exactly as found after the test."""
-    ci = lab.switches[2]
-    before = running(ci)
-    yield ci
-    after = running(ci)
-    if not compliance.equal(before, after, "cisco_ios")[0]:
-        with NetmikoConnector(ci) as conn:
-            conn.apply_config(compliance.remediation(after, before, "cisco_ios"))
-        pytest.fail("the test left the switch changed")
+    yield from restored_switch(lab.switches[2])
 
 
 def test_ios_user_rotation_changes_the_secret_and_records_it_nowhere(
