@@ -26,44 +26,12 @@ from opskit.runbooks.inspection import backup_log, run_inspection
 from opskit.secrets import REDACTOR
 from opskit.workspace import Workspace
 from tests.fixtures.lab import restored_switch, running_config
+from tests.recording import Recorder
 
 pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[1]
 VLAN = {"vlan_id": 351, "vlan_name": "exec-test", "interface": "FastEthernet0/9"}
-
-
-class Recorder:
-    """What the change engine's recorder receives, in order."""
-
-    def __init__(self, ledger: Ledger | None = None) -> None:
-        self.events: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
-        self.ledger = ledger
-
-    def __call__(self, kind: str, payload: dict[str, Any], blobs: dict[str, Any] | None) -> None:
-        self.events.append((kind, payload, blobs))
-        if self.ledger is not None:
-            self.ledger.append(
-                kind,
-                actor="tester",
-                payload=payload,
-                change_id="CHG-TEST",
-                ci=payload["ci"],
-                blobs=blobs,
-            )
-
-    @property
-    def kinds(self) -> list[str]:
-        return [kind for kind, _, _ in self.events]
-
-    def get(self, kind: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        for k, payload, blobs in self.events:
-            if k == kind:
-                return payload, blobs
-        raise AssertionError(f"no {kind} in {self.kinds}")
-
-    def dump(self) -> str:
-        return json.dumps(self.events, default=str)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import re
 import secrets
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -25,37 +24,12 @@ from opskit.runbooks.executor import run_host
 from opskit.secrets import REDACTOR, SecretRef
 from opskit.workspace import Workspace
 from tests.fixtures.lab import restored_switch, running_config
+from tests.recording import Recorder
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 SECRET_VAR = "OPSKIT_TEST_IOS_ROTATION_SECRET"
 OLD_SECRET_VAR = "OPSKIT_TEST_IOS_ROTATION_OLD_SECRET"
-
-
-class Recorder:
-    """The change engine's recorder: keeps every event and writes it to the real ledger."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.events: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
-        self.ledger = ledger
-
-    def __call__(self, kind: str, payload: dict[str, Any], blobs: dict[str, Any] | None) -> None:
-        self.events.append((kind, payload, blobs))
-        self.ledger.append(
-            kind,
-            actor="tester",
-            payload=payload,
-            change_id="CHG-ROT",
-            ci=payload["ci"],
-            blobs=blobs,
-        )
-
-    @property
-    def kinds(self) -> list[str]:
-        return [kind for kind, _, _ in self.events]
-
-    def dump(self) -> str:
-        return json.dumps(self.events, default=str)
 
 
 running = running_config
@@ -110,7 +84,7 @@ def test_ios_user_rotation_changes_the_secret_and_records_it_nowhere(
         params = book.validate_params({"username": name, "new_password": {"env": SECRET_VAR}})
         assert new_secret not in json.dumps(params)  # the parameters hold the reference only
         ledger = Ledger.open(workspace)
-        recorder = Recorder(ledger)
+        recorder = Recorder(ledger, change_id="CHG-ROT")
         with ConnectionPool(max_sessions=4) as pool:
             run = run_host(book, switch, params, pool=pool, recorder=recorder)
             assert run.status == HostOutcome.COMPLETED, run.error
