@@ -777,11 +777,7 @@ class AnsibleConnector(Connector):
         replace: bool = False,
         commit_confirm: int | None = None,
     ) -> ApplyResult:
-        self.require(Capability.CONFIG_LINES)
-        if replace:
-            self.require(Capability.FULL_REPLACE)
-        if commit_confirm:
-            self.require(Capability.COMMIT_CONFIRM)
+        self.require_for_apply(replace=replace, commit_confirm=commit_confirm)
         module = CONFIG_MODULE.get(self.network_os or "")
         if module is None:
             return super().apply_config(lines, dry_run=dry_run)

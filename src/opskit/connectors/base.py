@@ -174,6 +174,15 @@ class Connector(ABC):
                 f"for platform {self.ci.platform}"
             )
 
+    def require_for_apply(self, *, replace: bool, commit_confirm: int | None) -> None:
+        """Raises CapabilityMissing unless this target supports an
+        `apply_config` call with these options."""
+        self.require(Capability.CONFIG_LINES)
+        if replace:
+            self.require(Capability.FULL_REPLACE)
+        if commit_confirm is not None:
+            self.require(Capability.COMMIT_CONFIRM)
+
     # -- lifecycle ----------------------------------------------------------
     @abstractmethod
     def open(self) -> None: ...

@@ -244,13 +244,9 @@ class NapalmConnector(Connector):
         replace: bool = False,
         commit_confirm: int | None = None,
     ) -> ApplyResult:
-        self.require(C.CONFIG_LINES)
-        if replace:
-            self.require(C.FULL_REPLACE)
-        if commit_confirm is not None:
-            self.require(C.COMMIT_CONFIRM)
-            if commit_confirm <= 0:
-                raise ConnectorError(f"{self.ci.name}: commit_confirm must be positive seconds")
+        self.require_for_apply(replace=replace, commit_confirm=commit_confirm)
+        if commit_confirm is not None and commit_confirm <= 0:
+            raise ConnectorError(f"{self.ci.name}: commit_confirm must be positive seconds")
         text = "\n".join(lines) + "\n"
         load = "load_replace_candidate" if replace else "load_merge_candidate"
         try:

@@ -462,11 +462,7 @@ class NetmikoConnector(Connector):
         replace: bool = False,
         commit_confirm: int | None = None,
     ) -> ApplyResult:
-        self.require(C.CONFIG_LINES)
-        if replace:
-            self.require(C.FULL_REPLACE)
-        if commit_confirm is not None:
-            self.require(C.COMMIT_CONFIRM)
+        self.require_for_apply(replace=replace, commit_confirm=commit_confirm)
         lines = [line.rstrip() for line in lines if line.strip()]
         if dry_run:
             return self._dry_run(lines)
