@@ -10,10 +10,13 @@ event queued meanwhile.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from opskit.errors import LedgerError, OpskitError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -25,34 +28,35 @@ class _Pending:
     error: BaseException | None = None
 
 
-class GroupWriter:
-    def __init__(self, ledger: Any) -> None:
-        self.ledger = ledger
+class QueueDrainer(Generic[T]):
+    """A background thread that hands every item queued since its last write
+    to `write` in one call, so that one transaction serves many producers.
+    `close` writes what is queued, stops, and raises the first error `write`
+    raised."""
+
+    def __init__(self, write: Callable[[list[T]], None], *, name: str) -> None:
+        self._write_items = write
         self._cond = threading.Condition()
-        self._queue: list[_Pending] = []
+        self._queue: list[T] = []
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="ledger-group-commit", daemon=True)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def append(self, kind: str, **kwargs: Any) -> Any:
-        """Like `Ledger.append`: returns the event once it is committed."""
-        item = _Pending(kind, kwargs)
+    def put(self, item: T) -> None:
         with self._cond:
             if self._closed:
-                raise LedgerError("ledger group writer is closed")
+                raise LedgerError(f"{self._thread.name} writer is closed")
             self._queue.append(item)
             self._cond.notify()
-        item.done.wait()
-        if item.error is not None:
-            raise item.error
-        return item.event
 
     def close(self) -> None:
-        """Writes what is queued, then stops."""
         with self._cond:
             self._closed = True
             self._cond.notify()
         self._thread.join()
+        if self._error is not None:
+            raise self._error
 
     def _run(self) -> None:
         while True:
@@ -62,7 +66,32 @@ class GroupWriter:
                 if not self._queue:
                     return
                 items, self._queue = self._queue, []
-            self._write(items)
+            try:
+                self._write_items(items)
+            except BaseException as exc:  # raised by close, in the owner's thread
+                if self._error is None:
+                    self._error = exc
+
+
+class GroupWriter:
+    def __init__(self, ledger: Any) -> None:
+        self.ledger = ledger
+        self._drainer: QueueDrainer[_Pending] = QueueDrainer(
+            self._write, name="ledger group commit"
+        )
+
+    def append(self, kind: str, **kwargs: Any) -> Any:
+        """Like `Ledger.append`: returns the event once it is committed."""
+        item = _Pending(kind, kwargs)
+        self._drainer.put(item)
+        item.done.wait()
+        if item.error is not None:
+            raise item.error
+        return item.event
+
+    def close(self) -> None:
+        """Writes what is queued, then stops."""
+        self._drainer.close()
 
     def _write(self, items: list[_Pending]) -> None:
         try:

@@ -24,6 +24,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from opskit.changes import deps, store
+from opskit.changes.groupcommit import QueueDrainer
 from opskit.changes.model import ACTIVE_STATES, ChangeRequest, State, sha256_text
 from opskit.errors import ChangeError, ChangeRefused, OpskitError
 from opskit.secrets import REDACTOR
@@ -151,7 +152,7 @@ class Rollout:
         # Appends a host's non-backup steps while its thread goes on (see _HostRecorder).
         self._async_records: ThreadPoolExecutor | None = None
         # Writes finished hosts' index rows and CMDB records off their threads.
-        self._index: _IndexWriter | None = None
+        self._index: QueueDrainer[HostOutcome] | None = None
 
     # -- recording -------------------------------------------------------------
     def recorder(self, ci: str) -> Callable[..., Any]:
@@ -311,7 +312,11 @@ class Rollout:
             ThreadPoolExecutor(max_workers=width) as threads,
         ):
             self._async_records = records
-            self._index = _IndexWriter(lambda done: self._write_index(change.id, done))
+            # Finished hosts are indexed in the background, all those that finished
+            # meanwhile in one transaction; close() raises the first write error.
+            self._index = QueueDrainer(
+                lambda done: self._write_index(change.id, done), name="change index"
+            )
             for batch_no, names in enumerate(plan):
                 futures = [
                     threads.submit(
@@ -982,48 +987,6 @@ class _HostRecorder:
         for error in errors:
             if error is not None:
                 raise error
-
-
-class _IndexWriter:
-    """Takes finished hosts from the rollout threads and writes them in the
-    background, all the hosts that finished meanwhile in one go; `close`
-    writes what is queued, waits, and raises the first error."""
-
-    def __init__(self, write: Callable[[list[HostOutcome]], None]) -> None:
-        self._write = write
-        self._cond = threading.Condition()
-        self._queue: list[HostOutcome] = []
-        self._closed = False
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="change-index", daemon=True)
-        self._thread.start()
-
-    def put(self, outcome: HostOutcome) -> None:
-        with self._cond:
-            self._queue.append(outcome)
-            self._cond.notify()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
-                if not self._queue:
-                    return
-                done, self._queue = self._queue, []
-            try:
-                self._write(done)
-            except BaseException as exc:  # raised by close, in the rollout's thread
-                if self._error is None:
-                    self._error = exc
 
 
 class _Heartbeat:
