@@ -27,6 +27,7 @@ from opskit.changes import deps, store
 from opskit.changes.groupcommit import QueueDrainer
 from opskit.changes.model import ACTIVE_STATES, ChangeRequest, State, sha256_text
 from opskit.errors import ChangeError, ChangeRefused, OpskitError
+from opskit.processes import pid_alive
 from opskit.secrets import REDACTOR
 
 if TYPE_CHECKING:
@@ -723,28 +724,11 @@ class Rollout:
 
 
 # -- crash recovery -----------------------------------------------------------------
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (killed, not yet reaped) is gone for our purposes.
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ")[-1][:1] != "Z"
-    except OSError:
-        return True
-
-
 def runner_gone(change: ChangeRequest, *, now: datetime, stale_after: float) -> bool:
     if change.runner_host == socket.gethostname():
         if change.runner_pid == os.getpid():
             return False
-        return not _pid_alive(change.runner_pid)
+        return not pid_alive(change.runner_pid)
     # Another machine: trust only the heartbeat.
     beat = change.heartbeat_at
     return beat is None or now - beat > timedelta(seconds=stale_after)

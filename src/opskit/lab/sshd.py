@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from opskit.errors import OpskitError
+from opskit.processes import pid_alive
 
 SSHD = Path("/usr/sbin/sshd")
 PRIVSEP_DIR = Path("/run/sshd")
@@ -174,20 +175,6 @@ def start_sshd_host(state_dir: Path, name: str, port: int) -> SshdHost:
     )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie of a process we did not start still answers kill(0).
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
-            return False
-    return True
-
-
 def _terminate(pid: int) -> None:
     proc = _CHILDREN.pop(pid, None)
     with contextlib.suppress(ProcessLookupError):
@@ -200,9 +187,9 @@ def _terminate(pid: int) -> None:
             proc.wait()
         return
     deadline = time.monotonic() + STOP_TIMEOUT
-    while _alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _alive(pid):
+    if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
