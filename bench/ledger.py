@@ -19,13 +19,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import MetaData
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from opskit.db import create_schema, open_engine, sqlite_url  # noqa: E402
 from opskit.ledger import Ledger  # noqa: E402
-from opskit.ledger.canonical import encode_canonical  # noqa: E402
+from opskit.ledger.canonical import encode_canonical_bytes  # noqa: E402
 from opskit.ledger.keys import ensure_key  # noqa: E402
+from opskit.ledger.store import events_table  # noqa: E402
 
 BATCH = 1_000
 TARGET_APPEND = 50_000
@@ -88,19 +91,13 @@ def bench_ledger(engine: Any, keys_dir: Path, events: list[tuple[str, str, str, 
 
 def bench_raw(engine: Any, events: list[tuple[str, str, str, dict]]) -> tuple[float, float]:
     """The floor: the same rows, JSON-encoded the same way, inserted without hashing."""
-    encode = encode_canonical  # the ledger's own encoder: the floor pays the same for JSON
+    encode = encode_canonical_bytes  # the ledger's own encoder: the floor pays the same for JSON
     dialect = engine.dialect.name
     mark = "?" if dialect == "sqlite" else "%s"
+    # The ledger's own table definition (columns, key, indexes), without its triggers.
+    events_table.to_metadata(MetaData(), name=RAW_TABLE).create(engine)
     fairy = engine.raw_connection()
     cursor = fairy.cursor()
-    cursor.execute(
-        f"CREATE TABLE {RAW_TABLE} (seq BIGINT PRIMARY KEY, at TEXT NOT NULL, "
-        "actor TEXT NOT NULL, kind TEXT NOT NULL, change_id TEXT, ci TEXT, "
-        "prev_hash TEXT NOT NULL, hash TEXT NOT NULL, record TEXT NOT NULL)"
-    )
-    for column in ("change_id", "ci", "kind"):
-        cursor.execute(f"CREATE INDEX ix_raw_{column} ON {RAW_TABLE} ({column})")
-    fairy.commit()
     insert = f"INSERT INTO {RAW_TABLE} VALUES ({', '.join([mark] * 9)})"
     at = "2026-01-01T00:00:00.000000Z"
     zero = "0" * 64
@@ -120,7 +117,7 @@ def bench_raw(engine: Any, events: list[tuple[str, str, str, dict]]) -> tuple[fl
                     "payload": payload,
                     "seq": seq,
                 }
-            )
+            ).decode()
             rows.append((seq, at, "ci-pipeline", kind, change, ci, zero, zero, record))
         cursor.executemany(insert, rows)
         fairy.commit()

@@ -6,17 +6,28 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import shutil
 import stat
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from enum import IntFlag
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from opskit.db import open_engine
 from opskit.errors import LedgerError, SecretError
 from opskit.ledger import Checkpoint, Ledger, blob_hash
-from opskit.ledger.canonical import GENESIS_HASH, chain_hash, record_digest
+from opskit.ledger.canonical import (
+    GENESIS_HASH,
+    acceptable,
+    chain_hash,
+    encode_canonical,
+    encode_canonical_bytes,
+    record_digest,
+)
 from opskit.ledger.keys import PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, ensure_key
 from opskit.secrets import REDACTOR
 from tests.fixtures.postgres import attacker_sql, open_ledger, plain_sql
@@ -103,6 +114,9 @@ def test_blobs_are_content_addressed_and_deduplicated(ledger: Ledger) -> None:
         ({1: "x"}, "is not a string"),
         ({"nested": {"set": {1}}}, r"payload\.nested\.set: set"),
         ({"out": ["ok", "nul\x00byte"]}, r"payload\.out\[1\]: text contains U\+0000"),
+        ({"text": "half \ud83d pair"}, "lone surrogate"),
+        ({"when": datetime(2026, 1, 1, tzinfo=UTC)}, "datetime is not a JSON value"),
+        ({"flag": IntFlag("Flag", "A").A}, "Flag is not a JSON value"),
     ],
 )
 def test_payloads_outside_the_canonical_types_are_refused(
@@ -338,6 +352,42 @@ def test_unicode_and_escapes_round_trip(ledger: Ledger) -> None:
     ((record,),) = ledger._query("SELECT record FROM ledger_events")
     assert '"":{}' in record and "日本" in record and "\\n" in record and "\\u0001" in record
     assert ledger.verify().ok
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> Any:
+    """A random value of the canonical types: the strings mix ASCII, escapes,
+    control characters, the rest of the BMP and astral characters."""
+
+    def text() -> str:
+        ranges = [(0x01, 0x7F), (0x01, 0x20), (0x80, 0xD7FF), (0xE000, 0xFFFF), (0x10000, 0x10FFFF)]
+        return "".join(
+            chr(rng.randint(*rng.choice(ranges))) for _ in range(rng.randint(0, 8))
+        ).replace("\x00", "")
+
+    roll = rng.random() if depth < 3 else rng.random() * 0.6
+    if roll < 0.15:
+        return rng.randint(-(2**53 - 1), 2**53 - 1)
+    if roll < 0.3:
+        return rng.choice([True, False, None, 0, -1])
+    if roll < 0.6:
+        return text()
+    if roll < 0.8:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    keys = [text().encode("utf-16", "surrogatepass").decode("utf-16")[:6] for _ in range(4)]
+    return {key: _random_value(rng, depth + 1) for key in keys if max(key, default="a") <= "\uffff"}
+
+
+def test_fast_encoder_writes_the_documented_canonical_bytes() -> None:
+    """The append path encodes with orjson; the README documents json.dumps.
+    Both must give the same bytes for every value the ledger accepts."""
+    rng = random.Random(20261123)
+    for _ in range(20_000):
+        value = {"payload": _random_value(rng), "seq": rng.randint(1, 2**53 - 1)}
+        assert acceptable(value)
+        documented = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert (
+            encode_canonical_bytes(value) == documented.encode() == encode_canonical(value).encode()
+        )
 
 
 def test_missing_postgres_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:

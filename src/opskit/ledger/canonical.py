@@ -19,6 +19,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from opskit.errors import LedgerError
 
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -49,6 +51,29 @@ def _make_encoder() -> Callable[[Any], str]:
 
 encode_canonical = _make_encoder()
 _encode = encode_canonical
+
+# The hot path encodes with orjson, which writes the same bytes as
+# `encode_canonical` for every value `acceptable` admits (sorted keys compare
+# by code point in both, the same escapes, no spaces; tests compare the two
+# on random values) at a quarter of the cost, and refuses integers beyond
+# 2**53, non-string keys, lone surrogates and (passed through to `_refuse`)
+# subclasses, dates and dataclasses by itself.
+_ORJSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_STRICT_INTEGER
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+def encode_canonical_bytes(value: Any) -> bytes:
+    """The UTF-8 of `encode_canonical(value)`, for a value `acceptable` admits.
+
+    Raises TypeError (orjson.JSONEncodeError) for what it cannot encode,
+    such as a string with a lone surrogate.
+    """
+    return orjson.dumps(value, default=_refuse, option=_ORJSON_OPTIONS)
 
 
 def check_value(value: Any, where: str = "payload") -> None:

@@ -28,7 +28,7 @@ from opskit.ledger.canonical import (
     GENESIS_HASH,
     acceptable,
     check_value,
-    encode_canonical,
+    encode_canonical_bytes,
     explain,
 )
 from opskit.ledger.model import PURGE_KIND, Checkpoint, Clock, Event, VerifyReport, format_at
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 PG_LOCK_KEY = 0x6F70736B69744C47
 BLOB_REF = re.compile(r"sha256:[0-9a-f]{64}\Z")
 
-_encode = encode_canonical
+_encode_bytes = encode_canonical_bytes
 _sha256 = hashlib.sha256
 _cursor_names = itertools.count()
 
@@ -404,25 +404,25 @@ class Batch:
             contents = {}
         at, now = self._clock.now()
         seq = self.seq + 1
-        record = _encode(
-            {
-                "actor": actor,
-                "at": at,
-                "change_id": change_id,
-                "ci": ci,
-                "kind": kind,
-                "payload": payload,
-                "seq": seq,
-            }
-        )
+        try:
+            data = _encode_bytes(
+                {
+                    "actor": actor,
+                    "at": at,
+                    "change_id": change_id,
+                    "ci": ci,
+                    "kind": kind,
+                    "payload": payload,
+                    "seq": seq,
+                }
+            )
+        except TypeError:  # what `acceptable` lets through: a lone surrogate
+            raise LedgerError(f"append {kind}: text with a lone surrogate is not Unicode") from None
+        record = data.decode()
         if "\\u0000" in record:  # a U+0000 escaped, or the literal text "\\u0000"
             explain(payload, f"append {kind}: payload")
         if REDACTOR.find(record):
             raise SecretError(f"append {kind}: the event contains a secret value; refused")
-        try:
-            data = record.encode()
-        except UnicodeEncodeError:
-            raise LedgerError(f"append {kind}: text with a lone surrogate is not Unicode") from None
         # Blobs are written before the event that references them.
         for content in contents.values():
             self._store_blob(content)

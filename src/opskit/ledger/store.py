@@ -37,7 +37,14 @@ CHECKPOINTS = "ledger_checkpoints"
 events_table = Table(
     EVENTS,
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    # In SQLite an INTEGER primary key is the rowid itself: one B-tree less
+    # to update per event than a BIGINT key with its own unique index.
+    Column(
+        "seq",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     Column("at", Text, nullable=False),
     Column("actor", Text, nullable=False),
     Column("kind", Text, nullable=False),
