@@ -105,3 +105,51 @@ def test_every_log_record_is_redacted_even_from_third_party_loggers(
     assert "auth with ********" in caplog.text
     assert secret not in caplog.text
     assert "bad password ********" in caplog.text
+
+
+# A wrong option value is a usage error (exit 2): one line naming the option
+# and what it accepts, found before the workspace or the database is touched.
+CREATE = ["change", "create", "--runbook", "vlan-interface", "--select", "name:sw1", "--title", "t"]
+WRONG_OPTION_VALUES = [
+    ([*CREATE, "--type", "bogus"], "error: --type 'bogus': use one of standard, normal, emergency"),
+    (["change", "list", "--state", "opened"], "error: --state 'opened': use one of draft, "),
+    (
+        ["change", "close", "CHG-000001", "--review", "ok", "--outcome", "great"],
+        "error: --outcome 'great': use one of rejected, completed, failed, rolled_back",
+    ),
+    (["change", "recover", "--stale-after", "-1"], "error: --stale-after -1: give 0 or more"),
+    ([*CREATE, "--window-start", "soon"], "error: --window-start 'soon': use ISO 8601"),
+    (["audit", "log", "--since", "yesterday"], "error: --since 'yesterday': use ISO 8601"),
+    (["inventory", "export", "--format", "xml"], "error: --format 'xml': use one of yaml, json"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    WRONG_OPTION_VALUES,
+    ids=[message.split()[1] + "-" + args[1] for args, message in WRONG_OPTION_VALUES],
+)
+def test_a_wrong_option_value_is_a_one_line_usage_error(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    # No workspace at all: the value is refused before anything is opened.
+    result = run_cli("--workspace", str(tmp_path / "none"), "--as", "alice", *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(message), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_errors_about_the_world_stay_exit_1(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    base = ["--workspace", str(ws.root), "--as", "alice"]
+    for args, message in (
+        (["change", "close", "CHG-000404", "--review", "ok", "--outcome", "failed"], "no change"),
+        (["change", "list", "--state", "closed"], None),
+        (["audit", "log", "--since", "2026-01-01"], None),
+    ):
+        result = run_cli(*base, *args)
+        if message is None:
+            assert result.returncode == 0, result.stderr
+        else:
+            assert result.returncode == 1, result.stderr
+            assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1

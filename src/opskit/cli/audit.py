@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -71,11 +72,21 @@ def log(
     ci: Annotated[str | None, typer.Option("--ci", help="Only this CI.")] = None,
     kind: Annotated[str | None, typer.Option("--kind", help="Only this event kind.")] = None,
     since: Annotated[
-        str | None, typer.Option("--since", help="Only events at or after this ISO 8601 time.")
+        str | None,
+        typer.Option(
+            "--since", help="Only events at or after this ISO 8601 time (no offset: UTC)."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON list of events.")] = False,
 ) -> None:
     """List ledger events, oldest first."""
+    if since is not None:
+        try:
+            datetime.fromisoformat(since)
+        except ValueError:
+            raise UsageError(
+                f"--since {since!r}: use ISO 8601, e.g. 2026-12-01T22:00+01:00 (no offset: UTC)"
+            ) from None
     ledger = Ledger.open(workspace())
     events = ledger.events(change_id=change, ci=ci, kind=kind, since=since)
     if as_json:

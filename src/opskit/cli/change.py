@@ -16,6 +16,7 @@ from rich.table import Table
 from opskit.changes import ChangeRequest, ChangeService, verify_approvals
 from opskit.changes.signing import load_private_key, sign_document
 from opskit.cli.common import (
+    choice,
     console,
     current_user,
     err_console,
@@ -82,7 +83,7 @@ def create(
     title: Annotated[str, typer.Option("--title")],
     param: Annotated[list[str] | None, typer.Option("--param", help="KEY=VALUE (repeat).")] = None,
     change_type: Annotated[
-        str, typer.Option("--type", help="standard|normal|emergency")
+        str, typer.Option("--type", help="standard, normal or emergency.")
     ] = "normal",
     description: Annotated[str, typer.Option("--description")] = "",
     window_start: Annotated[str | None, typer.Option("--window-start")] = None,
@@ -92,16 +93,22 @@ def create(
     json_output: JsonOpt = False,
 ) -> None:
     """Create a change request (draft)."""
+    from opskit.changes import ChangeType
+
+    # Wrong option values are usage errors, found before anything is opened.
+    choice("--type", change_type, ChangeType)
+    params = _parse_params(param or [])
+    start, end = _when(window_start, "--window-start"), _when(window_end, "--window-end")
     change = _service().create(
         runbook=runbook,
         select_expr=select,
         requester=current_user(),
         title=title,
-        params=_parse_params(param or []),
+        params=params,
         type=change_type,
         description=description,
-        window_start=_when(window_start, "--window-start"),
-        window_end=_when(window_end, "--window-end"),
+        window_start=start,
+        window_end=end,
         tickets=ticket or [],
         inventory=inventory,
     )
@@ -309,6 +316,8 @@ def recover(
     json_output: JsonOpt = False,
 ) -> None:
     """Find changes left in progress by a crashed run; report, release locks, mark failed."""
+    if stale_after < 0:
+        raise UsageError(f"--stale-after {stale_after:g}: give 0 or more seconds")
     reports = _service().recover(current_user(), rollback=rollback_hosts, stale_after=stale_after)
     if json_output:
         print_json(reports)
@@ -331,11 +340,21 @@ def recover(
 def close(
     change_id: IdArg,
     review: Annotated[str, typer.Option("--review", help="Post-implementation review.")],
-    outcome: Annotated[str | None, typer.Option("--outcome")] = None,
+    outcome: Annotated[
+        str | None,
+        typer.Option(
+            "--outcome", help="rejected, completed, failed or rolled_back (default: its state)."
+        ),
+    ] = None,
     cause: Annotated[str | None, typer.Option("--cause")] = None,
     follow_up: Annotated[list[str] | None, typer.Option("--follow-up")] = None,
 ) -> None:
     """Close a change with its post-implementation review."""
+    if outcome is not None:
+        from opskit.changes import TRANSITIONS, State
+
+        # What a review may report: a state a change can be closed from.
+        choice("--outcome", outcome, [s for s in State if State.CLOSED in TRANSITIONS[s]])
     _brief(
         _service().close(
             change_id,
@@ -386,9 +405,16 @@ def show(change_id: IdArg, json_output: JsonOpt = False) -> None:
 
 @app.command("list")
 def list_changes(
-    state: Annotated[str | None, typer.Option("--state")] = None, json_output: JsonOpt = False
+    state: Annotated[
+        str | None, typer.Option("--state", help="Only changes in this state (draft, ...).")
+    ] = None,
+    json_output: JsonOpt = False,
 ) -> None:
     """Changes, oldest first."""
+    if state is not None:
+        from opskit.changes import State
+
+        choice("--state", state, State)
     changes = _service().list(state)
     if json_output:
         print_json(

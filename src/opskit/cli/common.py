@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,15 @@ def current_user() -> str:
     if not user:
         raise UsageError("no identity: pass --as USER or set OPSKIT_USER")
     return user
+
+
+def choice(option: str, value: str, allowed: Iterable[str]) -> str:
+    """`value` when it is one of `allowed`, else a one-line usage error (exit 2)
+    naming the option and what it accepts."""
+    choices = [str(item) for item in allowed]
+    if value not in choices:
+        raise UsageError(f"{option} {value!r}: use one of {', '.join(choices)}")
+    return value
 
 
 def plain(value: object) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.tree import Tree
 
-from opskit.cli.common import console, err_console, print_json, workspace
+from opskit.cli.common import choice, console, err_console, print_json, workspace
 from opskit.errors import UsageError
 from opskit.inventory import CI, DEPENDENCY_KINDS, Inventory, RelationKind, load_workspace_inventory
 from opskit.secrets import SecretRef
@@ -276,9 +275,7 @@ def graph(
         console.print(dependency_tree(inv))
 
 
-class ExportFormat(StrEnum):
-    YAML = "yaml"
-    JSON = "json"
+EXPORT_FORMATS = ("yaml", "json")
 
 
 @app.command()
@@ -286,18 +283,17 @@ def export(
     inventory: InventoryOption = None,
     select: SelectOption = None,
     include_decommissioned: DecommissionedOption = False,
-    output_format: Annotated[
-        ExportFormat, typer.Option("--format", "-f", help="yaml or json.")
-    ] = ExportFormat.YAML,
+    output_format: Annotated[str, typer.Option("--format", "-f", help="yaml or json.")] = "yaml",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to FILE.")] = None,
 ) -> None:
     """Export as an Ansible inventory (never with secret values)."""
     from opskit.inventory.ansible import to_ansible_inventory
 
+    choice("--format", output_format, EXPORT_FORMATS)
     inv = _load(inventory)
     cis = inv.select(select, include_decommissioned=include_decommissioned)
     data = to_ansible_inventory(cis, groups=inv.groups, base_dir=inv.path.resolve())
-    if output_format is ExportFormat.JSON:
+    if output_format == "json":
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     else:
         text = dump_yaml(data)
