@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from opskit.cli import app
-from opskit.errors import RunbookError
+from opskit.errors import RunbookError, ValidationError
 from opskit.inventory.model import CI, CIType
 from opskit.runbooks import RunbookCatalog, load_runbook
 from opskit.runbooks.doc import render_markdown
@@ -386,7 +386,8 @@ def test_cli_list_show_validate_doc(tmp_path: Path) -> None:
     base = ["--workspace", str(ws.root), "runbook"]
     listed = runner.invoke(app, [*base, "list", "--json"])
     assert listed.exit_code == 0, listed.output
-    assert sorted(r["name"] for r in json.loads(listed.output)) == SHIPPED
+    assert sorted(r["name"] for r in json.loads(listed.output)["runbooks"]) == SHIPPED
+    assert json.loads(listed.output)["errors"] == []
     shown = runner.invoke(app, [*base, "show", "napalm-merge@1.0.0", "--json"])
     data = json.loads(shown.output)
     assert data["ref"] == "napalm-merge@1.0.0" and data["versions"] == ["1.0.0"]
@@ -414,3 +415,52 @@ def test_cli_list_show_validate_doc(tmp_path: Path) -> None:
     assert f"invalid {broken}:12 [risk]: 'none' is not one of" in shown.output
     unknown = runner.invoke(app, [*base, "show", "vlan-interface@7.0.0"])
     assert unknown.exit_code == 1
+
+
+def test_list_shows_every_valid_runbook_and_each_invalid_file_with_its_error(
+    tmp_path: Path,
+) -> None:
+    ws = _workspace_with_runbooks(tmp_path)
+    broken = ws.root / "runbooks" / "inspection" / "1.0.1.yaml"
+    broken.write_text(
+        (ws.root / "runbooks/inspection/1.0.0.yaml")
+        .read_text()
+        .replace("version: 1.0.0", "version: 1.0.1")
+        .replace("risk: low", "risk: none")
+    )
+    not_yaml = ws.root / "runbooks" / "aaa-draft" / "0.1.0.yaml"
+    not_yaml.parent.mkdir()
+    not_yaml.write_text("name: aaa-draft\nversion: 0.1.0\n  oops: [\n")
+    runner = CliRunner()
+    base = ["--workspace", str(ws.root), "runbook", "list"]
+
+    listed = runner.invoke(app, [*base, "--json"])
+    assert listed.exit_code == 1  # CI notices
+    report = json.loads(listed.stdout)
+    assert sorted(r["name"] for r in report["runbooks"]) == SHIPPED
+    assert [(e["name"], e["version"], e["line"], e["field"]) for e in report["errors"]] == [
+        ("aaa-draft", "0.1.0", 3, None),
+        ("inspection", "1.0.1", 12, "risk"),
+    ]
+    assert report["errors"][1]["error"] == (
+        f"{broken}:12 [risk]: 'none' is not one of ['low', 'medium', 'high']"
+    )
+
+    shown = runner.invoke(app, base, env={"COLUMNS": "400"})
+    assert shown.exit_code == 1
+    lines = shown.stdout.splitlines()
+    for name in SHIPPED:
+        assert any(f"│ {name} " in line and "sha256:" in line for line in lines), name
+    row = next(line for line in lines if "1.0.1" in line)
+    assert "invalid" in row and f"{broken}:12 [risk]: 'none' is not one of" in row
+    assert shown.stderr.strip() == "error: 2 invalid runbook file(s) (listed with their errors)"
+
+    # Every other caller still gets the error: the whole list, and the broken version pinned.
+    catalog = RunbookCatalog(ws)
+    with pytest.raises(ValidationError, match=r"aaa-draft/0\.1\.0\.yaml:3: invalid YAML"):
+        catalog.list()
+    assert catalog.get("inspection@1.0.0").version == "1.0.0"
+    create = ["--workspace", str(ws.root), "--as", "alice", "change", "create", "--title", "t"]
+    created = runner.invoke(app, [*create, "--runbook", "inspection@1.0.1", "--select", "name:x"])
+    assert created.exit_code == 1
+    assert isinstance(created.exception, RunbookError) and "[risk]" in str(created.exception)

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from opskit.cli.common import console, plain, print_json, workspace
+from opskit.cli.common import console, err_console, plain, print_json, workspace
 from opskit.errors import OpskitError
-from opskit.runbooks import Runbook, RunbookCatalog, load_runbook
+from opskit.runbooks import InvalidRunbook, Runbook, RunbookCatalog, load_runbook
 from opskit.runbooks.doc import render_markdown
-from opskit.runbooks.loader import RUNBOOK_SUFFIXES
+from opskit.runbooks.loader import RUNBOOK_SUFFIXES, semver_key
 
 app = typer.Typer(help="Versioned runbooks: list, show, validate, document.", no_args_is_help=True)
 
@@ -41,22 +41,55 @@ def _catalog() -> RunbookCatalog:
 
 @app.command("list")
 def list_runbooks(json_output: JsonOpt = False) -> None:
-    """Every runbook version in the workspace."""
-    books = _catalog().list()
+    """Every runbook version in the workspace; an invalid file is listed with its
+    error (exit 1 when any is invalid)."""
+    books, invalid = _catalog().scan()
     if json_output:
-        print_json([_summary(b) for b in books])
-        return
-    table = Table("name", "version", "risk", "standard", "platforms", "digest")
-    for book in books:
-        table.add_row(
-            plain(book.name),
-            plain(book.version),
-            book.risk,
-            "yes" if book.standard else "",
-            plain(", ".join(book.targets.platforms)),
-            book.digest[:19] + "…",
+        print_json(
+            {
+                "runbooks": [_summary(b) for b in books],
+                "errors": [_invalid(i) for i in invalid],
+            }
         )
-    console.print(table)
+    else:
+        table = Table("name", "version", "risk", "standard", "platforms", "digest")
+        if invalid:
+            table.add_column("error", overflow="fold")
+        rows = [(b.name, semver_key(b.version), b) for b in books]
+        rows += [(i.name, semver_key(i.version), i) for i in invalid]
+        for _, _, item in sorted(rows, key=lambda row: row[:2]):
+            if isinstance(item, InvalidRunbook):
+                table.add_row(
+                    plain(item.name), plain(item.version), "", "", "", "[red]invalid[/red]",
+                    plain(item.error),
+                )  # fmt: skip
+                continue
+            table.add_row(
+                plain(item.name),
+                plain(item.version),
+                item.risk,
+                "yes" if item.standard else "",
+                plain(", ".join(item.targets.platforms)),
+                item.digest[:19] + "…",
+            )
+        console.print(table)
+    if invalid:
+        err_console.print(
+            f"[red]error:[/red] {len(invalid)} invalid runbook file(s) (listed with their errors)",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+
+
+def _invalid(item: InvalidRunbook) -> dict[str, Any]:
+    return {
+        "name": item.name,
+        "version": item.version,
+        "path": str(item.path),
+        "line": getattr(item.error, "line", None),
+        "field": getattr(item.error, "field", None),
+        "error": str(item.error),
+    }
 
 
 @app.command("show")

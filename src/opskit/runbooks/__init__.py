@@ -3,7 +3,8 @@
 Public API:
 
 - `load_runbook(path, root=None) -> Runbook`, `RunbookCatalog(ws)` with
-  ``.list()``, ``.get("name@version")`` / ``.get("name")`` (latest),
+  ``.list()``, ``.scan()`` (valid runbooks and `InvalidRunbook` errors),
+  ``.get("name@version")`` / ``.get("name")`` (latest),
   ``.versions(name)``, ``.resolve(ref_or_path)``.
 - `Runbook` (``.ref``, ``.digest``, ``.validate_params(params)``,
   ``.implementation_plan()``, ``.rollback_plan()``, ``.strategy``,
@@ -27,7 +28,13 @@ from opskit.runbooks.executor import (
     rollback_host,
     run_host,
 )
-from opskit.runbooks.loader import RunbookCatalog, load_runbook, runbook_digest, runbook_schema
+from opskit.runbooks.loader import (
+    InvalidRunbook,
+    RunbookCatalog,
+    load_runbook,
+    runbook_digest,
+    runbook_schema,
+)
 from opskit.runbooks.model import BackupSpec, Expectation, Runbook, Step, Strategy, Targets
 
 __all__ = [
@@ -35,6 +42,7 @@ __all__ = [
     "Expectation",
     "HostOutcome",
     "HostRun",
+    "InvalidRunbook",
     "Recorder",
     "RollbackMode",
     "Runbook",

@@ -13,7 +13,9 @@
   (sorted keys, no whitespace, UTF-8). A changed playbook or template changes
   the digest; reformatting the YAML or reordering keys does not.
 - ``RunbookCatalog(ws_or_root)``: ``.list() -> list[Runbook]`` (every version,
-  sorted by name then semantic version), ``.versions(name)``,
+  sorted by name then semantic version; an invalid file raises),
+  ``.scan() -> (runbooks, [InvalidRunbook(path, error)])`` (every valid
+  version and every invalid file with its error), ``.versions(name)``,
   ``.get("name@version")`` or ``.get("name")`` (the latest version); an unknown
   name or version raises `RunbookError` listing what exists.
 """
@@ -25,6 +27,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -465,6 +468,22 @@ def load_runbook(path: str | Path, root: str | Path | None = None) -> Runbook:
     return _Builder(path, root_path, data, locator).build()
 
 
+@dataclass(frozen=True)
+class InvalidRunbook:
+    """A file in the catalog that is not a valid runbook, and why (one line)."""
+
+    path: Path
+    error: OpskitError
+
+    @property
+    def name(self) -> str:
+        return self.path.parent.name
+
+    @property
+    def version(self) -> str:
+        return self.path.stem
+
+
 class RunbookCatalog:
     """Every runbook version under a workspace's ``runbooks/`` folder."""
 
@@ -490,9 +509,26 @@ class RunbookCatalog:
         return sorted((p.stem for p in self.paths() if p.parent.name == name), key=semver_key)
 
     def list(self) -> list[Runbook]:
-        """Every version of every runbook (invalid files raise)."""
-        books = [self.load(p) for p in self.paths()]
-        return sorted(books, key=lambda b: (b.name, semver_key(b.version)))
+        """Every version of every runbook (the first invalid file raises)."""
+        books, invalid = self.scan()
+        if invalid:
+            raise invalid[0].error
+        return books
+
+    def scan(self) -> tuple[list[Runbook], list[InvalidRunbook]]:
+        """Every valid version of every runbook, and every file that is not a
+        valid runbook with its error; each sorted by name then version. One
+        broken file does not hide the others (``opskit runbook list``)."""
+        books: list[Runbook] = []
+        invalid: list[InvalidRunbook] = []
+        for path in self.paths():
+            try:
+                books.append(self.load(path))
+            except OpskitError as exc:
+                invalid.append(InvalidRunbook(path, exc))
+        books.sort(key=lambda b: (b.name, semver_key(b.version)))
+        invalid.sort(key=lambda i: (i.name, semver_key(i.version)))
+        return books, invalid
 
     def get(self, ref: str) -> Runbook:
         """``name@version`` or ``name`` (the latest version)."""
