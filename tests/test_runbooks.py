@@ -4,7 +4,10 @@ the versioned catalog, plans, the Markdown procedure and `opskit runbook`."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -446,8 +449,15 @@ def test_list_shows_every_valid_runbook_and_each_invalid_file_with_its_error(
         f"{broken}:12 [risk]: 'none' is not one of ['low', 'medium', 'high']"
     )
 
-    shown = runner.invoke(app, base, env={"COLUMNS": "400"})
-    assert shown.exit_code == 1
+    # The table as a user sees it (a real process: rich sizes it from COLUMNS).
+    shown = subprocess.run(
+        [sys.executable, "-m", "opskit", *base],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+    assert shown.returncode == 1
     lines = shown.stdout.splitlines()
     for name in SHIPPED:
         assert any(f"│ {name} " in line and "sha256:" in line for line in lines), name
