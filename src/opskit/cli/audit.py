@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from opskit.cli.common import GLOBALS, console, err_console, plain, print_json, workspace
 from opskit.errors import UsageError
-from opskit.ledger import Ledger, VerifyReport, verify_bundle
-from opskit.ledger.core import default_actor
-from opskit.ledger.keys import key_id as key_fingerprint
-from opskit.ledger.keys import load_private_key, public_key_b64, public_key_pem
+
+# The ledger (SQLAlchemy, cryptography) is imported by the commands that use it:
+# `opskit --help` must not pay for it.
+if TYPE_CHECKING:
+    from opskit.ledger import Ledger, VerifyReport
 
 app = typer.Typer(
     help="The tamper-evident change ledger: verify, log, checkpoint, export.",
@@ -25,7 +26,15 @@ app = typer.Typer(
 
 def _actor() -> str:
     """Who signs: --as / OPSKIT_USER, else the OS user (documented)."""
+    from opskit.ledger.core import default_actor
+
     return GLOBALS.user or default_actor()
+
+
+def _ledger() -> Ledger:
+    from opskit.ledger import Ledger
+
+    return Ledger.open(workspace())
 
 
 def _report(report: VerifyReport, as_json: bool, what: str) -> None:
@@ -62,7 +71,7 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
 ) -> None:
     """Check the whole chain, every blob and every checkpoint signature (exit 1 on failure)."""
-    ledger = Ledger.open(workspace())
+    ledger = _ledger()
     _report(ledger.verify(since_checkpoint=checkpoint), as_json, "ledger")
 
 
@@ -87,7 +96,7 @@ def log(
             raise UsageError(
                 f"--since {since!r}: use ISO 8601, e.g. 2026-12-01T22:00+01:00 (no offset: UTC)"
             ) from None
-    ledger = Ledger.open(workspace())
+    ledger = _ledger()
     events = ledger.events(change_id=change, ci=ci, kind=kind, since=since)
     if as_json:
         print_json([event.to_dict() for event in events])
@@ -116,7 +125,7 @@ def checkpoint(
     ] = None,
 ) -> None:
     """Sign the current head (seq, hash) with the workspace key."""
-    ledger = Ledger.open(workspace())
+    ledger = _ledger()
     signed = ledger.checkpoint(actor=_actor())
     if out is not None:
         signed.save(out)
@@ -135,6 +144,9 @@ def pubkey(
     """Print the workspace's public key (to verify checkpoints and bundles elsewhere)."""
     if fmt not in ("pem", "base64"):
         raise UsageError(f"--format {fmt}: choose pem or base64")
+    from opskit.ledger.keys import key_id as key_fingerprint
+    from opskit.ledger.keys import load_private_key, public_key_b64, public_key_pem
+
     key = load_private_key(workspace().keys_dir).public_key()
     if fmt == "pem":
         typer.echo(public_key_pem(key).decode(), nl=False)
@@ -149,7 +161,7 @@ def export(
     out: Annotated[Path, typer.Option("--out", help="The bundle file to write.")],
 ) -> None:
     """Write an evidence bundle: the change's events, blobs, chain to a signed checkpoint."""
-    ledger = Ledger.open(workspace())
+    ledger = _ledger()
     path = ledger.export_bundle(change, out, actor=_actor())
     console.print(f"bundle for change {plain(change)} written to {plain(path)}", highlight=False)
 
@@ -164,5 +176,7 @@ def verify_bundle_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
 ) -> None:
     """Check an evidence bundle offline (no workspace needed). Exit 1 on failure."""
+    from opskit.ledger import verify_bundle
+
     report = verify_bundle(bundle, public_key=pubkey_file)
     _report(report, as_json, f"bundle {bundle.name}")

@@ -7,14 +7,11 @@ import os
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from opskit.changes import ChangeRequest, ChangeService, verify_approvals
-from opskit.changes.signing import load_private_key, sign_document
 from opskit.cli.common import (
     choice,
     console,
@@ -25,6 +22,11 @@ from opskit.cli.common import (
     workspace,
 )
 from opskit.errors import ChangeRefused, OpskitError, UsageError
+
+# The change engine (runbooks, connectors, SQLAlchemy) is imported by the
+# commands that use it: `opskit --help` must not pay for it.
+if TYPE_CHECKING:
+    from opskit.changes import ChangeRequest, ChangeService
 
 app = typer.Typer(
     help="Change requests: create, assess, approve, apply, roll back, close.",
@@ -38,6 +40,8 @@ FINAL_HOST_STATES = {"ok", "failed", "rolled_back", "rollback_failed", "skipped"
 
 
 def _service() -> ChangeService:
+    from opskit.changes import ChangeService
+
     return ChangeService(workspace())
 
 
@@ -207,6 +211,14 @@ class _ProgressView:
     """A rich progress bar: hosts done, failed and rolled back."""
 
     def __init__(self, total: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         self.counts = {"ok": 0, "failed": 0, "rolled_back": 0, "skipped": 0}
         self.progress = Progress(
             TextColumn("{task.description}"),
@@ -448,6 +460,8 @@ def sign(
     key: Annotated[Path, typer.Option("--key", help="Ed25519 private key (base64 raw or PEM).")],
 ) -> None:
     """Print a signature over exactly what an approval of this change binds to."""
+    from opskit.changes.signing import load_private_key, sign_document
+
     change = _service().get(change_id)
     # Plain output: a console would wrap the 88 characters.
     print(sign_document(load_private_key(key), change.binding_document()))
@@ -479,6 +493,8 @@ def keygen(
 @app.command("verify-approvals")
 def verify_approvals_cmd(change_id: IdArg, json_output: JsonOpt = False) -> None:
     """Re-check a change's approvals and signatures from the ledger (for auditors)."""
+    from opskit.changes import verify_approvals
+
     service = _service()
     report = verify_approvals(service.ledger, change_id, service.policy)
     if json_output:

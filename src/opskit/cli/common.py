@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -16,7 +16,9 @@ from rich.markup import escape
 
 from opskit.errors import UsageError
 from opskit.secrets import redact
-from opskit.workspace import Workspace
+
+if TYPE_CHECKING:
+    from opskit.workspace import Workspace
 
 console = Console()
 err_console = Console(stderr=True)
@@ -33,6 +35,9 @@ GLOBALS = Globals()
 
 
 def workspace() -> Workspace:
+    # Imported here: the database layer is too heavy for `--help` (see test_cli_startup).
+    from opskit.workspace import Workspace
+
     return Workspace.open(GLOBALS.workspace, db=GLOBALS.db)
 
 

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from opskit.cli.common import GLOBALS, console
-from opskit.workspace import init_workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -18,6 +17,8 @@ def register(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option(help="Overwrite an existing policy.")] = False,
     ) -> None:
         """Create a new workspace (policy, folders, state database, signing key)."""
+        from opskit.workspace import init_workspace
+
         target = path or Path(GLOBALS.workspace or ".")
         ws = init_workspace(target, db=GLOBALS.db, force=force)
         console.print(f"workspace created at {ws.root}")

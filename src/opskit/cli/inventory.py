@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
-from rich.tree import Tree
 
 from opskit.cli.common import choice, console, err_console, print_json, workspace
 from opskit.errors import UsageError
-from opskit.inventory import CI, DEPENDENCY_KINDS, Inventory, RelationKind, load_workspace_inventory
-from opskit.secrets import SecretRef
-from opskit.yamlfile import dump_yaml
+
+# The inventory (pydantic, jsonschema, YAML) is imported by the commands that
+# use it: `opskit --help` must not pay for it.
+if TYPE_CHECKING:
+    from rich.tree import Tree
+
+    from opskit.inventory import CI, Inventory, RelationKind
 
 app = typer.Typer(
     help="The inventory (CMDB): validate, list, show, impact, graph, export, import, drift.",
@@ -43,6 +46,8 @@ CRITICALITY_STYLE = {"low": "dim", "medium": "", "high": "yellow", "critical": "
 
 
 def _load(name: str | None) -> Inventory:
+    from opskit.inventory import load_workspace_inventory
+
     return load_workspace_inventory(workspace(), name)
 
 
@@ -127,6 +132,8 @@ def list_cis(
 
 
 def ci_details(inv: Inventory, ci: CI) -> dict[str, Any]:
+    from opskit.secrets import SecretRef
+
     data = ci.to_data(base_dir=inv.path.resolve())
     data["credentials"] = {
         key: value.describe() if isinstance(value, SecretRef) else value
@@ -147,6 +154,7 @@ def show(
 ) -> None:
     """Show one CI with everything it inherits (secrets as references only), its
     latest observed facts and the last change applied to it."""
+    from opskit.inventory import load_workspace_inventory
     from opskit.inventory.observed import ObservedStore
 
     ws = workspace()
@@ -212,6 +220,8 @@ def impact(
 
 def dot_graph(inv: Inventory) -> str:
     """Graphviz DOT: dependency edges point from the dependent to what it needs."""
+    from opskit.inventory import RelationKind
+
     lines = ["digraph inventory {", "  rankdir=BT;", "  node [shape=box, fontsize=10];"]
     for ci in sorted(inv, key=lambda c: c.name):
         label = f"{ci.name}\\n{ci.type} {ci.platform}"
@@ -228,6 +238,10 @@ def dot_graph(inv: Inventory) -> str:
 
 def dependency_tree(inv: Inventory) -> Tree:
     """Foundations (CIs that need nothing) at the top, what depends on them below."""
+    from rich.tree import Tree
+
+    from opskit.inventory import DEPENDENCY_KINDS, RelationKind
+
     tree = Tree(f"inventory {inv.path.name}")
     shown: set[str] = set()
 
@@ -287,9 +301,10 @@ def export(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to FILE.")] = None,
 ) -> None:
     """Export as an Ansible inventory (never with secret values)."""
-    from opskit.inventory.ansible import to_ansible_inventory
-
     choice("--format", output_format, EXPORT_FORMATS)
+    from opskit.inventory.ansible import to_ansible_inventory
+    from opskit.yamlfile import dump_yaml
+
     inv = _load(inventory)
     cis = inv.select(select, include_decommissioned=include_decommissioned)
     data = to_ansible_inventory(cis, groups=inv.groups, base_dir=inv.path.resolve())
@@ -336,6 +351,7 @@ def drift(
     as_json: JsonOption = False,
 ) -> None:
     """Compare declared attributes with the latest observed facts. Exit 1 on drift."""
+    from opskit.inventory import load_workspace_inventory
     from opskit.inventory.observed import ObservedStore
     from opskit.inventory.observed import drift as compute_drift
 

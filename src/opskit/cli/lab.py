@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from opskit.cli.common import console, print_json, workspace
-from opskit.lab import Lab, LabStatus
+
+if TYPE_CHECKING:
+    from opskit.lab import Lab, LabStatus
 
 app = typer.Typer(
     help="Start, show and stop the device lab (emulated IOS switches, sshd Linux hosts).",
@@ -16,6 +18,12 @@ app = typer.Typer(
 )
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _lab() -> Lab:
+    from opskit.lab import Lab
+
+    return Lab(workspace())
 
 
 def _show(status: LabStatus, *, as_json: bool, title: str) -> None:
@@ -50,7 +58,7 @@ def up(
     as_json: JsonOption = False,
 ) -> None:
     """Start the lab and write its inventory (inventories/lab/); reports a running lab."""
-    status = Lab(workspace()).up(devices=devices, linux=linux, junos=junos)
+    status = _lab().up(devices=devices, linux=linux, junos=junos)
     title = "lab already running (nothing started)" if status.already_running else "lab started"
     _show(status, as_json=as_json, title=title)
 
@@ -58,10 +66,10 @@ def up(
 @app.command()
 def status(as_json: JsonOption = False) -> None:
     """Show what the lab runs."""
-    _show(Lab(workspace()).status(), as_json=as_json, title="lab")
+    _show(_lab().status(), as_json=as_json, title="lab")
 
 
 @app.command()
 def down(as_json: JsonOption = False) -> None:
     """Stop exactly the processes the lab started and remove its inventory."""
-    _show(Lab(workspace()).down(), as_json=as_json, title="lab stopped")
+    _show(_lab().down(), as_json=as_json, title="lab stopped")

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from opskit.cli.common import console, err_console, plain, print_json, workspace
 from opskit.errors import OpskitError
-from opskit.runbooks import InvalidRunbook, Runbook, RunbookCatalog, load_runbook
-from opskit.runbooks.doc import render_markdown
-from opskit.runbooks.loader import RUNBOOK_SUFFIXES, semver_key
+
+# The runbook loader (jsonschema, Jinja2) is imported by the commands that use
+# it: `opskit --help` must not pay for it.
+if TYPE_CHECKING:
+    from opskit.runbooks import InvalidRunbook, Runbook, RunbookCatalog
 
 app = typer.Typer(help="Versioned runbooks: list, show, validate, document.", no_args_is_help=True)
 
@@ -36,6 +38,8 @@ def _summary(book: Runbook) -> dict[str, Any]:
 
 
 def _catalog() -> RunbookCatalog:
+    from opskit.runbooks.loader import RunbookCatalog
+
     return RunbookCatalog(workspace())
 
 
@@ -43,6 +47,8 @@ def _catalog() -> RunbookCatalog:
 def list_runbooks(json_output: JsonOpt = False) -> None:
     """Every runbook version in the workspace; an invalid file is listed with its
     error (exit 1 when any is invalid)."""
+    from opskit.runbooks.loader import InvalidRunbook, semver_key
+
     books, invalid = _catalog().scan()
     if json_output:
         print_json(
@@ -138,6 +144,8 @@ def validate(
     json_output: JsonOpt = False,
 ) -> None:
     """Validates runbooks; exit 1 when any is invalid (each error on one line)."""
+    from opskit.runbooks.loader import RUNBOOK_SUFFIXES, load_runbook
+
     results: list[dict[str, Any]] = []
     candidate = Path(target) if target else None
     if candidate is not None and candidate.suffix in RUNBOOK_SUFFIXES and candidate.exists():
@@ -185,6 +193,8 @@ def doc(
     out: Annotated[Path | None, typer.Option("--out", help="Write the Markdown here.")] = None,
 ) -> None:
     """The runbook as a Markdown procedure for the operations manual."""
+    from opskit.runbooks.doc import render_markdown
+
     catalog = _catalog()
     book = catalog.get(ref)
     text = render_markdown(book, catalog.root / "templates")

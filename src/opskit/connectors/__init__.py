@@ -2,6 +2,7 @@
 
     from opskit.connectors import get_connector, capabilities
     Netmiko = get_connector("netmiko")          # the class, imported lazily
+    actions("netmiko")                          # what a runbook step may ask of it
     capabilities("napalm", "juniper_junos")     # frozenset of Capability
 
 Only the connector modules import vendor libraries (netmiko, napalm,
@@ -43,6 +44,18 @@ CONNECTORS: dict[str, str] = {
 }
 
 
+#: registry name -> the actions its class declares (`Connector.actions`; a test
+#: keeps them equal), so validating a runbook's steps imports no vendor library.
+ACTIONS: dict[str, frozenset[str]] = {
+    "netmiko": frozenset({"commands", "config", "save", "get_config", "facts"}),
+    "napalm": frozenset(
+        {"getters", "get_config", "commands", "config", "confirm", "rollback", "validate", "facts"}
+    ),
+    "fabric": frozenset({"run", "sudo", "put", "get", "facts"}),
+    "ansible": frozenset({"playbook", "module"}),
+}
+
+
 class UnknownConnector(OpskitError):
     """A runbook or caller named a connector that does not exist."""
 
@@ -60,6 +73,15 @@ def get_connector(name: str) -> type[Connector]:
     except ModuleNotFoundError as exc:
         raise UnknownConnector(f"connector {name!r} cannot be loaded: {exc}") from None
     return getattr(module, class_name)
+
+
+def actions(name: str) -> frozenset[str]:
+    """The actions connector `name` offers, without importing it."""
+    if name not in ACTIONS:
+        raise UnknownConnector(
+            f"unknown connector {name!r}; known connectors: {', '.join(sorted(CONNECTORS))}"
+        )
+    return ACTIONS[name]
 
 
 def capabilities(connector: str, platform: str) -> frozenset[Capability]:
@@ -88,6 +110,7 @@ def credential(ci: CI, key: str) -> str | None:
 
 
 __all__ = [
+    "ACTIONS",
     "CONNECTORS",
     "ActionResult",
     "ApplyResult",
@@ -102,6 +125,7 @@ __all__ = [
     "TranscriptEntry",
     "UnknownConnector",
     "UnreachableError",
+    "actions",
     "capabilities",
     "credential",
     "get_connector",

@@ -17,17 +17,8 @@ Public API:
 
 from __future__ import annotations
 
-from opskit.runbooks.executor import (
-    HostOutcome,
-    HostRun,
-    Recorder,
-    RollbackMode,
-    Snapshot,
-    StepRun,
-    predict_diff,
-    rollback_host,
-    run_host,
-)
+from typing import TYPE_CHECKING, Any
+
 from opskit.runbooks.loader import (
     InvalidRunbook,
     RunbookCatalog,
@@ -36,6 +27,44 @@ from opskit.runbooks.loader import (
     runbook_schema,
 )
 from opskit.runbooks.model import BackupSpec, Expectation, Runbook, Step, Strategy, Targets
+
+if TYPE_CHECKING:
+    from opskit.runbooks.executor import (
+        HostOutcome,
+        HostRun,
+        Recorder,
+        RollbackMode,
+        Snapshot,
+        StepRun,
+        predict_diff,
+        rollback_host,
+        run_host,
+    )
+
+# Imported on first use: listing or validating runbooks needs none of the
+# executor's dependencies (connectors, hier_config, TextFSM).
+_EXECUTOR_NAMES = frozenset(
+    {
+        "HostOutcome",
+        "HostRun",
+        "Recorder",
+        "RollbackMode",
+        "Snapshot",
+        "StepRun",
+        "predict_diff",
+        "rollback_host",
+        "run_host",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXECUTOR_NAMES:
+        from opskit.runbooks import executor
+
+        return getattr(executor, name)
+    raise AttributeError(f"module 'opskit.runbooks' has no attribute {name!r}")
+
 
 __all__ = [
     "BackupSpec",

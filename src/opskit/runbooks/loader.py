@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from jinja2 import TemplateSyntaxError
@@ -54,8 +54,12 @@ from opskit.runbooks.model import (
 )
 from opskit.runbooks.templating import ENV
 from opskit.secrets import SecretRef
-from opskit.workspace import Workspace
 from opskit.yamlfile import Locator, field_path, load_yaml
+
+if TYPE_CHECKING:
+    # Not at run time: the workspace module brings the database layer, which
+    # reading runbooks does not need.
+    from opskit.workspace import Workspace
 
 RUNBOOK_SUFFIXES = (".yaml", ".yml")
 # Step params whose value names a file the runbook depends on, and where it lives.
@@ -129,17 +133,14 @@ def _schema_error(path: Path, locator: Locator, error: DocumentError) -> Runbook
 
 
 def _connector_actions(name: str) -> frozenset[str] | None:
-    """The actions a connector declares, when the connector is installed."""
+    """The actions a connector declares (from the registry: loading a runbook
+    imports no vendor library); None for a connector opskit does not know."""
+    from opskit.connectors import actions
+
     try:
-        from opskit.connectors import get_connector  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    try:
-        cls = get_connector(name)
+        return actions(name) or None
     except OpskitError:
         return None
-    actions = frozenset(getattr(cls, "actions", frozenset()) or ())
-    return actions or None
 
 
 def _walk_strings(
@@ -488,7 +489,7 @@ class RunbookCatalog:
     """Every runbook version under a workspace's ``runbooks/`` folder."""
 
     def __init__(self, workspace: Workspace | str | Path) -> None:
-        self.root = workspace.root if isinstance(workspace, Workspace) else Path(workspace)
+        self.root = Path(workspace) if isinstance(workspace, str | Path) else workspace.root
         self.dir = self.root / "runbooks"
         self._cache: dict[Path, tuple[float, Runbook]] = {}
 
