@@ -153,3 +153,31 @@ def test_errors_about_the_world_stay_exit_1(tmp_path: Path) -> None:
         else:
             assert result.returncode == 1, result.stderr
             assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_output_or_workspace_that_cannot_be_written_is_one_line(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    base = ["--workspace", str(workspace.root)]
+    missing = tmp_path / "no" / "such" / "dir"
+    for args, where in (
+        ([*base, "runbook", "doc", "inspection", "--out", str(missing / "x.md")], missing),
+        ([*base, "runbook", "doc", "inspection", "--out", str(tmp_path)], tmp_path),
+        ([*base, "inventory", "export", "--out", str(missing / "hosts.yaml")], missing),
+    ):
+        result = run_cli(*args)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith(f"error: {where}"), result.stderr
+        assert "cannot write" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    result = run_cli("init", str(a_file))
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"error: {a_file}: exists and is not a folder\n",
+    )
+    result = run_cli("init", str(a_file / "ws"))  # a parent that is a file
+    assert result.returncode == 1 and "cannot create the workspace" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert a_file.read_text() == "x"

@@ -8,13 +8,14 @@ import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from opskit.errors import UsageError
+from opskit.errors import OpskitError, UsageError
 from opskit.secrets import redact
 
 if TYPE_CHECKING:
@@ -55,6 +56,15 @@ def choice(option: str, value: str, allowed: Iterable[str]) -> str:
     if value not in choices:
         raise UsageError(f"{option} {value!r}: use one of {', '.join(choices)}")
     return value
+
+
+def write_text(path: Path, text: str) -> None:
+    """Writes an output file (--out); a path that cannot be written is one
+    line, not an OSError traceback."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OpskitError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def plain(value: object) -> str:

@@ -17,8 +17,18 @@ def register(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option(help="Overwrite an existing policy.")] = False,
     ) -> None:
         """Create a new workspace (policy, folders, state database, signing key)."""
+        from opskit.errors import WorkspaceError
         from opskit.workspace import init_workspace
 
         target = path or Path(GLOBALS.workspace or ".")
-        ws = init_workspace(target, db=GLOBALS.db, force=force)
+        if target.exists() and not target.is_dir():
+            raise WorkspaceError(f"{target}: exists and is not a folder")
+        try:
+            ws = init_workspace(target, db=GLOBALS.db, force=force)
+        except OSError as exc:
+            # e.g. the path is a file, or a parent cannot be created.
+            where = exc.filename or target
+            raise WorkspaceError(
+                f"{where}: cannot create the workspace ({exc.strerror or exc})"
+            ) from None
         console.print(f"workspace created at {ws.root}")

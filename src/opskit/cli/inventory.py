@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from opskit.cli.common import choice, console, err_console, print_json, workspace
+from opskit.cli.common import choice, console, err_console, print_json, workspace, write_text
 from opskit.errors import UsageError
 
 # The inventory (pydantic, jsonschema, YAML) is imported by the commands that
@@ -315,7 +315,7 @@ def export(
     if out is None:
         typer.echo(text, nl=False)
         return
-    out.write_text(text, encoding="utf-8")
+    write_text(out, text)
     err_console.print(f"wrote {len(cis)} hosts to {out}", highlight=False)
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from opskit.cli.common import console, err_console, plain, print_json, workspace
+from opskit.cli.common import console, err_console, plain, print_json, workspace, write_text
 from opskit.errors import OpskitError
 
 # The runbook loader (jsonschema, Jinja2) is imported by the commands that use
@@ -201,5 +201,5 @@ def doc(
     if out is None:
         typer.echo(text)
     else:
-        out.write_text(text + "\n", encoding="utf-8")
+        write_text(out, text + "\n")
         console.print(f"wrote {plain(out)}", highlight=False)
