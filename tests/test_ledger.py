@@ -303,6 +303,9 @@ def test_postgres_role_with_insert_and_select_only(postgres_db: str, tmp_path: P
     writer_url = postgres_db.replace("//opskit@", "//opskit_writer@")
     writer = Ledger(open_engine(writer_url), keys_dir=tmp_path / "keys")
     event = writer.append("y", actor="ci", payload={"n": 2}, blobs={"b": "x"})
+    with writer.batch() as batch:  # many rows: written with COPY, which needs only INSERT
+        for n in range(3, 8):
+            batch.append("z", actor="ci", payload={"n": n})
     writer.checkpoint("ci")
     assert writer.verify().ok
     with pytest.raises(LedgerError, match="permission denied"):

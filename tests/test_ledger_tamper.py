@@ -13,15 +13,26 @@ from pathlib import Path
 import pytest
 
 from opskit.ledger import Ledger
+from opskit.ledger import verify as verify_module
 from opskit.ledger.canonical import chain_hash, record_digest
 from tests.fixtures.postgres import attacker_sql, open_ledger, sqlite_path
 
 EVENTS = 12
 
 
-@pytest.fixture
-def filled(ledger_backend: str, tmp_path: Path) -> Iterator[tuple[Ledger, str]]:
-    """A ledger of 12 events over two interleaved changes, one blob per change."""
+@pytest.fixture(params=[None, 5], ids=["one-chunk", "chunks-of-5"])
+def filled(
+    ledger_backend: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[Ledger, str]]:
+    """A ledger of 12 events over two interleaved changes, one blob per change.
+
+    Verified in one chunk, or in chunks of 5 so that intact chunks before the
+    tampered one take the fast path and the break is found across chunks."""
+    if request.param is not None:
+        monkeypatch.setattr(verify_module, "CHUNK", request.param)
     ledger = open_ledger(ledger_backend, tmp_path / "keys")
     for n in range(1, EVENTS + 1):
         change = "C1" if n % 2 else "C2"

@@ -356,10 +356,14 @@ class Batch:
         row = cursor.fetchone()
         self.seq, self.head = (int(row[0]), row[1]) if row else (0, GENESIS_HASH)
         self._rows: list[tuple[Any, ...]] = []
+        columns = "seq, at, actor, kind, change_id, ci, prev_hash, hash, record"
         self._insert = ledger.sql(
-            f"INSERT INTO {EVENTS} "
-            "(seq, at, actor, kind, change_id, ci, prev_hash, hash, record) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f"INSERT INTO {EVENTS} ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        # PostgreSQL loads many rows fastest with COPY (it needs only the
+        # INSERT privilege, like the INSERT it replaces).
+        self._copy = (
+            f"COPY {EVENTS} ({columns}) FROM STDIN" if ledger.dialect == "postgresql" else None
         )
         self._stored_blobs: set[str] = set()
         self._clock = Clock()  # one per batch: no state shared between threads
@@ -484,6 +488,11 @@ class Batch:
         return hash_
 
     def flush(self) -> None:
-        if self._rows:
-            self.cursor.executemany(self._insert, self._rows)
-            self._rows = []
+        """Writes every row appended so far (in this transaction)."""
+        rows, self._rows = self._rows, []
+        if self._copy is not None and len(rows) > 1:
+            with self.cursor.copy(self._copy) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        elif rows:
+            self.cursor.executemany(self._insert, rows)

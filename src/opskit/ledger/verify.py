@@ -1,8 +1,9 @@
 """Verification: re-hash the chain, every blob and every checkpoint.
 
-The hot loop checks, per record, only what can be checked without parsing
+The hot path checks, per record, only what can be checked without parsing
 JSON: the sequence, the link to the previous hash, the recomputed hash and
-the sequence number inside the hashed record (its last key). Only records
+the sequence number inside the hashed record (its last key), a chunk of
+records at a time as whole-list comparisons. Only records
 that reference blobs or purge one are parsed. The indexed columns (actor,
 at, kind, change_id, ci) are compared with the fields of the verified
 records by one query, in the database. At the first
@@ -15,7 +16,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
+from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
 from opskit.ledger.canonical import GENESIS_HASH, chain_hash, record_digest
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from opskit.ledger.core import Ledger
 
 LOOKAHEAD = 10_000
+CHUNK = 5_000  # rows fetched and checked at a time
+_sha256 = hashlib.sha256
 BLOBS_MARK = '"blobs":{'
 PURGE_MARK = f'"kind":"{PURGE_KIND}"'
 
@@ -64,6 +67,37 @@ def claimed_seq(record: str) -> int | None:
     except (ValueError, AttributeError):
         return None
     return seq if type(seq) is int else None
+
+
+def row_is_intact(row: tuple[Any, ...], prev: str, expected: int) -> bool:
+    """The record is the next in sequence, links to `prev`, hashes to its
+    stored hash and names its own sequence number."""
+    seq, prev_hash, stored_hash, record = row
+    return (
+        seq == expected
+        and prev_hash == prev
+        and _sha256((prev + _sha256(record.encode()).hexdigest()).encode()).hexdigest()
+        == stored_hash
+        and record.endswith(f',"seq":{seq}}}')
+    )
+
+
+def chunk_is_intact(chunk: list[tuple[Any, ...]], prev: str, expected: int) -> bool:
+    """`row_is_intact` for every row of a chunk, as whole-list comparisons
+    (built by comprehensions, compared in C): several times faster than the
+    row loop. False says only that some row breaks; the row loop finds it."""
+    seqs = [row[0] for row in chunk]
+    if seqs != list(range(expected, expected + len(chunk))):
+        return False
+    hashes = [row[2] for row in chunk]
+    if [row[1] for row in chunk] != [prev, *hashes[:-1]]:
+        return False
+    sha = _sha256
+    if [sha((p + sha(r.encode()).hexdigest()).encode()).hexdigest() for _, p, _, r in chunk] != (
+        hashes
+    ):
+        return False
+    return all(map(str.endswith, [row[3] for row in chunk], [f',"seq":{s}}}' for s in seqs]))
 
 
 def diagnose(
@@ -127,8 +161,7 @@ def verify_ledger(ledger: Ledger, since: Checkpoint | None = None) -> VerifyRepo
     referenced: dict[str, int] = {}
     purge_events: dict[int, str] = {}
     purged: set[str] = set()
-    sha = hashlib.sha256
-    prev, expected, count = GENESIS_HASH, 1, 0
+    prev, expected = GENESIS_HASH, 1
     broken = False
     for head, source in anchors.get(0, []):
         if head != GENESIS_HASH:
@@ -140,20 +173,27 @@ def verify_ledger(ledger: Ledger, since: Checkpoint | None = None) -> VerifyRepo
         columns_check = pool.submit(first_bad_columns, ledger)
         cursor = ledger.streaming_cursor(fairy)
         cursor.execute(f"SELECT seq, prev_hash, hash, record FROM {EVENTS} ORDER BY seq")
-        rows = iter(cursor)
-        for row in rows:
-            seq, prev_hash, stored_hash, record = row
-            digest = sha(record.encode()).hexdigest()
-            if (
-                seq != expected
-                or prev_hash != prev
-                or sha((prev + digest).encode()).hexdigest() != stored_hash
-                or not record.endswith(f',"seq":{seq}}}')
-            ):
-                problems.append(diagnose(row, prev, expected, rows))
-                broken = True
-                break
-            if BLOBS_MARK in record or PURGE_MARK in record:
+        while not broken and (chunk := cursor.fetchmany(CHUNK)):
+            if chunk_is_intact(chunk, prev, expected):
+                first, last = expected, expected + len(chunk) - 1
+                marked = [row for row in chunk if BLOBS_MARK in row[3] or PURGE_MARK in row[3]]
+                reached = [(s, chunk[s - first][2]) for s in anchors if first <= s <= last]
+                prev, expected = chunk[-1][2], last + 1
+            else:  # the chain breaks in this chunk: find where, row by row
+                marked, reached = [], []
+                rows = chain(chunk, cursor)
+                for row in rows:
+                    seq, _prev_hash, stored_hash, record = row
+                    if not row_is_intact(row, prev, expected):
+                        problems.append(diagnose(row, prev, expected, rows))
+                        broken = True
+                        break
+                    if BLOBS_MARK in record or PURGE_MARK in record:
+                        marked.append(row)
+                    if seq in anchors:
+                        reached.append((seq, stored_hash))
+                    prev, expected = stored_hash, expected + 1
+            for seq, _prev_hash, _hash, record in marked:
                 data = json.loads(record)
                 payload = data["payload"]
                 refs = payload.get("blobs")
@@ -163,7 +203,7 @@ def verify_ledger(ledger: Ledger, since: Checkpoint | None = None) -> VerifyRepo
                 if data["kind"] == PURGE_KIND and isinstance(payload.get("blob"), str):
                     purge_events[seq] = payload["blob"]
                     purged.add(payload["blob"])
-            if seq in anchors:
+            for seq, stored_hash in reached:
                 for head, source in anchors[seq]:
                     if head != stored_hash:
                         problems.append(
@@ -173,7 +213,7 @@ def verify_ledger(ledger: Ledger, since: Checkpoint | None = None) -> VerifyRepo
                                 f"{source} (history rewritten)",
                             )
                         )
-            prev, expected, count = stored_hash, expected + 1, count + 1
+        count = expected - 1
         cursor.close()
         bad_columns = columns_check.result()
         # Only records before a chain break are known to be authentic.
@@ -213,7 +253,7 @@ def verify_ledger(ledger: Ledger, since: Checkpoint | None = None) -> VerifyRepo
                             f"missing blob: content of {hash_} removed without a purge event",
                         )
                     )
-            elif "sha256:" + sha(bytes(content)).hexdigest() != hash_:
+            elif "sha256:" + _sha256(bytes(content)).hexdigest() != hash_:
                 problems.append((referenced.get(hash_), f"blob content changed: {hash_}"))
         cursor.close()
         for ref, seq in referenced.items():
