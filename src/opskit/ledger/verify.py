@@ -42,11 +42,11 @@ _PREFIX = """'{{"actor":' || {q}(actor) || ',"at":' || {q}(at)
     || ',"ci":' || {n}({q}(ci), 'null')
     || ',"kind":' || {q}(kind) || ',"payload":'"""
 COLUMNS_CHECK = {
+    # instr() stops at the first match, which is position 1 for a sound
+    # record: half the cost of cutting a substring of the prefix's length.
     "sqlite": f"""
-        SELECT MIN(seq) FROM (
-            SELECT seq, record, {_PREFIX.format(q="json_quote", n="coalesce")} AS prefix
-            FROM {EVENTS}
-        ) WHERE substr(record, 1, length(prefix)) IS NOT prefix""",
+        SELECT MIN(seq) FROM {EVENTS}
+        WHERE instr(record, {_PREFIX.format(q="json_quote", n="coalesce")}) IS NOT 1""",
     "postgresql": f"""
         SELECT MIN(seq) FROM {EVENTS} WHERE starts_with(
             record, {_PREFIX.format(q="to_json", n="coalesce")}
