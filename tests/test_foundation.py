@@ -109,6 +109,7 @@ def test_every_log_record_is_redacted_even_from_third_party_loggers(
 
 # A wrong option value is a usage error (exit 2): one line naming the option
 # and what it accepts, found before the workspace or the database is touched.
+DAY = "2026-01-02T00:00Z"
 CREATE = ["change", "create", "--runbook", "vlan-interface", "--select", "name:sw1", "--title", "t"]
 WRONG_OPTION_VALUES = [
     ([*CREATE, "--type", "bogus"], "error: --type 'bogus': use one of standard, normal, emergency"),
@@ -119,6 +120,17 @@ WRONG_OPTION_VALUES = [
     ),
     (["change", "recover", "--stale-after", "-1"], "error: --stale-after -1: give 0 or more"),
     ([*CREATE, "--window-start", "soon"], "error: --window-start 'soon': use ISO 8601"),
+    (
+        [*CREATE, "--window-start", "2026-01-02T00:00+00:00", "--window-end", "2026-01-01T00:00Z"],
+        "error: --window-end 2026-01-01T00:00Z: must be after --window-start",
+    ),
+    (
+        ["change", "schedule", "CHG-1", "--start", DAY, "--end", DAY],
+        f"error: --end {DAY}: must be after --start {DAY}",
+    ),
+    (["change", "create", "--runbook", "x", "--select", "y", "--title", " "], "error: --title: "),
+    (["change", "reject", "CHG-1", "--reason", ""], "error: --reason: give a non-empty text"),
+    (["change", "close", "CHG-1", "--review", "  "], "error: --review: give a non-empty text"),
     (["audit", "log", "--since", "yesterday"], "error: --since 'yesterday': use ISO 8601"),
     (["inventory", "export", "--format", "xml"], "error: --format 'xml': use one of yaml, json"),
 ]

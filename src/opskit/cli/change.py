@@ -17,6 +17,7 @@ from opskit.cli.common import (
     console,
     current_user,
     err_console,
+    nonblank,
     plain,
     print_json,
     workspace,
@@ -60,16 +61,26 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
     return params
 
 
-def _when(text: str | None, option: str) -> datetime | None:
-    if not text:
+def _when(value: str | None, option: str) -> datetime | None:
+    if not value:
         return None
     try:
-        moment = datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(value)
     except ValueError:
-        raise UsageError(f"{option} {text!r}: use ISO 8601, e.g. 2026-12-01T22:00+01:00") from None
+        raise UsageError(f"{option} {value!r}: use ISO 8601, e.g. 2026-12-01T22:00+01:00") from None
     if moment.tzinfo is None:
-        raise UsageError(f"{option} {text!r}: give a timezone offset (e.g. +00:00)")
+        raise UsageError(f"{option} {value!r}: give a timezone offset (e.g. +00:00)")
     return moment
+
+
+def _window(
+    start: str | None, end: str | None, options: tuple[str, str]
+) -> tuple[datetime | None, datetime | None]:
+    """Both ends parsed; an end not after the start is a usage error (exit 2)."""
+    start_at, end_at = _when(start, options[0]), _when(end, options[1])
+    if start_at and end_at and end_at <= start_at:
+        raise UsageError(f"{options[1]} {end}: must be after {options[0]} {start}")
+    return start_at, end_at
 
 
 def _brief(change: ChangeRequest) -> None:
@@ -101,8 +112,9 @@ def create(
 
     # Wrong option values are usage errors, found before anything is opened.
     choice("--type", change_type, ChangeType)
+    nonblank("--title", title)
     params = _parse_params(param or [])
-    start, end = _when(window_start, "--window-start"), _when(window_end, "--window-end")
+    start, end = _window(window_start, window_end, ("--window-start", "--window-end"))
     change = _service().create(
         runbook=runbook,
         select_expr=select,
@@ -190,6 +202,7 @@ def approve(
 @app.command()
 def reject(change_id: IdArg, reason: Annotated[str, typer.Option("--reason")]) -> None:
     """Reject a change, with the reason."""
+    nonblank("--reason", reason)
     _brief(_service().reject(change_id, current_user(), reason))
 
 
@@ -200,11 +213,8 @@ def schedule(
     end: Annotated[str | None, typer.Option("--end")] = None,
 ) -> None:
     """Schedule an approved change into its window."""
-    _brief(
-        _service().schedule(
-            change_id, current_user(), start=_when(start, "--start"), end=_when(end, "--end")
-        )
-    )
+    start_at, end_at = _window(start, end, ("--start", "--end"))
+    _brief(_service().schedule(change_id, current_user(), start=start_at, end=end_at))
 
 
 class _ProgressView:
@@ -362,6 +372,7 @@ def close(
     follow_up: Annotated[list[str] | None, typer.Option("--follow-up")] = None,
 ) -> None:
     """Close a change with its post-implementation review."""
+    nonblank("--review", review)
     if outcome is not None:
         from opskit.changes import TRANSITIONS, State
 

@@ -58,6 +58,14 @@ def choice(option: str, value: str, allowed: Iterable[str]) -> str:
     return value
 
 
+def nonblank(option: str, value: str) -> str:
+    """A text option that must say something (a title, a reason, a review);
+    a blank one is a one-line usage error (exit 2)."""
+    if not value.strip():
+        raise UsageError(f"{option}: give a non-empty text")
+    return value
+
+
 def write_text(path: Path, text: str) -> None:
     """Writes an output file (--out); a path that cannot be written is one
     line, not an OSError traceback."""
