@@ -8,7 +8,7 @@ COPY, as the ledger does), encoded but not hashed. Prints events/s and
 the ratios against the targets; repeats on PostgreSQL when Debian's server
 binaries are installed.
 
-    .venv/bin/python bench/ledger.py [--events N] [--no-postgres]
+    .venv/bin/python bench/ledger.py [--events N] [--rounds 3] [--no-postgres]
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from sqlalchemy import MetaData
@@ -150,24 +152,50 @@ def report(name: str, result: dict, raw: tuple[float, float]) -> None:
     )
 
 
+def measure(
+    make_engine: Callable[[str], Any], keys: Path, events: list, rounds: int
+) -> tuple[dict, tuple[float, float]]:
+    """Medians over `rounds` of the ledger and the floor, each on a fresh
+    database, in alternating order: a shared machine's slow spells fall on
+    both."""
+    results: list[dict] = []
+    raws: list[tuple[float, float]] = []
+
+    def ledger_run(index: int) -> None:
+        engine = make_engine(f"ledger_{index}")
+        create_schema(engine)
+        results.append(bench_ledger(engine, keys, events))
+        engine.dispose()
+
+    def raw_run(index: int) -> None:
+        engine = make_engine(f"raw_{index}")
+        raws.append(bench_raw(engine, events))
+        engine.dispose()
+
+    for index in range(rounds):
+        for run in (ledger_run, raw_run) if index % 2 == 0 else (raw_run, ledger_run):
+            run(index)
+    result = {key: median(r[key] for r in results) for key in results[0]}
+    raw = (median(r[0] for r in raws), median(r[1] for r in raws))
+    return result, raw
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians count")
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
     events = payloads(args.events)
+    rounds = f"{args.events:,} events, median of {args.rounds} rounds"
     with tempfile.TemporaryDirectory(prefix="opskit-bench-") as tmp:
         folder = Path(tmp)
         keys = folder / "keys"
         ensure_key(keys)
-        engine = open_engine(sqlite_url(folder / "ledger.db"))
-        create_schema(engine)
-        result = bench_ledger(engine, keys, events)
-        raw_engine = open_engine(sqlite_url(folder / "raw.db"))
-        raw = bench_raw(raw_engine, events)
-        report(f"SQLite (WAL, synchronous=FULL), {args.events:,} events", result, raw)
-        engine.dispose()
-        raw_engine.dispose()
+        result, raw = measure(
+            lambda name: open_engine(sqlite_url(folder / f"{name}.db")), keys, events, args.rounds
+        )
+        report(f"SQLite (WAL, synchronous=FULL), {rounds}", result, raw)
 
     if args.no_postgres:
         return 0
@@ -184,15 +212,14 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="opskit-bench-") as tmp:
             keys = Path(tmp) / "keys"
             ensure_key(keys)
-            engine = open_engine(server.create_database("bench_ledger"))
-            create_schema(engine)
-            result = bench_ledger(engine, keys, events)
-            raw_engine = open_engine(server.create_database("bench_raw"))
-            raw = bench_raw(raw_engine, events)
+            result, raw = measure(
+                lambda name: open_engine(server.create_database(f"bench_{name}")),
+                keys,
+                events,
+                args.rounds,
+            )
             name = f"PostgreSQL {bindir.parent.name} (loopback, fsync on)"
-            report(f"{name}, {args.events:,} events", result, raw)
-            engine.dispose()
-            raw_engine.dispose()
+            report(f"{name}, {rounds}", result, raw)
     finally:
         server.stop()
     return 0
