@@ -151,6 +151,7 @@ def test_a_wrong_option_value_is_a_one_line_usage_error(
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+@pytest.mark.slow
 def test_errors_about_the_world_stay_exit_1(tmp_path: Path) -> None:
     ws = init_workspace(tmp_path / "ws")
     base = ["--workspace", str(ws.root), "--as", "alice"]
@@ -167,6 +168,7 @@ def test_errors_about_the_world_stay_exit_1(tmp_path: Path) -> None:
             assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_an_output_or_workspace_that_cannot_be_written_is_one_line(
     workspace: Workspace, tmp_path: Path
 ) -> None:
