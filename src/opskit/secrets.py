@@ -42,14 +42,18 @@ class Redactor:
         forms = {value, json.dumps(value)[1:-1]}
         with self._lock:
             if not forms <= self._values:
-                self._values |= forms
+                # Pattern first: a reader that sees None waits for this lock.
                 self._pattern = None
+                self._values = self._values | forms
 
     @property
     def values(self) -> frozenset[str]:
         return frozenset(self._values)
 
     def _compiled(self) -> re.Pattern[str] | None:
+        pattern = self._pattern
+        if pattern is not None or not self._values:  # the hot path takes no lock
+            return pattern
         with self._lock:
             if self._pattern is None and self._values:
                 # Longest first so that a secret containing another is masked whole.
