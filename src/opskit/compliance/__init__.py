@@ -24,11 +24,13 @@ Public API (used by the runbook executor, the change engine and drift checks):
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
 
-from hier_config import HConfig, Platform, WorkflowRemediation, get_hconfig
+from hier_config import HConfig, Platform, WorkflowRemediation, get_hconfig, get_hconfig_driver
+from hier_config.platforms.driver_base import HConfigDriverBase
 
 #: hier_config's platform for each netmiko device_type opskit knows.
 HIER_PLATFORMS: dict[str, Platform] = {
@@ -134,9 +136,16 @@ def equal(a: str, b: str, platform: str | None = None) -> tuple[bool, str]:
     return residual == "", residual
 
 
+@functools.cache
+def _driver(platform: Platform) -> HConfigDriverBase:
+    """One hier_config driver per platform: building one (its pydantic rules)
+    costs more than parsing a small configuration, and it is only read."""
+    return get_hconfig_driver(platform)
+
+
 def _hconfig(config: str | Iterable[str], platform: str | None) -> HConfig:
     text = config if isinstance(config, str) else "\n".join(config)
-    return get_hconfig(hier_platform(platform), normalize(text, platform))
+    return get_hconfig(_driver(hier_platform(platform)), normalize(text, platform))
 
 
 def remediation(current: str, target: str, platform: str | None = None) -> list[str]:
@@ -163,16 +172,22 @@ def _all_paths(config: HConfig) -> set[tuple[str, ...]]:
     return {tuple(child.path()) for child in config.all_children()}
 
 
+@functools.lru_cache(maxsize=256)
+def _wanted_paths(lines: tuple[str, ...], platform: str | None) -> tuple[tuple[str, ...], ...]:
+    # A rollout checks the same lines on every host: parsed once.
+    return tuple(_leaf_paths(_hconfig(lines, platform)))
+
+
 def missing_lines(config: str, lines: Sequence[str], platform: str | None = None) -> list[str]:
     """The (hierarchical) lines of ``lines`` that ``config`` lacks, as "parent > child"."""
     have = _all_paths(_hconfig(config, platform))
-    return [" > ".join(p) for p in _leaf_paths(_hconfig(lines, platform)) if p not in have]
+    return [" > ".join(p) for p in _wanted_paths(tuple(lines), platform) if p not in have]
 
 
 def present_lines(config: str, lines: Sequence[str], platform: str | None = None) -> list[str]:
     """The (hierarchical) lines of ``lines`` that ``config`` has, as "parent > child"."""
     have = _all_paths(_hconfig(config, platform))
-    return [" > ".join(p) for p in _leaf_paths(_hconfig(lines, platform)) if p in have]
+    return [" > ".join(p) for p in _wanted_paths(tuple(lines), platform) if p in have]
 
 
 def contains_lines(config: str, lines: Sequence[str], platform: str | None = None) -> bool:
