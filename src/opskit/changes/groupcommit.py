@@ -4,7 +4,8 @@ Many host threads record steps at once; each append is its own transaction
 and fsync when written one by one. `GroupWriter` keeps the guarantee the
 rollout needs (a step is durable before the thread that recorded it goes
 on: `append` returns only after the commit) while one commit serves every
-event queued meanwhile.
+event queued meanwhile. `submit` queues an event without waiting, for the
+steps whose durability a host only needs at its end.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     event: Any = None
     error: BaseException | None = None
+
+    def result(self) -> Any:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.event
 
 
 class QueueDrainer(Generic[T]):
@@ -82,12 +89,15 @@ class GroupWriter:
 
     def append(self, kind: str, **kwargs: Any) -> Any:
         """Like `Ledger.append`: returns the event once it is committed."""
+        return self.submit(kind, **kwargs)()
+
+    def submit(self, kind: str, **kwargs: Any) -> Callable[[], Any]:
+        """Queues the event and returns at once; the returned call waits until
+        it is committed and returns it (or raises why it was not). Events are
+        written in the order they were queued."""
         item = _Pending(kind, kwargs)
         self._drainer.put(item)
-        item.done.wait()
-        if item.error is not None:
-            raise item.error
-        return item.event
+        return item.result
 
     def close(self) -> None:
         """Writes what is queued, then stops."""

@@ -14,10 +14,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
@@ -51,12 +51,19 @@ TOUCHED = frozenset({RUNNING, OK, FAILED, ROLLBACK_FAILED, UNKNOWN})
 
 
 ProgressCallback = Callable[[str, str, str], None]  # (ci, status, change_id)
+# Queues a step (kind, payload, blobs); the call returned waits until it is durable.
+StepQueue = Callable[[str, Mapping[str, Any] | None, Mapping[str, Any] | None], Callable[[], Any]]
 
 
 def _executor() -> Any:
     from opskit.runbooks import executor
 
     return executor
+
+
+def record_ready(payload: Mapping[str, Any]) -> Any:
+    """The rollout's own step payloads, redacted and JSON-ready like the executor's."""
+    return _executor().record_ready(payload)
 
 
 @contextmanager
@@ -150,15 +157,17 @@ class Rollout:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._observed: Any = None
-        # Appends a host's non-backup steps while its thread goes on (see _HostRecorder).
-        self._async_records: ThreadPoolExecutor | None = None
+        # A host's non-backup steps are queued while its thread goes on (see _HostRecorder).
+        self._queue_steps = False
         # Writes finished hosts' index rows and CMDB records off their threads.
         self._index: QueueDrainer[HostOutcome] | None = None
 
     # -- recording -------------------------------------------------------------
     def recorder(self, ci: str) -> Callable[..., Any]:
         """The callback the executor calls for each host step: appends it to
-        the ledger at once, bound to this change, CI and actor."""
+        the ledger at once, bound to this change, CI and actor. The executor
+        hands over payloads and blobs already redacted and JSON-ready
+        (`record_ready`); the rollout's own steps are made so too."""
 
         def record(
             kind: str,
@@ -172,6 +181,7 @@ class Rollout:
                 ci=ci,
                 payload=payload or {},
                 blobs=blobs,
+                prepared=True,
             )
 
         return record
@@ -180,7 +190,21 @@ class Rollout:
         """The recorder for one host's run: `host.backup` is durable before the
         call returns (no apply step runs before it is); the other steps are
         queued in order and `flush` waits for them once, at the end of the host."""
-        return _HostRecorder(self.recorder(ci), self._async_records)
+
+        def queue(
+            kind: str, payload: Mapping[str, Any] | None, blobs: Mapping[str, Any] | None
+        ) -> Callable[[], Any]:
+            return self.svc.record_later(
+                kind,
+                actor=self.actor,
+                change_id=self.change_id,
+                ci=ci,
+                payload=payload or {},
+                blobs=blobs,
+                prepared=True,
+            )
+
+        return _HostRecorder(self.recorder(ci), queue if self._queue_steps else None)
 
     # -- entry points ------------------------------------------------------------
     def run(self, *, dry_run: bool = False) -> dict[str, Any]:
@@ -307,12 +331,8 @@ class Rollout:
         caps = {cap.group: cap.max_changing for cap in svc.policy.concurrency}
         local_caps = {g: threading.Semaphore(n) for g, n in caps.items()}
         width = max(1, min(int(strategy.concurrency), total))
-        # Each host has at most two steps queued (applied, then verified or failed).
-        with (
-            ThreadPoolExecutor(max_workers=2 * width, thread_name_prefix="record") as records,
-            ThreadPoolExecutor(max_workers=width) as threads,
-        ):
-            self._async_records = records
+        with ThreadPoolExecutor(max_workers=width) as threads:
+            self._queue_steps = True
             # Finished hosts are indexed in the background, all those that finished
             # meanwhile in one transaction; close() raises the first write error.
             self._index = QueueDrainer(
@@ -362,7 +382,7 @@ class Rollout:
                         done,
                     )
                 )
-        self._async_records = None
+        self._queue_steps = False
         self._close_index()
         return self._finish(change, book, inv, stopped_reason)
 
@@ -425,7 +445,8 @@ class Rollout:
             )
         except OpskitError as exc:
             recorder(
-                "host.failed", {"error": str(exc), "status": str(getattr(exc, "status", "failed"))}
+                "host.failed",
+                record_ready({"error": str(exc), "status": str(getattr(exc, "status", "failed"))}),
             )
             return HostOutcome(
                 ci.name,
@@ -465,7 +486,8 @@ class Rollout:
         )
         if snapshot is None:
             self.recorder(ci.name)(
-                "host.rollback_failed", {"error": "no pre-change snapshot in the ledger"}
+                "host.rollback_failed",
+                record_ready({"error": "no pre-change snapshot in the ledger"}),
             )
             outcome.status = ROLLBACK_FAILED
             outcome.error = "no pre-change snapshot to roll back to"
@@ -485,7 +507,7 @@ class Rollout:
                 outcome.error = result.error
                 outcome.detail["rollback"] = {"proof": result.proof, "error": result.error}
             except OpskitError as exc:
-                self.recorder(ci.name)("host.rollback_failed", {"error": str(exc)})
+                self.recorder(ci.name)("host.rollback_failed", record_ready({"error": str(exc)}))
                 outcome.status = ROLLBACK_FAILED
                 outcome.error = str(exc)
         svc.set_host(change.id, ci.name, outcome.status, detail=outcome.detail)
@@ -564,30 +586,57 @@ class Rollout:
         return summary
 
     def _write_index(self, change_id: str, outcomes: list[HostOutcome]) -> None:
-        """Finished hosts' CMDB records, then their index rows in one
-        transaction. Both may lag the ledger: a crash in between leaves the
-        index at `pending` and `recover` rebuilds it, and any missing CMDB
-        record, from the ledger."""
+        """Finished hosts' CMDB records and index rows, in one transaction
+        (one statement for all the CMDB records). Both may lag the ledger: a
+        crash before it commits leaves the index at `pending`, and `recover`
+        rebuilds it, and any missing CMDB record, from the ledger."""
+        from opskit.inventory.observed import ci_changes
+
+        # The rows `ObservedStore.record_change` writes, for many CIs at once.
+        at = datetime.now(UTC)
+        records = [
+            {
+                "ci": o.ci,
+                "change_id": change_id,
+                "status": o.status,
+                "config_hash": o.config_hash,
+                "detail": None,
+                "at": at,
+            }
+            for o in outcomes
+        ]
+        with self.svc.engine.begin() as connection:
+            connection.execute(insert(ci_changes), records)
+            self.svc.set_hosts(
+                change_id, [(o.ci, o.status, o.detail) for o in outcomes], connection=connection
+            )
         for outcome in outcomes:
-            self._update_cmdb(change_id, outcome)
-        self.svc.set_hosts(change_id, [(o.ci, o.status, o.detail) for o in outcomes])
+            self._record_facts(change_id, outcome)
 
     def _close_index(self) -> None:
         index, self._index = self._index, None
         if index is not None:
             index.close()
 
+    def _observed_store(self) -> Any:
+        with self._lock:
+            if self._observed is None:
+                self._observed = deps.observed_store(self.svc.ws)
+            return self._observed
+
     def _update_cmdb(self, change_id: str, outcome: HostOutcome) -> None:
         """The CMDB record of the CI: this change, its outcome on the CI and the
         configuration hash (for failed and rolled-back hosts too), as soon as
         the host is done."""
-        with self._lock:
-            if self._observed is None:
-                self._observed = deps.observed_store(self.svc.ws)
-        self._observed.record_change(outcome.ci, change_id, outcome.status, outcome.config_hash)
+        self._observed_store().record_change(
+            outcome.ci, change_id, outcome.status, outcome.config_hash
+        )
+        self._record_facts(change_id, outcome)
+
+    def _record_facts(self, change_id: str, outcome: HostOutcome) -> None:
         facts = getattr(outcome.run, "facts", None)
         if facts:
-            self._observed.record_facts(outcome.ci, facts, source=f"change {change_id}")
+            self._observed_store().record_facts(outcome.ci, facts, source=f"change {change_id}")
 
     def _checkpoint(self) -> None:
         with self.svc._ledger_lock:
@@ -929,17 +978,21 @@ class _HostRecorder:
     """One host's step recorder. `host.backup` is appended and durable before
     the call returns: the audit guarantee is that the pre-change snapshot is in
     the ledger before any apply step touches the device. The other steps are
-    appended in the background, in order (each after the previous one is
-    committed), so the device work goes on meanwhile; `flush` waits until all
-    of them are durable and raises the first error. Without a background pool
-    every step waits."""
+    queued for the ledger in order (the group commit writes them in the order
+    queued), so the device work goes on meanwhile; `flush` waits until all of
+    them are durable and raises the first error. Without a queue every step
+    waits."""
 
     WAIT_FOR = frozenset({"host.backup"})
 
-    def __init__(self, record: Callable[..., Any], pool: ThreadPoolExecutor | None) -> None:
+    def __init__(
+        self,
+        record: Callable[..., Any],
+        queue: StepQueue | None,
+    ) -> None:
         self._record = record
-        self._pool = pool
-        self._pending: list[Future[Any]] = []
+        self._queue = queue
+        self._pending: list[Callable[[], Any]] = []
 
     def __call__(
         self,
@@ -947,30 +1000,22 @@ class _HostRecorder:
         payload: Mapping[str, Any] | None = None,
         blobs: Mapping[str, Any] | None = None,
     ) -> Any:
-        if self._pool is None or kind in self.WAIT_FOR:
+        if self._queue is None or kind in self.WAIT_FOR:
             self.flush()  # earlier steps first: the ledger keeps the host's order
             return self._record(kind, payload, blobs)
-        previous = self._pending[-1] if self._pending else None
-        self._pending.append(self._pool.submit(self._after, previous, kind, payload, blobs))
+        self._pending.append(self._queue(kind, payload, blobs))
         return None
-
-    def _after(
-        self,
-        previous: Future[Any] | None,
-        kind: str,
-        payload: Mapping[str, Any] | None,
-        blobs: Mapping[str, Any] | None,
-    ) -> Any:
-        if previous is not None:
-            wait([previous])  # its error is raised by flush, this step is still recorded
-        return self._record(kind, payload, blobs)
 
     def flush(self) -> None:
         pending, self._pending = self._pending, []
-        errors = [f.exception() for f in pending]  # waits for each
-        for error in errors:
-            if error is not None:
-                raise error
+        first: BaseException | None = None
+        for result in pending:  # waits for each
+            try:
+                result()
+            except Exception as exc:
+                first = first or exc
+        if first is not None:
+            raise first
 
 
 class _Heartbeat:

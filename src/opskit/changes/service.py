@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from opskit.changes import deps, store
@@ -112,20 +112,74 @@ class ChangeService:
         payload: Mapping[str, Any],
         ci: str | None = None,
         blobs: Mapping[str, Any] | None = None,
+        prepared: bool = False,
     ) -> Any:
-        """Appends one event to the ledger (redacted: no secret ever reaches it)."""
-        kwargs: dict[str, Any] = {"actor": actor, "payload": redact_obj(jsonable(dict(payload)))}
+        """Appends one event to the ledger (redacted: no secret ever reaches it).
+
+        `prepared`: the payload and blobs are already redacted and in the
+        ledger's JSON subset (`opskit.runbooks.executor.record_ready`, what the
+        executor hands its recorder), so they are not walked a second time.
+        The ledger refuses any event or blob that still holds a secret."""
+        kwargs = self._event(actor, change_id, payload, ci, blobs, prepared=prepared)
+        writer = self._group_writer
+        if writer is not None:
+            return writer.append(kind, **kwargs)
+        with self._ledger_lock:
+            return self.ledger.append(kind, **kwargs)
+
+    def record_later(
+        self,
+        kind: str,
+        *,
+        actor: str,
+        change_id: str | None,
+        payload: Mapping[str, Any],
+        ci: str | None = None,
+        blobs: Mapping[str, Any] | None = None,
+        prepared: bool = False,
+    ) -> Callable[[], Any]:
+        """Like `record`, without waiting: the event is queued behind those
+        queued before it (one thread's events keep their order) and the
+        returned call waits until it is durable, returning the event or
+        raising the append's error. Outside `group_commit` it is appended at
+        once."""
+        kwargs = self._event(actor, change_id, payload, ci, blobs, prepared=prepared)
+        writer = self._group_writer
+        if writer is not None:
+            return writer.submit(kind, **kwargs)
+        try:
+            with self._ledger_lock:
+                event = self.ledger.append(kind, **kwargs)
+        except OpskitError as exc:
+            error = exc
+
+            def fail() -> Any:
+                raise error
+
+            return fail
+        return lambda: event
+
+    @staticmethod
+    def _event(
+        actor: str,
+        change_id: str | None,
+        payload: Mapping[str, Any],
+        ci: str | None,
+        blobs: Mapping[str, Any] | None,
+        *,
+        prepared: bool,
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "actor": actor,
+            "payload": dict(payload) if prepared else redact_obj(jsonable(dict(payload))),
+        }
         if change_id is not None:
             kwargs["change_id"] = change_id
         if ci is not None:
             kwargs["ci"] = ci
         if blobs:
             kwargs["blobs"] = dict(blobs)
-        writer = self._group_writer
-        if writer is not None:
-            return writer.append(kind, **kwargs)
-        with self._ledger_lock:
-            return self.ledger.append(kind, **kwargs)
+        return kwargs
 
     @contextmanager
     def group_commit(self) -> Iterator[None]:
@@ -1102,24 +1156,51 @@ class ChangeService:
         updates: Iterable[tuple[str, str, Mapping[str, Any] | None]],
         *,
         batch: int | None = None,
+        connection: Connection | None = None,
     ) -> None:
         """Several hosts' (ci, status, detail) in one transaction (one commit
-        for the hosts a rollout finished meanwhile)."""
+        for the hosts a rollout finished meanwhile), or in `connection`'s."""
+        if connection is None:
+            with self.engine.begin() as conn:
+                self.set_hosts(change_id, updates, batch=batch, connection=conn)
+            return
         now = self.clock()
-        with self.engine.begin() as conn:
-            for ci, status, detail in updates:
-                values: dict[str, Any] = {"status": status, "updated_at": now}
-                if batch is not None:
-                    values["batch"] = batch
-                if detail is not None:
-                    values["detail"] = redact_obj(jsonable(dict(detail)))
-                updated = conn.execute(
-                    update(store.hosts)
-                    .where(store.hosts.c.change_id == change_id, store.hosts.c.ci == ci)
-                    .values(**values)
-                ).rowcount
-                if not updated:
-                    conn.execute(insert(store.hosts).values(change_id=change_id, ci=ci, **values))
+        rows: list[dict[str, Any]] = []
+        for ci, status, detail in updates:
+            values: dict[str, Any] = {"status": status, "updated_at": now}
+            if batch is not None:
+                values["batch"] = batch
+            if detail is not None:
+                values["detail"] = redact_obj(jsonable(dict(detail)))
+            rows.append({"b_change": change_id, "b_ci": ci, **values})
+        # One statement per set of columns, executed for many rows.
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            by_columns.setdefault(tuple(sorted(row)), []).append(row)
+        missing: list[dict[str, Any]] = []
+        for columns, group in by_columns.items():
+            statement = (
+                update(store.hosts)
+                .where(
+                    store.hosts.c.change_id == bindparam("b_change"),
+                    store.hosts.c.ci == bindparam("b_ci"),
+                )
+                .values({c: bindparam(c) for c in columns if not c.startswith("b_")})
+            )
+            if connection.execute(statement, group).rowcount == len(group):
+                continue
+            # Some host has no row yet (init_hosts was not called): find which.
+            known = set(
+                connection.execute(
+                    select(store.hosts.c.ci).where(store.hosts.c.change_id == change_id)
+                ).scalars()
+            )
+            missing += [row for row in group if row["b_ci"] not in known]
+        for row in missing:
+            values = {k: v for k, v in row.items() if not k.startswith("b_")}
+            connection.execute(
+                insert(store.hosts).values(change_id=change_id, ci=row["b_ci"], **values)
+            )
 
     def init_hosts(self, change_id: str, plan: list[list[str]]) -> None:
         """Every target `pending`, with its batch, in one transaction."""

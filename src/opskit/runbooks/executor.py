@@ -67,7 +67,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -396,9 +396,7 @@ class _HostExecution:
     ) -> None:
         if self._recorder is None:
             return
-        clean_payload = _no_floats(
-            REDACTOR.redact_obj({"ci": self.ci.name, "runbook": self.runbook.ref, **payload})
-        )
+        clean_payload = record_ready({"ci": self.ci.name, "runbook": self.runbook.ref, **payload})
         clean_blobs = None
         if blobs:
             clean_blobs = {
@@ -1026,16 +1024,53 @@ def _transcript(conn: Connector) -> list[dict[str, Any]]:
     return entries
 
 
-def _no_floats(value: Any) -> Any:
-    """The ledger's canonical JSON has no floats (RFC 8785 number pitfalls):
-    integral floats become ints, others their shortest text."""
+def record_ready(value: Any) -> Any:
+    """`value` as the ledger takes it, in one pass: every string redacted
+    (mapping keys too), and only the ledger's JSON subset left. The canonical
+    JSON has no floats (RFC 8785 number pitfalls): integral floats become
+    ints, others their shortest text; enums become their value, datetimes ISO
+    text, tuples lists, sets sorted lists, anything else its text. What this
+    returns needs no further redaction or conversion on its way to the ledger
+    (`ChangeService.record(..., prepared=True)`)."""
+    return _ready(value, REDACTOR.redact)
+
+
+def _ready(value: Any, redact: Callable[[str], str]) -> Any:
+    kind = type(value)
+    if kind is str:
+        return redact(value)
+    if kind is dict:
+        return {
+            (redact(k) if type(k) is str else _ready_key(k, redact)): _ready(v, redact)
+            for k, v in value.items()
+        }
+    if kind is list:
+        return [_ready(v, redact) for v in value]
+    if value is None or kind is bool or kind is int:
+        return value
+    if isinstance(value, Enum):
+        return redact(str(value.value))
+    if isinstance(value, str):
+        return redact(str(value))
     if isinstance(value, float):
         return int(value) if value.is_integer() else repr(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
     if isinstance(value, Mapping):
-        return {k: _no_floats(v) for k, v in value.items()}
+        return {_ready_key(k, redact): _ready(v, redact) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_no_floats(v) for v in value]
-    return value
+        return [_ready(v, redact) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_ready(v, redact) for v in value), key=str)
+    return redact(str(value))
+
+
+def _ready_key(key: Any, redact: Callable[[str], str]) -> str:
+    return redact(str(key.value) if isinstance(key, Enum) else str(key))
 
 
 def _read_file(conn: Connector, path: str) -> str | None:
@@ -1139,6 +1174,7 @@ __all__ = [
     "Snapshot",
     "StepRun",
     "predict_diff",
+    "record_ready",
     "resolve_params",
     "rollback_host",
     "run_host",
