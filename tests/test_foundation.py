@@ -195,3 +195,14 @@ def test_an_output_or_workspace_that_cannot_be_written_is_one_line(
     assert result.returncode == 1 and "cannot create the workspace" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert a_file.read_text() == "x"
+
+
+def test_init_workspace_api_turns_an_unwritable_place_into_one_line(tmp_path: Path) -> None:
+    from opskit.errors import WorkspaceError
+    from opskit.workspace import init_workspace
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    with pytest.raises(WorkspaceError, match=r"cannot create the workspace \(Not a directory\)"):
+        init_workspace(a_file / "ws")
+    assert a_file.read_text() == "x"

@@ -12,12 +12,16 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-
-from opskit.db import create_schema, open_engine, sqlite_url
 from opskit.errors import WorkspaceError
-from opskit.policy import DEFAULT_POLICY_YAML, Policy, load_policy
+
+# SQLAlchemy and pydantic (the database and the policy) are imported when
+# first used: commands that need neither start faster.
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from opskit.policy import Policy
 
 POLICY_FILE = "opskit.yaml"
 STATE_DIR = ".opskit"
@@ -75,17 +79,21 @@ class Workspace:
 
     @property
     def db_url(self) -> str:
-        return self.db_url_override or sqlite_url(self.state_dir / "opskit.db")
+        return self.db_url_override or f"sqlite:///{self.state_dir / 'opskit.db'}"
 
     # -- loaded parts -----------------------------------------------------
     @cached_property
     def policy(self) -> Policy:
+        from opskit.policy import load_policy
+
         return load_policy(self.policy_path)
 
     @property
     def engine(self) -> Engine:
         """The state database, created on first use."""
         if self._engine is None:
+            from opskit.db import create_schema, open_engine
+
             self.state_dir.mkdir(parents=True, exist_ok=True)
             engine = open_engine(self.db_url)
             create_schema(engine)
@@ -108,21 +116,23 @@ class Workspace:
 def init_workspace(root: str | Path, *, db: str | None = None, force: bool = False) -> Workspace:
     """Creates a new workspace: folders, a policy, the state database and the
     workspace's Ed25519 signing key (for ledger checkpoints)."""
+    from opskit.ledger.keys import ensure_workspace_key
+    from opskit.policy import DEFAULT_POLICY_YAML
+
     root = Path(root).expanduser().resolve()
     if (root / POLICY_FILE).exists() and not force:
         raise WorkspaceError(f"{root}: already a workspace ({POLICY_FILE} exists)")
-    root.mkdir(parents=True, exist_ok=True)
-    for sub in SUBDIRS:
-        (root / sub).mkdir(exist_ok=True)
-    (root / POLICY_FILE).write_text(DEFAULT_POLICY_YAML)
-    (root / STATE_DIR).mkdir(exist_ok=True)
-    (root / STATE_DIR / ".gitignore").write_text("*\n")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for sub in SUBDIRS:
+            (root / sub).mkdir(exist_ok=True)
+        (root / POLICY_FILE).write_text(DEFAULT_POLICY_YAML)
+        (root / STATE_DIR).mkdir(exist_ok=True)
+        (root / STATE_DIR / ".gitignore").write_text("*\n")
+    except OSError as exc:
+        where = exc.filename or root
+        raise WorkspaceError(f"{where}: cannot create the workspace ({exc.strerror})") from None
     ws = Workspace(root=root, db_url_override=db)
     ws.engine  # noqa: B018 - creates the schema now, so errors surface at init
-    try:
-        from opskit.ledger.keys import ensure_workspace_key
-    except ModuleNotFoundError:  # pragma: no cover - ledger not yet built
-        pass
-    else:
-        ensure_workspace_key(ws)
+    ensure_workspace_key(ws)
     return ws
