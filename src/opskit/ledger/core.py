@@ -28,6 +28,7 @@ from opskit.ledger.canonical import (
     GENESIS_HASH,
     acceptable,
     check_value,
+    encode_canonical,
     encode_canonical_bytes,
     explain,
 )
@@ -390,6 +391,11 @@ class Batch:
             and "\x00" not in f"{kind}{actor}{change_id}{ci}"
         ):
             _check_fields(kind, actor, change_id, ci)
+            # A str subclass (a StrEnum) is stored as its text, in the record
+            # as in the indexed columns: orjson would write an Enum's value.
+            kind, actor = str.__str__(kind), str.__str__(actor)
+            change_id = None if change_id is None else str.__str__(change_id)
+            ci = None if ci is None else str.__str__(ci)
         payload = dict(payload or {})
         if not acceptable(payload):
             explain(payload, f"append {kind}: payload")
@@ -408,21 +414,29 @@ class Batch:
             contents = {}
         at, now = self._clock.now()
         seq = self.seq + 1
+        fields = {
+            "actor": actor,
+            "at": at,
+            "change_id": change_id,
+            "ci": ci,
+            "kind": kind,
+            "payload": payload,
+            "seq": seq,
+        }
         try:
-            data = _encode_bytes(
-                {
-                    "actor": actor,
-                    "at": at,
-                    "change_id": change_id,
-                    "ci": ci,
-                    "kind": kind,
-                    "payload": payload,
-                    "seq": seq,
-                }
-            )
-        except TypeError:  # what `acceptable` lets through: a lone surrogate
-            raise LedgerError(f"append {kind}: text with a lone surrogate is not Unicode") from None
-        record = data.decode()
+            data = _encode_bytes(fields)
+            record = data.decode()
+        except TypeError:
+            # orjson refuses some values `acceptable` admits (str-subclass keys,
+            # nesting deeper than 254 levels): the documented encoder writes
+            # them; it leaves only lone surrogates for `encode` to refuse.
+            record = encode_canonical(fields)
+            try:
+                data = record.encode()
+            except UnicodeEncodeError:
+                raise LedgerError(
+                    f"append {kind}: text with a lone surrogate is not Unicode"
+                ) from None
         if "\\u0000" in record:  # a U+0000 escaped, or the literal text "\\u0000"
             explain(payload, f"append {kind}: payload")
         if REDACTOR.find(record):
