@@ -208,3 +208,41 @@ def test_sqlite_file_edited_byte_by_byte(tmp_path: Path) -> None:
     assert report.problems[0][1].startswith("blob content changed")
     assert report.problems[1][1] == "changed content: record 7 does not match its stored hash"
     ledger.engine.dispose()
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 10_000])
+def test_a_forged_record_under_a_checkpoint_reads_the_same_in_any_chunking(
+    ledger_backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """A record forged at a checkpointed seq (the rest shifted up) is reported
+    with the same problems in the same order wherever the chunk edges fall:
+    the checkpoint mismatch at seq 6 first, as the row-by-row loop found it."""
+    ledger = open_ledger(ledger_backend, tmp_path / "keys")
+    for n in range(1, 7):
+        ledger.append("x", actor="ci", payload={"n": n})
+    ledger.checkpoint("ci")
+    for n in range(7, 10):
+        ledger.append("x", actor="ci", payload={"n": n})
+    for seq in range(9, 5, -1):
+        attacker_sql(
+            ledger_backend, "UPDATE ledger_events SET seq = ? WHERE seq = ?", (seq + 1, seq)
+        )
+    ((prev,),) = attacker_sql(ledger_backend, "SELECT hash FROM ledger_events WHERE seq = 5")
+    ((record,),) = attacker_sql(ledger_backend, "SELECT record FROM ledger_events WHERE seq = 7")
+    forged = record.replace('"seq":7}', '"seq":6}').replace('"n":6', '"n":66')
+    attacker_sql(
+        ledger_backend,
+        "INSERT INTO ledger_events (seq, at, actor, kind, change_id, ci, prev_hash, hash, record) "
+        "SELECT 6, at, actor, kind, change_id, ci, ?, ?, ? FROM ledger_events WHERE seq = 7",
+        (prev, chain_hash(prev, record_digest(forged)), forged),
+    )
+    monkeypatch.setattr(verify_module, "CHUNK", chunk)
+    report = ledger.verify()
+    assert report.first_bad_seq == 6
+    assert report.problems == [
+        (6, "changed content: the ledger up to seq 6 differs from a stored checkpoint "
+            "(history rewritten)"),
+        (6, "inserted record: 1 record(s) inserted at seq 6; "
+            "the record of seq 6 now sits at seq 7"),
+    ]  # fmt: skip
+    ledger.engine.dispose()

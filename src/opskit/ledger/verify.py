@@ -174,6 +174,7 @@ def verify_ledger(ledger: Ledger, since: Checkpoint | None = None) -> VerifyRepo
         cursor = ledger.streaming_cursor(fairy)
         cursor.execute(f"SELECT seq, prev_hash, hash, record FROM {EVENTS} ORDER BY seq")
         while not broken and (chunk := cursor.fetchmany(CHUNK)):
+            breakage: tuple[int, str] | None = None
             if chunk_is_intact(chunk, prev, expected):
                 first, last = expected, expected + len(chunk) - 1
                 marked = [row for row in chunk if BLOBS_MARK in row[3] or PURGE_MARK in row[3]]
@@ -185,7 +186,9 @@ def verify_ledger(ledger: Ledger, since: Checkpoint | None = None) -> VerifyRepo
                 for row in rows:
                     seq, _prev_hash, stored_hash, record = row
                     if not row_is_intact(row, prev, expected):
-                        problems.append(diagnose(row, prev, expected, rows))
+                        # Reported after the checkpoints of the rows before
+                        # it, as the row loop always did.
+                        breakage = diagnose(row, prev, expected, rows)
                         broken = True
                         break
                     if BLOBS_MARK in record or PURGE_MARK in record:
@@ -213,6 +216,8 @@ def verify_ledger(ledger: Ledger, since: Checkpoint | None = None) -> VerifyRepo
                                 f"{source} (history rewritten)",
                             )
                         )
+            if breakage is not None:
+                problems.append(breakage)
         count = expected - 1
         cursor.close()
         bad_columns = columns_check.result()
