@@ -331,7 +331,11 @@ class Rollout:
         caps = {cap.group: cap.max_changing for cap in svc.policy.concurrency}
         local_caps = {g: threading.Semaphore(n) for g, n in caps.items()}
         width = max(1, min(int(strategy.concurrency), total))
-        with ThreadPoolExecutor(max_workers=width) as threads:
+        # `width` hosts do device work at once; a host that is done with its
+        # device waits for its steps to be durable on one of `width` more
+        # threads, while the next host starts.
+        device = threading.BoundedSemaphore(width)
+        with ThreadPoolExecutor(max_workers=2 * width) as threads:
             self._queue_steps = True
             # Finished hosts are indexed in the background, all those that finished
             # meanwhile in one transaction; close() raises the first write error.
@@ -341,7 +345,14 @@ class Rollout:
             for batch_no, names in enumerate(plan):
                 futures = [
                     threads.submit(
-                        self._host, change, book, deps.get_ci(inv, n), batch_no, pool, local_caps
+                        self._host,
+                        change,
+                        book,
+                        deps.get_ci(inv, n),
+                        batch_no,
+                        pool,
+                        local_caps,
+                        device,
                     )
                     for n in names
                 ]
@@ -376,12 +387,13 @@ class Rollout:
             self._close_index()  # the rollback below writes these hosts' rows itself
             if stopped_reason and strategy.on_failure == "rollback_all":
                 done = [o for o in self.outcomes.values() if o.status == OK and o.changed]
-                list(
-                    threads.map(
-                        lambda o: self._rollback_one(change, book, deps.get_ci(inv, o.ci), o, pool),
-                        done,
-                    )
-                )
+
+                def rollback(outcome: HostOutcome) -> HostOutcome:
+                    with device:
+                        ci = deps.get_ci(inv, outcome.ci)
+                        return self._rollback_one(change, book, ci, outcome, pool)
+
+                list(threads.map(rollback, done))
         self._queue_steps = False
         self._close_index()
         return self._finish(change, book, inv, stopped_reason)
@@ -394,7 +406,10 @@ class Rollout:
         batch_no: int,
         pool: Any,
         local_caps: dict[str, threading.Semaphore],
+        device: threading.BoundedSemaphore | None = None,
     ) -> HostOutcome:
+        # Always taken before a group cap, so no thread holding a cap waits for it.
+        device_held = device is not None and device.acquire()
         groups = [g for g in ci.groups if g in local_caps]
         for group in groups:
             local_caps[group].acquire()
@@ -404,6 +419,10 @@ class Rollout:
             self.progress(ci.name, RUNNING, change.id)
             recorder = self.host_recorder(ci.name)
             outcome = self._run_one(change, book, ci, batch_no, pool, recorder)
+            if device_held:
+                # Its sessions are back in the pool: the next host may start.
+                device.release()  # type: ignore[union-attr]
+                device_held = False
             try:
                 recorder.flush()  # every step of this host is durable from here
             except OpskitError as exc:
@@ -422,6 +441,8 @@ class Rollout:
                 self._release_slots(change.id, ci.name)
             for group in groups:
                 local_caps[group].release()
+            if device_held:
+                device.release()  # type: ignore[union-attr]
 
     def _run_one(
         self,

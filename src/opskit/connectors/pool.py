@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 _BROKEN = {HostStatus.UNREACHABLE, HostStatus.TIMEOUT, HostStatus.AUTH_FAILED, HostStatus.FAILED}
 
 Key = tuple[str, str]
+# Sessions closed in parallel by close_all.
+CLOSE_THREADS = 32
 
 
 @dataclass
@@ -79,14 +82,21 @@ class ConnectionPool:
             self._checkin(key, conn, broken=not conn.is_open)
 
     def close_all(self) -> None:
-        """Closes every idle session; busy ones close when they are handed back."""
+        """Closes every idle session, at once (a close is a device round trip);
+        busy ones close when they are handed back."""
         with self._cond:
             self._closed = True
             idle = list(self._idle.values())
             self._idle.clear()
             self._closing += len(idle)
-        for conn in idle:
-            self._close(conn)
+        if len(idle) <= 1:
+            for conn in idle:
+                self._close(conn)
+            return
+        with ThreadPoolExecutor(
+            max_workers=min(len(idle), CLOSE_THREADS), thread_name_prefix="pool-close"
+        ) as closers:
+            list(closers.map(self._close, idle))
 
     @property
     def open_sessions(self) -> int:
