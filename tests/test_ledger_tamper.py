@@ -246,3 +246,24 @@ def test_a_forged_record_under_a_checkpoint_reads_the_same_in_any_chunking(
             "the record of seq 6 now sits at seq 7"),
     ]  # fmt: skip
     ledger.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("column", "seq"),
+    [("record", 7), ("record", 1), ("prev_hash", 7), ("hash", 12), ("ci", 7), ("actor", 3)],
+)
+def test_sqlite_value_stored_as_a_blob_is_named(tmp_path: Path, column: str, seq: int) -> None:
+    """SQLite lets a TEXT column hold a BLOB of the same bytes: verify names
+    the record as changed content instead of failing with a Python error."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = open_ledger(url, None)
+    with ledger.batch() as batch:
+        for n in range(1, EVENTS + 1):
+            batch.append("x", actor="ci", payload={"n": n}, ci=f"sw{n}")
+    attacker_sql(
+        url, f"UPDATE ledger_events SET {column} = CAST({column} AS BLOB) WHERE seq = ?", (seq,)
+    )
+    report = ledger.verify()
+    assert (report.ok, report.first_bad_seq) == (False, seq), report.problem
+    assert report.problem.startswith("changed content")  # type: ignore[union-attr]
+    ledger.engine.dispose()

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
+from opskit.errors import LedgerError
 from opskit.ledger.canonical import GENESIS_HASH, chain_hash, record_digest
 from opskit.ledger.model import PURGE_KIND, Checkpoint, VerifyReport
 from opskit.ledger.store import BLOBS, EVENTS, PURGES
@@ -54,9 +56,27 @@ COLUMNS_CHECK = {
 }
 
 
+# A TEXT column of SQLite can hold a BLOB, which json_quote refuses: when the
+# check above fails, this slower one names the first such row as well.
+_TEXT_PREFIX = re.sub(
+    r"\((actor|at|change_id|ci|kind)\)",
+    r"(CAST(\1 AS TEXT))",
+    _PREFIX.format(q="json_quote", n="coalesce"),
+)
+SQLITE_BLOB_COLUMNS_CHECK = f"""
+    SELECT MIN(seq) FROM {EVENTS}
+    WHERE 'blob' IN (typeof(actor), typeof(at), typeof(kind), typeof(change_id), typeof(ci))
+    OR instr(record, {_TEXT_PREFIX}) IS NOT 1"""
+
+
 def first_bad_columns(ledger: Ledger) -> int | None:
     """The first seq whose indexed columns disagree with its record, if any."""
-    ((seq,),) = list(ledger._query(COLUMNS_CHECK[ledger.dialect]))
+    try:
+        ((seq,),) = list(ledger._query(COLUMNS_CHECK[ledger.dialect]))
+    except LedgerError:
+        if ledger.dialect != "sqlite":
+            raise
+        ((seq,),) = list(ledger._query(SQLITE_BLOB_COLUMNS_CHECK))
     return None if seq is None else int(seq)
 
 
@@ -76,6 +96,7 @@ def row_is_intact(row: tuple[Any, ...], prev: str, expected: int) -> bool:
     return (
         seq == expected
         and prev_hash == prev
+        and type(record) is str
         and _sha256((prev + _sha256(record.encode()).hexdigest()).encode()).hexdigest()
         == stored_hash
         and record.endswith(f',"seq":{seq}}}')
@@ -93,9 +114,12 @@ def chunk_is_intact(chunk: list[tuple[Any, ...]], prev: str, expected: int) -> b
     if [row[1] for row in chunk] != [prev, *hashes[:-1]]:
         return False
     sha = _sha256
-    if [sha((p + sha(r.encode()).hexdigest()).encode()).hexdigest() for _, p, _, r in chunk] != (
-        hashes
-    ):
+    try:
+        if [
+            sha((p + sha(r.encode()).hexdigest()).encode()).hexdigest() for _, p, _, r in chunk
+        ] != (hashes):
+            return False
+    except AttributeError:  # a record not stored as text
         return False
     return all(map(str.endswith, [row[3] for row in chunk], [f',"seq":{s}}}' for s in seqs]))
 
@@ -110,6 +134,8 @@ def diagnose(
     if seq > expected:
         missing = f"seq {expected}" if seq == expected + 1 else f"seqs {expected}..{seq - 1}"
         return expected, f"missing record: {missing} absent (gap before seq {seq})"
+    if not all(type(value) is str for value in (prev_hash, stored_hash, record)):
+        return seq, f"changed content: record {seq} is not stored as text"
     self_consistent = chain_hash(prev_hash, record_digest(record)) == stored_hash
     if not self_consistent:
         return seq, f"changed content: record {seq} does not match its stored hash"
