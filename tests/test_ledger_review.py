@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from opskit.errors import SecretError
 from opskit.ledger import Ledger
+from opskit.secrets import REDACTOR
 from tests.fixtures.postgres import open_ledger
 
 
@@ -129,3 +131,19 @@ def test_deeply_nested_payload_is_accepted_as_before(ledger: Ledger) -> None:
     event = ledger.append("x", actor="ci", payload={"deep": nested})
     assert next(ledger.events()).payload == event.payload == {"deep": nested}
     assert ledger.verify().ok
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="secrets.py registers the JSON-escaped form with ensure_ascii=True only; the "
+    "record is written with ensure_ascii=False (raw UTF-8), so a secret with a non-ASCII "
+    "character and a character JSON escapes matches neither form",
+)
+@pytest.mark.parametrize("secret", ['Pässw"rd', "zoë\nsecond line"])
+def test_secret_with_non_ascii_and_an_escaped_character_is_refused(
+    ledger: Ledger, secret: str
+) -> None:
+    REDACTOR.register(secret)
+    with pytest.raises(SecretError):
+        ledger.append("x", actor="ci", payload={"note": f"the password is {secret}"})
+    assert list(ledger.events()) == []
