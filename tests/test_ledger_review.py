@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from opskit.errors import SecretError
+from opskit.errors import LedgerError, SecretError
 from opskit.ledger import Ledger
 from opskit.secrets import REDACTOR
 from tests.fixtures.postgres import open_ledger
@@ -131,6 +131,16 @@ def test_deeply_nested_payload_is_accepted_as_before(ledger: Ledger) -> None:
     event = ledger.append("x", actor="ci", payload={"deep": nested})
     assert next(ledger.events()).payload == event.payload == {"deep": nested}
     assert ledger.verify().ok
+
+
+def test_payload_nested_past_the_recursion_limit_is_one_line(ledger: Ledger) -> None:
+    """Deeper than Python can walk: a LedgerError, not a RecursionError traceback."""
+    nested: list[object] = []
+    for _ in range(5_000):
+        nested = [nested]
+    with pytest.raises(LedgerError, match=r"^append x: payload is nested too deeply$"):
+        ledger.append("x", actor="ci", payload={"deep": nested})
+    assert ledger.head()[0] == 0
 
 
 @pytest.mark.xfail(

@@ -397,7 +397,11 @@ class Batch:
             change_id = None if change_id is None else str.__str__(change_id)
             ci = None if ci is None else str.__str__(ci)
         payload = dict(payload or {})
-        if not acceptable(payload):
+        try:
+            admitted = acceptable(payload)
+        except RecursionError:
+            raise LedgerError(f"append {kind}: payload is nested too deeply") from None
+        if not admitted:
             explain(payload, f"append {kind}: payload")
         if "blobs" in payload:
             self._check_blob_refs(kind, payload)
@@ -430,7 +434,10 @@ class Batch:
             # orjson refuses some values `acceptable` admits (str-subclass keys,
             # nesting deeper than 254 levels): the documented encoder writes
             # them; it leaves only lone surrogates for `encode` to refuse.
-            record = encode_canonical(fields)
+            try:
+                record = encode_canonical(fields)
+            except RecursionError:
+                raise LedgerError(f"append {kind}: payload is nested too deeply") from None
             try:
                 data = record.encode()
             except UnicodeEncodeError:
