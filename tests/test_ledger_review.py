@@ -143,12 +143,6 @@ def test_payload_nested_past_the_recursion_limit_is_one_line(ledger: Ledger) -> 
     assert ledger.head()[0] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="secrets.py registers the JSON-escaped form with ensure_ascii=True only; the "
-    "record is written with ensure_ascii=False (raw UTF-8), so a secret with a non-ASCII "
-    "character and a character JSON escapes matches neither form",
-)
 @pytest.mark.parametrize("secret", ['Pässw"rd', "zoë\nsecond line"])
 def test_secret_with_non_ascii_and_an_escaped_character_is_refused(
     ledger: Ledger, secret: str

@@ -38,8 +38,13 @@ class Redactor:
         if not value:
             return
         # A multi-line secret (a private key) also travels JSON-escaped, e.g. in
-        # Ansible events or a serialised payload: mask that form too.
-        forms = {value, json.dumps(value)[1:-1]}
+        # Ansible events or a serialised payload: mask those forms too, with
+        # non-ASCII escaped (\uXXXX) and as raw UTF-8 (the ledger's canonical text).
+        forms = {
+            value,
+            json.dumps(value)[1:-1],
+            json.dumps(value, ensure_ascii=False)[1:-1],
+        }
         with self._lock:
             if not forms <= self._values:
                 # Pattern first: a reader that sees None waits for this lock.
