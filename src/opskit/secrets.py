@@ -98,8 +98,8 @@ class Redactor:
 
     def clear(self) -> None:
         with self._lock:
-            self._values.clear()
             self._pattern = None
+            self._values = set()  # replaced, not emptied: a search may be iterating it
 
 
 REDACTOR = Redactor()
