@@ -561,3 +561,51 @@ def test_file_snapshots_compare_absent_and_present_files() -> None:
     )
     equal, residual = before.compare(edited)
     assert not equal and "-a" in residual and "+b" in residual
+
+
+def test_record_ready_redacts_every_string_and_keeps_the_ledger_subset() -> None:
+    from datetime import UTC, datetime
+
+    from opskit.connectors.base import HostStatus
+    from opskit.runbooks.executor import record_ready
+
+    secret = f"rr-{uuid.uuid4().hex}"
+    REDACTOR.register(secret)
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    ready = record_ready(
+        {
+            "steps": (
+                {"output": f"password {secret}\n", "duration": 1.0, "ratio": 0.25},
+                {f"key {secret}": [HostStatus.OK, at, {"b", "a"}, None, True, 3]},
+            ),
+            7: secret,
+        }
+    )
+    text = json.dumps(ready)
+    assert secret not in text
+    assert ready == {
+        "steps": [
+            {"output": "password ********\n", "duration": 1, "ratio": "0.25"},
+            {"key ********": ["ok", at.isoformat(), ["a", "b"], None, True, 3]},
+        ],
+        "7": "********",
+    }
+
+
+def test_step_transcripts_carry_every_field_of_the_connector_transcript() -> None:
+    from datetime import UTC, datetime
+
+    from opskit.connectors.base import HostStatus, TranscriptEntry
+    from opskit.runbooks.executor import _transcript
+
+    entry = TranscriptEntry(
+        "show version", "IOS 12.1", datetime.now(UTC), 0.0123, HostStatus.REJECTED
+    )
+
+    class Transcribed:
+        def take_transcript(self) -> list[TranscriptEntry]:
+            return [entry]
+
+    expected = entry.to_dict()
+    expected["duration_ms"] = round(expected.pop("duration") * 1000)
+    assert _transcript(Transcribed()) == [expected]  # type: ignore[arg-type]

@@ -5,12 +5,16 @@ and fsync when written one by one. `GroupWriter` keeps the guarantee the
 rollout needs (a step is durable before the thread that recorded it goes
 on: `append` returns only after the commit) while one commit serves every
 event queued meanwhile. `submit` queues an event without waiting, for the
-steps whose durability a host only needs at its end.
+steps whose durability a host only needs at its end: those are not worth a
+commit of their own, they go with the next `append`'s commit (a host's
+backup) or after `LINGER_SECONDS`, so that the writer is rarely busy with
+them when a backup, on which a host waits before touching its device, comes.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -19,11 +23,16 @@ from opskit.errors import LedgerError, OpskitError
 
 T = TypeVar("T")
 
+# How long a submitted (not awaited) event may wait for a commit to join.
+LINGER_SECONDS = 0.03
+
 
 @dataclass
 class _Pending:
     kind: str
     kwargs: dict[str, Any]
+    urgent: bool = True  # someone waits for it now
+    queued: float = field(default_factory=time.monotonic)
     done: threading.Event = field(default_factory=threading.Event)
     event: Any = None
     error: BaseException | None = None
@@ -38,11 +47,19 @@ class _Pending:
 class QueueDrainer(Generic[T]):
     """A background thread that hands every item queued since its last write
     to `write` in one call, so that one transaction serves many producers.
-    `close` writes what is queued, stops, and raises the first error `write`
-    raised."""
+    `hold(queue)`, when given, says how many seconds more the queued items
+    may wait for others to join them (0: write now). `close` writes what is
+    queued, stops, and raises the first error `write` raised."""
 
-    def __init__(self, write: Callable[[list[T]], None], *, name: str) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[T]], None],
+        *,
+        name: str,
+        hold: Callable[[list[T]], float] | None = None,
+    ) -> None:
         self._write_items = write
+        self._hold = hold
         self._cond = threading.Condition()
         self._queue: list[T] = []
         self._closed = False
@@ -68,10 +85,16 @@ class QueueDrainer(Generic[T]):
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
-                if not self._queue:
-                    return
+                while True:
+                    if self._queue:
+                        wait = 0.0 if self._closed or not self._hold else self._hold(self._queue)
+                        if wait <= 0:
+                            break
+                        self._cond.wait(wait)  # or until put() brings an urgent item
+                    elif self._closed:
+                        return
+                    else:
+                        self._cond.wait()
                 items, self._queue = self._queue, []
             try:
                 self._write_items(items)
@@ -84,18 +107,21 @@ class GroupWriter:
     def __init__(self, ledger: Any) -> None:
         self.ledger = ledger
         self._drainer: QueueDrainer[_Pending] = QueueDrainer(
-            self._write, name="ledger group commit"
+            self._write, name="ledger group commit", hold=_hold
         )
 
     def append(self, kind: str, **kwargs: Any) -> Any:
         """Like `Ledger.append`: returns the event once it is committed."""
-        return self.submit(kind, **kwargs)()
+        item = _Pending(kind, kwargs)
+        self._drainer.put(item)
+        return item.result()
 
     def submit(self, kind: str, **kwargs: Any) -> Callable[[], Any]:
         """Queues the event and returns at once; the returned call waits until
-        it is committed and returns it (or raises why it was not). Events are
-        written in the order they were queued."""
-        item = _Pending(kind, kwargs)
+        it is committed (with the next `append`, or within `LINGER_SECONDS`)
+        and returns it, or raises why it was not. Events are written in the
+        order they were queued."""
+        item = _Pending(kind, kwargs, urgent=False)
         self._drainer.put(item)
         return item.result
 
@@ -121,3 +147,10 @@ class GroupWriter:
         finally:
             for item in items:
                 item.done.set()
+
+
+def _hold(queue: list[_Pending]) -> float:
+    """Write at once for an awaited event; else let the submitted ones linger."""
+    if any(item.urgent for item in queue):
+        return 0.0
+    return LINGER_SECONDS - (time.monotonic() - queue[0].queued)

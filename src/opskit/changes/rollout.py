@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from opskit.workspace import Workspace
 
 HEARTBEAT_SECONDS = 2.0
+# Finished hosts wait this long for others to share their index transaction.
+INDEX_LINGER_SECONDS = 0.25
 SLOT_WAIT_SECONDS = 600.0
 
 # Per-host statuses in `change_hosts`.
@@ -160,7 +162,7 @@ class Rollout:
         # A host's non-backup steps are queued while its thread goes on (see _HostRecorder).
         self._queue_steps = False
         # Writes finished hosts' index rows and CMDB records off their threads.
-        self._index: QueueDrainer[HostOutcome] | None = None
+        self._index: QueueDrainer[tuple[float, HostOutcome]] | None = None
 
     # -- recording -------------------------------------------------------------
     def recorder(self, ci: str) -> Callable[..., Any]:
@@ -338,9 +340,12 @@ class Rollout:
         with ThreadPoolExecutor(max_workers=2 * width) as threads:
             self._queue_steps = True
             # Finished hosts are indexed in the background, all those that finished
-            # meanwhile in one transaction; close() raises the first write error.
+            # within INDEX_LINGER_SECONDS in one transaction; close() writes what is
+            # left at once and raises the first write error.
             self._index = QueueDrainer(
-                lambda done: self._write_index(change.id, done), name="change index"
+                lambda done: self._write_index(change.id, [o for _, o in done]),
+                name="change index",
+                hold=_index_hold,
             )
             for batch_no, names in enumerate(plan):
                 futures = [
@@ -431,7 +436,7 @@ class Rollout:
             # The executor has already rolled a failed host back (unless the
             # strategy is `stop`) and proven it by configuration comparison.
             if self._index is not None:
-                self._index.put(outcome)
+                self._index.put((time.monotonic(), outcome))
             else:
                 self._write_index(change.id, [outcome])
             self.progress(ci.name, outcome.status, change.id)
@@ -1100,3 +1105,7 @@ def _first_error(outcomes: Iterable[HostOutcome]) -> str | None:
         if outcome.error:
             return f"{outcome.ci}: {outcome.error}"
     return None
+
+
+def _index_hold(queue: list[tuple[float, HostOutcome]]) -> float:
+    return INDEX_LINGER_SECONDS - (time.monotonic() - queue[0][0])

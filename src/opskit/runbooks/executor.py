@@ -1016,12 +1016,18 @@ def _ms(seconds: float) -> int:
 
 def _transcript(conn: Connector) -> list[dict[str, Any]]:
     """The connector's transcript since the last call, durations in whole ms."""
-    entries = []
-    for entry in conn.take_transcript():
-        data = entry.to_dict()
-        data["duration_ms"] = _ms(float(data.pop("duration", 0.0)))
-        entries.append(data)
-    return entries
+    # TranscriptEntry.to_dict without its dataclasses.asdict deep copy (only
+    # strings inside): this runs for every step of every host.
+    return [
+        {
+            "command": entry.command,
+            "output": entry.output,
+            "started": entry.started.isoformat(),
+            "status": entry.status,
+            "duration_ms": _ms(float(entry.duration)),
+        }
+        for entry in conn.take_transcript()
+    ]
 
 
 def record_ready(value: Any) -> Any:
