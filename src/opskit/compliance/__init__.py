@@ -94,17 +94,34 @@ def hier_platform(platform: str | None) -> Platform:
 
 def normalize(config: str, platform: str | None = None) -> str:
     """The configuration without volatile lines, blank lines and separators."""
-    platform = platform or ""
+    if len(config) > _CACHED_UP_TO:
+        return _normalize(config, platform or "")
+    return _normalized(config, platform or "")
+
+
+# A change normalises the same texts several times per host (the snapshot's
+# hash, the comparison after apply, the check of the lines, the hash again):
+# the results for the texts of the hosts in flight are kept.
+_CACHED_UP_TO = 256 * 1024
+
+
+@functools.lru_cache(maxsize=64)
+def _normalized(config: str, platform: str) -> str:
+    return _normalize(config, platform)
+
+
+def _normalize(config: str, platform: str) -> str:
     volatile = _volatile_pattern(platform)
     bang = platform in _BANG_COMMENT_PLATFORMS
     lines: list[str] = []
     for raw in config.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         line = raw.rstrip()
-        if not line.strip():
+        stripped = line.lstrip()
+        if not stripped:
             continue
-        if volatile is not None and volatile.search(line.strip()):
+        if volatile is not None and volatile.search(stripped):
             continue
-        if bang and line.strip() == "!":
+        if bang and stripped == "!":
             continue
         lines.append(line)
     if bang and lines and lines[-1].strip() == "end":
