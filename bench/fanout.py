@@ -289,7 +289,11 @@ def run_change_engine(workspace: Path, concurrency: int) -> dict[str, Any]:
     from opskit.connectors import get_connector
     from opskit.workspace import Workspace
 
-    get_connector("netmiko")  # import netmiko before timing, as the other workers do
+    # Imports before timing, as the other workers do theirs (netmiko; the
+    # runbook executor, which ChangeService.apply imports on its first host).
+    get_connector("netmiko")
+    import opskit.runbooks.executor  # noqa: F401
+
     _write_bench_runbook(workspace, concurrency)
     ws = Workspace.open(workspace)
     svc = ChangeService(ws)
