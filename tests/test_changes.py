@@ -612,7 +612,28 @@ def test_the_process_and_locks_on_postgresql(workspace: Workspace, postgres_db: 
     assert [c.state for c in svc.list("approved")] == [State.APPROVED, State.APPROVED]
     assert kinds(svc, second)[-1] == "change.refused"
     assert svc.ledger.verify().ok
+    check_host_index(svc, first)
     ws.close()
+
+
+def check_host_index(svc: ChangeService, change_id: str) -> None:
+    """set_hosts: many hosts in one statement, and a row made for a host that has none."""
+    svc.init_hosts(change_id, [["a", "b"]])
+    svc.set_hosts(
+        change_id,
+        [("a", "ok", {"config_hash": "sha256:1"}), ("b", "failed", None), ("c", "skipped", None)],
+    )
+    hosts = svc.get(change_id).hosts
+    assert {name: h["status"] for name, h in hosts.items()} == {
+        "a": "ok",
+        "b": "failed",
+        "c": "skipped",
+    }
+    assert hosts["a"]["detail"] == {"config_hash": "sha256:1"}
+
+
+def test_host_index_rows_are_written_together(svc: ChangeService) -> None:
+    check_host_index(svc, assessed(svc))
 
 
 @pytest.mark.slow
