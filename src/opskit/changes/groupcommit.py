@@ -67,12 +67,16 @@ class QueueDrainer(Generic[T]):
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def put(self, item: T) -> None:
+    def put(self, item: T, *, wake: bool = True) -> None:
+        """Queues `item`. With `wake=False` the writer is only woken when the
+        queue was empty (to start its `hold` timer): an item that can wait
+        costs no thread switch."""
         with self._cond:
             if self._closed:
                 raise LedgerError(f"{self._thread.name} writer is closed")
             self._queue.append(item)
-            self._cond.notify()
+            if wake or len(self._queue) == 1:
+                self._cond.notify()
 
     def close(self) -> None:
         with self._cond:
@@ -122,7 +126,7 @@ class GroupWriter:
         and returns it, or raises why it was not. Events are written in the
         order they were queued."""
         item = _Pending(kind, kwargs, urgent=False)
-        self._drainer.put(item)
+        self._drainer.put(item, wake=False)
         return item.result
 
     def close(self) -> None:

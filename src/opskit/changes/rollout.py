@@ -436,7 +436,7 @@ class Rollout:
             # The executor has already rolled a failed host back (unless the
             # strategy is `stop`) and proven it by configuration comparison.
             if self._index is not None:
-                self._index.put((time.monotonic(), outcome))
+                self._index.put((time.monotonic(), outcome), wake=False)
             else:
                 self._write_index(change.id, [outcome])
             self.progress(ci.name, outcome.status, change.id)
