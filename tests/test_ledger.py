@@ -402,3 +402,31 @@ def test_missing_postgres_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.Mo
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
         _missing("binaries not found")
+
+
+def test_every_query_of_audit_log_uses_an_index_in_sqlite(tmp_path: Path) -> None:
+    """A change's events, a CI's, a kind's: none reads the whole table (a CI's
+    history scans the (change_id, ci) index only, then reads its records by key)."""
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'l.db'}", None)
+    ledger.append("host.applied", actor="ci", payload={}, change_id="C1", ci="sw1")
+    statements: list[str] = []
+    fairy = ledger.engine.raw_connection()  # the pool hands this connection out again
+    fairy.driver_connection.set_trace_callback(statements.append)
+    fairy.close()
+    filters: list[dict[str, str]] = [
+        {"change_id": "C1"},
+        {"ci": "sw1"},
+        {"kind": "host.applied"},
+        {"change_id": "C1", "ci": "sw1"},
+    ]
+    for chosen in filters:
+        assert [e.seq for e in ledger.events(**chosen)] == [1], chosen
+    queries = [s for s in statements if s.startswith("SELECT record")]
+    assert len(queries) == len(filters), statements
+    for query in queries:
+        plan = [str(row[-1]) for row in ledger._query(f"EXPLAIN QUERY PLAN {query}")]
+        table_reads = [step for step in plan if step.startswith(("SCAN", "SEARCH"))]
+        assert table_reads, plan
+        for step in table_reads:  # a search by key, or a scan of an index alone
+            assert step.startswith("SEARCH") or "COVERING INDEX" in step, plan
+    ledger.engine.dispose()

@@ -93,8 +93,12 @@ class Redactor:
         """True when `text` contains any registered secret value."""
         if isinstance(text, bytes):
             return any(v.encode() in text for v in self._values)
-        pattern = self._compiled()
-        return bool(pattern and pattern.search(text))
+        pattern = self._pattern
+        if pattern is None:
+            if not self._values:  # nothing registered: the ledger's usual case
+                return False
+            pattern = self._compiled()
+        return pattern is not None and pattern.search(text) is not None
 
     def clear(self) -> None:
         with self._lock:

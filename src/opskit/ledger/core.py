@@ -44,6 +44,7 @@ PG_LOCK_KEY = 0x6F70736B69744C47
 BLOB_REF = re.compile(r"sha256:[0-9a-f]{64}\Z")
 
 _encode_bytes = encode_canonical_bytes
+_new_event = tuple.__new__
 _sha256 = hashlib.sha256
 _cursor_names = itertools.count()
 
@@ -274,6 +275,11 @@ class Ledger:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if ci is not None and change_id is None:
+            # A CI's history: the seqs come from a scan of the (change_id, ci)
+            # index alone, the records by key (SQLite would otherwise read
+            # every record in the table).
+            where[where.index("ci = ?")] = f"seq IN (SELECT seq FROM {EVENTS} WHERE ci = ?)"
         if since is not None:
             where.append("at >= ?")
             params.append(_since_text(since))
@@ -416,7 +422,7 @@ class Batch:
             payload["blobs"] = refs
         else:
             contents = {}
-        at, now = self._clock.now()
+        at = self._clock.now()
         seq = self.seq + 1
         fields = {
             "actor": actor,
@@ -453,17 +459,8 @@ class Batch:
             self._store_blob(content)
         hash_ = _sha256((self.head + _sha256(data).hexdigest()).encode()).hexdigest()
         self._rows.append((seq, at, actor, kind, change_id, ci, self.head, hash_, record))
-        event = Event(
-            seq,
-            now,
-            actor,
-            kind,
-            change_id,
-            ci,
-            payload,
-            self.head,
-            hash_,
-        )
+        # tuple.__new__: the named tuple's own __new__ is a Python function.
+        event = _new_event(Event, (seq, at, actor, kind, change_id, ci, payload, self.head, hash_))
         self.seq, self.head = seq, hash_
         return event
 
