@@ -290,8 +290,9 @@ def run_change_engine(workspace: Path, concurrency: int) -> dict[str, Any]:
     from opskit.workspace import Workspace
 
     # Imports before timing, as the other workers do theirs (netmiko; the
-    # runbook executor, which ChangeService.apply imports on its first host).
+    # rollout and the runbook executor, which ChangeService.apply imports).
     get_connector("netmiko")
+    import opskit.changes.rollout
     import opskit.runbooks.executor  # noqa: F401
 
     _write_bench_runbook(workspace, concurrency)

@@ -595,7 +595,7 @@ class Rollout:
         svc = self.svc
         counts = _counts(self.outcomes.values())
         change = svc._transition(
-            change, State.VERIFYING, actor=self.actor, payload={"counts": counts}
+            change, State.VERIFYING, actor=self.actor, payload={"counts": counts}, reload=False
         )
         if counts[OK] == len(change.targets):
             final, cause = State.COMPLETED, None
@@ -605,8 +605,12 @@ class Rollout:
             final, cause = State.FAILED, _cause(stopped_reason, self.outcomes.values())
         summary = self.summary(change, final, cause=cause, counts=counts)
         svc.set_summary(change.id, summary)
-        change = svc._transition(
-            change, final, actor=self.actor, payload={"counts": counts, "cause": cause}
+        svc._transition(
+            change,
+            final,
+            actor=self.actor,
+            payload={"counts": counts, "cause": cause},
+            reload=False,
         )
         self._checkpoint()
         return summary

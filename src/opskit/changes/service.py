@@ -10,6 +10,7 @@ Every transition is a ledger event with the actor; the tables in
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import threading
@@ -289,7 +290,12 @@ class ChangeService:
         actor: str,
         payload: Mapping[str, Any] | None = None,
         values: Mapping[str, Any] | None = None,
+        reload: bool = True,
     ) -> ChangeRequest:
+        """Moves `change` to `target`, recorded in the ledger. Returns the change
+        read back, or with `reload=False` (and no `values`) the given one in its
+        new state: re-reading a finished rollout's hundreds of host rows costs
+        more than the transition."""
         check_transition(change.id, change.state, target)
         # The ledger is written first (it is the record); re-reading the state
         # just before keeps a concurrent actor's transition from being
@@ -307,15 +313,18 @@ class ChangeService:
             change_id=change.id,
             payload={"from": str(change.state), "to": str(target), **(payload or {})},
         )
+        now = self.clock()
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(store.changes)
                 .where(store.changes.c.id == change.id, store.changes.c.state == change.state.value)
-                .values(state=target.value, updated_at=self.clock(), **(values or {}))
+                .values(state=target.value, updated_at=now, **(values or {}))
             )
             if result.rowcount != 1:
                 raise ChangeError(f"{change.id}: changed by someone else meanwhile; try again")
-        return self.get(change.id)
+        if reload or values:
+            return self.get(change.id)
+        return dataclasses.replace(change, state=target, updated_at=_aware(now))
 
     # -- request ---------------------------------------------------------------
     def create(
