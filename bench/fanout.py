@@ -50,14 +50,21 @@ INTERFACE = "FastEthernet0/8"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+# Each tool's mark in the lines it pushes. All are six letters: the device
+# echoes every typed character in an SSH packet of its own, and a longer name
+# would be more work on the wire for that tool (14 packets a device for
+# "opskit-change" against "nornir").
+TAGS = {"opskit": "opskit", "nornir": "nornir", "opskit-change": "engine", "ansible": "ansibl"}
+
+
 def config_lines(tool: str) -> list[str]:
     """The 5 lines every tool pushes; the description names the tool, so the
     check afterwards proves that this tool's change reached the device."""
     return [
         f"vlan {VLAN}",
-        f"name bench-{tool}",
+        f"name bench-{TAGS[tool]}",
         f"interface {INTERFACE}",
-        f"description bench-{tool}",
+        f"description bench-{TAGS[tool]}",
         "no shutdown",
     ]
 
@@ -406,7 +413,7 @@ def check_devices(workspace: Path, tool: str, concurrency: int) -> int:
     """How many devices show this tool's change in their running config."""
     from opskit.connectors.pool import ConnectionPool
 
-    expected = f"interface {INTERFACE}\n description bench-{tool}"
+    expected = f"interface {INTERFACE}\n description bench-{TAGS[tool]}"
 
     def check(ci: Any) -> bool:
         with pool.session(ci, "netmiko") as conn:

@@ -41,6 +41,7 @@ from opskit.connectors.base import (
     HostStatus,
     UnreachableError,
 )
+from opskit.connectors.ssh import tune_paramiko
 from opskit.errors import ConnectorError, SecretError, UsageError
 from opskit.secrets import redact
 
@@ -133,6 +134,7 @@ class FabricConnector(Connector):
         import fabric
         import paramiko
 
+        tune_paramiko()
         username = credential(self.ci, "username")
         password = credential(self.ci, "password")
         key_text = credential(self.ci, "key_file")

@@ -55,11 +55,15 @@ from opskit.connectors.base import (
     HostStatus,
     UnreachableError,
 )
+from opskit.connectors.ssh import tune_paramiko
 from opskit.errors import ConnectorError, SecretError
 from opskit.secrets import REDACTOR, redact
 
 if TYPE_CHECKING:
     from opskit.inventory.model import CI
+
+# Every packet's MAC compared in C (see opskit.connectors.ssh).
+tune_paramiko()
 
 C = Capability
 _NETWORK = frozenset({C.GET_CONFIG, C.CONFIG_LINES, C.SAVE, C.COMMANDS})
