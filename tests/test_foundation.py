@@ -87,6 +87,34 @@ def test_redactor_masks_plain_and_json_escaped_multiline_secret() -> None:
     assert REDACTOR.find(payload)
 
 
+@pytest.mark.parametrize("extra", [0, 40], ids=["substring-search", "alternation"])
+def test_redactor_finds_and_masks_alike_with_few_or_many_secrets(extra: int) -> None:
+    """Few registered forms are searched value by value, many with one
+    compiled alternation: the verdicts and the masked text are the same."""
+    from opskit.secrets import MASK, SCAN_BY_SUBSTRING, Redactor
+
+    redactor = Redactor()
+    for secret in ("hunter2-long", "hunter2", "pässwörd", 'q"uote\nline'):
+        redactor.register(secret)
+    for i in range(extra):
+        redactor.register(f"device-{i:03d}-secret")
+    assert (len(redactor.values) > SCAN_BY_SUBSTRING) == bool(extra)
+    clean = "interface Fa0/1\n description uplink\n" * 50
+    assert redactor.find(clean) is False
+    assert redactor.redact(clean) is clean  # untouched, not copied
+    text = f'{clean}login hunter2-long then hunter2; pw=pässwörd json={{"k": "q\\"uote\\nline"}}'
+    assert redactor.find(text) is True
+    masked = redactor.redact(text)
+    assert f"login {MASK} then {MASK}; pw={MASK}" in masked  # the longest form masked whole
+    assert "hunter2" not in masked and "pässwörd" not in masked and "uote" not in masked
+    assert redactor.find(masked) is False
+    assert redactor.find(b"bytes with hunter2 inside") is True
+    if extra:
+        assert redactor.redact("x device-039-secret y") == f"x {MASK} y"
+    redactor.clear()
+    assert redactor.find(text) is False and redactor.redact(text) is text
+
+
 def test_every_log_record_is_redacted_even_from_third_party_loggers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -24,6 +24,11 @@ MASK = "********"
 # Values shorter than this are too common to redact safely ("a", "1"), and are
 # refused as secrets instead, see `Redactor.register`.
 MIN_SECRET_LENGTH = 3
+# Up to this many registered forms, a search is one C substring search per
+# form: on a few KB of text about ten times faster than the compiled
+# alternation, which scans character by character. With more forms (a
+# different password on every device), the alternation's one pass wins.
+SCAN_BY_SUBSTRING = 16
 
 
 class Redactor:
@@ -67,10 +72,11 @@ class Redactor:
             return self._pattern
 
     def redact(self, text: str) -> str:
-        pattern = self._compiled()
-        if pattern is None or not text:
+        # Most texts hold no secret: the search is cheaper than a substitution.
+        if not text or not self.find(text):
             return text
-        return pattern.sub(MASK, text)
+        pattern = self._compiled()
+        return text if pattern is None else pattern.sub(MASK, text)
 
     def redact_bytes(self, data: bytes) -> bytes:
         if not self._values:
@@ -91,13 +97,18 @@ class Redactor:
 
     def find(self, text: str | bytes) -> bool:
         """True when `text` contains any registered secret value."""
+        values = self._values  # replaced, never changed, by register/clear: no lock
+        if not values:  # nothing registered: the ledger's usual case
+            return False
         if isinstance(text, bytes):
-            return any(v.encode() in text for v in self._values)
-        pattern = self._pattern
-        if pattern is None:
-            if not self._values:  # nothing registered: the ledger's usual case
-                return False
-            pattern = self._compiled()
+            return any(v.encode() in text for v in values)
+        if len(values) <= SCAN_BY_SUBSTRING:
+            # A loop, not any(): no generator on a path every text takes.
+            for value in values:  # noqa: SIM110
+                if value in text:
+                    return True
+            return False
+        pattern = self._compiled()
         return pattern is not None and pattern.search(text) is not None
 
     def clear(self) -> None:

@@ -57,6 +57,7 @@ method, snapshot_hash, after_hash, equal, residual_diff), ``exceptions``
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -1104,10 +1105,13 @@ def _diff_blob(steps: Sequence[StepRun]) -> dict[str, bytes | str] | None:
 
 
 def _default_templates_dir(runbook: Runbook) -> Path | None:
-    if runbook.path is None:
-        return None
-    root = runbook.path.resolve().parents[2]
-    return root / "templates"
+    return None if runbook.path is None else _templates_dir_of(runbook.path)
+
+
+@functools.lru_cache(maxsize=64)
+def _templates_dir_of(runbook_path: Path) -> Path:
+    # Once per runbook file, not per host: resolve() is a system call per component.
+    return runbook_path.resolve().parents[2] / "templates"
 
 
 def run_host(
