@@ -331,6 +331,23 @@ def test_pool_reuses_one_session_per_ci(lab) -> None:
     assert not first.is_open  # close_all closed it
 
 
+def test_pool_close_idle_frees_the_slot_for_the_next_checkout(lab) -> None:
+    first_ci, second_ci = lab.switches[0], lab.switches[1]
+    with ConnectionPool(max_sessions=1) as pool:
+        with pool.session(first_ci, "netmiko") as first:
+            first.get_config()
+            assert pool.close_idle(first_ci.name) == 0  # busy: left alone
+            assert first.is_open
+        assert pool.close_idle(second_ci.name) == 0  # another CI's idle session stays
+        assert pool.open_sessions == 1 and first.is_open
+        assert pool.close_idle(first_ci.name) == 1
+        assert not first.is_open and pool.open_sessions == 0
+        with pool.session(second_ci, "netmiko") as second:
+            assert second.send_commands(["show version"], parse=True)[0].parsed
+        # The slot was free: nothing had to be evicted to open the second session.
+        assert (pool.stats.opened, pool.stats.evicted) == (2, 0)
+
+
 def test_pool_bounds_open_sessions_and_isolates_an_unreachable_host(lab) -> None:
     dead = dataclasses.replace(lab.switch, name="dead-switch", port=_closed_port())
     targets = [*lab.switches, dead] * 2

@@ -217,9 +217,11 @@ class Rollout:
         if dry_run:
             return self._dry_run(change, book, inv)
         # One session pool for the final checks and the rollout: a device's
-        # session opened to predict its diff is reused to change it.
+        # session opened to predict its diff is reused to change it. `width`
+        # sessions work on devices at once; up to `width` more are being
+        # closed by the hosts that are done with them (see `_host`).
         width = max(1, min(int(book.strategy.concurrency), len(change.targets)))
-        with open_pool(width) as pool:
+        with open_pool(2 * width) as pool:
             return self._run(change, book, inv, pool)
 
     def _run(self, change: ChangeRequest, book: Any, inv: Any, pool: Any) -> dict[str, Any]:
@@ -428,6 +430,10 @@ class Rollout:
                 # Its sessions are back in the pool: the next host may start.
                 device.release()  # type: ignore[union-attr]
                 device_held = False
+            # This rollout is done with the device: its sessions are closed
+            # here, off the next host's path (which would otherwise close an
+            # idle session to make room before opening its own).
+            pool.close_idle(ci.name)
             try:
                 recorder.flush()  # every step of this host is durable from here
             except OpskitError as exc:

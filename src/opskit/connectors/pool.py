@@ -98,6 +98,19 @@ class ConnectionPool:
         ) as closers:
             list(closers.map(self._close, idle))
 
+    def close_idle(self, ci_name: str) -> int:
+        """Closes `ci_name`'s idle sessions now, in the calling thread: for a
+        caller that is done with the CI, so that the next checkout finds a
+        free slot instead of closing an idle session before it can open its
+        own. Busy sessions are left alone. Returns how many were closed."""
+        with self._cond:
+            keys = [key for key in self._idle if key[0] == ci_name]
+            idle = [self._idle.pop(key) for key in keys]
+            self._closing += len(idle)
+        for conn in idle:
+            self._close(conn)
+        return len(idle)
+
     @property
     def open_sessions(self) -> int:
         with self._cond:
