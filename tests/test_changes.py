@@ -679,6 +679,99 @@ def test_group_commit_appends_from_many_threads(svc: ChangeService) -> None:
     assert svc.ledger.verify().ok
 
 
+def _overtaken(svc: ChangeService, by_state: State) -> None:
+    """Fault injection: another actor moves the change to `by_state` after
+    this one's check of the state and before its update (a race a test cannot
+    time otherwise). The move happens in the transition's own transaction."""
+    real = svc._state_update
+
+    def state_update(change, columns):  # type: ignore[no-untyped-def]
+        guard = real(change, columns)
+
+        def overtaken(batch) -> None:  # type: ignore[no-untyped-def]
+            batch.cursor.execute(
+                batch.ledger.sql("UPDATE changes SET state = ? WHERE id = ?"),
+                (by_state.value, change.id),
+            )
+            guard(batch)
+
+        return overtaken
+
+    svc._state_update = state_update  # type: ignore[method-assign]
+
+
+def test_a_transition_overtaken_by_another_actor_records_nothing(svc: ChangeService) -> None:
+    change_id = new_change(svc)
+    head = svc.ledger.head()
+    _overtaken(svc, State.SUBMITTED)
+    with pytest.raises(ChangeError, match="changed by someone else meanwhile"):
+        svc.submit(change_id, "alice")
+    # Neither the event nor any update of the row: the transaction rolled back whole.
+    assert svc.ledger.head() == head
+    assert kinds(svc, change_id) == ["change.created"]
+    assert svc.get(change_id).state is State.DRAFT
+    assert svc.ledger.verify().ok
+
+
+def test_a_refused_transition_event_leaves_the_state_as_it_was(svc: ChangeService) -> None:
+    from opskit.errors import LedgerError
+
+    change_id = new_change(svc)
+    with pytest.raises(LedgerError, match="U\\+0000"):  # the ledger cannot store it
+        svc._transition(
+            svc.get(change_id), State.SUBMITTED, actor="alice", payload={"note": "a\x00b"}
+        )
+    assert svc.get(change_id).state is State.DRAFT
+    assert kinds(svc, change_id) == ["change.created"]
+
+
+def test_in_a_group_commit_an_overtaken_transition_fails_alone(svc: ChangeService) -> None:
+    first, second = new_change(svc), new_change(svc)
+    with svc.group_commit():
+        # Queued without waiting: it lingers and joins the next awaited commit.
+        queued = svc.record_later("test.step", actor="alice", change_id=first, payload={"n": 1})
+        _overtaken(svc, State.SUBMITTED)
+        with pytest.raises(ChangeError, match="changed by someone else meanwhile"):
+            svc.submit(second, "alice")
+        del svc._state_update  # the real one again
+        svc.submit(first, "alice")
+        assert queued().payload == {"n": 1}
+    assert kinds(svc, first) == ["change.created", "test.step", "change.submitted"]
+    assert kinds(svc, second) == ["change.created"]
+    assert svc.get(second).state is State.DRAFT  # the injected move was undone with it
+    assert svc.get(first).state is State.SUBMITTED
+    assert svc.ledger.verify().ok
+
+
+def test_racing_actors_record_each_transition_once(svc: ChangeService) -> None:
+    """Two processes' worth of services (separate engines) submit the same
+    changes at the same moment: one wins each, and only its event is recorded."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    changes = [new_change(svc) for _ in range(6)]
+    services = [ChangeService(Workspace(root=svc.ws.root)) for _ in range(2)]
+    barrier = threading.Barrier(2)
+
+    def submit(pair: tuple[ChangeService, str]) -> str:
+        other, change_id = pair
+        barrier.wait()
+        try:
+            other.submit(change_id, "alice")
+        except ChangeError:
+            return "lost"
+        return "won"
+
+    with ThreadPoolExecutor(2) as threads:
+        for change_id in changes:
+            outcomes = list(threads.map(submit, [(s, change_id) for s in services]))
+            assert sorted(outcomes) == ["lost", "won"], change_id
+            assert kinds(svc, change_id) == ["change.created", "change.submitted"]
+    for other in services:
+        other.ws.close()
+    assert svc.ledger.verify().ok
+
+
 @pytest.mark.slow
 def test_cli_errors_are_one_line_and_change_nothing(svc: ChangeService) -> None:
     ws = svc.ws

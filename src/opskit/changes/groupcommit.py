@@ -32,6 +32,7 @@ class _Pending:
     kind: str
     kwargs: dict[str, Any]
     urgent: bool = True  # someone waits for it now
+    guard: Callable[[Any], None] | None = None  # see ChangeService.record
     queued: float = field(default_factory=time.monotonic)
     done: threading.Event = field(default_factory=threading.Event)
     event: Any = None
@@ -114,9 +115,13 @@ class GroupWriter:
             self._write, name="ledger group commit", hold=_hold
         )
 
-    def append(self, kind: str, **kwargs: Any) -> Any:
-        """Like `Ledger.append`: returns the event once it is committed."""
-        item = _Pending(kind, kwargs)
+    def append(
+        self, kind: str, *, guard: Callable[[Any], None] | None = None, **kwargs: Any
+    ) -> Any:
+        """Like `Ledger.append`: returns the event once it is committed.
+        `guard(batch)` runs in the commit's transaction just before the event
+        is added; what it writes is undone if it or the append fails."""
+        item = _Pending(kind, kwargs, guard=guard)
         self._drainer.put(item)
         return item.result()
 
@@ -138,10 +143,10 @@ class GroupWriter:
             with self.ledger.batch() as batch:
                 for item in items:
                     try:
-                        item.event = batch.append(item.kind, **item.kwargs)
+                        item.event = _append(batch, item)
                     except OpskitError as exc:
                         # Refused before anything was written (a secret, a
-                        # bad value): only this event fails.
+                        # bad value, a guard's refusal): only this event fails.
                         item.error = exc
         except BaseException as exc:
             for item in items:
@@ -151,6 +156,25 @@ class GroupWriter:
         finally:
             for item in items:
                 item.done.set()
+
+
+def _append(batch: Any, item: _Pending) -> Any:
+    if item.guard is None:
+        return batch.append(item.kind, **item.kwargs)
+    # The other events of this commit go on if this one fails: its guard's
+    # writes are undone to the savepoint (the event itself is added to the
+    # batch only once every check has passed).
+    cursor = batch.cursor
+    cursor.execute("SAVEPOINT opskit_guard")
+    try:
+        item.guard(batch)
+        event = batch.append(item.kind, **item.kwargs)
+    except BaseException:
+        cursor.execute("ROLLBACK TO SAVEPOINT opskit_guard")
+        cursor.execute("RELEASE SAVEPOINT opskit_guard")
+        raise
+    cursor.execute("RELEASE SAVEPOINT opskit_guard")
+    return event
 
 
 def _hold(queue: list[_Pending]) -> float:

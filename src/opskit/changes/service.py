@@ -114,19 +114,30 @@ class ChangeService:
         ci: str | None = None,
         blobs: Mapping[str, Any] | None = None,
         prepared: bool = False,
+        guard: Callable[[Any], None] | None = None,
     ) -> Any:
         """Appends one event to the ledger (redacted: no secret ever reaches it).
 
         `prepared`: the payload and blobs are already redacted and in the
         ledger's JSON subset (`opskit.runbooks.executor.record_ready`, what the
         executor hands its recorder), so they are not walked a second time.
-        The ledger refuses any event or blob that still holds a secret."""
+        The ledger refuses any event or blob that still holds a secret.
+
+        `guard(batch)` runs in the event's own database transaction, before
+        the event is added (`batch.cursor` is that transaction's DB-API
+        cursor): what it writes commits with the event or not at all, and
+        when it raises, nothing is written. A state transition is recorded
+        this way (`_transition`)."""
         kwargs = self._event(actor, change_id, payload, ci, blobs, prepared=prepared)
         writer = self._group_writer
         if writer is not None:
-            return writer.append(kind, **kwargs)
+            return writer.append(kind, guard=guard, **kwargs)
         with self._ledger_lock:
-            return self.ledger.append(kind, **kwargs)
+            if guard is None:
+                return self.ledger.append(kind, **kwargs)
+            with self.ledger.batch() as batch:
+                guard(batch)
+                return batch.append(kind, **kwargs)
 
     def record_later(
         self,
@@ -297,34 +308,55 @@ class ChangeService:
         new state: re-reading a finished rollout's hundreds of host rows costs
         more than the transition."""
         check_transition(change.id, change.state, target)
-        # The ledger is written first (it is the record); re-reading the state
-        # just before keeps a concurrent actor's transition from being
-        # recorded twice.
         with self.engine.connect() as conn:
             stored = conn.execute(
                 select(store.changes.c.state).where(store.changes.c.id == change.id)
             ).scalar_one()
         if stored != change.state.value:
             raise ChangeError(f"{change.id}: is now {stored} (changed meanwhile); try again")
-        event = EVENT_FOR_STATE[target]
+        now = self.clock()
+        # The event and the state change commit in one transaction: a crash
+        # leaves both or neither, and of two actors racing for the same
+        # transition only the one whose update applies is recorded.
         self.record(
-            event,
+            EVENT_FOR_STATE[target],
             actor=actor,
             change_id=change.id,
             payload={"from": str(change.state), "to": str(target), **(payload or {})},
+            guard=self._state_update(
+                change, {"state": target.value, "updated_at": now, **(values or {})}
+            ),
         )
-        now = self.clock()
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                update(store.changes)
-                .where(store.changes.c.id == change.id, store.changes.c.state == change.state.value)
-                .values(state=target.value, updated_at=now, **(values or {}))
-            )
-            if result.rowcount != 1:
-                raise ChangeError(f"{change.id}: changed by someone else meanwhile; try again")
         if reload or values:
             return self.get(change.id)
         return dataclasses.replace(change, state=target, updated_at=_aware(now))
+
+    def _state_update(
+        self, change: ChangeRequest, columns: Mapping[str, Any]
+    ) -> Callable[[Any], None]:
+        """A ledger guard (`record`) that moves the change's row from its
+        current state, with `columns`, in the event's transaction; it raises
+        when the row is no longer in that state."""
+        table = store.changes
+        dialect = self.engine.dialect
+        # The ledger's transaction is a DB-API one: the values are converted
+        # as SQLAlchemy would bind them (datetimes, JSON).
+        bound = []
+        for name, value in columns.items():
+            process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            bound.append(process(value) if process is not None else value)
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        sql = f"UPDATE {table.name} SET {assignments} WHERE id = ? AND state = ?"
+        params = (*bound, change.id, change.state.value)
+
+        def guard(batch: Any) -> None:
+            if batch.ledger.engine.url != self.engine.url:  # pragma: no cover - misuse
+                raise ChangeError("the ledger and the change tables must share one database")
+            batch.cursor.execute(batch.ledger.sql(sql), params)
+            if batch.cursor.rowcount != 1:
+                raise ChangeError(f"{change.id}: changed by someone else meanwhile; try again")
+
+        return guard
 
     # -- request ---------------------------------------------------------------
     def create(
