@@ -685,8 +685,8 @@ def _overtaken(svc: ChangeService, by_state: State) -> None:
     time otherwise). The move happens in the transition's own transaction."""
     real = svc._state_update
 
-    def state_update(change, columns):  # type: ignore[no-untyped-def]
-        guard = real(change, columns)
+    def state_update(change, columns, rows=()):  # type: ignore[no-untyped-def]
+        guard = real(change, columns, rows)
 
         def overtaken(batch) -> None:  # type: ignore[no-untyped-def]
             batch.cursor.execute(
@@ -723,6 +723,30 @@ def test_a_refused_transition_event_leaves_the_state_as_it_was(svc: ChangeServic
         )
     assert svc.get(change_id).state is State.DRAFT
     assert kinds(svc, change_id) == ["change.created"]
+
+
+def test_an_approval_whose_row_cannot_be_written_is_not_recorded(svc: ChangeService) -> None:
+    """The approval row and its event share a transaction: when the row fails
+    (injected: a foreign key to no change), the event is not recorded either."""
+    from opskit.errors import LedgerError
+
+    change_id = assessed(svc)
+    head = svc.ledger.head()
+    real = svc._approval_row
+
+    def broken_row(change, kind, actor, comment, **kwargs):  # type: ignore[no-untyped-def]
+        return real(change, kind, actor, comment, **kwargs).values(change_id="CHG-NOWHERE")
+
+    svc._approval_row = broken_row  # type: ignore[method-assign]
+    with pytest.raises(LedgerError, match="write failed"):
+        svc.approve(change_id, "bob")
+    del svc._approval_row
+    assert svc.ledger.head() == head
+    change = svc.get(change_id)
+    assert change.state is State.ASSESSED and change.approvals == []
+    svc.approve(change_id, "bob")  # and the real one goes through
+    assert kinds(svc, change_id)[-2:] == ["change.approval", "change.approved"]
+    assert [a["approver"] for a in svc.get(change_id).approvals] == ["bob"]
 
 
 def test_in_a_group_commit_an_overtaken_transition_fails_alone(svc: ChangeService) -> None:

@@ -271,7 +271,7 @@ class ChangeService:
     ) -> ChangeRequest:
         data = dict(row)
         for key in ("window_start", "window_end", "heartbeat_at", "created_at", "updated_at"):
-            data[key] = _aware(data[key])
+            data[key] = _aware(data.get(key))
         data["type"] = ChangeType(data["type"])
         data["state"] = State(data["state"])
         change = ChangeRequest(**data)
@@ -302,9 +302,11 @@ class ChangeService:
         payload: Mapping[str, Any] | None = None,
         values: Mapping[str, Any] | None = None,
         reload: bool = True,
+        rows: Iterable[Any] = (),
     ) -> ChangeRequest:
-        """Moves `change` to `target`, recorded in the ledger. Returns the change
-        read back, or with `reload=False` (and no `values`) the given one in its
+        """Moves `change` to `target`, recorded in the ledger; `rows` are more
+        statements (an approval row) written with it. Returns the change read
+        back, or with `reload=False` (and no `values`) the given one in its
         new state: re-reading a finished rollout's hundreds of host rows costs
         more than the transition."""
         check_transition(change.id, change.state, target)
@@ -324,7 +326,7 @@ class ChangeService:
             change_id=change.id,
             payload={"from": str(change.state), "to": str(target), **(payload or {})},
             guard=self._state_update(
-                change, {"state": target.value, "updated_at": now, **(values or {})}
+                change, {"state": target.value, "updated_at": now, **(values or {})}, rows
             ),
         )
         if reload or values:
@@ -332,29 +334,40 @@ class ChangeService:
         return dataclasses.replace(change, state=target, updated_at=_aware(now))
 
     def _state_update(
-        self, change: ChangeRequest, columns: Mapping[str, Any]
+        self, change: ChangeRequest, columns: Mapping[str, Any], rows: Iterable[Any] = ()
     ) -> Callable[[Any], None]:
         """A ledger guard (`record`) that moves the change's row from its
-        current state, with `columns`, in the event's transaction; it raises
-        when the row is no longer in that state."""
-        table = store.changes
+        current state, with `columns` (and writes `rows`), in the event's
+        transaction; it raises when the row is no longer in that state."""
+        statement = (
+            update(store.changes)
+            .where(store.changes.c.id == change.id, store.changes.c.state == change.state.value)
+            .values(**columns)
+        )
+        return self._guard(
+            (statement, f"{change.id}: changed by someone else meanwhile; try again"),
+            *((row, None) for row in rows),
+        )
+
+    def _guard(self, *steps: tuple[Any, str | None]) -> Callable[[Any], None]:
+        """A ledger guard (`record`) that runs SQLAlchemy statements in the
+        event's transaction, so that the working tables and the ledger change
+        together or not at all. Each step is (statement, refusal): with a
+        refusal, a statement that does not affect exactly one row raises
+        ChangeError(refusal), and nothing is written."""
         dialect = self.engine.dialect
-        # The ledger's transaction is a DB-API one: the values are converted
-        # as SQLAlchemy would bind them (datetimes, JSON).
-        bound = []
-        for name, value in columns.items():
-            process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-            bound.append(process(value) if process is not None else value)
-        assignments = ", ".join(f"{name} = ?" for name in columns)
-        sql = f"UPDATE {table.name} SET {assignments} WHERE id = ? AND state = ?"
-        params = (*bound, change.id, change.state.value)
+        compiled = [
+            (*_dbapi_statement(statement, dialect), refusal) for statement, refusal in steps
+        ]
+        url = self.engine.url
 
         def guard(batch: Any) -> None:
-            if batch.ledger.engine.url != self.engine.url:  # pragma: no cover - misuse
+            if batch.ledger.engine.url != url:  # pragma: no cover - misuse
                 raise ChangeError("the ledger and the change tables must share one database")
-            batch.cursor.execute(batch.ledger.sql(sql), params)
-            if batch.cursor.rowcount != 1:
-                raise ChangeError(f"{change.id}: changed by someone else meanwhile; try again")
+            for sql, params, refusal in compiled:
+                batch.cursor.execute(sql, params)
+                if refusal is not None and batch.cursor.rowcount != 1:
+                    raise ChangeError(refusal)
 
         return guard
 
@@ -432,18 +445,23 @@ class ChangeService:
                 .where(store.change_numbers.c.number == number)
                 .values(change_id=change_id)
             )
-            conn.execute(insert(store.changes).values(id=change_id, number=number, **row))
-        change = self.get(change_id)
+        # The change's row and its created event in one transaction (a crash
+        # between the two transactions leaves a gap in the numbers, never a
+        # change without its event).
+        created = self._from_row({"id": change_id, "number": number, **row}, [], [])
         self.record(
             "change.created",
             actor=requester,
             change_id=change_id,
             payload={
                 "to": State.DRAFT.value,
-                **{k: v for k, v in change.to_dict().items() if k in _CREATED_FIELDS},
+                **{k: v for k, v in created.to_dict().items() if k in _CREATED_FIELDS},
             },
+            guard=self._guard(
+                (insert(store.changes).values(id=change_id, number=number, **row), None)
+            ),
         )
-        return change
+        return self.get(change_id)
 
     def _resolve_targets(self, inv: Any, select_expr: str, book: Any) -> list[str]:
         try:
@@ -697,13 +715,16 @@ class ChangeService:
                 "public_key": self._public_key(actor),
                 "comment": comment,
             },
-        )
-        with self.engine.begin() as conn:
-            conn.execute(
-                self._approval_row(
-                    change, "approval", actor, comment, document=document, signature=signature
+            # The approval row counts towards the quorum: written with its event.
+            guard=self._guard(
+                (
+                    self._approval_row(
+                        change, "approval", actor, comment, document=document, signature=signature
+                    ),
+                    None,
                 )
-            )
+            ),
+        )
         change = self.get(change_id)
         met, _ = self._requirement_met(change, rule_roles, int(required.get("count", 1)))
         if met:
@@ -799,11 +820,13 @@ class ChangeService:
         if not reason.strip():
             raise ChangeError("a rejection needs a reason")
         self._require_role(actor, APPROVER_ROLES, "reject", change_id)
-        # Before the rejection row: an illegal transition must leave nothing behind.
-        check_transition(change_id, change.state, State.REJECTED)
-        with self.engine.begin() as conn:
-            conn.execute(self._approval_row(change, "rejection", actor, reason))
-        return self._transition(change, State.REJECTED, actor=actor, payload={"reason": reason})
+        return self._transition(
+            change,
+            State.REJECTED,
+            actor=actor,
+            payload={"reason": reason},
+            rows=[self._approval_row(change, "rejection", actor, reason)],
+        )
 
     def review_retrospective(
         self, change_id: str, actor: str, *, comment: str | None = None
@@ -839,14 +862,16 @@ class ChangeService:
                 "comment": comment,
                 **{k: retrospective[k] for k in ("reviewers", "required", "complete")},
             },
+            guard=self._guard(
+                (self._approval_row(change, "retrospective", actor, comment), None),
+                (
+                    update(store.changes)
+                    .where(store.changes.c.id == change_id)
+                    .values(retrospective=retrospective, updated_at=self.clock()),
+                    None,
+                ),
+            ),
         )
-        with self.engine.begin() as conn:
-            conn.execute(self._approval_row(change, "retrospective", actor, comment))
-            conn.execute(
-                update(store.changes)
-                .where(store.changes.c.id == change_id)
-                .values(retrospective=retrospective, updated_at=self.clock())
-            )
         return self.get(change_id)
 
     # -- schedule ----------------------------------------------------------------------
@@ -1268,6 +1293,20 @@ class ChangeService:
                 .where(store.changes.c.id == change_id)
                 .values(summary=redact_obj(dict(summary)), updated_at=self.clock())
             )
+
+
+def _dbapi_statement(statement: Any, dialect: Any) -> tuple[str, Any]:
+    """`statement` as DB-API SQL and parameters for `dialect`, the values
+    converted as SQLAlchemy binds them (datetimes, JSON): for a statement run
+    on the ledger's own DB-API cursor, inside its transaction."""
+    compiled = statement.compile(dialect=dialect)
+    values = {}
+    for name, value in compiled.construct_params().items():
+        process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        values[name] = process(value) if process is not None else value
+    if compiled.positiontup is not None:  # qmark (SQLite)
+        return compiled.string, tuple(values[name] for name in compiled.positiontup)
+    return compiled.string, values  # pyformat (psycopg)
 
 
 _CREATED_FIELDS = (
