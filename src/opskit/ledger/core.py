@@ -26,11 +26,13 @@ from opskit.errors import LedgerError, SecretError
 from opskit.ledger import keys as keymod
 from opskit.ledger.canonical import (
     GENESIS_HASH,
+    NON_BMP_UTF8,
     acceptable,
     check_value,
     encode_canonical,
     encode_canonical_bytes,
     explain,
+    plain_types,
 )
 from opskit.ledger.model import PURGE_KIND, Checkpoint, Clock, Event, VerifyReport, format_at
 from opskit.ledger.store import BLOBS, CHECKPOINTS, EVENTS, PURGES
@@ -44,6 +46,7 @@ PG_LOCK_KEY = 0x6F70736B69744C47
 BLOB_REF = re.compile(r"sha256:[0-9a-f]{64}\Z")
 
 _encode_bytes = encode_canonical_bytes
+_non_bmp = NON_BMP_UTF8.search
 _new_event = tuple.__new__
 _sha256 = hashlib.sha256
 _cursor_names = itertools.count()
@@ -385,8 +388,9 @@ class Batch:
         ci: str | None = None,
         blobs: Mapping[str, bytes | str] | None = None,
     ) -> Event:
-        # Fast path: plain strings without U+0000; anything else takes the
-        # field-by-field checks, which name the culprit.
+        # Fast path: plain strings (a U+0000 in them shows in the record as
+        # an escape, below); anything else takes the field-by-field checks,
+        # which name the culprit.
         if not (
             type(kind) is str
             and type(actor) is str
@@ -394,7 +398,6 @@ class Batch:
             and actor
             and (change_id is None or type(change_id) is str)
             and (ci is None or type(ci) is str)
-            and "\x00" not in f"{kind}{actor}{change_id}{ci}"
         ):
             _check_fields(kind, actor, change_id, ci)
             # A str subclass (a StrEnum) is stored as its text, in the record
@@ -403,8 +406,9 @@ class Batch:
             change_id = None if change_id is None else str.__str__(change_id)
             ci = None if ci is None else str.__str__(ci)
         payload = dict(payload or {})
+        # The types here; integer range, keys and text from the encoding below.
         try:
-            admitted = acceptable(payload)
+            admitted = plain_types(payload)
         except RecursionError:
             raise LedgerError(f"append {kind}: payload is nested too deeply") from None
         if not admitted:
@@ -435,11 +439,18 @@ class Batch:
         }
         try:
             data = _encode_bytes(fields)
-            record = data.decode()
         except TypeError:
-            # orjson refuses some values `acceptable` admits (str-subclass keys,
-            # nesting deeper than 254 levels): the documented encoder writes
-            # them; it leaves only lone surrogates for `encode` to refuse.
+            # orjson refuses integers beyond ±(2**53-1), non-string keys and
+            # lone surrogates, which the full check names; and some values
+            # the ledger accepts (str-subclass keys, nesting deeper than 254
+            # levels), which the documented encoder writes: it leaves only
+            # lone surrogates for `encode` to refuse.
+            try:
+                admitted = acceptable(payload)
+            except RecursionError:
+                raise LedgerError(f"append {kind}: payload is nested too deeply") from None
+            if not admitted:
+                explain(payload, f"append {kind}: payload")
             try:
                 record = encode_canonical(fields)
             except RecursionError:
@@ -450,7 +461,16 @@ class Batch:
                 raise LedgerError(
                     f"append {kind}: text with a lone surrogate is not Unicode"
                 ) from None
-        if "\\u0000" in record:  # a U+0000 escaped, or the literal text "\\u0000"
+        else:
+            record = data.decode()
+            # A key beyond U+FFFF needs a 4-byte UTF-8 character (str.isascii
+            # only reads a flag).
+            if not record.isascii() and _non_bmp(data) and not acceptable(payload):
+                explain(payload, f"append {kind}: payload")
+        # A U+0000 escaped, or the literal text "\\u0000"; most records hold
+        # no backslash at all, which one memchr tells.
+        if "\\" in record and "\\u0000" in record:
+            _check_fields(kind, actor, change_id, ci)
             explain(payload, f"append {kind}: payload")
         if REDACTOR.find(record):
             raise SecretError(f"append {kind}: the event contains a secret value; refused")

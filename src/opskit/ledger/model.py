@@ -31,20 +31,28 @@ def parse_at(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+_NS = 1_000_000_000
+_time_ns = time.time_ns
+
+
 class Clock:
     """UTC now as the stored text, formatting each second only once:
     `strftime` per event would cost more than hashing it."""
 
     def __init__(self) -> None:
-        self._second = -1
+        self._start = self._end = self._offset = 0  # the current second, in ns
         self._prefix = ""
 
     def now(self) -> str:
-        second, micro = divmod(time.time_ns() // 1000, 1_000_000)
-        if second != self._second:
+        ns = _time_ns()
+        if not self._start <= ns < self._end:  # another second (or the clock went back)
+            second = ns // _NS
             self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-            self._second = second
-        return f"{self._prefix}{micro:06d}Z"
+            self._start, self._end = second * _NS, (second + 1) * _NS
+            self._offset = self._start - _NS
+        # ns - offset is 1 and then the 9 digits of the nanoseconds into the
+        # second: the microseconds are 6 of them, zero-padded (no format spec).
+        return f"{self._prefix}{str(ns - self._offset)[1:7]}Z"
 
 
 class Event(NamedTuple):
