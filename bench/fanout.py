@@ -554,6 +554,13 @@ def _print_ratios(results: dict[str, dict[str, Any]]) -> None:
         print(
             f"change engine / Nornir client CPU: {change['client_cpu'] / nornir['client_cpu']:.2f}x"
         )
+    if change:
+        # What the change process itself costs over the same connectors (part
+        # of the margin against Nornir is opskit's cheaper SSH transport).
+        print(
+            f"change engine / opskit connectors alone: {change['wall'] / opskit['wall']:.2f}x "
+            "(the change process, ledger and CMDB records over the same device work)"
+        )
     ansible = results.get("ansible")
     if ansible:
         speedup = ansible["wall"] / opskit["process_wall"]
