@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import sqlite3
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from opskit.errors import LedgerError
 from opskit.ledger import Ledger, model
 from opskit.ledger.canonical import acceptable, explain, plain_types
 from opskit.ledger.model import Clock
+from opskit.ledger.verify import _PREFIX, COLUMNS_CHECK
 from tests.fixtures.postgres import open_ledger
 from tests.test_ledger import _random_value
 
@@ -186,3 +189,34 @@ def test_clock_text_at_second_edges_and_when_the_clock_goes_back(
         second, rest = divmod(ns, 1_000_000_000)
         expected = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
         assert clock.now() == f"{expected}{rest // 1000:06d}Z"
+
+
+def test_sqlite_columns_check_prefix_is_the_json_quote_form() -> None:
+    """verify's SQLite columns check builds the record prefix with one
+    json_object; it must be the text the json_quote()s joined by || make,
+    for every kind of text, NULLs and non-text values."""
+    values: list[Any] = [
+        "plain",
+        'q"uote',
+        "back\\slash",
+        "tab\tnew\nline\r\x01\x1f\x7f",
+        "zoë 日本 \U0001f600 \u2028",
+        "",
+        "ends in 0",
+        "ends in }",
+        "0}",
+        None,
+        7,
+        -1.5,
+    ]
+    check = " ".join(COLUMNS_CHECK["sqlite"].split())
+    expression = re.fullmatch(r".* WHERE instr\(record, (.*)\) IS NOT 1", check)
+    assert expression is not None
+    old = f"SELECT {_PREFIX.format(q='json_quote', n='coalesce')} FROM t"
+    with sqlite3.connect(":memory:") as db:
+        db.execute("CREATE TABLE t (actor, at, kind, change_id, ci)")
+        rng = random.Random(5)
+        rows = [tuple(rng.choice(values) for _ in range(5)) for _ in range(500)]
+        db.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", rows)
+        new = db.execute(f"SELECT {expression.group(1)} FROM t").fetchall()
+        assert new == db.execute(old).fetchall()

@@ -46,9 +46,14 @@ _PREFIX = """'{{"actor":' || {q}(actor) || ',"at":' || {q}(at)
 COLUMNS_CHECK = {
     # instr() stops at the first match, which is position 1 for a sound
     # record: half the cost of cutting a substring of the prefix's length.
+    # SQLite's json_object writes the same prefix as the json_quote()s
+    # joined by || (the same string escaping, null for NULL, no spaces) in
+    # one string instead of fifteen: rtrim takes the placeholder 0 and the
+    # closing brace off `..."payload":0}`.
     "sqlite": f"""
         SELECT MIN(seq) FROM {EVENTS}
-        WHERE instr(record, {_PREFIX.format(q="json_quote", n="coalesce")}) IS NOT 1""",
+        WHERE instr(record, rtrim(json_object('actor', actor, 'at', at,
+            'change_id', change_id, 'ci', ci, 'kind', kind, 'payload', 0), '0}}')) IS NOT 1""",
     "postgresql": f"""
         SELECT MIN(seq) FROM {EVENTS} WHERE starts_with(
             record, {_PREFIX.format(q="to_json", n="coalesce")}
