@@ -14,7 +14,7 @@ import hashlib
 import itertools
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -345,6 +345,16 @@ def _since_text(since: datetime | str) -> str:
     return _since_text(moment)
 
 
+def _admit(check: Callable[[Any], bool], payload: dict[str, Any], kind: str) -> None:
+    """Raises LedgerError naming the first part of `payload` that `check` refuses."""
+    try:
+        admitted = check(payload)
+    except RecursionError:
+        raise LedgerError(f"append {kind}: payload is nested too deeply") from None
+    if not admitted:
+        explain(payload, f"append {kind}: payload")
+
+
 def _check_fields(kind: Any, actor: Any, change_id: Any, ci: Any) -> None:
     """Raises LedgerError for the first malformed event field."""
     if not isinstance(kind, str) or not kind:
@@ -407,12 +417,7 @@ class Batch:
             ci = None if ci is None else str.__str__(ci)
         payload = dict(payload or {})
         # The types here; integer range, keys and text from the encoding below.
-        try:
-            admitted = plain_types(payload)
-        except RecursionError:
-            raise LedgerError(f"append {kind}: payload is nested too deeply") from None
-        if not admitted:
-            explain(payload, f"append {kind}: payload")
+        _admit(plain_types, payload, kind)
         if "blobs" in payload:
             self._check_blob_refs(kind, payload)
         if blobs:
@@ -445,12 +450,7 @@ class Batch:
             # the ledger accepts (str-subclass keys, nesting deeper than 254
             # levels), which the documented encoder writes: it leaves only
             # lone surrogates for `encode` to refuse.
-            try:
-                admitted = acceptable(payload)
-            except RecursionError:
-                raise LedgerError(f"append {kind}: payload is nested too deeply") from None
-            if not admitted:
-                explain(payload, f"append {kind}: payload")
+            _admit(acceptable, payload, kind)
             try:
                 record = encode_canonical(fields)
             except RecursionError:
