@@ -20,7 +20,7 @@ from tests.fixtures.postgres import attacker_sql, open_ledger, sqlite_path
 EVENTS = 12
 
 
-@pytest.fixture(params=[None, 5], ids=["one-chunk", "chunks-of-5"])
+@pytest.fixture(params=[None, 5, "halves"], ids=["one-chunk", "chunks-of-5", "two-halves"])
 def filled(
     ledger_backend: str,
     tmp_path: Path,
@@ -29,9 +29,13 @@ def filled(
 ) -> Iterator[tuple[Ledger, str]]:
     """A ledger of 12 events over two interleaved changes, one blob per change.
 
-    Verified in one chunk, or in chunks of 5 so that intact chunks before the
-    tampered one take the fast path and the break is found across chunks."""
-    if request.param is not None:
+    Verified in one chunk, in chunks of 5 so that intact chunks before the
+    tampered one take the fast path and the break is found across chunks, or
+    in two halves (the second in its own process) as a long chain is."""
+    if request.param == "halves":
+        monkeypatch.setattr(verify_module, "TWO_HALVES_FROM", 2)
+        monkeypatch.setattr(verify_module, "CHUNK", 3)
+    elif request.param is not None:
         monkeypatch.setattr(verify_module, "CHUNK", request.param)
     ledger = open_ledger(ledger_backend, tmp_path / "keys")
     for n in range(1, EVENTS + 1):
@@ -266,4 +270,74 @@ def test_sqlite_value_stored_as_a_blob_is_named(tmp_path: Path, column: str, seq
     report = ledger.verify()
     assert (report.ok, report.first_bad_seq) == (False, seq), report.problem
     assert report.problem.startswith("changed content")  # type: ignore[union-attr]
+    ledger.engine.dispose()
+
+
+def test_two_halves_report_what_one_pass_reports(
+    ledger_backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long SQLite chain is checked in two halves, the second in its own process:
+    on a sound ledger (blobs, a purge, checkpoints on both sides of the
+    middle) the report equals one pass's, and the halves were really used.
+    A history rewritten in the second half, consistently, is still caught by
+    the checkpoint there (the second process reports the hash it passed)."""
+    from opskit.ledger.chain import PURGE_KIND as CHAIN_PURGE_KIND
+    from opskit.ledger.model import PURGE_KIND
+
+    assert CHAIN_PURGE_KIND == PURGE_KIND  # chain.py imports nothing of opskit
+    ledger = open_ledger(ledger_backend, tmp_path / "keys")
+    refs = []
+    for n in range(1, 41):
+        event = ledger.append(
+            "host.backup", actor="ci", payload={"n": n}, ci=f"sw{n}",
+            blobs={"config": f"hostname sw{n}\n"} if n % 7 == 0 else None,
+        )  # fmt: skip
+        refs += list(event.blobs.values())
+        if n in (10, 30):
+            ledger.checkpoint("ci")
+    ledger.purge_blob(refs[-1], "alice", "retention")
+    used: list[bool] = []
+    real = verify_module._check_in_halves
+
+    def spy(*args):  # type: ignore[no-untyped-def]
+        result = real(*args)
+        used.append(result is not None)
+        return result
+
+    monkeypatch.setattr(verify_module, "_check_in_halves", spy)
+    one_pass = ledger.verify()
+    assert used == []  # 41 records: below the threshold
+    monkeypatch.setattr(verify_module, "TWO_HALVES_FROM", 2)
+    monkeypatch.setattr(verify_module, "CHUNK", 4)
+    halves = ledger.verify()
+    # PostgreSQL verifies in one pass (measured slower in two halves).
+    in_halves = ledger_backend.startswith("sqlite")
+    assert used == ([True] if in_halves else [])
+    assert one_pass.ok and halves.ok
+    assert (halves.counts, halves.head_seq, halves.head_hash) == (
+        one_pass.counts,
+        one_pass.head_seq,
+        one_pass.head_hash,
+    )
+    assert halves.counts["purged_blobs"] == 1 and halves.counts["checkpoints"] == 2
+    # Rewrite every record from seq 25 on, each hash recomputed: a consistent
+    # forgery that only the checkpoint at seq 30 (second half) can reveal.
+    rows = attacker_sql(
+        ledger_backend, "SELECT seq, record FROM ledger_events WHERE seq >= 25 ORDER BY seq"
+    )
+    ((prev,),) = attacker_sql(ledger_backend, "SELECT hash FROM ledger_events WHERE seq = 24")
+    for seq, record in rows:
+        forged = record.replace('"actor":"ci"', '"actor":"cj"')
+        digest = chain_hash(prev, record_digest(forged))
+        attacker_sql(
+            ledger_backend,
+            "UPDATE ledger_events SET record = ?, actor = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+            (forged, "cj" if "cj" in forged else "alice", prev, digest, seq),
+        )
+        prev = digest
+    report = ledger.verify()
+    assert used == ([True, True] if in_halves else [])  # halves intact and joined...
+    assert (30, "changed content: the ledger up to seq 30 differs from a stored checkpoint "
+                "(history rewritten)") in report.problems  # fmt: skip
+    assert not report.ok
     ledger.engine.dispose()

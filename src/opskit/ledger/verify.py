@@ -15,14 +15,27 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
 from opskit.errors import LedgerError
+from opskit.ledger import chain as chain_module
 from opskit.ledger.canonical import GENESIS_HASH, chain_hash, record_digest
-from opskit.ledger.model import PURGE_KIND, Checkpoint, VerifyReport
+from opskit.ledger.chain import (
+    BLOBS_MARK,
+    PURGE_MARK,
+    SELECT_ROWS,
+    blob_facts,
+    check_segment,
+    chunk_is_intact,
+    fetch_chunks,
+    row_is_intact,
+)
+from opskit.ledger.model import Checkpoint, VerifyReport
 from opskit.ledger.store import BLOBS, EVENTS, PURGES
 
 if TYPE_CHECKING:
@@ -30,9 +43,12 @@ if TYPE_CHECKING:
 
 LOOKAHEAD = 10_000
 CHUNK = 5_000  # rows fetched and checked at a time
+# From this many records on, the chain is checked in two halves at once, the
+# second in a process of its own (`opskit.ledger.chain`); below it, starting
+# that process costs more than it saves.
+TWO_HALVES_FROM = 50_000
 _sha256 = hashlib.sha256
-BLOBS_MARK = '"blobs":{'
-PURGE_MARK = f'"kind":"{PURGE_KIND}"'
+__all__ = ["BLOBS_MARK", "PURGE_MARK", "chunk_is_intact", "row_is_intact", "verify_ledger"]
 
 # The first record whose indexed columns differ from the fields inside it:
 # a canonical record begins with its indexed fields, so each record must start
@@ -94,41 +110,6 @@ def claimed_seq(record: str) -> int | None:
     return seq if type(seq) is int else None
 
 
-def row_is_intact(row: tuple[Any, ...], prev: str, expected: int) -> bool:
-    """The record is the next in sequence, links to `prev`, hashes to its
-    stored hash and names its own sequence number."""
-    seq, prev_hash, stored_hash, record = row
-    return (
-        seq == expected
-        and prev_hash == prev
-        and type(record) is str
-        and _sha256((prev + _sha256(record.encode()).hexdigest()).encode()).hexdigest()
-        == stored_hash
-        and record.endswith(f',"seq":{seq}}}')
-    )
-
-
-def chunk_is_intact(chunk: list[tuple[Any, ...]], prev: str, expected: int) -> bool:
-    """`row_is_intact` for every row of a chunk, as whole-list comparisons
-    (built by comprehensions, compared in C): several times faster than the
-    row loop. False says only that some row breaks; the row loop finds it."""
-    seqs = [row[0] for row in chunk]
-    if seqs != list(range(expected, expected + len(chunk))):
-        return False
-    hashes = [row[2] for row in chunk]
-    if [row[1] for row in chunk] != [prev, *hashes[:-1]]:
-        return False
-    sha = _sha256
-    try:
-        if [
-            sha((p + sha(r.encode()).hexdigest()).encode()).hexdigest() for _, p, _, r in chunk
-        ] != (hashes):
-            return False
-    except AttributeError:  # a record not stored as text
-        return False
-    return all(map(str.endswith, [row[3] for row in chunk], [f',"seq":{s}}}' for s in seqs]))
-
-
 def diagnose(
     row: tuple[Any, ...], prev: str, expected: int, rest: Iterator[tuple[Any, ...]]
 ) -> tuple[int, str]:
@@ -169,6 +150,98 @@ def diagnose(
     )
 
 
+def _start_second_half(
+    ledger: Ledger, fairy: Any, anchors: dict[int, Any]
+) -> tuple[subprocess.Popen[str], int, int, str] | None:
+    """For a chain of TWO_HALVES_FROM records or more, with no gap in its
+    numbers, starts the check of its second half in a process of its own:
+    (process, last seq of the first half, last seq, stored hash it starts
+    from). None when one pass is the way."""
+    target = _target(ledger)
+    if target is None:
+        return None
+    cursor = fairy.cursor()
+    try:
+        cursor.execute(f"SELECT COUNT(*), MAX(seq) FROM {EVENTS}")
+        count, last = cursor.fetchone()
+        if not last or int(count) != int(last) or int(last) < TWO_HALVES_FROM:
+            return None
+        last = int(last)
+        mid = last // 2
+        cursor.execute(ledger.sql(f"SELECT hash FROM {EVENTS} WHERE seq = ?"), (mid,))
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    if row is None or type(row[0]) is not str:
+        return None
+    params = {
+        "target": target,
+        "first": mid + 1,
+        "last": last,
+        "prev": row[0],
+        "anchors": [s for s in anchors if mid < s <= last],
+        "chunk": CHUNK,
+    }
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-I", chain_module.__file__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # a failure only means: one pass instead
+            text=True,
+        )
+        assert process.stdin is not None
+        process.stdin.write(json.dumps(params))
+        process.stdin.close()
+    except OSError:
+        return None
+    return process, mid, last, row[0]
+
+
+def _target(ledger: Ledger) -> str | None:
+    """The SQLite file the second-half process reads, or None. PostgreSQL
+    verifies in one pass: its server streams the rows, and two halves on two
+    cores were slower (1.6 s against 1.4 s for 200,000 records)."""
+    if ledger.dialect != "sqlite":
+        return None
+    database = ledger.engine.url.database
+    return None if not database or database == ":memory:" else str(database)
+
+
+def _check_in_halves(
+    ledger: Ledger,
+    fairy: Any,
+    second_half: tuple[subprocess.Popen[str], int, int, str],
+    anchors: dict[int, Any],
+) -> list[dict[str, Any]] | None:
+    """Checks the first half here while the process checks the second; both
+    halves intact and joined (the first ends on the hash the second starts
+    from), or None: then one pass runs, and names what is wrong."""
+    process, mid, _last, joint = second_half
+    try:
+        cursor = ledger.streaming_cursor(fairy)
+        cursor.execute(ledger.sql(f"{SELECT_ROWS} WHERE seq <= ? ORDER BY seq"), (mid,))
+        first = check_segment(fetch_chunks(cursor, CHUNK), 1, mid, GENESIS_HASH, anchors)
+        cursor.close()
+        if not first["ok"] or first["last_hash"] != joint:
+            return None
+        assert process.stdout is not None
+        out = process.stdout.read()
+        if process.wait(timeout=60) != 0:
+            return None
+        second = json.loads(out)
+        if not second.get("ok"):
+            return None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    second["reached"] = [(int(s), h) for s, h in second["reached"]]
+    return [first, second]
+
+
 def verify_ledger(ledger: Ledger, since: Checkpoint | None = None) -> VerifyReport:
     problems: list[tuple[int | None, str]] = []
     trusted = ledger.trusted_keys()
@@ -198,13 +271,46 @@ def verify_ledger(ledger: Ledger, since: Checkpoint | None = None) -> VerifyRepo
         if head != GENESIS_HASH:
             problems.append((0, f"changed content: {source} at seq 0 names a different start"))
 
+    def passed(reached: list[tuple[int, str]]) -> None:
+        for seq, stored_hash in reached:
+            for head, source in anchors[seq]:
+                if head != stored_hash:
+                    problems.append(
+                        (
+                            seq,
+                            f"changed content: the ledger up to seq {seq} differs from "
+                            f"{source} (history rewritten)",
+                        )
+                    )
+
+    def note_blobs(rows: list[tuple[Any, ...]]) -> None:
+        refs, purges = blob_facts(rows)
+        for ref, seq in refs.items():
+            referenced.setdefault(ref, seq)
+        purge_events.update(purges)
+        purged.update(purges.values())
+
     with ThreadPoolExecutor(max_workers=1) as pool, ledger._connection() as fairy:
+        # Started first: a long chain's second half is checked in a process
+        # of its own while this one checks the first half.
+        second_half = _start_second_half(ledger, fairy, anchors)
         # The indexed-columns query runs in the database (SQLite releases the
         # GIL while it steps) at the same time as the hashing loop below.
         columns_check = pool.submit(first_bad_columns, ledger)
+        halves = _check_in_halves(ledger, fairy, second_half, anchors) if second_half else None
+        if halves is not None:
+            for segment in halves:
+                for ref, seq in segment["referenced"].items():
+                    referenced.setdefault(ref, int(seq))
+                purges = {int(seq): blob for seq, blob in segment["purges"].items()}
+                purge_events.update(purges)
+                purged.update(purges.values())
+                passed(segment["reached"])
+            prev, expected = halves[-1]["last_hash"], second_half[2] + 1  # type: ignore[index]
         cursor = ledger.streaming_cursor(fairy)
-        cursor.execute(f"SELECT seq, prev_hash, hash, record FROM {EVENTS} ORDER BY seq")
-        while not broken and (chunk := cursor.fetchmany(CHUNK)):
+        if halves is None:  # one pass, which also names the first break
+            cursor.execute(f"{SELECT_ROWS} ORDER BY seq")
+        while halves is None and not broken and (chunk := cursor.fetchmany(CHUNK)):
             breakage: tuple[int, str] | None = None
             if chunk_is_intact(chunk, prev, expected):
                 first, last = expected, expected + len(chunk) - 1
@@ -227,26 +333,8 @@ def verify_ledger(ledger: Ledger, since: Checkpoint | None = None) -> VerifyRepo
                     if seq in anchors:
                         reached.append((seq, stored_hash))
                     prev, expected = stored_hash, expected + 1
-            for seq, _prev_hash, _hash, record in marked:
-                data = json.loads(record)
-                payload = data["payload"]
-                refs = payload.get("blobs")
-                if isinstance(refs, dict):
-                    for ref in refs.values():
-                        referenced.setdefault(ref, seq)
-                if data["kind"] == PURGE_KIND and isinstance(payload.get("blob"), str):
-                    purge_events[seq] = payload["blob"]
-                    purged.add(payload["blob"])
-            for seq, stored_hash in reached:
-                for head, source in anchors[seq]:
-                    if head != stored_hash:
-                        problems.append(
-                            (
-                                seq,
-                                f"changed content: the ledger up to seq {seq} differs from "
-                                f"{source} (history rewritten)",
-                            )
-                        )
+            note_blobs(marked)
+            passed(reached)
             if breakage is not None:
                 problems.append(breakage)
         count = expected - 1
