@@ -93,7 +93,7 @@ def check_segment(
     the hash `prev`. `ok` is False at the first doubt; otherwise the segment's
     last hash, the blobs it references, its purges, and the hashes at the
     `anchors` (checkpoint seqs) it passes."""
-    wanted = set(anchors)
+    wanted = sorted(set(anchors))
     expected = first
     referenced: dict[str, int] = {}
     purges: dict[int, str] = {}
@@ -106,7 +106,7 @@ def check_segment(
             referenced.setdefault(ref, seq)
         purges.update(purged)
         end = expected + len(chunk) - 1
-        reached += [(s, chunk[s - expected][2]) for s in sorted(wanted) if expected <= s <= end]
+        reached += [(s, chunk[s - expected][2]) for s in wanted if expected <= s <= end]
         prev, expected = chunk[-1][2], end + 1
     if expected != last + 1:
         return {"ok": False}

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain, islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opskit.errors import LedgerError
 from opskit.ledger import chain as chain_module
@@ -35,6 +35,7 @@ from opskit.ledger.chain import (
     fetch_chunks,
     row_is_intact,
 )
+from opskit.ledger.chain import marked as marked_rows
 from opskit.ledger.model import Checkpoint, VerifyReport
 from opskit.ledger.store import BLOBS, EVENTS, PURGES
 
@@ -150,13 +151,17 @@ def diagnose(
     )
 
 
-def _start_second_half(
-    ledger: Ledger, fairy: Any, anchors: dict[int, Any]
-) -> tuple[subprocess.Popen[str], int, int, str] | None:
+class _SecondHalf(NamedTuple):
+    process: subprocess.Popen[str]  # checking seqs mid + 1 .. last
+    mid: int  # the first half's last seq
+    last: int
+    joint: str  # the stored hash of `mid`, which the second half starts from
+
+
+def _start_second_half(ledger: Ledger, fairy: Any, anchors: dict[int, Any]) -> _SecondHalf | None:
     """For a chain of TWO_HALVES_FROM records or more, with no gap in its
-    numbers, starts the check of its second half in a process of its own:
-    (process, last seq of the first half, last seq, stored hash it starts
-    from). None when one pass is the way."""
+    numbers, starts the check of its second half in a process of its own.
+    None when one pass is the way."""
     target = _target(ledger)
     if target is None:
         return None
@@ -195,7 +200,7 @@ def _start_second_half(
         process.stdin.close()
     except OSError:
         return None
-    return process, mid, last, row[0]
+    return _SecondHalf(process, mid, last, row[0])
 
 
 def _target(ledger: Ledger) -> str | None:
@@ -211,13 +216,15 @@ def _target(ledger: Ledger) -> str | None:
 def _check_in_halves(
     ledger: Ledger,
     fairy: Any,
-    second_half: tuple[subprocess.Popen[str], int, int, str],
+    second_half: _SecondHalf,
     anchors: dict[int, Any],
 ) -> list[dict[str, Any]] | None:
     """Checks the first half here while the process checks the second; both
     halves intact and joined (the first ends on the hash the second starts
-    from), or None: then one pass runs, and names what is wrong."""
-    process, mid, _last, joint = second_half
+    from), or None: then one pass runs, and names what is wrong. Each half:
+    its last hash, referenced blobs, purges and the anchors it passed, with
+    integer seqs (the second's come back through JSON)."""
+    process, mid, joint = second_half.process, second_half.mid, second_half.joint
     try:
         cursor = ledger.streaming_cursor(fairy)
         cursor.execute(ledger.sql(f"{SELECT_ROWS} WHERE seq <= ? ORDER BY seq"), (mid,))
@@ -239,6 +246,8 @@ def _check_in_halves(
             process.kill()
             process.wait()
     second["reached"] = [(int(s), h) for s, h in second["reached"]]
+    second["referenced"] = {ref: int(s) for ref, s in second["referenced"].items()}
+    second["purges"] = {int(s): blob for s, blob in second["purges"].items()}
     return [first, second]
 
 
@@ -283,8 +292,7 @@ def verify_ledger(ledger: Ledger, since: Checkpoint | None = None) -> VerifyRepo
                         )
                     )
 
-    def note_blobs(rows: list[tuple[Any, ...]]) -> None:
-        refs, purges = blob_facts(rows)
+    def note_blobs(refs: dict[str, int], purges: dict[int, str]) -> None:
         for ref, seq in refs.items():
             referenced.setdefault(ref, seq)
         purge_events.update(purges)
@@ -300,13 +308,9 @@ def verify_ledger(ledger: Ledger, since: Checkpoint | None = None) -> VerifyRepo
         halves = _check_in_halves(ledger, fairy, second_half, anchors) if second_half else None
         if halves is not None:
             for segment in halves:
-                for ref, seq in segment["referenced"].items():
-                    referenced.setdefault(ref, int(seq))
-                purges = {int(seq): blob for seq, blob in segment["purges"].items()}
-                purge_events.update(purges)
-                purged.update(purges.values())
+                note_blobs(segment["referenced"], segment["purges"])
                 passed(segment["reached"])
-            prev, expected = halves[-1]["last_hash"], second_half[2] + 1  # type: ignore[index]
+            prev, expected = halves[-1]["last_hash"], second_half.last + 1  # type: ignore[union-attr]
         cursor = ledger.streaming_cursor(fairy)
         if halves is None:  # one pass, which also names the first break
             cursor.execute(f"{SELECT_ROWS} ORDER BY seq")
@@ -314,7 +318,7 @@ def verify_ledger(ledger: Ledger, since: Checkpoint | None = None) -> VerifyRepo
             breakage: tuple[int, str] | None = None
             if chunk_is_intact(chunk, prev, expected):
                 first, last = expected, expected + len(chunk) - 1
-                marked = [row for row in chunk if BLOBS_MARK in row[3] or PURGE_MARK in row[3]]
+                marked = marked_rows(chunk)
                 reached = [(s, chunk[s - first][2]) for s in anchors if first <= s <= last]
                 prev, expected = chunk[-1][2], last + 1
             else:  # the chain breaks in this chunk: find where, row by row
@@ -333,7 +337,7 @@ def verify_ledger(ledger: Ledger, since: Checkpoint | None = None) -> VerifyRepo
                     if seq in anchors:
                         reached.append((seq, stored_hash))
                     prev, expected = stored_hash, expected + 1
-            note_blobs(marked)
+            note_blobs(*blob_facts(marked))
             passed(reached)
             if breakage is not None:
                 problems.append(breakage)
