@@ -310,6 +310,7 @@ class ChangeService:
         new state: re-reading a finished rollout's hundreds of host rows costs
         more than the transition."""
         check_transition(change.id, change.state, target)
+        # Read first only for the clearer message; the guard below decides.
         with self.engine.connect() as conn:
             stored = conn.execute(
                 select(store.changes.c.state).where(store.changes.c.id == change.id)
