@@ -200,10 +200,10 @@ def config_diff(platform: str, before: str, after: str) -> str:
                 before.splitlines(True), after.splitlines(True), "before", "after", n=1
             )
         )
-    from hier_config import Platform, get_hconfig
+    # compliance.parse reads any configuration a device prints (repeated lines too).
+    from opskit.compliance import parse
 
-    hier_platform = getattr(Platform, name)
-    old, new = get_hconfig(hier_platform, before), get_hconfig(hier_platform, after)
+    old, new = parse(before, platform), parse(after, platform)
     diff = "\n".join(old.unified_diff(new))
     return diff + "\n" if diff else ""
 
@@ -243,11 +243,10 @@ def as_hierarchy(lines: Sequence[str]) -> str:
 
 def predicted_diff(platform: str, running: str, lines: Sequence[str]) -> str:
     """The diff that merging `lines` into `running` should produce (hier_config)."""
-    from hier_config import Platform, get_hconfig
+    from opskit.compliance import parse
 
-    hier_platform = getattr(Platform, HIER_PLATFORMS[platform])
-    current = get_hconfig(hier_platform, running)
-    future = current.future(get_hconfig(hier_platform, as_hierarchy(lines)))
+    current = parse(running, platform)
+    future = current.future(parse(as_hierarchy(lines), platform))
     diff = "\n".join(current.unified_diff(future))
     return diff + "\n" if diff else ""
 

@@ -84,6 +84,7 @@ from opskit.errors import ConnectorError, OpskitError
 from opskit.inventory.model import CI
 from opskit.runbooks.expectations import ExpectationResult, StepOutput, evaluate
 from opskit.runbooks.model import Expectation, Runbook, Step
+from opskit.runbooks.restore import SnapshotRestorer
 from opskit.runbooks.templating import ci_context, render_params, render_value
 from opskit.secrets import REDACTOR, SecretRef
 
@@ -672,7 +673,7 @@ class _HostExecution:
             running = conn.get_config("running")
             if replace:
                 return compliance.diff(running, "\n".join(lines), self.ci.platform)
-            return compliance.predict(running, lines, self.ci.platform)
+            return compliance.predict(running, lines, self.ci.platform, host=self.ci.name)
         return None
 
     # -- snapshots --------------------------------------------------------
@@ -797,43 +798,40 @@ class _HostExecution:
         return method
 
     def _restore(self, snapshot: Snapshot, step_run: StepRun) -> str:
-        """Puts the snapshot back: native rollback of what this run committed,
-        else a full replace, else the hier_config remediation lines."""
+        """Puts the snapshot back, method after method (see `runbooks.restore`)."""
         if snapshot.config is None:
             raise OpskitError(
                 "automatic rollback restores configurations; this snapshot holds files "
                 "(give the runbook explicit rollback steps)"
             )
         conn = self.connector(snapshot.connector)
-        caps = conn.capabilities
-        try:
-            if snapshot.connector in self.committed_by and Capability.NATIVE_ROLLBACK in caps:
-                # Only what this run committed: a native rollback of an older
-                # commit would undo someone else's change.
-                method = "native_rollback"
+        native = None
+        if (
+            snapshot.connector in self.committed_by
+            and Capability.NATIVE_ROLLBACK in conn.capabilities
+        ):
+            # Only what this run committed: a native rollback of an older
+            # commit would undo someone else's change.
+            def native() -> None:
                 conn.rollback()
                 self.committed_by.discard(snapshot.connector)
                 self.commit_pending = None
-            elif Capability.FULL_REPLACE in caps:
-                method = "replace"
-                result = conn.apply_config(snapshot.config.splitlines(), replace=True)
-                step_run.diff = result.diff
-                step_run.changed = result.changed
-            else:
-                method = "remediation"
-                current = conn.get_config(snapshot.source)
-                lines = compliance.remediation(current, snapshot.config, self.ci.platform)
-                step_run.commands = lines
-                if lines:
-                    result = conn.apply_config(lines)
-                    step_run.diff = result.diff
-                    step_run.output = result.output
-                    step_run.changed = result.changed
+
+        restorer = SnapshotRestorer(
+            conn, snapshot.config, snapshot.source, self.ci.platform, self.ci.name, native
+        )
+        try:
+            done = restorer.restore()
         finally:
             step_run.transcript += _transcript(conn)
-        step_run.data["method"] = method
+            step_run.data["attempts"] = [a.to_dict() for a in restorer.result.attempts]
+        step_run.commands = done.commands
+        step_run.diff = done.diff
+        step_run.output = done.output
+        step_run.changed = done.changed
+        step_run.data["method"] = done.method
         step_run.status = "changed"
-        return method
+        return done.method
 
     def prove(self, snapshot: Snapshot, method: str) -> dict[str, Any]:
         after = self.capture()
