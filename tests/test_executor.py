@@ -481,7 +481,9 @@ def test_napalm_merge_with_commit_confirm_and_native_rollback(
         payload = recorder.get("host.rolled_back")[0]
         assert payload["proof"]["method"] == "native_rollback" and payload["proof"]["equal"]
         restore = payload["steps"][0]
-        assert [t["command"] for t in restore["transcript"]] == ["rollback"]
+        # The native rollback, then the fetch that proved it (no second fetch).
+        assert [t["command"] for t in restore["transcript"]] == ["rollback", "get_config running"]
+        assert restore["data"]["attempts"][0]["method"] == "native_rollback"
 
 
 def test_rollback_mode_never_leaves_the_host_to_the_caller(

@@ -391,6 +391,8 @@ class _HostExecution:
         self._last_capture_transcript: list[dict[str, Any]] = []
         # (connector, text) of the running configuration last fetched by a verify step
         self.last_running: tuple[str, str] | None = None
+        # connector -> the configuration fetched right after an automatic restore
+        self.restored: dict[str, str] = {}
 
     # -- plumbing ---------------------------------------------------------
     def record(
@@ -745,7 +747,7 @@ class _HostExecution:
         proof = None
         if error is None and snapshot is not None:
             try:
-                proof = self.prove(snapshot, method)
+                proof = self.prove(snapshot, method, self.restored.pop(snapshot.connector, None))
             except OpskitError as exc:
                 error = f"cannot fetch the configuration to prove the rollback: {exc}"
         ok = error is None and (proof is None or proof["equal"])
@@ -831,10 +833,19 @@ class _HostExecution:
         step_run.changed = done.changed
         step_run.data["method"] = done.method
         step_run.status = "changed"
+        if done.final_config is not None and step_run.action == "auto":
+            # The automatic rollback proves right after: no second fetch.
+            self.restored[snapshot.connector] = done.final_config
         return done.method
 
-    def prove(self, snapshot: Snapshot, method: str) -> dict[str, Any]:
-        after = self.capture()
+    def prove(self, snapshot: Snapshot, method: str, fetched: str | None = None) -> dict[str, Any]:
+        """Compares the configuration now (``fetched`` right after the last
+        restoration method, else fetched here) with the snapshot."""
+        after = (
+            Snapshot(snapshot.connector, snapshot.source, self.ci.platform, fetched, taken=_now())
+            if fetched is not None and snapshot.config is not None
+            else self.capture()
+        )
         equal, residual = snapshot.compare(after)
         self.run.config_hash = after.hash
         return {

@@ -11,8 +11,9 @@ The automatic rollback tries, in order, every method the connector offers:
 
 A method that raises (hier_config cannot compute a remediation, the device
 refuses a line) or leaves the configuration different from the snapshot
-hands over to the next one. The method after which the configuration equals
-the snapshot is the one reported (the executor's proof then checks it again).
+hands over to the next one. The configuration is fetched after each method;
+the method after which it equals the snapshot is the one reported, and that
+last fetch is the one the executor's proof compares.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ _FATAL = frozenset({HostStatus.UNREACHABLE, HostStatus.AUTH_FAILED, HostStatus.T
 class Attempt:
     method: str
     commands: list[str] = field(default_factory=list)
-    equal: bool | None = None  # None: not checked here (the last method: the proof checks)
+    equal: bool | None = None  # None: not checked (the connector cannot fetch a configuration)
     error: str | None = None
     residual_lines: int | None = None
 
@@ -55,6 +56,8 @@ class Restoration:
     diff: str | None = None
     output: str = ""
     changed: bool = False
+    # The configuration fetched after the last method (the proof reuses it).
+    final_config: str | None = None
 
 
 @dataclass
@@ -88,13 +91,13 @@ class SnapshotRestorer:
             )
         self.result = Restoration(method=methods[0], attempts=[])
         last_error: OpskitError | None = None
-        for position, method in enumerate(methods):
+        for method in methods:
             attempt = Attempt(method)
             self.result.attempts.append(attempt)
             self.result.method = method
             try:
                 self._run(method, attempt)
-                holds = position == len(methods) - 1 or self._holds(attempt)
+                holds = self._holds(attempt)
             except ConnectorError as exc:
                 attempt.error = str(exc)
                 if getattr(exc, "status", None) in _FATAL:
@@ -140,6 +143,7 @@ class SnapshotRestorer:
         if Capability.GET_CONFIG not in self.conn.capabilities:
             return True  # nothing to compare with here: the proof decides
         now = self.conn.get_config(self.source)
+        self.result.final_config = now
         attempt.equal, residual = compliance.equal(self.config, now, self.platform)
         attempt.residual_lines = sum(
             1
