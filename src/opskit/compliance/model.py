@@ -54,7 +54,10 @@ HIER_PLATFORMS: dict[str, Platform] = {
 
 # Sections whose identical lines are distinct content (a certificate's hex dump).
 _EXTRA_DUPLICATE_PARENTS: dict[Platform, tuple[tuple[str, ...], ...]] = {
-    Platform.CISCO_IOS: (("crypto pki certificate chain ", "certificate "),),
+    Platform.CISCO_IOS: (
+        ("crypto pki certificate chain ", "certificate "),
+        ("crypto ca certificate chain ", "certificate "),
+    ),
     Platform.CISCO_NXOS: (("crypto ca certificate ", "certificate "),),
 }
 

@@ -20,6 +20,7 @@ _IOS_LIKE = (
     r"^! NVRAM config last updated",
     r"^! No configuration change since last restart",
     r"^Using \d+ out of \d+ bytes",  # show startup-config
+    r"^Uncompressed configuration from \d+ bytes",  # show startup-config, compressed NVRAM
     r"^!Time:",
     r"^ntp clock-period",
     r"^Load for five secs",
