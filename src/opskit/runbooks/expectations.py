@@ -129,6 +129,44 @@ def _check_textfsm(
     ]
     if not checks:
         return True, f"{name} = {values[0]!r}"
+    matching, values, note = _drop_unreported(matching, values, name, checks)
+    passed, detail = _meets(spec, matching, values, name, checks)
+    return passed, detail + note
+
+
+def _drop_unreported(
+    rows: list[Mapping[str, Any]], values: list[Any], name: str, checks: list[tuple[str, Any]]
+) -> tuple[list[Mapping[str, Any]], list[Any], str]:
+    """A threshold (min/max) is not applied to a row whose value the device did
+    not report (ntc-templates leaves ``output_errors`` empty for ``Vlan1``):
+    such rows are set aside and named in the finding, never failed."""
+    if not any(op in ("min", "max") for op, _ in checks):
+        return rows, values, ""
+    kept = [(row, value) for row, value in zip(rows, values, strict=True) if _reported(value)]
+    if len(kept) == len(rows):
+        return rows, values, ""
+    unreported = [row for row, value in zip(rows, values, strict=True) if not _reported(value)]
+    if not kept:
+        raise _Unavailable(f"{name} not reported in any of the {len(rows)} matching row(s)")
+    labels = ", ".join(_row_label(row).rstrip(": ") or "?" for row in unreported[:5])
+    more = ", ..." if len(unreported) > 5 else ""
+    note = f"; {name} not reported (not checked) in {len(unreported)} row(s): {labels}{more}"
+    return [row for row, _ in kept], [value for _, value in kept], note
+
+
+def _reported(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_reported(v) for v in value)
+    return value is not None and str(value).strip() != ""
+
+
+def _meets(
+    spec: Mapping[str, Any],
+    matching: list[Mapping[str, Any]],
+    values: list[Any],
+    name: str,
+    checks: list[tuple[str, Any]],
+) -> tuple[bool, str]:
     if spec.get("all"):
         bad = [
             (row, value)
@@ -250,13 +288,13 @@ def evaluate(
                 if running is None:
                     running = output.config if output.config is not None else conn.get_config()
                 if kind == "config_contains":
-                    missing = compliance.missing_lines(running, spec, ci.platform)
+                    missing = compliance.missing_lines(running, spec, ci.platform, host=ci.name)
                     passed, detail = (
                         not missing,
                         ("all present" if not missing else f"missing: {missing}"),
                     )
                 else:
-                    present = compliance.present_lines(running, spec, ci.platform)
+                    present = compliance.present_lines(running, spec, ci.platform, host=ci.name)
                     passed, detail = (
                         not present,
                         ("none present" if not present else f"present: {present}"),
