@@ -263,7 +263,7 @@ def test_config_backup_and_inspection_report(
     by_host = {h["ci"]: h for h in data["hosts"]}
     switch_checks = {f["check"]: f["status"] for f in by_host[switch.name]["findings"]}
     assert switch_checks["version"] == "ok" and switch_checks["backup_age"] == "ok"
-    # The emulator has no CPU/memory/interface counters: reported, not invented.
+    # The emulator has no CPU/memory counters: reported, not invented.
     assert switch_checks["cpu"] == "unavailable"
     linux_checks = {f["check"]: f["status"] for f in by_host[linux.name]["findings"]}
     assert set(linux_checks) == {

@@ -64,3 +64,30 @@ def test_unreported_counters_are_named_and_never_fail(raw: Path, field: str) -> 
     if over:
         assert detail.startswith(f"{len(over)} row(s) out of limits: ")
         assert not any(f"{name}: {field}=''" in detail for name in unreported)
+
+
+@pytest.mark.lab
+def test_the_inspection_runbook_passes_a_lab_switch_with_an_svi(lab) -> None:
+    """The shipped runbook on a switch with `interface Vlan1` (an SVI): no
+    interface-error exception; the finding says Vlan1's counter is not reported."""
+    from opskit.connectors.netmiko import NetmikoConnector
+    from opskit.connectors.pool import ConnectionPool
+    from opskit.runbooks import RunbookCatalog
+    from opskit.runbooks.inspection import run_inspection
+
+    switch = lab.switches[2]
+    with NetmikoConnector(switch) as conn:
+        conn.apply_config(["interface Vlan1", " ip address 10.1.1.1 255.255.255.0", "exit"])
+    try:
+        book = RunbookCatalog(Path(__file__).resolve().parents[1]).get("inspection")
+        with ConnectionPool(max_sessions=2) as pool:
+            report, _ = run_inspection(book, [switch], pool=pool)
+    finally:
+        with NetmikoConnector(switch) as conn:
+            conn.apply_config(["no interface Vlan1"])
+            assert "interface Vlan1" not in conn.get_config()
+    [host] = report.to_dict()["hosts"]
+    finding = next(f for f in host["findings"] if f["check"] == "interface_errors")
+    assert finding["status"] == "ok", finding
+    assert "output_errors not reported (not checked) in 1 row(s): Vlan1" in finding["detail"]
+    assert "input_errors within limits in all 13 row(s)" in finding["detail"]

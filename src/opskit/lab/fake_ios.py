@@ -11,6 +11,7 @@ drives (netmiko, NAPALM's ios driver, Ansible's cisco.ios network_cli):
 - a global command typed in a sub-mode leaves the sub-mode, and an EXEC
   command in config mode is invalid input (stock: both printed no prompt,
   so clients hung until their read timeout);
+- ``show interfaces`` answers like IOS (ports and SVIs; see ``ios_interfaces``);
 - ``show privilege`` answers like IOS (Ansible's enable step relies on it);
 - ``write memory`` keeps a copy that ``show startup-config`` prints (stock:
   no startup configuration at all), so saving can be verified;
@@ -50,6 +51,8 @@ from fake_switches.cisco.command_processor.enabled import (
 from fake_switches.command_processing.base_command_processor import BaseCommandProcessor
 from fake_switches.command_processing.shell_session import ShellSession
 
+from opskit.lab.ios_interfaces import InterfaceView, show_interfaces
+
 _applied = False
 
 
@@ -85,6 +88,20 @@ def _user_terminal(self: DefaultCommandProcessor, *args: str) -> None:
 
 _stock_enabled_show = EnabledCommandProcessor.do_show
 _STOCK_SHOW_TOPICS = ("running-config", "vlan", "etherchannel", "ip", "version")
+
+
+def _show_interfaces(self: EnabledCommandProcessor) -> None:
+    """`show interfaces` (stock: invalid input), laid out as real IOS prints it."""
+    config = self.switch_configuration
+    views = [
+        InterfaceView(port.name, port.description, bool(port.shutdown))
+        for port in config.get_physical_ports()
+    ]
+    for port in config.get_vlan_ports():
+        address = str(port.ips[0]) if port.ips else None
+        views.append(InterfaceView(port.name, port.description, bool(port.shutdown), address, True))
+    for line in show_interfaces(views):
+        self.write_line(line)
 
 
 def _running_lines(self: EnabledCommandProcessor) -> list[str]:
@@ -128,6 +145,9 @@ def _enabled_show(self: EnabledCommandProcessor, *args: str) -> None:
         return
     if len(args[0]) >= 3 and "startup-config".startswith(args[0]):
         _show_startup(self)
+        return
+    if len(args[0]) >= 5 and "interfaces".startswith(args[0]) and len(args) == 1:
+        _show_interfaces(self)
         return
     if not any(topic.startswith(args[0]) for topic in _STOCK_SHOW_TOPICS):
         _invalid_input(self)
