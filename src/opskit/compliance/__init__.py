@@ -14,7 +14,8 @@ Public API (used by the runbook executor, the change engine and drift checks):
 - ``parse(config, platform, host=, duplicates="merge"|"keep")``: the
   hier_config tree of any configuration a device prints (repeated lines are
   tolerated; see ``model``); a configuration it cannot read is a
-  `ConfigParseError` naming the host and the line.
+  `ConfigParseError` naming the host and the line; what hier_config cannot
+  compute from two readable configurations is a `ConfigComputeError`.
 - ``remediation(current, target, platform) -> list[str]``: the configuration
   lines that turn ``current`` into ``target``, computed by hier_config (``no``
   negations, sections entered by their parent line, children indented).
@@ -34,7 +35,9 @@ from opskit.compliance.model import HIER_PLATFORMS, ConfigParseError, hier_platf
 from opskit.compliance.normal import VOLATILE, config_hash, is_volatile, normalize
 from opskit.compliance.remediate import (
     LINE_BY_LINE_PLATFORMS,
+    ConfigComputeError,
     contains_lines,
+    hier_diff,
     line_restoration,
     missing_lines,
     predict,
@@ -47,11 +50,13 @@ __all__ = [
     "HIER_PLATFORMS",
     "LINE_BY_LINE_PLATFORMS",
     "VOLATILE",
+    "ConfigComputeError",
     "ConfigParseError",
     "config_hash",
     "contains_lines",
     "diff",
     "equal",
+    "hier_diff",
     "hier_platform",
     "is_volatile",
     "line_restoration",

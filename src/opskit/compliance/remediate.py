@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from hier_config import HConfig, HConfigChild, WorkflowRemediation
 
 from opskit.compliance.model import ConfigParseError, _Config, driver, hier_platform, parse
+from opskit.errors import OpskitError
 
 # Platforms whose lines are negated with a "no" form and entered by their parents.
 LINE_BY_LINE_PLATFORMS = frozenset(
@@ -19,12 +21,30 @@ def remediation(
     current: str, target: str, platform: str | None = None, *, host: str | None = None
 ) -> list[str]:
     """Configuration lines that turn ``current`` into ``target`` (hier_config)."""
-    workflow = WorkflowRemediation(
-        parse(current, platform, host=host), parse(target, platform, host=host)
-    )
-    # The text form closes each section with "exit", so that a following
-    # top-level line is not sent inside the previous sub-mode.
-    return _text_lines(str(workflow.remediation_config))
+    have, want = parse(current, platform, host=host), parse(target, platform, host=host)
+    with _computing("the remediation", host):
+        workflow = WorkflowRemediation(have, want)
+        # The text form closes each section with "exit", so that a following
+        # top-level line is not sent inside the previous sub-mode.
+        return _text_lines(str(workflow.remediation_config))
+
+
+@contextmanager
+def _computing(what: str, host: str | None) -> Iterator[None]:
+    """hier_config's computations on unusual input raise its own exceptions:
+    one `ConfigComputeError` line instead (the rollback then tries the next method)."""
+    try:
+        yield
+    except OpskitError:
+        raise
+    except Exception as exc:
+        prefix = f"{host}: " if host else ""
+        detail = f"{type(exc).__name__}: {exc}"
+        raise ConfigComputeError(f"{prefix}cannot compute {what}: {detail}") from exc
+
+
+class ConfigComputeError(OpskitError):
+    """hier_config could read both configurations but not compute the result."""
 
 
 def line_restoration(
@@ -43,9 +63,10 @@ def line_restoration(
         )
     have = parse(current, platform, host=host, duplicates="keep")
     want = parse(target, platform, host=host, duplicates="keep")
-    out = _Config(driver(hier_platform(platform)), "keep")
-    _restore_children(have, want, out)
-    return _text_lines("\n".join(out.lines(sectional_exiting=True)))
+    with _computing("the line-by-line restoration", host):
+        out = _Config(driver(hier_platform(platform)), "keep")
+        _restore_children(have, want, out)
+        return _text_lines("\n".join(out.lines(sectional_exiting=True)))
 
 
 def _restore_children(
@@ -95,9 +116,18 @@ def predict(
     current: str, lines: Sequence[str], platform: str | None = None, *, host: str | None = None
 ) -> str:
     """Hierarchical diff ("+"/"-" lines) of merging ``lines`` into ``current``."""
-    running = parse(current, platform, host=host)
-    future = running.future(parse(lines, platform, host=host))
-    return "\n".join(running.unified_diff(future))
+    running, merged = parse(current, platform, host=host), parse(lines, platform, host=host)
+    with _computing("the predicted diff", host):
+        return "\n".join(running.unified_diff(running.future(merged)))
+
+
+def hier_diff(
+    before: str, after: str, platform: str | None = None, *, host: str | None = None
+) -> str:
+    """Hierarchical diff ("+"/"-" lines under their parents) of two configurations."""
+    old, new = parse(before, platform, host=host), parse(after, platform, host=host)
+    with _computing("the configuration diff", host):
+        return "\n".join(old.unified_diff(new))
 
 
 def _leaf_paths(config: HConfig) -> list[tuple[str, ...]]:

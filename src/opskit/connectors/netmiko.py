@@ -56,7 +56,7 @@ from opskit.connectors.base import (
     UnreachableError,
 )
 from opskit.connectors.ssh import tune_paramiko
-from opskit.errors import ConnectorError, SecretError
+from opskit.errors import ConnectorError, OpskitError, SecretError
 from opskit.secrets import REDACTOR, redact
 
 if TYPE_CHECKING:
@@ -200,11 +200,15 @@ def config_diff(platform: str, before: str, after: str) -> str:
                 before.splitlines(True), after.splitlines(True), "before", "after", n=1
             )
         )
-    # compliance.parse reads any configuration a device prints (repeated lines too).
-    from opskit.compliance import parse
+    # opskit.compliance reads any configuration a device prints (repeated lines too).
+    from opskit.compliance import diff as text_diff
+    from opskit.compliance import hier_diff
 
-    old, new = parse(before, platform), parse(after, platform)
-    diff = "\n".join(old.unified_diff(new))
+    try:
+        diff = hier_diff(before, after, platform)
+    except OpskitError:
+        # The lines are on the device already: a plain diff is still a record of them.
+        return text_diff(before, after, platform)
     return diff + "\n" if diff else ""
 
 
@@ -243,11 +247,9 @@ def as_hierarchy(lines: Sequence[str]) -> str:
 
 def predicted_diff(platform: str, running: str, lines: Sequence[str]) -> str:
     """The diff that merging `lines` into `running` should produce (hier_config)."""
-    from opskit.compliance import parse
+    from opskit.compliance import predict
 
-    current = parse(running, platform)
-    future = current.future(parse(as_hierarchy(lines), platform))
-    diff = "\n".join(current.unified_diff(future))
+    diff = predict(running, as_hierarchy(lines).splitlines(), platform)
     return diff + "\n" if diff else ""
 
 
