@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from opskit import compliance
+from opskit.errors import OpskitError
 from tests.config_diff_support import apply_unified
 
 PLATFORMS = ["cisco_ios", "cisco_nxos", "cisco_xr", "arista_eos", "juniper_junos", None]
@@ -58,6 +59,26 @@ def test_any_text_is_read_or_refused_in_one_line(text: str, platform: str | None
         return
     assert remediation == []
     assert restoration == []
+
+
+@FAST
+@given(a=device_text, b=device_text, platform=st.sampled_from(PLATFORMS))
+def test_remediation_and_prediction_between_any_texts_never_crash(
+    a: str, b: str, platform: str | None
+) -> None:
+    operations = [
+        lambda: compliance.remediation(a, b, platform, host="sw1"),
+        lambda: compliance.predict(a, b.splitlines(), platform, host="sw1"),
+        lambda: compliance.hier_diff(a, b, platform, host="sw1"),
+        lambda: compliance.missing_lines(a, b.splitlines(), platform, host="sw1"),
+    ]
+    if platform in compliance.LINE_BY_LINE_PLATFORMS:
+        operations.append(lambda: compliance.line_restoration(a, b, platform, host="sw1"))
+    for operation in operations:
+        try:
+            operation()
+        except OpskitError as exc:
+            assert str(exc).startswith("sw1: cannot ") and "\n" not in str(exc)
 
 
 @FAST

@@ -62,6 +62,15 @@ _EXTRA_DUPLICATE_PARENTS: dict[Platform, tuple[tuple[str, ...], ...]] = {
 }
 
 
+#: Commands that open a configuration sub-mode (IOS family): a repeated one
+#: enters the same section, even when it has no children.
+SECTION_OPENERS = re.compile(
+    r"^(?:interface|vlan \d+|router|line|ip(?:v6)? access-list|route-map|policy-map|class-map"
+    r"|ip vrf|vrf definition|vrf context|key chain|ip dhcp pool|controller|redundancy"
+    r"|spanning-tree mst configuration|track|aaa group|crypto|object-group|banner)\b"
+)
+
+
 class ConfigParseError(OpskitError):
     """A configuration the hierarchical model cannot read; names the host and line."""
 
@@ -173,7 +182,7 @@ def _merge_sections(node: HConfig | HConfigChild) -> None:
         earlier = first.get(child.text)
         if earlier is None:
             first[child.text] = child
-        elif child.children or earlier.children:
+        elif child.children or earlier.children or SECTION_OPENERS.match(child.text):
             for grandchild in list(child.children):
                 earlier.add_deep_copy_of(grandchild)
             child.delete()

@@ -139,9 +139,11 @@ def _all_paths(config: HConfig) -> set[tuple[str, ...]]:
 
 
 @functools.lru_cache(maxsize=256)
-def _wanted_paths(lines: tuple[str, ...], platform: str | None) -> tuple[tuple[str, ...], ...]:
-    # A rollout checks the same lines on every host: parsed once.
-    return tuple(_leaf_paths(parse(lines, platform)))
+def _wanted_paths(
+    lines: tuple[str, ...], platform: str | None, host: str | None = None
+) -> tuple[tuple[str, ...], ...]:
+    # The same lines checked again (verify, then the proof): parsed once.
+    return tuple(_leaf_paths(parse(lines, platform, host=host)))
 
 
 def missing_lines(
@@ -149,7 +151,7 @@ def missing_lines(
 ) -> list[str]:
     """The (hierarchical) lines of ``lines`` that ``config`` lacks, as "parent > child"."""
     have = _all_paths(parse(config, platform, host=host))
-    return [" > ".join(p) for p in _wanted_paths(tuple(lines), platform) if p not in have]
+    return [" > ".join(p) for p in _wanted_paths(tuple(lines), platform, host) if p not in have]
 
 
 def present_lines(
@@ -157,7 +159,7 @@ def present_lines(
 ) -> list[str]:
     """The (hierarchical) lines of ``lines`` that ``config`` has, as "parent > child"."""
     have = _all_paths(parse(config, platform, host=host))
-    return [" > ".join(p) for p in _wanted_paths(tuple(lines), platform) if p in have]
+    return [" > ".join(p) for p in _wanted_paths(tuple(lines), platform, host) if p in have]
 
 
 def contains_lines(

@@ -41,6 +41,7 @@ from netmiko.exceptions import (
 )
 from paramiko.ssh_exception import NoValidConnectionsError
 
+from opskit.compliance.model import SECTION_OPENERS
 from opskit.connectors import credential
 from opskit.connectors.base import (
     ActionResult,
@@ -212,15 +213,9 @@ def config_diff(platform: str, before: str, after: str) -> str:
     return diff + "\n" if diff else ""
 
 
-# Commands that open a configuration sub-mode (IOS family); the flat lines a
-# user sends ("interface X", "description Y") become a hierarchy for hier_config.
-SECTION_OPENERS = re.compile(
-    r"^(?:interface|vlan \d+|router|line|ip(?:v6)? access-list|route-map|policy-map|class-map"
-    r"|ip vrf|vrf definition|vrf context|key chain|ip dhcp pool|controller|redundancy"
-    r"|spanning-tree mst configuration|track|aaa group|crypto|object-group|banner)\b"
-)
-
-
+# Commands that open a configuration sub-mode (IOS family, opskit.compliance):
+# the flat lines a user sends ("interface X", "description Y") become a
+# hierarchy for hier_config.
 def as_hierarchy(lines: Sequence[str]) -> str:
     """Indents the lines that follow a sub-mode command, as the device would read them.
 
