@@ -36,7 +36,8 @@ line = st.builds(
     st.one_of(st.just(""), CONTROL, st.text(max_size=3)),
 )
 device_text = st.lists(line, max_size=30).map("\n".join)
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The number of examples comes from the active Hypothesis profile (make test / make fuzz).
+FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FAST
@@ -97,7 +98,7 @@ def test_a_parse_error_names_the_host_and_a_line(text: str) -> None:
 lines_of = st.lists(st.sampled_from(["a", "b", "c", " x", " y", "!", "d", " a"]), max_size=40)
 
 
-@settings(max_examples=300, deadline=None)
+@FAST
 @given(a=lines_of, b=lines_of)
 def test_a_diff_rebuilds_the_target(a: list[str], b: list[str]) -> None:
     before, after = "\n".join(a), "\n".join(b)
@@ -182,7 +183,7 @@ def _clean(device: Any) -> Any:
     return (+leaves, {name: +children for name, children in sections.items()})
 
 
-@settings(max_examples=200, deadline=None)
+@FAST
 @given(a=config_tree, b=config_tree)
 def test_the_line_by_line_restoration_turns_any_configuration_into_any_other(
     a: list[tuple[str, list[str]]], b: list[tuple[str, list[str]]]
