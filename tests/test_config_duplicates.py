@@ -8,16 +8,19 @@ and a rollback must restore it, proven, falling back method after method.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
 from opskit import compliance
+from opskit.connectors.base import ApplyResult, Capability, CommandRejected
 from opskit.connectors.netmiko import NetmikoConnector
 from opskit.connectors.pool import ConnectionPool
 from opskit.inventory.model import CI
 from opskit.runbooks import HostOutcome, RunbookCatalog, rollback_host, run_host
 from opskit.runbooks.executor import predict_diff
+from opskit.runbooks.restore import SnapshotRestorer
 from opskit.workspace import Workspace
 from tests.fixtures.lab import restored_switch, running_config
 from tests.recording import Recorder
@@ -132,3 +135,32 @@ def test_an_unreadable_configuration_is_one_line_naming_host_and_line(
     message = str(caught.value)
     assert message.startswith(f"{switch.name}: cannot read the configuration at line ")
     assert "banner motd ^C" in message and "\n" not in message
+
+
+class _ReplaceRefused(NetmikoConnector):
+    """The lab switch, claiming a full replace that the device then refuses
+    (a fault the emulator cannot produce by itself)."""
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return super().capabilities | {Capability.FULL_REPLACE}
+
+    def apply_config(self, lines: Sequence[str], **kwargs: Any) -> ApplyResult:
+        if kwargs.get("replace"):
+            raise CommandRejected("configure replace: % Invalid input", command="configure replace")
+        return super().apply_config(lines, **kwargs)
+
+
+def test_restoration_falls_back_method_after_method(switch: CI) -> None:
+    with NetmikoConnector(switch) as conn:
+        before = conn.get_config()
+        conn.apply_config([ROUTE, ROUTE, "vlan 377", " name fallback", "exit"])
+    with _ReplaceRefused(switch) as conn:
+        done = SnapshotRestorer(conn, before, "running", "cisco_ios", switch.name).restore()
+    attempts = [(a.method, a.equal) for a in done.attempts]
+    assert attempts == [("replace", None), ("remediation", False), ("line_by_line", True)]
+    assert "configure replace" in (done.attempts[0].error or "")
+    assert "no vlan 377" in done.attempts[1].commands
+    assert done.method == "line_by_line" and done.final_config is not None
+    assert compliance.equal(before, done.final_config, "cisco_ios") == (True, "")
+    assert compliance.equal(before, running_config(switch), "cisco_ios") == (True, "")
