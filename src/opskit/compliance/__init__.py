@@ -21,6 +21,8 @@ Public API (used by the runbook executor, the change engine and drift checks):
   negations, sections entered by their parent line, children indented).
 - ``line_restoration(current, target, platform)``: the same by counting every
   copy of every line (the last resort of a rollback).
+- ``hier_diff(before, after, platform)``: the hierarchical diff of two
+  configurations ("+"/"-" lines under their parents).
 - ``predict(current, lines, platform) -> str``: the hierarchical diff that
   merging ``lines`` into ``current`` would produce (for dry runs on devices
   whose connector cannot compute one).
