@@ -16,6 +16,7 @@ from opskit.cli.common import (
     err_console,
     plain,
     print_json,
+    safe_text,
     to_json,
     workspace,
     write_text,
@@ -227,13 +228,19 @@ def impact(
     )
 
 
+def _dot_text(text: str) -> str:
+    """Text inside a DOT double-quoted label: quotes and backslashes escaped,
+    unsafe characters shown as escapes (safe_text)."""
+    return safe_text(text).replace("\\", "\\\\").replace('"', '\\"')
+
+
 def dot_graph(inv: Inventory) -> str:
     """Graphviz DOT: dependency edges point from the dependent to what it needs."""
     from opskit.inventory import RelationKind
 
     lines = ["digraph inventory {", "  rankdir=BT;", "  node [shape=box, fontsize=10];"]
     for ci in sorted(inv, key=lambda c: c.name):
-        label = f"{ci.name}\\n{ci.type} {ci.platform}"
+        label = _dot_text(ci.name) + f"\\n{ci.type} {_dot_text(ci.platform)}"
         style = ', style="dashed"' if ci.decommissioned else ""
         lines.append(f'  {json.dumps(ci.name)} [label="{label}"{style}];')
     for edge in inv.graph():
