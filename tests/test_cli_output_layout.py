@@ -17,12 +17,15 @@ import math
 import os
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from opskit.cli.common import safe_text, to_json
+from opskit.cli.common import UNSAFE_CATEGORIES, safe_text, to_json
 from opskit.workspace import Workspace
 
 UNSAFE = ("\u202e", "\x1b", "\u200b", "\r", "\x85", "\u2028")
@@ -179,6 +182,7 @@ def _strings(data: Any) -> list[str]:
         (-math.inf, "-Infinity"),
         ([1.5, (math.nan,)], [1.5, ["NaN"]]),
         ({"a": {"b": -math.inf}}, {"a": {"b": "-Infinity"}}),
+        ({math.nan: 1, 2.5: math.inf}, {"NaN": 1, "2.5": "Infinity"}),  # YAML keys can be NaN
         ("\ud800lone surrogate", "\ud800lone surrogate"),
         ("tag \U000e0041 char", "tag \U000e0041 char"),
     ],
@@ -209,3 +213,43 @@ def test_debug_logging_shows_the_library_detail(tmp_path: Path) -> None:
     env = {**os.environ, "OPSKIT_DEBUG": "1"}
     loud = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert "paramiko.transport: Exception (client): banner" in loud.stderr
+
+
+# -- properties ------------------------------------------------------------------
+def _unsafe(char: str) -> bool:
+    return unicodedata.category(char) in UNSAFE_CATEGORIES
+
+
+def _expected(data: Any) -> Any:
+    """What strict JSON gives back: non-finite numbers as their names, float keys as text."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return "NaN" if math.isnan(data) else ("Infinity" if data > 0 else "-Infinity")
+    if isinstance(data, dict):
+        return {key: _expected(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_expected(value) for value in data]
+    return data
+
+
+json_data = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(deadline=None)
+@given(data=json_data)
+def test_to_json_is_always_strict_and_safe(data: Any) -> None:
+    text = to_json(data)
+    assert not any(_unsafe(char) and char != "\n" for char in text)  # newlines: indentation
+    assert _strict(text) == _expected(data)
+
+
+@given(text=st.text())
+def test_safe_text_leaves_nothing_unsafe_and_keeps_the_rest(text: str) -> None:
+    shown = safe_text(text)
+    assert not any(_unsafe(char) and char not in "\n\t" for char in shown)
+    assert safe_text(shown) == shown
+    if not any(_unsafe(char) and char not in "\n\t" for char in text):
+        assert shown == text

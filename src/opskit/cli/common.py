@@ -141,7 +141,7 @@ def _finite(data: Any) -> Any:
     if isinstance(data, float) and not math.isfinite(data):
         return "NaN" if math.isnan(data) else ("Infinity" if data > 0 else "-Infinity")
     if isinstance(data, dict):
-        return {key: _finite(value) for key, value in data.items()}
+        return {_finite(key): _finite(value) for key, value in data.items()}  # keys too
     if isinstance(data, list | tuple):
         return [_finite(value) for value in data]
     return data
