@@ -131,8 +131,9 @@ def write_text(path: Path, text: str) -> None:
 
 def plain(value: object) -> str:
     """User or device text to embed in rich markup: secrets redacted, and
-    brackets escaped so `[/x]` in a title is shown, not parsed as a tag."""
-    return escape(redact(safe_text(str(value))))
+    brackets escaped so `[/x]` in a title is shown, not parsed as a tag, and
+    control/bidi characters shown as escapes (`safe_text`)."""
+    return escape(safe_text(redact(str(value))))
 
 
 def _finite(data: Any) -> Any:
