@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from opskit import __version__
-from opskit.cli.common import GLOBALS, console, err_console
+from opskit.cli.common import GLOBALS, console, err_console, plain
+from opskit.cli.group import OpskitGroup
 from opskit.errors import OpskitError
-from opskit.secrets import redact
 
 app = typer.Typer(
+    cls=OpskitGroup,  # one-line usage errors, plain --help placeholders
     name="opskit",
     help="Change automation: versioned runbooks, a CMDB inventory, a tamper-evident ledger.",
     no_args_is_help=True,
@@ -62,16 +64,33 @@ def _register() -> None:
 _register()
 
 
+DEBUG_ENV = "OPSKIT_DEBUG"
+
+
+def _debug_logging() -> None:
+    """OPSKIT_DEBUG=1 shows opskit's debug records on stderr, among them what
+    the SSH libraries logged about a failed handshake (opskit.connectors.ssh)."""
+    if os.environ.get(DEBUG_ENV, "").strip().lower() not in ("1", "true", "yes"):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
+    logger = logging.getLogger("opskit")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
 def main() -> None:
     """Entry point: an expected error becomes one line on stderr and exit 1.
 
-    Usage errors are click's (exit 2); anything else is a bug and keeps its traceback.
+    Usage errors are one line too, and exit 2 (opskit.cli.group); anything else
+    is a bug and keeps its traceback.
     """
+    _debug_logging()
     try:
         app()
     except OpskitError as exc:
         # One line whatever the terminal width; the message is text, not markup.
-        message = escape(redact(str(exc)))
+        message = plain(str(exc))
         err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

@@ -95,16 +95,28 @@ def _brief(change: ChangeRequest) -> None:
 def create(
     runbook: Annotated[str, typer.Option("--runbook", help="NAME@VERSION")],
     select: Annotated[str, typer.Option("--select", help="Target selection expression.")],
-    title: Annotated[str, typer.Option("--title")],
+    title: Annotated[str, typer.Option("--title", help="One-line summary of the change.")],
     param: Annotated[list[str] | None, typer.Option("--param", help="KEY=VALUE (repeat).")] = None,
     change_type: Annotated[
         str, typer.Option("--type", help="standard, normal or emergency.")
     ] = "normal",
-    description: Annotated[str, typer.Option("--description")] = "",
-    window_start: Annotated[str | None, typer.Option("--window-start")] = None,
-    window_end: Annotated[str | None, typer.Option("--window-end")] = None,
+    description: Annotated[
+        str, typer.Option("--description", help="What and why, for the approvers.")
+    ] = "",
+    window_start: Annotated[
+        str | None,
+        typer.Option("--window-start", help="Window start, ISO 8601 with offset."),
+    ] = None,
+    window_end: Annotated[
+        str | None, typer.Option("--window-end", help="Window end, ISO 8601 with offset.")
+    ] = None,
     ticket: Annotated[list[str] | None, typer.Option("--ticket", help="Linked INC/PRB id.")] = None,
-    inventory: Annotated[str | None, typer.Option("--inventory")] = None,
+    inventory: Annotated[
+        str | None,
+        typer.Option(
+            "--inventory", help="Inventory name under inventories/ (default: the policy's)."
+        ),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Create a change request (draft)."""
@@ -193,14 +205,19 @@ def approve(
     signature: Annotated[
         str | None, typer.Option("--signature", help="Ed25519 signature from 'opskit change sign'.")
     ] = None,
-    comment: Annotated[str | None, typer.Option("--comment")] = None,
+    comment: Annotated[
+        str | None, typer.Option("--comment", help="A note recorded with the approval.")
+    ] = None,
 ) -> None:
     """Approve (or, for an emergency change already run, review it retrospectively)."""
     _brief(_service().approve(change_id, current_user(), comment=comment, signature=signature))
 
 
 @app.command()
-def reject(change_id: IdArg, reason: Annotated[str, typer.Option("--reason")]) -> None:
+def reject(
+    change_id: IdArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why it is rejected (recorded).")],
+) -> None:
     """Reject a change, with the reason."""
     nonblank("--reason", reason)
     _brief(_service().reject(change_id, current_user(), reason))
@@ -209,8 +226,12 @@ def reject(change_id: IdArg, reason: Annotated[str, typer.Option("--reason")]) -
 @app.command()
 def schedule(
     change_id: IdArg,
-    start: Annotated[str | None, typer.Option("--start")] = None,
-    end: Annotated[str | None, typer.Option("--end")] = None,
+    start: Annotated[
+        str | None, typer.Option("--start", help="Window start, ISO 8601 with offset.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", help="Window end, ISO 8601 with offset.")
+    ] = None,
 ) -> None:
     """Schedule an approved change into its window."""
     start_at, end_at = _window(start, end, ("--start", "--end"))
@@ -368,8 +389,13 @@ def close(
             "--outcome", help="rejected, completed, failed or rolled_back (default: its state)."
         ),
     ] = None,
-    cause: Annotated[str | None, typer.Option("--cause")] = None,
-    follow_up: Annotated[list[str] | None, typer.Option("--follow-up")] = None,
+    cause: Annotated[
+        str | None, typer.Option("--cause", help="Root cause, when the change failed.")
+    ] = None,
+    follow_up: Annotated[
+        list[str] | None,
+        typer.Option("--follow-up", help="A follow-up action or ticket (repeat)."),
+    ] = None,
 ) -> None:
     """Close a change with its post-implementation review."""
     nonblank("--review", review)

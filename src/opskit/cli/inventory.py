@@ -10,7 +10,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from opskit.cli.common import choice, console, err_console, print_json, workspace, write_text
+from opskit.cli.common import (
+    choice,
+    console,
+    err_console,
+    plain,
+    print_json,
+    safe_text,
+    to_json,
+    workspace,
+    write_text,
+)
 from opskit.errors import UsageError
 
 # The inventory (pydantic, jsonschema, YAML) is imported by the commands that
@@ -73,7 +83,7 @@ def validate(
         print_json(summary)
         return
     console.print(
-        f"[green]valid[/green] inventory [bold]{inv.path.name}[/bold]: {len(inv)} CIs, "
+        f"[green]valid[/green] inventory [bold]{plain(inv.path.name)}[/bold]: {len(inv)} CIs, "
         f"{len(inv.groups)} groups, {len(inv.files)} files, digest {inv.digest}",
         highlight=False,
         soft_wrap=True,
@@ -109,24 +119,24 @@ def list_cis(
     if as_json:
         print_json([ci_summary(ci) for ci in cis])
         return
-    table = Table(title=f"inventory {inv.path.name}: {len(cis)} of {len(inv)} CIs")
+    table = Table(title=f"inventory {plain(inv.path.name)}: {len(cis)} of {len(inv)} CIs")
     table.add_column("name", no_wrap=True)
     for column in ("type", "platform", "host", "site", "owner", "lifecycle", "criticality"):
         table.add_column(column)
     table.add_column("groups", overflow="fold")
     for ci in cis:
         table.add_row(
-            ci.name,
+            plain(ci.name),
             str(ci.type),
-            ci.platform,
-            f"{ci.host}:{ci.port}" if ci.host and ci.port else (ci.host or ""),
-            ci.site or "",
-            ci.owner or "",
+            plain(ci.platform),
+            plain(f"{ci.host}:{ci.port}" if ci.host and ci.port else (ci.host or "")),
+            plain(ci.site or ""),
+            plain(ci.owner or ""),
             str(ci.lifecycle),
             f"[{CRITICALITY_STYLE[str(ci.criticality)]}]{ci.criticality}[/]"
             if CRITICALITY_STYLE[str(ci.criticality)]
             else str(ci.criticality),
-            ", ".join(ci.groups),
+            plain(", ".join(ci.groups)),
         )
     console.print(table)
 
@@ -171,7 +181,7 @@ def show(
     if as_json:
         print_json(details)
         return
-    table = Table(show_header=False, title=f"{ci.name}", title_justify="left")
+    table = Table(show_header=False, title=plain(ci.name), title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for key, value in details.items():
@@ -179,7 +189,7 @@ def show(
             continue
         if isinstance(value, dict | list):
             value = json.dumps(value, ensure_ascii=False)
-        table.add_row(key, str(value))
+        table.add_row(plain(key), plain(value))
     console.print(table)
 
 
@@ -195,27 +205,33 @@ def impact(
     if as_json:
         print_json(report.to_dict())
         return
-    table = Table(title=f"impact of {', '.join(report.targets)}: {len(report.impacted)} CIs")
+    table = Table(title=f"impact of {plain(', '.join(report.targets))}: {len(report.impacted)} CIs")
     for column in ("depth", "name", "type", "relationship", "owner", "site", "criticality"):
         table.add_column(column)
     for item in report.impacted:
         style = CRITICALITY_STYLE[str(item.criticality)]
         table.add_row(
             str(item.depth),
-            item.name,
-            item.type,
-            f"{item.kind} {item.via}",
-            item.owner or "",
-            item.site or "",
+            plain(item.name),
+            plain(item.type),
+            plain(f"{item.kind} {item.via}"),
+            plain(item.owner or ""),
+            plain(item.site or ""),
             f"[{style}]{item.criticality}[/]" if style else str(item.criticality),
         )
     console.print(table)
     console.print(
-        f"owners to inform: {', '.join(report.owners) or 'none'}; "
+        f"owners to inform: {plain(', '.join(report.owners)) or 'none'}; "
         f"highest criticality: {report.highest_criticality}",
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _dot_text(text: str) -> str:
+    """Text inside a DOT double-quoted label: quotes and backslashes escaped,
+    unsafe characters shown as escapes (safe_text)."""
+    return safe_text(text).replace("\\", "\\\\").replace('"', '\\"')
 
 
 def dot_graph(inv: Inventory) -> str:
@@ -224,7 +240,7 @@ def dot_graph(inv: Inventory) -> str:
 
     lines = ["digraph inventory {", "  rankdir=BT;", "  node [shape=box, fontsize=10];"]
     for ci in sorted(inv, key=lambda c: c.name):
-        label = f"{ci.name}\\n{ci.type} {ci.platform}"
+        label = _dot_text(ci.name) + f"\\n{ci.type} {_dot_text(ci.platform)}"
         style = ', style="dashed"' if ci.decommissioned else ""
         lines.append(f'  {json.dumps(ci.name)} [label="{label}"{style}];')
     for edge in inv.graph():
@@ -242,11 +258,11 @@ def dependency_tree(inv: Inventory) -> Tree:
 
     from opskit.inventory import DEPENDENCY_KINDS, RelationKind
 
-    tree = Tree(f"inventory {inv.path.name}")
+    tree = Tree(f"inventory {plain(inv.path.name)}")
     shown: set[str] = set()
 
     def label(ci: CI, kind: RelationKind | None) -> str:
-        text = f"[bold]{ci.name}[/bold] ({ci.type}, {ci.criticality})"
+        text = f"[bold]{plain(ci.name)}[/bold] ({ci.type}, {ci.criticality})"
         if kind is not None:
             text = f"{text} [dim]{kind}[/dim]"
         return f"[dim]{text} decommissioned[/dim]" if ci.decommissioned else text
@@ -267,7 +283,7 @@ def dependency_tree(inv: Inventory) -> Tree:
     if links:
         branch = tree.add("[italic]links (connected_to)[/italic]")
         for edge in links:
-            branch.add(f"{edge.source} — {edge.target}")
+            branch.add(f"{plain(edge.source)} — {plain(edge.target)}")
     return tree
 
 
@@ -308,15 +324,12 @@ def export(
     inv = _load(inventory)
     cis = inv.select(select, include_decommissioned=include_decommissioned)
     data = to_ansible_inventory(cis, groups=inv.groups, base_dir=inv.path.resolve())
-    if output_format == "json":
-        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    else:
-        text = dump_yaml(data)
+    text = to_json(data) + "\n" if output_format == "json" else dump_yaml(data)
     if out is None:
         typer.echo(text, nl=False)
         return
     write_text(out, text)
-    err_console.print(f"wrote {len(cis)} hosts to {out}", highlight=False)
+    err_console.print(f"wrote {len(cis)} hosts to {plain(out)}", highlight=False)
 
 
 @app.command("import")
@@ -336,12 +349,18 @@ def import_(
     data = import_ansible_inventory(source, warnings=notes)
     folder = write_inventory_folder(data, ws.inventories_dir / name, force=force)
     for note in notes:
-        err_console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
+        err_console.print(f"[yellow]warning:[/yellow] {plain(note)}", highlight=False)
     console.print(
-        f"imported {len(data['cis'])} CIs and {len(data.get('groups', {}))} groups into {folder}",
+        f"imported {len(data['cis'])} CIs and {len(data.get('groups', {}))} groups "
+        f"into {plain(folder)}",
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _shown(value: Any) -> str:
+    """A declared or observed value as a table cell: JSON, empty when absent."""
+    return "" if value is None else plain(json.dumps(value, ensure_ascii=False))
 
 
 @app.command()
@@ -368,12 +387,12 @@ def drift(
             table.add_column(column)
         for item in items:
             table.add_row(
-                item.ci,
-                item.field,
+                plain(item.ci),
+                plain(item.field),
                 str(item.kind),
-                "" if item.declared is None else json.dumps(item.declared, ensure_ascii=False),
-                "" if item.observed is None else json.dumps(item.observed, ensure_ascii=False),
-                item.source or "",
+                _shown(item.declared),
+                _shown(item.observed),
+                plain(item.source or ""),
                 item.observed_at.isoformat(timespec="seconds") if item.observed_at else "",
             )
         console.print(table)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from opskit.cli.common import console, print_json, workspace
+from opskit.cli.common import console, plain, print_json, workspace
 
 if TYPE_CHECKING:
     from opskit.lab import Lab, LabStatus
@@ -31,16 +31,18 @@ def _show(status: LabStatus, *, as_json: bool, title: str) -> None:
         print_json(status.to_dict())
         return
     if not status.devices:
-        console.print(f"{title}: no lab is running in {status.workspace}")
+        console.print(f"{title}: no lab is running in {plain(status.workspace)}", highlight=False)
         return
     table = Table(title=title)
     for column in ("name", "kind", "host", "port", "pid"):
         table.add_column(column)
     for device in status.devices:
-        table.add_row(device.name, device.kind, device.host, str(device.port), str(device.pid))
+        table.add_row(
+            plain(device.name), device.kind, plain(device.host), str(device.port), str(device.pid)
+        )
     console.print(table)
     if status.inventory:
-        console.print(f"inventory: {status.inventory}")
+        console.print(f"inventory: {plain(status.inventory)}", highlight=False)
 
 
 @app.command()

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from opskit.cli.common import console, err_console, plain, print_json, workspace, write_text
+from opskit.cli.common import (
+    console,
+    err_console,
+    plain,
+    print_json,
+    safe_text,
+    workspace,
+    write_text,
+)
 from opskit.errors import OpskitError
 
 # The runbook loader (jsonschema, Jinja2) is imported by the commands that use
@@ -198,8 +206,8 @@ def doc(
     catalog = _catalog()
     book = catalog.get(ref)
     text = render_markdown(book, catalog.root / "templates")
-    if out is None:
-        typer.echo(text)
+    if out is None:  # to a terminal, perhaps: nothing it would act on (the file keeps all)
+        typer.echo(safe_text(text))
     else:
         write_text(out, text + "\n")
         console.print(f"wrote {plain(out)}", highlight=False)

@@ -41,7 +41,7 @@ from opskit.connectors.base import (
     HostStatus,
     UnreachableError,
 )
-from opskit.connectors.ssh import tune_paramiko
+from opskit.connectors.ssh import quiet_library_logs, tune_paramiko
 from opskit.errors import ConnectorError, SecretError, UsageError
 from opskit.secrets import redact
 
@@ -135,6 +135,7 @@ class FabricConnector(Connector):
         import paramiko
 
         tune_paramiko()
+        quiet_library_logs()
         username = credential(self.ci, "username")
         password = credential(self.ci, "password")
         key_text = credential(self.ci, "key_file")

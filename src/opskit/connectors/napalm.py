@@ -47,11 +47,15 @@ from opskit.connectors.base import (
     UnreachableError,
 )
 from opskit.connectors.netmiko import map_error as map_netmiko_error
+from opskit.connectors.ssh import quiet_library_logs
 from opskit.errors import ConnectorError
 from opskit.secrets import redact
 
 if TYPE_CHECKING:
     from opskit.inventory.model import CI
+
+# The drivers' SSH/NETCONF libraries log at DEBUG, not on stderr (opskit.connectors.ssh).
+quiet_library_logs()
 
 C = Capability
 

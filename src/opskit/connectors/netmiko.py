@@ -56,15 +56,17 @@ from opskit.connectors.base import (
     HostStatus,
     UnreachableError,
 )
-from opskit.connectors.ssh import tune_paramiko
+from opskit.connectors.ssh import quiet_library_logs, tune_paramiko
 from opskit.errors import ConnectorError, OpskitError, SecretError
 from opskit.secrets import REDACTOR, redact
 
 if TYPE_CHECKING:
     from opskit.inventory.model import CI
 
-# Every packet's MAC compared in C (see opskit.connectors.ssh).
+# Every packet's MAC compared in C; paramiko's handshake tracebacks at DEBUG,
+# not on stderr (see opskit.connectors.ssh).
 tune_paramiko()
+quiet_library_logs()
 
 C = Capability
 _NETWORK = frozenset({C.GET_CONFIG, C.CONFIG_LINES, C.SAVE, C.COMMANDS})
