@@ -878,11 +878,17 @@ def status_from_steps(steps: list[str]) -> str:
 
 
 def recover(
-    service: ChangeService, actor: str, *, rollback: bool = False, stale_after: float = 30.0
+    service: ChangeService,
+    actor: str,
+    *,
+    rollback: bool = False,
+    stale_after: float = 30.0,
+    change_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Finds changes left in progress by a runner that is gone, reports per
-    host what the ledger shows, releases their locks and sets them `failed`;
-    with `rollback`, rolls back every host that may have changed."""
+    """Finds changes left in progress by a runner that is gone (only
+    `change_id`, when given), reports per host what the ledger shows,
+    releases their locks and sets them `failed`; with `rollback`, rolls back
+    every host that may have changed."""
     from opskit.policy import Role
 
     if not (service.policy.roles_of(actor) & {Role.IMPLEMENTER, Role.CHANGE_MANAGER}):
@@ -891,7 +897,8 @@ def recover(
         )
     reports: list[dict[str, Any]] = []
     now = service.clock()
-    for listed in service.list():
+    listed_changes = [service.get(change_id)] if change_id else service.list()
+    for listed in listed_changes:
         if listed.state not in ACTIVE_STATES:
             continue
         change = service.get(listed.id)
@@ -967,7 +974,7 @@ def recover(
             report["rollback"] = Rollout(service, change.id, actor).rollback_change()
             report["state"] = report["rollback"]["state"]
         reports.append(report)
-    reports.extend(_release_orphan_locks(service, actor))
+    reports.extend(_release_orphan_locks(service, actor, change_id))
     return reports
 
 
@@ -982,11 +989,14 @@ def _ensure_cmdb_record(
     observed.record_change(ci, change_id, status, config_hash, detail="recovered from the ledger")
 
 
-def _release_orphan_locks(service: ChangeService, actor: str) -> list[dict[str, Any]]:
+def _release_orphan_locks(
+    service: ChangeService, actor: str, only: str | None = None
+) -> list[dict[str, Any]]:
     """Locks of changes that are not running (a runner that died between
     locking and starting): released, and said so."""
     with service.engine.connect() as conn:
         holders = sorted(set(conn.execute(select(store.locks.c.change_id)).scalars()))
+    holders = [h for h in holders if only is None or h == only]
     reports = []
     for change_id in holders:
         state = service.get(change_id).state
