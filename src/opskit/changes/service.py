@@ -376,9 +376,7 @@ class ChangeService:
         refusal, a statement that does not affect exactly one row raises
         ChangeError(refusal), and nothing is written."""
         dialect = self.engine.dialect
-        compiled = [
-            (*dbapi_statement(statement, dialect), refusal) for statement, refusal in steps
-        ]
+        compiled = [(*dbapi_statement(statement, dialect), refusal) for statement, refusal in steps]
         url = self.engine.url
 
         def guard(batch: Any) -> None:
@@ -1200,7 +1198,7 @@ class ChangeService:
                 f"{change_id}: outcome {final!r} does not fit a {change.state} change; "
                 f"use {' or '.join(possible)}"
             )
-        if final in ("failed", "rolled_back") and not cause:
+        if final in ("failed", "rolled_back", "partially_rolled_back") and not cause:
             cause = (change.summary or {}).get("cause")
         review_doc = {
             "review": review,
