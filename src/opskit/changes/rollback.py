@@ -63,7 +63,8 @@ def rollback_change(rollout: Rollout) -> dict[str, Any]:
     book = svc.catalog.get(change.runbook_ref)
     inv = deps.load_inventory(svc.ws, change.inventory)
     todo = _changed_hosts(rollout, change)
-    svc.acquire_locks(ChangeRequest(**{**change.__dict__, "targets": todo}))
+    if todo:
+        svc.acquire_locks(ChangeRequest(**{**change.__dict__, "targets": todo}))
     try:
         svc.record(
             "change.rollback_started",
