@@ -18,6 +18,7 @@ import pytest
 
 from opskit.changes import ChangeService, State
 from opskit.changes.progress import ProgressTally
+from opskit.cli.change import _ProgressView
 from opskit.connectors.netmiko import NetmikoConnector
 from opskit.workspace import Workspace
 from tests.changes_support import write_policy, write_runbook
@@ -156,18 +157,28 @@ def test_progress_counts_each_host_once_under_rollback_all(svc: ChangeService, l
         {"vlan_id": vlan, "vlan_name": "x", "expect_names": {names[2]: "y"}},
     )
     tally = ProgressTally(len(names))
+    view = _ProgressView(len(names))  # the CLI's progress bar
     seen: list[tuple[str, str]] = []
 
-    def progress(ci: str, status: str, _change: str) -> None:
+    def progress(ci: str, status: str, change: str) -> None:
         seen.append((ci, status))
         tally.update(ci, status)
-        assert tally.completed <= tally.total, seen  # never "5/3"
+        view(ci, status, change)
+        assert view.progress.tasks[0].completed <= len(names), seen  # never "5/3"
+        assert tally.completed <= tally.total, seen
 
-    summary = svc.apply(change_id, "alice", progress=progress)
+    try:
+        summary = svc.apply(change_id, "alice", progress=progress)
+    finally:
+        view.stop()
     assert summary["state"] == "rolled_back", summary
     assert {name: running_config(lab.ci(name)) for name in names} == before
     # The first two hosts were done, then rolled back: reported twice, counted once.
     assert [s for ci, s in seen if ci == names[0] and s != "running"] == ["ok", "rolled_back"]
+    bar = view.progress.tasks[0]
+    assert bar.completed == bar.total == len(names)
+    assert "done 0" in bar.description and "failed 1" in bar.description
+    assert "rolled back 2" in bar.description and "skipped 1" in bar.description
     assert tally.counts == {"ok": 0, "failed": 1, "rolled_back": 2, "skipped": 1}
     assert tally.completed == len(names)
 
