@@ -313,3 +313,28 @@ def test_apply_on_a_change_whose_runner_died_points_at_recover(svc: ChangeServic
     # And recover takes the change id.
     (report,) = svc.recover("alice", change_id=change_id)
     assert report["change_id"] == change_id and report["state"] == "failed"
+
+
+@pytest.mark.postgres
+def test_an_older_postgresql_schema_gets_the_wider_state_column(postgres_db: str) -> None:
+    """Databases made before `partially_rolled_back` had VARCHAR(16) states."""
+    from sqlalchemy import text
+
+    from opskit.db import create_schema, open_engine
+
+    engine = open_engine(postgres_db)
+    try:
+        create_schema(engine)
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE changes ALTER COLUMN state TYPE VARCHAR(16)"))
+        create_schema(engine)
+        with engine.connect() as conn:
+            width = conn.execute(
+                text(
+                    "SELECT character_maximum_length FROM information_schema.columns "
+                    "WHERE table_name = 'changes' AND column_name = 'state'"
+                )
+            ).scalar()
+        assert width == 32
+    finally:
+        engine.dispose()
