@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from opskit.changes import deps
 from opskit.changes.model import ChangeRequest, State
+from opskit.errors import ChangeRefused
 from opskit.policy import Role
 
 if TYPE_CHECKING:
@@ -64,7 +65,10 @@ def rollback_change(rollout: Rollout) -> dict[str, Any]:
     inv = deps.load_inventory(svc.ws, change.inventory)
     todo = _changed_hosts(rollout, change)
     if todo:
-        svc.acquire_locks(ChangeRequest(**{**change.__dict__, "targets": todo}))
+        try:
+            svc.acquire_locks(ChangeRequest(**{**change.__dict__, "targets": todo}))
+        except ChangeRefused as exc:  # recorded like every refusal
+            svc._refuse(change.id, rollout.actor, "rollback", exc.reason.split("refused: ")[-1])
     try:
         svc.record(
             "change.rollback_started",

@@ -820,6 +820,8 @@ def status_from_steps(steps: list[str]) -> str:
         return PENDING
     if "host.rolled_back" in steps:
         return ROLLED_BACK
+    if "host.not_restored" in steps:
+        return NOT_RESTORED
     if "host.rollback_failed" in steps:
         return ROLLBACK_FAILED
     if "host.verified" in steps:
