@@ -13,12 +13,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from opskit.changes import ChangeService, State
 from opskit.changes.model import TRANSITIONS
-from opskit.errors import ChangeError, ChangeRefused, RunbookError
+from opskit.errors import ChangeError, ChangeRefused, OpskitError, RunbookError
 from opskit.workspace import Workspace
 from tests.changes_support import write_policy, write_runbooks
 
@@ -338,3 +341,38 @@ def test_an_older_postgresql_schema_gets_the_wider_state_column(postgres_db: str
         assert width == 32
     finally:
         engine.dispose()
+
+
+# -- property: whatever the parameters, a create is whole or leaves no trace -----------------
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(value=json_values, title=st.text(min_size=1, max_size=12))
+def test_any_create_is_whole_or_leaves_no_trace(svc: ChangeService, value: Any, title: str) -> None:
+    before = [c.id for c in svc.list(include_cancelled=True)]
+    head = svc.ledger.head()
+    try:
+        change = svc.create(
+            runbook="chg-test@1.0.0", select_expr=SWITCH, requester="alice", title=title,
+            params={"vlan_id": 42, "expect_names": {"x": value}},
+        )  # fmt: skip
+    except OpskitError as exc:
+        assert "\n" not in str(exc) and "payload" not in str(exc)
+        assert svc.ledger.head() == head
+        assert [c.id for c in svc.list(include_cancelled=True)] == before
+        return
+    # Accepted: the next number, and recorded.
+    assert change.number == len(before) + 1
+    assert next(svc.ledger.events(change_id=change.id)).kind == "change.created"
