@@ -103,6 +103,17 @@ def test_rollback_over_switches_and_a_linux_host_is_partial_and_says_why(
         " or ".join([*switches, linux]),
         {"username": rotation_user, "new_password": {"env": "OPSKIT_TEST_RB_PASSWORD"}},
     )
+    # Item 5's third case: a connector that cannot predict says so (the
+    # playbook in check mode shows no diff), while the switches show theirs.
+    predicted = svc.get(change_id).predicted_diff
+    assert predicted[linux] == {
+        "available": False,
+        "reason": "the connector cannot predict a diff",
+        "hash": None,
+    }
+    assert all("+ username" in predicted[name]["diff"] for name in switches)
+    shown = run_cli(svc.ws, "show", change_id)
+    assert f"{linux}: cannot predict the diff (the connector cannot predict" in shown.stdout
     try:
         applied = svc.apply(change_id, "alice")
         assert applied["state"] == "completed", applied
