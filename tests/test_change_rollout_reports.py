@@ -233,3 +233,67 @@ def test_an_empty_predicted_diff_says_no_change_needed_and_is_bound(
     out = run_cli(svc.ws, "apply", backup, "--dry-run", "--json")
     assert all(e["no_change"] for e in json.loads(out.stdout)["predicted_diff"].values())
     svc.cancel(backup, "alice", reason="only predicted")
+
+
+UNPROVEN_RUNBOOK = """\
+name: unproven-undo
+version: 1.0.0
+description: A Linux change whose rollback steps run without a snapshot to prove them.
+owner: change-team
+risk: low
+change_types: [normal]
+targets:
+  platforms: [linux]
+parameters:
+  type: object
+  additionalProperties: false
+  required: [path]
+  properties:
+    path: {type: string, pattern: "^/tmp/[a-z0-9-]+$"}
+requires: [get_config]
+backup: false
+apply:
+  - name: create the marker file
+    connector: fabric
+    action: run
+    params: {command: "touch {{ params.path }}"}
+verify:
+  - name: a check that fails
+    connector: fabric
+    action: run
+    params: {changes: false, command: "echo present"}
+    expect:
+      - contains: absent
+rollback:
+  - name: remove the marker file
+    connector: fabric
+    action: run
+    params: {command: "rm -f {{ params.path }}"}
+strategy:
+  canary: 0
+  batch: "100%"
+  concurrency: 1
+  error_budget: {max_failed: 1}
+  on_failure: rollback_host
+"""
+
+
+def test_an_unproven_rollback_during_apply_is_not_restored(svc: ChangeService, lab: Any) -> None:
+    """The same promise inside a rollout: a host whose failed verification
+    ran its rollback steps, with no snapshot to compare against, is not
+    claimed as rolled back, and neither is the change."""
+    if not lab.linux_hosts:
+        pytest.skip("no sshd lab host (Debian's openssh-server is not installed)")
+    linux = lab.linux_hosts[0].name
+    path = svc.ws.runbooks_dir / "unproven-undo" / "1.0.0.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(UNPROVEN_RUNBOOK)
+    marker = f"/tmp/opskit-unproven-{uuid.uuid4().hex[:8]}"
+    change_id = approved(svc, "unproven-undo@1.0.0", linux, {"path": marker})
+    summary = svc.apply(change_id, "alice")
+    assert not os.path.exists(marker)  # the rollback step ran
+    assert summary["hosts"][linux]["status"] == "not_restored", summary
+    assert "no pre-change snapshot" in summary["hosts"][linux]["error"]
+    assert summary["state"] == "failed"
+    steps = [e.kind for e in svc.ledger.events(change_id=change_id, ci=linux)]
+    assert "host.not_restored" in steps and "host.rolled_back" not in steps
