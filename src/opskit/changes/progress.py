@@ -16,14 +16,10 @@ _FAILED = frozenset({"failed", "rollback_failed", "not_restored", "unknown"})
 
 
 class ProgressTally:
-    """Thread-safe: the rollout reports from its worker threads.
+    """Thread-safe: the rollout reports from its worker threads."""
 
-    `restoring`: the callbacks come from rolling back a finished change
-    (`opskit change rollback`): every `rolled_back` is a restored host."""
-
-    def __init__(self, total: int, *, restoring: bool = False) -> None:
+    def __init__(self, total: int) -> None:
         self.total = total
-        self.restoring = restoring
         self._final: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -36,14 +32,14 @@ class ProgressTally:
             self._final[ci] = bucket
             return True
 
-    def _bucket(self, status: str, previous: str | None) -> str | None:
+    @staticmethod
+    def _bucket(status: str, previous: str | None) -> str | None:
         if status in ("ok", "skipped"):
             return status
         if status in _FAILED:
             return "failed"
         if status == "rolled_back":
-            done_before = previous in ("ok", "rolled_back")
-            return "rolled_back" if self.restoring or done_before else "failed"
+            return "rolled_back" if previous in ("ok", "rolled_back") else "failed"
         return None
 
     @property

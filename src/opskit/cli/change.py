@@ -242,7 +242,7 @@ class _ProgressView:
     """A rich progress bar: hosts done, failed, rolled back and skipped, each
     host counted once (`opskit.changes.progress.ProgressTally`)."""
 
-    def __init__(self, total: int, *, restoring: bool = False) -> None:
+    def __init__(self, total: int) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -253,7 +253,7 @@ class _ProgressView:
 
         from opskit.changes.progress import ProgressTally
 
-        self.tally = ProgressTally(total, restoring=restoring)
+        self.tally = ProgressTally(total)
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
