@@ -376,3 +376,20 @@ def test_any_create_is_whole_or_leaves_no_trace(svc: ChangeService, value: Any, 
     # Accepted: the next number, and recorded.
     assert change.number == len(before) + 1
     assert next(svc.ledger.events(change_id=change.id)).kind == "change.created"
+
+
+# -- property: the progress tally never counts a host twice --------------------------------
+STATUSES = ["running", "ok", "failed", "rolled_back", "rollback_failed", "skipped", "unknown"]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(STATUSES))))
+def test_the_progress_tally_counts_each_host_once(events: list[tuple[str, str]]) -> None:
+    from opskit.changes.progress import ProgressTally
+
+    tally = ProgressTally(3)
+    for ci, status in events:
+        tally.update(ci, status)
+        assert tally.completed <= tally.total
+        assert sum(tally.counts.values()) == tally.completed
+    finals = {ci for ci, status in events if status != "running"}
+    assert tally.completed == len(finals)
