@@ -295,8 +295,12 @@ def test_a_second_apply_of_a_running_change_is_refused(svc: ChangeService) -> No
     with pytest.raises(ChangeRefused, match="it is completed, not approved"):
         svc.apply(change_id, "alice")
     assert svc.rollback(change_id, "alice")["state"] == "rolled_back"
-    with pytest.raises(ChangeError, match="only a completed or failed change can be rolled back"):
+    with pytest.raises(
+        ChangeError, match="only a completed, failed or partially rolled back change can be"
+    ):
         svc.rollback(change_id, "alice")
+    # A refusal like any other: recorded.
+    assert [e.kind for e in svc.ledger.events(change_id=change_id)][-1] == "change.refused"
 
 
 APPLY_SCRIPT = """
@@ -334,7 +338,10 @@ def test_crash_mid_rollout_then_recover(svc: ChangeService) -> None:
     assert change.state is State.IN_PROGRESS
     assert svc.locks_held_by_others(svc.get(approved_change(svc, ref, {"vlan_id": 112}))) != {}
 
-    reports = svc.recover("alice")
+    # Applying it again says what to do: its runner is gone, recover it.
+    with pytest.raises(ChangeRefused, match=f"run `opskit change recover {change_id}`"):
+        svc.apply(change_id, "alice")
+    reports = svc.recover("alice", change_id=change_id)
     (report,) = [r for r in reports if r["change_id"] == change_id]
     assert report["action"] == "recovered" and report["state"] == "failed"
     assert report["locks_released"] == 4

@@ -3,7 +3,7 @@
 Public API:
 
 - `ChangeService(ws)`: `create`, `submit`, `assess`, `approve`, `reject`,
-  `schedule`, `apply`, `rollback`, `recover`, `close`, `get`, `list`.
+  `schedule`, `apply`, `rollback`, `recover`, `cancel`, `close`, `get`, `list`.
 - `verify_approvals(ledger, change_id, policy=None)`: re-checks the approvals
   (bindings and signatures) of a change from the ledger alone.
 - `ChangeRequest`, `State`, `ChangeType`, `TRANSITIONS`.

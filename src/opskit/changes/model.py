@@ -30,26 +30,34 @@ class State(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
+    # A rollback restored some changed hosts, not all (each host's outcome is recorded).
+    PARTIALLY_ROLLED_BACK = "partially_rolled_back"
     CLOSED = "closed"
+    # Withdrawn before it ran (`ChangeService.cancel`): final, never applied.
+    CANCELLED = "cancelled"
 
 
 S = State
 # The legal transitions. Re-assessment (back to `assessed`) is allowed until
 # the change starts: it is how a change whose binding went stale (runbook,
 # targets, inventory or predicted diff changed) gets approved again.
+# A change may be cancelled in any state before it starts; a partial rollback
+# may be retried (to rolled_back, or partially again) or closed with a review.
 TRANSITIONS: dict[State, frozenset[State]] = {
-    S.DRAFT: frozenset({S.SUBMITTED}),
-    S.SUBMITTED: frozenset({S.ASSESSED}),
-    S.ASSESSED: frozenset({S.ASSESSED, S.APPROVED, S.REJECTED}),
-    S.APPROVED: frozenset({S.ASSESSED, S.SCHEDULED}),
+    S.DRAFT: frozenset({S.SUBMITTED, S.CANCELLED}),
+    S.SUBMITTED: frozenset({S.ASSESSED, S.CANCELLED}),
+    S.ASSESSED: frozenset({S.ASSESSED, S.APPROVED, S.REJECTED, S.CANCELLED}),
+    S.APPROVED: frozenset({S.ASSESSED, S.SCHEDULED, S.CANCELLED}),
     S.REJECTED: frozenset({S.CLOSED}),
-    S.SCHEDULED: frozenset({S.ASSESSED, S.SCHEDULED, S.IN_PROGRESS}),
+    S.SCHEDULED: frozenset({S.ASSESSED, S.SCHEDULED, S.IN_PROGRESS, S.CANCELLED}),
     S.IN_PROGRESS: frozenset({S.VERIFYING, S.FAILED, S.ROLLED_BACK}),
     S.VERIFYING: frozenset({S.COMPLETED, S.FAILED, S.ROLLED_BACK}),
-    S.COMPLETED: frozenset({S.ROLLED_BACK, S.CLOSED}),
-    S.FAILED: frozenset({S.ROLLED_BACK, S.CLOSED}),
+    S.COMPLETED: frozenset({S.ROLLED_BACK, S.PARTIALLY_ROLLED_BACK, S.CLOSED}),
+    S.FAILED: frozenset({S.ROLLED_BACK, S.PARTIALLY_ROLLED_BACK, S.CLOSED}),
     S.ROLLED_BACK: frozenset({S.CLOSED}),
+    S.PARTIALLY_ROLLED_BACK: frozenset({S.ROLLED_BACK, S.PARTIALLY_ROLLED_BACK, S.CLOSED}),
     S.CLOSED: frozenset(),
+    S.CANCELLED: frozenset(),
 }
 
 # The ledger event written when a change enters a state.
@@ -65,19 +73,43 @@ EVENT_FOR_STATE: dict[State, str] = {
     S.COMPLETED: "change.completed",
     S.FAILED: "change.failed",
     S.ROLLED_BACK: "change.rolled_back",
+    S.PARTIALLY_ROLLED_BACK: "change.partially_rolled_back",
     S.CLOSED: "change.closed",
+    S.CANCELLED: "change.cancelled",
+}
+
+# The action a person takes to move a change into a state (named in refusals).
+ACTION_FOR_STATE: dict[State, str] = {
+    S.SUBMITTED: "submit",
+    S.ASSESSED: "assess",
+    S.APPROVED: "approve",
+    S.REJECTED: "reject",
+    S.SCHEDULED: "schedule",
+    S.IN_PROGRESS: "apply",
+    S.ROLLED_BACK: "rollback",
+    S.PARTIALLY_ROLLED_BACK: "rollback",
+    S.CLOSED: "close",
+    S.CANCELLED: "cancel",
 }
 
 ACTIVE_STATES = frozenset({S.IN_PROGRESS, S.VERIFYING})
-FINISHED_STATES = frozenset({S.COMPLETED, S.FAILED, S.ROLLED_BACK})
+FINISHED_STATES = frozenset({S.COMPLETED, S.FAILED, S.ROLLED_BACK, S.PARTIALLY_ROLLED_BACK})
+# States a change may still be cancelled from (it has not started).
+CANCELLABLE_STATES = frozenset(s for s in State if S.CANCELLED in TRANSITIONS[s])
+
+
+def transition_problem(current: State, target: State) -> str | None:
+    """Why `current` -> `target` is illegal, or None when it is allowed."""
+    if target in TRANSITIONS[current]:
+        return None
+    allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (final state)"
+    return f"cannot go from {current} to {target} (allowed from {current}: {allowed})"
 
 
 def check_transition(change_id: str, current: State, target: State) -> None:
-    if target not in TRANSITIONS[current]:
-        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (final state)"
-        raise ChangeError(
-            f"{change_id}: cannot go from {current} to {target} (allowed from {current}: {allowed})"
-        )
+    problem = transition_problem(current, target)
+    if problem is not None:
+        raise ChangeError(f"{change_id}: {problem}")
 
 
 def canonical_json(data: Any) -> str:
@@ -126,6 +158,8 @@ class ChangeRequest:
     updated_at: datetime | None = None
     approvals: list[dict[str, Any]] = field(default_factory=list)
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Set by `ChangeService.approve`: how far the approvals are (not stored).
+    approval_progress: dict[str, Any] | None = None
 
     @property
     def runbook_ref(self) -> str:

@@ -23,12 +23,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from opskit.changes import deps, store
+from opskit.changes import deps, prediction, store
 from opskit.changes.groupcommit import QueueDrainer
-from opskit.changes.model import ACTIVE_STATES, ChangeRequest, State, sha256_text
+from opskit.changes.model import ACTIVE_STATES, ChangeRequest, State
 from opskit.errors import ChangeError, ChangeRefused, OpskitError
 from opskit.processes import pid_alive
-from opskit.secrets import REDACTOR
 
 if TYPE_CHECKING:
     from opskit.changes.service import ChangeService
@@ -48,8 +47,11 @@ ROLLED_BACK, ROLLBACK_FAILED, SKIPPED, UNKNOWN = (
     "skipped",
     "unknown",
 )
+# Rolled back without proof: no snapshot to restore or compare with (see changes.rollback).
+NOT_RESTORED = "not_restored"
 # A host in one of these has had (or may have had) its configuration changed.
-TOUCHED = frozenset({RUNNING, OK, FAILED, ROLLBACK_FAILED, UNKNOWN})
+TOUCHED = frozenset({RUNNING, OK, FAILED, ROLLBACK_FAILED, UNKNOWN, NOT_RESTORED})
+UNPROVEN = "rollback steps ran, but no pre-change snapshot proves the host is as before"
 
 
 ProgressCallback = Callable[[str, str, str], None]  # (ci, status, change_id)
@@ -96,8 +98,9 @@ def predict_diffs(
     concurrency: int | None = None,
     pool: Any = None,
 ) -> dict[str, dict[str, Any]]:
-    """Per host: the predicted diff and its hash, or why none is available.
-    Nothing on a device changes. With `pool`, its sessions are used (and stay
+    """Per host: the predicted diff and its hash ("" when nothing would
+    change), or why none is available (`opskit.changes.prediction`). Nothing
+    on a device changes. With `pool`, its sessions are used (and stay
     open for the rollout that follows)."""
 
     executor = _executor()
@@ -107,21 +110,11 @@ def predict_diffs(
 
         def one(ci: CI) -> tuple[str, dict[str, Any]]:
             try:
-                diff = executor.predict_diff(book, ci, dict(params), pool)
+                return ci.name, prediction.entry_for(
+                    executor.predict_diff(book, ci, dict(params), pool)
+                )
             except OpskitError as exc:
-                # Stored in the change row as well as the ledger: redacted here.
-                reason = REDACTOR.redact(str(exc))
-                return ci.name, {"available": False, "reason": reason, "hash": None}
-            if diff is None:
-                return ci.name, {
-                    "available": False,
-                    "reason": "the connector cannot predict a diff",
-                    "hash": None,
-                }
-            text = diff if isinstance(diff, str) else getattr(diff, "diff", None) or ""
-            # A diff may carry a secret parameter's value: never stored, never hashed.
-            text = REDACTOR.redact(text)
-            return ci.name, {"available": True, "diff": text, "hash": sha256_text(text)}
+                return ci.name, prediction.unavailable(str(exc))
 
         with ThreadPoolExecutor(max_workers=width) as threads:
             for name, entry in threads.map(one, cis):
@@ -206,7 +199,10 @@ class Rollout:
                 prepared=True,
             )
 
-        return _HostRecorder(self.recorder(ci), queue if self._queue_steps else None)
+        return _HostRecorder(
+            _proof_or_not_restored(self.recorder(ci), UNPROVEN),
+            _proof_or_not_restored(queue, UNPROVEN) if self._queue_steps else None,
+        )
 
     # -- entry points ------------------------------------------------------------
     def run(self, *, dry_run: bool = False) -> dict[str, Any]:
@@ -489,13 +485,16 @@ class Rollout:
                 detail={"error": str(exc)},
             )
         status = _RUN_STATUS.get(str(run.status), FAILED)
+        error = run.error
+        if status == ROLLED_BACK and not run.proof:
+            status, error = NOT_RESTORED, f"{run.error}; {UNPROVEN}" if run.error else UNPROVEN
         return HostOutcome(
             ci.name,
             status,
             batch=batch_no,
             changed=True,
             config_hash=run.config_hash,
-            error=run.error,
+            error=error,
             detail={
                 "error": run.error,
                 "failed_phase": run.failed_phase,
@@ -517,12 +516,7 @@ class Rollout:
             svc, change.id, ci
         )
         if snapshot is None:
-            self.recorder(ci.name)(
-                "host.rollback_failed",
-                record_ready({"error": "no pre-change snapshot in the ledger"}),
-            )
-            outcome.status = ROLLBACK_FAILED
-            outcome.error = "no pre-change snapshot to roll back to"
+            self._not_restorable(change, book, ci, outcome, pool)
         else:
             try:
                 result = executor.rollback_host(
@@ -546,6 +540,35 @@ class Rollout:
         self._update_cmdb(change.id, outcome)
         self.progress(ci.name, outcome.status, change.id)
         return outcome
+
+    def _not_restorable(
+        self, change: ChangeRequest, book: Any, ci: CI, outcome: HostOutcome, pool: Any
+    ) -> None:
+        """A host without a snapshot: its runbook's rollback steps run (when it
+        has any), and it is recorded `host.not_restored` with the reason, or
+        `host.rollback_failed` when a step failed."""
+        from opskit.changes.rollback import not_restored_reason
+
+        has_steps = isinstance(book.rollback, tuple) and bool(
+            book.steps_for("rollback", ci.platform)
+        )
+        reason = not_restored_reason(book, ci, ran_steps=has_steps)
+        record = _proof_or_not_restored(self.recorder(ci.name), reason)
+        outcome.status, outcome.error = NOT_RESTORED, reason
+        if not has_steps:
+            record("host.not_restored", record_ready({"reason": reason}))
+            return
+        try:
+            result = _executor().rollback_host(
+                book, ci, None, pool, recorder=record, params=dict(change.parameters)
+            )
+        except OpskitError as exc:
+            record("host.rollback_failed", record_ready({"error": str(exc)}))
+            outcome.status, outcome.error = ROLLBACK_FAILED, str(exc)
+            return
+        if str(result.status) != "rolled_back":
+            outcome.status, outcome.error = ROLLBACK_FAILED, result.error
+        outcome.detail["rollback"] = {"proof": None, "error": outcome.error}
 
     # group slots: one row per changing CI in a capped group; the unique
     # (group, slot) constraint enforces the cap across processes.
@@ -605,7 +628,11 @@ class Rollout:
         )
         if counts[OK] == len(change.targets):
             final, cause = State.COMPLETED, None
-        elif counts[OK] == 0 and counts[ROLLBACK_FAILED] == 0 and counts[ROLLED_BACK] > 0:
+        elif (
+            counts[OK] == 0
+            and counts[ROLLBACK_FAILED] == counts[NOT_RESTORED] == 0
+            and counts[ROLLED_BACK] > 0
+        ):
             final, cause = State.ROLLED_BACK, _cause(stopped_reason, self.outcomes.values())
         else:
             final, cause = State.FAILED, _cause(stopped_reason, self.outcomes.values())
@@ -728,84 +755,10 @@ class Rollout:
 
     # -- rolling back a finished change ------------------------------------------
     def rollback_change(self) -> dict[str, Any]:
-        """Rolls every changed host of a completed (or failed) change back to
-        its pre-change snapshot, proven by the executor."""
-        svc = self.svc
-        change = svc.get(self.change_id)
-        if change.state not in (State.COMPLETED, State.FAILED):
-            raise ChangeError(
-                f"{change.id}: only a completed or failed change can be rolled back "
-                f"(it is {change.state})"
-            )
-        from opskit.policy import Role
+        """Rolls every changed host back (see `opskit.changes.rollback`)."""
+        from opskit.changes.rollback import rollback_change
 
-        svc._require_role(self.actor, [Role.IMPLEMENTER], "rollback", change.id)
-        book = svc.catalog.get(change.runbook_ref)
-        inv = deps.load_inventory(svc.ws, change.inventory)
-        # Every host that may differ from its snapshot; a host without a
-        # snapshot never got past its backup, so nothing changed there.
-        todo = [
-            name
-            for name, h in sorted(change.hosts.items())
-            if h["status"] in (OK, FAILED, ROLLBACK_FAILED, UNKNOWN, RUNNING)
-            and snapshot_from_ledger(svc, change.id, deps.get_ci(inv, name)) is not None
-        ]
-        svc.acquire_locks(ChangeRequest(**{**change.__dict__, "targets": todo}))
-        try:
-            svc.record(
-                "change.rollback_started",
-                actor=self.actor,
-                change_id=change.id,
-                payload={"hosts": todo},
-            )
-            for name, host in change.hosts.items():
-                self.outcomes[name] = HostOutcome(name, host["status"], batch=host.get("batch"))
-            width = max(1, min(int(book.strategy.concurrency), len(todo) or 1))
-            with (
-                open_pool(width) as pool,
-                svc.group_commit(),
-                ThreadPoolExecutor(max_workers=width) as threads,
-            ):
-                results = list(
-                    threads.map(
-                        lambda name: self._rollback_one(
-                            change,
-                            book,
-                            deps.get_ci(inv, name),
-                            HostOutcome(name, FAILED, changed=True),
-                            pool,
-                        ),
-                        todo,
-                    )
-                )
-            for outcome in results:
-                self.outcomes[outcome.ci] = outcome
-            counts = _counts(self.outcomes.values())
-            ok = all(o.status == ROLLED_BACK for o in results)
-            earlier = (change.summary or {}).get("cause")
-            cause = earlier if ok else "a host's rollback could not be proven"
-            summary = self.summary(
-                change, State.ROLLED_BACK if ok else change.state, cause=cause, counts=counts
-            )
-            svc.set_summary(change.id, summary)
-            if ok:
-                svc._transition(
-                    change,
-                    State.ROLLED_BACK,
-                    actor=self.actor,
-                    payload={"counts": counts, "requested": True},
-                )
-            else:
-                svc.record(
-                    "change.rollback_failed",
-                    actor=self.actor,
-                    change_id=change.id,
-                    payload={"counts": counts},
-                )
-            self._checkpoint()
-            return summary
-        finally:
-            svc.release_locks(change.id)
+        return rollback_change(self)
 
 
 # -- crash recovery -----------------------------------------------------------------
@@ -867,6 +820,8 @@ def status_from_steps(steps: list[str]) -> str:
         return PENDING
     if "host.rolled_back" in steps:
         return ROLLED_BACK
+    if "host.not_restored" in steps:
+        return NOT_RESTORED
     if "host.rollback_failed" in steps:
         return ROLLBACK_FAILED
     if "host.verified" in steps:
@@ -878,11 +833,17 @@ def status_from_steps(steps: list[str]) -> str:
 
 
 def recover(
-    service: ChangeService, actor: str, *, rollback: bool = False, stale_after: float = 30.0
+    service: ChangeService,
+    actor: str,
+    *,
+    rollback: bool = False,
+    stale_after: float = 30.0,
+    change_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Finds changes left in progress by a runner that is gone, reports per
-    host what the ledger shows, releases their locks and sets them `failed`;
-    with `rollback`, rolls back every host that may have changed."""
+    """Finds changes left in progress by a runner that is gone (only
+    `change_id`, when given), reports per host what the ledger shows,
+    releases their locks and sets them `failed`; with `rollback`, rolls back
+    every host that may have changed."""
     from opskit.policy import Role
 
     if not (service.policy.roles_of(actor) & {Role.IMPLEMENTER, Role.CHANGE_MANAGER}):
@@ -891,7 +852,8 @@ def recover(
         )
     reports: list[dict[str, Any]] = []
     now = service.clock()
-    for listed in service.list():
+    listed_changes = [service.get(change_id)] if change_id else service.list()
+    for listed in listed_changes:
         if listed.state not in ACTIVE_STATES:
             continue
         change = service.get(listed.id)
@@ -967,7 +929,7 @@ def recover(
             report["rollback"] = Rollout(service, change.id, actor).rollback_change()
             report["state"] = report["rollback"]["state"]
         reports.append(report)
-    reports.extend(_release_orphan_locks(service, actor))
+    reports.extend(_release_orphan_locks(service, actor, change_id))
     return reports
 
 
@@ -982,11 +944,14 @@ def _ensure_cmdb_record(
     observed.record_change(ci, change_id, status, config_hash, detail="recovered from the ledger")
 
 
-def _release_orphan_locks(service: ChangeService, actor: str) -> list[dict[str, Any]]:
+def _release_orphan_locks(
+    service: ChangeService, actor: str, only: str | None = None
+) -> list[dict[str, Any]]:
     """Locks of changes that are not running (a runner that died between
     locking and starting): released, and said so."""
     with service.engine.connect() as conn:
         holders = sorted(set(conn.execute(select(store.locks.c.change_id)).scalars()))
+    holders = [h for h in holders if only is None or h == only]
     reports = []
     for change_id in holders:
         state = service.get(change_id).state
@@ -1080,6 +1045,19 @@ class _Heartbeat:
         self._thread.join()
 
 
+def _proof_or_not_restored(record: Any, reason: str) -> Any:
+    """`record`, with an unproven `host.rolled_back` (rollback steps ran,
+    no snapshot to compare with) recorded as `host.not_restored` and why."""
+    from opskit.changes.rollback import unproven_kind
+
+    def honest(kind: str, payload: Any = None, blobs: Any = None) -> Any:
+        if unproven_kind(kind, payload):
+            kind, payload = "host.not_restored", {**(payload or {}), "reason": reason}
+        return record(kind, payload, blobs)
+
+    return honest
+
+
 def _run_ok(run: Any) -> bool:
     ok = getattr(run, "ok", None)
     if ok is not None:
@@ -1097,9 +1075,8 @@ def _run_detail(run: Any) -> dict[str, Any]:
 
 
 def _counts(outcomes: Iterable[HostOutcome]) -> dict[str, int]:
-    counts = {
-        s: 0 for s in (PENDING, RUNNING, OK, FAILED, ROLLED_BACK, ROLLBACK_FAILED, SKIPPED, UNKNOWN)
-    }
+    statuses = (PENDING, RUNNING, OK, FAILED, ROLLED_BACK, ROLLBACK_FAILED, SKIPPED, UNKNOWN)
+    counts = {s: 0 for s in (*statuses, NOT_RESTORED)}
     for outcome in outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     return counts

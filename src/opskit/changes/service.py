@@ -17,22 +17,25 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from opskit.changes import deps, store
+from opskit.changes import deps, intake, store
+from opskit.changes.approvals import approval_progress
+from opskit.changes.hints import not_approved_reason
 from opskit.changes.model import (
+    ACTION_FOR_STATE,
     EVENT_FOR_STATE,
     FINISHED_STATES,
     ChangeRequest,
     ChangeType,
     State,
     binding_hash,
-    check_transition,
+    transition_problem,
 )
+from opskit.changes.records import dbapi_statement, jsonable, redact_obj
 from opskit.changes.risk import assess_risk
 from opskit.changes.signing import verify_signature
 from opskit.errors import ChangeError, ChangeRefused, OpskitError
@@ -224,6 +227,16 @@ class ChangeService:
         prefix = f"{change_id}: " if change_id else ""
         raise ChangeRefused(f"{prefix}{action} refused: {reason}")
 
+    def _check_state(
+        self, change: ChangeRequest, target: State, actor: str, reason: str | None = None
+    ) -> None:
+        """A move the state table does not allow is a refusal like any other:
+        recorded (`change.refused`), then raised; `reason` words it for the action."""
+        problem = transition_problem(change.state, target)
+        if problem is not None:
+            action = ACTION_FOR_STATE.get(target, str(target))
+            self._refuse(change.id, actor, action, reason or problem)
+
     # -- reading -------------------------------------------------------------
     def get(self, change_id: str) -> ChangeRequest:
         with self.engine.connect() as conn:
@@ -250,8 +263,14 @@ class ChangeService:
             )
         return self._from_row(row, approval_rows, host_rows)
 
-    def list(self, state: str | None = None) -> list[ChangeRequest]:
+    def list(
+        self, state: str | None = None, *, include_cancelled: bool = False
+    ) -> list[ChangeRequest]:
+        """Changes, oldest first; cancelled ones only when asked for (by
+        `include_cancelled`, or `state="cancelled"`)."""
         query = select(store.changes).order_by(store.changes.c.number)
+        if not (state or include_cancelled):
+            query = query.where(store.changes.c.state != State.CANCELLED.value)
         if state:
             try:
                 query = query.where(store.changes.c.state == State(state).value)
@@ -309,7 +328,7 @@ class ChangeService:
         back, or with `reload=False` (and no `values`) the given one in its
         new state: re-reading a finished rollout's hundreds of host rows costs
         more than the transition."""
-        check_transition(change.id, change.state, target)
+        self._check_state(change, target, actor)
         # Read first only for the clearer message; the guard below decides.
         with self.engine.connect() as conn:
             stored = conn.execute(
@@ -357,9 +376,7 @@ class ChangeService:
         refusal, a statement that does not affect exactly one row raises
         ChangeError(refusal), and nothing is written."""
         dialect = self.engine.dialect
-        compiled = [
-            (*_dbapi_statement(statement, dialect), refusal) for statement, refusal in steps
-        ]
+        compiled = [(*dbapi_statement(statement, dialect), refusal) for statement, refusal in steps]
         url = self.engine.url
 
         def guard(batch: Any) -> None:
@@ -407,13 +424,15 @@ class ChangeService:
                 f"{', '.join(allowed)}, not {change_type}"
             )
         parameters = book.validate_params(dict(params or {}))
+        intake.check_parameters_recordable(book, parameters, redact_obj(jsonable(parameters)))
         inv_name = inventory or self.policy.inventory
         inv = deps.load_inventory(self.ws, inv_name)
         targets = self._resolve_targets(inv, select_expr, book)
         window_start, window_end = _aware(window_start), _aware(window_end)
-        if window_start and window_end and window_end <= window_start:
-            raise ChangeError("the window must end after it starts")
         now = self.clock()
+        problem = intake.window_problem(window_start, window_end, now)
+        if problem:
+            raise ChangeError(problem)
         plan = {"implementation": book.implementation_plan(), "rollback": book.rollback_plan()}
         row = {
             "title": title.strip(),
@@ -436,6 +455,17 @@ class ChangeService:
             "created_at": now,
             "updated_at": now,
         }
+        chosen = intake.version_note(runbook, book)
+
+        def created_payload(change_id: str, number: int) -> dict[str, Any]:
+            created = self._from_row({"id": change_id, "number": number, **row}, [], [])
+            fields = {k: v for k, v in created.to_dict().items() if k in _CREATED_FIELDS}
+            extra = {"runbook_chosen": chosen} if chosen else {}
+            return {"to": State.DRAFT.value, **fields, **extra}
+
+        # Everything the ledger will be asked to store is checked before a
+        # number is taken: a refused create leaves no gap in the numbers.
+        intake.check_recordable(redact_obj(jsonable(created_payload("CHG-000000", 0))))
         with self.engine.begin() as conn:
             number = conn.execute(
                 insert(store.change_numbers).values(change_id=None)
@@ -449,15 +479,11 @@ class ChangeService:
         # The change's row and its created event in one transaction (a crash
         # between the two transactions leaves a gap in the numbers, never a
         # change without its event).
-        created = self._from_row({"id": change_id, "number": number, **row}, [], [])
         self.record(
             "change.created",
             actor=requester,
             change_id=change_id,
-            payload={
-                "to": State.DRAFT.value,
-                **{k: v for k, v in created.to_dict().items() if k in _CREATED_FIELDS},
-            },
+            payload=created_payload(change_id, number),
             guard=self._guard(
                 (insert(store.changes).values(id=change_id, number=number, **row), None)
             ),
@@ -494,7 +520,7 @@ class ChangeService:
         runbook, targets and inventory. Approvals given for an older binding
         no longer count."""
         change = self.get(change_id)
-        check_transition(change.id, change.state, State.ASSESSED)
+        self._check_state(change, State.ASSESSED, actor)
         if actor != change.requester:
             self._require_role(actor, APPROVER_ROLES, "assess", change_id)
         book = self.catalog.get(change.runbook_ref)
@@ -672,9 +698,8 @@ class ChangeService:
         ):
             return self.review_retrospective(change_id, actor, comment=comment)
         if change.state is not State.ASSESSED:
-            raise ChangeError(
-                f"{change_id}: only an assessed change can be approved (it is {change.state})"
-            )
+            reason = f"only an assessed change can be approved (it is {change.state})"
+            self._refuse(change_id, actor, "approve", reason)
         required = (change.assessment or {}).get("required") or {}
         rule_roles = {Role(r) for r in required.get("roles", [])}
         if actor == change.requester:
@@ -727,15 +752,15 @@ class ChangeService:
             ),
         )
         change = self.get(change_id)
-        met, _ = self._requirement_met(change, rule_roles, int(required.get("count", 1)))
-        if met:
+        progress = approval_progress(change, self.policy, actor, self._valid_approvers(change))
+        if progress["remaining"] == 0:
             change = self._transition(
                 change,
                 State.APPROVED,
                 actor=actor,
                 payload={"approvers": self._valid_approvers(change), "binding_hash": digest},
             )
-        return change
+        return dataclasses.replace(change, approval_progress=progress)
 
     def _approval_row(
         self,
@@ -914,8 +939,7 @@ class ChangeService:
         reasons: list[str] = []
         policy = self.policy
         if change.state not in (State.APPROVED, State.SCHEDULED):
-            reasons.append(f"it is {change.state}, not approved")
-            return reasons
+            return [not_approved_reason(change, self.clock())]
         if Role.IMPLEMENTER not in policy.roles_of(actor):
             reasons.append(f"{actor} is not an implementer in the policy")
         required = (change.assessment or {}).get("required") or {}
@@ -1116,11 +1140,22 @@ class ChangeService:
         return Rollout(self, change_id, actor, progress=progress).rollback_change()
 
     def recover(
-        self, actor: str, *, rollback: bool = False, stale_after: float = 30.0
+        self,
+        actor: str,
+        *,
+        rollback: bool = False,
+        stale_after: float = 30.0,
+        change_id: str | None = None,
     ) -> list[dict[str, Any]]:
         from opskit.changes.rollout import recover
 
-        return recover(self, actor, rollback=rollback, stale_after=stale_after)
+        return recover(self, actor, rollback=rollback, stale_after=stale_after, change_id=change_id)
+
+    def cancel(self, change_id: str, actor: str, *, reason: str) -> ChangeRequest:
+        """Withdraws a change that has not started (see `opskit.changes.cancel`)."""
+        from opskit.changes.cancel import cancel
+
+        return cancel(self, change_id, actor, reason)
 
     # -- close ---------------------------------------------------------------------------
     def close(
@@ -1140,7 +1175,7 @@ class ChangeService:
         allowed = APPROVER_ROLES | {Role.IMPLEMENTER}
         if actor != change.requester:
             self._require_role(actor, allowed, "close", change_id)
-        check_transition(change.id, change.state, State.CLOSED)
+        self._check_state(change, State.CLOSED, actor)
         if (
             change.type is ChangeType.EMERGENCY
             and change.state is not State.REJECTED
@@ -1163,7 +1198,7 @@ class ChangeService:
                 f"{change_id}: outcome {final!r} does not fit a {change.state} change; "
                 f"use {' or '.join(possible)}"
             )
-        if final in ("failed", "rolled_back") and not cause:
+        if final in ("failed", "rolled_back", "partially_rolled_back") and not cause:
             cause = (change.summary or {}).get("cause")
         review_doc = {
             "review": review,
@@ -1296,20 +1331,6 @@ class ChangeService:
             )
 
 
-def _dbapi_statement(statement: Any, dialect: Any) -> tuple[str, Any]:
-    """`statement` as DB-API SQL and parameters for `dialect`, the values
-    converted as SQLAlchemy binds them (datetimes, JSON): for a statement run
-    on the ledger's own DB-API cursor, inside its transaction."""
-    compiled = statement.compile(dialect=dialect)
-    values = {}
-    for name, value in compiled.construct_params().items():
-        process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-        values[name] = process(value) if process is not None else value
-    if compiled.positiontup is not None:  # qmark (SQLite)
-        return compiled.string, tuple(values[name] for name in compiled.positiontup)
-    return compiled.string, values  # pyformat (psycopg)
-
-
 _CREATED_FIELDS = (
     "title",
     "description",
@@ -1351,30 +1372,6 @@ def _runbook_connectors(book: Any) -> set[str]:
 
 def _rollback_is_auto(book: Any) -> bool:
     return book.rollback == "auto"
-
-
-def jsonable(value: Any) -> Any:
-    """The ledger's JSON subset: no floats, tuples, datetimes or enums."""
-    if isinstance(value, Enum):
-        return str(value.value)
-    if isinstance(value, str | bool | int) or value is None:
-        return value
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [jsonable(v) for v in value]
-        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
-    return str(value)
-
-
-def redact_obj(data: Any) -> Any:
-    from opskit.secrets import REDACTOR
-
-    return REDACTOR.redact_obj(data)
 
 
 __all__ = ["ChangeService", "redact"]

@@ -10,9 +10,12 @@ cannot both win.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     Column,
+    Connection,
     DateTime,
     ForeignKey,
     Integer,
@@ -20,6 +23,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
+    text,
 )
 
 from opskit.db import metadata
@@ -40,7 +45,9 @@ changes = Table(
     Column("title", Text, nullable=False),
     Column("description", Text, nullable=False, default=""),
     Column("type", String(16), nullable=False),
-    Column("state", String(16), nullable=False, index=True),
+    # Wide enough for every state name ("partially_rolled_back"); older
+    # databases are widened by `widen_state_column`.
+    Column("state", String(32), nullable=False, index=True),
     Column("requester", String(128), nullable=False),
     Column("runbook_name", String(200), nullable=False),
     Column("runbook_version", String(64), nullable=False),
@@ -91,7 +98,8 @@ hosts = Table(
     metadata,
     Column("change_id", String(32), ForeignKey("changes.id"), primary_key=True),
     Column("ci", String(200), primary_key=True),
-    # pending | running | ok | failed | rolled_back | rollback_failed | skipped | unknown
+    # pending | running | ok | failed | rolled_back | rollback_failed | not_restored
+    # | skipped | unknown
     Column("status", String(24), nullable=False),
     Column("batch", Integer, nullable=True),
     Column("detail", JSON, nullable=True),
@@ -120,3 +128,21 @@ group_slots = Table(
     Column("acquired_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("group_name", "slot", name="uq_group_slot"),
 )
+
+
+@event.listens_for(metadata, "after_create")
+def widen_state_column(target: Any, connection: Connection, **_: Any) -> None:
+    """A PostgreSQL database made before the longer states existed has
+    `changes.state` as VARCHAR(16): widened here, once, on schema creation
+    (SQLite does not enforce the length)."""
+    if connection.dialect.name != "postgresql":
+        return
+    width = connection.execute(
+        text(
+            "SELECT character_maximum_length FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = 'changes' "
+            "AND column_name = 'state'"
+        )
+    ).scalar()
+    if width is not None and width < 32:
+        connection.execute(text("ALTER TABLE changes ALTER COLUMN state TYPE VARCHAR(32)"))

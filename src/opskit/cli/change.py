@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -36,8 +36,6 @@ app = typer.Typer(
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 IdArg = Annotated[str, typer.Argument(help="The change id, e.g. CHG-000001.")]
-
-FINAL_HOST_STATES = {"ok", "failed", "rolled_back", "rollback_failed", "skipped"}
 
 
 def _service() -> ChangeService:
@@ -74,12 +72,19 @@ def _when(value: str | None, option: str) -> datetime | None:
 
 
 def _window(
-    start: str | None, end: str | None, options: tuple[str, str]
+    start: str | None, end: str | None, options: tuple[str, str], *, future: bool = False
 ) -> tuple[datetime | None, datetime | None]:
-    """Both ends parsed; an end not after the start is a usage error (exit 2)."""
+    """Both ends parsed; an end not after the start (or, with `future`, an
+    end already past) is a usage error (exit 2)."""
     start_at, end_at = _when(start, options[0]), _when(end, options[1])
     if start_at and end_at and end_at <= start_at:
         raise UsageError(f"{options[1]} {end}: must be after {options[0]} {start}")
+    if future:
+        from opskit.changes.intake import window_problem
+
+        problem = window_problem(start_at, end_at, datetime.now(UTC), options)
+        if problem:
+            raise UsageError(problem)
     return start_at, end_at
 
 
@@ -126,7 +131,7 @@ def create(
     choice("--type", change_type, ChangeType)
     nonblank("--title", title)
     params = _parse_params(param or [])
-    start, end = _window(window_start, window_end, ("--window-start", "--window-end"))
+    start, end = _window(window_start, window_end, ("--window-start", "--window-end"), future=True)
     change = _service().create(
         runbook=runbook,
         select_expr=select,
@@ -140,6 +145,13 @@ def create(
         tickets=ticket or [],
         inventory=inventory,
     )
+    if "@" not in runbook:
+        # Named without a version: say which one was taken (change.created records it).
+        err_console.print(
+            f"note: --runbook {plain(runbook)} has no @VERSION: took the newest, "
+            f"{plain(change.runbook_ref)}",
+            highlight=False,
+        )
     if json_output:
         print_json(change.to_dict())
     else:
@@ -188,15 +200,21 @@ def _print_assessment(change: ChangeRequest) -> None:
     console.print(f"approvals required: {plain(required.get('reason', '-'))}", highlight=False)
     if required.get("eligible"):
         console.print(f"  eligible: {', '.join(required['eligible'])}", highlight=False)
-    predicted = change.predicted_diff or {}
-    for host, entry in predicted.items():
-        if entry.get("available"):
-            console.print(f"[bold]{plain(host)}[/bold] predicted diff:", highlight=False)
-            console.print(plain(entry.get("diff") or "  (no change)"), highlight=False)
-        else:
-            console.print(
-                f"{plain(host)}: no predicted diff ({plain(entry.get('reason'))})", highlight=False
-            )
+    for host, entry in (change.predicted_diff or {}).items():
+        _print_prediction(host, entry)
+
+
+def _print_prediction(host: str, entry: dict[str, Any]) -> None:
+    """One host's predicted diff: the diff, "no change needed" (an empty
+    prediction) or why none could be made."""
+    from opskit.changes.prediction import describe
+
+    line = describe(entry)
+    if entry.get("diff"):
+        console.print(f"[bold]{plain(host)}[/bold] {plain(line)}:", highlight=False)
+        console.print(plain(entry["diff"]), highlight=False)
+    else:
+        console.print(f"{plain(host)}: {plain(line)}", highlight=False)
 
 
 @app.command()
@@ -210,7 +228,10 @@ def approve(
     ] = None,
 ) -> None:
     """Approve (or, for an emergency change already run, review it retrospectively)."""
-    _brief(_service().approve(change_id, current_user(), comment=comment, signature=signature))
+    change = _service().approve(change_id, current_user(), comment=comment, signature=signature)
+    _brief(change)
+    if change.approval_progress:
+        console.print(plain(change.approval_progress["summary"]), highlight=False)
 
 
 @app.command()
@@ -239,7 +260,8 @@ def schedule(
 
 
 class _ProgressView:
-    """A rich progress bar: hosts done, failed and rolled back."""
+    """A rich progress bar: hosts done, failed, rolled back and skipped, each
+    host counted once (`opskit.changes.progress.ProgressTally`)."""
 
     def __init__(self, total: int) -> None:
         from rich.progress import (
@@ -250,7 +272,9 @@ class _ProgressView:
             TimeElapsedColumn,
         )
 
-        self.counts = {"ok": 0, "failed": 0, "rolled_back": 0, "skipped": 0}
+        from opskit.changes.progress import ProgressTally
+
+        self.tally = ProgressTally(total)
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -268,7 +292,7 @@ class _ProgressView:
             self.progress.stop()
 
     def _text(self) -> str:
-        c = self.counts
+        c = self.tally.counts
         return (
             f"[green]done {c['ok']}[/green] [red]failed {c['failed']}[/red] "
             f"[yellow]rolled back {c['rolled_back']}[/yellow] skipped {c['skipped']}"
@@ -280,11 +304,10 @@ class _ProgressView:
             if not self.started:
                 self.progress.start()
                 self.started = True
-        if status not in FINAL_HOST_STATES:
-            return
-        key = "failed" if status == "rollback_failed" else status
-        self.counts[key] = self.counts.get(key, 0) + 1
-        self.progress.update(self.task, advance=1, description=self._text())
+            if self.tally.update(ci, status):
+                self.progress.update(
+                    self.task, completed=self.tally.completed, description=self._text()
+                )
 
 
 @app.command()
@@ -321,9 +344,7 @@ def apply(
 def _print_summary(summary: dict[str, Any]) -> None:
     if summary.get("dry_run"):
         for host, entry in summary["predicted_diff"].items():
-            console.print(f"[bold]{plain(host)}[/bold]", highlight=False)
-            text = entry.get("diff") if entry.get("available") else f"  ({entry.get('reason')})"
-            console.print(plain(text or "  (no change)"), highlight=False)
+            _print_prediction(host, entry)
         return
     table = Table("host", "status", "error")
     for host, entry in summary.get("hosts", {}).items():
@@ -350,6 +371,9 @@ def rollback(change_id: IdArg, json_output: JsonOpt = False) -> None:
 
 @app.command()
 def recover(
+    change_id: Annotated[
+        str | None, typer.Argument(help="Only this change (default: every change in progress).")
+    ] = None,
     rollback_hosts: Annotated[
         bool, typer.Option("--rollback", help="Also roll back every host that may have changed.")
     ] = False,
@@ -361,7 +385,9 @@ def recover(
     """Find changes left in progress by a crashed run; report, release locks, mark failed."""
     if stale_after < 0:
         raise UsageError(f"--stale-after {stale_after:g}: give 0 or more seconds")
-    reports = _service().recover(current_user(), rollback=rollback_hosts, stale_after=stale_after)
+    reports = _service().recover(
+        current_user(), rollback=rollback_hosts, stale_after=stale_after, change_id=change_id
+    )
     if json_output:
         print_json(reports)
         return
@@ -452,19 +478,30 @@ def show(change_id: IdArg, json_output: JsonOpt = False) -> None:
         )
 
 
+@app.command()
+def cancel(
+    change_id: IdArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why the change is withdrawn.")],
+) -> None:
+    """Cancel a change that has not started (requester or change manager)."""
+    nonblank("--reason", reason)
+    _brief(_service().cancel(change_id, current_user(), reason=reason))
+
+
 @app.command("list")
 def list_changes(
     state: Annotated[
         str | None, typer.Option("--state", help="Only changes in this state (draft, ...).")
     ] = None,
+    all_changes: Annotated[bool, typer.Option("--all", help="Include cancelled changes.")] = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Changes, oldest first."""
+    """Changes, oldest first (cancelled ones only with --all or --state cancelled)."""
     if state is not None:
         from opskit.changes import State
 
         choice("--state", state, State)
-    changes = _service().list(state)
+    changes = _service().list(state, include_cancelled=all_changes)
     if json_output:
         print_json(
             [

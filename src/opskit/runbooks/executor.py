@@ -883,8 +883,7 @@ class _HostExecution:
             run.error = exc.step_run.error
             self.record("host.failed", {"phase": "apply", "dry_run": True, "error": run.error})
             return
-        diffs = [s.diff for s in steps if s.diff]
-        run.predicted_diff = "\n".join(diffs) if diffs else None
+        run.predicted_diff = _predicted_diff(steps)
         run.status = HostOutcome.DRY_RUN
         self.record(
             "host.dry_run",
@@ -1108,6 +1107,33 @@ def _redact_step(step_run: StepRun) -> None:
     step_run.data = REDACTOR.redact_obj(step_run.data)
 
 
+# Step actions that never change a device's configuration.
+_NO_CONFIG_EFFECT = frozenset({"get_config", "facts", "save", "config_compare"})
+
+
+def _predicted_diff(steps: Sequence[StepRun]) -> str | None:
+    """The dry-run apply phase's diff: "" when every step predicts no change
+    (nothing to do, or no apply step at all), None when some step's effect
+    cannot be predicted (a connector without diff prediction or check mode,
+    exec commands)."""
+    diffs: list[str] = []
+    for step in steps:
+        if step.diff:
+            diffs.append(step.diff)
+        elif step.diff is None and _effect_unknown(step):
+            return None
+    return "\n".join(diffs)
+
+
+def _effect_unknown(step: StepRun) -> bool:
+    if step.action in _NO_CONFIG_EFFECT:
+        return False
+    if step.action in ("config", "commands"):
+        return True  # no diff from the connector, or commands run as they are
+    # A connector action run in check mode: unchanged is a prediction too.
+    return step.status == "skipped" or step.changed
+
+
 def _diff_blob(steps: Sequence[StepRun]) -> dict[str, bytes | str] | None:
     diffs = [s.diff for s in steps if s.diff]
     return {"diff": "\n".join(diffs)} if diffs else None
@@ -1144,7 +1170,8 @@ def run_host(
 def predict_diff(
     runbook: Runbook, ci: CI, params: Mapping[str, Any], pool: ConnectorPool
 ) -> str | None:
-    """The predicted diff of the apply phase on this CI, or None when unknown."""
+    """The predicted diff of the apply phase on this CI: "" when nothing
+    would change, None when it cannot be predicted."""
     run = run_host(runbook, ci, params, pool=pool, dry_run=True)
     if run.status == HostOutcome.FAILED:
         raise ConnectorError(f"{ci.name}: cannot predict the diff: {run.error}")

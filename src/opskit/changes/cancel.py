@@ -1,0 +1,47 @@
+"""Cancelling a change that has not started: by its requester or a change
+manager, with a reason, in any state before `in_progress`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, func, select
+
+from opskit.changes import store
+from opskit.changes.model import ChangeRequest, State
+from opskit.errors import ChangeError
+from opskit.policy import Role
+
+if TYPE_CHECKING:
+    from opskit.changes.service import ChangeService
+
+
+def cancel(service: ChangeService, change_id: str, actor: str, reason: str) -> ChangeRequest:
+    """Moves the change to `cancelled` (`change.cancelled`, with the reason),
+    releasing any lock or group slot it holds in the same transaction."""
+    change = service.get(change_id)
+    if not reason.strip():
+        raise ChangeError("cancelling needs a reason")
+    if actor != change.requester:
+        service._require_role(actor, [Role.CHANGE_MANAGER], "cancel", change_id)
+    service._check_state(
+        change,
+        State.CANCELLED,
+        actor,
+        f"only a change that has not started can be cancelled (it is {change.state})",
+    )
+    with service.engine.connect() as conn:
+        held = conn.execute(
+            select(func.count()).where(store.locks.c.change_id == change_id)
+        ).scalar_one()
+    return service._transition(
+        change,
+        State.CANCELLED,
+        actor=actor,
+        payload={"reason": reason, "locks_released": held},
+        values={"summary": {**(change.summary or {}), "outcome": "cancelled", "cause": reason}},
+        rows=[
+            delete(store.locks).where(store.locks.c.change_id == change_id),
+            delete(store.group_slots).where(store.group_slots.c.change_id == change_id),
+        ],
+    )

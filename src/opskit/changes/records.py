@@ -1,0 +1,47 @@
+"""How the change engine's records are made: the ledger's JSON subset,
+redaction, and statements run on the ledger's own database cursor."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+
+def dbapi_statement(statement: Any, dialect: Any) -> tuple[str, Any]:
+    """`statement` as DB-API SQL and parameters for `dialect`, the values
+    converted as SQLAlchemy binds them (datetimes, JSON): for a statement run
+    on the ledger's own DB-API cursor, inside its transaction."""
+    compiled = statement.compile(dialect=dialect)
+    values = {}
+    for name, value in compiled.construct_params().items():
+        process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        values[name] = process(value) if process is not None else value
+    if compiled.positiontup is not None:  # qmark (SQLite)
+        return compiled.string, tuple(values[name] for name in compiled.positiontup)
+    return compiled.string, values  # pyformat (psycopg)
+
+
+def jsonable(value: Any) -> Any:
+    """The ledger's JSON subset: no floats, tuples, datetimes or enums."""
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, str | bool | int) or value is None:
+        return value
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [jsonable(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
+    return str(value)
+
+
+def redact_obj(data: Any) -> Any:
+    from opskit.secrets import REDACTOR
+
+    return REDACTOR.redact_obj(data)
