@@ -129,6 +129,9 @@ def test_an_inventory_that_does_not_exist(tmp_path: Path) -> None:
 def test_an_inventory_name_outside_inventories(tmp_path: Path) -> None:
     message = refused(tmp_path, "inventory: ../../etc\n" + PEOPLE)
     assert message.startswith(":1 [inventory]: '../../etc' is not an inventory name")
+    # Too long for a file name: an error of its own, not the file system's OSError.
+    message = refused(tmp_path, f"inventory: {'a' * 300}\n" + PEOPLE)
+    assert message.endswith("is not an inventory name: use a folder name under inventories/")
 
 
 @pytest.mark.parametrize(

@@ -206,3 +206,14 @@ def test_no_number_in_a_policy_may_be_nan_or_infinite(
     error = load_or_error(path)
     assert isinstance(error, PolicyError)
     assert "is not a finite number" in str(error) and error.line == 2
+
+
+@SETTINGS
+@given(name=st.text(max_size=400))
+def test_any_inventory_name_is_a_policy_or_one_policy_error(tmp_path: Path, name: str) -> None:
+    path = workspace_dir(tmp_path)
+    policy = {"inventory": name, "people": {"bob": {"roles": ["cab", "change_manager"]}}}
+    policy["approvals"] = {"medium": {"roles": ["cab"], "count": 1}, "high": {"roles": ["cab"]}}
+    path.write_text(yaml.safe_dump(policy, allow_unicode=True))
+    result = load_or_error(path)
+    assert isinstance(result, PolicyError) == (name not in INVENTORIES)

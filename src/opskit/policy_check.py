@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from opskit.policy import ApprovalRule, Policy
 
 SUPPORTED_VERSIONS = (1,)
-INVENTORY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# A folder name under inventories/ (no path, not too long for the file system).
+INVENTORY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 Loc = tuple[str | int, ...]
 
 
