@@ -5,6 +5,7 @@ it either gives a Policy or raises one one-line PolicyError naming the file
 from __future__ import annotations
 
 import string
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,10 @@ ROLES = [role.value for role in Role]
 INVENTORIES = ("example", "lab")
 names = st.text(string.ascii_lowercase + string.digits + "-_", min_size=1, max_size=12)
 times = st.times().map(lambda t: t.strftime("%H:%M"))
+moments = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+)
+lengths = st.timedeltas(min_value=timedelta(minutes=1), max_value=timedelta(days=60))
 days = st.lists(st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]), min_size=1)
 
 
@@ -71,6 +76,15 @@ def valid_policies(draw: st.DrawFn) -> dict[str, Any]:
                 max_size=2,
             )
         ),
+        "freezes": [
+            {
+                "name": draw(names),
+                "start": start.isoformat(),
+                "end": (start + length).isoformat(),
+                "emergency_override": rule(),
+            }
+            for start, length in draw(st.lists(st.tuples(moments, lengths), max_size=2))
+        ],
         "concurrency": draw(
             st.lists(
                 st.fixed_dictionaries({"group": names, "max_changing": st.integers(1, 100)}),
@@ -160,6 +174,10 @@ def test_a_valid_policy_round_trips(tmp_path: Path, policy: dict[str, Any]) -> N
     assert loaded.approvals.medium.count == policy["approvals"]["medium"]["count"]
     assert [w.start.strftime("%H:%M") for w in loaded.windows] == [
         w["start"] for w in policy["windows"]
+    ]
+    assert [f.end - f.start for f in loaded.freezes] == [
+        datetime.fromisoformat(f["end"]) - datetime.fromisoformat(f["start"])
+        for f in policy["freezes"]
     ]
     # What the loader gives back, written out again, loads to the same policy.
     path.write_text(yaml.safe_dump(loaded.model_dump(mode="json"), allow_unicode=True))
