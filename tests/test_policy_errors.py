@@ -121,8 +121,9 @@ def test_an_inventory_that_does_not_exist(tmp_path: Path) -> None:
         "no inventory 'prod' in " + str(tmp_path / "inventories") + " (have: example, lab)"
     )
     # The default ("example") must exist too.
-    assert ":1 [inventory]: no inventory 'example' (the default)" in refused(
-        tmp_path / "bare", PEOPLE, inventories=()
+    assert refused(tmp_path / "bare", PEOPLE, inventories=()) == (
+        f":1 [inventory]: no inventory 'example' (the default) in {tmp_path / 'bare/inventories'}:"
+        " it has none; 'opskit init --examples' adds the shipped ones"
     )
 
 

@@ -295,6 +295,10 @@ def check_inventory(doc: PolicyFile, policy: Policy, inventories_dir: Path) -> N
     have = sorted(p.name for p in inventories_dir.glob("*") if p.is_dir())
     hint = did_you_mean(name, have)
     if not hint:
-        hint = f" (have: {', '.join(have)})" if have else " (inventories/ is empty)"
+        hint = (
+            f" (have: {', '.join(have)})"
+            if have
+            else ": it has none; 'opskit init --examples' adds the shipped ones"
+        )
     default = "" if doc.has(loc) else " (the default)"
     raise doc.error(f"no inventory {name!r}{default} in {inventories_dir}{hint}", loc)
