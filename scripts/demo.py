@@ -39,9 +39,10 @@ def main() -> int:
     # The example estate's credentials are references to environment variables;
     # the demo never connects to it, so placeholders are enough.
     if not (WORKSPACE / "opskit.yaml").is_file():
-        opskit("init", str(WORKSPACE))
-    # The example estate is refreshed from the repository; the lab's inventory
-    # is written by `opskit lab up` itself.
+        opskit("init", str(WORKSPACE))  # copies the shipped examples too
+    # The example estate is refreshed from the repository (a workspace made
+    # by an earlier version may hold an older copy); the lab's inventory is
+    # written by `opskit lab up` itself.
     shutil.copytree(
         REPO / "inventories" / "example", WORKSPACE / "inventories" / "example", dirs_exist_ok=True
     )
@@ -54,13 +55,18 @@ def main() -> int:
     from opskit.lab import Lab
     from opskit.workspace import Workspace
 
+    keep_lab = "--keep-lab" in sys.argv
     try:
         run_demo(WORKSPACE)
         opskit("audit", "verify")
     finally:
-        if "--keep-lab" not in sys.argv:
+        if not keep_lab:
             Lab(Workspace.open(WORKSPACE)).down()
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s; workspace: {WORKSPACE}")
+    if keep_lab:
+        print(f"the lab is still running: opskit -w {WORKSPACE} lab down  stops it")
+    else:
+        print("the lab is stopped (scripts/demo.py --keep-lab leaves it running)")
     return 0
 
 

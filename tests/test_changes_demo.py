@@ -30,3 +30,6 @@ def test_demo_runs_twice_with_fresh_changes(tmp_path: Path) -> None:
     text = output.getvalue()
     assert "running config after rollback == before the change: False" not in text
     assert text.count("== before the change: True") == 8
+    # scripts/demo.py says when the demo finished and stops the lab itself:
+    # run_demo neither announces the end nor tells to stop the lab.
+    assert "demo finished" not in text and "lab down" not in text

@@ -115,7 +115,7 @@ def test_export_then_import(workspace: Workspace, tmp_path: Path) -> None:
 
 def test_drift_exit_code(workspace: Workspace) -> None:
     result = opskit(workspace, "drift")
-    assert result.returncode == 0 and "no drift" in result.stdout
+    assert result.returncode == 0 and "no observation recorded" in result.stdout
     store = ObservedStore(workspace.engine)
     store.record_facts("fw1", {"model": "ASA5525-X", "os_version": "9.18"}, "napalm")
     store.record_change("fw1", "CHG-7", "failed", None)

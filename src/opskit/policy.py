@@ -13,11 +13,22 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from opskit.errors import PolicyError
-from opskit.yamlfile import field_path, load_yaml
+from opskit.errors import PolicyError, ValidationError
+from opskit.policy_check import (
+    PolicyFile,
+    check_finite,
+    check_meaning,
+    check_version,
+    first_error,
+    shape_error,
+)
+from opskit.yamlfile import load_yaml
+
+# Whole numbers as written: no `true` for 1, no "5" or 5.0 (pydantic's lax mode takes them).
+Count = Annotated[int, Field(ge=1, strict=True)]
 
 
 class Role(StrEnum):
@@ -51,7 +62,7 @@ class ApprovalRule(_Strict):
     """`count` distinct people holding any of `roles` must approve."""
 
     roles: list[Role]
-    count: Annotated[int, Field(ge=1)] = 1
+    count: Count = 1
 
 
 class EmergencyRule(ApprovalRule):
@@ -85,16 +96,25 @@ class ChangeWindow(_Strict):
 
     name: str
     timezone: str = "UTC"
-    days: list[str] = list(_DAYS)
+    days: Annotated[list[str], Field(min_length=1)] = list(_DAYS)
     start: time
     end: time
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _quoted_time(cls, value: Any) -> Any:
+        # YAML reads an unquoted 22:00 as the number 1320 (base 60), which
+        # pydantic would take as 1320 seconds: 00:22.
+        if not isinstance(value, str | time):
+            raise ValueError(f'must be a time of day in quotes, e.g. "22:00" (got {value!r})')
+        return value
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             raise ValueError(f"unknown timezone {value!r}") from None
         return value
 
@@ -117,6 +137,17 @@ class Freeze(_Strict):
     reason: str | None = None
     emergency_override: ApprovalRule | None = None
 
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _no_timestamp(cls, value: Any) -> Any:
+        # pydantic would take a number as seconds since 1970.
+        if not isinstance(value, str | datetime):
+            raise ValueError(
+                f'must be a date and time with an offset, e.g. "2026-12-20T00:00:00+01:00"'
+                f" (got {value!r})"
+            )
+        return value
+
     @model_validator(mode="after")
     def _ordered(self) -> Freeze:
         if self.start.tzinfo is None or self.end.tzinfo is None:
@@ -130,23 +161,24 @@ class ConcurrencyCap(_Strict):
     """At most `max_changing` CIs of `group` in flight at once, across changes."""
 
     group: str
-    max_changing: Annotated[int, Field(ge=1)]
+    max_changing: Count
 
 
 class Policy(_Strict):
-    version: int = 1
+    version: Annotated[int, Field(strict=True)] = 1
     # The inventory (folder under inventories/) commands use by default.
     inventory: str = "example"
     people: dict[str, Person] = {}
     approvals: Approvals = Approvals()
     standard_changes: list[StandardChange] = []
-    require_signed_approvals: bool = False
+    require_signed_approvals: StrictBool = False
     # No windows means "any time"; with windows, normal changes must fall inside one.
     windows: list[ChangeWindow] = []
     freezes: list[Freeze] = []
     concurrency: list[ConcurrencyCap] = []
     # Retention of purgeable blob content (configurations, outputs), in days.
-    retention_days: Annotated[int, Field(ge=1)] | None = None
+    # At most 100 years: larger values overflow date arithmetic.
+    retention_days: Annotated[int, Field(ge=1, le=36500, strict=True)] | None = None
 
     def roles_of(self, person: str) -> set[Role]:
         entry = self.people.get(person)
@@ -196,20 +228,37 @@ def policy_json_schema() -> dict[str, Any]:
     return Policy.model_json_schema()
 
 
-def load_policy(path: Path) -> Policy:
-    data, locator = load_yaml(path)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise PolicyError("the policy must be a mapping", file=path, line=1)
+def load_policy(path: Path, *, inventories_dir: Path | None = None) -> Policy:
+    """Reads and checks `opskit.yaml`; any fault is one PolicyError naming the
+    file, the line and the field. With `inventories_dir`, the default
+    inventory must be a folder in it."""
     try:
-        return Policy.model_validate(data)
+        data, locator = load_yaml(path)
+    except ValidationError as exc:
+        raise PolicyError(_detail(exc), file=exc.file, line=exc.line) from None
+    doc = PolicyFile(path, data, locator)
+    if data is None or data == {}:
+        raise doc.error(
+            "the policy is empty: it must list at least the people and their roles"
+            " ('opskit init --force' writes a starter policy)"
+        )
+    if not isinstance(data, dict):
+        raise doc.error("the policy must be a mapping of version, people, approvals, ...")
+    check_finite(doc)
+    check_version(doc)
+    try:
+        policy = Policy.model_validate(data)
     except PydanticValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        raise PolicyError(
-            err["msg"], file=path, line=locator.line(loc), field=field_path(loc)
-        ) from None
+        raise shape_error(doc, first_error(exc.errors()), Policy) from None
+    check_meaning(doc, policy, inventories_dir)
+    return policy
+
+
+def _detail(exc: ValidationError) -> str:
+    """The message of `exc` without its "file:line: " prefix."""
+    where = (exc.file or "") + (f":{exc.line}" if exc.file and exc.line else "")
+    text = str(exc)
+    return text[len(where) + 2 :] if where and text.startswith(f"{where}: ") else text
 
 
 # -- evaluation helpers (used by the change engine) --------------------------

@@ -9,6 +9,7 @@ directory); the database by `--db URL` or `OPSKIT_DB` (default: SQLite in
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 POLICY_FILE = "opskit.yaml"
 STATE_DIR = ".opskit"
 SUBDIRS = ("inventories", "runbooks", "playbooks", "templates")
+# The example inventories, runbooks, playbooks and templates ship inside the
+# package (src/opskit/examples/ links to the repository's folders).
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 
 
 @dataclass
@@ -86,7 +90,7 @@ class Workspace:
     def policy(self) -> Policy:
         from opskit.policy import load_policy
 
-        return load_policy(self.policy_path)
+        return load_policy(self.policy_path, inventories_dir=self.inventories_dir)
 
     @property
     def engine(self) -> Engine:
@@ -113,9 +117,14 @@ class Workspace:
             self._engine = None
 
 
-def init_workspace(root: str | Path, *, db: str | None = None, force: bool = False) -> Workspace:
+def init_workspace(
+    root: str | Path, *, db: str | None = None, force: bool = False, examples: bool = True
+) -> Workspace:
     """Creates a new workspace: folders, a policy, the state database and the
-    workspace's Ed25519 signing key (for ledger checkpoints)."""
+    workspace's Ed25519 signing key (for ledger checkpoints). With `examples`
+    (the default) the shipped inventories, runbooks, playbooks and templates
+    are copied in, so that the policy's default inventory exists and a first
+    change can be made at once."""
     from opskit.ledger.keys import ensure_workspace_key
     from opskit.policy import DEFAULT_POLICY_YAML
 
@@ -126,6 +135,8 @@ def init_workspace(root: str | Path, *, db: str | None = None, force: bool = Fal
         root.mkdir(parents=True, exist_ok=True)
         for sub in SUBDIRS:
             (root / sub).mkdir(exist_ok=True)
+        if examples:
+            copy_examples(root)
         (root / POLICY_FILE).write_text(DEFAULT_POLICY_YAML)
         (root / STATE_DIR).mkdir(exist_ok=True)
         (root / STATE_DIR / ".gitignore").write_text("*\n")
@@ -136,3 +147,30 @@ def init_workspace(root: str | Path, *, db: str | None = None, force: bool = Fal
     ws.engine  # noqa: B018 - creates the schema now, so errors surface at init
     ensure_workspace_key(ws)
     return ws
+
+
+def copy_examples(root: str | Path) -> list[Path]:
+    """Copies the shipped examples into the workspace folder `root`, keeping
+    every file that already exists there. Returns the files copied."""
+    root = Path(root)
+    if not EXAMPLES_DIR.is_dir():
+        raise WorkspaceError(f"{EXAMPLES_DIR}: the shipped examples are missing from this install")
+    copied = []
+    for sub in SUBDIRS:
+        source = EXAMPLES_DIR / sub
+        for file in sorted(p for p in source.rglob("*") if p.is_file()):
+            target = root / sub / file.relative_to(source)
+            if target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(file, target)
+            copied.append(target)
+    return copied
+
+
+def empty_listing_hint(what: str, folder: Path) -> str:
+    """What to do when a listing of `what` (e.g. "runbooks") in `folder` is empty."""
+    return (
+        f"no {what} in {folder}: copy one from {EXAMPLES_DIR / what},"
+        " or run 'opskit init --examples' to add the shipped examples"
+    )

@@ -9,8 +9,11 @@
 3. Both closed with their post-implementation reviews, the ledger verified,
    the approvals re-verified, and where the records are.
 
-Run it with `python -m opskit.changes.demo [WORKSPACE]`. It works again
-when run twice: the lab is reused, change ids and VLANs are fresh.
+`make demo` runs `scripts/demo.py`, which calls `run_demo` between the CMDB
+steps and the final `opskit audit verify`, then stops the lab. On its own,
+`python -m opskit.changes.demo [WORKSPACE]` runs only this part and leaves
+the lab running. It works again when run twice: the lab is reused, change
+ids and VLANs are fresh.
 """
 
 from __future__ import annotations
@@ -240,17 +243,20 @@ def run_demo(root: str | Path = "demo-workspace", *, out: Console | None = None)
     out.print(
         f"  opskit -w {ws.root} change show {first.id}\n"
         f"  opskit -w {ws.root} audit log --change {second.id}\n"
-        f"  opskit -w {ws.root} audit verify\n"
-        f"  opskit -w {ws.root} lab down      (stops the lab)",
+        f"  opskit -w {ws.root} audit verify",
         highlight=False,
     )
-    out.print(f"demo finished in {time.monotonic() - started:.1f} s")
+    # The caller says when the demo finished and whether the lab still runs:
+    # `scripts/demo.py` stops it afterwards.
     return {
         "workspace": str(ws.root),
         "changes": {first.id: summary1["state"], second.id: summary2["state"]},
         "ledger_ok": report.ok,
+        "seconds": time.monotonic() - started,
     }
 
 
 if __name__ == "__main__":
-    run_demo(sys.argv[1] if len(sys.argv) > 1 else "demo-workspace")
+    result = run_demo(sys.argv[1] if len(sys.argv) > 1 else "demo-workspace")
+    print(f"\nchange demo finished in {result['seconds']:.1f} s")
+    print(f"the lab is still running: opskit -w {result['workspace']} lab down  stops it")

@@ -58,6 +58,8 @@ def runbook_catalog(ws: Workspace) -> Any:
 def open_ledger(ws: Workspace) -> Any:
     from opskit.ledger import Ledger
 
+    # A broken policy is refused before anything can be recorded under it.
+    ws.policy  # noqa: B018
     return Ledger.open(ws)
 
 

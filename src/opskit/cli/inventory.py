@@ -371,16 +371,16 @@ def drift(
 ) -> None:
     """Compare declared attributes with the latest observed facts. Exit 1 on drift."""
     from opskit.inventory import load_workspace_inventory
-    from opskit.inventory.observed import ObservedStore
-    from opskit.inventory.observed import drift as compute_drift
+    from opskit.inventory.observed import ObservedStore, drift_report
 
     ws = workspace()
     inv = load_workspace_inventory(ws, inventory)
-    items = compute_drift(inv, ObservedStore(ws.engine), select)
+    report = drift_report(inv, ObservedStore(ws.engine), select)
+    items = report.items
     if as_json:
         print_json([item.to_dict() for item in items])
     elif not items:
-        console.print("[green]no drift[/green]: declared state matches the latest observations")
+        console.print(report.summary(), highlight=False, soft_wrap=True)
     else:
         table = Table(title=f"drift: {len(items)} differences")
         for column in ("ci", "field", "kind", "declared", "observed", "source", "observed at"):

@@ -58,6 +58,12 @@ def list_runbooks(json_output: JsonOpt = False) -> None:
     from opskit.runbooks.loader import InvalidRunbook, semver_key
 
     books, invalid = _catalog().scan()
+    if not books and not invalid and not json_output:
+        from opskit.workspace import empty_listing_hint
+
+        hint = empty_listing_hint("runbooks", workspace().runbooks_dir)
+        console.print(hint, highlight=False, soft_wrap=True)
+        return
     if json_output:
         print_json(
             {

@@ -262,6 +262,33 @@ def same_value(declared: Any, observed: Any) -> bool:
     return str(declared) == str(observed)
 
 
+@dataclass(frozen=True)
+class DriftReport:
+    """Drift of a selection, and which CIs could be compared at all."""
+
+    items: list[DriftItem]
+    observed: tuple[str, ...]  # selected CIs with at least one observed fact
+    unobserved: tuple[str, ...]  # selected CIs never observed: not compared
+
+    def summary(self) -> str:
+        """One line for a report without differences: never "no drift" when
+        nothing was observed to compare with."""
+        if not self.observed:
+            return (
+                f"no observation recorded for any of the {len(self.unobserved)} selected CI(s),"
+                " so drift cannot be checked: facts are recorded by changes whose runbook"
+                " collects them (an action: facts step, as in napalm-merge) or by"
+                " ObservedStore.record_facts"
+            )
+        line = (
+            f"no drift on the {len(self.observed)} observed CI(s):"
+            " declared state matches the latest observations"
+        )
+        if self.unobserved:
+            line += f"; {len(self.unobserved)} selected CI(s) never observed (not compared)"
+        return line
+
+
 def drift(
     inventory: Inventory,
     store: ObservedStore,
@@ -269,24 +296,41 @@ def drift(
     *,
     ignore: Iterable[str] = VOLATILE_FACTS,
 ) -> list[DriftItem]:
+    """Differences between declared and latest observed state of the selected CIs
+    (`drift_report(...).items`)."""
+    return drift_report(inventory, store, select, ignore=ignore).items
+
+
+def drift_report(
+    inventory: Inventory,
+    store: ObservedStore,
+    select: str | None = None,
+    *,
+    ignore: Iterable[str] = VOLATILE_FACTS,
+) -> DriftReport:
     """Differences between declared and latest observed state of the selected CIs.
 
     Only CIs with at least one observed fact are compared (an unobserved CI
-    has no observed state to disagree with). Per CI: every declared attribute
-    with no fact of the same name is `missing`, one whose fact differs is
-    `differs`, and every fact with no declared attribute is `undeclared`
-    (except volatile facts such as uptime). `platform` and `host` facts are
-    compared with the CI's fields.
+    has no observed state to disagree with; the report lists them). Per CI:
+    every declared attribute with no fact of the same name is `missing`, one
+    whose fact differs is `differs`, and every fact with no declared attribute
+    is `undeclared` (except volatile facts such as uptime). `platform` and
+    `host` facts are compared with the CI's fields.
     """
     cis = inventory.select(select)
     ignored = frozenset(ignore)
     observed = store.latest_facts_many(ci.name for ci in cis)
     items: list[DriftItem] = []
+    seen: list[str] = []
+    unseen: list[str] = []
     for ci in cis:
         facts = observed.get(ci.name)
         if facts:
+            seen.append(ci.name)
             items.extend(_compare(ci, facts, ignored))
-    return items
+        else:
+            unseen.append(ci.name)
+    return DriftReport(items, tuple(seen), tuple(unseen))
 
 
 def _compare(ci: CI, facts: dict[str, Fact], ignored: frozenset[str]) -> list[DriftItem]:
