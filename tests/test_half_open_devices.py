@@ -174,7 +174,8 @@ def test_assess_and_apply_print_one_line_per_half_open_host(
     assert assessed.stderr == ""  # nothing from paramiko
     for host in hosts:  # each host's failure: one line, with its reason
         (line,) = _host_lines(assessed.stdout, host + ":")
-        assert "no predicted diff" in line and ("unreachable" in line or "timed out" in line)
+        assert "cannot predict the diff" in line and ("unreachable" in line or "timed out" in line)
+        assert line.count(host) == 1, line  # the host is named once
 
     for approver in ("bob", "carol"):
         assert _cli(root, approver, "change", "approve", change_id).returncode == 0

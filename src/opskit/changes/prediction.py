@@ -32,6 +32,14 @@ def unavailable(reason: str) -> dict[str, Any]:
     return {"available": False, "reason": REDACTOR.redact(reason), "hash": None}
 
 
+def without_host(message: str, host: str) -> str:
+    """The reason without the leading "host: " that the caller prints anyway."""
+    prefix = f"{host}: "
+    while message.startswith(prefix):
+        message = message[len(prefix) :]
+    return message
+
+
 def describe(entry: dict[str, Any]) -> str:
     """ "predicted diff", "no change needed (...)" or "cannot predict the diff (why)"."""
     if not entry.get("available"):

@@ -114,7 +114,7 @@ def predict_diffs(
                     executor.predict_diff(book, ci, dict(params), pool)
                 )
             except OpskitError as exc:
-                return ci.name, prediction.unavailable(str(exc))
+                return ci.name, prediction.unavailable(prediction.without_host(str(exc), ci.name))
 
         with ThreadPoolExecutor(max_workers=width) as threads:
             for name, entry in threads.map(one, cis):

@@ -1174,7 +1174,7 @@ def predict_diff(
     would change, None when it cannot be predicted."""
     run = run_host(runbook, ci, params, pool=pool, dry_run=True)
     if run.status == HostOutcome.FAILED:
-        raise ConnectorError(f"{ci.name}: cannot predict the diff: {run.error}")
+        raise ConnectorError(run.error or f"{ci.name}: the dry run failed")
     return run.predicted_diff
 
 
