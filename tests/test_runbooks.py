@@ -237,7 +237,9 @@ def test_templating_is_strict_and_names_the_step(root: Path) -> None:
     )
     rendered = render_params(book.apply[0], {"vlan_id": 30}, ci, root / "templates")
     assert rendered["lines"] == ["vlan 30", " name dc1-r7"]
-    with pytest.raises(RunbookError, match=r"step apply\[0\] 'add the vlan': undefined variable"):
+    with pytest.raises(
+        RunbookError, match=r"step apply\[0\] 'add the vlan': template line 1: undefined variable"
+    ):
         render_params(book.apply[0], {}, ci, root / "templates")
     bare = CI(name="sw2", type=CIType.SWITCH, platform="cisco_ios", site="dc1")
     with pytest.raises(RunbookError, match=r"'add the vlan'.*rack"):
