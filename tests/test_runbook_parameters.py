@@ -138,3 +138,23 @@ def test_doc_lists_formats_as_enforced(book: Runbook) -> None:
     assert "format: ipv4 (enforced)" in text and "format: ipv4-network (enforced)" in text
     assert "finite (no NaN or infinity)" in text
     assert "may span lines" in text and "one line, no control characters" in text
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "said"),
+    [
+        ("ratio: {type: number}", "ratio: {type: number, default: .nan}", "not a finite number"),
+        ("text: {type: string}", 'text: {type: string, default: "a\\nb"}', "line feed"),
+        ("format: ipv4}", "format: ipv4, default: 999.1.1.1}", "'999.1.1.1' is not a 'ipv4'"),
+    ],
+)
+def test_defaults_follow_the_same_rules_at_load(
+    tmp_path: Path, old: str, new: str, said: str
+) -> None:
+    path = tmp_path / "runbooks" / "demo" / "1.0.0.yaml"
+    path.parent.mkdir(parents=True)
+    assert old in BOOK
+    path.write_text(BOOK.replace(old, new))
+    with pytest.raises(RunbookError) as info:
+        load_runbook(path, tmp_path)
+    assert ".default]" in str(info.value) and said in str(info.value)

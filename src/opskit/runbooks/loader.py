@@ -52,7 +52,13 @@ from opskit.runbooks.model import (
     Strategy,
     Targets,
 )
-from opskit.runbooks.parameters import known_formats, unknown_formats
+from opskit.runbooks.parameters import (
+    FORMAT_CHECKER,
+    check_value,
+    known_formats,
+    short_schema_message,
+    unknown_formats,
+)
 from opskit.runbooks.rendercheck import TemplateFiles, check_document
 from opskit.runbooks.templating import ENV
 from opskit.secrets import SecretRef
@@ -296,6 +302,27 @@ class _Builder:
                         ["parameters", "properties", name, "default"],
                     ) from None
 
+    def check_defaults(self, parameters: Mapping[str, Any]) -> None:
+        """A default follows the rules a given value does (a change created
+        without the parameter gets it): its schema, formats, one line, finite."""
+        props = parameters.get("properties", {}) or {}
+        for name, spec in props.items():
+            if not isinstance(spec, Mapping) or spec.get("secret") or "default" not in spec:
+                continue
+            loc: list[str | int] = ["parameters", "properties", name, "default"]
+            try:
+                check_value(name, spec["default"], spec, "the default")
+            except OpskitError as exc:
+                raise self.error(str(exc).removeprefix("[params." + name + "]: "), loc) from None
+            error = best_match(
+                Draft202012Validator(spec, format_checker=FORMAT_CHECKER).iter_errors(
+                    spec["default"]
+                )
+            )
+            if error is not None:
+                message = short_schema_message(error.message, error.instance)
+                raise self.error(f"the default of {name!r}: {message}", loc)
+
     def check_templates(self) -> None:
         """Every Jinja string and template file parses, compiles and uses only
         what rendering allows; files a template includes count in the digest."""
@@ -431,6 +458,7 @@ class _Builder:
                 ["parameters", *loc],
             )
         self.check_secret_defaults(parameters)
+        self.check_defaults(parameters)
         targets = data["targets"]
         if targets.get("select"):
             self.check_selection(targets["select"])
