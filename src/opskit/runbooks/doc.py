@@ -49,7 +49,7 @@ def _parameters_table(schema: Mapping[str, Any]) -> list[str]:
                 constraints.append(f"{key}: {_cell(spec[key])}")
         if "format" in spec:
             constraints.append(f"format: {_cell(spec['format'])} (enforced)")
-        if spec.get("type") in ("number", "integer"):
+        if spec.get("type") == "number":
             constraints.append("finite (no NaN or infinity)")
         if spec.get(MULTILINE_KEY):
             constraints.append("may span lines (one configuration line each)")
