@@ -52,13 +52,7 @@ from opskit.runbooks.model import (
     Strategy,
     Targets,
 )
-from opskit.runbooks.parameters import (
-    FORMAT_CHECKER,
-    check_value,
-    known_formats,
-    short_schema_message,
-    unknown_formats,
-)
+from opskit.runbooks.parameters import schema_problems
 from opskit.runbooks.rendercheck import TemplateFiles, check_document
 from opskit.runbooks.templating import ENV
 from opskit.secrets import SecretRef
@@ -302,27 +296,6 @@ class _Builder:
                         ["parameters", "properties", name, "default"],
                     ) from None
 
-    def check_defaults(self, parameters: Mapping[str, Any]) -> None:
-        """A default follows the rules a given value does (a change created
-        without the parameter gets it): its schema, formats, one line, finite."""
-        props = parameters.get("properties", {}) or {}
-        for name, spec in props.items():
-            if not isinstance(spec, Mapping) or spec.get("secret") or "default" not in spec:
-                continue
-            loc: list[str | int] = ["parameters", "properties", name, "default"]
-            try:
-                check_value(name, spec["default"], spec, "the default")
-            except OpskitError as exc:
-                raise self.error(str(exc).removeprefix("[params." + name + "]: "), loc) from None
-            error = best_match(
-                Draft202012Validator(spec, format_checker=FORMAT_CHECKER).iter_errors(
-                    spec["default"]
-                )
-            )
-            if error is not None:
-                message = short_schema_message(error.message, error.instance)
-                raise self.error(f"the default of {name!r}: {message}", loc)
-
     def check_templates(self) -> None:
         """Every Jinja string and template file parses, compiles and uses only
         what rendering allows; files a template includes count in the digest."""
@@ -451,14 +424,9 @@ class _Builder:
         except SchemaError as exc:
             loc = ["parameters", *exc.absolute_path]
             raise self.error(f"not a valid JSON Schema: {exc.message}", loc) from None
-        for loc, fmt in unknown_formats(parameters):
-            known = ", ".join(sorted(known_formats()))
-            raise self.error(
-                f"format {fmt!r} is not one opskit enforces (known: {known})",
-                ["parameters", *loc],
-            )
+        for loc, message in schema_problems(parameters):
+            raise self.error(message, ["parameters", *loc])
         self.check_secret_defaults(parameters)
-        self.check_defaults(parameters)
         targets = data["targets"]
         if targets.get("select"):
             self.check_selection(targets["select"])

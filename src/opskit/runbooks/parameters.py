@@ -27,7 +27,8 @@ import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from jsonschema import FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import best_match
 
 from opskit.errors import RunbookError
 
@@ -97,6 +98,31 @@ def unknown_formats(
     elif isinstance(schema, list):
         for index, value in enumerate(schema):
             yield from unknown_formats(value, (*path, index))
+
+
+def schema_problems(parameters: Mapping[str, Any]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """(path in the schema, message): formats opskit cannot enforce, and
+    defaults that break the rules a given value follows (a change created
+    without the parameter gets the default)."""
+    for loc, fmt in unknown_formats(parameters):
+        known = ", ".join(sorted(known_formats()))
+        yield loc, f"format {fmt!r} is not one opskit enforces (known: {known})"
+    props = parameters.get("properties", {}) or {}
+    for name, spec in props.items():
+        if not isinstance(spec, Mapping) or spec.get("secret") or "default" not in spec:
+            continue
+        loc: tuple[str | int, ...] = ("properties", name, "default")
+        try:
+            check_value(name, spec["default"], spec, "the default")
+        except RunbookError as exc:
+            yield loc, str(exc).removeprefix(f"[params.{name}]: ")
+            continue
+        error = best_match(
+            Draft202012Validator(spec, format_checker=FORMAT_CHECKER).iter_errors(spec["default"])
+        )
+        if error is not None:
+            message = short_schema_message(error.message, error.instance)
+            yield loc, f"the default of {name!r}: {message}"
 
 
 def describe_value(value: Any) -> str:
