@@ -236,3 +236,18 @@ def test_a_multiline_parameter_renders_one_line_each(tmp_path: Path) -> None:
     lines = render_params(book.apply[0], values, ci, tmp_path / "templates")["lines"]
     assert lines == ["banner motd ^", "line one", "line two", "^"]
     assert book.rendered_commands(book.apply[0], values) == lines
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "ip route {{ params.prefix + 1 }}\n",
+        "{{ params.prefix | int }}{{ 1 / (params.prefix | int) }}\n",
+    ],
+)
+def test_a_python_error_in_an_expression_is_a_render_problem(tmp_path: Path, template: str) -> None:
+    book = load_runbook(workspace(tmp_path, template=template), tmp_path)
+    values = book.validate_params({"prefix": "10.0.0.0/24"})
+    ci = CI(name="sw1", type=CIType.SWITCH, platform="cisco_ios")
+    problems = render_check(book, [ci], values)
+    assert len(problems) == 1 and "route.j2 line 1: template error: " in str(problems[0])

@@ -40,6 +40,7 @@ from jinja2 import (
     StrictUndefined,
     Template,
     TemplateError,
+    TemplateNotFound,
     TemplateRuntimeError,
     Undefined,
     UndefinedError,
@@ -130,14 +131,23 @@ def _shown_path(path: Path, templates_dir: Path | None) -> str:
     return path.name
 
 
-def _template_error(where: str, exc: TemplateError, templates_dir: Path | None = None) -> str:
-    at = template_line(exc, templates_dir)
+# What an expression can raise on wrong data ("{{ params.name + 1 }}"): a
+# template error like any other, not a crash.
+_EXPRESSION_ERRORS = (TypeError, ValueError, ArithmeticError, LookupError, AttributeError)
+
+
+def _template_error(
+    where: str, exc: Exception, templates_dir: Path | None = None, at: str | None = None
+) -> str:
+    at = at or template_line(exc, templates_dir)
     prefix = f"step {where}: " + (f"{at}: " if at else "")
     if isinstance(exc, UndefinedError):
         return prefix + f"undefined variable: {exc.message}"
     if isinstance(exc, LineBreakError):
         return prefix + str(exc.message)
-    return prefix + f"template error: {exc.message or exc}"
+    if isinstance(exc, TemplateError):
+        return prefix + f"template error: {exc.message or exc}"
+    return prefix + f"template error: {type(exc).__name__}: {str(exc)[:200]}"
 
 
 def ci_context(ci: CI) -> dict[str, Any]:
@@ -178,16 +188,20 @@ def render_value(value: Any, context: Mapping[str, Any], where: str) -> Any:
                 )
             return dict(refs[ref.group(1)])
         whole = _WHOLE_EXPRESSION.match(value)
-        try:
-            if whole is not None:
-                # "{{ params.lines }}" alone keeps its type (a list, a number, a mapping).
+        if whole is not None:
+            # "{{ params.lines }}" alone keeps its type (a list, a number, a mapping).
+            try:
                 result = _expression(whole.group(1))(context)
                 if isinstance(result, Undefined):
                     str(result)  # raises the UndefinedError that names the variable
                 _check_whole(result)
-                return result
+            except (TemplateError, *_EXPRESSION_ERRORS) as exc:
+                # One expression: its frames do not map to lines of the string.
+                raise RunbookError(_template_error(where, exc, at="template line 1")) from None
+            return result
+        try:
             return _compiled(value).render(context)
-        except TemplateError as exc:
+        except (TemplateError, *_EXPRESSION_ERRORS) as exc:
             raise RunbookError(_template_error(where, exc)) from None
     if isinstance(value, Mapping):
         return {k: render_value(v, context, where) for k, v in value.items()}
@@ -221,9 +235,11 @@ def render_template_file(
         return template_environment(base.resolve()).get_template(name).render(context)
     except OSError as exc:
         raise RunbookError(f"step {where}: cannot read template {path}: {exc.strerror}") from None
-    except TemplateError as exc:
-        if type(exc).__name__ == "TemplateNotFound" and exc.message == name:
+    except TemplateNotFound as exc:
+        if exc.message == name:
             raise RunbookError(f"step {where}: template {name} does not exist") from None
+        raise RunbookError(_template_error(where, exc, base)) from None
+    except (TemplateError, *_EXPRESSION_ERRORS) as exc:
         raise RunbookError(_template_error(where, exc, base)) from None
 
 
