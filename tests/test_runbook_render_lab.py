@@ -217,3 +217,44 @@ def test_a_newline_in_a_parameter_is_refused_at_create(lab_ws: Workspace) -> Non
         assert refused.returncode == 1 and said in refused.stdout + refused.stderr
     assert len(ChangeService(lab_ws).list()) == count
     assert running(lab_ws) == before
+
+
+def test_a_multiline_parameter_predicts_one_line_each(lab_ws: Workspace) -> None:
+    """x-opskit-multiline: the runbook's choice; each line of the value is its
+    own configuration line in the predicted diff (and still checked)."""
+    book = RUNBOOK.replace(
+        "    description: {type: string, default: opskit}\n",
+        "    description: {type: string, default: opskit}\n"
+        "    notes: {type: string, x-opskit-multiline: true, default: ''}\n",
+    )
+    before = running(lab_ws)
+    write(lab_ws, book, TEMPLATE + "{{ params.notes }}\n")
+    svc = ChangeService(lab_ws)
+    change = svc.create(
+        runbook="route-test@1.0.0",
+        select_expr=SWITCH,
+        requester="alice",
+        title="notes",
+        params={
+            "prefix": "198.51.100.0",
+            "notes": "ip domain-name a.example\nip name-server 192.0.2.53",
+        },
+    )
+    svc.submit(change.id, "alice")
+    assessed = svc.assess(change.id, "bob", predict=True)
+    assert assessed.predicted_diff[SWITCH]["diff"].splitlines() == [
+        "+ ip route 198.51.100.0 255.255.255.0 Null0 name opskit",
+        "+ ip domain-name a.example",
+        "+ ip name-server 192.0.2.53",
+    ]
+    with pytest.raises(
+        OpskitError, match=r"parameter .notes.: contains the control character U\+0007 at line 2"
+    ):
+        svc.create(
+            runbook="route-test@1.0.0",
+            select_expr=SWITCH,
+            requester="alice",
+            title="notes",
+            params={"prefix": "198.51.100.0", "notes": "ip domain-name a\nip \x07"},
+        )
+    assert running(lab_ws) == before
