@@ -62,15 +62,17 @@ def _ip_checker(kind: Callable[[str], Any]) -> Callable[[object], bool]:
     return check
 
 
-for _name, _kind in {
-    "ipv4-network": lambda s: ipaddress.IPv4Network(s, strict=True),
-    "ipv6-network": lambda s: ipaddress.IPv6Network(s, strict=True),
-    "ip-network": lambda s: ipaddress.ip_network(s, strict=True),
-    "ipv4-interface": lambda s: _with_prefix(s, ipaddress.IPv4Interface),
-    "ipv6-interface": lambda s: _with_prefix(s, ipaddress.IPv6Interface),
-    "ip-interface": lambda s: _with_prefix(s, ipaddress.ip_interface),
-}.items():
-    FORMAT_CHECKER.checks(_name, raises=ValueError)(_ip_checker(_kind))
+def _register_ip_formats() -> None:
+    kinds: dict[str, Callable[[str], Any]] = {
+        "ipv4-network": lambda s: ipaddress.IPv4Network(s, strict=True),
+        "ipv6-network": lambda s: ipaddress.IPv6Network(s, strict=True),
+        "ip-network": lambda s: ipaddress.ip_network(s, strict=True),
+        "ipv4-interface": lambda s: _with_prefix(s, ipaddress.IPv4Interface),
+        "ipv6-interface": lambda s: _with_prefix(s, ipaddress.IPv6Interface),
+        "ip-interface": lambda s: _with_prefix(s, ipaddress.ip_interface),
+    }
+    for name, kind in kinds.items():
+        FORMAT_CHECKER.checks(name, raises=ValueError)(_ip_checker(kind))
 
 
 def _with_prefix(text: str, kind: Callable[[str], Any]) -> Any:
@@ -80,24 +82,36 @@ def _with_prefix(text: str, kind: Callable[[str], Any]) -> Any:
     return kind(text)
 
 
+_register_ip_formats()
+
+
 def known_formats() -> frozenset[str]:
     return frozenset(FORMAT_CHECKER.checkers)
+
+
+# Keywords whose value is data, and keywords whose value maps names to schemas.
+_DATA_KEYWORDS = frozenset({"default", "enum", "const", "examples"})
+_NAME_KEYWORDS = frozenset({"properties", "patternProperties", "$defs", "definitions"})
 
 
 def unknown_formats(
     schema: Any, path: tuple[str | int, ...] = ()
 ) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """(path, format) for every ``format`` in a schema that is not enforced."""
-    if isinstance(schema, Mapping):
-        fmt = schema.get("format")
-        if isinstance(fmt, str) and fmt not in FORMAT_CHECKER.checkers:
-            yield (*path, "format"), fmt
-        for key, value in schema.items():
-            if key not in ("default", "enum", "const", "examples"):
-                yield from unknown_formats(value, (*path, key))
-    elif isinstance(schema, list):
+    if isinstance(schema, list):
         for index, value in enumerate(schema):
             yield from unknown_formats(value, (*path, index))
+    if not isinstance(schema, Mapping):
+        return
+    fmt = schema.get("format")
+    if isinstance(fmt, str) and fmt not in FORMAT_CHECKER.checkers:
+        yield (*path, "format"), fmt
+    for key, value in schema.items():
+        if key in _NAME_KEYWORDS and isinstance(value, Mapping):
+            for name, sub in value.items():
+                yield from unknown_formats(sub, (*path, key, name))
+        elif key not in _DATA_KEYWORDS:
+            yield from unknown_formats(value, (*path, key))
 
 
 def schema_problems(parameters: Mapping[str, Any]) -> Iterator[tuple[tuple[str | int, ...], str]]:
