@@ -123,10 +123,16 @@ def test_the_shipped_pattern_loads(tmp_path: Path) -> None:
             "No filter named 'no_such_filter'",
         ),
         (
+            "no ip route {{ params.prefix }} Null0",
+            "no ip route {{ secrets.description }} Null0",
+            "[rollback[0].params.lines[0]]",
+            "secrets has no attribute 'description' (secret parameters: password)",
+        ),
+        (
             'contains: "{{ params.prefix }}"',
-            'contains: "{{ secrets.description }}"',
+            'contains: "{{ secrets.password }}"',
             "[verify[0].expect[0].contains]",
-            "secrets has no attribute 'description'",
+            "undefined variable 'secrets' (this text sees ci and params)",
         ),
     ],
 )

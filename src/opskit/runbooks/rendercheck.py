@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from opskit.runbooks.model import Runbook
 
 VARIABLES = frozenset({"params", "ci", "secrets"})
+# Expectations and backup paths are rendered with the parameters and the CI only.
+_NO_SECRETS = frozenset({"params", "ci"})
 # What the sandbox refuses (plus any "_" name); str.format it makes safe itself.
 _UNSAFE = frozenset(
     {"mro"}
@@ -112,18 +114,17 @@ def _walk_strings(value: Any, loc: Loc) -> Iterator[tuple[Loc, str]]:
 
 
 def _ast_problems(
-    ast: nodes.Template, names: _Names, *, check_variables: bool
+    ast: nodes.Template, names: _Names, variables: frozenset[str] | None = VARIABLES
 ) -> Iterator[tuple[int, str]]:
-    """(template line, message) for what rendering would refuse, found without rendering."""
-    if check_variables:
-        unknown = meta.find_undeclared_variables(ast) - VARIABLES - set(ENV.globals)
+    """(template line, message) for what rendering would refuse, found without
+    rendering; ``variables`` None: names are not checked (an included file)."""
+    if variables is not None:
+        unknown = meta.find_undeclared_variables(ast) - variables - set(ENV.globals)
+        seen = " and ".join(sorted(variables))
         for node in ast.find_all(nodes.Name):
             if node.name in unknown:
                 unknown.discard(node.name)
-                yield (
-                    node.lineno,
-                    (f"undefined variable '{node.name}' (templates see params, ci and secrets)"),
-                )
+                yield node.lineno, f"undefined variable '{node.name}' (this text sees {seen})"
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
         if isinstance(node, nodes.Getattr):
             attr = node.attr
@@ -143,7 +144,7 @@ def _ast_problems(
             yield node.lineno, f"secrets has no attribute '{attr}' (secret parameters: {known})"
 
 
-def _check_string(text: str, names: _Names) -> str | None:
+def _check_string(text: str, names: _Names, variables: frozenset[str] = VARIABLES) -> str | None:
     """The first problem of one Jinja string of the runbook, or None."""
     try:
         ast = ENV.parse(text)
@@ -152,7 +153,7 @@ def _check_string(text: str, names: _Names) -> str | None:
         return f"template line {exc.lineno}: syntax error: {exc.message}"
     if next(meta.find_referenced_templates(ast), False) is not False:
         return "template line 1: include/import/extends work in template files only"
-    for lineno, message in _ast_problems(ast, names, check_variables=True):
+    for lineno, message in _ast_problems(ast, names, variables):
         return f"template line {lineno}: {message}"
     return None
 
@@ -177,7 +178,7 @@ def _check_file(
         return f"{shown}: cannot read it ({type(exc).__name__})"
     # Included files see the includer's loop and set variables: names are
     # checked in the file a step renders, attributes everywhere.
-    for lineno, message in _ast_problems(ast, names, check_variables=top):
+    for lineno, message in _ast_problems(ast, names, VARIABLES if top else None):
         return f"{shown} line {lineno}: {message}"
     for lineno, target in _references(ast):
         if target is None:
@@ -212,7 +213,8 @@ def check_document(
             label = f"step '{step.get('name', index)}'"
             for loc, text in _walk_strings(step, (phase, index)):
                 if "{" in text:
-                    problem = _check_string(text, names)
+                    seen = _NO_SECRETS if loc[2] == "expect" else VARIABLES
+                    problem = _check_string(text, names, seen)
                     if problem is not None:
                         yield TemplateProblem(loc, f"{label}: {problem}")
             params = step.get("params")
@@ -228,7 +230,7 @@ def check_document(
     if isinstance(backup, Mapping):
         for loc, text in _walk_strings(backup, ("backup",)):
             if "{" in text:
-                problem = _check_string(text, names)
+                problem = _check_string(text, names, _NO_SECRETS)
                 if problem is not None:
                     yield TemplateProblem(loc, f"backup: {problem}")
 
