@@ -237,7 +237,9 @@ def test_templating_is_strict_and_names_the_step(root: Path) -> None:
     )
     rendered = render_params(book.apply[0], {"vlan_id": 30}, ci, root / "templates")
     assert rendered["lines"] == ["vlan 30", " name dc1-r7"]
-    with pytest.raises(RunbookError, match=r"step apply\[0\] 'add the vlan': undefined variable"):
+    with pytest.raises(
+        RunbookError, match=r"step apply\[0\] 'add the vlan': template line 1: undefined variable"
+    ):
         render_params(book.apply[0], {}, ci, root / "templates")
     bare = CI(name="sw2", type=CIType.SWITCH, platform="cisco_ios", site="dc1")
     with pytest.raises(RunbookError, match=r"'add the vlan'.*rack"):
@@ -391,9 +393,9 @@ def test_cli_list_show_validate_doc(tmp_path: Path) -> None:
     assert listed.exit_code == 0, listed.output
     assert sorted(r["name"] for r in json.loads(listed.output)["runbooks"]) == SHIPPED
     assert json.loads(listed.output)["errors"] == []
-    shown = runner.invoke(app, [*base, "show", "napalm-merge@1.0.0", "--json"])
+    shown = runner.invoke(app, [*base, "show", "napalm-merge@1.1.0", "--json"])
     data = json.loads(shown.output)
-    assert data["ref"] == "napalm-merge@1.0.0" and data["versions"] == ["1.0.0"]
+    assert data["ref"] == "napalm-merge@1.1.0" and data["versions"] == ["1.1.0"]
     assert data["rollback_plan"] and data["implementation_plan"]
     assert runner.invoke(app, [*base, "validate"]).exit_code == 0
     out = tmp_path / "manual.md"

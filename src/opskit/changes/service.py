@@ -527,6 +527,12 @@ class ChangeService:
         inv = deps.load_inventory(self.ws, change.inventory)
         targets = self._resolve_targets(inv, change.selection, book)
         parameters = book.validate_params(change.parameters)
+        # Before anything else: a change that cannot render is never assessed.
+        from opskit.runbooks.rendercheck import render_check, render_refusal
+
+        problems = render_check(book, [deps.get_ci(inv, n) for n in targets], parameters)
+        if problems:
+            self._refuse(change.id, actor, "assess", render_refusal(problems))
         impact = deps.impact_of(inv, targets)
         predicted = self._predict(book, inv, targets, parameters) if predict else {}
         risk = self._risk(book, inv, targets, impact)

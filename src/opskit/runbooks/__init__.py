@@ -13,6 +13,11 @@ Public API:
   `Snapshot` (see `opskit.runbooks.executor`).
 - `render_markdown(runbook)` (see `opskit.runbooks.doc`) and the inspection
   report builder `opskit.runbooks.inspection`.
+- `opskit.runbooks.rendercheck.render_check(book, cis, params)`: every step
+  rendered for every target before a change is assessed; the static checks
+  `runbook validate` runs live there too. Parameter value rules (control
+  characters, ``x-opskit-multiline``, formats, finite numbers):
+  `opskit.runbooks.parameters`.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from opskit.runbooks.model import Runbook, Step
+from opskit.runbooks.parameters import MULTILINE_KEY
 
 _PHASE_TITLES = {
     "precheck": "Prechecks",
@@ -41,17 +42,35 @@ def _parameters_table(schema: Mapping[str, Any]) -> list[str]:
     ]
     for name, spec in props.items():
         spec = spec if isinstance(spec, Mapping) else {}
-        kind = "secret reference" if spec.get("secret") else spec.get("type", "any")
+        kind = "secret reference" if spec.get("secret") else _type_of(spec)
         constraints = []
-        for key in ("minimum", "maximum", "minLength", "maxLength", "pattern", "enum", "format"):
+        for key in ("minimum", "maximum", "minLength", "maxLength", "pattern", "enum"):
             if key in spec:
                 constraints.append(f"{key}: {_cell(spec[key])}")
+        if "format" in spec:
+            constraints.append(f"format: {_cell(spec['format'])} (enforced)")
+        if spec.get("type") == "number":
+            constraints.append("finite (no NaN or infinity)")
+        if spec.get(MULTILINE_KEY):
+            constraints.append("may span lines (one configuration line each)")
+        elif spec.get("type") == "string" and not spec.get("secret"):
+            constraints.append("one line, no control characters")
         lines.append(
             f"| `{name}` | {_cell(kind)} | {'yes' if name in required else 'no'} | "
             f"{_cell(spec['default']) if 'default' in spec else ''} | "
             f"{'; '.join(constraints)} | {_cell(spec.get('description', ''))} |"
         )
     return [*lines, ""]
+
+
+def _type_of(spec: Mapping[str, Any]) -> str:
+    if "type" in spec:
+        kind = spec["type"]
+        return " or ".join(kind) if isinstance(kind, list) else str(kind)
+    choices = [
+        c.get("type") for c in spec.get("anyOf", spec.get("oneOf", [])) if isinstance(c, Mapping)
+    ]
+    return " or ".join(str(c) for c in choices if c) or "any"
 
 
 def _step_block(number: int, step: Step, templates_dir: Path | None) -> list[str]:

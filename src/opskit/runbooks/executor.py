@@ -84,6 +84,7 @@ from opskit.errors import ConnectorError, OpskitError
 from opskit.inventory.model import CI
 from opskit.runbooks.expectations import ExpectationResult, StepOutput, evaluate
 from opskit.runbooks.model import Expectation, Runbook, Step
+from opskit.runbooks.parameters import mark_multiline
 from opskit.runbooks.restore import SnapshotRestorer
 from opskit.runbooks.templating import ci_context, render_params, render_value
 from opskit.secrets import REDACTOR, SecretRef
@@ -358,7 +359,8 @@ def resolve_params(runbook: Runbook, params: Mapping[str, Any]) -> dict[str, Any
     for name in runbook.secret_parameters:
         if name in resolved and resolved[name] is not None:
             resolved[name] = SecretRef.parse(resolved[name], where=f"parameter {name}").resolve()
-    return resolved
+    # Values a runbook lets span lines are marked for the one-line rule of rendering.
+    return mark_multiline(runbook.parameters, resolved)
 
 
 class _HostExecution:

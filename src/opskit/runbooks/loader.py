@@ -52,6 +52,8 @@ from opskit.runbooks.model import (
     Strategy,
     Targets,
 )
+from opskit.runbooks.parameters import schema_problems
+from opskit.runbooks.rendercheck import TemplateFiles, check_document
 from opskit.runbooks.templating import ENV
 from opskit.secrets import SecretRef
 from opskit.yamlfile import Locator, field_path, load_yaml
@@ -294,6 +296,15 @@ class _Builder:
                         ["parameters", "properties", name, "default"],
                     ) from None
 
+    def check_templates(self) -> None:
+        """Every Jinja string and template file parses, compiles and uses only
+        what rendering allows; files a template includes count in the digest."""
+        files = TemplateFiles()
+        for problem in check_document(self.data, self.root / "templates", files):
+            raise self.error(problem.message, list(problem.loc))
+        for rel in sorted(files.reached):
+            self.file_digest("templates", rel, ["apply"])
+
     def check_selection(self, expression: str) -> None:
         try:
             from opskit.inventory.select import compile_selection
@@ -413,6 +424,8 @@ class _Builder:
         except SchemaError as exc:
             loc = ["parameters", *exc.absolute_path]
             raise self.error(f"not a valid JSON Schema: {exc.message}", loc) from None
+        for loc, message in schema_problems(parameters):
+            raise self.error(message, ["parameters", *loc])
         self.check_secret_defaults(parameters)
         targets = data["targets"]
         if targets.get("select"):
@@ -420,6 +433,7 @@ class _Builder:
         precheck = self.steps("precheck", data.get("precheck"))
         apply = self.steps("apply", data.get("apply"))
         verify = self.steps("verify", data.get("verify"))
+        self.check_templates()
         if self.path.stem != data["version"]:
             raise self.error(
                 f"file name {self.path.name} does not match version {data['version']!r} "

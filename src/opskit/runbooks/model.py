@@ -34,6 +34,7 @@ from jsonschema.exceptions import best_match
 
 from opskit.connectors.base import Capability
 from opskit.errors import RunbookError
+from opskit.runbooks.parameters import FORMAT_CHECKER, check_value, short_schema_message
 from opskit.secrets import SecretRef
 from opskit.yamlfile import field_path
 
@@ -275,14 +276,21 @@ class Runbook:
             check_schema["properties"] = {
                 k: ({"type": "object"} if k in secret_names else v) for k, v in props.items()
             }
-        validator = Draft202012Validator(check_schema)
+        for name, value in values.items():
+            if name not in secret_names:
+                spec = props.get(name)
+                check_value(name, value, spec if isinstance(spec, Mapping) else {}, self.ref)
+        validator = Draft202012Validator(check_schema, format_checker=FORMAT_CHECKER)
         error = best_match(validator.iter_errors(values))
         if error is not None:
             where = field_path(list(error.absolute_path))
             name = where or _missing_property(error.message) or "parameters"
-            raise RunbookError(
-                f"{self.ref}: parameter '{name}': {error.message}", field=f"params.{name}"
+            message = (
+                "does not match its schema"
+                if name.split(".")[0].split("[")[0] in secret_names
+                else short_schema_message(error.message, error.instance)
             )
+            raise RunbookError(f"{self.ref}: parameter '{name}': {message}", field=f"params.{name}")
         return values
 
     # -- plans -------------------------------------------------------------

@@ -5,8 +5,16 @@ string inside ``step.params`` with the variables ``params`` (the change's
 parameters, secrets already resolved by the caller) and ``ci`` (the CI's
 fields, with its free attributes both under ``ci.attributes`` and directly on
 ``ci`` where no field has the name). A ``template: FILE`` parameter renders
-``templates/FILE`` into ``lines`` (one configuration line per line).
-Undefined variables are errors (StrictUndefined) naming the step.
+``templates/FILE`` into ``lines`` (one configuration line per line); a
+template file may include or import other files of ``templates/``.
+Undefined variables are errors (StrictUndefined) naming the step and the
+template line; the environment is sandboxed.
+
+One line stays one line: a value a ``{{ }}`` inserts, or a whole-expression
+value, that holds a line break is refused (it would become an extra device
+command), unless it is a parameter the runbook declares
+``x-opskit-multiline: true`` (`opskit.runbooks.parameters.MultilineText`);
+line breaks the template text itself writes (a loop) are kept.
 
 Secret parameters: ``{{ params.x }}`` is the resolved value (registered for
 redaction, so it is masked in every record); a string that is exactly
@@ -20,22 +28,72 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import traceback
 from collections.abc import Callable, Mapping
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, Undefined, UndefinedError
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateNotFound,
+    TemplateRuntimeError,
+    Undefined,
+    UndefinedError,
+)
 from jinja2.sandbox import SandboxedEnvironment
 
 from opskit.errors import RunbookError
+from opskit.runbooks.parameters import MultilineText
 
 if TYPE_CHECKING:
     from opskit.inventory.model import CI
     from opskit.runbooks.model import Step
 
-ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
+# Every character str.splitlines() breaks a line at.
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+class LineBreakError(TemplateRuntimeError):
+    """A value inserted into one line holds a line break."""
+
+
+def has_line_break(value: str) -> bool:
+    return _LINE_BREAKS.search(value) is not None
+
+
+def _one_line(value: Any) -> Any:
+    # Jinja's finalize: called on every value a {{ }} writes out.
+    if isinstance(value, str) and not isinstance(value, MultilineText) and has_line_break(value):
+        raise LineBreakError(
+            "an inserted value contains a line break (one line would become several "
+            "device commands; declare the parameter x-opskit-multiline: true to allow it)"
+        )
+    return value
+
+
+def _environment(loader: FileSystemLoader | None = None) -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        undefined=StrictUndefined,
+        keep_trailing_newline=False,
+        autoescape=False,
+        finalize=_one_line,
+        loader=loader,
+    )
+
+
+ENV = _environment()
+
+
+@lru_cache(maxsize=64)
+def template_environment(templates_dir: Path) -> SandboxedEnvironment:
+    """The environment template files render in: ENV's rules, with
+    ``{% include %}``/``{% import %}`` resolved inside ``templates_dir``."""
+    return _environment(FileSystemLoader(str(templates_dir)))
 
 
 # A rollout renders the same strings for every host: compile each once.
@@ -47,6 +105,49 @@ def _compiled(text: str) -> Template:
 @lru_cache(maxsize=4096)
 def _expression(text: str) -> Callable[..., Any]:
     return ENV.compile_expression(text, undefined_to_none=False)
+
+
+def template_line(exc: BaseException, templates_dir: Path | None = None) -> str:
+    """Where in a template an error happened: "template line 2" for a string
+    of the runbook, "templates/x.j2 line 3" for a file (the innermost one)."""
+    found = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == "<template>":
+            found = f"template line {frame.lineno}"
+        elif not frame.filename.endswith(".py") and not frame.filename.startswith("<"):
+            found = f"{_shown_path(Path(frame.filename), templates_dir)} line {frame.lineno}"
+    lineno = getattr(exc, "lineno", None)
+    if not found and isinstance(lineno, int):
+        found = f"template line {lineno}"
+    return found
+
+
+def _shown_path(path: Path, templates_dir: Path | None) -> str:
+    if templates_dir is not None:
+        try:
+            return "templates/" + path.resolve().relative_to(templates_dir.resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.name
+
+
+# What an expression can raise on wrong data ("{{ params.name + 1 }}"): a
+# template error like any other, not a crash.
+_EXPRESSION_ERRORS = (TypeError, ValueError, ArithmeticError, LookupError, AttributeError)
+
+
+def _template_error(
+    where: str, exc: Exception, templates_dir: Path | None = None, at: str | None = None
+) -> str:
+    at = at or template_line(exc, templates_dir)
+    prefix = f"step {where}: " + (f"{at}: " if at else "")
+    if isinstance(exc, UndefinedError):
+        return prefix + f"undefined variable: {exc.message}"
+    if isinstance(exc, LineBreakError):
+        return prefix + str(exc.message)
+    if isinstance(exc, TemplateError):
+        return prefix + f"template error: {exc.message or exc}"
+    return prefix + f"template error: {type(exc).__name__}: {str(exc)[:200]}"
 
 
 def ci_context(ci: CI) -> dict[str, Any]:
@@ -93,17 +194,15 @@ def render_value(value: Any, context: Mapping[str, Any], where: str) -> Any:
                 result = _expression(whole.group(1))(context)
                 if isinstance(result, Undefined):
                     str(result)  # raises the UndefinedError that names the variable
-            except UndefinedError as exc:
-                raise RunbookError(f"step {where}: undefined variable: {exc.message}") from None
-            except TemplateError as exc:
-                raise RunbookError(f"step {where}: template error: {exc}") from None
+                _check_whole(result)
+            except (TemplateError, *_EXPRESSION_ERRORS) as exc:
+                # One expression: its frames do not map to lines of the string.
+                raise RunbookError(_template_error(where, exc, at="template line 1")) from None
             return result
         try:
             return _compiled(value).render(context)
-        except UndefinedError as exc:
-            raise RunbookError(f"step {where}: undefined variable: {exc.message}") from None
-        except TemplateError as exc:
-            raise RunbookError(f"step {where}: template error: {exc}") from None
+        except (TemplateError, *_EXPRESSION_ERRORS) as exc:
+            raise RunbookError(_template_error(where, exc)) from None
     if isinstance(value, Mapping):
         return {k: render_value(v, context, where) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -111,18 +210,37 @@ def render_value(value: Any, context: Mapping[str, Any], where: str) -> Any:
     return value
 
 
-def render_template_file(path: Path, context: Mapping[str, Any], where: str) -> str:
+def _check_whole(value: Any) -> None:
+    """A whole-expression value keeps its type, so no finalize sees it: its
+    strings (in a list too) follow the same one-line rule."""
+    if isinstance(value, str):
+        _one_line(value)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            if isinstance(item, str):
+                _one_line(item)
+
+
+def render_template_file(
+    path: Path, context: Mapping[str, Any], where: str, templates_dir: Path | None = None
+) -> str:
+    """Renders a template file (includes resolved inside ``templates_dir``,
+    by default the file's own folder)."""
+    base = templates_dir if templates_dir is not None else path.parent
     try:
-        template = _compiled(path.read_text(encoding="utf-8"))
-        return template.render(context)
+        name = path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        raise RunbookError(f"step {where}: template {path} is outside {base}") from None
+    try:
+        return template_environment(base.resolve()).get_template(name).render(context)
     except OSError as exc:
         raise RunbookError(f"step {where}: cannot read template {path}: {exc.strerror}") from None
-    except UndefinedError as exc:
-        raise RunbookError(
-            f"step {where}: template {path.name}: undefined variable: {exc.message}"
-        ) from None
-    except TemplateError as exc:
-        raise RunbookError(f"step {where}: template {path.name}: {exc}") from None
+    except TemplateNotFound as exc:
+        if exc.message == name:
+            raise RunbookError(f"step {where}: template {name} does not exist") from None
+        raise RunbookError(_template_error(where, exc, base)) from None
+    except (TemplateError, *_EXPRESSION_ERRORS) as exc:
+        raise RunbookError(_template_error(where, exc, base)) from None
 
 
 def render_params(
@@ -138,7 +256,7 @@ def render_params(
     if template is not None:
         if templates_dir is None:
             raise RunbookError(f"step {step.where}: no templates folder to find {template}")
-        text = render_template_file(templates_dir / template, context, step.where)
+        text = render_template_file(templates_dir / template, context, step.where, templates_dir)
         rendered["lines"] = [*rendered.get("lines", []), *text.splitlines()]
     if "lines" in rendered:
         rendered["lines"] = _split_lines(rendered["lines"])
@@ -148,7 +266,8 @@ def render_params(
 
 
 def _split_lines(value: Any) -> list[str]:
-    """A rendered list may hold multi-line strings (a loop in one item): split them."""
+    """A rendered list may hold multi-line strings (a loop in one item, a
+    multi-line parameter): one line each."""
     items = [value] if isinstance(value, str) else list(value)
     lines: list[str] = []
     for item in items:
@@ -180,7 +299,8 @@ def render_static(step: Step, params: Mapping[str, Any], templates_dir: Path | N
     lines: list[str] = []
     template = raw.get("template") if step.action == "config" else None
     if template is not None and templates_dir is not None:
-        lines += render_template_file(templates_dir / template, context, step.where).splitlines()
+        text = render_template_file(templates_dir / template, context, step.where, templates_dir)
+        lines += text.splitlines()
     for key in ("lines", "commands", "command"):
         if key in raw:
             value = render_value(raw[key], context, step.where)
