@@ -62,9 +62,9 @@ def forge(bundle: Path, out: Path) -> tuple[dict[str, Any], str]:
     )
     assert forged != record
     chain[index]["record"] = forged
+    prev = chain[index]["prev_hash"]
     for entry in chain[index:]:
-        if entry is not chain[index]:
-            entry["prev_hash"] = prev
+        entry["prev_hash"] = prev
         digest = record_digest(entry["record"]) if "record" in entry else entry["digest"]
         entry["hash"] = prev = chain_hash(entry["prev_hash"], digest)
     key = Ed25519PrivateKey.generate()
@@ -79,8 +79,8 @@ def forge(bundle: Path, out: Path) -> tuple[dict[str, Any], str]:
 def test_a_forged_bundle_signed_by_its_own_key_never_verifies(
     evidence: tuple[Workspace, str, Path], tmp_path: Path
 ) -> None:
-    ws, change_id, bundle = evidence
-    forged, forged_key = forge(bundle, tmp_path / "forged.json")
+    ws, _change_id, bundle = evidence
+    _forged, forged_key = forge(bundle, tmp_path / "forged.json")
     elsewhere = tmp_path / "elsewhere"  # an auditor's machine: no workspace
     elsewhere.mkdir()
     real_pub = ws.keys_dir / PUBLIC_KEY_FILE

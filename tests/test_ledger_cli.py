@@ -74,7 +74,7 @@ def test_audit_commands(filled: Workspace, tmp_path: Path) -> None:
     elsewhere.mkdir()
     result = run("audit", "verify-bundle", str(bundle), "--pubkey", str(pubkey), cwd=elsewhere)
     assert result.returncode == 0, result.stderr
-    assert "OK: 2 events" in result.stdout
+    assert "OK: change C1: 2 events; 2 of 3 records disclosed" in result.stdout
 
     data = json.loads(bundle.read_text())
     data["chain"][0]["record"] = data["chain"][0]["record"].replace("vlan 120", "vlan 666")
