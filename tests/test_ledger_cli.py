@@ -34,8 +34,8 @@ def run(
 @pytest.fixture
 def filled(workspace: Workspace) -> Workspace:
     ledger = Ledger.open(workspace)
-    ledger.append("change.created", actor="alice", payload={"title": "vlan 120"}, change_id="C1")
-    ledger.append("change.created", actor="bob", payload={"title": "ntp"}, change_id="C2")
+    ledger.append("change.noted", actor="alice", payload={"title": "vlan 120"}, change_id="C1")
+    ledger.append("change.noted", actor="bob", payload={"title": "ntp"}, change_id="C2")
     ledger.append(
         "host.backup", actor="ci", payload={}, change_id="C1", ci="sw1", blobs={"config": "x"}
     )

@@ -51,8 +51,9 @@ def _report(report: VerifyReport, as_json: bool, what: str) -> None:
     else:
         # One line, however many records a tampering touched; --json lists them all.
         more = len(report.problems) - 1
+        where = f" at seq {report.first_bad_seq}" if report.first_bad_seq is not None else ""
         err_console.print(
-            f"[red]{what} FAILED[/red] at seq {report.first_bad_seq}: "
+            f"[red]{what} FAILED[/red]{where}: "
             f"{plain(report.problem or '')}"
             + (f" (and {more} more problem(s): --json lists them)" if more > 0 else ""),
             highlight=False,
@@ -70,9 +71,23 @@ def verify(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
 ) -> None:
-    """Check the whole chain, every blob and every checkpoint signature (exit 1 on failure)."""
+    """Check the whole chain, every blob and every checkpoint signature, and the
+    change tables against the ledger (exit 1 on failure)."""
+    from opskit.changes.tablecheck import verify_change_tables
+    from opskit.ledger import VerifyReport
+
     ledger = _ledger()
-    _report(ledger.verify(since_checkpoint=checkpoint), as_json, "ledger")
+    report = ledger.verify(since_checkpoint=checkpoint)
+    # The change tables are an index of the ledger: every row is rebuilt
+    # from the events and compared (`opskit.changes.tablecheck`).
+    changes, problems = verify_change_tables(ledger)
+    report = VerifyReport.from_problems(
+        report.problems + problems,
+        counts={**report.counts, "changes": changes},
+        head_seq=report.head_seq,
+        head_hash=report.head_hash,
+    )
+    _report(report, as_json, "ledger")
 
 
 @app.command("log")

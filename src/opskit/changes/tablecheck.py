@@ -1,0 +1,300 @@
+"""Checking the change tables against the ledger (`opskit audit verify`).
+
+Every change's expected rows are rebuilt from its events in one pass over
+the ledger (`opskit.changes.replay`), then compared with the `changes`,
+`change_hosts`, `change_approvals`, `change_locks` and
+`change_group_slots` rows. A row the ledger does not explain is a
+disagreement: a forged state, host status, approval or lock.
+
+A rollout writes its host rows after the ledger (`rollout._write_index`):
+while a change runs, a host still `pending` or `running` in the table is the
+index lagging, not a disagreement.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import inspect, select
+
+from opskit.changes import replay, store
+from opskit.changes.replay import Expected
+from opskit.ledger.store import EVENTS
+from opskit.secrets import MASK
+
+# One pass over the events of changes that were created; only the payloads
+# the fold reads are fetched.
+_KINDS = ", ".join(f"'{kind}'" for kind in sorted(replay.PAYLOAD_KINDS))
+REPLAY_SQL = f"""
+    SELECT seq, change_id, ci, kind, actor,
+           CASE WHEN kind IN ({_KINDS}) THEN record END
+    FROM {EVENTS}
+    WHERE change_id IN (SELECT change_id FROM {EVENTS} WHERE kind = 'change.created')
+    ORDER BY seq"""
+_LAGGING = frozenset({"pending", "running"})
+_SHOWN = 60  # longest value quoted in a problem
+
+
+def expected_changes(ledger: Any) -> dict[str, Expected]:
+    """Every created change's expected rows, from one pass over the ledger."""
+    changes: dict[str, Expected] = {}
+    for seq, change_id, ci, kind, actor, record in ledger._query(REPLAY_SQL, stream=True):
+        payload = json.loads(record)["payload"] if record is not None else None
+        fold_one(changes, int(seq), change_id, ci, kind, actor, payload)
+    return changes
+
+
+def expected_change(ledger: Any, change_id: str) -> Expected | None:
+    """One change's expected rows (its events through the change_id index)."""
+    changes: dict[str, Expected] = {}
+    for event in ledger.events(change_id=change_id):
+        fold_one(changes, event.seq, change_id, event.ci, event.kind, event.actor, event.payload)
+    return changes.get(change_id)
+
+
+def fold_one(
+    changes: dict[str, Expected],
+    seq: int,
+    change_id: str,
+    ci: str | None,
+    kind: str,
+    actor: str,
+    payload: dict[str, Any] | None,
+) -> None:
+    if kind == "change.created" and ci is None:
+        changes[change_id] = replay.start(change_id, seq, payload or {})
+    elif change_id in changes:
+        replay.fold(changes[change_id], seq, kind, actor, ci, payload)
+
+
+def verify_change_tables(ledger: Any) -> tuple[int, list[tuple[int | None, str]]]:
+    """(changes checked, problems): every row that disagrees with the ledger,
+    ordered by change, each problem naming its change first."""
+    engine = ledger.engine
+    if not inspect(engine).has_table(store.changes.name):
+        return 0, []
+    expected = expected_changes(ledger)
+    tables = _read_tables(engine)
+    problems = compare(expected, tables)
+    return len(expected), [(None, text) for _, text in sorted(problems, key=lambda p: p[0])]
+
+
+def disagreements(ledger: Any, engine: Any, change_id: str) -> list[str]:
+    """What in one change's rows disagrees with the ledger (for `change show`)."""
+    expected = expected_change(ledger, change_id)
+    tables = _read_tables(engine, change_id)
+    return [text for _, text in compare({change_id: expected} if expected else {}, tables)]
+
+
+def _read_tables(engine: Any, change_id: str | None = None) -> dict[str, list[Mapping[str, Any]]]:
+    def rows(table: Any, order: Any) -> list[Mapping[str, Any]]:
+        query = select(table).order_by(*order)
+        if change_id is not None:
+            key = table.c.id if table is store.changes else table.c.change_id
+            query = query.where(key == change_id)
+        return list(conn.execute(query).mappings())
+
+    with engine.connect() as conn:
+        return {
+            "changes": rows(store.changes, [store.changes.c.id]),
+            "hosts": rows(store.hosts, [store.hosts.c.change_id, store.hosts.c.ci]),
+            "approvals": rows(store.approvals, [store.approvals.c.id]),
+            "locks": rows(store.locks, [store.locks.c.ci]),
+            "slots": rows(store.group_slots, [store.group_slots.c.id]),
+        }
+
+
+def compare(
+    expected: Mapping[str, Expected], tables: Mapping[str, list[Mapping[str, Any]]]
+) -> list[tuple[str, str]]:
+    """(change id, problem) for every row that disagrees with `expected`."""
+    problems: list[tuple[str, str]] = []
+    by_change: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
+    for name in ("hosts", "approvals"):
+        for row in tables[name]:
+            by_change.setdefault(row["change_id"], {}).setdefault(name, []).append(row)
+    seen = set()
+    for row in tables["changes"]:
+        change_id = row["id"]
+        seen.add(change_id)
+        exp = expected.get(change_id)
+        if exp is None:
+            problems.append((change_id, f"change {change_id}: has a row in the changes table "
+                             "but no change.created event in the ledger"))  # fmt: skip
+            continue
+        own = by_change.get(change_id, {})
+        found = [
+            *_change_row(exp, row),
+            *_hosts(exp, own.get("hosts", [])),
+            *_approvals(exp, own.get("approvals", [])),
+        ]
+        problems += [(change_id, f"change {change_id}: {p}") for p in found]
+    for change_id, exp in expected.items():
+        if change_id not in seen:
+            problems.append(
+                (change_id, f"change {change_id}: created in the ledger (seq "
+                 f"{exp.created_seq}) but has no row in the changes table")
+            )  # fmt: skip
+    for change_id in set(by_change) - seen - set(expected):
+        problems.append((change_id, f"change {change_id}: host or approval rows of a change "
+                         "the ledger does not know"))  # fmt: skip
+    problems += _locks(expected, tables["locks"], tables["slots"])
+    return problems
+
+
+def _change_row(exp: Expected, row: Mapping[str, Any]) -> list[str]:
+    problems = []
+    if row["state"] != exp.state:
+        problems.append(
+            f"state is {row['state']!r} in the changes table; the ledger says "
+            f"{exp.state!r} (seq {exp.state_seq})"
+        )
+    number = exp.change_id.rpartition("-")[2]
+    if number.isdigit() and row["number"] != int(number):
+        problems.append(f"number is {row['number']} in the changes table, not {int(number)}")
+    for column, value in exp.columns.items():
+        name, _, key = column.partition(".")
+        actual = row.get(name)
+        if key:
+            actual = actual.get(key) if isinstance(actual, dict) else None
+        if not _same(actual, value, column):
+            problems.append(
+                f"{column} {_quote(actual, column)}in the changes table differs from the "
+                f"ledger{_quote(value, column, ' ')} (seq {exp.sources[column]})"
+            )
+    return problems
+
+
+def _hosts(exp: Expected, rows: list[Mapping[str, Any]]) -> list[str]:
+    if exp.plan is None:
+        return [f"{len(rows)} host row(s) but the ledger records no start"] if rows else []
+    problems = []
+    indexed = {row["ci"]: row for row in rows}
+    for ci, host in exp.hosts.items():
+        row = indexed.pop(ci, None)
+        if row is None:
+            problems.append(f"host {ci}: no row in change_hosts (ledger: {host['status']})")
+            continue
+        lagging = exp.state in replay.ACTIVE and row["status"] in _LAGGING
+        if row["status"] != host["status"] and not lagging:
+            problems.append(
+                f"host {ci}: status is {row['status']!r} in change_hosts; the ledger says "
+                f"{host['status']!r} (seq {host['seq']})"
+            )
+        if host["batch"] is not None and row["batch"] != host["batch"]:
+            problems.append(
+                f"host {ci}: batch is {row['batch']} in change_hosts; the ledger says "
+                f"{host['batch']}"
+            )
+    problems += [f"host {ci}: a change_hosts row the ledger does not know" for ci in indexed]
+    return problems
+
+
+_APPROVAL_FIELDS = ("kind", "approver", "comment", "binding_hash", "signature", "roles")
+
+
+def _approvals(exp: Expected, rows: list[Mapping[str, Any]]) -> list[str]:
+    problems = []
+    for number, (row, recorded) in enumerate(zip(rows, exp.approvals, strict=False), 1):
+        for name in _APPROVAL_FIELDS:
+            if name in recorded and not _same(row[name], recorded[name], name):
+                problems.append(
+                    f"approval row {number} ({row['kind']} by {row['approver']}): {name} "
+                    f"differs from the ledger (seq {recorded['seq']})"
+                )
+    for row in rows[len(exp.approvals) :]:
+        problems.append(f"the {row['kind']} row by {row['approver']} is not in the ledger")
+    for recorded in exp.approvals[len(rows) :]:
+        problems.append(
+            f"the {recorded['kind']} by {recorded['approver']} (seq {recorded['seq']}) "
+            "has no row in change_approvals"
+        )
+    return problems
+
+
+def _locks(
+    expected: Mapping[str, Expected],
+    locks: Iterable[Mapping[str, Any]],
+    slots: Iterable[Mapping[str, Any]],
+) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    held: dict[str, str] = {}
+    for row in locks:
+        ci, holder = row["ci"], row["change_id"]
+        held[ci] = holder
+        exp = expected.get(holder)
+        if exp is None or ci not in exp.lockable():
+            state = exp.state if exp else "unknown to the ledger"
+            problems.append((holder, f"change {holder}: holds the lock on {ci}, but it is "
+                             f"{state} in the ledger and not running there"))  # fmt: skip
+    for change_id, exp in expected.items():
+        for ci in sorted(exp.lockable()):
+            if held.get(ci) != change_id:
+                holder = f"held by {held[ci]}" if ci in held else "missing"
+                problems.append((change_id, f"change {change_id}: is {exp.state} in the "
+                                 f"ledger, but its lock on {ci} is {holder}"))  # fmt: skip
+    for row in slots:
+        exp = expected.get(row["change_id"])
+        if exp is None or not exp.running or row["ci"] not in exp.hosts:
+            problems.append((row["change_id"], f"change {row['change_id']}: holds slot "
+                             f"{row['slot']} of group {row['group_name']} for {row['ci']}, "
+                             "but is not running it in the ledger"))  # fmt: skip
+    return problems
+
+
+# -- comparing values ------------------------------------------------------------
+def _same(actual: Any, recorded: Any, column: str = "") -> bool:
+    """The row's value against the ledger's: the ledger holds the JSON subset
+    (`service.jsonable`) with secrets masked, which match anything."""
+    if column.startswith("window_"):
+        return _instant(actual) == _instant(recorded)
+    return _match(_jsonable(actual), recorded)
+
+
+def _match(actual: Any, recorded: Any) -> bool:
+    if isinstance(recorded, str) and MASK in recorded:
+        return True
+    if isinstance(recorded, dict):
+        return (
+            isinstance(actual, dict)
+            and set(actual) == set(recorded)
+            and all(_match(actual[k], v) for k, v in recorded.items())
+        )
+    if isinstance(recorded, list):
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(recorded)
+            and all(_match(a, r) for a, r in zip(actual, recorded, strict=True))
+        )
+    return actual == recorded and type(actual) is type(recorded)
+
+
+def _jsonable(value: Any) -> Any:
+    from opskit.changes.service import jsonable
+
+    return jsonable(value)
+
+
+def _instant(value: Any) -> datetime | None:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None
+
+
+def _quote(value: Any, column: str, prefix: str = "") -> str:
+    """A short scalar quoted (with a trailing space), else nothing: long or
+    structured values (parameters, diffs) are not repeated in a message."""
+    if column == "parameters" or not isinstance(value, str | int | type(None)):
+        return ""
+    text = repr(value)
+    if len(text) > _SHOWN:
+        return ""
+    return f"{prefix}{text}" if prefix else f"{text} "
