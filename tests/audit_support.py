@@ -40,13 +40,21 @@ def lab_workspace(root: Path, *, db: str | None = None, devices: int = 2) -> Ite
         ws.close()
 
 
-def approved(svc: ChangeService, select_expr: str, params: dict[str, Any]) -> str:
+def approved(
+    svc: ChangeService,
+    select_expr: str,
+    params: dict[str, Any],
+    *,
+    runbook: str = "chg-test@1.0.0",
+    change_type: str = "normal",
+) -> str:
     change = svc.create(
-        runbook="chg-test@1.0.0",
+        runbook=runbook,
         select_expr=select_expr,
         requester="alice",
         title=f"VLAN {params['vlan_id']}",
         params=params,
+        type=change_type,
     )
     svc.submit(change.id, "alice")
     svc.assess(change.id, "bob", predict=False)
@@ -66,8 +74,7 @@ def rolled_back_change(svc: ChangeService, switch: str, vlan: int) -> str:
 
 
 def completed_change(svc: ChangeService, select_expr: str, vlan: int) -> str:
-    """A change applied to every selected switch, then rolled back on request
-    (the lab is left as it was), then closed."""
+    """A change applied to every selected switch (the caller rolls it back)."""
     change_id = approved(svc, select_expr, {"vlan_id": vlan})
     summary = svc.apply(change_id, "alice")
     assert summary["state"] == "completed", summary

@@ -25,6 +25,7 @@ from opskit.changes.tablecheck import verify_change_tables
 from opskit.ledger import Ledger
 from opskit.workspace import Workspace
 from tests.audit_support import approved, cli, completed_change, lab_workspace, rolled_back_change
+from tests.changes_support import write_runbook
 from tests.fixtures.postgres import plain_sql
 
 pytestmark = [pytest.mark.xdist_group("audit-lab"), pytest.mark.slow]
@@ -38,6 +39,8 @@ class Estate:
     closed: str  # completed on two switches, rolled back on request, closed
     rejected: str
     approved: str
+    halted: str  # the canary failed: rolled back, the other switch skipped
+    emergency: str  # applied, rolled back, reviewed in retrospect, closed
 
 
 @pytest.fixture(
@@ -64,7 +67,17 @@ def estate(
         svc.assess(rejected, "bob", predict=False)
         svc.reject(rejected, "bob", "not in this window")
         pending = approved(svc, "lab-sw02", {"vlan_id": 404})
-        yield Estate(ws, svc, rolled, closed, rejected, pending)
+        canary = write_runbook(ws, "1.5.0", "low", canary=1)
+        halted = approved(
+            svc, "lab-sw*", {"vlan_id": 405, "expect_names": {"lab-sw01": "wrong"}}, runbook=canary
+        )
+        assert svc.apply(halted, "alice")["state"] == "rolled_back"
+        emergency = approved(svc, "lab-sw02", {"vlan_id": 406}, change_type="emergency")
+        assert svc.apply(emergency, "alice")["state"] == "completed"
+        assert svc.rollback(emergency, "alice")["state"] == "rolled_back"
+        svc.approve(emergency, "carol", comment="needed, done right")
+        svc.close(emergency, "alice", review="outage fixed")
+        yield Estate(ws, svc, rolled, closed, rejected, pending, halted, emergency)
 
 
 def problems(estate: Estate) -> list[str]:
@@ -76,7 +89,12 @@ def test_untampered_tables_agree_with_the_ledger(estate: Estate) -> None:
     assert problems(estate) == []
     result = cli("audit", "verify", ws=estate.ws)
     assert result.returncode == 0, result.stderr
-    assert "4 changes" in result.stdout
+    assert "6 changes" in result.stdout
+    hosts = estate.svc.get(estate.halted).hosts
+    assert {ci: h["status"] for ci, h in hosts.items()} == {
+        "lab-sw01": "rolled_back",
+        "lab-sw02": "skipped",
+    }
     result = cli("change", "show", estate.closed, ws=estate.ws)
     assert result.returncode == 0 and "disagree" not in result.stderr
 
@@ -141,6 +159,12 @@ CHANGE_COLUMNS: list[tuple[str, str, Any, str]] = [
     ("closed", "review", {"outcome": "completed"}, "review"),
     ("closed", "summary", {"outcome": "completed"}, "summary.outcome"),
     ("rejected", "state", "approved", "state is 'approved'"),
+    (
+        "emergency",
+        "retrospective",
+        {"reviewers": ["carol"], "required": 1, "complete": False},
+        "retrospective.complete",
+    ),
     ("approved", "state", "in_progress", "state is 'in_progress'"),
 ]
 
@@ -158,18 +182,30 @@ def test_each_changes_column_forged_is_named(
         assert words in " | ".join(found), found
 
 
-HOST_COLUMNS = [("status", "ok", "status is 'ok' in change_hosts"), ("batch", 7, "batch is 7")]
+HOST_COLUMNS = [
+    ("rolled_back", "lab-sw01", "status", "ok", "status is 'ok' in change_hosts"),
+    ("rolled_back", "lab-sw01", "batch", 7, "batch is 7"),
+    (
+        "halted",
+        "lab-sw02",
+        "status",
+        "ok",
+        "status is 'ok' in change_hosts; the ledger says 'skipped'",
+    ),
+    ("closed", "lab-sw02", "status", "failed", "status is 'failed'"),
+]
 
 
-@pytest.mark.parametrize("column, value, words", HOST_COLUMNS)
+@pytest.mark.parametrize("which, ci, column, value, words", HOST_COLUMNS)
 def test_each_host_column_forged_is_named(
-    estate: Estate, column: str, value: Any, words: str
+    estate: Estate, which: str, ci: str, column: str, value: Any, words: str
 ) -> None:
+    change_id = getattr(estate, which)
     hosts = change_store.hosts
-    where = update(hosts).where(hosts.c.change_id == estate.rolled_back, hosts.c.ci == "lab-sw01")
+    where = update(hosts).where(hosts.c.change_id == change_id, hosts.c.ci == ci)
     with tampered(estate, where, column, value):
         found = problems(estate)
-        assert found and found[0].startswith(f"change {estate.rolled_back}: host lab-sw01: ")
+        assert found and found[0].startswith(f"change {change_id}: host {ci}: "), found
         assert words in found[0], found
 
 
@@ -208,7 +244,9 @@ def test_rows_added_or_removed_are_named(estate: Estate) -> None:
     cases = [
         # A second vote no event records: a faked quorum.
         (insert(approvals).values(**forged_vote),
-         delete(approvals).where(approvals.c.approver == "carol"),
+         delete(approvals).where(
+            approvals.c.change_id == estate.approved, approvals.c.approver == "carol"
+         ),
          f"change {estate.approved}: the approval row by carol is not in the ledger"),
         (insert(hosts).values(change_id=estate.closed, ci="lab-sw09", status="ok", updated_at=now),
          delete(hosts).where(hosts.c.ci == "lab-sw09"),

@@ -40,6 +40,11 @@ ACTIVE = frozenset(state.value for state in ACTIVE_STATES)
 PENDING, OK, FAILED, SKIPPED = "pending", "ok", "failed", "skipped"
 ROLLED_BACK, ROLLBACK_FAILED = "rolled_back", "rollback_failed"
 
+# The host steps that set a host's status; the other steps (backup, applied,
+# ...) change nothing in the rows, so the replay does not read them.
+HOST_STATUS_KINDS = frozenset(
+    {"host.verified", "host.failed", "host.rolled_back", "host.rollback_failed"}
+)
 # The events whose payload the fold reads; of all others only the kind and CI.
 PAYLOAD_KINDS = frozenset(
     {
@@ -102,7 +107,6 @@ class Expected:
     sources: dict[str, int] = field(default_factory=dict)
     plan: list[list[str]] | None = None
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    touched: set[str] = field(default_factory=set)
     approvals: list[dict[str, Any]] = field(default_factory=list)
     rollback_hosts: list[str] | None = None
     last_host_event: dict[str, str] = field(default_factory=dict)
@@ -147,7 +151,7 @@ def fold(
     """Applies one event of the change (in seq order) to its expected rows."""
     payload = payload or {}
     if ci:
-        _host_event(expected, seq, kind, ci, payload)
+        host_step(expected, seq, kind, ci, payload)
         return
     state = STATE_FOR_EVENT.get(kind)
     if state is not None and kind != "change.created":
@@ -221,13 +225,13 @@ def _started(expected: Expected, seq: int, actor: str, payload: dict[str, Any]) 
 
 
 def _halted(expected: Expected, seq: int, actor: str, payload: dict[str, Any]) -> None:
-    # The batch that failed is the last one any host started in; the later
-    # ones never ran.
+    # A rollout halts after a whole batch has finished, on a failure: the
+    # halting batch is the last one with a finished host; later ones never ran.
     reached = max(
-        (h["batch"] for ci, h in expected.hosts.items() if ci in expected.touched), default=0
+        (h["batch"] for h in expected.hosts.values() if h["status"] != PENDING), default=0
     )
-    for ci, host in expected.hosts.items():
-        if host["batch"] > reached and ci not in expected.touched:
+    for host in expected.hosts.values():
+        if host["batch"] > reached:
             host.update(status=SKIPPED, seq=seq)
 
 
@@ -267,7 +271,7 @@ _HANDLERS = {
 }
 
 
-def _host_event(expected: Expected, seq: int, kind: str, ci: str, payload: dict[str, Any]) -> None:
+def host_step(expected: Expected, seq: int, kind: str, ci: str, payload: dict[str, Any]) -> None:
     """A host step. Only a run's steps count: a dry run's come before the
     change starts (or say `dry_run`)."""
     host = expected.hosts.get(ci)
@@ -275,7 +279,6 @@ def _host_event(expected: Expected, seq: int, kind: str, ci: str, payload: dict[
         return
     previous = expected.last_host_event.get(ci)
     expected.last_host_event[ci] = kind
-    expected.touched.add(ci)
     status = None
     if kind == "host.verified":
         status = OK

@@ -398,7 +398,7 @@ def show(change_id: IdArg, json_output: JsonOpt = False) -> None:
     service = _service()
     change = service.get(change_id)
     # The rows shown are an index of the ledger: say when they disagree with it.
-    differs = disagreements(service.ledger, service.engine, change_id)
+    differs = disagreements(service.ledger, change_id)
     if json_output:
         print_json({**change.to_dict(), "ledger_disagreements": differs})
         return
