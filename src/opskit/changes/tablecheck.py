@@ -214,6 +214,8 @@ def _change_row(exp: Expected, row: Mapping[str, Any]) -> list[str]:
 def _hosts(exp: Expected, rows: dict[str, tuple[str, int | None]]) -> list[str]:
     if exp.plan is None:
         return [f"{len(rows)} host row(s) but the ledger records no start"] if rows else []
+    if rows == {ci: (h["status"], h["batch"]) for ci, h in exp.hosts.items()}:
+        return []  # the common case, compared in C
     problems = []
     unknown = set(rows) - set(exp.hosts)
     lagging_allowed = exp.state in replay.ACTIVE
