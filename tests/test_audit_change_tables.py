@@ -26,7 +26,7 @@ from opskit.ledger import Ledger
 from opskit.workspace import Workspace
 from tests.audit_support import approved, cli, completed_change, lab_workspace, rolled_back_change
 from tests.changes_support import write_runbook
-from tests.fixtures.postgres import plain_sql
+from tests.fixtures.postgres import attacker_sql, plain_sql
 
 pytestmark = [pytest.mark.xdist_group("audit-lab"), pytest.mark.slow]
 
@@ -321,3 +321,24 @@ def test_change_show_is_quiet_on_a_sound_change(estate: Estate, tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["ledger_disagreements"] == []
     assert estate.svc.get(estate.rejected).state is State.REJECTED
+
+
+def test_a_broken_record_is_one_line_not_a_traceback(estate: Estate) -> None:
+    """The chain check names a record that is no longer JSON; the table check
+    must not stumble on it."""
+    url = estate.ws.db_url
+    ((seq, record),) = attacker_sql(
+        url,
+        "SELECT seq, record FROM ledger_events WHERE change_id = ? AND kind = 'change.created'",
+        (estate.approved,),
+    )
+    attacker_sql(url, "UPDATE ledger_events SET record = ? WHERE seq = ?", ("{not json", seq))
+    try:
+        result = cli("audit", "verify", ws=estate.ws)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert f"FAILED at seq {seq}: changed content" in result.stderr
+    finally:
+        attacker_sql(url, "UPDATE ledger_events SET record = ? WHERE seq = ?", (record, seq))
+    assert problems(estate) == []
