@@ -440,7 +440,7 @@ def _check_blobs(
         else:
             try:
                 content = base64.b64decode(blob.get("content", ""), validate=True)
-            except ValueError:
+            except (ValueError, TypeError):  # not base64, or not text at all
                 content = b""
             if blob_hash(content) != ref:
                 problems.append((seq, f"blob content changed: {ref}"))
