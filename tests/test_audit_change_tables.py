@@ -342,3 +342,33 @@ def test_a_broken_record_is_one_line_not_a_traceback(estate: Estate) -> None:
     finally:
         attacker_sql(url, "UPDATE ledger_events SET record = ? WHERE seq = ?", (record, seq))
     assert problems(estate) == []
+
+
+def test_a_running_change_must_hold_its_locks() -> None:
+    """A rollout under way (or cut off) holds a lock on every target: a
+    deleted lock lets another change take the switch. Folded from the
+    events a rollout records, compared with lock rows as they are read."""
+    from opskit.changes import replay
+    from opskit.changes.tablecheck import compare
+
+    change = replay.start("CHG-000001", 1, {"targets": ["sw1", "sw2"]})
+    replay.fold(change, 2, "change.started", "alice", None, {"batches": [["sw1"], ["sw2"]]})
+    replay.fold(change, 3, "host.verified", "alice", "sw1", {})
+    assert change.state == "in_progress"
+    tables: dict[str, Any] = {
+        "changes": [],
+        "hosts": {},
+        "approvals": [],
+        "locks": [
+            {"ci": "sw1", "change_id": "CHG-000001"},
+            {"ci": "sw2", "change_id": "CHG-000002"},
+        ],
+        "slots": [],
+    }
+    found = [text for _, text in compare({"CHG-000001": change}, tables)]
+    assert (
+        "change CHG-000001: is in_progress in the ledger, but its lock on sw2 is held by "
+        "CHG-000002" in found
+    )
+    assert any(p.startswith("change CHG-000002: holds the lock on sw2") for p in found)
+    assert any(p.startswith("change CHG-000001: created in the ledger") for p in found)
