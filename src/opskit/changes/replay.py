@@ -106,7 +106,9 @@ class Expected:
     columns: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, int] = field(default_factory=dict)
     plan: list[list[str]] | None = None
-    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # ci -> (status, batch), the form of the host rows; and the seq that set it.
+    hosts: dict[str, tuple[str, int | None]] = field(default_factory=dict)
+    host_seqs: dict[str, int] = field(default_factory=dict)
     approvals: list[dict[str, Any]] = field(default_factory=list)
     rollback_hosts: list[str] | None = None
     last_host_event: dict[str, str] = field(default_factory=dict)
@@ -217,38 +219,39 @@ def _retrospective(expected: Expected, seq: int, actor: str, payload: dict[str, 
 def _started(expected: Expected, seq: int, actor: str, payload: dict[str, Any]) -> None:
     batches = payload.get("batches")
     expected.plan = batches if isinstance(batches, list) else []
-    expected.hosts = {
-        str(ci): {"status": PENDING, "batch": number, "seq": seq}
-        for number, names in enumerate(expected.plan)
-        for ci in (names if isinstance(names, list) else [])
-    }
+    hosts: dict[str, tuple[str, int | None]] = {}
+    for number, names in enumerate(expected.plan):
+        if isinstance(names, list):
+            hosts.update(dict.fromkeys(map(str, names), (PENDING, number)))
+    expected.hosts = hosts
+    expected.host_seqs = dict.fromkeys(hosts, seq)
 
 
 def _halted(expected: Expected, seq: int, actor: str, payload: dict[str, Any]) -> None:
     # A rollout halts after a whole batch has finished, on a failure: the
     # halting batch is the last one with a finished host; later ones never ran.
     reached = max(
-        (h["batch"] for h in expected.hosts.values() if h["status"] != PENDING), default=0
+        (batch or 0 for status, batch in expected.hosts.values() if status != PENDING), default=0
     )
-    for host in expected.hosts.values():
-        if host["batch"] > reached:
-            host.update(status=SKIPPED, seq=seq)
+    for ci, (_status, batch) in expected.hosts.items():
+        if (batch or 0) > reached:
+            _set_host(expected, ci, SKIPPED, seq)
 
 
 def _verifying(expected: Expected, seq: int, actor: str, payload: dict[str, Any]) -> None:
     # A host whose run records no closing step (no apply or verify step
     # changed anything) finished `ok`.
-    for host in expected.hosts.values():
-        if host["status"] == PENDING:
-            host.update(status=OK, seq=seq)
+    hosts = expected.hosts
+    pending = [ci for ci, (status, _batch) in hosts.items() if status == PENDING]
+    hosts.update({ci: (OK, hosts[ci][1]) for ci in pending})
+    expected.host_seqs.update(dict.fromkeys(pending, seq))
 
 
 def _recovered(expected: Expected, seq: int, actor: str, payload: dict[str, Any]) -> None:
     hosts = payload.get("hosts")
     for ci, entry in (hosts if isinstance(hosts, dict) else {}).items():
         if isinstance(entry, dict) and isinstance(entry.get("status"), str):
-            expected.hosts.setdefault(ci, {"batch": None})
-            expected.hosts[ci].update(status=entry["status"], seq=seq)
+            _set_host(expected, ci, entry["status"], seq)
 
 
 def _rollback_started(expected: Expected, seq: int, actor: str, payload: dict[str, Any]) -> None:
@@ -296,4 +299,11 @@ def host_step(expected: Expected, seq: int, kind: str, ci: str, payload: dict[st
         else:
             status = FAILED
     if status is not None:
-        host.update(status=status, seq=seq)
+        expected.hosts[ci] = (status, host[1])
+        expected.host_seqs[ci] = seq
+
+
+def _set_host(expected: Expected, ci: str, status: str, seq: int) -> None:
+    """`ci`'s status from `seq` on; its batch stays (none for a CI not planned)."""
+    expected.hosts[ci] = (status, expected.hosts.get(ci, (status, None))[1])
+    expected.host_seqs[ci] = seq
