@@ -43,6 +43,9 @@ def evidence(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspa
         bundle = root / "evidence.json"
         result = cli("audit", "export", "--change", change_id, "--out", str(bundle), ws=ws)
         assert result.returncode == 0, result.stderr
+        # The exporter names the key the recipient is to pin.
+        own = keymod.key_id(keymod.load_public_key_file(ws.keys_dir / PUBLIC_KEY_FILE))
+        assert f"(signed by key {own})" in result.stdout
         yield ws, change_id, bundle
 
 

@@ -178,7 +178,13 @@ def export(
     """Write an evidence bundle: the change's events, blobs, chain to a signed checkpoint."""
     ledger = _ledger()
     path = ledger.export_bundle(change, out, actor=_actor())
-    console.print(f"bundle for change {plain(change)} written to {plain(path)}", highlight=False)
+    key = json.loads(path.read_text(encoding="utf-8"))["key_id"]
+    # The key id is what the recipient pins (`verify-bundle --trust`).
+    console.print(
+        f"bundle for change {plain(change)} written to {plain(path)} (signed by key {key})",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 # verify-bundle's exit code when the bundle is intact but no trusted key was
