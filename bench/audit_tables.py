@@ -131,13 +131,13 @@ def main() -> int:
             seconds, report = timed(ledger.verify)
             assert report.ok, report.problem
             chain_times.append(seconds)
-            seconds, (changes, problems) = timed(lambda: verify_change_tables(ledger))
-            assert not problems, problems[:3]
+            seconds, check = timed(lambda: verify_change_tables(ledger))
+            assert not check.problems, check.problems[:3]
             table_times.append(seconds)
         count = report.counts["events"]
         chain, tables = median(chain_times), median(table_times)
         print(
-            f"SQLite, {count:,} events in {changes:,} changes, median of {args.rounds}: "
+            f"SQLite, {count:,} events in {check.changes:,} changes, median of {args.rounds}: "
             f"chain verify {chain:.2f} s, change tables {tables:.2f} s "
             f"(+{100 * tables / chain:.0f}%)"
         )

@@ -81,8 +81,9 @@ def estate(
 
 
 def problems(estate: Estate) -> list[str]:
-    _count, found = verify_change_tables(Ledger.open(estate.ws))
-    return [text for _, text in found]
+    check = verify_change_tables(Ledger.open(estate.ws))
+    assert check.skipped is None
+    return [text for _, text in check.problems]
 
 
 def test_untampered_tables_agree_with_the_ledger(estate: Estate) -> None:
@@ -372,3 +373,33 @@ def test_a_running_change_must_hold_its_locks() -> None:
     )
     assert any(p.startswith("change CHG-000002: holds the lock on sw2") for p in found)
     assert any(p.startswith("change CHG-000001: created in the ledger") for p in found)
+
+
+@pytest.mark.postgres
+def test_a_role_that_reads_only_the_ledger_still_verifies_it(estate: Estate) -> None:
+    """The README's day-to-day role may read the ledger but not the change
+    tables: `audit verify` checks the chain and says the tables were not."""
+    url = estate.ws.db_url
+    if not url.startswith("postgresql"):
+        pytest.skip("roles are PostgreSQL's")
+    import psycopg
+
+    owner = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(owner, autocommit=True) as connection:
+        connection.execute(
+            "DO $$ BEGIN CREATE ROLE opskit_ledger_reader LOGIN; "
+            "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+        connection.execute(
+            "GRANT SELECT ON ledger_events, ledger_purges, ledger_checkpoints, ledger_blobs "
+            "TO opskit_ledger_reader"
+        )
+    user = url.split("//", 1)[1].split("@", 1)[0]
+    reader = Workspace(
+        root=estate.ws.root, db_url_override=url.replace(f"//{user}@", "//opskit_ledger_reader@")
+    )
+    result = cli("audit", "verify", ws=reader)
+    assert result.returncode == 0, result.stderr
+    assert "ledger OK" in result.stdout
+    assert "change tables not checked: the change tables cannot be read" in result.stdout
+    assert "permission denied" in result.stdout

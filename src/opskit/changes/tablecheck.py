@@ -17,9 +17,10 @@ import heapq
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import inspect, select
+from sqlalchemy.exc import DBAPIError
 
 from opskit.changes import replay, store
 from opskit.changes.replay import Expected
@@ -115,16 +116,28 @@ def fold_one(
         replay.fold(changes[change_id], seq, kind, actor, ci, payload)
 
 
-def verify_change_tables(ledger: Any) -> tuple[int, list[tuple[int | None, str]]]:
-    """(changes checked, problems): every row that disagrees with the ledger,
-    ordered by change, each problem naming its change first."""
+class TableCheck(NamedTuple):
+    changes: int  # changes rebuilt from the ledger
+    problems: list[tuple[int | None, str]]  # (None, "change ID: ..."), by change
+    skipped: str | None = None  # why the tables were not checked
+
+
+def verify_change_tables(ledger: Any) -> TableCheck:
+    """Every row that disagrees with the ledger, ordered by change, each
+    problem naming its change first. A role that may read the ledger but not
+    the change tables (README: `opskit_writer`) gets `skipped`, not an error."""
     engine = ledger.engine
     if not inspect(engine).has_table(store.changes.name):
-        return 0, []
+        return TableCheck(0, [])  # no change was ever made here: no row to disagree
+    try:
+        tables = _read_tables(ledger)
+    except (DBAPIError, ledger._dbapi_error) as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        return TableCheck(0, [], f"the change tables cannot be read ({reason})")
     expected = expected_changes(ledger)
-    tables = _read_tables(ledger)
     problems = compare(expected, tables)
-    return len(expected), [(None, text) for _, text in sorted(problems, key=lambda p: p[0])]
+    ordered = [(None, text) for _, text in sorted(problems, key=lambda p: p[0])]
+    return TableCheck(len(expected), ordered)
 
 
 def disagreements(ledger: Any, change_id: str) -> list[str]:
