@@ -36,14 +36,21 @@ from opskit.changes.model import ACTIVE_STATES, EVENT_FOR_STATE, State
 STATE_FOR_EVENT: dict[str, str] = {kind: state.value for state, kind in EVENT_FOR_STATE.items()}
 ACTIVE = frozenset(state.value for state in ACTIVE_STATES)
 
-# Host statuses (`opskit.changes.rollout`).
+# Host statuses (`opskit.changes.rollout`). `not_restored`: a rollback ran
+# without a snapshot to prove the host is as before (`host.not_restored`).
 PENDING, OK, FAILED, SKIPPED = "pending", "ok", "failed", "skipped"
-ROLLED_BACK, ROLLBACK_FAILED = "rolled_back", "rollback_failed"
+ROLLED_BACK, ROLLBACK_FAILED, NOT_RESTORED = "rolled_back", "rollback_failed", "not_restored"
 
 # The host steps that set a host's status; the other steps (backup, applied,
 # ...) change nothing in the rows, so the replay does not read them.
 HOST_STATUS_KINDS = frozenset(
-    {"host.verified", "host.failed", "host.rolled_back", "host.rollback_failed"}
+    {
+        "host.verified",
+        "host.failed",
+        "host.rolled_back",
+        "host.rollback_failed",
+        "host.not_restored",
+    }
 )
 # The events whose payload the fold reads; of all others only the kind and CI.
 PAYLOAD_KINDS = frozenset(
@@ -274,6 +281,13 @@ _HANDLERS = {
 }
 
 
+_AFTER_ROLLBACK = {
+    "host.rolled_back": ROLLED_BACK,
+    "host.rollback_failed": ROLLBACK_FAILED,
+    "host.not_restored": NOT_RESTORED,
+}
+
+
 def host_step(expected: Expected, seq: int, kind: str, ci: str, payload: dict[str, Any]) -> None:
     """A host step. Only a run's steps count: a dry run's come before the
     change starts (or say `dry_run`)."""
@@ -289,15 +303,15 @@ def host_step(expected: Expected, seq: int, kind: str, ci: str, payload: dict[st
         status = ROLLED_BACK
     elif kind == "host.rollback_failed":
         status = ROLLBACK_FAILED
+    elif kind == "host.not_restored":
+        status = NOT_RESTORED
     elif kind == "host.failed":
-        # After a rollback the executor records the failure too, saying
-        # whether the rollback held.
-        if payload.get("rolled_back") is True:
-            status = ROLLED_BACK
-        elif previous == "host.rollback_failed":
-            status = ROLLBACK_FAILED
-        else:
-            status = FAILED
+        # After a rollback the executor records the failure too: the step
+        # just before says how the rollback ended (an unproven one is
+        # recorded `host.not_restored`).
+        status = _AFTER_ROLLBACK.get(previous or "") or (
+            ROLLED_BACK if payload.get("rolled_back") is True else FAILED
+        )
     if status is not None:
         expected.hosts[ci] = (status, host[1])
         expected.host_seqs[ci] = seq
