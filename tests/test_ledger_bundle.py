@@ -46,10 +46,28 @@ def save(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data))
 
 
+def pinned(ledger: Ledger) -> Path:
+    """The workspace's public key file: the trust anchor an auditor pins."""
+    return ledger.keys_dir / PUBLIC_KEY_FILE  # type: ignore[operator]
+
+
 def test_export_and_verify_a_change(ledger: Ledger, tmp_path: Path) -> None:
     path = ledger.export_bundle("C1", tmp_path / "c1.json", actor="auditor")
-    report = verify_bundle(path)
+    report = verify_bundle(path, public_key=pinned(ledger))
     assert report.ok, report.problem
+    assert report.trusted and report.key_id == ledger.checkpoints()[0].key_id
+    # Other changes' records are withheld, labelled with their change.
+    assert [(w["seq"], w["change_id"]) for w in report.withheld] == [
+        (2, "C2"), (4, "C2"), (6, "C2"), (8, "C3"),
+    ]  # fmt: skip
+    assert "4 of 8 records disclosed; 4 withheld: 4 labelled as other changes'" in (
+        report.summary()
+    )
+    # Without a trust anchor the same bundle is not "ok": its key vouches for itself.
+    alone = verify_bundle(path)
+    assert not alone.ok and alone.untrusted_only and not alone.trusted
+    assert alone.key_id == report.key_id
+    assert (alone.problem or "").startswith("signature not checked against a trusted key")
     assert report.counts == {
         "events": 4, "records": 8, "blobs": 2, "purged_blobs": 0, "checkpoints": 1,
     }  # fmt: skip
@@ -70,14 +88,15 @@ def test_export_and_verify_a_change(ledger: Ledger, tmp_path: Path) -> None:
     other = tmp_path / "other"
     ensure_key(other)
     report = verify_bundle(path, public_key=other / PUBLIC_KEY_FILE)
-    assert not report.ok and "unknown key" in (report.problem or "")
+    assert not report.ok and "not a trusted key" in (report.problem or "")
+    assert not report.untrusted_only
 
 
 def test_bundle_with_a_purged_blob_still_verifies(ledger: Ledger, tmp_path: Path) -> None:
     (backup, _) = [e for e in ledger.events(change_id="C1", kind="host.backup")]
     ledger.purge_blob(backup.payload["blobs"]["config"], "alice", "retention")
     path = ledger.export_bundle("C1", tmp_path / "c1.json")
-    report = verify_bundle(path)
+    report = verify_bundle(path, public_key=pinned(ledger))
     assert report.ok, report.problem
     assert report.counts["purged_blobs"] == 1
     # The purge event itself is shown in full.
@@ -143,10 +162,10 @@ def test_tampered_bundle_is_refused(ledger: Ledger, tmp_path: Path, tamper, prob
     data = load(path)
     expected_seq = tamper(data)
     save(path, data)
-    report = verify_bundle(path)
-    assert not report.ok
-    assert report.problem.startswith(problem), report.problem  # type: ignore[union-attr]
-    assert report.first_bad_seq == expected_seq
+    for report in (verify_bundle(path), verify_bundle(path, public_key=pinned(ledger))):
+        assert not report.ok and not report.untrusted_only
+        assert report.problem.startswith(problem), report.problem  # type: ignore[union-attr]
+        assert report.first_bad_seq == expected_seq
 
 
 def test_export_of_an_unknown_change_and_bad_files(ledger: Ledger, tmp_path: Path) -> None:

@@ -34,8 +34,8 @@ def run(
 @pytest.fixture
 def filled(workspace: Workspace) -> Workspace:
     ledger = Ledger.open(workspace)
-    ledger.append("change.created", actor="alice", payload={"title": "vlan 120"}, change_id="C1")
-    ledger.append("change.created", actor="bob", payload={"title": "ntp"}, change_id="C2")
+    ledger.append("change.noted", actor="alice", payload={"title": "vlan 120"}, change_id="C1")
+    ledger.append("change.noted", actor="bob", payload={"title": "ntp"}, change_id="C2")
     ledger.append(
         "host.backup", actor="ci", payload={}, change_id="C1", ci="sw1", blobs={"config": "x"}
     )
@@ -74,7 +74,7 @@ def test_audit_commands(filled: Workspace, tmp_path: Path) -> None:
     elsewhere.mkdir()
     result = run("audit", "verify-bundle", str(bundle), "--pubkey", str(pubkey), cwd=elsewhere)
     assert result.returncode == 0, result.stderr
-    assert "OK: 2 events" in result.stdout
+    assert "OK: change C1: 2 events; 2 of 3 records disclosed" in result.stdout
 
     data = json.loads(bundle.read_text())
     data["chain"][0]["record"] = data["chain"][0]["record"].replace("vlan 120", "vlan 666")

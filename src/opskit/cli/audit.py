@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -37,22 +37,23 @@ def _ledger() -> Ledger:
     return Ledger.open(workspace())
 
 
-def _report(report: VerifyReport, as_json: bool, what: str) -> None:
+def _report(report: VerifyReport, as_json: bool, what: str, note: str | None = None) -> None:
     if as_json:
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), **({"note": note} if note else {})})
     elif report.ok:
         counts = ", ".join(f"{value} {name}" for name, value in report.counts.items())
         console.print(
             f"[green]{what} OK[/green]: {counts}; head seq {report.head_seq} "
-            f"hash {report.head_hash}",
+            f"hash {report.head_hash}" + (f"; {plain(note)}" if note else ""),
             highlight=False,
             soft_wrap=True,
         )
     else:
         # One line, however many records a tampering touched; --json lists them all.
         more = len(report.problems) - 1
+        where = f" at seq {report.first_bad_seq}" if report.first_bad_seq is not None else ""
         err_console.print(
-            f"[red]{what} FAILED[/red] at seq {report.first_bad_seq}: "
+            f"[red]{what} FAILED[/red]{where}: "
             f"{plain(report.problem or '')}"
             + (f" (and {more} more problem(s): --json lists them)" if more > 0 else ""),
             highlight=False,
@@ -70,9 +71,25 @@ def verify(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
 ) -> None:
-    """Check the whole chain, every blob and every checkpoint signature (exit 1 on failure)."""
+    """Check the whole chain, every blob and every checkpoint signature, and the
+    change tables against the ledger (exit 1 on failure)."""
+    from opskit.changes.tablecheck import verify_change_tables
+    from opskit.ledger import VerifyReport
+
     ledger = _ledger()
-    _report(ledger.verify(since_checkpoint=checkpoint), as_json, "ledger")
+    report = ledger.verify(since_checkpoint=checkpoint)
+    # The change tables are an index of the ledger: every row is rebuilt
+    # from the events and compared (`opskit.changes.tablecheck`).
+    tables = verify_change_tables(ledger)
+    counts = report.counts if tables.skipped else {**report.counts, "changes": tables.changes}
+    report = VerifyReport.from_problems(
+        report.problems + tables.problems,
+        counts=counts,
+        head_seq=report.head_seq,
+        head_hash=report.head_hash,
+    )
+    note = f"change tables not checked: {tables.skipped}" if tables.skipped else None
+    _report(report, as_json, "ledger", note=note)
 
 
 @app.command("log")
@@ -163,7 +180,18 @@ def export(
     """Write an evidence bundle: the change's events, blobs, chain to a signed checkpoint."""
     ledger = _ledger()
     path = ledger.export_bundle(change, out, actor=_actor())
-    console.print(f"bundle for change {plain(change)} written to {plain(path)}", highlight=False)
+    key = json.loads(path.read_text(encoding="utf-8"))["key_id"]
+    # The key id is what the recipient pins (`verify-bundle --trust`).
+    console.print(
+        f"bundle for change {plain(change)} written to {plain(path)} (signed by key {key})",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+# verify-bundle's exit code when the bundle is intact but no trusted key was
+# given to check its signer against (documented in the README).
+UNTRUSTED_EXIT = 3
 
 
 @app.command("verify-bundle")
@@ -173,10 +201,63 @@ def verify_bundle_command(
         Path | None,
         typer.Option("--pubkey", help="Require the checkpoint to be signed by this PEM key."),
     ] = None,
+    trust: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trust",
+            help="A trust file: key ids, SHA-256 fingerprints or public keys, one a line "
+            "(repeatable).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
 ) -> None:
-    """Check an evidence bundle offline (no workspace needed). Exit 1 on failure."""
-    from opskit.ledger import verify_bundle
+    """Check an evidence bundle offline (no workspace needed) against a trusted
+    key: --pubkey, --trust, else the current workspace's keys. Exit 0 OK, 1 failed
+    or signed by an untrusted key, 3 intact but no trusted key to check it against."""
+    from opskit.ledger.bundle import anchors_for, verify_bundle
 
-    report = verify_bundle(bundle, public_key=pubkey_file)
-    _report(report, as_json, f"bundle {bundle.name}")
+    anchors = anchors_for(pubkey_file, trust or ())
+    if anchors is None:
+        anchors = _workspace_anchors()
+    report = verify_bundle(bundle, trust=anchors)
+    if as_json:
+        print_json(report.to_dict())
+    elif report.ok:
+        console.print(
+            f"[green]bundle {plain(bundle.name)} OK[/green]: {plain(report.summary())}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif report.untrusted_only:
+        err_console.print(
+            f"[yellow]bundle {plain(bundle.name)} NOT TRUSTED[/yellow]: "
+            f"{plain(report.problem or '')}; {plain(report.summary())}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        more = len(report.problems) - 1
+        err_console.print(
+            f"[red]bundle {plain(bundle.name)} FAILED[/red] at seq {report.first_bad_seq}: "
+            f"{plain(report.problem or '')}"
+            + (f" (and {more} more problem(s): --json lists them)" if more > 0 else "")
+            + f"; checkpoint signed by key {report.key_id or 'unknown'}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if report.untrusted_only:
+        raise typer.Exit(UNTRUSTED_EXIT)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _workspace_anchors() -> Any:
+    """The current workspace's keys when verify-bundle runs inside one, else None."""
+    from opskit.errors import WorkspaceError
+    from opskit.ledger.keys import workspace_anchors
+
+    try:
+        ws = workspace()
+    except WorkspaceError:
+        return None
+    return workspace_anchors(ws.keys_dir)

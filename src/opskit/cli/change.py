@@ -444,11 +444,24 @@ def close(
 
 @app.command()
 def show(change_id: IdArg, json_output: JsonOpt = False) -> None:
-    """Everything about one change."""
-    change = _service().get(change_id)
+    """Everything about one change (and whether its rows agree with the ledger)."""
+    from opskit.changes.tablecheck import disagreements
+
+    service = _service()
+    change = service.get(change_id)
+    # The rows shown are an index of the ledger: say when they disagree with it.
+    differs = disagreements(service.ledger, change_id)
     if json_output:
-        print_json(change.to_dict())
+        print_json({**change.to_dict(), "ledger_disagreements": differs})
         return
+    if differs:
+        more = f" (and {len(differs) - 1} more: opskit audit verify)" if len(differs) > 1 else ""
+        err_console.print(
+            f"[red]warning:[/red] this change's rows disagree with the ledger: "
+            f"{plain(differs[0])}{more}",
+            highlight=False,
+            soft_wrap=True,
+        )
     _brief(change)
     console.print(
         f"type {change.type}, requested by {plain(change.requester)}, runbook digest "

@@ -8,6 +8,11 @@ which is all the chain needs (hash = SHA-256(prev_hash || digest)), so other
 changes' payloads are not disclosed. The verifier recomputes the chain from
 the first record's prev_hash to the checkpoint's head, checks the
 checkpoint's Ed25519 signature, and checks every blob against its hash.
+
+The key a bundle carries only says who claims to have signed: a bundle is
+trusted only when that key is one of the verifier's trust anchors (a pinned
+key, a trust file, the workspace's keys). Withheld records carry the
+exporter's labels (kind, change id), which no hash covers.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opskit.errors import LedgerError
 from opskit.ledger import keys as keymod
@@ -76,14 +83,16 @@ def export_bundle(ledger: Ledger, change_id: str, out: Path, *, actor: str | Non
             if isinstance(refs, dict):
                 blob_refs.update(v for v in refs.values() if isinstance(v, str))
         else:
-            entry["digest"] = record_digest(record)
+            # Labels, not covered by the hash: say whose record is withheld.
+            entry.update(digest=record_digest(record), kind=kind, change_id=row_change)
         chain.append(entry)
         full.append((entry, record, kind))
     # A purge of one of the change's blobs explains its missing content: show it in full.
     for entry, record, kind in full:
         is_purge = kind == PURGE_KIND and "digest" in entry
         if is_purge and json.loads(record)["payload"].get("blob") in blob_refs:
-            del entry["digest"]
+            for label in ("digest", "kind", "change_id"):
+                del entry[label]
             entry["record"] = record
 
     blobs: dict[str, dict[str, Any]] = {}
@@ -128,29 +137,213 @@ def bundle_events(path: Path) -> list[Event]:
     return events
 
 
-def verify_bundle(path: Path, *, public_key: Path | None = None) -> VerifyReport:
-    """Checks a bundle with nothing but its own content (and optionally a pinned key)."""
+@dataclass
+class BundleReport(VerifyReport):
+    """A bundle's verification: the chain's report, who signed its
+    checkpoint and whether that key is trusted, and what it withholds."""
+
+    change_id: str = ""
+    key_id: str | None = None
+    fingerprint: str | None = None
+    trusted: bool = False
+    trust_source: str | None = None
+    # The only problem is that no trusted key was given (exit 3 in the CLI).
+    untrusted_only: bool = False
+    disclosed: int = 0
+    # Records given only as their digest: {"seq", "kind", "change_id"}; kind
+    # and change_id are the exporter's labels (None when absent), unproven.
+    withheld: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "change_id": self.change_id,
+            "key_id": self.key_id,
+            "fingerprint": self.fingerprint,
+            "trusted": self.trusted,
+            "trust_source": self.trust_source,
+            "disclosed": self.disclosed,
+            "withheld": self.withheld,
+        }
+
+    def summary(self) -> str:
+        """One line: what is disclosed and withheld, and who signed."""
+        counts = self.counts
+        total = counts.get("records", 0)
+        text = (
+            f"change {self.change_id}: {counts.get('events', 0)} events; "
+            f"{self.disclosed} of {total} records disclosed"
+        )
+        if self.withheld:
+            text += f"; {len(self.withheld)} withheld: {_withheld_text(self)}"
+        text += f"; {counts.get('blobs', 0)} blobs, {counts.get('purged_blobs', 0)} purged"
+        signer = f"key {self.key_id}" if self.key_id else "an unreadable key"
+        trust = f"trusted: {self.trust_source}" if self.trusted else "not a trusted key"
+        return f"{text}; checkpoint seq {self.head_seq} signed by {signer} ({trust})"
+
+
+def _withheld_text(report: BundleReport, shown: int = 5) -> str:
+    """The withheld records that may be the change's own first (labelled so,
+    or not labelled), then a count of those labelled as other changes'."""
+    own = [
+        w for w in report.withheld if w["change_id"] == report.change_id or not w.get("labelled")
+    ]
+    others = len(report.withheld) - len(own)
+    parts = [
+        f"seq {w['seq']} {w['kind']}" if w["kind"] else f"seq {w['seq']} (unlabelled)"
+        for w in own[:shown]
+    ]
+    if len(own) > shown:
+        parts.append(f"{len(own) - shown} more")
+    if others:
+        parts.append(f"{others} labelled as other changes' or no change's")
+    labels = any(w.get("labelled") for w in report.withheld)
+    return ", ".join(parts) + (" (labels unproven)" if labels else "")
+
+
+def anchors_for(
+    public_key: Path | None = None, trust: Iterable[Path] = ()
+) -> keymod.TrustAnchors | None:
+    """The trust anchors from a pinned PEM key and trust files, or None."""
+    anchors: keymod.TrustAnchors | None = None
+    sources: list[str] = []
+    if public_key is not None:
+        key = keymod.load_public_key_file(Path(public_key))
+        anchors = keymod.TrustAnchors(source="", keys={keymod.key_id(key): key})
+        sources.append(f"pinned key {public_key}")
+    for path in trust:
+        loaded = keymod.load_trust_file(Path(path))
+        anchors = anchors or keymod.TrustAnchors(source="")
+        anchors.keys.update(loaded.keys)
+        anchors.fingerprints |= loaded.fingerprints
+        sources.append(loaded.source)
+    if anchors is not None:
+        anchors.source = ", ".join(sources)
+    return anchors
+
+
+def verify_bundle(
+    path: Path,
+    *,
+    public_key: Path | None = None,
+    trust: keymod.TrustAnchors | None = None,
+) -> BundleReport:
+    """Checks a bundle with nothing but its own content and trust anchors: a
+    pinned PEM key (`public_key`) and/or `trust`. The key a bundle carries is
+    never trusted for being there: without an anchor the report is not ok
+    (`untrusted_only` when nothing else is wrong)."""
     path = Path(path)
     data = _load(path)
     change_id = data["change_id"]
-    problems: list[tuple[int | None, str]] = []
-
     checkpoint = Checkpoint.from_dict(data.get("checkpoint"), where=f"{path}: checkpoint")
-    if public_key is not None:
-        pinned = keymod.load_public_key_file(Path(public_key))
-    else:
-        try:
-            pinned = keymod.load_public_key_pem(data["public_key"].encode())
-        except LedgerError:
-            pinned = None
-    if pinned is None:
-        problems.append((checkpoint.seq, f"bad checkpoint signature at seq {checkpoint.seq}: "
-                         "the bundle's public key is unreadable"))  # fmt: skip
-    elif (bad := checkpoint.signature_problem({keymod.key_id(pinned): pinned})) is not None:
-        problems.append((checkpoint.seq, bad))
+    pinned = anchors_for(public_key)
+    if pinned is not None and trust is not None:
+        pinned.keys.update(trust.keys)
+        pinned.fingerprints |= trust.fingerprints
+        pinned.source += f", {trust.source}"
+    anchors = pinned or trust
+    signer = _check_signer(data, checkpoint, anchors)
+    problems = list(signer.problems)
+    chain = _check_chain(data["chain"], change_id, checkpoint)
+    problems += chain.problems
+    blobs_checked, purged, blob_problems = _check_blobs(data["blobs"], chain.referenced)
+    problems += blob_problems
+    counts = {
+        "events": chain.events,
+        "records": len(data["chain"]),
+        "blobs": blobs_checked,
+        "purged_blobs": purged,
+        "checkpoints": 1,
+    }
+    # Nothing else wrong, but no anchor to check the signer against.
+    untrusted_only = not problems and not signer.trusted
+    if untrusted_only:
+        problems.append((None, _untrusted_text(checkpoint.seq, signer)))
+    base = VerifyReport.from_problems(
+        problems, counts=counts, head_seq=checkpoint.seq, head_hash=checkpoint.head
+    )
+    return BundleReport(
+        **{f.name: getattr(base, f.name) for f in fields(VerifyReport)},
+        change_id=change_id,
+        key_id=signer.key_id,
+        fingerprint=signer.fingerprint,
+        trusted=signer.trusted,
+        trust_source=anchors.source if anchors and signer.trusted else None,
+        untrusted_only=untrusted_only,
+        disclosed=chain.disclosed,
+        withheld=chain.withheld,
+    )
 
-    chain = data["chain"]
-    events = blobs_checked = purged = 0
+
+def _untrusted_text(seq: int, signer: _Signer) -> str:
+    return (
+        f"signature not checked against a trusted key: the checkpoint at seq {seq} is "
+        f"signed by key {signer.key_id} (sha256 {signer.fingerprint}), which only the "
+        "bundle vouches for; pin a key with --pubkey or --trust FILE"
+    )
+
+
+class _Signer(NamedTuple):
+    problems: list[tuple[int | None, str]]
+    key_id: str | None
+    fingerprint: str | None
+    trusted: bool
+
+
+def _check_signer(
+    data: dict[str, Any], checkpoint: Checkpoint, anchors: keymod.TrustAnchors | None
+) -> _Signer:
+    """Who signed the checkpoint, whether the signature holds, and whether the
+    signer is one of the anchors. The key the bundle carries only says who
+    claims to have signed."""
+    seq = checkpoint.seq
+    try:
+        signing = keymod.public_key_from_b64(checkpoint.public_key)
+    except LedgerError:
+        return _Signer(
+            [(seq, f"bad checkpoint signature at seq {seq}: unreadable public key")],
+            None, None, False,
+        )  # fmt: skip
+    key_id, fingerprint = keymod.key_id(signing), keymod.fingerprint(signing)
+    problems: list[tuple[int | None, str]] = []
+    if key_id != checkpoint.key_id:
+        problems.append(
+            (seq, f"bad checkpoint signature at seq {seq}: key id does not match its key")
+        )
+    try:
+        carried = keymod.load_public_key_pem(data["public_key"].encode())
+    except LedgerError:
+        carried = None
+    if carried is None or keymod.raw_public_bytes(carried) != keymod.raw_public_bytes(signing):
+        problems.append(
+            (seq, f"bad checkpoint signature at seq {seq}: the bundle's public key is not "
+             f"the key {key_id} that signed its checkpoint")
+        )  # fmt: skip
+    check_with = signing if anchors is None else anchors.key_for(signing)
+    if check_with is None:
+        problems.append(
+            (seq, f"bad checkpoint signature at seq {seq}: signed by key {key_id}, "
+             f"which is not a trusted key ({anchors.source})")  # type: ignore[union-attr]
+        )  # fmt: skip
+    elif not keymod.verify_signature(check_with, checkpoint.signature, checkpoint.message()):
+        problems.append((seq, f"bad checkpoint signature at seq {seq} (key {key_id})"))
+    trusted = anchors is not None and check_with is not None and not problems
+    return _Signer(problems, key_id, fingerprint, trusted)
+
+
+class _Chain(NamedTuple):
+    problems: list[tuple[int | None, str]]
+    events: int
+    disclosed: int
+    withheld: list[dict[str, Any]]
+    referenced: dict[str, int]
+
+
+def _check_chain(chain: list[Any], change_id: str, checkpoint: Checkpoint) -> _Chain:
+    """Recomputes the chain from its first record to the checkpoint's head."""
+    problems: list[tuple[int | None, str]] = []
+    events = disclosed = 0
+    withheld: list[dict[str, Any]] = []
     referenced: dict[str, int] = {}
     prev: str | None = None
     expected: int | None = None
@@ -162,15 +355,7 @@ def verify_bundle(path: Path, *, public_key: Path | None = None) -> VerifyReport
         prev_hash, stored = entry.get("prev_hash"), entry.get("hash")
         record, digest = entry.get("record"), entry.get("digest")
         if expected is not None and seq != expected:
-            later = {e.get("seq") for e in chain if isinstance(e, dict)}
-            if seq > expected and expected in later:
-                problems.append(
-                    (expected, f"reordered record: seq {seq} comes before seq {expected}")
-                )
-            elif seq > expected:
-                problems.append((expected, f"missing record: seq {expected} absent from the chain"))
-            else:
-                problems.append((seq, f"reordered record: seq {seq} appears after seq {seq + 1}"))
+            problems.append(_out_of_order(chain, seq, expected))
             break
         if not (isinstance(prev_hash, str) and isinstance(stored, str)):
             problems.append((seq, f"changed content: record {seq} lacks its hashes"))
@@ -197,10 +382,13 @@ def verify_bundle(path: Path, *, public_key: Path | None = None) -> VerifyReport
                     (seq, f"reordered record: seq {seq} holds the record of seq {event.seq}")
                 )
                 break
+            disclosed += 1
             if event.change_id == change_id:
                 events += 1
                 for ref in event.blobs.values():
                     referenced.setdefault(ref, seq)
+        else:
+            withheld.append(_label(entry))
         prev, expected = stored, seq + 1
     else:
         if not chain:
@@ -215,9 +403,36 @@ def verify_bundle(path: Path, *, public_key: Path | None = None) -> VerifyReport
             )
         elif events == 0:
             problems.append((None, f"missing record: no event of change {change_id} in the bundle"))
+    return _Chain(problems, events, disclosed, withheld, referenced)
 
+
+def _out_of_order(chain: list[Any], seq: int, expected: int) -> tuple[int | None, str]:
+    later = {e.get("seq") for e in chain if isinstance(e, dict)}
+    if seq > expected and expected in later:
+        return expected, f"reordered record: seq {seq} comes before seq {expected}"
+    if seq > expected:
+        return expected, f"missing record: seq {expected} absent from the chain"
+    return seq, f"reordered record: seq {seq} appears after seq {seq + 1}"
+
+
+def _label(entry: dict[str, Any]) -> dict[str, Any]:
+    """A withheld record as the exporter labelled it (labels are not hashed)."""
+    kind, owner = entry.get("kind"), entry.get("change_id")
+    return {
+        "seq": entry["seq"],
+        "kind": kind if isinstance(kind, str) else None,
+        "change_id": owner if isinstance(owner, str) else None,
+        "labelled": "kind" in entry or "change_id" in entry,
+    }
+
+
+def _check_blobs(
+    blobs: dict[str, Any], referenced: dict[str, int]
+) -> tuple[int, int, list[tuple[int | None, str]]]:
+    problems: list[tuple[int | None, str]] = []
+    checked = purged = 0
     for ref, seq in referenced.items():
-        blob = data["blobs"].get(ref)
+        blob = blobs.get(ref)
         if not isinstance(blob, dict):
             problems.append((seq, f"missing blob: {ref} referenced by seq {seq}"))
         elif blob.get("purged") is True:
@@ -225,19 +440,9 @@ def verify_bundle(path: Path, *, public_key: Path | None = None) -> VerifyReport
         else:
             try:
                 content = base64.b64decode(blob.get("content", ""), validate=True)
-            except ValueError:
+            except (ValueError, TypeError):  # not base64, or not text at all
                 content = b""
             if blob_hash(content) != ref:
                 problems.append((seq, f"blob content changed: {ref}"))
-            blobs_checked += 1
-
-    counts = {
-        "events": events,
-        "records": len(chain),
-        "blobs": blobs_checked,
-        "purged_blobs": purged,
-        "checkpoints": 1,
-    }
-    return VerifyReport.from_problems(
-        problems, counts=counts, head_seq=checkpoint.seq, head_hash=checkpoint.head
-    )
+            checked += 1
+    return checked, purged, problems

@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -128,6 +130,86 @@ def public_key_from_b64(text: str) -> Ed25519PublicKey:
 def key_id(key: Ed25519PublicKey) -> str:
     """A short fingerprint: the first 16 hex digits of SHA-256 of the raw public key."""
     return hashlib.sha256(raw_public_bytes(key)).hexdigest()[:16]
+
+
+def fingerprint(key: Ed25519PublicKey) -> str:
+    """The full fingerprint: SHA-256 of the raw public key, in hex."""
+    return hashlib.sha256(raw_public_bytes(key)).hexdigest()
+
+
+@dataclass
+class TrustAnchors:
+    """The keys a signature may be checked against, and where they came from.
+
+    `keys` are public keys by key id; `fingerprints` are key ids (16 hex
+    digits) or full fingerprints (64) of keys given by fingerprint only: a
+    carried key whose fingerprint matches is then as good as the key itself.
+    """
+
+    source: str
+    keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
+    fingerprints: set[str] = field(default_factory=set)
+
+    def key_for(self, key: Ed25519PublicKey) -> Ed25519PublicKey | None:
+        """The trusted key to check a signature by `key` against, or None."""
+        if key_id(key) in self.keys:
+            return self.keys[key_id(key)]
+        if {key_id(key), fingerprint(key)} & self.fingerprints:
+            return key
+        return None
+
+    def __bool__(self) -> bool:
+        return bool(self.keys or self.fingerprints)
+
+
+_HEX_ID = re.compile(r"(?:sha256:)?([0-9a-f]{16}|[0-9a-f]{64})\Z")
+_B64_KEY = re.compile(r"[A-Za-z0-9+/]{43}=\Z")
+
+
+def load_trust_file(path: Path) -> TrustAnchors:
+    """A trust file: one anchor a line, `#` comments. An anchor is a key id
+    (16 hex digits, as `opskit audit pubkey` prints it), a full SHA-256
+    fingerprint (64 hex digits, `sha256:` allowed), a raw key in base64
+    (`audit pubkey --format base64`) or a PEM public key block."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LedgerError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
+    anchors = TrustAnchors(source=f"trust file {path}")
+    pem: list[str] | None = None
+    for number, raw in enumerate(lines, 1):
+        line = raw.split("#", 1)[0].strip() if pem is None else raw.strip()
+        if pem is not None:
+            pem.append(line)
+            if line.startswith("-----END"):
+                key = load_public_key_pem("\n".join(pem).encode(), where=f"{path}:{number}")
+                anchors.keys[key_id(key)] = key
+                pem = None
+        elif not line:
+            continue
+        elif line.startswith("-----BEGIN"):
+            pem = [line]
+        elif match := _HEX_ID.match(line.lower()):
+            anchors.fingerprints.add(match.group(1))
+        elif _B64_KEY.match(line):
+            key = public_key_from_b64(line)
+            anchors.keys[key_id(key)] = key
+        else:
+            raise LedgerError(
+                f"{path}:{number}: not a key id, SHA-256 fingerprint, base64 key or PEM key"
+            )
+    if pem is not None:
+        raise LedgerError(f"{path}:{len(lines)}: PEM block without its END line")
+    if not anchors:
+        raise LedgerError(f"{path}: no trusted key in the file")
+    return anchors
+
+
+def workspace_anchors(keys_dir: Path) -> TrustAnchors | None:
+    """The workspace's own key and `trusted/*.pub`, or None when it has none."""
+    keys = trusted_public_keys(keys_dir) if keys_dir.is_dir() else {}
+    return TrustAnchors(source=f"workspace keys {keys_dir}", keys=keys) if keys else None
 
 
 def verify_signature(key: Ed25519PublicKey, signature_b64: str, message: bytes) -> bool:
