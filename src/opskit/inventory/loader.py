@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import gc
 import hashlib
+import math
 import os
 import pickle
 import re
@@ -203,7 +204,30 @@ def _check_and_validate(file: Path, text: str, data: Any) -> dict[str, Any]:
         _validator()(data)
     except fastjsonschema.JsonSchemaValueException as exc:
         raise _schema_error(file, text, data, exc) from None
+    if _MAYBE_NON_FINITE.search(text):
+        _refuse_non_finite(file, text, data)
     return data
+
+
+# What YAML reads as NaN or an infinity (.nan, -.Inf, 1e999): only a file
+# that contains one of these spellings is searched value by value.
+_MAYBE_NON_FINITE = re.compile(r"\.(?:nan|inf)|\d[eE]\+?\d{3}", re.IGNORECASE)
+
+
+def _refuse_non_finite(file: Path, text: str, data: Any, loc: tuple[str | int, ...] = ()) -> None:
+    if isinstance(data, float) and not math.isfinite(data):
+        raise InventoryError(
+            f"{data!r} is not a number a CMDB can store; NaN and infinities are not allowed",
+            file=file,
+            line=locate(file, text, loc),
+            field=field_path(loc) or None,
+        )
+    if isinstance(data, dict):
+        for key, value in data.items():
+            _refuse_non_finite(file, text, value, (*loc, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            _refuse_non_finite(file, text, value, (*loc, index))
 
 
 def _yaml_error(file: Path, text: str, exc: Exception) -> InventoryError:
@@ -448,6 +472,7 @@ class _Builder:
                 parents=tuple(group.get("groups") or ()),
                 vars=group.get("vars") or {},
                 description=group.get("description"),
+                ansible_name=group.get("ansible_name"),
                 source=str(self.files[origin.file_index]),
             )
             for name, (group, origin) in raw.items()
@@ -625,6 +650,7 @@ _CI_DEFAULTS: dict[str, Any] = {
     name: None for name in ("host", "port", "owner", "department", "site", "source", "line")
 } | {
     "description": None,
+    "ansible_name": None,
     "groups": (),
     "lifecycle": Lifecycle.OPERATIONAL.value,
     "criticality": Criticality.MEDIUM.value,

@@ -93,6 +93,8 @@ class CI:
     source: str | None = None
     line: int | None = None
     description: str | None = None
+    # The Ansible inventory's name for it, when that name does not fit the CMDB.
+    ansible_name: str | None = None
 
     def __hash__(self) -> int:
         return hash(self.name)
@@ -153,6 +155,8 @@ class CI:
         data["attributes"] = self.attributes
         if self.description is not None:
             data["description"] = self.description
+        if self.ansible_name is not None:
+            data["ansible_name"] = self.ansible_name
         return data
 
 
@@ -174,9 +178,12 @@ class Group:
     description: str | None = None
     source: str | None = None
     line: int | None = None
+    ansible_name: str | None = None  # as for CI.ansible_name
 
     def to_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {"groups": list(self.parents), "vars": self.vars}
         if self.description is not None:
             data["description"] = self.description
+        if self.ansible_name is not None:
+            data["ansible_name"] = self.ansible_name
         return data

@@ -1,0 +1,135 @@
+"""What the real `ansible-inventory --list` says about an inventory, normalised
+for comparing an original Ansible inventory with opskit's import -> export."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from opskit.inventory import load_inventory
+from opskit.inventory.ansible import SECRET_VARS, to_ansible_inventory, write_inventory_folder
+from opskit.inventory.ansible_import import canonical_vars, import_ansible_inventory, typed
+
+ANSIBLE_INVENTORY = Path(sys.executable).parent / "ansible-inventory"
+ENV = {
+    **os.environ,
+    "ANSIBLE_NOCOLOR": "1",
+    "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1",
+    "ANSIBLE_DEPRECATION_WARNINGS": "0",
+}
+
+
+def ansible_inventory(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ANSIBLE_INVENTORY), "-i", str(path), "--list", *extra],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+        check=False,
+    )
+
+
+def listing(path: Path) -> dict[str, Any] | None:
+    """Groups (direct hosts, children; empty groups too) and every host's
+    effective variables with their types (from the YAML listing: the JSON one
+    turns `{1: a}` into `{"1": a}`), or None when Ansible refuses the inventory."""
+    as_json = ansible_inventory(path)
+    if as_json.returncode != 0:
+        return None
+    data = json.loads(as_json.stdout)
+    groups: dict[str, dict[str, list[str]]] = {}
+    for name, entry in data.items():
+        if name == "_meta":
+            continue
+        groups.setdefault(name, {"hosts": [], "children": []})
+        groups[name]["hosts"] = sorted(entry.get("hosts", []))
+        groups[name]["children"] = sorted(entry.get("children", []))
+        for child in entry.get("children", []):
+            groups.setdefault(child, {"hosts": [], "children": []})
+    as_yaml = ansible_inventory(path, "--yaml")
+    assert as_yaml.returncode == 0, as_yaml.stderr
+    hostvars: dict[str, Any] = {name: {} for name in data["_meta"]["hostvars"]}
+    _collect_hostvars(yaml.safe_load(as_yaml.stdout) or {}, hostvars)
+    assert set(data["_meta"]["hostvars"]) <= set(hostvars)
+    return {"groups": groups, "hostvars": hostvars}
+
+
+def _collect_hostvars(tree: dict[str, Any], out: dict[str, Any]) -> None:
+    for entry in tree.values():
+        entry = entry or {}
+        for host, variables in (entry.get("hosts") or {}).items():
+            if variables:
+                out[str(host)] = variables
+            else:
+                out.setdefault(str(host), {})
+        _collect_hostvars(entry.get("children") or {}, out)
+
+
+def comparable(result: dict[str, Any], *, original: bool) -> dict[str, Any]:
+    """Variables as the CMDB promises them back: secret values are never
+    imported (reported instead), old spellings (ansible_ssh_host) come back
+    under their current names, and export adds opskit's own `opskit_*`
+    bookkeeping; types are kept (1, "1", True and 1.0 differ)."""
+    hostvars = {}
+    for host, variables in result["hostvars"].items():
+        if original:
+            variables = canonical_vars({k: v for k, v in variables.items() if k not in SECRET_VARS})
+        hostvars[host] = variables
+    return {"groups": result["groups"], "hostvars": hostvars}
+
+
+def drop_bookkeeping(exported: dict[str, Any], original: dict[str, Any]) -> dict[str, Any]:
+    hostvars = {}
+    for host, variables in exported["hostvars"].items():
+        known = original["hostvars"].get(host, {})
+        hostvars[host] = {
+            k: v for k, v in variables.items() if not k.startswith("opskit_") or k in known
+        }
+    return {"groups": exported["groups"], "hostvars": hostvars}
+
+
+def typed_listing(result: dict[str, Any]) -> Any:
+    return {
+        "groups": result["groups"],
+        "hostvars": {host: typed(variables) for host, variables in result["hostvars"].items()},
+    }
+
+
+def round_trip(source: Path, work: Path) -> tuple[Path, list[str]]:
+    """Import `source` into an opskit folder, export it to `work/export.yaml`."""
+    notes: list[str] = []
+    data = import_ansible_inventory(source, warnings=notes)
+    folder = write_inventory_folder(data, work / "imported")
+    inventory = load_inventory(folder)
+    exported = to_ansible_inventory(
+        inventory.select(None, include_decommissioned=True),
+        groups=inventory.groups,
+        ansible_names=True,
+    )
+    out = work / "export.yaml"
+    out.write_text(yaml.safe_dump(exported, allow_unicode=True), encoding="utf-8")
+    return out, notes
+
+
+def assert_same_listing(source: Path, work: Path) -> list[str]:
+    """import -> export gives ansible-inventory the same groups, hosts and
+    effective variables as the original. Returns the import's notes."""
+    before = listing(source)
+    assert before is not None, f"ansible-inventory refuses {source}"
+    exported, notes = round_trip(source, work)
+    after = listing(exported)
+    assert after is not None, f"ansible-inventory refuses the export of {source}"
+    expected = comparable(before, original=True)
+    got = drop_bookkeeping(comparable(after, original=False), expected)
+    assert got["groups"] == expected["groups"]
+    assert set(got["hostvars"]) == set(expected["hostvars"])
+    for host in expected["hostvars"]:
+        assert typed(got["hostvars"][host]) == typed(expected["hostvars"][host]), host
+    return notes
