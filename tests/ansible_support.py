@@ -13,8 +13,12 @@ from typing import Any
 import yaml
 
 from opskit.inventory import load_inventory
-from opskit.inventory.ansible import SECRET_VARS, to_ansible_inventory, write_inventory_folder
-from opskit.inventory.ansible_import import canonical_vars, import_ansible_inventory, typed
+from opskit.inventory.ansible import (
+    SECRET_VARS,
+    import_ansible_inventory,
+    to_ansible_inventory,
+    write_inventory_folder,
+)
 
 ANSIBLE_INVENTORY = Path(sys.executable).parent / "ansible-inventory"
 ENV = {
@@ -23,6 +27,35 @@ ENV = {
     "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1",
     "ANSIBLE_DEPRECATION_WARNINGS": "0",
 }
+
+
+# Old spellings Ansible still reads; export writes the current names.
+ALIASES = {
+    "ansible_ssh_host": "ansible_host",
+    "ansible_ssh_port": "ansible_port",
+    "ansible_ssh_user": "ansible_user",
+}
+
+
+def canonical_vars(variables: dict[str, Any]) -> dict[str, Any]:
+    out = dict(variables)
+    for alias, name in ALIASES.items():
+        if alias in out and name not in out:
+            out[name] = out.pop(alias)
+    return out
+
+
+def typed(value: Any) -> Any:
+    """A comparable form that tells 1, 1.0, True and "1" apart (keys too)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return (type(value).__name__, repr(value))
+    if isinstance(value, dict):
+        return ("map", sorted(((repr(typed(k)), typed(v)) for k, v in value.items()), key=repr))
+    if isinstance(value, list | tuple):
+        return ("list", [typed(v) for v in value])
+    return ("other", repr(value))
 
 
 def ansible_inventory(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -53,6 +86,11 @@ def listing(path: Path) -> dict[str, Any] | None:
         groups[name]["children"] = sorted(entry.get("children", []))
         for child in entry.get("children", []):
             groups.setdefault(child, {"hosts": [], "children": []})
+    # A group declared both under `all` and under another group is, for
+    # Ansible as for the CMDB, a group with a parent: every group is in `all`.
+    nested = {child for name, g in groups.items() if name != "all" for child in g["children"]}
+    if "all" in groups:
+        groups["all"]["children"] = [c for c in groups["all"]["children"] if c not in nested]
     as_yaml = ansible_inventory(path, "--yaml")
     assert as_yaml.returncode == 0, as_yaml.stderr
     hostvars: dict[str, Any] = {name: {} for name in data["_meta"]["hostvars"]}
@@ -95,24 +133,14 @@ def drop_bookkeeping(exported: dict[str, Any], original: dict[str, Any]) -> dict
     return {"groups": exported["groups"], "hostvars": hostvars}
 
 
-def typed_listing(result: dict[str, Any]) -> Any:
-    return {
-        "groups": result["groups"],
-        "hostvars": {host: typed(variables) for host, variables in result["hostvars"].items()},
-    }
-
-
 def round_trip(source: Path, work: Path) -> tuple[Path, list[str]]:
     """Import `source` into an opskit folder, export it to `work/export.yaml`."""
     notes: list[str] = []
     data = import_ansible_inventory(source, warnings=notes)
     folder = write_inventory_folder(data, work / "imported")
     inventory = load_inventory(folder)
-    exported = to_ansible_inventory(
-        inventory.select(None, include_decommissioned=True),
-        groups=inventory.groups,
-        ansible_names=True,
-    )
+    cis = inventory.select(None, include_decommissioned=True)
+    exported = to_ansible_inventory(cis, groups=inventory.groups, ansible_names=True)
     out = work / "export.yaml"
     out.write_text(yaml.safe_dump(exported, allow_unicode=True), encoding="utf-8")
     return out, notes
