@@ -71,8 +71,7 @@ def ansible_inventory(path: Path, *extra: str) -> subprocess.CompletedProcess[st
 
 def listing(path: Path) -> dict[str, Any] | None:
     """Groups (direct hosts, children; empty groups too) and every host's
-    effective variables with their types (from the YAML listing: the JSON one
-    turns `{1: a}` into `{"1": a}`), or None when Ansible refuses the inventory."""
+    effective variables with their types, or None when Ansible refuses it."""
     as_json = ansible_inventory(path)
     if as_json.returncode != 0:
         return None
@@ -91,11 +90,13 @@ def listing(path: Path) -> dict[str, Any] | None:
     nested = {child for name, g in groups.items() if name != "all" for child in g["children"]}
     if "all" in groups:
         groups["all"]["children"] = [c for c in groups["all"]["children"] if c not in nested]
-    as_yaml = ansible_inventory(path, "--yaml")
-    assert as_yaml.returncode == 0, as_yaml.stderr
-    hostvars: dict[str, Any] = {name: {} for name in data["_meta"]["hostvars"]}
-    _collect_hostvars(yaml.safe_load(as_yaml.stdout) or {}, hostvars)
-    assert set(data["_meta"]["hostvars"]) <= set(hostvars)
+    hostvars: dict[str, Any] = {host: {} for g in groups.values() for host in g["hosts"]}
+    hostvars.update(data["_meta"]["hostvars"])
+    if any(isinstance(v, dict) for h in hostvars.values() for v in h.values()):
+        # JSON turns mapping keys into text ({1: a} -> {"1": a}); YAML keeps them.
+        as_yaml = ansible_inventory(path, "--yaml")
+        assert as_yaml.returncode == 0, as_yaml.stderr
+        _collect_hostvars(yaml.safe_load(as_yaml.stdout) or {}, hostvars)
     return {"groups": groups, "hostvars": hostvars}
 
 

@@ -15,15 +15,17 @@ can be replaced by a secret reference.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from opskit.errors import InventoryError
 from opskit.inventory.model import CI, Group
-from opskit.yamlfile import dump_yaml
 
 # netmiko device_type -> ansible_network_os
 NETWORK_OS = {
@@ -305,9 +307,42 @@ def write_files(data: Mapping[str, Any], folder: Path) -> None:
     header = "# Imported from an Ansible inventory by `opskit inventory import`.\n"
     if data.get("defaults") or data.get("groups"):
         common = {k: data[k] for k in ("defaults", "groups") if data.get(k)}
-        (folder / "groups.yaml").write_text(header + dump_yaml(common), encoding="utf-8")
+        (folder / "groups.yaml").write_text(header + _dump(common), encoding="utf-8")
     (folder / "cis.yaml").write_text(
-        header + dump_yaml({"cis": list(data.get("cis", []))}), encoding="utf-8"
+        header + _dump({"cis": list(data.get("cis", []))}), encoding="utf-8"
+    )
+
+
+class _Dumper(yaml.SafeDumper):
+    """PyYAML writes `_0`, `1e3` or `0o7` unquoted (text in YAML 1.1) but the
+    inventory loader (YAML 1.2, yaml-rs) reads them as numbers: quote them."""
+
+
+_NUMBER_LIKE = re.compile(r"[-+._0-9][-+._0-9a-fA-FoxX]*\Z")
+
+
+def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = None
+    if _NUMBER_LIKE.match(text) and not isinstance(_yaml_rs_scalar(text), str):
+        style = "'"
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+def _yaml_rs_scalar(text: str) -> Any:
+    import yaml_rs
+
+    try:
+        return yaml_rs.loads(f"v: {text}", parse_datetime=False)["v"]
+    except (yaml_rs.YAMLDecodeError, KeyError, TypeError):
+        return text
+
+
+_Dumper.add_representer(str, _represent_text)
+
+
+def _dump(data: Any) -> str:
+    return yaml.dump(
+        data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False
     )
 
 

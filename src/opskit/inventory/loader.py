@@ -211,7 +211,7 @@ def _check_and_validate(file: Path, text: str, data: Any) -> dict[str, Any]:
 
 # What YAML reads as NaN or an infinity (.nan, -.Inf, 1e999): only a file
 # that contains one of these spellings is searched value by value.
-_MAYBE_NON_FINITE = re.compile(r"\.(?:nan|inf)|\d[eE]\+?\d{3}", re.IGNORECASE)
+_MAYBE_NON_FINITE = re.compile(r"\.(?:nan|inf)|\d[eE]\+?\d{3}|\d{300}", re.IGNORECASE)
 
 
 def _refuse_non_finite(file: Path, text: str, data: Any, loc: tuple[str | int, ...] = ()) -> None:
