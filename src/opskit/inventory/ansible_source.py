@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import re
 import warnings as python_warnings
 from collections.abc import Iterator, Mapping
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from opskit.errors import InventoryError
+from opskit.inventory.numbers import first_non_finite
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def _internal_vars() -> frozenset[str]:
 def read_source(path: Path) -> AnsibleSource:
     """The inventory at `path` as Ansible reads it. InventoryError (naming the
     file and, when Ansible says, the line) when Ansible cannot parse it."""
-    path = path.resolve()
+    given, path = path, path.resolve()  # vars plugins need an absolute path
     with _quiet() as chatter:
         try:
             loader, manager, variables = _ansible(path)
@@ -90,7 +90,7 @@ def read_source(path: Path) -> AnsibleSource:
         except InventoryError:
             raise
         except Exception as exc:  # Ansible raises its own AnsibleError types
-            raise _parse_error(path, exc, chatter.getvalue()) from None
+            raise _parse_error(given, path, exc, chatter.getvalue()) from None
 
 
 @contextlib.contextmanager
@@ -123,18 +123,19 @@ def _ansible(path: Path) -> tuple[Any, Any, Any]:
     return loader, manager, VariableManager(loader=loader, inventory=manager)
 
 
-def _parse_error(path: Path, exc: Exception, chatter: str) -> InventoryError:
-    message = str(exc)
-    if "<<< caused by >>>" in message:
-        message = message.split("<<< caused by >>>", 1)[1].strip().splitlines()[0]
-    else:
-        message = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+def _parse_error(given: Path, path: Path, exc: Exception, chatter: str) -> InventoryError:
+    """One line: what the YAML and INI plugins said, else Ansible's error."""
     causes = re.findall(r"Failed to parse inventory with '(?:yaml|ini)' plugin: (.+)", chatter)
     if causes:
-        message = f"{message} ({'; '.join(c.strip() for c in causes)})"
+        message = "; ".join(dict.fromkeys(c.strip() for c in causes))
+    else:
+        message = str(exc)
+        if "<<< caused by >>>" in message:
+            message = message.split("<<< caused by >>>", 1)[1]
+        message = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
     line = re.search(rf"{re.escape(str(path))}:(\d+)", f"{exc} {chatter}")
     return InventoryError(
-        f"Ansible cannot parse it: {message}", file=path, line=int(line[1]) if line else None
+        f"Ansible cannot parse it: {message}", file=given, line=int(line[1]) if line else None
     )
 
 
@@ -218,18 +219,9 @@ def _refuse_non_finite(source: AnsibleSource) -> None:
                 )
 
 
-def non_finite_path(value: Any, trail: str = "") -> str | None:
+def non_finite_path(value: Any) -> str | None:
     """The path (".a[0]") of the first NaN or infinity inside `value`, or None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return trail
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            found = non_finite_path(item, f"{trail}.{key}")
-            if found is not None:
-                return found
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            found = non_finite_path(item, f"{trail}[{index}]")
-            if found is not None:
-                return found
-    return None
+    found = first_non_finite(value)
+    if found is None:
+        return None
+    return "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in found[0])
