@@ -4,14 +4,19 @@ errors name the Ansible source file and line."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from opskit.errors import InventoryError
 from opskit.inventory import load_inventory
 from opskit.inventory.ansible import import_ansible_inventory, write_inventory_folder
+from opskit.workspace import Workspace
 from tests.ansible_support import assert_same_listing, round_trip
 
 NAMES = """\
@@ -157,3 +162,36 @@ def test_write_inventory_folder_errors_name_the_target_not_a_staging_copy(
         write_inventory_folder(data, target)
     assert str(caught.value).startswith(f"{target / 'cis.yaml'}:"), str(caught.value)
     assert not target.exists()
+
+
+def opskit(workspace: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "opskit", "--workspace", str(workspace.root), "inventory", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+@pytest.mark.slow
+def test_cli_import_then_export_gives_the_ansible_names_back(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    source = write(tmp_path, "hosts.yml", NAMES)
+    imported = opskit(workspace, "import", str(source), "--name", "from-ansible")
+    assert imported.returncode == 0, imported.stderr
+    exported = opskit(workspace, "export", "--inventory", "from-ansible")
+    assert exported.returncode == 0, exported.stderr
+    data = yaml.safe_load(exported.stdout)
+    assert {"příbor", "web server", "plain"} <= set(data["all"]["hosts"])
+    parent = data["all"]["children"]["empty-parent"]["children"]
+    assert set(parent["image-builder"]["hosts"]) == {"příbor", "web server", "web.example.com"}
+    assert parent["nobody"] == {}
+    broken = write(tmp_path, "broken.ini", "[web]\nw1 ansible_port=ssh\n")
+    refused = opskit(workspace, "import", str(broken), "--name", "broken")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        f"error: {broken}:2: host w1 ansible_port: must be an integer (got text 'ssh')"
+    ]
+    assert not (workspace.inventories_dir / "broken").exists()

@@ -307,9 +307,7 @@ def export(
 
     inv = _load(inventory)
     cis = inv.select(select, include_decommissioned=include_decommissioned)
-    data = to_ansible_inventory(
-        cis, groups=inv.groups, base_dir=inv.path.resolve(), ansible_names=True
-    )
+    data = to_ansible_inventory(cis, groups=inv.groups, base_dir=inv.path.resolve())
     if output_format == "json":
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     else:

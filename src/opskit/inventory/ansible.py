@@ -112,16 +112,16 @@ def to_ansible_inventory(
     *,
     groups: Mapping[str, Group] | None = None,
     base_dir: Path | None = None,
-    ansible_names: bool = False,
+    ansible_names: bool = True,
 ) -> dict[str, Any]:
     """An Ansible YAML inventory for `cis`: every host with its variables under
     `all.hosts`; every group (of `groups` when given, empty ones included,
     else of the CIs) nested under its parents as in the CMDB, listing the
     hosts that are its direct members.
 
-    With `ansible_names`, hosts and groups imported from Ansible under a name
-    the CMDB could not take get that name back (`ansible_name`); the
-    connectors keep the CMDB names."""
+    Hosts and groups imported from Ansible under a name the CMDB could not
+    take get that name back (`ansible_name`); `ansible_names=False` keeps the
+    CMDB names (the Ansible connector matches its results by them)."""
     cis = list(cis)
     groups = dict(groups or {})
     for ci in cis:
