@@ -190,6 +190,18 @@ class _Plan:
             except InventoryError as exc:
                 raise self.source_error(exc, data) from None
 
+    def _written_as(self, level: tuple[str, str | None], key: str | None) -> str | None:
+        """`key` as the source spells it (ansible_ssh_port for ansible_port)."""
+        kind, name = level
+        variables: Mapping[str, Any] = self.all_vars
+        if kind == "host" and name in self.host_vars:
+            variables = self.host_vars[name]
+        elif kind == "group" and name in self.group_vars:
+            variables = self.group_vars[name]
+        if key is None or key in variables:
+            return key
+        return next((a for a, n in ALIASES.items() if n == key and a in variables), key)
+
     def source_error(self, exc: InventoryError, data: dict[str, Any]) -> InventoryError:
         """The loader's error about the mapped data, told about the Ansible source."""
         from opskit.inventory.ansible import bare_message
@@ -207,7 +219,7 @@ class _Plan:
             name = field.split(".")[1]
             level = ("group", data["groups"].get(name, {}).get("ansible_name", name))
             rest = field.split(".vars.", 1)[1] if ".vars." in field else ""
-        key = _source_key(rest)
+        key = self._written_as(level, _source_key(rest))
         where = self.source.where(level, key)
         subject = f"{level[0]} {level[1]}" if level[1] else "group all"
         about = f" {key}" if key else ""
