@@ -51,13 +51,13 @@ def import_ansible_inventory(
         raise InventoryError(f"{path}: no such Ansible inventory")
     notes = warnings if warnings is not None else []
     plan = _Plan(read_source(path))
+    differences = plan.differences(plan.data())
     for _ in range(MAX_ROUNDS):
-        data = plan.data()
-        differences = plan.differences(data)
         if not differences or not plan.adjust(differences):
             break
-    data = plan.data(notes)
-    for host, keys in plan.differences(data).items():
+        differences = plan.differences(plan.data())
+    data = plan.data(notes)  # once more, collecting the notes of the final mapping
+    for host, keys in differences.items():
         shown = ", ".join(sorted(keys))
         notes.append(f"host {host}: {shown} cannot be represented exactly in the CMDB")
     return data
