@@ -38,7 +38,7 @@ def inventories() -> list[str]:
 
 def test_the_corpus_is_there() -> None:
     names = inventories()
-    assert len(names) >= 25
+    assert len(names) >= 33
     assert any(n.startswith("kubespray/") for n in names)
     assert set(REFUSED_BY_ANSIBLE) <= set(names)
 

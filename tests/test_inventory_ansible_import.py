@@ -130,7 +130,7 @@ def test_mappings_merged_across_levels_keep_ansible_semantics(tmp_path: Path) ->
         ("all:\n  hosts:\n    h1:\n      x: [1, -.inf]\n", "hosts.yml", 4, "x[1]"),
         ("[g]\nh1 ansible_port=ssh\n", "hosts.ini", 2, "ansible_port"),
         ("all:\n  hosts:\n    h1:\n      opskit_type: toaster\n", "hosts.yml", 4, "toaster"),
-        ("all:\n  hosts:\n    h1:\n      ansible_ssh_port: 0\n", "hosts.yml", 4, "ansible_ssh_port"),
+        ("all:\n  hosts:\n    h1:\n      ansible_ssh_port: 0\n", "hosts.yml", 4, "ssh_port"),
         ("[all:vars]\nopskit_type=toaster\n[g]\nh1\n", "hosts.ini", 2, "group all opskit_type"),
     ],
 )

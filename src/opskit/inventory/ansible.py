@@ -6,11 +6,13 @@ given. It never contains a secret value: a plain username becomes
 `ansible_user`, secret references are kept as references (`opskit_credentials`)
 and the Ansible connector adds the resolved secrets itself at run time.
 
-Import reads YAML or INI through Ansible's own parser (DataLoader +
-InventoryManager), maps Ansible's variables back to CI fields and writes an
-opskit inventory folder. Secret values found in the Ansible inventory
-(`ansible_password`, ...) are not imported: each one is reported so that it
-can be replaced by a secret reference.
+Import reads an inventory through Ansible's own code (`ansible_source`,
+group_vars/ and host_vars/ included), maps each level's variables to CI
+fields here (`map_vars`), checks the result against Ansible's effective
+variables (`ansible_import`) and writes an opskit inventory folder. Secret
+values found in the Ansible inventory (`ansible_password`, ...) are not
+imported: each one is reported so that it can be replaced by a secret
+reference.
 """
 
 from __future__ import annotations
