@@ -76,6 +76,16 @@ def test_empty_groups_and_child_links_survive_export(tmp_path: Path) -> None:
     assert_same_listing(source, tmp_path / "again")
 
 
+def test_a_host_declared_in_a_group_and_its_parent_stays_in_both(tmp_path: Path) -> None:
+    source = write(
+        tmp_path,
+        "hosts.yml",
+        "all:\n  children:\n    p:\n      hosts:\n        h1:\n"
+        "      children:\n        c:\n          hosts:\n            h1:\n            h2:\n",
+    )
+    assert_same_listing(source, tmp_path / "round-trip")
+
+
 def test_group_vars_and_host_vars_beside_the_inventory(tmp_path: Path) -> None:
     source = write(tmp_path, "inv/hosts.ini", "[web]\nw1\nw2 colour=red\n")
     write(tmp_path, "inv/group_vars/all.yml", "site: dc1\ncolour: blue\n")

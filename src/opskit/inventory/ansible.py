@@ -125,6 +125,8 @@ def to_ansible_inventory(
     take get that name back (`ansible_name`); `ansible_names=False` keeps the
     CMDB names (the Ansible connector matches its results by them)."""
     cis = list(cis)
+    # Without the hierarchy every group a CI is in is listed as direct.
+    hierarchy = groups is not None
     groups = dict(groups or {})
     for ci in cis:
         for name in ci.groups:
@@ -137,7 +139,7 @@ def to_ansible_inventory(
     hosts = {host_name[ci.name]: host_vars(ci, base_dir=base_dir) for ci in cis}
     members: dict[str, dict[str, None]] = {}
     for ci in cis:
-        for group in _direct_groups(ci, groups):
+        for group in _direct_groups(ci, groups) if hierarchy else ci.groups:
             members.setdefault(group, {})[host_name[ci.name]] = None
     children: dict[str, list[str]] = {}
     for group in groups.values():
@@ -167,8 +169,11 @@ def _known(parents: Iterable[str], groups: Mapping[str, Group]) -> bool:
 
 
 def _direct_groups(ci: CI, groups: Mapping[str, Group]) -> list[str]:
-    """The CI's groups that are not an ancestor of another of its groups: a
-    CI's `groups` lists inherited groups too, Ansible's hosts only direct ones."""
+    """The groups a CI is declared in (Ansible lists a group's direct hosts;
+    a CI's `groups` holds the inherited ones too). For a CI built in code,
+    its groups that are not an ancestor of another of its groups."""
+    if ci.declared_groups:
+        return list(dict.fromkeys(ci.declared_groups))
     ancestors: set[str] = set()
     for name in ci.groups:
         pending = list(groups[name].parents) if name in groups else []

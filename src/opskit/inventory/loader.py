@@ -511,6 +511,7 @@ class _Builder:
             member_of, inherited = base
             merged = merge_vars(inherited, raw)
             merged["groups"] = member_of
+            merged["declared_groups"] = key
             cis[name] = self._make_ci(merged, origin, lines[origin.file_index].line(name))
         self._check_relationships(cis, origins)
         return inventory_class(path=self.root, cis=cis, groups=groups, files=tuple(self.files))
@@ -638,6 +639,7 @@ _CI_DEFAULTS: dict[str, Any] = {
 } | {
     "description": None,
     "ansible_name": None,
+    "declared_groups": (),
     "groups": (),
     "lifecycle": Lifecycle.OPERATIONAL.value,
     "criticality": Criticality.MEDIUM.value,

@@ -95,6 +95,10 @@ class CI:
     description: str | None = None
     # The Ansible inventory's name for it, when that name does not fit the CMDB.
     ansible_name: str | None = None
+    # The groups it is declared in (its own `groups`, then the defaults'),
+    # before inheritance adds their ancestors to `groups`: Ansible's direct
+    # membership. Not part of the digest: it changes no merged value.
+    declared_groups: tuple[str, ...] = ()
 
     def __hash__(self) -> int:
         return hash(self.name)
