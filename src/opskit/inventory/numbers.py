@@ -13,8 +13,8 @@ from typing import Any
 # inventory's load. Only a text that matches is searched value by value.
 _MAYBE_NON_FINITE = (
     re.compile(r"\.[nNiI][aAnN][nNfF]"),  # .nan / .inf in any case
-    re.compile(r"e\+?\d\d\d"),  # an exponent large enough to overflow
-    re.compile(r"E\+?\d\d\d"),
+    re.compile(r"e[+\d]\d\d"),  # an exponent that may overflow (e999, e+308)
+    re.compile(r"E[+\d]\d\d"),
 )
 
 
