@@ -51,8 +51,11 @@ def test_export_maps_connection_variables(example, monkeypatch) -> None:  # type
     assert server["ansible_connection"] == "ssh" and "ansible_network_os" not in server
     assert server["ansible_python_interpreter"] == "/usr/bin/python3"  # connection_options
     assert server["ansible_port"] == 22
-    assert set(data["all"]["children"]["network"]["hosts"]) >= {"core-sw1", "fw1"}
-    assert "core" in data["all"]["children"]["network"]["children"]
+    # Groups nest as in the CMDB; each lists its direct members only.
+    network = data["all"]["children"]["network"]
+    assert "hosts" not in network
+    assert set(network["children"]["core"]["hosts"]) == {"core-sw1", "core-sw2"}
+    assert set(network["children"]["security"]["hosts"]) == {"fw1"}
     text = yaml.safe_dump(data)
     assert not REDACTOR.find(text)
     assert "ansible_password" not in text and "ansible_become_password" not in text

@@ -251,7 +251,7 @@ def build_inventory(cis: Sequence[CI]) -> dict[str, Any]:
         from opskit.inventory.ansible import to_ansible_inventory
     except ImportError:
         return _fallback_inventory(cis)
-    return to_ansible_inventory(cis)
+    return to_ansible_inventory(cis, ansible_names=False)  # results are matched by CI name
 
 
 def _host_entry(inventory: dict[str, Any], name: str) -> dict[str, Any]:

@@ -6,11 +6,13 @@ given. It never contains a secret value: a plain username becomes
 `ansible_user`, secret references are kept as references (`opskit_credentials`)
 and the Ansible connector adds the resolved secrets itself at run time.
 
-Import reads YAML or INI through Ansible's own parser (DataLoader +
-InventoryManager), maps Ansible's variables back to CI fields and writes an
-opskit inventory folder. Secret values found in the Ansible inventory
-(`ansible_password`, ...) are not imported: each one is reported so that it
-can be replaced by a secret reference.
+Import reads an inventory through Ansible's own code (`ansible_source`,
+group_vars/ and host_vars/ included), maps each level's variables to CI
+fields here (`map_vars`), checks the result against Ansible's effective
+variables (`ansible_import`) and writes an opskit inventory folder. Secret
+values found in the Ansible inventory (`ansible_password`, ...) are not
+imported: each one is reported so that it can be replaced by a secret
+reference.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from opskit.errors import InventoryError
 from opskit.inventory.model import CI, Group
-from opskit.yamlfile import dump_yaml
 
 # netmiko device_type -> ansible_network_os
 NETWORK_OS = {
@@ -63,22 +66,31 @@ SECRET_VARS = frozenset(
 _INTERNAL_VARS = frozenset({"inventory_file", "inventory_dir"})
 
 
+# Variables export derives from the platform when the CI's Ansible options do
+# not set them; null in the options means "not set" (an imported inventory
+# that sets no connection gets none back).
+DERIVED_VARS = ("ansible_connection", "ansible_network_os")
+
+
 # -- export ------------------------------------------------------------------------
 def host_vars(ci: CI, *, base_dir: Path | None = None) -> dict[str, Any]:
     """The Ansible variables of one CI (never a secret value)."""
     data = ci.to_data(base_dir=base_dir)
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"ansible_connection": _derived_connection(ci.platform)}
+    network_os = NETWORK_OS.get(ci.platform)
+    if network_os:
+        out["ansible_network_os"] = network_os
+    out.update(ci.connection_options.get("ansible") or {})  # options win over derived
+    for name in DERIVED_VARS:
+        if name in out and out[name] is None:
+            del out[name]
+    # The CI's own fields win over options inherited from its groups.
     if ci.host:
         out["ansible_host"] = ci.host
     if ci.port:
         out["ansible_port"] = ci.port
     if ci.username:
         out["ansible_user"] = ci.username
-    network_os = NETWORK_OS.get(ci.platform)
-    if network_os:
-        out["ansible_network_os"] = network_os
-    out["ansible_connection"] = _derived_connection(ci.platform)
-    out.update(ci.connection_options.get("ansible") or {})
     for name in CARRIED_FIELDS:
         if data.get(name) is not None:
             out[f"opskit_{name}"] = data[name]
@@ -102,24 +114,75 @@ def to_ansible_inventory(
     *,
     groups: Mapping[str, Group] | None = None,
     base_dir: Path | None = None,
+    ansible_names: bool = True,
 ) -> dict[str, Any]:
     """An Ansible YAML inventory for `cis`: every host with its variables under
-    `all.hosts`, every group under `all.children` listing its member hosts
-    (direct or inherited: a CI's `groups` holds both) and, when `groups` is
-    given, its child groups."""
+    `all.hosts`; every group (of `groups` when given, empty ones included,
+    else of the CIs) nested under its parents as in the CMDB, listing the
+    hosts that are its direct members.
+
+    Hosts and groups imported from Ansible under a name the CMDB could not
+    take get that name back (`ansible_name`); `ansible_names=False` keeps the
+    CMDB names (the Ansible connector matches its results by them)."""
     cis = list(cis)
-    hosts: dict[str, Any] = {}
+    # Without the hierarchy every group a CI is in is listed as direct.
+    hierarchy = groups is not None
+    groups = dict(groups or {})
+    for ci in cis:
+        for name in ci.groups:
+            groups.setdefault(name, Group(name=name))
+    host_name = {ci.name: (ci.ansible_name if ansible_names else None) or ci.name for ci in cis}
+    group_name = {
+        name: (group.ansible_name if ansible_names else None) or name
+        for name, group in groups.items()
+    }
+    hosts = {host_name[ci.name]: host_vars(ci, base_dir=base_dir) for ci in cis}
     members: dict[str, dict[str, None]] = {}
     for ci in cis:
-        hosts[ci.name] = host_vars(ci, base_dir=base_dir)
-        for group in ci.groups:
-            members.setdefault(group, {})[ci.name] = None
-    children: dict[str, Any] = {group: {"hosts": members[group]} for group in sorted(members)}
-    for group in (groups or {}).values():
+        for group in _direct_groups(ci, groups) if hierarchy else ci.groups:
+            members.setdefault(group, {})[host_name[ci.name]] = None
+    children: dict[str, list[str]] = {}
+    for group in groups.values():
         for parent in group.parents:
-            if parent in children and group.name in children:
-                children[parent].setdefault("children", {})[group.name] = {}
-    return {"all": {"hosts": hosts, "children": children}}
+            if parent in groups:
+                children.setdefault(parent, []).append(group.name)
+    defined: set[str] = set()
+
+    def entry(name: str) -> dict[str, Any]:
+        if name in defined:
+            return {}
+        defined.add(name)
+        out: dict[str, Any] = {}
+        if members.get(name):
+            out["hosts"] = members[name]
+        if children.get(name):
+            out["children"] = {group_name[c]: entry(c) for c in sorted(children[name])}
+        return out
+
+    top = sorted(name for name, group in groups.items() if not _known(group.parents, groups))
+    nested = {group_name[name]: entry(name) for name in top}
+    return {"all": {"hosts": hosts, "children": nested}}
+
+
+def _known(parents: Iterable[str], groups: Mapping[str, Group]) -> bool:
+    return any(parent in groups for parent in parents)
+
+
+def _direct_groups(ci: CI, groups: Mapping[str, Group]) -> list[str]:
+    """The groups a CI is declared in (Ansible lists a group's direct hosts;
+    a CI's `groups` holds the inherited ones too). For a CI built in code,
+    its groups that are not an ancestor of another of its groups."""
+    if ci.declared_groups:
+        return list(dict.fromkeys(ci.declared_groups))
+    ancestors: set[str] = set()
+    for name in ci.groups:
+        pending = list(groups[name].parents) if name in groups else []
+        while pending:
+            parent = pending.pop()
+            if parent not in ancestors:
+                ancestors.add(parent)
+                pending.extend(groups[parent].parents if parent in groups else ())
+    return [name for name in ci.groups if name not in ancestors]
 
 
 def _derived_connection(platform: str | None) -> str:
@@ -127,8 +190,18 @@ def _derived_connection(platform: str | None) -> str:
 
 
 # -- import ------------------------------------------------------------------------
+def import_ansible_inventory(
+    path: str | Path, *, warnings: list[str] | None = None
+) -> dict[str, Any]:
+    """See `opskit.inventory.ansible_import.import_ansible_inventory`."""
+    from opskit.inventory.ansible_import import import_ansible_inventory as run
+
+    return run(path, warnings=warnings)
+
+
 def _plain(value: Any) -> Any:
-    """Ansible's tagged values (2.19 data tagging) as plain Python data."""
+    """Ansible's tagged values (2.19 data tagging) as plain Python data; keys
+    keep their type (`{1: a}` stays an integer key)."""
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, str):
@@ -138,23 +211,41 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float):
         return float(value)
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {_plain(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):
         return [_plain(v) for v in value]
     return str(value)
 
 
-def _map_vars(
+def _templated(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def map_vars(
     raw: Mapping[str, Any], where: str, warnings: list[str], *, for_host: bool
 ) -> dict[str, Any]:
-    """Ansible variables -> opskit fields (CI or group vars)."""
+    """Ansible variables of one level -> opskit fields (CI or group vars).
+
+    `ansible_host` (or `ansible_ssh_host`), `ansible_port` and `ansible_user`
+    become the CI's host, port and username unless they are templates, which
+    stay Ansible variables; `ansible_network_os` gives the platform and is
+    kept as written when export would spell it differently."""
+    from opskit.inventory.ansible_import import ALIASES, UNSET
+
     out: dict[str, Any] = {}
     attributes: dict[str, Any] = {}
     ansible_options: dict[str, Any] = {}
     network_os: str | None = None
-    connection: Any = None
-    for raw_key, raw_value in raw.items():
-        key, value = str(raw_key), _plain(raw_value)
+    variables = dict(raw)
+    for alias, name in ALIASES.items():  # the old spelling, when the new one is absent
+        if alias in variables and name not in variables:
+            variables[name] = variables.pop(alias)
+    for raw_key, raw_value in variables.items():
+        key = str(raw_key)
+        if raw_value is UNSET:
+            ansible_options[key] = None
+            continue
+        value = _plain(raw_value)
         if key in _INTERNAL_VARS:
             continue
         if key in SECRET_VARS:
@@ -162,45 +253,41 @@ def _map_vars(
                 f"{where}: {key} holds a secret value and was not imported; "
                 "declare it as a credentials secret reference"
             )
-        elif key == "ansible_host" and for_host:
+        elif _templated(value) or (key == "ansible_host" and not for_host):
+            ansible_options[key] = value
+        elif key == "ansible_host":
             out["host"] = str(value)
         elif key == "ansible_port":
-            out["port"] = int(value)
+            out["port"] = value
         elif key == "ansible_user":
             out.setdefault("credentials", {})["username"] = str(value)
         elif key == "ansible_network_os":
             network_os = str(value)
-        elif key == "ansible_connection" and for_host:
-            connection = value
         elif key.startswith("ansible_"):
             ansible_options[key] = value
         elif key.startswith("opskit_"):
-            name = key.removeprefix("opskit_")
-            if name in CARRIED_FIELDS:
-                out[name] = value
-            elif name == "description" and for_host:
-                out["description"] = value
-            elif name == "relationships" and for_host:
-                out["relationships"] = value
-            elif name == "credentials" and isinstance(value, dict):
-                out.setdefault("credentials", {}).update(value)
-            elif name == "connection_options" and isinstance(value, dict):
-                out.setdefault("connection_options", {}).update(value)
-            else:
-                attributes[key] = value
+            _map_carried(key, value, out, attributes, for_host=for_host)
         else:
             attributes[key] = value
-    if network_os and "platform" not in out:
-        platform = _PLATFORM_OF_OS.get(network_os) or _PLATFORM_OF_OS.get(
-            network_os.rsplit(".", 1)[-1]
+    if network_os is not None:
+        platform = (
+            out.get("platform")
+            or _PLATFORM_OF_OS.get(network_os)
+            or _PLATFORM_OF_OS.get(network_os.rsplit(".", 1)[-1])
         )
         if platform is None:
             warnings.append(f"{where}: unknown ansible_network_os {network_os!r}")
         else:
             out["platform"] = platform
-    if connection is not None and connection != _derived_connection(out.get("platform")):
-        # Export derives the connection from the platform; keep only a different one.
-        ansible_options["ansible_connection"] = connection
+        if platform is None or NETWORK_OS.get(platform) != network_os:
+            ansible_options["ansible_network_os"] = network_os  # kept as written
+    connection = ansible_options.get("ansible_connection")
+    if (
+        for_host
+        and connection is not None
+        and connection == _derived_connection(out.get("platform"))
+    ):
+        del ansible_options["ansible_connection"]  # export derives the very same
     if ansible_options:
         out.setdefault("connection_options", {})["ansible"] = ansible_options
     if attributes:
@@ -208,115 +295,62 @@ def _map_vars(
     return out
 
 
-def import_ansible_inventory(
-    path: str | Path, *, warnings: list[str] | None = None
-) -> dict[str, Any]:
-    """Reads an Ansible inventory (YAML or INI) through Ansible's own parser and
-    returns opskit inventory data ({defaults, groups, cis}). Messages about what
-    could not be imported (secret values) are appended to `warnings`."""
-    path = Path(path)
-    if not path.exists():
-        raise InventoryError(f"{path}: no such Ansible inventory")
-    notes = warnings if warnings is not None else []
-    manager = _ansible_manager(path)
-    groups: dict[str, Any] = {}
-    defaults: dict[str, Any] = {}
-    for raw_name, group in sorted(manager.groups.items()):
-        name = str(raw_name)
-        if name == "ungrouped":
-            continue
-        mapped = _map_vars(group.get_vars(), f"group {name}", notes, for_host=False)
-        if name == "all":
-            defaults = mapped
-            continue
-        entry: dict[str, Any] = {}
-        parents = sorted(
-            str(p.name) for p in group.parent_groups if p.name not in ("all", "ungrouped")
-        )
-        if parents:
-            entry["groups"] = parents
-        if mapped:
-            entry["vars"] = mapped
-        groups[name] = entry
-    direct_groups: dict[str, list[str]] = {}
-    for name, group in manager.groups.items():
-        if name not in ("all", "ungrouped"):
-            for member in group.hosts:
-                direct_groups.setdefault(str(member.name), []).append(str(name))
-    cis = []
-    for host in manager.get_hosts():
-        ci: dict[str, Any] = {"name": str(host.name)}
-        mapped = _map_vars(host.vars, f"host {host.name}", notes, for_host=True)
-        direct = direct_groups.get(host.name)
-        if direct:
-            mapped["groups"] = direct
-        ci.update(mapped)
-        cis.append(ci)
-    # A host's platform and type may come from its groups; fill what is missing
-    # only when the host's own data says nothing about it.
-    for ci in cis:
-        ci.setdefault("platform", _inherited(ci, groups, defaults, "platform") or "linux")
-        if _inherited(ci, groups, defaults, "type") is None:
-            ci.setdefault("type", "server" if ci["platform"] in SERVER_PLATFORMS else "other")
-    data: dict[str, Any] = {}
-    if defaults:
-        data["defaults"] = defaults
-    if groups:
-        data["groups"] = groups
-    data["cis"] = cis
-    return data
+def _map_carried(
+    key: str, value: Any, out: dict[str, Any], attributes: dict[str, Any], *, for_host: bool
+) -> None:
+    name = key.removeprefix("opskit_")
+    if name in CARRIED_FIELDS or (name in ("description", "relationships") and for_host):
+        out[name] = value
+    elif name == "credentials" and isinstance(value, dict):
+        out.setdefault("credentials", {}).update(value)
+    elif name == "connection_options" and isinstance(value, dict):
+        out.setdefault("connection_options", {}).update(value)
+    else:
+        attributes[key] = value
 
 
-def _inherited(
-    ci: dict[str, Any], groups: dict[str, Any], defaults: dict[str, Any], field: str
-) -> Any:
-    if field in ci:
-        return ci[field]
-    pending = list(ci.get("groups", ()))
-    seen: set[str] = set()
-    while pending:
-        name = pending.pop()
-        if name in seen or name not in groups:
-            continue
-        seen.add(name)
-        value = groups[name].get("vars", {}).get(field)
-        if value is not None:
-            return value
-        pending.extend(groups[name].get("groups", ()))
-    return defaults.get(field)
+def write_files(data: Mapping[str, Any], folder: Path) -> None:
+    """`data` as the files of an inventory folder (groups.yaml, cis.yaml)."""
+    header = "# Imported from an Ansible inventory by `opskit inventory import`.\n"
+    if data.get("defaults") or data.get("groups"):
+        common = {k: data[k] for k in ("defaults", "groups") if data.get(k)}
+        (folder / "groups.yaml").write_text(header + _dump(common), encoding="utf-8")
+    (folder / "cis.yaml").write_text(
+        header + _dump({"cis": list(data.get("cis", []))}), encoding="utf-8"
+    )
 
 
-def _ansible_manager(path: Path) -> Any:
+class _Dumper(yaml.SafeDumper):
+    """PyYAML writes `_0`, `1e3` or `0o7` unquoted (text in YAML 1.1) but the
+    inventory loader (YAML 1.2, yaml-rs) reads them as numbers: quote them."""
+
+
+_NUMBER_LIKE = re.compile(r"[-+._0-9][-+._0-9a-fA-FoxX]*\Z")
+
+
+def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = None
+    if _NUMBER_LIKE.match(text) and not isinstance(_yaml_rs_scalar(text), str):
+        style = "'"
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+def _yaml_rs_scalar(text: str) -> Any:
+    import yaml_rs
+
     try:
-        from ansible.inventory.manager import InventoryManager
-        from ansible.parsing.dataloader import DataLoader
-    except ImportError as exc:  # pragma: no cover - ansible is a dependency
-        raise InventoryError(f"Ansible is not installed: {exc}") from None
-    import contextlib
-    import io
-    import warnings as python_warnings
+        return yaml_rs.loads(f"v: {text}", parse_datetime=False)["v"]
+    except (yaml_rs.YAMLDecodeError, KeyError, TypeError):
+        return text
 
-    from ansible import constants
 
-    # Fail instead of warning when no inventory plugin can parse the source.
-    constants.INVENTORY_UNPARSED_IS_FAILED = True  # type: ignore[attr-defined]
-    chatter = io.StringIO()  # Ansible prints its parse warnings; the error says it all
-    with (
-        python_warnings.catch_warnings(),
-        contextlib.redirect_stderr(chatter),
-        contextlib.redirect_stdout(chatter),
-    ):
-        python_warnings.simplefilter("ignore")
-        try:
-            return InventoryManager(loader=DataLoader(), sources=[str(path)])
-        except Exception as exc:  # Ansible raises its own AnsibleError types
-            message = str(exc)
-            if "<<< caused by >>>" in message:
-                message = message.split("<<< caused by >>>", 1)[1].strip().splitlines()[0]
-            causes = re.findall(r"Failed to parse inventory: (.+)", chatter.getvalue())
-            if causes:
-                message = f"{message} ({causes[0].strip()})"
-            raise InventoryError(f"Ansible cannot parse it: {message}", file=path) from None
+_Dumper.add_representer(str, _represent_text)
+
+
+def _dump(data: Any) -> str:
+    return yaml.dump(
+        data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False
+    )
 
 
 def write_inventory_folder(data: Mapping[str, Any], folder: Path, *, force: bool = False) -> Path:
@@ -330,14 +364,15 @@ def write_inventory_folder(data: Mapping[str, Any], folder: Path, *, force: bool
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        header = "# Imported from an Ansible inventory by `opskit inventory import`.\n"
-        if data.get("defaults") or data.get("groups"):
-            common = {k: data[k] for k in ("defaults", "groups") if data.get(k)}
-            (staging / "groups.yaml").write_text(header + dump_yaml(common), encoding="utf-8")
-        (staging / "cis.yaml").write_text(
-            header + dump_yaml({"cis": list(data.get("cis", []))}), encoding="utf-8"
-        )
-        load_inventory(staging)
+        write_files(data, staging)
+        try:
+            load_inventory(staging)
+        except InventoryError as exc:
+            # Name the file that would have been written, not the staging copy.
+            file = exc.file.replace(str(staging), str(folder), 1) if exc.file else None
+            raise InventoryError(
+                bare_message(exc), file=file, line=exc.line, field=exc.field
+            ) from None
         if folder.exists():
             shutil.rmtree(folder)
         staging.rename(folder)
@@ -345,3 +380,12 @@ def write_inventory_folder(data: Mapping[str, Any], folder: Path, *, force: bool
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return folder
+
+
+def bare_message(exc: InventoryError) -> str:
+    """The message of an error without its "file:line [field]: " prefix."""
+    text = str(exc)
+    where = exc.file + (f":{exc.line}" if exc.line else "") if exc.file else ""
+    if exc.field:
+        where = f"{where} [{exc.field}]" if where else f"[{exc.field}]"
+    return text.removeprefix(f"{where}: ") if where else text

@@ -249,9 +249,26 @@ class Inventory:
 
 
 def canonical_json(data: Any) -> bytes:
-    return json.dumps(
-        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    ).encode("utf-8")
+    try:
+        text = json.dumps(
+            data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        )
+    except TypeError:  # keys of several types (YAML allows `{1: a, b: c}`) cannot be sorted
+        return canonical_json(_text_keys(data))
+    return text.encode("utf-8")
+
+
+def _text_keys(data: Any) -> Any:
+    """Every mapping key as text; a key that is not text is marked with its
+    type, so that `{1: x}` and `{"1": x}` keep different digests."""
+    if isinstance(data, dict):
+        return {
+            (k if isinstance(k, str) else f"\0{type(k).__name__}:{k!r}"): _text_keys(v)
+            for k, v in data.items()
+        }
+    if isinstance(data, list | tuple):
+        return [_text_keys(v) for v in data]
+    return data
 
 
 def _by_name(ci: CI) -> str:

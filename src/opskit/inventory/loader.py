@@ -45,6 +45,7 @@ from opskit.inventory.model import (
     RelationKind,
     Relationship,
 )
+from opskit.inventory.numbers import first_non_finite, may_hold_non_finite
 from opskit.inventory.schema import SECRET_REF_MARK, load_shipped_schema
 from opskit.secrets import SecretRef
 from opskit.yamlfile import field_path, load_yaml
@@ -203,6 +204,16 @@ def _check_and_validate(file: Path, text: str, data: Any) -> dict[str, Any]:
         _validator()(data)
     except fastjsonschema.JsonSchemaValueException as exc:
         raise _schema_error(file, text, data, exc) from None
+    if may_hold_non_finite(text):
+        where = first_non_finite(data)
+        if where is not None:
+            loc, value = where
+            raise InventoryError(
+                f"{value!r} is not a number a CMDB can store; NaN and infinities are not allowed",
+                file=file,
+                line=locate(file, text, loc),
+                field=field_path(loc) or None,
+            )
     return data
 
 
@@ -448,6 +459,7 @@ class _Builder:
                 parents=tuple(group.get("groups") or ()),
                 vars=group.get("vars") or {},
                 description=group.get("description"),
+                ansible_name=group.get("ansible_name"),
                 source=str(self.files[origin.file_index]),
             )
             for name, (group, origin) in raw.items()
@@ -499,6 +511,7 @@ class _Builder:
             member_of, inherited = base
             merged = merge_vars(inherited, raw)
             merged["groups"] = member_of
+            merged["declared_groups"] = key
             cis[name] = self._make_ci(merged, origin, lines[origin.file_index].line(name))
         self._check_relationships(cis, origins)
         return inventory_class(path=self.root, cis=cis, groups=groups, files=tuple(self.files))
@@ -625,6 +638,8 @@ _CI_DEFAULTS: dict[str, Any] = {
     name: None for name in ("host", "port", "owner", "department", "site", "source", "line")
 } | {
     "description": None,
+    "ansible_name": None,
+    "declared_groups": (),
     "groups": (),
     "lifecycle": Lifecycle.OPERATIONAL.value,
     "criticality": Criticality.MEDIUM.value,

@@ -93,6 +93,12 @@ class CI:
     source: str | None = None
     line: int | None = None
     description: str | None = None
+    # The Ansible inventory's name for it, when that name does not fit the CMDB.
+    ansible_name: str | None = None
+    # The groups it is declared in (its own `groups`, then the defaults'),
+    # before inheritance adds their ancestors to `groups`: Ansible's direct
+    # membership. Not part of the digest: it changes no merged value.
+    declared_groups: tuple[str, ...] = ()
 
     def __hash__(self) -> int:
         return hash(self.name)
@@ -153,6 +159,8 @@ class CI:
         data["attributes"] = self.attributes
         if self.description is not None:
             data["description"] = self.description
+        if self.ansible_name is not None:
+            data["ansible_name"] = self.ansible_name
         return data
 
 
@@ -174,9 +182,12 @@ class Group:
     description: str | None = None
     source: str | None = None
     line: int | None = None
+    ansible_name: str | None = None  # as for CI.ansible_name
 
     def to_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {"groups": list(self.parents), "vars": self.vars}
         if self.description is not None:
             data["description"] = self.description
+        if self.ansible_name is not None:
+            data["ansible_name"] = self.ansible_name
         return data

@@ -29,6 +29,12 @@ GROUP_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # netmiko's device_type vocabulary: cisco_ios, arista_eos, juniper_junos, linux, ...
 PLATFORM_PATTERN = r"^[a-z][a-z0-9_]*$"
 SECRET_REF_MARK = "opskit:secret-ref"
+_ANSIBLE_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "description": "The name in the Ansible inventory it was imported from, when it does "
+    "not fit the CMDB's names; export gives it back.",
+}
 
 
 def _secret_ref() -> dict[str, Any]:
@@ -96,6 +102,7 @@ def inventory_schema() -> dict[str, Any]:
         **_vars_properties(),
         "groups": group_list,
         "relationships": {"type": "array", "items": {"$ref": "#/definitions/relationship"}},
+        "ansible_name": _ANSIBLE_NAME,
     }
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
@@ -156,6 +163,7 @@ def inventory_schema() -> dict[str, Any]:
                 "additionalProperties": False,
                 "properties": {
                     "description": {"type": "string"},
+                    "ansible_name": _ANSIBLE_NAME,
                     "groups": {**group_list, "description": "Parent groups."},
                     "vars": {
                         "type": "object",
