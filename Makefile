@@ -5,12 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench lint system-deps clean
+.PHONY: demo test bench lint docs system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel setuptools
-	$(BIN)/pip install -q -e '.[postgres,lab,dev]'
+	$(BIN)/pip install -q -e '.[postgres,lab,dev,docs]'
 	# fake-switches pins Twisted<17 (does not build on 3.11); its deps come from the 'lab' extra.
 	$(BIN)/pip install -q --no-deps 'fake-switches==1.5.0'
 	touch $(STAMP)
@@ -27,9 +27,14 @@ test: $(STAMP) system-deps
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/run_all.py
 
+# The site in site/; --strict: a broken link or anchor, or a docstring mkdocstrings cannot
+# read, fails the build. `make test` builds it too (tests/test_docs_build.py).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 
 clean:
-	rm -rf $(VENV) .opskit demo-workspace
+	rm -rf $(VENV) .opskit demo-workspace site

@@ -288,13 +288,13 @@ def test_workspace_key_files(workspace) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.postgres
 def test_postgres_role_with_insert_and_select_only(postgres_db: str, tmp_path: Path) -> None:
-    """The role the README documents can append and read, never rewrite."""
+    """The role docs/operations.md documents can append and read, never rewrite."""
     import psycopg
 
     ledger = open_ledger(postgres_db, tmp_path / "keys")
     ledger.append("x", actor="ci", payload={"n": 1})
     owner = postgres_db.replace("postgresql+psycopg://", "postgresql://")
-    docs = (Path(__file__).parents[1] / "README.md").read_text()
+    docs = (Path(__file__).parents[1] / "docs" / "operations.md").read_text()
     role_sql = docs.split("<!-- role-sql -->\n```sql\n", 1)[1].split("```", 1)[0]
     with psycopg.connect(owner, autocommit=True) as connection:
         connection.execute(role_sql)  # type: ignore[arg-type]

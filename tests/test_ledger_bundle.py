@@ -179,9 +179,9 @@ def test_export_of_an_unknown_change_and_bad_files(ledger: Ledger, tmp_path: Pat
 
 
 def test_the_documented_manual_check_accepts_a_bundle(ledger: Ledger, tmp_path: Path) -> None:
-    """the README's stdlib-only check (and openssl for the signature) agree
+    """the ledger format's stdlib-only check (and openssl for the signature) agree
     with verify_bundle, so an auditor can really re-implement verification."""
-    docs = (Path(__file__).parents[1] / "README.md").read_text()
+    docs = (Path(__file__).parents[1] / "docs" / "ledger-format.md").read_text()
     script = docs.split("<!-- bundle-check -->\n```python\n", 1)[1].split("```", 1)[0]
     (tmp_path / "check_bundle.py").write_text(script)
     bundle = ledger.export_bundle("C1", tmp_path / "c1.json")

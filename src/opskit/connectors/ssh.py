@@ -5,7 +5,7 @@ paramiko compares the MAC of every SSH packet it reads with
 bytes: about 9 us a packet. CLI devices send many small packets (IOS echoes
 each typed character in a packet of its own), so on a fan-out that loop is
 a sizeable share of the client's CPU: about 0.6 s for 200 lab devices, some
-65,000 packets (`bench/fanout.py`; README, "The SSH transport"). The client
+65,000 packets (`bench/fanout.py`; docs/connectors.md, "The SSH transport"). The client
 is one Python process held to one core by the GIL, so that CPU is wall time.
 
 The standard library has the same comparison in C: `hmac.compare_digest`

@@ -1,11 +1,13 @@
 """The inventory is the CMDB: configuration items (CIs), groups, relationships.
 
+```python
 from opskit.inventory import load_inventory
 inv = load_inventory(Path("inventories/example"))
 for ci in inv.select("group:core and not lifecycle:maintenance"):
     ...
 report = inv.impact(["db1"])          # who depends on db1
 inv.digest                            # "sha256:..." of the merged content
+```
 """
 
 from opskit.inventory.core import Edge, ImpactedCI, ImpactReport, Inventory, canonical_json

@@ -1,6 +1,6 @@
 """The tamper-evident change ledger: append-only, hash-chained, signed
-checkpoints, verifiable offline. See the README for the guarantees and
-the exact encoding an auditor re-implements."""
+checkpoints, verifiable offline. docs/ledger.md states the guarantees and
+docs/ledger-format.md the exact encoding an auditor re-implements."""
 
 from opskit.ledger.bundle import verify_bundle
 from opskit.ledger.core import Batch, Ledger, blob_hash

@@ -328,7 +328,7 @@ class Ledger:
         return verify_ledger(self, since_checkpoint)
 
     def export_bundle(self, change_id: str, out: Path, *, actor: str | None = None) -> Path:
-        """Writes the evidence bundle of one change (see the README)."""
+        """Writes the evidence bundle of one change (see docs/ledger.md)."""
         from opskit.ledger.bundle import export_bundle
 
         return export_bundle(self, change_id, Path(out), actor=actor)
