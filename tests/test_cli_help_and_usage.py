@@ -132,3 +132,29 @@ def test_the_real_command_prints_one_line_and_exits_2() -> None:
     assert done.returncode == 2
     assert done.stderr == "error: opskit change create: missing option '--select'\n"
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize("identity", [b"al\xffice", b"bob\x1b[2J", "mallory\u202e".encode()])
+def test_an_unsafe_identity_is_refused_before_anything_is_recorded(
+    workspace: Any, identity: bytes
+) -> None:
+    """--as / OPSKIT_USER with an undecodable byte, an escape sequence or a
+    bidi override: one usage line naming the option; the ledger is untouched."""
+    ledger_files = sorted((workspace.root / ".opskit").rglob("*"))
+    before = {path: path.read_bytes() for path in ledger_files if path.is_file()}
+    env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
+    env_bytes = {key.encode(): value.encode() for key, value in env.items()}
+    env_bytes[b"OPSKIT_USER"] = identity
+    done = subprocess.run(
+        [sys.executable, "-m", "opskit", "--workspace", str(workspace.root), "change",
+         "create", "--runbook", "vlan-interface@1.0.0", "--select", "lab-sw01",
+         "--title", "t", "--param", "vlan_id=10"],
+        capture_output=True,
+        timeout=60,
+        env=env_bytes,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.decode(errors="replace").splitlines()
+    assert line.startswith("error: --as / OPSKIT_USER:"), line
+    after = {path: path.read_bytes() for path in before}
+    assert after == before

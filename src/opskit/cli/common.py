@@ -100,7 +100,17 @@ def current_user() -> str:
     user = GLOBALS.user or os.environ.get("OPSKIT_USER")
     if not user:
         raise UsageError("no identity: pass --as USER or set OPSKIT_USER")
+    # Checked here, before any command can record the name: a control
+    # character or an undecodable byte would otherwise reach the ledger's
+    # own refusal wording.
+    if any(unicodedata.category(char) in _UNSAFE_IN_NAMES for char in user):
+        raise UsageError(
+            "--as / OPSKIT_USER: an identity has no control, format or undecodable characters"
+        )
     return user
+
+
+_UNSAFE_IN_NAMES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 def choice(option: str, value: str, allowed: Iterable[str]) -> str:
