@@ -377,7 +377,7 @@ def test_a_running_change_must_hold_its_locks() -> None:
 
 @pytest.mark.postgres
 def test_a_role_that_reads_only_the_ledger_still_verifies_it(estate: Estate) -> None:
-    """The README's day-to-day role may read the ledger but not the change
+    """The day-to-day role of docs/operations.md may read the ledger but not the change
     tables: `audit verify` checks the chain and says the tables were not."""
     url = estate.ws.db_url
     if not url.startswith("postgresql"):

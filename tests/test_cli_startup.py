@@ -1,6 +1,6 @@
 """The CLI starts fast because it imports heavy libraries only in the
 commands that use them. Each check runs a fresh interpreter and looks at
-`sys.modules`; no timing is asserted (see the README for measurements)."""
+`sys.modules`; no timing is asserted (docs/performance.md has measurements)."""
 
 from __future__ import annotations
 

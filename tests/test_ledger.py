@@ -52,7 +52,7 @@ def test_append_chains_records_and_reads_them_back(ledger: Ledger) -> None:
     assert first.prev_hash == GENESIS_HASH and second.prev_hash == first.hash
     assert ledger.head() == (3, ledger.events(change_id="C2").__next__().hash)
 
-    # The hash is recomputable from the stored canonical text, as the README says.
+    # The hash is recomputable from the stored canonical text, as docs/ledger-format.md says.
     (record,) = ledger._query("SELECT record FROM ledger_events WHERE seq = 2")
     assert chain_hash(first.hash, record_digest(record[0])) == second.hash
     assert json.loads(record[0])["payload"] == {"lines": 4}
@@ -381,7 +381,7 @@ def _random_value(rng: random.Random, depth: int = 0) -> Any:
 
 
 def test_fast_encoder_writes_the_documented_canonical_bytes() -> None:
-    """The append path encodes with orjson; the README documents json.dumps.
+    """The append path encodes with orjson; docs/ledger-format.md documents json.dumps.
     Both must give the same bytes for every value the ledger accepts."""
     rng = random.Random(20261123)
     for _ in range(20_000):

@@ -31,7 +31,7 @@ def stored_rows(ledger: Ledger) -> list[tuple[object, ...]]:
 
 
 def documented_form(record: str) -> str:
-    """The record re-encoded the way the README documents the canonical form."""
+    """The record re-encoded the way docs/ledger-format.md documents the canonical form."""
     return json.dumps(json.loads(record), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

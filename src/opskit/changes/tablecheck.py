@@ -125,7 +125,7 @@ class TableCheck(NamedTuple):
 def verify_change_tables(ledger: Any) -> TableCheck:
     """Every row that disagrees with the ledger, ordered by change, each
     problem naming its change first. A role that may read the ledger but not
-    the change tables (README: `opskit_writer`) gets `skipped`, not an error."""
+    the change tables (docs/operations.md: `opskit_writer`) gets `skipped`, not an error."""
     engine = ledger.engine
     if not inspect(engine).has_table(store.changes.name):
         return TableCheck(0, [])  # no change was ever made here: no row to disagree

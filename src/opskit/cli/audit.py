@@ -190,7 +190,7 @@ def export(
 
 
 # verify-bundle's exit code when the bundle is intact but no trusted key was
-# given to check its signer against (documented in the README).
+# given to check its signer against (documented in docs/ledger.md).
 UNTRUSTED_EXIT = 3
 
 
