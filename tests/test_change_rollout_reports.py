@@ -5,6 +5,7 @@ once; an empty predicted diff is "no change needed", not "cannot predict"."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -12,12 +13,14 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import redirect_stdout
 from typing import Any
 
 import pytest
 
 from opskit.changes import ChangeService, State
 from opskit.changes.progress import ProgressTally
+from opskit.cli.change import _print_summary as print_summary
 from opskit.cli.change import _ProgressView
 from opskit.connectors.netmiko import NetmikoConnector
 from opskit.workspace import Workspace
@@ -130,6 +133,15 @@ def test_rollback_over_switches_and_a_linux_host_is_partial_and_says_why(
     for name in switches:
         assert outcomes[name]["outcome"] == "restored"
         assert outcomes[name]["proof"]["equal"] is True
+        # The summary, and so the CLI's table, says which method proved it.
+        assert summary["hosts"][name]["restored_by"] == outcomes[name]["proof"]["method"]
+        assert summary["hosts"][name]["restored_by"]  # e.g. "steps": the runbook's own
+    printed = io.StringIO()
+    with redirect_stdout(printed):
+        print_summary(summary)
+    for name in switches:
+        (row,) = [line for line in printed.getvalue().splitlines() if name in line]
+        assert "equal to snapshot (" in row, printed.getvalue()
         assert running_config(lab.ci(name)) == before[name]
     assert outcomes[linux]["outcome"] == "not_restored"
     assert "no pre-change snapshot" in outcomes[linux]["reason"]

@@ -720,6 +720,10 @@ class Rollout:
                     "batch": o.batch,
                     "config_hash": o.config_hash,
                     "error": o.error,
+                    # Which restoration method made the device equal to its snapshot.
+                    "restored_by": ((o.detail.get("rollback") or {}).get("proof") or {}).get(
+                        "method"
+                    ),
                 }
                 for name, o in sorted(self.outcomes.items())
             },

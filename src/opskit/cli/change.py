@@ -346,9 +346,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
         for host, entry in summary["predicted_diff"].items():
             _print_prediction(host, entry)
         return
-    table = Table("host", "status", "error")
+    table = Table("host", "status", "proof", "error")
+    requested = summary.get("rollback") or {}
     for host, entry in summary.get("hosts", {}).items():
-        table.add_row(plain(host), entry["status"], plain(entry.get("error") or ""))
+        method = entry.get("restored_by") or ((requested.get(host) or {}).get("proof") or {}).get(
+            "method"
+        )
+        proof = f"equal to snapshot ({method})" if method else ""
+        table.add_row(plain(host), entry["status"], proof, plain(entry.get("error") or ""))
     console.print(table)
     colour = "green" if summary["state"] == "completed" else "red"
     cause = f" ({plain(summary['cause'])})" if summary.get("cause") else ""
