@@ -65,10 +65,13 @@ class Locator:
         return best
 
 
-def yaml_error(path: Path | str, exc: yaml.YAMLError) -> ValidationError:
+def yaml_error(path: Path | str, exc: yaml.YAMLError, text: str | None = None) -> ValidationError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     line = mark.line + 1 if mark is not None else None
+    if line is not None and text is not None:
+        # At the end of a truncated file PyYAML marks the line after the last one.
+        line = min(line, text.count("\n") + 1)
     return ValidationError(f"invalid YAML: {problem}", file=path, line=line)
 
 
@@ -86,7 +89,7 @@ def load_yaml(path: Path | str, *, text: str | None = None) -> tuple[Any, Locato
         node = yaml.compose(text, Loader=_UniqueKeyLoader)
         data = _UniqueKeyLoader(text).get_single_data() if node is not None else None
     except yaml.YAMLError as exc:
-        raise yaml_error(path, exc) from None
+        raise yaml_error(path, exc, text) from None
     return data, Locator(node)
 
 
