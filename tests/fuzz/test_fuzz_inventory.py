@@ -1,0 +1,174 @@
+"""Fuzzing the inventory loader (the CMDB's files) and `opskit inventory`."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from opskit.inventory import load_inventory
+from opskit.workspace import Workspace
+from tests.fuzz import strategies as gen
+from tests.fuzz.support import (
+    assert_api_error,
+    assert_one_line_error,
+    assert_unchanged,
+    make_workspace,
+    run_cli,
+    snapshot,
+)
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("inventories")
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    workspace = make_workspace(tmp_path_factory.mktemp("fuzz-inv") / "ws")
+    yield workspace
+    workspace.close()
+
+
+def write_folder(root: Path, files: list[Any]) -> list[Path]:
+    """Writes each content (data, or raw bytes) as one file of a fresh folder."""
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    paths = []
+    for index, content in enumerate(files):
+        path = root / f"part{index}.yaml"
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(gen.yaml_text(content), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def assert_contains(expected: Any, actual: Any, where: str) -> None:
+    """Every value given in `expected` is in `actual` (merging may add more)."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        for key, value in expected.items():
+            assert key in actual, f"{where}: {key!r} was lost"
+            assert_contains(value, actual[key], f"{where}.{key}")
+    else:
+        assert type(actual) is type(expected) and actual == expected, (
+            f"{where}: wrote {expected!r}, read back {actual!r}"
+        )
+
+
+# -- valid inventories round-trip -------------------------------------------------
+@given(contents=gen.inventories())
+def test_valid_inventory_loads_with_every_value_it_was_given(
+    scratch: Path, contents: list[dict[str, Any]]
+) -> None:
+    folder = scratch / f"valid{next(_counter)}"
+    write_folder(folder, contents)
+    inv = load_inventory(folder)
+    given_cis = [ci for content in contents for ci in content.get("cis", [])]
+    assert sorted(ci.name for ci in inv) == sorted(ci["name"] for ci in given_cis)
+    for raw in given_cis:
+        data = inv.get(raw["name"]).to_data()
+        for key in ("host", "port", "owner", "site", "description", "attributes"):
+            if key in raw:
+                assert_contains(raw[key], data[key], f"{raw['name']}.{key}")
+
+
+@given(contents=gen.inventories())
+def test_inventory_load_dump_load_keeps_the_content_and_digest(
+    scratch: Path, contents: list[dict[str, Any]]
+) -> None:
+    number = next(_counter)
+    first = load_inventory(write_folder(scratch / f"a{number}", contents)[0].parent)
+    # The merged CIs and the groups, written back as one file of the same format.
+    dumped = {
+        "groups": {name: group.to_data() for name, group in first.groups.items()},
+        "cis": [ci.to_data() for ci in first],
+    }
+    second = load_inventory(write_folder(scratch / f"b{number}", [dumped])[0].parent)
+    assert second.canonical_data() == first.canonical_data()
+    assert second.digest == first.digest
+
+
+# -- broken inventories: one clear line, never a traceback ------------------------
+@given(contents=gen.inventories(), data=st.data())
+def test_broken_inventory_is_refused_with_one_line_naming_the_file(
+    scratch: Path, contents: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    target = data.draw(st.integers(0, len(contents) - 1), label="file")
+    broken = list(contents)
+    if data.draw(st.booleans(), label="text mutation"):
+        broken[target] = data.draw(gen.mutated_text(gen.yaml_text(contents[target])))
+    else:
+        broken[target] = data.draw(gen.mutated_data(contents[target]))
+    paths = write_folder(scratch / f"broken{next(_counter)}", broken)
+    try:
+        load_inventory(paths[0].parent)
+    except Exception as exc:
+        assert_api_error(exc, paths)
+
+
+def _nan_attribute(contents: list[dict[str, Any]], value: float) -> list[dict[str, Any]]:
+    broken = [dict(c) for c in contents]
+    for content in broken:
+        if content.get("cis"):
+            ci = dict(content["cis"][0])
+            ci["attributes"] = {**ci.get("attributes", {}), "weight": value}
+            content["cis"] = [ci, *content["cis"][1:]]
+            return broken
+    raise AssertionError("an inventory without CIs")  # pragma: no cover
+
+
+@pytest.mark.xfail(
+    reason="issue 10 item 3 (NaN everywhere; inventory/loader.py is the ansible helper's): "
+    "attributes: {weight: .nan} on CI 'a' loads without error",
+    strict=False,
+)
+@given(contents=gen.inventories(), value=gen.NON_FINITE)
+def test_nan_and_infinity_in_attributes_are_refused(
+    scratch: Path, contents: list[dict[str, Any]], value: float
+) -> None:
+    paths = write_folder(scratch / f"nan{next(_counter)}", _nan_attribute(contents, value))
+    with pytest.raises(Exception) as caught:
+        load_inventory(paths[0].parent)
+    assert_api_error(caught.value, paths)
+
+
+# -- the CLI on broken inventories --------------------------------------------------
+@given(contents=gen.inventories(), data=st.data())
+def test_inventory_commands_on_a_broken_inventory_print_one_line_and_change_nothing(
+    ws: Workspace, contents: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    target = data.draw(st.integers(0, len(contents) - 1), label="file")
+    broken = list(contents)
+    broken[target] = data.draw(gen.mutated_text(gen.yaml_text(contents[target])))
+    folder = ws.inventories_dir / "fuzzed"
+    write_folder(folder, broken)
+    command = data.draw(
+        st.sampled_from(
+            [
+                ["inventory", "validate", "fuzzed"],
+                ["inventory", "list", "-i", "fuzzed", "--json"],
+                ["inventory", "graph", "-i", "fuzzed"],
+                ["inventory", "export", "-i", "fuzzed", "--format", "json"],
+            ]
+        ),
+        label="command",
+    )
+    before = snapshot(ws.root)
+    with tempfile.TemporaryDirectory() as cwd:
+        result = run_cli(*command, workspace=ws.root, cwd=Path(cwd))
+    assert_one_line_error(result)
+    if result.code != 0:
+        assert_unchanged(before, snapshot(ws.root))
