@@ -70,6 +70,10 @@ VALUES: dict[str, st.SearchStrategy[str]] = {
     "change_type": st.sampled_from(["standard", "normal", "emergency", "bogus"]),
     "stale_after": st.sampled_from(["60", "-1", "x"]),
 }
+# `audit checkpoint` and `audit export` sign a checkpoint before they find that
+# --out cannot be written: proven by the known failure below, and kept out
+# of the random runs so that those keep checking everything else.
+WRITABLE_OUT = {("audit", "checkpoint"), ("audit", "export")}
 USERS = st.sampled_from(["alice", "bob", "carol", "erin", "nobody", ""])
 
 
@@ -106,8 +110,12 @@ def argv(draw: st.DrawFn) -> tuple[str, ...]:
         if not wanted:
             continue
         values = VALUES.get(param.name, ANY_TEXT)
+        if param.name == "out" and path in WRITABLE_OUT:
+            values = st.sampled_from(["out.json", "new.json"])
         if param.param_type_name == "argument":
-            args.append(draw(st.one_of(values, values, ANY_TEXT)))
+            args.append(
+                draw(st.one_of(values, values, ANY_TEXT) if path not in WRITABLE_OUT else values)
+            )
         elif getattr(param, "is_flag", False):
             args.append(param.opts[0])
         else:
@@ -146,7 +154,8 @@ def _run(ws: Workspace, args: tuple[str, ...]) -> tuple[CliResult, bool]:
         (Path(cwd) / "out.txt").write_text("not a key, not a bundle\n")
         result = run_cli(*args, workspace=ws.root, cwd=Path(cwd))
     if result.code != 0:
-        assert_unchanged(before, snapshot(ws.root), refusal=" refused: " in result.stderr)
+        # A refusal may record itself (`change.refused`); nothing else may change.
+        assert_unchanged(before, snapshot(ws.root), refusal=result.code == 1)
     return result, True
 
 
@@ -180,3 +189,27 @@ def test_every_error_including_usage_errors_is_one_line(
 def test_no_control_character_reaches_the_terminal(ws: Workspace, args: tuple[str, ...]) -> None:
     result, _ = _run(ws, args)
     assert_clean_terminal_text(result)
+
+
+@known_failure(
+    "issue 10 (audit area, cli/audit.py + ledger/bundle.py; found by fuzzing): "
+    "`opskit audit checkpoint --out .` exits 1 ('cannot write') after signing and storing a "
+    "new checkpoint; `audit export --change CHG-000001 --out missing/b.json` likewise"
+)
+@given(
+    args=st.sampled_from(
+        [
+            ("--as", "erin", "audit", "checkpoint", "--out", "."),
+            ("--as", "erin", "audit", "checkpoint", "--out", "missing/dir/cp.json"),
+            ("--as", "erin", "audit", "export", "--change", "CHG-000001", "--out", "."),
+            ("--as", "erin", "audit", "export", "--change", "CHG-000001", "--out", "no/b.json"),
+        ]
+    )
+)
+def test_an_unwritable_out_file_signs_no_checkpoint(ws: Workspace, args: tuple[str, ...]) -> None:
+    before = snapshot(ws.root)
+    with tempfile.TemporaryDirectory() as cwd:
+        result = run_cli(*args, workspace=ws.root, cwd=Path(cwd))
+    assert_one_line_error(result)
+    assert result.code != 0, str(result)
+    assert_unchanged(before, snapshot(ws.root))
