@@ -25,8 +25,8 @@ from opskit.errors import OpskitError, ValidationError
 from opskit.workspace import Workspace, init_workspace
 
 REPO = Path(__file__).resolve().parents[2]
-# Control characters a terminal would act on (escape sequences, bells, ...).
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
+# Characters a terminal acts on (escape sequences, bells) or that reorder text (bidi).
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f\u202a-\u202e\u2066-\u2069]")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
