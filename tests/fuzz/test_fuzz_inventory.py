@@ -216,3 +216,32 @@ def mock_abs(paths: list[Path], ref: dict[str, Any]) -> str | None:
     if file is None or file.startswith("/"):
         return file
     return str(paths[0].parent.resolve() / file)
+
+
+# -- the selection language ---------------------------------------------------------------
+TERMS = st.one_of(
+    gen.CI_NAME,
+    st.builds(
+        lambda k, v: f"{k}:{v}",
+        st.sampled_from(["name", "group", "platform", "type", "site", "lifecycle", "owner", "x"]),
+        st.one_of(gen.CI_NAME, st.sampled_from(["*", "core-*", "[a-", '"dc 1"', "'", ""])),
+    ),
+    st.builds(lambda p, v: f"attr.{p}={v}", st.sampled_from(["model", "hw.rack", "", "."]),
+              st.one_of(gen.TEXT, st.sampled_from(["12", "1e999", "nan", "[", "'"]))),
+    st.sampled_from(["and", "or", "not", "(", ")", "AND", "Not", '"', "'", "\\"]),
+    gen.CONTROL_TEXT,
+)  # fmt: skip
+
+
+@given(contents=gen.inventories(), words=st.lists(TERMS, min_size=0, max_size=7))
+def test_any_selection_selects_or_names_the_column_on_one_line(
+    scratch: Path, contents: list[dict[str, Any]], words: list[str]
+) -> None:
+    inv = load_inventory(write_folder(scratch / f"sel{next(_counter)}", contents)[0].parent)
+    expression = " ".join(words)
+    try:
+        selected = inv.select(expression)
+    except Exception as exc:
+        assert_api_error(exc)
+        return
+    assert {ci.name for ci in selected} <= {ci.name for ci in inv}

@@ -260,3 +260,22 @@ def test_change_create_refuses_nan_and_infinity(ws: Workspace, name: str, value:
     assert_one_line_error(result)
     assert result.code != 0, f"{name}={value} was accepted"
     assert_unchanged(before, snapshot(ws.root))
+
+
+@given(data=st.data())
+def test_the_plan_renders_any_accepted_parameters_or_says_why_on_one_line(
+    books: list[Runbook], data: st.DataObject
+) -> None:
+    """A change request embeds `implementation_plan(params)`: whatever the
+    parameters passed validation, rendering the plan raises no traceback."""
+    book = _book(books, data)
+    try:
+        values = book.validate_params(data.draw(parameter_sets(book), label="params"))
+    except RunbookError:
+        return
+    try:
+        plan = book.implementation_plan(values)
+    except Exception as exc:
+        assert_api_error(exc)
+        return
+    assert all(isinstance(line, str) for line in plan)

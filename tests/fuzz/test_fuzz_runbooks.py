@@ -131,3 +131,13 @@ def test_runbook_validate_reports_a_broken_file_on_one_line(
     elif result.code:
         lines = result.stdout.splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"invalid {path}"), str(result)
+
+
+@given(doc=gen.runbooks())
+def test_runbook_doc_renders_every_valid_runbook(ws: Workspace, doc: dict[str, Any]) -> None:
+    path = write_runbook(ws, doc)
+    result = run_cli("runbook", "doc", f"{doc['name']}@{doc['version']}", workspace=ws.root)
+    assert_no_traceback(result)
+    assert result.code == 0, str(result)
+    assert result.stdout.startswith(f"# Runbook {doc['name']} {doc['version']}"), result.stdout
+    assert path.is_file()
