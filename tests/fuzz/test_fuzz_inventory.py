@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -10,14 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml_rs
 from hypothesis import given
 from hypothesis import strategies as st
 
 from opskit.inventory import load_inventory
+from opskit.inventory.ansible import (
+    import_ansible_inventory,
+    to_ansible_inventory,
+    write_inventory_folder,
+)
 from opskit.workspace import Workspace
 from tests.fuzz import strategies as gen
 from tests.fuzz.support import (
     assert_api_error,
+    assert_no_traceback,
     assert_one_line_error,
     assert_unchanged,
     known_failure,
@@ -245,3 +253,56 @@ def test_any_selection_selects_or_names_the_column_on_one_line(
         assert_api_error(exc)
         return
     assert {ci.name for ci in selected} <= {ci.name for ci in inv}
+
+
+# -- valid inventories through the CLI: JSON and YAML that read back as loaded ---------------
+@given(contents=gen.inventories(), data=st.data())
+def test_inventory_json_and_export_hold_exactly_what_was_loaded(
+    ws: Workspace, contents: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    folder = ws.inventories_dir / "fuzzvalid"
+    write_folder(folder, contents)
+    inv = load_inventory(folder)
+    ci = data.draw(st.sampled_from(sorted(c.name for c in inv)), label="ci")
+    shown = run_cli("inventory", "show", ci, "-i", "fuzzvalid", "--json", workspace=ws.root)
+    assert_no_traceback(shown)
+    assert shown.code == 0, str(shown)
+    details = json.loads(shown.stdout)
+    assert details["attributes"] == inv.get(ci).attributes
+    exported = {
+        form: run_cli("inventory", "export", "-i", "fuzzvalid", "--include-decommissioned",
+                      "--format", form, workspace=ws.root)
+        for form in ("json", "yaml")
+    }  # fmt: skip
+    for result in exported.values():
+        assert_no_traceback(result)
+        assert result.code == 0, str(result)
+    as_json = json.loads(exported["json"].stdout)
+    assert yaml_rs.loads(exported["yaml"].stdout, parse_datetime=False) == as_json
+    assert sorted(as_json["all"]["hosts"]) == sorted(c.name for c in inv)
+
+
+# -- Ansible: export, then import through Ansible's own parser ---------------------------------
+@known_failure(
+    "issue 10 item 25 (ansible): a group with no hosts is dropped on export, e.g. "
+    "groups: {a: {}} with CI 'a' not in it -> imported groups == set(); "
+    "200 examples with that check relaxed found nothing else"
+)
+@given(contents=gen.inventories())
+def test_ansible_export_then_import_keeps_hosts_groups_and_values(
+    scratch: Path, contents: list[dict[str, Any]]
+) -> None:
+    number = next(_counter)
+    inv = load_inventory(write_folder(scratch / f"ans{number}", contents)[0].parent)
+    exported = scratch / f"ansible{number}.yaml"
+    exported.write_text(gen.yaml_text(to_ansible_inventory(list(inv), groups=inv.groups)))
+    folder = write_inventory_folder(import_ansible_inventory(exported), scratch / f"imp{number}")
+    back = load_inventory(folder)
+    assert sorted(ci.name for ci in back) == sorted(ci.name for ci in inv)
+    assert set(back.groups) == set(inv.groups)
+    for ci in inv:
+        other = back.get(ci.name)
+        for field in ("type", "platform", "host", "port", "lifecycle", "criticality", "site"):
+            assert getattr(other, field) == getattr(ci, field), f"{ci.name}.{field}"
+        assert set(other.groups) == set(ci.groups), f"{ci.name}.groups"
+        assert other.attributes == ci.attributes, f"{ci.name}.attributes"
