@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 from opskit.runbooks import load_runbook
 from opskit.workspace import Workspace
 from tests.fuzz import strategies as gen
-from tests.fuzz.support import REPO, assert_api_error, assert_no_traceback, make_workspace, run_cli
+from tests.fuzz.support import (
+    REPO,
+    assert_api_error,
+    assert_no_traceback,
+    known_failure,
+    make_workspace,
+    run_cli,
+)
 
 SHIPPED = sorted((REPO / "runbooks").glob("*/*.yaml"))
 _counter = itertools.count()
@@ -141,3 +148,32 @@ def test_runbook_doc_renders_every_valid_runbook(ws: Workspace, doc: dict[str, A
     assert result.code == 0, str(result)
     assert result.stdout.startswith(f"# Runbook {doc['name']} {doc['version']}"), result.stdout
     assert path.is_file()
+
+
+BROKEN_JINJA = st.sampled_from(["{{ params.x ", "{{ x }", "{% if %}", "{{ ) }}", "{% for %}"])
+
+
+@known_failure(
+    "issue 10 item 1 (templates): a Jinja syntax error outside step params passes validation, "
+    "e.g. verify[0].expect[0].config_contains[0] = '{{ params.x ' or "
+    "precheck[0].expect[0].contains = '{% if %}'"
+)
+@given(doc=gen.runbooks(), broken=BROKEN_JINJA, data=st.data())
+def test_a_jinja_error_anywhere_in_a_runbook_is_refused_naming_the_field(
+    ws: Workspace, doc: dict[str, Any], broken: str, data: st.DataObject
+) -> None:
+    where = data.draw(st.sampled_from(["expect", "config_contains", "apply_lines"]), label="where")
+    if where == "expect":
+        doc["precheck"][0]["expect"][0]["contains"] = broken
+        field = "precheck[0].expect[0].contains"
+    elif where == "config_contains":
+        doc["verify"][0]["expect"][0]["config_contains"] = [broken]
+        field = "verify[0].expect[0].config_contains[0]"
+    else:
+        doc["apply"][0]["params"]["lines"] = [broken]
+        field = "apply[0].params.lines[0]"
+    path = write_runbook(ws, doc)
+    with pytest.raises(Exception) as caught:
+        load_runbook(path, ws.root)
+    assert_api_error(caught.value, [path])
+    assert getattr(caught.value, "field", None) == field, str(caught.value)
