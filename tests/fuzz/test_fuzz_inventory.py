@@ -306,3 +306,48 @@ def test_ansible_export_then_import_keeps_hosts_groups_and_values(
             assert getattr(other, field) == getattr(ci, field), f"{ci.name}.{field}"
         assert set(other.groups) == set(ci.groups), f"{ci.name}.groups"
         assert other.attributes == ci.attributes, f"{ci.name}.attributes"
+
+
+# -- Ansible: hand-written and broken Ansible inventories ------------------------------------
+@st.composite
+def ansible_sources(draw: st.DrawFn, scratch: Path) -> tuple[Path, bytes]:
+    """An Ansible YAML or INI inventory exported from a generated one, then broken."""
+    contents = draw(gen.inventories())
+    inv = load_inventory(write_folder(scratch / f"src{next(_counter)}", contents)[0].parent)
+    data = to_ansible_inventory(list(inv), groups=inv.groups)
+    if draw(st.booleans()):
+        text = gen.yaml_text(data)
+        raw = draw(
+            st.one_of(
+                gen.mutated_text(text),
+                gen.mutated_data(data).map(lambda d: gen.yaml_text(d).encode()),
+            )
+        )
+        return scratch / f"hosts{next(_counter)}.yaml", raw
+    lines = ["[all]"] + [
+        f"{h} ansible_host={v.get('ansible_host', h)}" for h, v in data["all"]["hosts"].items()
+    ]
+    return scratch / f"hosts{next(_counter)}.ini", draw(gen.mutated_text("\n".join(lines)))
+
+
+@known_failure(
+    "issue 10 item 24 (ansible): import errors name the deleted staging file, e.g. INI "
+    "'[all]\\n:a ansible_host=10.0.0.1' -> '.../.imported-XXXX/cis.yaml:3 [cis[0].name]: invalid "
+    "value ':a'', and INI host 'a\\xed\\xa0\\x80' (not UTF-8) becomes 'a\\udced...' and "
+    "'.imported-XXXX/cis.yaml:3: invalid YAML: found invalid Unicode character escape code'"
+)
+@given(data=st.data())
+def test_a_broken_ansible_inventory_is_imported_or_refused_naming_the_source(
+    scratch: Path, data: st.DataObject
+) -> None:
+    source, raw = data.draw(ansible_sources(scratch), label="source")
+    source.write_bytes(raw)
+    target = scratch / f"imported{next(_counter)}"
+    try:
+        write_inventory_folder(import_ansible_inventory(source), target)
+    except Exception as exc:
+        assert_api_error(exc)
+        assert str(source) in str(exc) or not str(exc).startswith(str(scratch)), (
+            f"the error names another file than {source}: {exc}"
+        )
+        assert not target.exists(), "a refused import left a folder behind"
