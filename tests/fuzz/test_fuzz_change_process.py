@@ -18,7 +18,7 @@ from pathlib import Path
 import typer.main
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, rule
 
 from opskit.cli import app
 from tests.fuzz.support import (
@@ -139,7 +139,7 @@ class ChangeProcess(RuleBasedStateMachine):
         extra = ["--comment", comment] if comment else []
         self.check("approve", change, self.run(actor, "approve", change, *extra))
 
-    @rule(change=consumes(changes), actor=PEOPLE)
+    @rule(change=changes, actor=PEOPLE)
     def reject(self, change: str, actor: str) -> None:
         self.check("reject", change, self.run(actor, "reject", change, "--reason", "no"))
 
