@@ -4,19 +4,23 @@ fuzzed without editing this file)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import typer.main
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opskit.cli import app
 from opskit.workspace import Workspace
 from tests.fuzz import strategies as gen
 from tests.fuzz.support import (
+    REPO,
     CliResult,
     assert_clean_terminal_text,
     assert_no_traceback,
@@ -76,6 +80,8 @@ VALUES: dict[str, st.SearchStrategy[str]] = {
 # --out cannot be written: proven by the known failure below, and kept out
 # of the random runs so that those keep checking everything else.
 WRITABLE_OUT = {("audit", "checkpoint"), ("audit", "export")}
+# The checkout under test first, as in every other test of this suite.
+SRC = os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])
 USERS = st.sampled_from(["alice", "bob", "carol", "erin", "nobody", ""])
 
 
@@ -217,3 +223,25 @@ def test_an_unwritable_out_file_signs_no_checkpoint(ws: Workspace, args: tuple[s
     assert_one_line_error(result)
     assert result.code != 0, str(result)
     assert_unchanged(before, snapshot(ws.root))
+
+
+@settings(max_examples=max(3, settings.default.max_examples // 5))
+@given(args=argv())
+def test_the_installed_entry_point_prints_no_traceback(
+    ws: Workspace, args: tuple[str, ...]
+) -> None:
+    """A few runs as a real process (`python -m opskit`), as a user or a
+    pipeline starts it: logging, warnings and interpreter shutdown included."""
+    before = snapshot(ws.root)
+    with tempfile.TemporaryDirectory() as cwd:
+        done = subprocess.run(
+            [sys.executable, "-m", "opskit", *args],
+            capture_output=True, text=True, errors="replace", timeout=120, cwd=cwd,
+            env={**os.environ, "OPSKIT_WORKSPACE": str(ws.root), "PYTHONPATH": SRC},
+        )  # fmt: skip
+    result = CliResult(args, done.returncode, done.stdout, done.stderr)
+    assert_no_traceback(result)
+    if result.code == 1:
+        assert_one_line_error(result)
+    if result.code != 0:
+        assert_unchanged(before, snapshot(ws.root), refusal=result.code == 1)
