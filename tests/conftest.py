@@ -27,7 +27,7 @@ _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
 settings.register_profile(
     "default",
-    max_examples=25,
+    max_examples=50,
     derandomize=True,
     database=None,
     deadline=None,
