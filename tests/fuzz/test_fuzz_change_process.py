@@ -43,7 +43,7 @@ AFTER = {
     "assess": {"assessed", "approved"},
     "approve": {"assessed", "approved"},
     "reject": {"rejected"},
-    "cancel": {"cancelled"},
+    "cancel": {"cancelled", "canceled"},
     "close": {"closed"},
 }
 CHANGE_COMMANDS = set(typer.main.get_command(app).commands["change"].commands)  # type: ignore[attr-defined]
