@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from opskit.errors import RunbookError
@@ -146,6 +146,10 @@ def test_ipv4_format_is_enforced(
         book.validate_params({**_minimal(book), "address": ".".join(map(str, octets))})
 
 
+@known_failure(
+    "issue 10 items 2 and 3 (templates): validate_params lets through inspection@1.0.0 "
+    "cpu_max_percent=nan and vlan-interface@1.0.0 description='\\x01'"
+)
 @given(data=st.data())
 def test_accepted_parameters_hold_no_nan_or_control_characters(
     books: list[Runbook], data: st.DataObject
@@ -210,6 +214,9 @@ def test_change_create_with_fuzzed_parameters_refuses_on_one_line_and_changes_no
 ) -> None:
     book = _book(books, data)
     params = data.draw(parameter_sets(book), label="params")
+    # Integers beyond 2**53 are item 12's known failure (a change number is used
+    # up): test_a_refused_huge_integer_uses_up_no_change_number.
+    assume(not any(isinstance(v, int) and abs(v) > 2**53 for v in _walk(params)))
     select = data.draw(st.sampled_from(["core-sw1", "group:network", "app-srv1"]), label="select")
     args = ["change", "create", "--runbook", book.ref, "--select", select, "--title", "fuzz"]
     for name, value in params.items():
