@@ -208,6 +208,9 @@ def assert_unchanged(before: Snapshot, after: Snapshot, *, refusal: bool = False
     """Nothing changed: every file byte-identical. A policy refusal
     (`refusal=True`) may only append `change.refused` events to the ledger."""
     if before.files == after.files:
+        # The rows too: a write still in the WAL (a reader kept it from being
+        # folded into the file) shows there, not in the file's bytes.
+        assert before.rows == after.rows, "the database changed (still in its write-ahead log)"
         return
     changed = sorted(
         name
