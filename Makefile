@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench lint docs system-deps clean
+.PHONY: demo test fuzz bench lint docs system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ demo: $(STAMP) system-deps
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
+# The property-based suite with many more examples (tests/fuzz; `make test` runs a bounded,
+# derandomized share of it). Failures found are replayed first from .hypothesis/.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/fuzz -n 2 --dist loadgroup $(PYTEST_ARGS)
+
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/run_all.py
 
@@ -37,4 +42,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench scripts
 
 clean:
-	rm -rf $(VENV) .opskit demo-workspace site
+	rm -rf $(VENV) .opskit demo-workspace site .hypothesis

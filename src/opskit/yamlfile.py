@@ -7,6 +7,7 @@ that every validation error can name the file, the line and the field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -64,10 +65,13 @@ class Locator:
         return best
 
 
-def yaml_error(path: Path | str, exc: yaml.YAMLError) -> ValidationError:
+def yaml_error(path: Path | str, exc: yaml.YAMLError, text: str | None = None) -> ValidationError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     line = mark.line + 1 if mark is not None else None
+    if line is not None and text is not None:
+        # At the end of a truncated file PyYAML marks the line after the last one.
+        line = min(line, text.count("\n") + 1)
     return ValidationError(f"invalid YAML: {problem}", file=path, line=line)
 
 
@@ -85,12 +89,39 @@ def load_yaml(path: Path | str, *, text: str | None = None) -> tuple[Any, Locato
         node = yaml.compose(text, Loader=_UniqueKeyLoader)
         data = _UniqueKeyLoader(text).get_single_data() if node is not None else None
     except yaml.YAMLError as exc:
-        raise yaml_error(path, exc) from None
+        raise yaml_error(path, exc, text) from None
     return data, Locator(node)
 
 
+# Plain scalars that YAML 1.2 (yaml-rs, the inventory's fast parser) reads as a
+# number, boolean or null, in the spellings parsers accept (signs, any case).
+# PyYAML writes YAML 1.1 and leaves some of them unquoted ("0o17", "1e3").
+_YAML12_NOT_TEXT = re.compile(
+    r"""^(?:~|null|true|false
+    |[-+]?0(?:o[0-7_]+|x[0-9a-f_]+|b[01_]+)
+    |[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:e[-+]?[0-9]+)?
+    |[-+]?\.inf|\.nan)$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Quotes every string that a YAML 1.1 or 1.2 reader would take for
+    something else, so that what opskit writes reads back as written."""
+
+    def represent_str(self, data: str) -> yaml.ScalarNode:
+        if _YAML12_NOT_TEXT.match(data):
+            return self.represent_scalar("tag:yaml.org,2002:str", data, style="'")
+        return super().represent_str(data)
+
+
+_Dumper.add_representer(str, _Dumper.represent_str)
+
+
 def dump_yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return yaml.dump(
+        data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False
+    )
 
 
 def field_path(loc: Sequence[str | int]) -> str:
