@@ -312,7 +312,13 @@ def policies(draw: st.DrawFn) -> dict[str, Any]:
         "version": 1,
         "inventory": "example",
         "people": people,
-        "approvals": {"low": rule(), "medium": rule(), "high": rule()},
+        # Every rule, the emergency one and its retrospective too, must be reachable.
+        "approvals": {
+            "low": rule(),
+            "medium": rule(),
+            "high": rule(),
+            "emergency": {**rule(), "retrospective": rule()},
+        },
         "require_signed_approvals": False,
         "windows": [
             {

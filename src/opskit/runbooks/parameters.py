@@ -185,8 +185,11 @@ def check_value(name: str, value: Any, schema: Mapping[str, Any], ref: str) -> N
     """Refuses control characters and non-finite numbers in one parameter."""
     bad_name = _first_forbidden(name, multiline=False)
     if bad_name is not None or len(name) > 100:
-        what = _char_name(bad_name[1]) if bad_name else "more than 100 characters"
-        raise RunbookError(f"{ref}: a parameter name ({describe_value(name)}) contains {what}")
+        what = f"contains {_char_name(bad_name[1])}" if bad_name else "is over 100 characters"
+        # The name itself cannot be shown safely: the field is the parameters as a whole.
+        raise RunbookError(
+            f"{ref}: a parameter name ({describe_value(name)}) {what}", field="params"
+        )
     problem = _problem(value, schema, bool(schema.get(MULTILINE_KEY, False)), ())
     if problem is not None:
         where, message = problem
