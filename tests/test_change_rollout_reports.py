@@ -22,6 +22,7 @@ from opskit.changes import ChangeService, State
 from opskit.changes.progress import ProgressTally
 from opskit.cli.change import _print_summary as print_summary
 from opskit.cli.change import _ProgressView
+from opskit.cli.common import console
 from opskit.connectors.netmiko import NetmikoConnector
 from opskit.workspace import Workspace
 from tests.changes_support import write_policy, write_runbook
@@ -137,6 +138,7 @@ def test_rollback_over_switches_and_a_linux_host_is_partial_and_says_why(
         assert summary["hosts"][name]["restored_by"] == outcomes[name]["proof"]["method"]
         assert summary["hosts"][name]["restored_by"]  # e.g. "steps": the runbook's own
     printed = io.StringIO()
+    monkeypatch.setattr(console, "width", 400)  # one row a host, whatever COLUMNS says
     with redirect_stdout(printed):
         print_summary(summary)
     for name in switches:
