@@ -296,7 +296,7 @@ def test_apply_on_a_change_whose_runner_died_points_at_recover(svc: ChangeServic
     change_id = assessed(svc)
     svc.approve(change_id, "bob")
     change = svc.schedule(change_id, "alice")
-    svc._transition(change, State.IN_PROGRESS, actor="alice")
+    svc.journal.transition(change, State.IN_PROGRESS, actor="alice")
     # The runner: a real process that has ended.
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

@@ -23,8 +23,8 @@ def cancel(service: ChangeService, change_id: str, actor: str, reason: str) -> C
     if not reason.strip():
         raise ChangeError("cancelling needs a reason")
     if actor != change.requester:
-        service._require_role(actor, [Role.CHANGE_MANAGER], "cancel", change_id)
-    service._check_state(
+        service.journal.require_role(actor, [Role.CHANGE_MANAGER], "cancel", change_id)
+    service.journal.check_state(
         change,
         State.CANCELLED,
         actor,
@@ -34,7 +34,7 @@ def cancel(service: ChangeService, change_id: str, actor: str, reason: str) -> C
         held = conn.execute(
             select(func.count()).where(store.locks.c.change_id == change_id)
         ).scalar_one()
-    return service._transition(
+    service.journal.transition(
         change,
         State.CANCELLED,
         actor=actor,
@@ -45,3 +45,4 @@ def cancel(service: ChangeService, change_id: str, actor: str, reason: str) -> C
             delete(store.group_slots).where(store.group_slots.c.change_id == change_id),
         ],
     )
+    return service.get(change_id)

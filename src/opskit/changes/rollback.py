@@ -53,14 +53,14 @@ def rollback_change(rollout: Rollout) -> dict[str, Any]:
     change that may differ from before it; see the module docstring."""
     svc = rollout.svc
     change = svc.get(rollout.change_id)
-    svc._check_state(
+    svc.journal.check_state(
         change,
         State.ROLLED_BACK,
         rollout.actor,
         "only a completed, failed or partially rolled back change can be rolled back "
         f"(it is {change.state})",
     )
-    svc._require_role(rollout.actor, [Role.IMPLEMENTER], "rollback", change.id)
+    svc.journal.require_role(rollout.actor, [Role.IMPLEMENTER], "rollback", change.id)
     book = svc.catalog.get(change.runbook_ref)
     inv = deps.load_inventory(svc.ws, change.inventory)
     todo = _changed_hosts(rollout, change)
@@ -68,9 +68,11 @@ def rollback_change(rollout: Rollout) -> dict[str, Any]:
         try:
             svc.acquire_locks(ChangeRequest(**{**change.__dict__, "targets": todo}))
         except ChangeRefused as exc:  # recorded like every refusal
-            svc._refuse(change.id, rollout.actor, "rollback", exc.reason.split("refused: ")[-1])
+            svc.journal.refuse(
+                change.id, rollout.actor, "rollback", exc.reason.split("refused: ")[-1]
+            )
     try:
-        svc.record(
+        svc.journal.record(
             "change.rollback_started",
             actor=rollout.actor,
             change_id=change.id,
@@ -108,7 +110,7 @@ def _roll_back(
     width = max(1, min(int(book.strategy.concurrency), len(todo) or 1))
     with (
         open_pool(width) as pool,
-        rollout.svc.group_commit(),
+        rollout.journal.group_commit(),
         ThreadPoolExecutor(max_workers=width) as threads,
     ):
         results = list(
@@ -164,9 +166,9 @@ def _conclude(
     svc.set_summary(change.id, summary)
     payload = {"counts": counts, "requested": True, "hosts": hosts}
     if final is not None:
-        svc._transition(change, final, actor=rollout.actor, payload=payload)
+        svc.journal.transition(change, final, actor=rollout.actor, payload=payload)
     else:
-        svc.record(
+        svc.journal.record(
             "change.rollback_failed", actor=rollout.actor, change_id=change.id, payload=payload
         )
     rollout._checkpoint()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from opskit.changes import deps, prediction, store
+from opskit.changes import deps, prediction, rules, store
 from opskit.changes.groupcommit import QueueDrainer
 from opskit.changes.model import ACTIVE_STATES, ChangeRequest, State
 from opskit.errors import ChangeError, ChangeRefused, OpskitError
@@ -145,6 +145,7 @@ class Rollout:
         progress: ProgressCallback | None = None,
     ) -> None:
         self.svc = service
+        self.journal = service.journal
         self.change_id = change_id
         self.actor = actor
         self.progress = progress or (lambda ci, status, change_id: None)
@@ -169,7 +170,7 @@ class Rollout:
             payload: Mapping[str, Any] | None = None,
             blobs: Mapping[str, Any] | None = None,
         ) -> Any:
-            return self.svc.record(
+            return self.journal.record(
                 kind,
                 actor=self.actor,
                 change_id=self.change_id,
@@ -189,7 +190,7 @@ class Rollout:
         def queue(
             kind: str, payload: Mapping[str, Any] | None, blobs: Mapping[str, Any] | None
         ) -> Callable[[], Any]:
-            return self.svc.record_later(
+            return self.journal.record_later(
                 kind,
                 actor=self.actor,
                 change_id=self.change_id,
@@ -222,7 +223,7 @@ class Rollout:
 
     def _run(self, change: ChangeRequest, book: Any, inv: Any, pool: Any) -> dict[str, Any]:
         svc = self.svc
-        reasons = svc.check_apply(change, self.actor)
+        reasons = svc.apply_blockers(change, self.actor)
         if (
             not reasons
             and change.predicted_diff
@@ -236,23 +237,19 @@ class Rollout:
                 change.parameters,
                 pool=pool,
             )
-            reasons = svc.binding_drift(change, predicted=now)
-            if reasons:
-                reasons = [
-                    "what was approved has changed since ("
-                    + "; ".join(reasons)
-                    + "): assess and approve it again"
-                ]
+            drift = svc.binding_drift(change, predicted=now)
+            if drift:
+                reasons = [rules.stale_reason(drift)]
         if not reasons:
             blocked = self._group_blockers(change, inv)
             if blocked:
                 reasons.append(blocked)
         if reasons:
-            svc._refuse(change.id, self.actor, "apply", "; ".join(reasons))
+            self.journal.refuse(change.id, self.actor, "apply", "; ".join(reasons))
         try:
             svc.acquire_locks(change)
         except ChangeRefused as exc:
-            svc.record(
+            self.journal.record(
                 "change.refused",
                 actor=self.actor,
                 change_id=change.id,
@@ -263,7 +260,7 @@ class Rollout:
             if change.state is State.APPROVED:
                 change = svc.schedule(change.id, self.actor)
             plan = self.plan_batches(change.targets, book.strategy)
-            change = svc._transition(
+            self.journal.transition(
                 change,
                 State.IN_PROGRESS,
                 actor=self.actor,
@@ -274,9 +271,10 @@ class Rollout:
                     "runbook_digest": book.digest,
                 },
             )
+            change = svc.get(change.id)
             svc.set_runner(change.id, alive=True)
             svc.init_hosts(change.id, plan)
-            with _Heartbeat(svc, change.id), svc.group_commit():
+            with _Heartbeat(svc, change.id), self.journal.group_commit():
                 return self._execute(change, book, inv, plan, pool)
         finally:
             svc.release_locks(change.id)
@@ -380,7 +378,7 @@ class Rollout:
                                 change.id, name, SKIPPED, detail={"reason": stopped_reason}
                             )
                             self.progress(name, SKIPPED, change.id)
-                    svc.record(
+                    self.journal.record(
                         "change.halted",
                         actor=self.actor,
                         change_id=change.id,
@@ -623,8 +621,8 @@ class Rollout:
     ) -> dict[str, Any]:
         svc = self.svc
         counts = _counts(self.outcomes.values())
-        change = svc._transition(
-            change, State.VERIFYING, actor=self.actor, payload={"counts": counts}, reload=False
+        change = self.journal.transition(
+            change, State.VERIFYING, actor=self.actor, payload={"counts": counts}
         )
         if counts[OK] == len(change.targets):
             final, cause = State.COMPLETED, None
@@ -638,12 +636,8 @@ class Rollout:
             final, cause = State.FAILED, _cause(stopped_reason, self.outcomes.values())
         summary = self.summary(change, final, cause=cause, counts=counts)
         svc.set_summary(change.id, summary)
-        svc._transition(
-            change,
-            final,
-            actor=self.actor,
-            payload={"counts": counts, "cause": cause},
-            reload=False,
+        self.journal.transition(
+            change, final, actor=self.actor, payload={"counts": counts, "cause": cause}
         )
         self._checkpoint()
         return summary
@@ -702,8 +696,7 @@ class Rollout:
             self._observed_store().record_facts(outcome.ci, facts, source=f"change {change_id}")
 
     def _checkpoint(self) -> None:
-        with self.svc._ledger_lock:
-            self.svc.ledger.checkpoint(self.actor)
+        self.journal.checkpoint(self.actor)
 
     def summary(
         self, change: ChangeRequest, final: State, *, cause: str | None, counts: dict[str, int]
@@ -733,7 +726,7 @@ class Rollout:
         matches = (
             {h: approved.get(h) == e.get("hash") for h, e in predicted.items()} if approved else {}
         )
-        self.svc.record(
+        self.journal.record(
             "change.dry_run",
             actor=self.actor,
             change_id=change.id,
@@ -847,7 +840,7 @@ def recover(
     from opskit.policy import Role
 
     if not (service.policy.roles_of(actor) & {Role.IMPLEMENTER, Role.CHANGE_MANAGER}):
-        service._refuse(
+        service.journal.refuse(
             None, actor, "recover", f"{actor} is not an implementer or change_manager in the policy"
         )
     reports: list[dict[str, Any]] = []
@@ -892,7 +885,7 @@ def recover(
             if status not in (PENDING, SKIPPED):  # a CI the run never touched has no record
                 _ensure_cmdb_record(service, change.id, name, status, view.get("config_hash"))
         released = service.release_locks(change.id)
-        service.record(
+        service.journal.record(
             "change.recovered",
             actor=actor,
             change_id=change.id,
@@ -914,7 +907,7 @@ def recover(
                 "hosts": hosts,
             },
         )
-        service._transition(
+        service.journal.transition(
             change, State.FAILED, actor=actor, payload={"cause": cause, "recovered": True}
         )
         service.set_runner(change.id, alive=False)
@@ -958,7 +951,7 @@ def _release_orphan_locks(
         if state in ACTIVE_STATES:
             continue
         released = service.release_locks(change_id)
-        service.record(
+        service.journal.record(
             "change.locks_released",
             actor=actor,
             change_id=change_id,
