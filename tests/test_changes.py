@@ -343,14 +343,14 @@ def test_a_ci_held_by_another_change_refuses_apply(svc: ChangeService) -> None:
     second = assessed(svc, select=f"{SWITCH} or {OTHER_SWITCH}")
     svc.approve(first, "bob")
     svc.approve(second, "bob")
-    svc.acquire_locks(svc.get(first))
+    svc.store.acquire_locks(svc.get(first))
     with pytest.raises(ChangeRefused, match=f"CIs held by other changes: {SWITCH} \\({first}\\)"):
         svc.apply(second, "alice")
     # The lock table itself refuses a second holder, atomically (no partial locks).
     with pytest.raises(ChangeRefused, match="held by other changes"):
-        svc.acquire_locks(svc.get(second))
-    assert svc.locks_held_by_others(svc.get(second)) == {SWITCH: first}
-    assert svc.release_locks(second) == 0
+        svc.store.acquire_locks(svc.get(second))
+    assert svc.store.locks_held_by_others(svc.get(second)) == {SWITCH: first}
+    assert svc.store.release_locks(second) == 0
     # The holder is not running (its runner died between locking and
     # starting): recover releases its locks and says so.
     (report,) = svc.recover("alice")
@@ -608,11 +608,11 @@ def test_the_process_and_locks_on_postgresql(workspace: Workspace, postgres_db: 
     assert (first, second) == ("CHG-000001", "CHG-000002")
     svc.approve(first, "bob")
     svc.approve(second, "bob")
-    svc.acquire_locks(svc.get(first))
+    svc.store.acquire_locks(svc.get(first))
     with pytest.raises(ChangeRefused, match=f"{SWITCH} \\({first}\\)"):
         svc.apply(second, "alice")
-    assert svc.locks_held_by_others(svc.get(second)) == {SWITCH: first}
-    svc.release_locks(first)
+    assert svc.store.locks_held_by_others(svc.get(second)) == {SWITCH: first}
+    svc.store.release_locks(first)
     assert [c.state for c in svc.list("approved")] == [State.APPROVED, State.APPROVED]
     assert kinds(svc, second)[-1] == "change.refused"
     assert svc.ledger.verify().ok
@@ -622,8 +622,8 @@ def test_the_process_and_locks_on_postgresql(workspace: Workspace, postgres_db: 
 
 def check_host_index(svc: ChangeService, change_id: str) -> None:
     """set_hosts: many hosts in one statement, and a row made for a host that has none."""
-    svc.init_hosts(change_id, [["a", "b"]])
-    svc.set_hosts(
+    svc.store.init_hosts(change_id, [["a", "b"]])
+    svc.store.set_hosts(
         change_id,
         [("a", "ok", {"config_hash": "sha256:1"}), ("b", "failed", None), ("c", "skipped", None)],
     )

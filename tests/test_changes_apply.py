@@ -61,7 +61,7 @@ def svc(lab_ws: Workspace) -> Iterator[ChangeService]:
     # rolls back what it applied) and no change may be left holding a lock.
     assert configs(lab_ws) == before
     for change in service.list():
-        assert service.locks_held_by_others(change) == {}
+        assert service.store.locks_held_by_others(change) == {}
 
 
 def configs(ws: Workspace, names: list[str] = SWITCHES) -> dict[str, str]:
@@ -336,7 +336,9 @@ def test_crash_mid_rollout_then_recover(svc: ChangeService) -> None:
     assert proc.returncode == -signal.SIGKILL
     change = svc.get(change_id)
     assert change.state is State.IN_PROGRESS
-    assert svc.locks_held_by_others(svc.get(approved_change(svc, ref, {"vlan_id": 112}))) != {}
+    assert (
+        svc.store.locks_held_by_others(svc.get(approved_change(svc, ref, {"vlan_id": 112}))) != {}
+    )
 
     # Applying it again says what to do: its runner is gone, recover it.
     with pytest.raises(ChangeRefused, match=f"run `opskit change recover {change_id}`"):
@@ -350,7 +352,7 @@ def test_crash_mid_rollout_then_recover(svc: ChangeService) -> None:
     assert hosts["lab-sw01"]["ledger_steps"] == ["host.backup", "host.applied", "host.verified"]
     assert all(h["status"] in ("ok", "unknown", "pending") for h in hosts.values())
     assert svc.get(change_id).state is State.FAILED
-    assert svc.locks_held_by_others(svc.get(change_id)) == {}
+    assert svc.store.locks_held_by_others(svc.get(change_id)) == {}
     assert svc.ledger.verify().ok
     # The CMDB knows what the crashed run did to the host the ledger shows verified.
     from opskit.inventory.observed import ObservedStore

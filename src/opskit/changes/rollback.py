@@ -52,7 +52,7 @@ def rollback_change(rollout: Rollout) -> dict[str, Any]:
     """Rolls back every host of a completed, failed or partially rolled back
     change that may differ from before it; see the module docstring."""
     svc = rollout.svc
-    change = svc.get(rollout.change_id)
+    change = rollout.store.get(rollout.change_id)
     svc.journal.check_state(
         change,
         State.ROLLED_BACK,
@@ -66,7 +66,7 @@ def rollback_change(rollout: Rollout) -> dict[str, Any]:
     todo = _changed_hosts(rollout, change)
     if todo:
         try:
-            svc.acquire_locks(ChangeRequest(**{**change.__dict__, "targets": todo}))
+            rollout.store.acquire_locks(ChangeRequest(**{**change.__dict__, "targets": todo}))
         except ChangeRefused as exc:  # recorded like every refusal
             svc.journal.refuse(
                 change.id, rollout.actor, "rollback", exc.reason.split("refused: ")[-1]
@@ -81,7 +81,7 @@ def rollback_change(rollout: Rollout) -> dict[str, Any]:
         results = _roll_back(rollout, change, book, inv, todo)
         return _conclude(rollout, change, results)
     finally:
-        svc.release_locks(change.id)
+        rollout.store.release_locks(change.id)
 
 
 def _changed_hosts(rollout: Rollout, change: ChangeRequest) -> list[str]:
@@ -163,7 +163,7 @@ def _conclude(
         cause = f"{len(left)} of {len(hosts)} changed host(s) not restored: " + "; ".join(left)
     summary = rollout.summary(change, final or change.state, cause=cause, counts=counts)
     summary["rollback"] = hosts
-    svc.set_summary(change.id, summary)
+    rollout.store.set_summary(change.id, summary)
     payload = {"counts": counts, "requested": True, "hosts": hosts}
     if final is not None:
         svc.journal.transition(change, final, actor=rollout.actor, payload=payload)

@@ -20,16 +20,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert
 
-from opskit.changes import deps, prediction, rules, store
+from opskit.changes import deps, prediction, rules
 from opskit.changes.groupcommit import QueueDrainer
 from opskit.changes.model import ACTIVE_STATES, ChangeRequest, State
-from opskit.errors import ChangeError, ChangeRefused, OpskitError
+from opskit.errors import ChangeRefused, OpskitError
 from opskit.processes import pid_alive
 
 if TYPE_CHECKING:
+    from opskit.changes.changestore import ChangeStore
     from opskit.changes.service import ChangeService
     from opskit.inventory.model import CI
     from opskit.workspace import Workspace
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 HEARTBEAT_SECONDS = 2.0
 # Finished hosts wait this long for others to share their index transaction.
 INDEX_LINGER_SECONDS = 0.25
-SLOT_WAIT_SECONDS = 600.0
 
 # Per-host statuses in `change_hosts`.
 PENDING, RUNNING, OK, FAILED = "pending", "running", "ok", "failed"
@@ -146,6 +145,7 @@ class Rollout:
     ) -> None:
         self.svc = service
         self.journal = service.journal
+        self.store = service.store
         self.change_id = change_id
         self.actor = actor
         self.progress = progress or (lambda ci, status, change_id: None)
@@ -247,7 +247,7 @@ class Rollout:
         if reasons:
             self.journal.refuse(change.id, self.actor, "apply", "; ".join(reasons))
         try:
-            svc.acquire_locks(change)
+            self.store.acquire_locks(change)
         except ChangeRefused as exc:
             self.journal.record(
                 "change.refused",
@@ -271,14 +271,14 @@ class Rollout:
                     "runbook_digest": book.digest,
                 },
             )
-            change = svc.get(change.id)
-            svc.set_runner(change.id, alive=True)
-            svc.init_hosts(change.id, plan)
-            with _Heartbeat(svc, change.id), self.journal.group_commit():
+            change = self.store.get(change.id)
+            self.store.set_runner(change.id, alive=True)
+            self.store.init_hosts(change.id, plan)
+            with _Heartbeat(self.store, change.id), self.journal.group_commit():
                 return self._execute(change, book, inv, plan, pool)
         finally:
-            svc.release_locks(change.id)
-            svc.set_runner(change.id, alive=False)
+            self.store.release_locks(change.id)
+            self.store.set_runner(change.id, alive=False)
 
     @staticmethod
     def plan_batches(targets: list[str], strategy: Any) -> list[list[str]]:
@@ -304,13 +304,7 @@ class Rollout:
             mine = [n for n in change.targets if cap.group in deps.get_ci(inv, n).groups]
             if not mine:
                 continue
-            with self.svc.engine.connect() as conn:
-                rows = conn.execute(
-                    select(store.group_slots.c.ci, store.group_slots.c.change_id).where(
-                        store.group_slots.c.group_name == cap.group,
-                        store.group_slots.c.change_id != change.id,
-                    )
-                ).all()
+            rows = self.store.group_slot_holders(cap.group, besides=change.id)
             if len(rows) >= cap.max_changing:
                 busy = ", ".join(f"{ci} ({cid})" for ci, cid in rows)
                 return (
@@ -374,7 +368,7 @@ class Rollout:
                     for later in plan[batch_no + 1 :]:
                         for name in later:
                             self.outcomes[name] = HostOutcome(name, SKIPPED, batch=None)
-                            svc.set_host(
+                            self.store.set_host(
                                 change.id, name, SKIPPED, detail={"reason": stopped_reason}
                             )
                             self.progress(name, SKIPPED, change.id)
@@ -534,7 +528,7 @@ class Rollout:
                 self.recorder(ci.name)("host.rollback_failed", record_ready({"error": str(exc)}))
                 outcome.status = ROLLBACK_FAILED
                 outcome.error = str(exc)
-        svc.set_host(change.id, ci.name, outcome.status, detail=outcome.detail)
+        self.store.set_host(change.id, ci.name, outcome.status, detail=outcome.detail)
         self._update_cmdb(change.id, outcome)
         self.progress(ci.name, outcome.status, change.id)
         return outcome
@@ -568,58 +562,17 @@ class Rollout:
             outcome.status, outcome.error = ROLLBACK_FAILED, result.error
         outcome.detail["rollback"] = {"proof": None, "error": outcome.error}
 
-    # group slots: one row per changing CI in a capped group; the unique
-    # (group, slot) constraint enforces the cap across processes.
     def _acquire_slots(self, change_id: str, ci: CI, groups: list[str]) -> None:
         caps = {cap.group: cap.max_changing for cap in self.svc.policy.concurrency}
-        deadline = time.monotonic() + SLOT_WAIT_SECONDS
-        for group in groups:
-            while True:
-                with self.svc.engine.connect() as conn:
-                    taken = set(
-                        conn.execute(
-                            select(store.group_slots.c.slot).where(
-                                store.group_slots.c.group_name == group
-                            )
-                        ).scalars()
-                    )
-                free = [s for s in range(caps[group]) if s not in taken]
-                if free:
-                    try:
-                        with self.svc.engine.begin() as conn:
-                            conn.execute(
-                                insert(store.group_slots).values(
-                                    group_name=group,
-                                    slot=free[0],
-                                    ci=ci.name,
-                                    change_id=change_id,
-                                    acquired_at=self.svc.clock(),
-                                )
-                            )
-                        break
-                    except IntegrityError:
-                        pass  # another process took that slot first: look again
-                if time.monotonic() > deadline:
-                    raise ChangeError(
-                        f"{ci.name}: group {group} stayed at its cap for {SLOT_WAIT_SECONDS:.0f} s"
-                    )
-                time.sleep(0.2)
+        self.store.acquire_slots(change_id, ci.name, groups, caps)
 
     def _release_slots(self, change_id: str, ci: str) -> None:
-        from sqlalchemy import delete
-
-        with self.svc.engine.begin() as conn:
-            conn.execute(
-                delete(store.group_slots).where(
-                    store.group_slots.c.change_id == change_id, store.group_slots.c.ci == ci
-                )
-            )
+        self.store.release_slots(change_id, ci)
 
     # -- the end -----------------------------------------------------------------
     def _finish(
         self, change: ChangeRequest, book: Any, inv: Any, stopped_reason: str | None
     ) -> dict[str, Any]:
-        svc = self.svc
         counts = _counts(self.outcomes.values())
         change = self.journal.transition(
             change, State.VERIFYING, actor=self.actor, payload={"counts": counts}
@@ -635,7 +588,7 @@ class Rollout:
         else:
             final, cause = State.FAILED, _cause(stopped_reason, self.outcomes.values())
         summary = self.summary(change, final, cause=cause, counts=counts)
-        svc.set_summary(change.id, summary)
+        self.store.set_summary(change.id, summary)
         self.journal.transition(
             change, final, actor=self.actor, payload={"counts": counts, "cause": cause}
         )
@@ -662,9 +615,9 @@ class Rollout:
             }
             for o in outcomes
         ]
-        with self.svc.engine.begin() as connection:
+        with self.store.engine.begin() as connection:
             connection.execute(insert(ci_changes), records)
-            self.svc.set_hosts(
+            self.store.set_hosts(
                 change_id, [(o.ci, o.status, o.detail) for o in outcomes], connection=connection
             )
         for outcome in outcomes:
@@ -845,11 +798,11 @@ def recover(
         )
     reports: list[dict[str, Any]] = []
     now = service.clock()
-    listed_changes = [service.get(change_id)] if change_id else service.list()
+    listed_changes = [service.store.get(change_id)] if change_id else service.store.list()
     for listed in listed_changes:
         if listed.state not in ACTIVE_STATES:
             continue
-        change = service.get(listed.id)
+        change = service.store.get(listed.id)
         if not runner_gone(change, now=now, stale_after=stale_after):
             reports.append(
                 {
@@ -876,7 +829,7 @@ def recover(
                 "backup": view.get("backup", False),
             }
             if status != indexed:
-                service.set_host(
+                service.store.set_host(
                     change.id,
                     name,
                     status,
@@ -884,7 +837,7 @@ def recover(
                 )
             if status not in (PENDING, SKIPPED):  # a CI the run never touched has no record
                 _ensure_cmdb_record(service, change.id, name, status, view.get("config_hash"))
-        released = service.release_locks(change.id)
+        released = service.store.release_locks(change.id)
         service.journal.record(
             "change.recovered",
             actor=actor,
@@ -897,7 +850,7 @@ def recover(
         )
         cause = "the runner process ended during the rollout (recovered)"
         counts = _counts(HostOutcome(n, h["status"]) for n, h in hosts.items())
-        service.set_summary(
+        service.store.set_summary(
             change.id,
             {
                 "change_id": change.id,
@@ -910,7 +863,7 @@ def recover(
         service.journal.transition(
             change, State.FAILED, actor=actor, payload={"cause": cause, "recovered": True}
         )
-        service.set_runner(change.id, alive=False)
+        service.store.set_runner(change.id, alive=False)
         report: dict[str, Any] = {
             "change_id": change.id,
             "state": "failed",
@@ -942,15 +895,14 @@ def _release_orphan_locks(
 ) -> list[dict[str, Any]]:
     """Locks of changes that are not running (a runner that died between
     locking and starting): released, and said so."""
-    with service.engine.connect() as conn:
-        holders = sorted(set(conn.execute(select(store.locks.c.change_id)).scalars()))
+    holders = service.store.lock_holders()
     holders = [h for h in holders if only is None or h == only]
     reports = []
     for change_id in holders:
-        state = service.get(change_id).state
+        state = service.store.get(change_id).state
         if state in ACTIVE_STATES:
             continue
-        released = service.release_locks(change_id)
+        released = service.store.release_locks(change_id)
         service.journal.record(
             "change.locks_released",
             actor=actor,
@@ -1015,8 +967,8 @@ class _HostRecorder:
 class _Heartbeat:
     """Refreshes the change's heartbeat while the rollout runs."""
 
-    def __init__(self, service: ChangeService, change_id: str) -> None:
-        self.service = service
+    def __init__(self, store: ChangeStore, change_id: str) -> None:
+        self.store = store
         self.change_id = change_id
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -1027,7 +979,7 @@ class _Heartbeat:
         while not self._stop.wait(HEARTBEAT_SECONDS):
             # A missed beat only makes the change look stale sooner.
             with suppress(Exception):
-                self.service.heartbeat(self.change_id)
+                self.store.heartbeat(self.change_id)
 
     def __enter__(self) -> _Heartbeat:
         self._thread.start()

@@ -11,17 +11,16 @@ Every transition is a ledger event with the actor; the tables in
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, insert, update
 
-from opskit.changes import deps, intake, rules, store
+from opskit.changes import deps, intake, rules
+from opskit.changes import store as tables
 from opskit.changes.approvals import approval_progress
+from opskit.changes.changestore import ChangeStore, from_row
 from opskit.changes.journal import Journal
 from opskit.changes.model import (
     FINISHED_STATES,
@@ -35,7 +34,7 @@ from opskit.changes.model import (
 from opskit.changes.records import jsonable, redact_obj
 from opskit.changes.risk import assess_risk
 from opskit.changes.signing import verify_signature
-from opskit.errors import ChangeError, ChangeRefused, OpskitError
+from opskit.errors import ChangeError, OpskitError
 from opskit.policy import (
     Policy,
     Risk,
@@ -64,6 +63,7 @@ class ChangeService:
         clock: Callable[[], datetime] = utcnow,
         ledger: Ledger | None = None,
         journal: Journal | None = None,
+        store: ChangeStore | None = None,
     ) -> None:
         """`journal`: where events and their working-table updates are
         written (default: a `Journal` on `ws`'s ledger); a test passes one
@@ -71,6 +71,7 @@ class ChangeService:
         self.ws = ws
         self.clock = clock
         self.journal = journal if journal is not None else Journal(ws, clock=clock, ledger=ledger)
+        self.store = store if store is not None else ChangeStore(ws, clock=clock)
         self._catalog: Any | None = None
 
     # -- plumbing ------------------------------------------------------------
@@ -94,77 +95,15 @@ class ChangeService:
 
     # -- reading -------------------------------------------------------------
     def get(self, change_id: str) -> ChangeRequest:
-        with self.engine.connect() as conn:
-            row = (
-                conn.execute(select(store.changes).where(store.changes.c.id == change_id))
-                .mappings()
-                .first()
-            )
-            if row is None:
-                raise ChangeError(f"no change {change_id!r}")
-            approval_rows = (
-                conn.execute(
-                    select(store.approvals)
-                    .where(store.approvals.c.change_id == change_id)
-                    .order_by(store.approvals.c.id)
-                )
-                .mappings()
-                .all()
-            )
-            host_rows = (
-                conn.execute(select(store.hosts).where(store.hosts.c.change_id == change_id))
-                .mappings()
-                .all()
-            )
-        return self._from_row(row, approval_rows, host_rows)
+        """The change with its approvals and per-host states (`ChangeStore.get`)."""
+        return self.store.get(change_id)
 
     def list(
         self, state: str | None = None, *, include_cancelled: bool = False
     ) -> list[ChangeRequest]:
         """Changes, oldest first; cancelled ones only when asked for (by
         `include_cancelled`, or `state="cancelled"`)."""
-        query = select(store.changes).order_by(store.changes.c.number)
-        if not (state or include_cancelled):
-            query = query.where(store.changes.c.state != State.CANCELLED.value)
-        if state:
-            try:
-                query = query.where(store.changes.c.state == State(state).value)
-            except ValueError:
-                raise ChangeError(
-                    f"unknown state {state!r}; use one of {', '.join(s.value for s in State)}"
-                ) from None
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-        return [self._from_row(row, [], []) for row in rows]
-
-    @staticmethod
-    def _from_row(
-        row: Mapping[str, Any],
-        approval_rows: Iterable[Mapping[str, Any]],
-        host_rows: Iterable[Mapping[str, Any]],
-    ) -> ChangeRequest:
-        data = dict(row)
-        for key in ("window_start", "window_end", "heartbeat_at", "created_at", "updated_at"):
-            data[key] = aware(data.get(key))
-        data["type"] = ChangeType(data["type"])
-        data["state"] = State(data["state"])
-        change = ChangeRequest(**data)
-        change.approvals = [
-            {
-                **dict(a),
-                "created_at": aware(a["created_at"]).isoformat() if a["created_at"] else None,
-            }
-            for a in approval_rows
-        ]
-        change.hosts = {
-            h["ci"]: {
-                "status": h["status"],
-                "batch": h["batch"],
-                "detail": h["detail"] or {},
-            }
-            for h in host_rows
-        }
-        return change
+        return self.store.list(state, include_cancelled=include_cancelled)
 
     # -- state ---------------------------------------------------------------
     def _transition(
@@ -258,7 +197,7 @@ class ChangeService:
         chosen = intake.version_note(runbook, book)
 
         def created_payload(change_id: str, number: int) -> dict[str, Any]:
-            created = self._from_row({"id": change_id, "number": number, **row}, [], [])
+            created = from_row({"id": change_id, "number": number, **row}, [], [])
             fields = {k: v for k, v in created.to_dict().items() if k in _CREATED_FIELDS}
             extra = {"runbook_chosen": chosen} if chosen else {}
             return {"to": State.DRAFT.value, **fields, **extra}
@@ -268,12 +207,12 @@ class ChangeService:
         intake.check_recordable(redact_obj(jsonable(created_payload("CHG-000000", 0))))
         with self.engine.begin() as conn:
             number = conn.execute(
-                insert(store.change_numbers).values(change_id=None)
+                insert(tables.change_numbers).values(change_id=None)
             ).inserted_primary_key[0]
             change_id = f"CHG-{number:06d}"
             conn.execute(
-                update(store.change_numbers)
-                .where(store.change_numbers.c.number == number)
+                update(tables.change_numbers)
+                .where(tables.change_numbers.c.number == number)
                 .values(change_id=change_id)
             )
         # The change's row and its created event in one transaction (a crash
@@ -285,7 +224,7 @@ class ChangeService:
             change_id=change_id,
             payload=created_payload(change_id, number),
             guard=self.journal.guard(
-                (insert(store.changes).values(id=change_id, number=number, **row), None)
+                (insert(tables.changes).values(id=change_id, number=number, **row), None)
             ),
         )
         return self.get(change_id)
@@ -402,27 +341,9 @@ class ChangeService:
             dependants=len(impact["dependants"]),
             runbook_risk=str(book.risk),
             missing_capabilities=missing,
-            history=self.runbook_history(book.name, str(book.version)),
+            history=self.store.runbook_history(book.name, str(book.version)),
         )
         return score.to_dict()
-
-    def runbook_history(self, name: str, version: str) -> dict[str, int]:
-        """Outcomes of past changes with this runbook version (state -> count)."""
-        finished = [s.value for s in FINISHED_STATES] + [State.CLOSED.value]
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(store.changes.c.state, store.changes.c.summary).where(
-                    store.changes.c.runbook_name == name,
-                    store.changes.c.runbook_version == version,
-                    store.changes.c.state.in_(finished),
-                )
-            ).all()
-        history: dict[str, int] = {}
-        for state, summary in rows:
-            outcome = (summary or {}).get("outcome") if state == State.CLOSED.value else state
-            if outcome in ("completed", "failed", "rolled_back"):
-                history[outcome] = history.get(outcome, 0) + 1
-        return history
 
     def required_approvals(
         self, *, change_type: ChangeType, risk: Risk, runbook: Runbook
@@ -529,7 +450,7 @@ class ChangeService:
         """The INSERT of one approval, rejection or retrospective review, bound
         to the change's binding document as it is now."""
         document = document if document is not None else change.binding_document()
-        return insert(store.approvals).values(
+        return insert(tables.approvals).values(
             change_id=change.id,
             kind=kind,
             approver=actor,
@@ -615,8 +536,8 @@ class ChangeService:
             guard=self.journal.guard(
                 (self._approval_row(change, "retrospective", actor, comment), None),
                 (
-                    update(store.changes)
-                    .where(store.changes.c.id == change_id)
+                    update(tables.changes)
+                    .where(tables.changes.c.id == change_id)
                     .values(retrospective=retrospective, updated_at=self.clock()),
                     None,
                 ),
@@ -666,7 +587,7 @@ class ChangeService:
             held: dict[str, str] = {}
         else:
             drift = self.binding_drift(change)
-            held = self.locks_held_by_others(change)
+            held = self.store.locks_held_by_others(change)
         return rules.apply_blockers(
             change, self.policy, self.clock(), actor=actor, drift=drift, held=held
         )
@@ -695,45 +616,6 @@ class ChangeService:
             selection_problem=problem,
         )
         return rules.binding_drift(change, approvals[-1], current, predicted=predicted)
-
-    # -- locks -----------------------------------------------------------------------
-    def locks_held_by_others(self, change: ChangeRequest) -> dict[str, str]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(store.locks.c.ci, store.locks.c.change_id).where(
-                    store.locks.c.ci.in_(change.targets), store.locks.c.change_id != change.id
-                )
-            ).all()
-        return {ci: holder for ci, holder in rows}
-
-    def acquire_locks(self, change: ChangeRequest) -> None:
-        """All of the change's CIs, atomically, or none (ChangeRefused names the holder)."""
-        now = self.clock()
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    insert(store.locks),
-                    [
-                        {"ci": ci, "change_id": change.id, "acquired_at": now}
-                        for ci in change.targets
-                    ],
-                )
-        except IntegrityError:
-            held = self.locks_held_by_others(change)
-            detail = ", ".join(f"{ci} ({holder})" for ci, holder in sorted(held.items())[:10])
-            raise ChangeRefused(
-                f"{change.id}: apply refused: CIs held by other changes: {detail or 'a lock race'}"
-            ) from None
-
-    def release_locks(self, change_id: str) -> int:
-        with self.engine.begin() as conn:
-            released = conn.execute(
-                delete(store.locks).where(store.locks.c.change_id == change_id)
-            ).rowcount
-            conn.execute(
-                delete(store.group_slots).where(store.group_slots.c.change_id == change_id)
-            )
-        return released
 
     # -- applying (in opskit.changes.rollout) --------------------------------------
     def apply(
@@ -825,119 +707,6 @@ class ChangeService:
             payload={"review": review_doc},
             values={"review": review_doc, "summary": summary},
         )
-
-    # -- runner bookkeeping (used by the rollout) --------------------------------------
-    def set_runner(self, change_id: str, *, alive: bool) -> None:
-        values: dict[str, Any] = (
-            {
-                "runner_host": socket.gethostname(),
-                "runner_pid": os.getpid(),
-                "heartbeat_at": self.clock(),
-            }
-            if alive
-            else {"runner_pid": None, "heartbeat_at": None}
-        )
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(store.changes).where(store.changes.c.id == change_id).values(**values)
-            )
-
-    def heartbeat(self, change_id: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(store.changes)
-                .where(store.changes.c.id == change_id, store.changes.c.runner_pid == os.getpid())
-                .values(heartbeat_at=self.clock())
-            )
-
-    def set_host(
-        self,
-        change_id: str,
-        ci: str,
-        status: str,
-        *,
-        batch: int | None = None,
-        detail: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.set_hosts(change_id, [(ci, status, detail)], batch=batch)
-
-    def set_hosts(
-        self,
-        change_id: str,
-        updates: Iterable[tuple[str, str, Mapping[str, Any] | None]],
-        *,
-        batch: int | None = None,
-        connection: Connection | None = None,
-    ) -> None:
-        """Several hosts' (ci, status, detail) in one transaction (one commit
-        for the hosts a rollout finished meanwhile), or in `connection`'s."""
-        if connection is None:
-            with self.engine.begin() as conn:
-                self.set_hosts(change_id, updates, batch=batch, connection=conn)
-            return
-        now = self.clock()
-        rows: list[dict[str, Any]] = []
-        for ci, status, detail in updates:
-            values: dict[str, Any] = {"status": status, "updated_at": now}
-            if batch is not None:
-                values["batch"] = batch
-            if detail is not None:
-                values["detail"] = redact_obj(jsonable(dict(detail)))
-            rows.append({"b_change": change_id, "b_ci": ci, **values})
-        # One statement per set of columns, executed for many rows.
-        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for row in rows:
-            by_columns.setdefault(tuple(sorted(row)), []).append(row)
-        missing: list[dict[str, Any]] = []
-        for columns, group in by_columns.items():
-            statement = (
-                update(store.hosts)
-                .where(
-                    store.hosts.c.change_id == bindparam("b_change"),
-                    store.hosts.c.ci == bindparam("b_ci"),
-                )
-                .values({c: bindparam(c) for c in columns if not c.startswith("b_")})
-            )
-            if connection.execute(statement, group).rowcount == len(group):
-                continue
-            # Some host has no row yet (init_hosts was not called): find which.
-            known = set(
-                connection.execute(
-                    select(store.hosts.c.ci).where(store.hosts.c.change_id == change_id)
-                ).scalars()
-            )
-            missing += [row for row in group if row["b_ci"] not in known]
-        for row in missing:
-            values = {k: v for k, v in row.items() if not k.startswith("b_")}
-            connection.execute(
-                insert(store.hosts).values(change_id=change_id, ci=row["b_ci"], **values)
-            )
-
-    def init_hosts(self, change_id: str, plan: list[list[str]]) -> None:
-        """Every target `pending`, with its batch, in one transaction."""
-        now = self.clock()
-        rows = [
-            {
-                "change_id": change_id,
-                "ci": ci,
-                "status": "pending",
-                "batch": batch,
-                "updated_at": now,
-            }
-            for batch, names in enumerate(plan)
-            for ci in names
-        ]
-        with self.engine.begin() as conn:
-            conn.execute(delete(store.hosts).where(store.hosts.c.change_id == change_id))
-            conn.execute(insert(store.hosts), rows)
-
-    def set_summary(self, change_id: str, summary: Mapping[str, Any]) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(store.changes)
-                .where(store.changes.c.id == change_id)
-                .values(summary=redact_obj(dict(summary)), updated_at=self.clock())
-            )
 
 
 _CREATED_FIELDS = (
