@@ -370,7 +370,7 @@ def test_changed_runbook_after_approval_refuses_apply(svc: ChangeService) -> Non
     svc.approve(change_id, "bob")
     path = svc.ws.runbooks_dir / "chg-test" / "1.0.0.yaml"
     path.write_text(path.read_text().replace("Test runbook", "Edited runbook"))
-    svc._catalog = None  # a new process would read the files again
+    svc.context.forget_catalog()  # a new process would read the files again
     with pytest.raises(ChangeRefused, match=r"runbook chg-test@1\.0\.0 digest is now"):
         svc.apply(change_id, "alice")
     # Re-assessment binds to the new digest; approval is needed again.
@@ -391,12 +391,12 @@ def test_changed_template_after_approval_refuses_apply_and_is_recorded(
     template = svc.ws.templates_dir / "chg-test" / "vlan.j2"
     template.parent.mkdir(parents=True)
     template.write_text("vlan {{ params.vlan_id }}\n name {{ params.vlan_name }}\nexit\n")
-    svc._catalog = None
+    svc.context.forget_catalog()
     change_id = assessed(svc)
     svc.approve(change_id, "bob")
     assert svc.apply_blockers(svc.get(change_id), "alice") == []
     template.write_text(template.read_text().replace("exit", "shutdown\nexit"))
-    svc._catalog = None  # a new process would read the files again
+    svc.context.forget_catalog()  # a new process would read the files again
     with pytest.raises(ChangeRefused, match=r"runbook chg-test@1\.0\.0 digest is now"):
         svc.apply(change_id, "alice")
     refused = [e for e in svc.ledger.events(change_id=change_id) if e.kind == "change.refused"]

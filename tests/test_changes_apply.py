@@ -250,7 +250,7 @@ def test_group_cap_serialises_hosts_and_blocks_other_changes(svc: ChangeService)
     other = approved_change(svc, ref, {"vlan_id": 108, "vlan_name": "cap"}, select_expr="lab-sw04")
     # A host of another change is changing: the cap (1) is reached.
     inventory = load_workspace_inventory(svc.ws, "lab")
-    holder = Rollout(svc, other, "alice")
+    holder = Rollout(svc.context, other, "alice")
     holder._acquire_slots(other, inventory.get("lab-sw04"), ["lab_switches"])
     try:
         with pytest.raises(ChangeRefused, match="group lab_switches is at its cap of 1"):

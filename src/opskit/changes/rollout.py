@@ -13,52 +13,52 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext, suppress
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 
-from opskit.changes import deps, prediction, rules
+from opskit.changes import preflight, rules
+from opskit.changes.context import EngineContext, select_names
 from opskit.changes.groupcommit import QueueDrainer
-from opskit.changes.model import ACTIVE_STATES, ChangeRequest, State
+from opskit.changes.hoststatus import (
+    FAILED,
+    NOT_RESTORED,
+    OK,
+    ROLLBACK_FAILED,
+    ROLLED_BACK,
+    RUNNING,
+    SKIPPED,
+    UNPROVEN,
+    HostOutcome,
+    not_restored_reason,
+    unproven_kind,
+)
+from opskit.changes.hoststatus import (
+    counts as count_statuses,
+)
+from opskit.changes.model import ChangeRequest, State
+from opskit.changes.prediction import open_pool, predict_diffs
+from opskit.changes.runner import Heartbeat
 from opskit.errors import ChangeRefused, OpskitError
-from opskit.processes import pid_alive
+from opskit.inventory.observed import ObservedStore, ci_changes
 
 if TYPE_CHECKING:
-    from opskit.changes.changestore import ChangeStore
-    from opskit.changes.service import ChangeService
     from opskit.inventory.model import CI
-    from opskit.workspace import Workspace
 
-HEARTBEAT_SECONDS = 2.0
 # Finished hosts wait this long for others to share their index transaction.
 INDEX_LINGER_SECONDS = 0.25
-
-# Per-host statuses in `change_hosts`.
-PENDING, RUNNING, OK, FAILED = "pending", "running", "ok", "failed"
-ROLLED_BACK, ROLLBACK_FAILED, SKIPPED, UNKNOWN = (
-    "rolled_back",
-    "rollback_failed",
-    "skipped",
-    "unknown",
-)
-# Rolled back without proof: no snapshot to restore or compare with (see changes.rollback).
-NOT_RESTORED = "not_restored"
-# A host in one of these has had (or may have had) its configuration changed.
-TOUCHED = frozenset({RUNNING, OK, FAILED, ROLLBACK_FAILED, UNKNOWN, NOT_RESTORED})
-UNPROVEN = "rollback steps ran, but no pre-change snapshot proves the host is as before"
-
 
 ProgressCallback = Callable[[str, str, str], None]  # (ci, status, change_id)
 # Queues a step (kind, payload, blobs); the call returned waits until it is durable.
 StepQueue = Callable[[str, Mapping[str, Any] | None, Mapping[str, Any] | None], Callable[[], Any]]
 
 
-def _executor() -> Any:
+def _executor() -> ModuleType:
+    # The runbook executor (and the configuration machinery) only when a change runs.
     from opskit.runbooks import executor
 
     return executor
@@ -67,15 +67,6 @@ def _executor() -> Any:
 def record_ready(payload: Mapping[str, Any]) -> Any:
     """The rollout's own step payloads, redacted and JSON-ready like the executor's."""
     return _executor().record_ready(payload)
-
-
-@contextmanager
-def open_pool(max_sessions: int) -> Iterator[Any]:
-    """The connectors' session pool, closed at the end."""
-    from opskit.connectors.pool import ConnectionPool
-
-    with ConnectionPool(max_sessions) as pool:
-        yield pool
 
 
 # The executor's host outcomes -> the change's per-host statuses.
@@ -87,65 +78,20 @@ _RUN_STATUS = {
 }
 
 
-# -- predicted diffs ----------------------------------------------------------
-def predict_diffs(
-    ws: Workspace,
-    book: Any,
-    cis: list[CI],
-    params: Mapping[str, Any],
-    *,
-    concurrency: int | None = None,
-    pool: Any = None,
-) -> dict[str, dict[str, Any]]:
-    """Per host: the predicted diff and its hash ("" when nothing would
-    change), or why none is available (`opskit.changes.prediction`). Nothing
-    on a device changes. With `pool`, its sessions are used (and stay
-    open for the rollout that follows)."""
-
-    executor = _executor()
-    width = max(1, min(concurrency or book.strategy.concurrency, len(cis) or 1))
-    results: dict[str, dict[str, Any]] = {}
-    with nullcontext(pool) if pool is not None else open_pool(width) as pool:
-
-        def one(ci: CI) -> tuple[str, dict[str, Any]]:
-            try:
-                return ci.name, prediction.entry_for(
-                    executor.predict_diff(book, ci, dict(params), pool)
-                )
-            except OpskitError as exc:
-                return ci.name, prediction.unavailable(str(exc))
-
-        with ThreadPoolExecutor(max_workers=width) as threads:
-            for name, entry in threads.map(one, cis):
-                results[name] = entry
-    return dict(sorted(results.items()))
-
-
-# -- the rollout -----------------------------------------------------------------
-@dataclass
-class HostOutcome:
-    ci: str
-    status: str
-    batch: int | None = None
-    changed: bool = False
-    config_hash: str | None = None
-    error: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
-    run: Any = None  # the executor's HostRun, for rollback
-
-
 class Rollout:
+    """Applies one change across its hosts (see the module docstring)."""
+
     def __init__(
         self,
-        service: ChangeService,
+        ctx: EngineContext,
         change_id: str,
         actor: str,
         *,
         progress: ProgressCallback | None = None,
     ) -> None:
-        self.svc = service
-        self.journal = service.journal
-        self.store = service.store
+        self.ctx = ctx
+        self.journal = ctx.journal
+        self.store = ctx.store
         self.change_id = change_id
         self.actor = actor
         self.progress = progress or (lambda ci, status, change_id: None)
@@ -207,10 +153,9 @@ class Rollout:
 
     # -- entry points ------------------------------------------------------------
     def run(self, *, dry_run: bool = False) -> dict[str, Any]:
-        svc = self.svc
-        change = svc.get(self.change_id)
-        book = svc.catalog.get(change.runbook_ref)
-        inv = deps.load_inventory(svc.ws, change.inventory)
+        change = self.store.get(self.change_id)
+        book = self.ctx.catalog.get(change.runbook_ref)
+        inv = self.ctx.inventory(change.inventory)
         if dry_run:
             return self._dry_run(change, book, inv)
         # One session pool for the final checks and the rollout: a device's
@@ -222,8 +167,7 @@ class Rollout:
             return self._run(change, book, inv, pool)
 
     def _run(self, change: ChangeRequest, book: Any, inv: Any, pool: Any) -> dict[str, Any]:
-        svc = self.svc
-        reasons = svc.apply_blockers(change, self.actor)
+        reasons = preflight.apply_blockers(self.ctx, change, self.actor)
         if (
             not reasons
             and change.predicted_diff
@@ -231,17 +175,16 @@ class Rollout:
         ):
             # The approval covers the predicted diff: predict again and compare.
             now = predict_diffs(
-                svc.ws,
                 book,
-                [deps.get_ci(inv, n) for n in change.targets],
+                [inv.get(n) for n in change.targets],
                 change.parameters,
                 pool=pool,
             )
-            drift = svc.binding_drift(change, predicted=now)
+            drift = preflight.binding_drift(self.ctx, change, predicted=now)
             if drift:
                 reasons = [rules.stale_reason(drift)]
         if not reasons:
-            blocked = self._group_blockers(change, inv)
+            blocked = preflight.group_blockers(self.ctx, change, inv)
             if blocked:
                 reasons.append(blocked)
         if reasons:
@@ -258,7 +201,7 @@ class Rollout:
             raise
         try:
             if change.state is State.APPROVED:
-                change = svc.schedule(change.id, self.actor)
+                change = preflight.schedule(self.ctx, change.id, self.actor)
             plan = self.plan_batches(change.targets, book.strategy)
             self.journal.transition(
                 change,
@@ -274,7 +217,7 @@ class Rollout:
             change = self.store.get(change.id)
             self.store.set_runner(change.id, alive=True)
             self.store.init_hosts(change.id, plan)
-            with _Heartbeat(self.store, change.id), self.journal.group_commit():
+            with Heartbeat(self.store, change.id), self.journal.group_commit():
                 return self._execute(change, book, inv, plan, pool)
         finally:
             self.store.release_locks(change.id)
@@ -298,29 +241,14 @@ class Rollout:
             batches.append(remaining[start : start + size])
         return batches
 
-    def _group_blockers(self, change: ChangeRequest, inv: Any) -> str | None:
-        """A capped group already at its cap with other changes' CIs."""
-        for cap in self.svc.policy.concurrency:
-            mine = [n for n in change.targets if cap.group in deps.get_ci(inv, n).groups]
-            if not mine:
-                continue
-            rows = self.store.group_slot_holders(cap.group, besides=change.id)
-            if len(rows) >= cap.max_changing:
-                busy = ", ".join(f"{ci} ({cid})" for ci, cid in rows)
-                return (
-                    f"group {cap.group} is at its cap of {cap.max_changing} changing CI(s): {busy}"
-                )
-        return None
-
     # -- the rollout proper ------------------------------------------------------
     def _execute(
         self, change: ChangeRequest, book: Any, inv: Any, plan: list[list[str]], pool: Any
     ) -> dict[str, Any]:
-        svc = self.svc
         strategy = book.strategy
         total = len(change.targets)
         stopped_reason: str | None = None
-        caps = {cap.group: cap.max_changing for cap in svc.policy.concurrency}
+        caps = {cap.group: cap.max_changing for cap in self.ctx.policy.concurrency}
         local_caps = {g: threading.Semaphore(n) for g, n in caps.items()}
         width = max(1, min(int(strategy.concurrency), total))
         # `width` hosts do device work at once; a host that is done with its
@@ -343,7 +271,7 @@ class Rollout:
                         self._host,
                         change,
                         book,
-                        deps.get_ci(inv, n),
+                        inv.get(n),
                         batch_no,
                         pool,
                         local_caps,
@@ -385,8 +313,8 @@ class Rollout:
 
                 def rollback(outcome: HostOutcome) -> HostOutcome:
                     with device:
-                        ci = deps.get_ci(inv, outcome.ci)
-                        return self._rollback_one(change, book, ci, outcome, pool)
+                        ci = inv.get(outcome.ci)
+                        return self.rollback_one(change, book, ci, outcome, pool)
 
                 list(threads.map(rollback, done))
         self._queue_steps = False
@@ -497,15 +425,14 @@ class Rollout:
             run=run,
         )
 
-    def _rollback_one(
+    def rollback_one(
         self, change: ChangeRequest, book: Any, ci: CI, outcome: HostOutcome, pool: Any
     ) -> HostOutcome:
         """Rolls one host back to its pre-change snapshot (from this run, or
         from the ledger); the executor proves it by configuration comparison."""
-        svc = self.svc
         executor = _executor()
         snapshot = getattr(outcome.run, "snapshot", None) or snapshot_from_ledger(
-            svc, change.id, ci
+            self.ctx, change.id, ci
         )
         if snapshot is None:
             self._not_restorable(change, book, ci, outcome, pool)
@@ -539,8 +466,6 @@ class Rollout:
         """A host without a snapshot: its runbook's rollback steps run (when it
         has any), and it is recorded `host.not_restored` with the reason, or
         `host.rollback_failed` when a step failed."""
-        from opskit.changes.rollback import not_restored_reason
-
         has_steps = isinstance(book.rollback, tuple) and bool(
             book.steps_for("rollback", ci.platform)
         )
@@ -563,7 +488,7 @@ class Rollout:
         outcome.detail["rollback"] = {"proof": None, "error": outcome.error}
 
     def _acquire_slots(self, change_id: str, ci: CI, groups: list[str]) -> None:
-        caps = {cap.group: cap.max_changing for cap in self.svc.policy.concurrency}
+        caps = {cap.group: cap.max_changing for cap in self.ctx.policy.concurrency}
         self.store.acquire_slots(change_id, ci.name, groups, caps)
 
     def _release_slots(self, change_id: str, ci: str) -> None:
@@ -573,7 +498,7 @@ class Rollout:
     def _finish(
         self, change: ChangeRequest, book: Any, inv: Any, stopped_reason: str | None
     ) -> dict[str, Any]:
-        counts = _counts(self.outcomes.values())
+        counts = count_statuses(self.outcomes.values())
         change = self.journal.transition(
             change, State.VERIFYING, actor=self.actor, payload={"counts": counts}
         )
@@ -592,7 +517,7 @@ class Rollout:
         self.journal.transition(
             change, final, actor=self.actor, payload={"counts": counts, "cause": cause}
         )
-        self._checkpoint()
+        self.checkpoint()
         return summary
 
     def _write_index(self, change_id: str, outcomes: list[HostOutcome]) -> None:
@@ -600,8 +525,6 @@ class Rollout:
         (one statement for all the CMDB records). Both may lag the ledger: a
         crash before it commits leaves the index at `pending`, and `recover`
         rebuilds it, and any missing CMDB record, from the ledger."""
-        from opskit.inventory.observed import ci_changes
-
         # The rows `ObservedStore.record_change` writes, for many CIs at once.
         at = datetime.now(UTC)
         records = [
@@ -631,7 +554,7 @@ class Rollout:
     def _observed_store(self) -> Any:
         with self._lock:
             if self._observed is None:
-                self._observed = deps.observed_store(self.svc.ws)
+                self._observed = ObservedStore(self.ctx.ws.engine)
             return self._observed
 
     def _update_cmdb(self, change_id: str, outcome: HostOutcome) -> None:
@@ -648,7 +571,8 @@ class Rollout:
         if facts:
             self._observed_store().record_facts(outcome.ci, facts, source=f"change {change_id}")
 
-    def _checkpoint(self) -> None:
+    def checkpoint(self) -> None:
+        """A signed ledger checkpoint at the end of a rollout or rollback."""
         self.journal.checkpoint(self.actor)
 
     def summary(
@@ -673,8 +597,8 @@ class Rollout:
 
     # -- dry run -------------------------------------------------------------------
     def _dry_run(self, change: ChangeRequest, book: Any, inv: Any) -> dict[str, Any]:
-        cis = [deps.get_ci(inv, n) for n in deps.select_names(inv, change.selection)]
-        predicted = predict_diffs(self.svc.ws, book, cis, change.parameters)
+        cis = [inv.get(n) for n in select_names(inv, change.selection)]
+        predicted = predict_diffs(book, cis, change.parameters)
         approved = {h: (e or {}).get("hash") for h, e in (change.predicted_diff or {}).items()}
         matches = (
             {h: approved.get(h) == e.get("hash") for h, e in predicted.items()} if approved else {}
@@ -699,225 +623,25 @@ class Rollout:
             "matches_assessment": matches,
         }
 
-    # -- rolling back a finished change ------------------------------------------
-    def rollback_change(self) -> dict[str, Any]:
-        """Rolls every changed host back (see `opskit.changes.rollback`)."""
-        from opskit.changes.rollback import rollback_change
 
-        return rollback_change(self)
-
-
-# -- crash recovery -----------------------------------------------------------------
-def runner_gone(change: ChangeRequest, *, now: datetime, stale_after: float) -> bool:
-    if change.runner_host == socket.gethostname():
-        if change.runner_pid == os.getpid():
-            return False
-        return not pid_alive(change.runner_pid)
-    # Another machine: trust only the heartbeat.
-    beat = change.heartbeat_at
-    return beat is None or now - beat > timedelta(seconds=stale_after)
-
-
-def snapshot_from_ledger(service: ChangeService, change_id: str, ci: CI) -> Any:
+# -- the pre-change snapshot ---------------------------------------------------------
+def snapshot_from_ledger(ctx: EngineContext, change_id: str, ci: CI) -> Any:
     """The pre-change snapshot of `ci` recorded by this change (`host.backup`), or None."""
     from opskit.runbooks.executor import Snapshot
 
     backup = None
-    for event in service.ledger.events(change_id=change_id, ci=ci.name, kind="host.backup"):
+    for event in ctx.ledger.events(change_id=change_id, ci=ci.name, kind="host.backup"):
         backup = event
     if backup is None:
         return None
     described = backup.payload.get("snapshot") or {}
-    blobs = {name: service.ledger.get_blob(ref) for name, ref in backup.blobs.items()}
+    blobs = {name: ctx.ledger.get_blob(ref) for name, ref in backup.blobs.items()}
     return Snapshot.from_blobs(
         blobs,
         platform=described.get("platform", ci.platform),
         connector=described.get("connector", "netmiko"),
         source=described.get("source", "running"),
     )
-
-
-def host_states_from_ledger(
-    service: ChangeService, change: ChangeRequest
-) -> dict[str, dict[str, Any]]:
-    """What the ledger shows per host: the steps recorded and the last one."""
-    per_host: dict[str, dict[str, Any]] = {
-        name: {"steps": [], "last": None, "backup": False, "config_hash": None}
-        for name in change.targets
-    }
-    for event in service.ledger.events(change_id=change.id):
-        ci = getattr(event, "ci", None)
-        if not ci or ci not in per_host:
-            continue
-        entry = per_host[ci]
-        entry["steps"].append(event.kind)
-        entry["last"] = event.kind
-        if "backup" in event.kind:
-            entry["backup"] = True
-        payload = getattr(event, "payload", None) or {}
-        if payload.get("config_hash"):
-            entry["config_hash"] = payload["config_hash"]
-    return per_host
-
-
-def status_from_steps(steps: list[str]) -> str:
-    """A host's state as far as its ledger events tell (for an interrupted run)."""
-    if not steps:
-        return PENDING
-    if "host.rolled_back" in steps:
-        return ROLLED_BACK
-    if "host.not_restored" in steps:
-        return NOT_RESTORED
-    if "host.rollback_failed" in steps:
-        return ROLLBACK_FAILED
-    if "host.verified" in steps:
-        return OK
-    if "host.failed" in steps and "host.backup" not in steps:
-        return FAILED  # failed before anything could change
-    # Interrupted somewhere between backup and the end: possibly changed.
-    return UNKNOWN
-
-
-def recover(
-    service: ChangeService,
-    actor: str,
-    *,
-    rollback: bool = False,
-    stale_after: float = 30.0,
-    change_id: str | None = None,
-) -> list[dict[str, Any]]:
-    """Finds changes left in progress by a runner that is gone (only
-    `change_id`, when given), reports per host what the ledger shows,
-    releases their locks and sets them `failed`; with `rollback`, rolls back
-    every host that may have changed."""
-    from opskit.policy import Role
-
-    if not (service.policy.roles_of(actor) & {Role.IMPLEMENTER, Role.CHANGE_MANAGER}):
-        service.journal.refuse(
-            None, actor, "recover", f"{actor} is not an implementer or change_manager in the policy"
-        )
-    reports: list[dict[str, Any]] = []
-    now = service.clock()
-    listed_changes = [service.store.get(change_id)] if change_id else service.store.list()
-    for listed in listed_changes:
-        if listed.state not in ACTIVE_STATES:
-            continue
-        change = service.store.get(listed.id)
-        if not runner_gone(change, now=now, stale_after=stale_after):
-            reports.append(
-                {
-                    "change_id": change.id,
-                    "state": change.state.value,
-                    "action": "still running",
-                    "runner_pid": change.runner_pid,
-                }
-            )
-            continue
-        ledger_view = host_states_from_ledger(service, change)
-        hosts: dict[str, dict[str, Any]] = {}
-        for name in change.targets:
-            indexed = change.hosts.get(name, {}).get("status", PENDING)
-            view = ledger_view.get(name, {})
-            status = indexed
-            if indexed in (RUNNING, PENDING):
-                status = status_from_steps(view.get("steps", []))
-            hosts[name] = {
-                "indexed": indexed,
-                "status": status,
-                "ledger_steps": view.get("steps", []),
-                "last_step": view.get("last"),
-                "backup": view.get("backup", False),
-            }
-            if status != indexed:
-                service.store.set_host(
-                    change.id,
-                    name,
-                    status,
-                    detail={"recovered": True, "last_step": view.get("last")},
-                )
-            if status not in (PENDING, SKIPPED):  # a CI the run never touched has no record
-                _ensure_cmdb_record(service, change.id, name, status, view.get("config_hash"))
-        released = service.store.release_locks(change.id)
-        service.journal.record(
-            "change.recovered",
-            actor=actor,
-            change_id=change.id,
-            payload={
-                "runner": {"host": change.runner_host, "pid": change.runner_pid},
-                "hosts": hosts,
-                "locks_released": released,
-            },
-        )
-        cause = "the runner process ended during the rollout (recovered)"
-        counts = _counts(HostOutcome(n, h["status"]) for n, h in hosts.items())
-        service.store.set_summary(
-            change.id,
-            {
-                "change_id": change.id,
-                "state": "failed",
-                "cause": cause,
-                "counts": counts,
-                "hosts": hosts,
-            },
-        )
-        service.journal.transition(
-            change, State.FAILED, actor=actor, payload={"cause": cause, "recovered": True}
-        )
-        service.store.set_runner(change.id, alive=False)
-        report: dict[str, Any] = {
-            "change_id": change.id,
-            "state": "failed",
-            "action": "recovered",
-            "locks_released": released,
-            "hosts": hosts,
-        }
-        if rollback:
-            report["rollback"] = Rollout(service, change.id, actor).rollback_change()
-            report["state"] = report["rollback"]["state"]
-        reports.append(report)
-    reports.extend(_release_orphan_locks(service, actor, change_id))
-    return reports
-
-
-def _ensure_cmdb_record(
-    service: ChangeService, change_id: str, ci: str, status: str, config_hash: str | None
-) -> None:
-    """The rollout writes a host's CMDB record after its ledger steps: one the
-    crash cut off is written here, from what the ledger shows."""
-    observed = deps.observed_store(service.ws)
-    if any(c.change_id == change_id for c in observed.changes(ci)):
-        return
-    observed.record_change(ci, change_id, status, config_hash, detail="recovered from the ledger")
-
-
-def _release_orphan_locks(
-    service: ChangeService, actor: str, only: str | None = None
-) -> list[dict[str, Any]]:
-    """Locks of changes that are not running (a runner that died between
-    locking and starting): released, and said so."""
-    holders = service.store.lock_holders()
-    holders = [h for h in holders if only is None or h == only]
-    reports = []
-    for change_id in holders:
-        state = service.store.get(change_id).state
-        if state in ACTIVE_STATES:
-            continue
-        released = service.store.release_locks(change_id)
-        service.journal.record(
-            "change.locks_released",
-            actor=actor,
-            change_id=change_id,
-            payload={"locks_released": released, "state": state.value, "reason": "not running"},
-        )
-        reports.append(
-            {
-                "change_id": change_id,
-                "state": state.value,
-                "action": "released orphan locks",
-                "locks_released": released,
-            }
-        )
-    return reports
 
 
 class _HostRecorder:
@@ -964,36 +688,9 @@ class _HostRecorder:
             raise first
 
 
-class _Heartbeat:
-    """Refreshes the change's heartbeat while the rollout runs."""
-
-    def __init__(self, store: ChangeStore, change_id: str) -> None:
-        self.store = store
-        self.change_id = change_id
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._beat, name=f"heartbeat-{change_id}", daemon=True
-        )
-
-    def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            # A missed beat only makes the change look stale sooner.
-            with suppress(Exception):
-                self.store.heartbeat(self.change_id)
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def _proof_or_not_restored(record: Any, reason: str) -> Any:
     """`record`, with an unproven `host.rolled_back` (rollback steps ran,
     no snapshot to compare with) recorded as `host.not_restored` and why."""
-    from opskit.changes.rollback import unproven_kind
 
     def honest(kind: str, payload: Any = None, blobs: Any = None) -> Any:
         if unproven_kind(kind, payload):
@@ -1001,30 +698,6 @@ def _proof_or_not_restored(record: Any, reason: str) -> Any:
         return record(kind, payload, blobs)
 
     return honest
-
-
-def _run_ok(run: Any) -> bool:
-    ok = getattr(run, "ok", None)
-    if ok is not None:
-        return bool(ok)
-    status = str(getattr(run, "status", "failed"))
-    return status in ("ok", "changed", "completed", "success")
-
-
-def _run_detail(run: Any) -> dict[str, Any]:
-    to_dict = getattr(run, "to_dict", None)
-    if callable(to_dict):
-        data = to_dict()
-        return data if isinstance(data, dict) else {"result": data}
-    return {"status": str(getattr(run, "status", "")), "error": getattr(run, "error", None)}
-
-
-def _counts(outcomes: Iterable[HostOutcome]) -> dict[str, int]:
-    statuses = (PENDING, RUNNING, OK, FAILED, ROLLED_BACK, ROLLBACK_FAILED, SKIPPED, UNKNOWN)
-    counts = {s: 0 for s in (*statuses, NOT_RESTORED)}
-    for outcome in outcomes:
-        counts[outcome.status] = counts.get(outcome.status, 0) + 1
-    return counts
 
 
 def _cause(stopped_reason: str | None, outcomes: Iterable[HostOutcome]) -> str | None:

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, insert, update
 
-from opskit.changes import deps, intake, rules
+from opskit.changes import intake, preflight, rules
 from opskit.changes import store as tables
 from opskit.changes.approvals import approval_progress
+from opskit.changes.cancel import cancel
 from opskit.changes.changestore import ChangeStore, from_row
+from opskit.changes.context import EngineContext, impact_of, select_names
 from opskit.changes.journal import Journal
 from opskit.changes.model import (
     FINISHED_STATES,
@@ -31,10 +33,16 @@ from opskit.changes.model import (
     binding_hash,
     utcnow,
 )
+from opskit.changes.prediction import predict_diffs
 from opskit.changes.records import jsonable, redact_obj
+from opskit.changes.recovery import recover
 from opskit.changes.risk import assess_risk
+from opskit.changes.rollback import rollback_change
+from opskit.changes.rollout import ProgressCallback, Rollout
 from opskit.changes.signing import verify_signature
+from opskit.connectors import get_connector
 from opskit.errors import ChangeError, OpskitError
+from opskit.inventory.core import Inventory
 from opskit.policy import (
     Policy,
     Risk,
@@ -45,6 +53,7 @@ from opskit.workspace import Workspace
 
 if TYPE_CHECKING:
     from opskit.ledger.core import Ledger
+    from opskit.runbooks.loader import RunbookCatalog
     from opskit.runbooks.model import Runbook
 
 APPROVER_ROLES = frozenset({Role.CHANGE_MANAGER, Role.CAB, Role.GOVERNANCE})
@@ -72,7 +81,7 @@ class ChangeService:
         self.clock = clock
         self.journal = journal if journal is not None else Journal(ws, clock=clock, ledger=ledger)
         self.store = store if store is not None else ChangeStore(ws, clock=clock)
-        self._catalog: Any | None = None
+        self.context = EngineContext(ws, clock=clock, journal=self.journal, store=self.store)
 
     # -- plumbing ------------------------------------------------------------
     @property
@@ -88,10 +97,8 @@ class ChangeService:
         return self.journal.ledger
 
     @property
-    def catalog(self) -> Any:
-        if self._catalog is None:
-            self._catalog = deps.runbook_catalog(self.ws)
-        return self._catalog
+    def catalog(self) -> RunbookCatalog:
+        return self.context.catalog
 
     # -- reading -------------------------------------------------------------
     def get(self, change_id: str) -> ChangeRequest:
@@ -165,7 +172,7 @@ class ChangeService:
         parameters = book.validate_params(dict(params or {}))
         intake.check_parameters_recordable(book, parameters, redact_obj(jsonable(parameters)))
         inv_name = inventory or self.policy.inventory
-        inv = deps.load_inventory(self.ws, inv_name)
+        inv = self.context.inventory(inv_name)
         targets = self._resolve_targets(inv, select_expr, book)
         window_start, window_end = aware(window_start), aware(window_end)
         now = self.clock()
@@ -184,7 +191,7 @@ class ChangeService:
             "runbook_digest": book.digest,
             "selection": select_expr,
             "inventory": inv_name,
-            "inventory_digest": deps.inventory_digest(inv),
+            "inventory_digest": inv.digest,
             "targets": targets,
             "parameters": parameters,
             "window_start": window_start,
@@ -229,16 +236,16 @@ class ChangeService:
         )
         return self.get(change_id)
 
-    def _resolve_targets(self, inv: Any, select_expr: str, book: Any) -> list[str]:
+    def _resolve_targets(self, inv: Inventory, select_expr: str, book: Runbook) -> list[str]:
         try:
-            names = deps.select_names(inv, select_expr)
+            names = select_names(inv, select_expr)
         except OpskitError:
             raise
         if not names:
             raise ChangeError(f"selection {select_expr!r} matches no CI")
         platforms = _runbook_platforms(book)
         if platforms:
-            unsupported = [n for n in names if deps.get_ci(inv, n).platform not in platforms]
+            unsupported = [n for n in names if inv.get(n).platform not in platforms]
             if unsupported:
                 raise ChangeError(
                     f"runbook {book.name}@{book.version} supports {', '.join(sorted(platforms))}; "
@@ -263,10 +270,10 @@ class ChangeService:
         if actor != change.requester:
             self.journal.require_role(actor, APPROVER_ROLES, "assess", change_id)
         book = self.catalog.get(change.runbook_ref)
-        inv = deps.load_inventory(self.ws, change.inventory)
+        inv = self.context.inventory(change.inventory)
         targets = self._resolve_targets(inv, change.selection, book)
         parameters = book.validate_params(change.parameters)
-        impact = deps.impact_of(inv, targets)
+        impact = impact_of(inv, targets)
         predicted = self._predict(book, inv, targets, parameters) if predict else {}
         risk = self._risk(book, inv, targets, impact)
         required = self.required_approvals(
@@ -275,7 +282,7 @@ class ChangeService:
         values = {
             "runbook_digest": book.digest,
             "targets": targets,
-            "inventory_digest": deps.inventory_digest(inv),
+            "inventory_digest": inv.digest,
             "parameters": parameters,
             "impact": impact,
             "predicted_diff": predicted,
@@ -316,23 +323,21 @@ class ChangeService:
         return changed
 
     def _predict(
-        self, book: Any, inv: Any, targets: list[str], params: dict[str, Any]
+        self, book: Runbook, inv: Inventory, targets: list[str], params: dict[str, Any]
     ) -> dict[str, Any]:
-        from opskit.changes.rollout import predict_diffs
-
-        return predict_diffs(self.ws, book, [deps.get_ci(inv, n) for n in targets], params)
+        return predict_diffs(book, [inv.get(n) for n in targets], params)
 
     def _risk(
-        self, book: Any, inv: Any, targets: list[str], impact: dict[str, Any]
+        self, book: Runbook, inv: Inventory, targets: list[str], impact: dict[str, Any]
     ) -> dict[str, Any]:
-        criticality = {n: str(deps.get_ci(inv, n).criticality) for n in targets}
+        criticality = {n: str(inv.get(n).criticality) for n in targets}
         missing: dict[str, list[str]] = {}
         connectors = _runbook_connectors(book)
         for name in targets:
-            ci = deps.get_ci(inv, name)
+            ci = inv.get(name)
             have: set[str] = set()
             for connector in connectors:
-                have |= deps.connector_capabilities(connector, ci.platform)
+                have |= _connector_capabilities(connector, ci.platform)
             needed = [c for c in DESIRABLE_CAPABILITIES if c not in have]
             if needed and _rollback_is_auto(book):
                 missing[name] = needed
@@ -554,81 +559,38 @@ class ChangeService:
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> ChangeRequest:
-        change = self.get(change_id)
-        if actor != change.requester:
-            self.journal.require_role(
-                actor, [Role.CHANGE_MANAGER, Role.IMPLEMENTER], "schedule", change_id
-            )
-        start = aware(start) or change.window_start
-        end = aware(end) or change.window_end
-        if start and end and end <= start:
-            raise ChangeError("the window must end after it starts")
-        frozen = [
-            f.name for f in self.policy.freezes if start and end and f.start < end and start < f.end
-        ]
-        return self._transition(
-            change,
-            State.SCHEDULED,
-            actor=actor,
-            payload={
-                "window_start": start.isoformat() if start else None,
-                "window_end": end.isoformat() if end else None,
-                "overlapping_freezes": frozen,
-            },
-            values={"window_start": start, "window_end": end},
-        )
+        """Schedules an approved change in a window (`preflight.schedule`)."""
+        return preflight.schedule(self.context, change_id, actor, start=start, end=end)
 
     # -- apply preconditions -------------------------------------------------------
     def apply_blockers(self, change: ChangeRequest, actor: str) -> list[str]:
         """Every reason the change may not be applied now by `actor` (empty:
         go); see `rules.apply_blockers`."""
-        if change.state not in (State.APPROVED, State.SCHEDULED):
-            drift: list[str] = []
-            held: dict[str, str] = {}
-        else:
-            drift = self.binding_drift(change)
-            held = self.store.locks_held_by_others(change)
-        return rules.apply_blockers(
-            change, self.policy, self.clock(), actor=actor, drift=drift, held=held
-        )
+        return preflight.apply_blockers(self.context, change, actor)
 
     def binding_drift(
         self, change: ChangeRequest, *, predicted: dict[str, Any] | None = None
     ) -> list[str]:
         """What differs between the change as approved and as it would run now."""
-        approvals = rules.approval_bindings(change)
-        if not approvals:
-            return []
-        try:
-            book = self.catalog.get(change.runbook_ref)
-        except OpskitError as exc:
-            return [f"runbook {change.runbook_ref} cannot be loaded: {exc}"]
-        inv = deps.load_inventory(self.ws, change.inventory)
-        problem = None
-        try:
-            targets = deps.select_names(inv, change.selection)
-        except OpskitError as exc:
-            targets, problem = [], str(exc)
-        current = rules.CurrentBinding(
-            runbook_digest=book.digest,
-            inventory_digest=deps.inventory_digest(inv),
-            targets=targets,
-            selection_problem=problem,
-        )
-        return rules.binding_drift(change, approvals[-1], current, predicted=predicted)
+        return preflight.binding_drift(self.context, change, predicted=predicted)
 
     # -- applying (in opskit.changes.rollout) --------------------------------------
     def apply(
-        self, change_id: str, actor: str, *, dry_run: bool = False, progress: Any = None
+        self,
+        change_id: str,
+        actor: str,
+        *,
+        dry_run: bool = False,
+        progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
-        from opskit.changes.rollout import Rollout
+        """Applies the change (see `opskit.changes.rollout`); its summary."""
+        return Rollout(self.context, change_id, actor, progress=progress).run(dry_run=dry_run)
 
-        return Rollout(self, change_id, actor, progress=progress).run(dry_run=dry_run)
-
-    def rollback(self, change_id: str, actor: str, *, progress: Any = None) -> dict[str, Any]:
-        from opskit.changes.rollout import Rollout
-
-        return Rollout(self, change_id, actor, progress=progress).rollback_change()
+    def rollback(
+        self, change_id: str, actor: str, *, progress: ProgressCallback | None = None
+    ) -> dict[str, Any]:
+        """Rolls a finished change back (see `opskit.changes.rollback`)."""
+        return rollback_change(Rollout(self.context, change_id, actor, progress=progress))
 
     def recover(
         self,
@@ -638,15 +600,14 @@ class ChangeService:
         stale_after: float = 30.0,
         change_id: str | None = None,
     ) -> list[dict[str, Any]]:
-        from opskit.changes.rollout import recover
-
-        return recover(self, actor, rollback=rollback, stale_after=stale_after, change_id=change_id)
+        """Recovers changes whose runner is gone (see `opskit.changes.recovery`)."""
+        return recover(
+            self.context, actor, rollback=rollback, stale_after=stale_after, change_id=change_id
+        )
 
     def cancel(self, change_id: str, actor: str, *, reason: str) -> ChangeRequest:
         """Withdraws a change that has not started (see `opskit.changes.cancel`)."""
-        from opskit.changes.cancel import cancel
-
-        return cancel(self, change_id, actor, reason)
+        return cancel(self.context, change_id, actor, reason)
 
     # -- close ---------------------------------------------------------------------------
     def close(
@@ -728,7 +689,7 @@ _CREATED_FIELDS = (
 )
 
 
-def _runbook_platforms(book: Any) -> set[str]:
+def _runbook_platforms(book: Runbook) -> set[str]:
     targets = getattr(book, "targets", None)
     platforms = getattr(targets, "platforms", None)
     if platforms is None and isinstance(targets, Mapping):
@@ -736,12 +697,22 @@ def _runbook_platforms(book: Any) -> set[str]:
     return {str(p) for p in platforms or []}
 
 
-def _runbook_connectors(book: Any) -> set[str]:
+def _runbook_connectors(book: Runbook) -> set[str]:
     return {str(name) for name in book.connectors()}
 
 
-def _rollback_is_auto(book: Any) -> bool:
+def _rollback_is_auto(book: Runbook) -> bool:
     return book.rollback == "auto"
 
 
 __all__ = ["ChangeService", "redact"]
+
+
+def _connector_capabilities(connector_name: str, platform: str) -> frozenset[str]:
+    """What `connector_name` can do on `platform` (none for a connector that
+    cannot be loaded: the risk assessment counts its capabilities as missing)."""
+    try:
+        cls = get_connector(connector_name)
+    except Exception:
+        return frozenset()
+    return frozenset(str(c) for c in cls.capabilities_for(platform))
