@@ -1,10 +1,11 @@
-"""Applying a change: checks, locks, batches, error budget, rollback, recovery.
+"""Applying a change: checks, locks, batches, canary, error budget, group
+caps, and the change's end state.
 
-The per-host work (precheck → backup → apply → verify, and rollback) is the
-runbook executor's (`opskit.runbooks.executor`); this module runs it across
-hosts in the strategy's batches and records every step in the ledger as it
-happens, so that a crash (kill -9) leaves a ledger that verifies and a
-change whose per-host state is known (`recover`).
+The per-host work (precheck → backup → apply → verify, and rollback) is
+`opskit.changes.hostrun`'s, over the runbook executor; this module runs it
+across hosts in the strategy's batches, every step recorded in the ledger as
+it happens, so that a crash (kill -9) leaves a ledger that verifies and a
+change whose per-host state is known (`opskit.changes.recovery`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
@@ -24,6 +24,7 @@ from sqlalchemy import insert
 from opskit.changes import preflight, rules
 from opskit.changes.context import EngineContext, select_names
 from opskit.changes.groupcommit import QueueDrainer
+from opskit.changes.hostrun import HostRecorder, HostWork
 from opskit.changes.hoststatus import (
     FAILED,
     NOT_RESTORED,
@@ -32,14 +33,9 @@ from opskit.changes.hoststatus import (
     ROLLED_BACK,
     RUNNING,
     SKIPPED,
-    UNPROVEN,
     HostOutcome,
-    not_restored_reason,
-    unproven_kind,
 )
-from opskit.changes.hoststatus import (
-    counts as count_statuses,
-)
+from opskit.changes.hoststatus import counts as count_statuses
 from opskit.changes.model import ChangeRequest, State
 from opskit.changes.prediction import open_pool, predict_diffs
 from opskit.changes.runner import Heartbeat
@@ -48,34 +44,12 @@ from opskit.inventory.observed import ObservedStore, ci_changes
 
 if TYPE_CHECKING:
     from opskit.inventory.model import CI
+    from opskit.runbooks.model import Runbook
 
 # Finished hosts wait this long for others to share their index transaction.
 INDEX_LINGER_SECONDS = 0.25
 
 ProgressCallback = Callable[[str, str, str], None]  # (ci, status, change_id)
-# Queues a step (kind, payload, blobs); the call returned waits until it is durable.
-StepQueue = Callable[[str, Mapping[str, Any] | None, Mapping[str, Any] | None], Callable[[], Any]]
-
-
-def _executor() -> ModuleType:
-    # The runbook executor (and the configuration machinery) only when a change runs.
-    from opskit.runbooks import executor
-
-    return executor
-
-
-def record_ready(payload: Mapping[str, Any]) -> Any:
-    """The rollout's own step payloads, redacted and JSON-ready like the executor's."""
-    return _executor().record_ready(payload)
-
-
-# The executor's host outcomes -> the change's per-host statuses.
-_RUN_STATUS = {
-    "completed": "ok",
-    "failed": "failed",
-    "rolled_back": "rolled_back",
-    "rollback_failed": "rollback_failed",
-}
 
 
 class Rollout:
@@ -94,6 +68,7 @@ class Rollout:
         self.store = ctx.store
         self.change_id = change_id
         self.actor = actor
+        self.work = HostWork(ctx, change_id, actor)
         self.progress = progress or (lambda ci, status, change_id: None)
         self.outcomes: dict[str, HostOutcome] = {}
         self._stop = threading.Event()
@@ -106,50 +81,12 @@ class Rollout:
 
     # -- recording -------------------------------------------------------------
     def recorder(self, ci: str) -> Callable[..., Any]:
-        """The callback the executor calls for each host step: appends it to
-        the ledger at once, bound to this change, CI and actor. The executor
-        hands over payloads and blobs already redacted and JSON-ready
-        (`record_ready`); the rollout's own steps are made so too."""
+        """The step recorder of one host, each step durable at once (`HostWork.recorder`)."""
+        return self.work.recorder(ci)
 
-        def record(
-            kind: str,
-            payload: Mapping[str, Any] | None = None,
-            blobs: Mapping[str, Any] | None = None,
-        ) -> Any:
-            return self.journal.record(
-                kind,
-                actor=self.actor,
-                change_id=self.change_id,
-                ci=ci,
-                payload=payload or {},
-                blobs=blobs,
-                prepared=True,
-            )
-
-        return record
-
-    def host_recorder(self, ci: str) -> _HostRecorder:
-        """The recorder for one host's run: `host.backup` is durable before the
-        call returns (no apply step runs before it is); the other steps are
-        queued in order and `flush` waits for them once, at the end of the host."""
-
-        def queue(
-            kind: str, payload: Mapping[str, Any] | None, blobs: Mapping[str, Any] | None
-        ) -> Callable[[], Any]:
-            return self.journal.record_later(
-                kind,
-                actor=self.actor,
-                change_id=self.change_id,
-                ci=ci,
-                payload=payload or {},
-                blobs=blobs,
-                prepared=True,
-            )
-
-        return _HostRecorder(
-            _proof_or_not_restored(self.recorder(ci), UNPROVEN),
-            _proof_or_not_restored(queue, UNPROVEN) if self._queue_steps else None,
-        )
+    def host_recorder(self, ci: str) -> HostRecorder:
+        """The recorder for one host's run (`HostWork.host_recorder`)."""
+        return self.work.host_recorder(ci, queue=self._queue_steps)
 
     # -- entry points ------------------------------------------------------------
     def run(self, *, dry_run: bool = False) -> dict[str, Any]:
@@ -341,7 +278,7 @@ class Rollout:
             # No index write here: the ledger's host.backup says it started.
             self.progress(ci.name, RUNNING, change.id)
             recorder = self.host_recorder(ci.name)
-            outcome = self._run_one(change, book, ci, batch_no, pool, recorder)
+            outcome = self.work.run(change, book, ci, batch_no, pool, recorder)
             if device_held:
                 # Its sessions are back in the pool: the next host may start.
                 device.release()  # type: ignore[union-attr]
@@ -371,121 +308,16 @@ class Rollout:
             if device_held:
                 device.release()  # type: ignore[union-attr]
 
-    def _run_one(
-        self,
-        change: ChangeRequest,
-        book: Any,
-        ci: CI,
-        batch_no: int,
-        pool: Any,
-        recorder: Callable[..., Any],
-    ) -> HostOutcome:
-        executor = _executor()
-        mode = "never" if book.strategy.on_failure == "stop" else "on_failure"
-        try:
-            run = executor.run_host(
-                book,
-                ci,
-                dict(change.parameters),
-                pool=pool,
-                recorder=recorder,
-                rollback_mode=mode,
-            )
-        except OpskitError as exc:
-            recorder(
-                "host.failed",
-                record_ready({"error": str(exc), "status": str(getattr(exc, "status", "failed"))}),
-            )
-            return HostOutcome(
-                ci.name,
-                FAILED,
-                batch=batch_no,
-                changed=True,
-                error=str(exc),
-                detail={"error": str(exc)},
-            )
-        status = _RUN_STATUS.get(str(run.status), FAILED)
-        error = run.error
-        if status == ROLLED_BACK and not run.proof:
-            status, error = NOT_RESTORED, f"{run.error}; {UNPROVEN}" if run.error else UNPROVEN
-        return HostOutcome(
-            ci.name,
-            status,
-            batch=batch_no,
-            changed=True,
-            config_hash=run.config_hash,
-            error=error,
-            detail={
-                "error": run.error,
-                "failed_phase": run.failed_phase,
-                "config_hash": run.config_hash,
-                "snapshot_hash": run.snapshot.hash if run.snapshot else None,
-                "proof": run.proof,
-            },
-            run=run,
-        )
-
     def rollback_one(
-        self, change: ChangeRequest, book: Any, ci: CI, outcome: HostOutcome, pool: Any
+        self, change: ChangeRequest, book: Runbook, ci: CI, outcome: HostOutcome, pool: Any
     ) -> HostOutcome:
-        """Rolls one host back to its pre-change snapshot (from this run, or
-        from the ledger); the executor proves it by configuration comparison."""
-        executor = _executor()
-        snapshot = getattr(outcome.run, "snapshot", None) or snapshot_from_ledger(
-            self.ctx, change.id, ci
-        )
-        if snapshot is None:
-            self._not_restorable(change, book, ci, outcome, pool)
-        else:
-            try:
-                result = executor.rollback_host(
-                    book,
-                    ci,
-                    snapshot,
-                    pool,
-                    recorder=self.recorder(ci.name),
-                    params=dict(change.parameters),
-                )
-                rolled = str(result.status) == "rolled_back"
-                outcome.status = ROLLED_BACK if rolled else ROLLBACK_FAILED
-                outcome.config_hash = (result.proof or {}).get("after_hash") or result.config_hash
-                outcome.error = result.error
-                outcome.detail["rollback"] = {"proof": result.proof, "error": result.error}
-            except OpskitError as exc:
-                self.recorder(ci.name)("host.rollback_failed", record_ready({"error": str(exc)}))
-                outcome.status = ROLLBACK_FAILED
-                outcome.error = str(exc)
+        """Rolls one host back (`HostWork.roll_back`), then indexes it and
+        records it in the CMDB."""
+        self.work.roll_back(change, book, ci, outcome, pool)
         self.store.set_host(change.id, ci.name, outcome.status, detail=outcome.detail)
         self._update_cmdb(change.id, outcome)
         self.progress(ci.name, outcome.status, change.id)
         return outcome
-
-    def _not_restorable(
-        self, change: ChangeRequest, book: Any, ci: CI, outcome: HostOutcome, pool: Any
-    ) -> None:
-        """A host without a snapshot: its runbook's rollback steps run (when it
-        has any), and it is recorded `host.not_restored` with the reason, or
-        `host.rollback_failed` when a step failed."""
-        has_steps = isinstance(book.rollback, tuple) and bool(
-            book.steps_for("rollback", ci.platform)
-        )
-        reason = not_restored_reason(book, ci, ran_steps=has_steps)
-        record = _proof_or_not_restored(self.recorder(ci.name), reason)
-        outcome.status, outcome.error = NOT_RESTORED, reason
-        if not has_steps:
-            record("host.not_restored", record_ready({"reason": reason}))
-            return
-        try:
-            result = _executor().rollback_host(
-                book, ci, None, pool, recorder=record, params=dict(change.parameters)
-            )
-        except OpskitError as exc:
-            record("host.rollback_failed", record_ready({"error": str(exc)}))
-            outcome.status, outcome.error = ROLLBACK_FAILED, str(exc)
-            return
-        if str(result.status) != "rolled_back":
-            outcome.status, outcome.error = ROLLBACK_FAILED, result.error
-        outcome.detail["rollback"] = {"proof": None, "error": outcome.error}
 
     def _acquire_slots(self, change_id: str, ci: CI, groups: list[str]) -> None:
         caps = {cap.group: cap.max_changing for cap in self.ctx.policy.concurrency}
@@ -622,82 +454,6 @@ class Rollout:
             "predicted_diff": predicted,
             "matches_assessment": matches,
         }
-
-
-# -- the pre-change snapshot ---------------------------------------------------------
-def snapshot_from_ledger(ctx: EngineContext, change_id: str, ci: CI) -> Any:
-    """The pre-change snapshot of `ci` recorded by this change (`host.backup`), or None."""
-    from opskit.runbooks.executor import Snapshot
-
-    backup = None
-    for event in ctx.ledger.events(change_id=change_id, ci=ci.name, kind="host.backup"):
-        backup = event
-    if backup is None:
-        return None
-    described = backup.payload.get("snapshot") or {}
-    blobs = {name: ctx.ledger.get_blob(ref) for name, ref in backup.blobs.items()}
-    return Snapshot.from_blobs(
-        blobs,
-        platform=described.get("platform", ci.platform),
-        connector=described.get("connector", "netmiko"),
-        source=described.get("source", "running"),
-    )
-
-
-class _HostRecorder:
-    """One host's step recorder. `host.backup` is appended and durable before
-    the call returns: the audit guarantee is that the pre-change snapshot is in
-    the ledger before any apply step touches the device. The other steps are
-    queued for the ledger in order (the group commit writes them in the order
-    queued), so the device work goes on meanwhile; `flush` waits until all of
-    them are durable and raises the first error. Without a queue every step
-    waits."""
-
-    WAIT_FOR = frozenset({"host.backup"})
-
-    def __init__(
-        self,
-        record: Callable[..., Any],
-        queue: StepQueue | None,
-    ) -> None:
-        self._record = record
-        self._queue = queue
-        self._pending: list[Callable[[], Any]] = []
-
-    def __call__(
-        self,
-        kind: str,
-        payload: Mapping[str, Any] | None = None,
-        blobs: Mapping[str, Any] | None = None,
-    ) -> Any:
-        if self._queue is None or kind in self.WAIT_FOR:
-            self.flush()  # earlier steps first: the ledger keeps the host's order
-            return self._record(kind, payload, blobs)
-        self._pending.append(self._queue(kind, payload, blobs))
-        return None
-
-    def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        first: BaseException | None = None
-        for result in pending:  # waits for each
-            try:
-                result()
-            except Exception as exc:
-                first = first or exc
-        if first is not None:
-            raise first
-
-
-def _proof_or_not_restored(record: Any, reason: str) -> Any:
-    """`record`, with an unproven `host.rolled_back` (rollback steps ran,
-    no snapshot to compare with) recorded as `host.not_restored` and why."""
-
-    def honest(kind: str, payload: Any = None, blobs: Any = None) -> Any:
-        if unproven_kind(kind, payload):
-            kind, payload = "host.not_restored", {**(payload or {}), "reason": reason}
-        return record(kind, payload, blobs)
-
-    return honest
 
 
 def _cause(stopped_reason: str | None, outcomes: Iterable[HostOutcome]) -> str | None:

@@ -31,6 +31,9 @@ from opskit.policy import (
 if TYPE_CHECKING:
     from opskit.runbooks.model import Runbook
 
+# Roles that assess, approve and reject changes.
+APPROVER_ROLES = frozenset({Role.CHANGE_MANAGER, Role.CAB, Role.GOVERNANCE})
+
 
 # -- approvals ---------------------------------------------------------------
 def valid_approvals(change: ChangeRequest) -> list[dict[str, Any]]:

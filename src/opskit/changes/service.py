@@ -10,55 +10,42 @@ Every transition is a ledger event with the actor; the tables in
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, insert, update
 
-from opskit.changes import intake, preflight, rules
+from opskit.changes import approving, assessment, intake, preflight, rules
 from opskit.changes import store as tables
-from opskit.changes.approvals import approval_progress
 from opskit.changes.cancel import cancel
 from opskit.changes.changestore import ChangeStore, from_row
-from opskit.changes.context import EngineContext, impact_of, select_names
+from opskit.changes.context import EngineContext
 from opskit.changes.journal import Journal
 from opskit.changes.model import (
-    FINISHED_STATES,
     ChangeRequest,
     ChangeType,
     State,
     aware,
-    binding_hash,
     utcnow,
 )
-from opskit.changes.prediction import predict_diffs
 from opskit.changes.records import jsonable, redact_obj
 from opskit.changes.recovery import recover
-from opskit.changes.risk import assess_risk
 from opskit.changes.rollback import rollback_change
 from opskit.changes.rollout import ProgressCallback, Rollout
-from opskit.changes.signing import verify_signature
-from opskit.connectors import get_connector
-from opskit.errors import ChangeError, OpskitError
-from opskit.inventory.core import Inventory
+from opskit.changes.rules import APPROVER_ROLES
+from opskit.errors import ChangeError
 from opskit.policy import (
     Policy,
     Risk,
     Role,
 )
-from opskit.secrets import redact
 from opskit.workspace import Workspace
 
 if TYPE_CHECKING:
     from opskit.ledger.core import Ledger
     from opskit.runbooks.loader import RunbookCatalog
     from opskit.runbooks.model import Runbook
-
-APPROVER_ROLES = frozenset({Role.CHANGE_MANAGER, Role.CAB, Role.GOVERNANCE})
-# Capabilities whose absence on a target makes a change riskier.
-DESIRABLE_CAPABILITIES = ("native_rollback", "dry_run_diff")
 
 
 class ChangeService:
@@ -173,7 +160,7 @@ class ChangeService:
         intake.check_parameters_recordable(book, parameters, redact_obj(jsonable(parameters)))
         inv_name = inventory or self.policy.inventory
         inv = self.context.inventory(inv_name)
-        targets = self._resolve_targets(inv, select_expr, book)
+        targets = assessment.resolve_targets(inv, select_expr, book)
         window_start, window_end = aware(window_start), aware(window_end)
         now = self.clock()
         problem = intake.window_problem(window_start, window_end, now)
@@ -236,23 +223,6 @@ class ChangeService:
         )
         return self.get(change_id)
 
-    def _resolve_targets(self, inv: Inventory, select_expr: str, book: Runbook) -> list[str]:
-        try:
-            names = select_names(inv, select_expr)
-        except OpskitError:
-            raise
-        if not names:
-            raise ChangeError(f"selection {select_expr!r} matches no CI")
-        platforms = _runbook_platforms(book)
-        if platforms:
-            unsupported = [n for n in names if inv.get(n).platform not in platforms]
-            if unsupported:
-                raise ChangeError(
-                    f"runbook {book.name}@{book.version} supports {', '.join(sorted(platforms))}; "
-                    f"not {', '.join(unsupported[:5])}"
-                )
-        return names
-
     def submit(self, change_id: str, actor: str) -> ChangeRequest:
         change = self.get(change_id)
         if actor != change.requester:
@@ -264,91 +234,8 @@ class ChangeService:
         """Computes impact, risk, required approvals and (where connectors can)
         the predicted diff per host; refreshes the binding to the current
         runbook, targets and inventory. Approvals given for an older binding
-        no longer count."""
-        change = self.get(change_id)
-        self.journal.check_state(change, State.ASSESSED, actor)
-        if actor != change.requester:
-            self.journal.require_role(actor, APPROVER_ROLES, "assess", change_id)
-        book = self.catalog.get(change.runbook_ref)
-        inv = self.context.inventory(change.inventory)
-        targets = self._resolve_targets(inv, change.selection, book)
-        parameters = book.validate_params(change.parameters)
-        impact = impact_of(inv, targets)
-        predicted = self._predict(book, inv, targets, parameters) if predict else {}
-        risk = self._risk(book, inv, targets, impact)
-        required = self.required_approvals(
-            change_type=change.type, risk=Risk(risk["level"]), runbook=book
-        )
-        values = {
-            "runbook_digest": book.digest,
-            "targets": targets,
-            "inventory_digest": inv.digest,
-            "parameters": parameters,
-            "impact": impact,
-            "predicted_diff": predicted,
-            "risk": risk,
-            "assessment": {
-                "required": required,
-                "assessed_by": actor,
-                "at": self.clock().isoformat(),
-            },
-        }
-        changed = self._transition(
-            change,
-            State.ASSESSED,
-            actor=actor,
-            payload={
-                "risk": risk,
-                "impact": impact,
-                "required_approvals": required,
-                "runbook_digest": book.digest,
-                "targets": targets,
-                "inventory_digest": values["inventory_digest"],
-                "predicted_diff": predicted,
-            },
-            values=values,
-        )
-        if required["count"] == 0:
-            # A pre-approved standard change: approved by the policy itself.
-            changed = self._transition(
-                changed,
-                State.APPROVED,
-                actor=actor,
-                payload={
-                    "by": "policy",
-                    "reason": required["reason"],
-                    "binding_hash": binding_hash(changed.binding_document()),
-                },
-            )
-        return changed
-
-    def _predict(
-        self, book: Runbook, inv: Inventory, targets: list[str], params: dict[str, Any]
-    ) -> dict[str, Any]:
-        return predict_diffs(book, [inv.get(n) for n in targets], params)
-
-    def _risk(
-        self, book: Runbook, inv: Inventory, targets: list[str], impact: dict[str, Any]
-    ) -> dict[str, Any]:
-        criticality = {n: str(inv.get(n).criticality) for n in targets}
-        missing: dict[str, list[str]] = {}
-        connectors = _runbook_connectors(book)
-        for name in targets:
-            ci = inv.get(name)
-            have: set[str] = set()
-            for connector in connectors:
-                have |= _connector_capabilities(connector, ci.platform)
-            needed = [c for c in DESIRABLE_CAPABILITIES if c not in have]
-            if needed and _rollback_is_auto(book):
-                missing[name] = needed
-        score = assess_risk(
-            target_criticality=criticality,
-            dependants=len(impact["dependants"]),
-            runbook_risk=str(book.risk),
-            missing_capabilities=missing,
-            history=self.store.runbook_history(book.name, str(book.version)),
-        )
-        return score.to_dict()
+        no longer count (see `opskit.changes.assessment`)."""
+        return assessment.assess(self.context, change_id, actor, predict=predict)
 
     def required_approvals(
         self, *, change_type: ChangeType, risk: Risk, runbook: Runbook
@@ -369,186 +256,18 @@ class ChangeService:
     ) -> ChangeRequest:
         """One approval. When the policy's requirement is met, the change is
         `approved`. For an emergency change past its start, this is the
-        retrospective review."""
-        change = self.get(change_id)
-        if change.type is ChangeType.EMERGENCY and (
-            change.state in FINISHED_STATES or change.state in (State.IN_PROGRESS, State.VERIFYING)
-        ):
-            return self.review_retrospective(change_id, actor, comment=comment)
-        if change.state is not State.ASSESSED:
-            reason = f"only an assessed change can be approved (it is {change.state})"
-            self.journal.refuse(change_id, actor, "approve", reason)
-        required = (change.assessment or {}).get("required") or {}
-        rule_roles = {Role(r) for r in required.get("roles", [])}
-        if actor == change.requester:
-            self.journal.refuse(
-                change_id, actor, "approve", f"{actor} requested this change (four-eyes)"
-            )
-        roles = self.policy.roles_of(actor)
-        override_roles = rules.freeze_override_roles(self.policy)
-        if not (roles & rule_roles) and not (
-            change.type is ChangeType.EMERGENCY and roles & override_roles
-        ):
-            wanted = " or ".join(sorted(str(r) for r in rule_roles)) or "nobody"
-            self.journal.refuse(
-                change_id,
-                actor,
-                "approve",
-                f"{actor} is not a {wanted} ({required.get('reason', '')})",
-            )
-        if any(
-            a["approver"] == actor
-            and a["kind"] == "approval"
-            and a["binding_hash"] == binding_hash(change.binding_document())
-            for a in change.approvals
-        ):
-            # A second vote by the same person would fake a quorum: a refusal.
-            self.journal.refuse(change_id, actor, "approve", f"{actor} has already approved it")
-        document = change.binding_document()
-        digest = binding_hash(document)
-        if self.policy.require_signed_approvals or signature:
-            self._check_signature(change_id, actor, document, signature)
-        self.journal.record(
-            "change.approval",
-            actor=actor,
-            change_id=change_id,
-            payload={
-                "approver": actor,
-                "roles": sorted(str(r) for r in roles),
-                "binding": document,
-                "binding_hash": digest,
-                "signature": signature,
-                "public_key": rules.public_key(self.policy, actor),
-                "comment": comment,
-            },
-            # The approval row counts towards the quorum: written with its event.
-            guard=self.journal.guard(
-                (
-                    self._approval_row(
-                        change, "approval", actor, comment, document=document, signature=signature
-                    ),
-                    None,
-                )
-            ),
-        )
-        change = self.get(change_id)
-        progress = approval_progress(change, self.policy, actor, rules.valid_approvers(change))
-        if progress["remaining"] == 0:
-            change = self._transition(
-                change,
-                State.APPROVED,
-                actor=actor,
-                payload={"approvers": rules.valid_approvers(change), "binding_hash": digest},
-            )
-        return dataclasses.replace(change, approval_progress=progress)
-
-    def _approval_row(
-        self,
-        change: ChangeRequest,
-        kind: str,
-        actor: str,
-        comment: str | None,
-        *,
-        document: dict[str, Any] | None = None,
-        signature: str | None = None,
-    ) -> Any:
-        """The INSERT of one approval, rejection or retrospective review, bound
-        to the change's binding document as it is now."""
-        document = document if document is not None else change.binding_document()
-        return insert(tables.approvals).values(
-            change_id=change.id,
-            kind=kind,
-            approver=actor,
-            roles=sorted(str(r) for r in self.policy.roles_of(actor)),
-            binding_hash=binding_hash(document),
-            binding=document,
-            signature=signature,
-            comment=comment,
-            created_at=self.clock(),
-        )
-
-    def _check_signature(
-        self, change_id: str, actor: str, document: dict[str, Any], signature: str | None
-    ) -> None:
-        key = rules.public_key(self.policy, actor)
-        if not signature:
-            self.journal.refuse(
-                change_id,
-                actor,
-                "approve",
-                "the policy requires signed approvals; pass a signature (opskit change sign)",
-            )
-        if not key:
-            self.journal.refuse(
-                change_id, actor, "approve", f"{actor} has no signing_key in the policy"
-            )
-        if not verify_signature(key, document, signature or ""):
-            self.journal.refuse(
-                change_id,
-                actor,
-                "approve",
-                f"the signature does not verify with {actor}'s key "
-                "over this change's binding document",
-            )
+        retrospective review (see `opskit.changes.approving`)."""
+        return approving.approve(self.context, change_id, actor, comment, signature)
 
     def reject(self, change_id: str, actor: str, reason: str) -> ChangeRequest:
-        change = self.get(change_id)
-        if not reason.strip():
-            raise ChangeError("a rejection needs a reason")
-        self.journal.require_role(actor, APPROVER_ROLES, "reject", change_id)
-        return self._transition(
-            change,
-            State.REJECTED,
-            actor=actor,
-            payload={"reason": reason},
-            rows=[self._approval_row(change, "rejection", actor, reason)],
-        )
+        """Rejects an assessed change, with the reason."""
+        return approving.reject(self.context, change_id, actor, reason)
 
     def review_retrospective(
         self, change_id: str, actor: str, *, comment: str | None = None
     ) -> ChangeRequest:
         """The CAB's retrospective review an emergency change needs before closing."""
-        change = self.get(change_id)
-        if change.type is not ChangeType.EMERGENCY:
-            raise ChangeError(f"{change_id}: only emergency changes have a retrospective review")
-        rule = self.policy.approvals.emergency.retrospective
-        if actor == change.requester:
-            self.journal.refuse(
-                change_id,
-                actor,
-                "retrospective review",
-                f"{actor} requested this change (four-eyes)",
-            )
-        self.journal.require_role(actor, rule.roles, "retrospective review", change_id)
-        reviewers = set((change.retrospective or {}).get("reviewers", [])) | {actor}
-        retrospective = {
-            "reviewers": sorted(reviewers),
-            "required": rule.count,
-            "complete": len(reviewers) >= rule.count,
-            "comments": [
-                *(change.retrospective or {}).get("comments", []),
-                {"by": actor, "comment": comment},
-            ],
-        }
-        self.journal.record(
-            "change.retrospective_reviewed",
-            actor=actor,
-            change_id=change_id,
-            payload={
-                "comment": comment,
-                **{k: retrospective[k] for k in ("reviewers", "required", "complete")},
-            },
-            guard=self.journal.guard(
-                (self._approval_row(change, "retrospective", actor, comment), None),
-                (
-                    update(tables.changes)
-                    .where(tables.changes.c.id == change_id)
-                    .values(retrospective=retrospective, updated_at=self.clock()),
-                    None,
-                ),
-            ),
-        )
-        return self.get(change_id)
+        return approving.review_retrospective(self.context, change_id, actor, comment)
 
     # -- schedule ----------------------------------------------------------------------
     def schedule(
@@ -687,32 +406,3 @@ _CREATED_FIELDS = (
     "tickets",
     "plan",
 )
-
-
-def _runbook_platforms(book: Runbook) -> set[str]:
-    targets = getattr(book, "targets", None)
-    platforms = getattr(targets, "platforms", None)
-    if platforms is None and isinstance(targets, Mapping):
-        platforms = targets.get("platforms")
-    return {str(p) for p in platforms or []}
-
-
-def _runbook_connectors(book: Runbook) -> set[str]:
-    return {str(name) for name in book.connectors()}
-
-
-def _rollback_is_auto(book: Runbook) -> bool:
-    return book.rollback == "auto"
-
-
-__all__ = ["ChangeService", "redact"]
-
-
-def _connector_capabilities(connector_name: str, platform: str) -> frozenset[str]:
-    """What `connector_name` can do on `platform` (none for a connector that
-    cannot be loaded: the risk assessment counts its capabilities as missing)."""
-    try:
-        cls = get_connector(connector_name)
-    except Exception:
-        return frozenset()
-    return frozenset(str(c) for c in cls.capabilities_for(platform))
