@@ -26,8 +26,11 @@ from opskit.changes.model import ChangeRequest
 from opskit.errors import OpskitError
 
 if TYPE_CHECKING:
+    from opskit.connectors.pool import ConnectionPool
     from opskit.inventory.model import CI
     from opskit.ledger.core import Ledger
+    from opskit.runbooks.executor import Snapshot
+    from opskit.runbooks.model import Runbook
 
 # Queues a step (kind, payload, blobs); the call returned waits until it is durable.
 StepQueue = Callable[[str, Mapping[str, Any] | None, Mapping[str, Any] | None], Callable[[], Any]]
@@ -113,10 +116,10 @@ class HostWork:
     def run(
         self,
         change: ChangeRequest,
-        book: Any,
+        book: Runbook,
         ci: CI,
         batch_no: int,
-        pool: Any,
+        pool: ConnectionPool,
         recorder: Callable[..., Any],
     ) -> HostOutcome:
         executor = _executor()
@@ -165,7 +168,12 @@ class HostWork:
         )
 
     def roll_back(
-        self, change: ChangeRequest, book: Any, ci: CI, outcome: HostOutcome, pool: Any
+        self,
+        change: ChangeRequest,
+        book: Runbook,
+        ci: CI,
+        outcome: HostOutcome,
+        pool: ConnectionPool,
     ) -> HostOutcome:
         """Rolls one host back to its pre-change snapshot (from this run, or
         from the ledger); the executor proves it by configuration comparison.
@@ -198,7 +206,12 @@ class HostWork:
         return outcome
 
     def _not_restorable(
-        self, change: ChangeRequest, book: Any, ci: CI, outcome: HostOutcome, pool: Any
+        self,
+        change: ChangeRequest,
+        book: Runbook,
+        ci: CI,
+        outcome: HostOutcome,
+        pool: ConnectionPool,
     ) -> None:
         """A host without a snapshot: its runbook's rollback steps run (when it
         has any), and it is recorded `host.not_restored` with the reason, or
@@ -225,7 +238,7 @@ class HostWork:
         outcome.detail["rollback"] = {"proof": None, "error": outcome.error}
 
 
-def snapshot_from_ledger(ledger: Ledger, change_id: str, ci: CI) -> Any:
+def snapshot_from_ledger(ledger: Ledger, change_id: str, ci: CI) -> Snapshot | None:
     """The pre-change snapshot of `ci` recorded by this change (`host.backup`), or None."""
     from opskit.runbooks.executor import Snapshot
 

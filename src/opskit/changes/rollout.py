@@ -40,11 +40,13 @@ from opskit.changes.model import ChangeRequest, State
 from opskit.changes.prediction import open_pool, predict_diffs
 from opskit.changes.runner import Heartbeat
 from opskit.errors import ChangeRefused, OpskitError
+from opskit.inventory.core import Inventory
 from opskit.inventory.observed import ObservedStore, ci_changes
 
 if TYPE_CHECKING:
+    from opskit.connectors.pool import ConnectionPool
     from opskit.inventory.model import CI
-    from opskit.runbooks.model import Runbook
+    from opskit.runbooks.model import Runbook, Strategy
 
 # Finished hosts wait this long for others to share their index transaction.
 INDEX_LINGER_SECONDS = 0.25
@@ -73,7 +75,7 @@ class Rollout:
         self.outcomes: dict[str, HostOutcome] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._observed: Any = None
+        self._observed: ObservedStore | None = None
         # A host's non-backup steps are queued while its thread goes on (see _HostRecorder).
         self._queue_steps = False
         # Writes finished hosts' index rows and CMDB records off their threads.
@@ -103,7 +105,9 @@ class Rollout:
         with open_pool(2 * width) as pool:
             return self._run(change, book, inv, pool)
 
-    def _run(self, change: ChangeRequest, book: Any, inv: Any, pool: Any) -> dict[str, Any]:
+    def _run(
+        self, change: ChangeRequest, book: Runbook, inv: Inventory, pool: ConnectionPool
+    ) -> dict[str, Any]:
         reasons = preflight.apply_blockers(self.ctx, change, self.actor)
         if (
             not reasons
@@ -161,7 +165,7 @@ class Rollout:
             self.store.set_runner(change.id, alive=False)
 
     @staticmethod
-    def plan_batches(targets: list[str], strategy: Any) -> list[list[str]]:
+    def plan_batches(targets: list[str], strategy: Strategy) -> list[list[str]]:
         """Canary hosts first (by name, or the first N), then batches by count or percent."""
         remaining = list(targets)
         batches: list[list[str]] = []
@@ -180,7 +184,12 @@ class Rollout:
 
     # -- the rollout proper ------------------------------------------------------
     def _execute(
-        self, change: ChangeRequest, book: Any, inv: Any, plan: list[list[str]], pool: Any
+        self,
+        change: ChangeRequest,
+        book: Runbook,
+        inv: Inventory,
+        plan: list[list[str]],
+        pool: ConnectionPool,
     ) -> dict[str, Any]:
         strategy = book.strategy
         total = len(change.targets)
@@ -261,10 +270,10 @@ class Rollout:
     def _host(
         self,
         change: ChangeRequest,
-        book: Any,
+        book: Runbook,
         ci: CI,
         batch_no: int,
-        pool: Any,
+        pool: ConnectionPool,
         local_caps: dict[str, threading.Semaphore],
         device: threading.BoundedSemaphore | None = None,
     ) -> HostOutcome:
@@ -309,7 +318,12 @@ class Rollout:
                 device.release()  # type: ignore[union-attr]
 
     def rollback_one(
-        self, change: ChangeRequest, book: Runbook, ci: CI, outcome: HostOutcome, pool: Any
+        self,
+        change: ChangeRequest,
+        book: Runbook,
+        ci: CI,
+        outcome: HostOutcome,
+        pool: ConnectionPool,
     ) -> HostOutcome:
         """Rolls one host back (`HostWork.roll_back`), then indexes it and
         records it in the CMDB."""
@@ -328,7 +342,7 @@ class Rollout:
 
     # -- the end -----------------------------------------------------------------
     def _finish(
-        self, change: ChangeRequest, book: Any, inv: Any, stopped_reason: str | None
+        self, change: ChangeRequest, book: Runbook, inv: Inventory, stopped_reason: str | None
     ) -> dict[str, Any]:
         counts = count_statuses(self.outcomes.values())
         change = self.journal.transition(
@@ -383,7 +397,7 @@ class Rollout:
         if index is not None:
             index.close()
 
-    def _observed_store(self) -> Any:
+    def _observed_store(self) -> ObservedStore:
         with self._lock:
             if self._observed is None:
                 self._observed = ObservedStore(self.ctx.ws.engine)
@@ -428,7 +442,7 @@ class Rollout:
         }
 
     # -- dry run -------------------------------------------------------------------
-    def _dry_run(self, change: ChangeRequest, book: Any, inv: Any) -> dict[str, Any]:
+    def _dry_run(self, change: ChangeRequest, book: Runbook, inv: Inventory) -> dict[str, Any]:
         cis = [inv.get(n) for n in select_names(inv, change.selection)]
         predicted = predict_diffs(book, cis, change.parameters)
         approved = {h: (e or {}).get("hash") for h, e in (change.predicted_diff or {}).items()}
