@@ -158,6 +158,34 @@ def test_apply_completes_then_rollback_restores_every_switch(svc: ChangeService)
     assert svc.ledger.verify().ok
 
 
+def test_the_rollout_and_the_rollback_run_their_hosts_on_the_given_runner(
+    lab_ws: Workspace, svc: ChangeService
+) -> None:
+    """The runner seam (`opskit.changes.runners`): every host job of the
+    rollout and of the rollback runs on the executor the factory makes."""
+    from concurrent.futures import Executor, ThreadPoolExecutor
+
+    made: list[int] = []
+    jobs: list[str] = []
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            jobs.append(getattr(fn, "__name__", "job"))
+            return super().submit(fn, *args, **kwargs)
+
+    def runner(workers: int) -> Executor:
+        made.append(workers)
+        return Counting(max_workers=workers)
+
+    counted = ChangeService(lab_ws, runner=runner)
+    ref = write_runbook(svc.ws, "1.0.0", batch='"50%"', concurrency=2)
+    change_id = approved_change(counted, ref, {"vlan_id": 115, "vlan_name": "runner"})
+    assert counted.apply(change_id, "alice")["state"] == "completed"
+    assert made == [4] and jobs == ["_host"] * 4  # 2 hosts at once, 2 more closing
+    assert counted.rollback(change_id, "alice")["state"] == "rolled_back"
+    assert made == [4, 2] and len(jobs) == 8
+
+
 def test_verification_failure_rolls_the_host_back_with_proof(svc: ChangeService) -> None:
     ref = write_runbook(svc.ws, "1.1.0", max_failed=1)
     before = configs(svc.ws)

@@ -1,6 +1,7 @@
 """`EngineContext`: what every part of the change engine works with for one
 workspace (the workspace, its policy, the clock, the journal that writes,
-the store that reads and keeps the working index, the runbook catalog), and
+the store that reads and keeps the working index, the runbook catalog, the
+runner of per-host jobs), and
 the few reads of the inventory the engine makes.
 
 `ChangeService` builds one; the rollout, rollback and recovery receive it,
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from opskit.changes.changestore import ChangeStore
 from opskit.changes.journal import Journal
+from opskit.changes.runners import RunnerFactory, thread_runner
 from opskit.inventory.core import Inventory
 from opskit.inventory.loader import load_workspace_inventory
 
@@ -35,11 +37,14 @@ class EngineContext:
         clock: Callable[[], datetime],
         journal: Journal,
         store: ChangeStore,
+        runner: RunnerFactory = thread_runner,
     ) -> None:
         self.ws = ws
         self.clock = clock
         self.journal = journal
         self.store = store
+        # Runs a rollout's per-host jobs (see `opskit.changes.runners`).
+        self.runner = runner
         self._catalog: RunbookCatalog | None = None
 
     @property

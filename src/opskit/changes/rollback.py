@@ -12,7 +12,6 @@ state and `change.rollback_failed` records the per-host detail.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from opskit.changes.hoststatus import FAILED as HOST_FAILED
@@ -98,7 +97,7 @@ def _roll_back(
     with (
         open_pool(width) as pool,
         rollout.journal.group_commit(),
-        ThreadPoolExecutor(max_workers=width) as threads,
+        rollout.ctx.runner(width) as threads,
     ):
         results = list(
             threads.map(

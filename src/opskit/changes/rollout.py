@@ -15,7 +15,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -201,7 +200,7 @@ class Rollout:
         # device waits for its steps to be durable on one of `width` more
         # threads, while the next host starts.
         device = threading.BoundedSemaphore(width)
-        with ThreadPoolExecutor(max_workers=2 * width) as threads:
+        with self.ctx.runner(2 * width) as threads:
             self._queue_steps = True
             # Finished hosts are indexed in the background, all those that finished
             # within INDEX_LINGER_SECONDS in one transaction; close() writes what is

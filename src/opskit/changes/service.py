@@ -34,6 +34,7 @@ from opskit.changes.recovery import recover
 from opskit.changes.rollback import rollback_change
 from opskit.changes.rollout import ProgressCallback, Rollout
 from opskit.changes.rules import APPROVER_ROLES
+from opskit.changes.runners import RunnerFactory, thread_runner
 from opskit.errors import ChangeError
 from opskit.policy import (
     Policy,
@@ -60,15 +61,20 @@ class ChangeService:
         ledger: Ledger | None = None,
         journal: Journal | None = None,
         store: ChangeStore | None = None,
+        runner: RunnerFactory = thread_runner,
     ) -> None:
         """`journal`: where events and their working-table updates are
-        written (default: a `Journal` on `ws`'s ledger); a test passes one
-        that injects a fault."""
+        written (default: a `Journal` on `ws`'s ledger; a test passes one
+        that injects a fault); `store`: the working index (default: a
+        `ChangeStore` on `ws`); `runner`: makes the executor that runs a
+        rollout's per-host jobs (default: a thread pool)."""
         self.ws = ws
         self.clock = clock
         self.journal = journal if journal is not None else Journal(ws, clock=clock, ledger=ledger)
         self.store = store if store is not None else ChangeStore(ws, clock=clock)
-        self.context = EngineContext(ws, clock=clock, journal=self.journal, store=self.store)
+        self.context = EngineContext(
+            ws, clock=clock, journal=self.journal, store=self.store, runner=runner
+        )
 
     # -- plumbing ------------------------------------------------------------
     @property
