@@ -173,7 +173,7 @@ def test_the_change_engine_imports_upwards_never() -> None:
         "opskit.changes.assessment",
         "opskit.changes.hostrun",
         "opskit.changes.hoststatus",
-        "opskit.changes.runner",
+        "opskit.changes.heartbeat",
         "opskit.changes.runners",
     ]
     for name in below_the_service:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from opskit.changes.heartbeat import runner_gone
 from opskit.changes.model import ACTIVE_STATES, ChangeRequest
-from opskit.changes.runner import runner_gone
 
 # How long a remote runner may miss its heartbeat before apply calls it gone
 # (the default of `opskit change recover --stale-after`).

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from opskit.changes.context import EngineContext
+from opskit.changes.heartbeat import runner_gone
 from opskit.changes.hoststatus import (
     FAILED,
     NOT_RESTORED,
@@ -27,7 +28,6 @@ from opskit.changes.hoststatus import counts as count_statuses
 from opskit.changes.model import ACTIVE_STATES, ChangeRequest, State
 from opskit.changes.rollback import rollback_change
 from opskit.changes.rollout import Rollout
-from opskit.changes.runner import runner_gone
 from opskit.inventory.observed import ObservedStore
 from opskit.policy import Role
 

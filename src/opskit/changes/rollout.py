@@ -23,6 +23,7 @@ from sqlalchemy import insert
 from opskit.changes import preflight, rules
 from opskit.changes.context import EngineContext, select_names
 from opskit.changes.groupcommit import QueueDrainer
+from opskit.changes.heartbeat import Heartbeat
 from opskit.changes.hostrun import HostRecorder, HostWork
 from opskit.changes.hoststatus import (
     FAILED,
@@ -37,7 +38,6 @@ from opskit.changes.hoststatus import (
 from opskit.changes.hoststatus import counts as count_statuses
 from opskit.changes.model import ChangeRequest, State
 from opskit.changes.prediction import open_pool, predict_diffs
-from opskit.changes.runner import Heartbeat
 from opskit.errors import ChangeRefused, OpskitError
 from opskit.inventory.core import Inventory
 from opskit.inventory.observed import ObservedStore, ci_changes
