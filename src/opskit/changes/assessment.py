@@ -6,7 +6,6 @@ the policy at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from opskit.changes import rules
@@ -150,8 +149,4 @@ def connector_capabilities(connector_name: str, platform: str) -> frozenset[str]
 
 
 def _runbook_platforms(book: Runbook) -> set[str]:
-    targets = getattr(book, "targets", None)
-    platforms = getattr(targets, "platforms", None)
-    if platforms is None and isinstance(targets, Mapping):
-        platforms = targets.get("platforms")
-    return {str(p) for p in platforms or []}
+    return {str(p) for p in book.targets.platforms}

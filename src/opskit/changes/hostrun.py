@@ -179,7 +179,7 @@ class HostWork:
         from the ledger); the executor proves it by configuration comparison.
         Updates and returns `outcome`."""
         executor = _executor()
-        snapshot = getattr(outcome.run, "snapshot", None) or snapshot_from_ledger(
+        snapshot = (outcome.run.snapshot if outcome.run else None) or snapshot_from_ledger(
             self.ctx.ledger, change.id, ci
         )
         if snapshot is None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opskit.inventory.model import CI
+    from opskit.runbooks.executor import HostRun
     from opskit.runbooks.model import Runbook
 
 # Per-host statuses in `change_hosts`.
@@ -37,7 +38,7 @@ class HostOutcome:
     config_hash: str | None = None
     error: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
-    run: Any = None  # the executor's HostRun, for rollback
+    run: HostRun | None = None  # the executor's run, for rollback
 
 
 def counts(outcomes: Iterable[HostOutcome]) -> dict[str, int]:

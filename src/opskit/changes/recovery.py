@@ -39,7 +39,7 @@ def host_states_from_ledger(ctx: EngineContext, change: ChangeRequest) -> dict[s
         for name in change.targets
     }
     for event in ctx.ledger.events(change_id=change.id):
-        ci = getattr(event, "ci", None)
+        ci = event.ci
         if not ci or ci not in per_host:
             continue
         entry = per_host[ci]
@@ -47,7 +47,7 @@ def host_states_from_ledger(ctx: EngineContext, change: ChangeRequest) -> dict[s
         entry["last"] = event.kind
         if "backup" in event.kind:
             entry["backup"] = True
-        payload = getattr(event, "payload", None) or {}
+        payload = event.payload or {}
         if payload.get("config_hash"):
             entry["config_hash"] = payload["config_hash"]
     return per_host

@@ -412,7 +412,7 @@ class Rollout:
         self._record_facts(change_id, outcome)
 
     def _record_facts(self, change_id: str, outcome: HostOutcome) -> None:
-        facts = getattr(outcome.run, "facts", None)
+        facts = outcome.run.facts if outcome.run else None
         if facts:
             self._observed_store().record_facts(outcome.ci, facts, source=f"change {change_id}")
 
