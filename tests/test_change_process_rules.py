@@ -123,11 +123,11 @@ def test_cancel_before_the_start_by_requester_or_change_manager(svc: ChangeServi
     # and the locks go with it, in the same transaction as the event.
     approved = assessed(svc)
     svc.approve(approved, "bob")
-    svc.acquire_locks(svc.get(approved))
+    svc.store.acquire_locks(svc.get(approved))
     other = svc.get(assessed(svc))
-    assert svc.locks_held_by_others(other) == {SWITCH: approved}
+    assert svc.store.locks_held_by_others(other) == {SWITCH: approved}
     svc.cancel(approved, "mallory", reason="superseded")
-    assert svc.locks_held_by_others(other) == {}
+    assert svc.store.locks_held_by_others(other) == {}
     assert list(svc.ledger.events(change_id=approved))[-1].payload["locks_released"] == 1
 
     # Hidden from the listing unless asked for.
@@ -164,9 +164,9 @@ def test_cancel_and_the_new_states_on_postgresql(workspace: Workspace, postgres_
     try:
         approved = assessed(svc)
         svc.approve(approved, "bob")
-        svc.acquire_locks(svc.get(approved))
+        svc.store.acquire_locks(svc.get(approved))
         assert svc.cancel(approved, "alice", reason="withdrawn").state is State.CANCELLED
-        assert svc.locks_held_by_others(svc.get(new_change(svc))) == {}
+        assert svc.store.locks_held_by_others(svc.get(new_change(svc))) == {}
         assert [c.state for c in svc.list("cancelled")] == [State.CANCELLED]
         assert [c.id for c in svc.list()] == ["CHG-000002"]
         # The state column holds the longest state name (VARCHAR is enforced here).
@@ -296,11 +296,11 @@ def test_apply_on_a_change_whose_runner_died_points_at_recover(svc: ChangeServic
     change_id = assessed(svc)
     svc.approve(change_id, "bob")
     change = svc.schedule(change_id, "alice")
-    svc._transition(change, State.IN_PROGRESS, actor="alice")
+    svc.journal.transition(change, State.IN_PROGRESS, actor="alice")
     # The runner: a real process that has ended.
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    svc.set_runner(change_id, alive=True)
+    svc.store.set_runner(change_id, alive=True)
     from sqlalchemy import update
 
     from opskit.changes import store

@@ -21,6 +21,7 @@ from sqlalchemy import update
 
 from opskit.changes import ChangeService, State, verify_approvals
 from opskit.changes import store as change_store
+from opskit.changes.journal import Journal
 from opskit.changes.model import TRANSITIONS
 from opskit.changes.signing import generate_keypair, sign_document
 from opskit.errors import ChangeError, ChangeRefused, RunbookError
@@ -301,7 +302,7 @@ def test_scheduled_window_in_the_future_refuses_apply_until_it_opens(svc: Change
         svc.apply(change_id, "alice")
     # The same change checked an hour and a half later: inside its window.
     later = ChangeService(svc.ws, clock=lambda: now + timedelta(minutes=90))
-    assert later.check_apply(later.get(change_id), "alice") == []
+    assert later.apply_blockers(later.get(change_id), "alice") == []
 
 
 def test_freeze_refuses_normal_changes_and_emergency_needs_the_override(
@@ -326,14 +327,14 @@ freezes:
 
     emergency = assessed(svc, type="emergency")
     svc.approve(emergency, "bob")
-    reasons = svc.check_apply(svc.get(emergency), "alice")
+    reasons = svc.apply_blockers(svc.get(emergency), "alice")
     assert any("emergency override needs 1 approval(s) by governance" in r for r in reasons)
     # Governance approves the override: the freeze no longer blocks this change.
     # Re-assessed, governance approves: bob's approval still binds (nothing
     # changed), dave's is the override the freeze names.
     svc.assess(emergency, "bob", predict=False)
     assert svc.approve(emergency, "dave").state is State.APPROVED
-    assert svc.check_apply(svc.get(emergency), "alice") == []
+    assert svc.apply_blockers(svc.get(emergency), "alice") == []
 
 
 # -- locks --------------------------------------------------------------------------
@@ -342,14 +343,14 @@ def test_a_ci_held_by_another_change_refuses_apply(svc: ChangeService) -> None:
     second = assessed(svc, select=f"{SWITCH} or {OTHER_SWITCH}")
     svc.approve(first, "bob")
     svc.approve(second, "bob")
-    svc.acquire_locks(svc.get(first))
+    svc.store.acquire_locks(svc.get(first))
     with pytest.raises(ChangeRefused, match=f"CIs held by other changes: {SWITCH} \\({first}\\)"):
         svc.apply(second, "alice")
     # The lock table itself refuses a second holder, atomically (no partial locks).
     with pytest.raises(ChangeRefused, match="held by other changes"):
-        svc.acquire_locks(svc.get(second))
-    assert svc.locks_held_by_others(svc.get(second)) == {SWITCH: first}
-    assert svc.release_locks(second) == 0
+        svc.store.acquire_locks(svc.get(second))
+    assert svc.store.locks_held_by_others(svc.get(second)) == {SWITCH: first}
+    assert svc.store.release_locks(second) == 0
     # The holder is not running (its runner died between locking and
     # starting): recover releases its locks and says so.
     (report,) = svc.recover("alice")
@@ -360,7 +361,7 @@ def test_a_ci_held_by_another_change_refuses_apply(svc: ChangeService) -> None:
         "locks_released": 1,
     }
     assert kinds(svc, first)[-1] == "change.locks_released"
-    assert svc.check_apply(svc.get(second), "alice") == []
+    assert svc.apply_blockers(svc.get(second), "alice") == []
 
 
 # -- binding -------------------------------------------------------------------------
@@ -369,14 +370,14 @@ def test_changed_runbook_after_approval_refuses_apply(svc: ChangeService) -> Non
     svc.approve(change_id, "bob")
     path = svc.ws.runbooks_dir / "chg-test" / "1.0.0.yaml"
     path.write_text(path.read_text().replace("Test runbook", "Edited runbook"))
-    svc._catalog = None  # a new process would read the files again
+    svc.context.forget_catalog()  # a new process would read the files again
     with pytest.raises(ChangeRefused, match=r"runbook chg-test@1\.0\.0 digest is now"):
         svc.apply(change_id, "alice")
     # Re-assessment binds to the new digest; approval is needed again.
     change = svc.assess(change_id, "bob", predict=False)
     assert change.state is State.ASSESSED
     svc.approve(change_id, "bob")
-    assert svc.check_apply(svc.get(change_id), "alice") == []
+    assert svc.apply_blockers(svc.get(change_id), "alice") == []
 
 
 def test_changed_template_after_approval_refuses_apply_and_is_recorded(
@@ -390,12 +391,12 @@ def test_changed_template_after_approval_refuses_apply_and_is_recorded(
     template = svc.ws.templates_dir / "chg-test" / "vlan.j2"
     template.parent.mkdir(parents=True)
     template.write_text("vlan {{ params.vlan_id }}\n name {{ params.vlan_name }}\nexit\n")
-    svc._catalog = None
+    svc.context.forget_catalog()
     change_id = assessed(svc)
     svc.approve(change_id, "bob")
-    assert svc.check_apply(svc.get(change_id), "alice") == []
+    assert svc.apply_blockers(svc.get(change_id), "alice") == []
     template.write_text(template.read_text().replace("exit", "shutdown\nexit"))
-    svc._catalog = None  # a new process would read the files again
+    svc.context.forget_catalog()  # a new process would read the files again
     with pytest.raises(ChangeRefused, match=r"runbook chg-test@1\.0\.0 digest is now"):
         svc.apply(change_id, "alice")
     refused = [e for e in svc.ledger.events(change_id=change_id) if e.kind == "change.refused"]
@@ -410,10 +411,10 @@ def test_changed_targets_or_inventory_after_approval_refuses_apply(svc: ChangeSe
     inventory = svc.ws.inventories_dir / "lab" / "lab.yaml"
     text = inventory.read_text()
     inventory.write_text(text.replace("- name: lab-sw02", "- name: lab-sw09", 1))
-    reasons = svc.check_apply(svc.get(change_id), "alice")
+    reasons = svc.apply_blockers(svc.get(change_id), "alice")
     assert any("the inventory changed" in r and "the targets changed" in r for r in reasons)
     inventory.write_text(text)
-    assert svc.check_apply(svc.get(change_id), "alice") == []
+    assert svc.apply_blockers(svc.get(change_id), "alice") == []
 
 
 def test_changed_parameters_after_approval_refuses_apply(svc: ChangeService) -> None:
@@ -489,7 +490,7 @@ def test_signed_approvals(svc: ChangeService, tmp_path: Path) -> None:
         svc.approve(change_id, "bob", signature=forged)
     good = sign_document(load_private_key(tmp_path / "bob.key"), document)
     assert svc.approve(change_id, "bob", signature=good).state is State.APPROVED
-    assert svc.check_apply(svc.get(change_id), "alice") == []
+    assert svc.apply_blockers(svc.get(change_id), "alice") == []
 
     report = verify_approvals(svc.ledger, change_id, svc.policy)
     assert report["ok"], report
@@ -607,11 +608,11 @@ def test_the_process_and_locks_on_postgresql(workspace: Workspace, postgres_db: 
     assert (first, second) == ("CHG-000001", "CHG-000002")
     svc.approve(first, "bob")
     svc.approve(second, "bob")
-    svc.acquire_locks(svc.get(first))
+    svc.store.acquire_locks(svc.get(first))
     with pytest.raises(ChangeRefused, match=f"{SWITCH} \\({first}\\)"):
         svc.apply(second, "alice")
-    assert svc.locks_held_by_others(svc.get(second)) == {SWITCH: first}
-    svc.release_locks(first)
+    assert svc.store.locks_held_by_others(svc.get(second)) == {SWITCH: first}
+    svc.store.release_locks(first)
     assert [c.state for c in svc.list("approved")] == [State.APPROVED, State.APPROVED]
     assert kinds(svc, second)[-1] == "change.refused"
     assert svc.ledger.verify().ok
@@ -621,8 +622,8 @@ def test_the_process_and_locks_on_postgresql(workspace: Workspace, postgres_db: 
 
 def check_host_index(svc: ChangeService, change_id: str) -> None:
     """set_hosts: many hosts in one statement, and a row made for a host that has none."""
-    svc.init_hosts(change_id, [["a", "b"]])
-    svc.set_hosts(
+    svc.store.init_hosts(change_id, [["a", "b"]])
+    svc.store.set_hosts(
         change_id,
         [("a", "ok", {"config_hash": "sha256:1"}), ("b", "failed", None), ("c", "skipped", None)],
     )
@@ -664,15 +665,17 @@ def test_group_commit_appends_from_many_threads(svc: ChangeService) -> None:
 
     REDACTOR.register("group-commit-secret")
     before = svc.ledger.head()[0]
-    with svc.group_commit(), ThreadPoolExecutor(16) as threads:
+    journal = svc.journal
+    with journal.group_commit(), ThreadPoolExecutor(16) as threads:
 
         def append(i: int) -> int:
-            return svc.record("test.step", actor="alice", change_id=None, payload={"i": i}).seq
+            return journal.record("test.step", actor="alice", change_id=None, payload={"i": i}).seq
 
         seqs = list(threads.map(append, range(64)))
         # A refused event fails alone; the events committed with it stand.
         with pytest.raises(SecretError):
-            svc._group_writer.append(
+            assert journal.group_writer is not None
+            journal.group_writer.append(
                 "test.step", actor="alice", payload={"x": "group-commit-secret"}
             )
     assert sorted(seqs) == list(range(before + 1, before + 65))
@@ -682,14 +685,19 @@ def test_group_commit_appends_from_many_threads(svc: ChangeService) -> None:
     assert svc.ledger.verify().ok
 
 
-def _overtaken(svc: ChangeService, by_state: State) -> None:
-    """Fault injection: another actor moves the change to `by_state` after
-    this one's check of the state and before its update (a race a test cannot
-    time otherwise). The move happens in the transition's own transaction."""
-    real = svc._state_update
+class _OvertakingJournal(Journal):
+    """Fault injection: while `by_state` is set, another actor moves the
+    change to it after this one's check of the state and before its update
+    (a race a test cannot time otherwise). The move happens in the
+    transition's own transaction."""
 
-    def state_update(change, columns, rows=()):  # type: ignore[no-untyped-def]
-        guard = real(change, columns, rows)
+    by_state: State | None = None
+
+    def state_update(self, change, columns, rows=()):  # type: ignore[no-untyped-def]
+        guard = super().state_update(change, columns, rows)
+        by_state = self.by_state
+        if by_state is None:
+            return guard
 
         def overtaken(batch) -> None:  # type: ignore[no-untyped-def]
             batch.cursor.execute(
@@ -700,15 +708,21 @@ def _overtaken(svc: ChangeService, by_state: State) -> None:
 
         return overtaken
 
-    svc._state_update = state_update  # type: ignore[method-assign]
+
+def _overtaken(svc: ChangeService, by_state: State) -> ChangeService:
+    """A service on `svc`'s workspace whose transitions are overtaken by a
+    move to `by_state` (see `_OvertakingJournal`)."""
+    journal = _OvertakingJournal(svc.ws)
+    journal.by_state = by_state
+    return ChangeService(svc.ws, journal=journal)
 
 
 def test_a_transition_overtaken_by_another_actor_records_nothing(svc: ChangeService) -> None:
     change_id = new_change(svc)
     head = svc.ledger.head()
-    _overtaken(svc, State.SUBMITTED)
+    overtaken = _overtaken(svc, State.SUBMITTED)
     with pytest.raises(ChangeError, match="changed by someone else meanwhile"):
-        svc.submit(change_id, "alice")
+        overtaken.submit(change_id, "alice")
     # Neither the event nor any update of the row: the transaction rolled back whole.
     assert svc.ledger.head() == head
     assert kinds(svc, change_id) == ["change.created"]
@@ -721,7 +735,7 @@ def test_a_refused_transition_event_leaves_the_state_as_it_was(svc: ChangeServic
 
     change_id = new_change(svc)
     with pytest.raises(LedgerError, match="U\\+0000"):  # the ledger cannot store it
-        svc._transition(
+        svc.journal.transition(
             svc.get(change_id), State.SUBMITTED, actor="alice", payload={"note": "a\x00b"}
         )
     assert svc.get(change_id).state is State.DRAFT
@@ -735,15 +749,19 @@ def test_an_approval_whose_row_cannot_be_written_is_not_recorded(svc: ChangeServ
 
     change_id = assessed(svc)
     head = svc.ledger.head()
-    real = svc._approval_row
 
-    def broken_row(change, kind, actor, comment, **kwargs):  # type: ignore[no-untyped-def]
-        return real(change, kind, actor, comment, **kwargs).values(change_id="CHG-NOWHERE")
+    class BrokenApprovalRows(Journal):
+        def guard(self, *steps):  # type: ignore[no-untyped-def]
+            return super().guard(*(_to_nowhere(statement, refusal) for statement, refusal in steps))
 
-    svc._approval_row = broken_row  # type: ignore[method-assign]
+    def _to_nowhere(statement, refusal):  # type: ignore[no-untyped-def]
+        if getattr(statement, "table", None) is change_store.approvals:
+            statement = statement.values(change_id="CHG-NOWHERE")
+        return statement, refusal
+
+    broken = ChangeService(svc.ws, journal=BrokenApprovalRows(svc.ws))
     with pytest.raises(LedgerError, match="write failed"):
-        svc.approve(change_id, "bob")
-    del svc._approval_row
+        broken.approve(change_id, "bob")
     assert svc.ledger.head() == head
     change = svc.get(change_id)
     assert change.state is State.ASSESSED and change.approvals == []
@@ -754,14 +772,16 @@ def test_an_approval_whose_row_cannot_be_written_is_not_recorded(svc: ChangeServ
 
 def test_in_a_group_commit_an_overtaken_transition_fails_alone(svc: ChangeService) -> None:
     first, second = new_change(svc), new_change(svc)
-    with svc.group_commit():
+    overtaken = _overtaken(svc, State.SUBMITTED)
+    journal = overtaken.journal
+    assert isinstance(journal, _OvertakingJournal)
+    with journal.group_commit():
         # Queued without waiting: it lingers and joins the next awaited commit.
-        queued = svc.record_later("test.step", actor="alice", change_id=first, payload={"n": 1})
-        _overtaken(svc, State.SUBMITTED)
+        queued = journal.record_later("test.step", actor="alice", change_id=first, payload={"n": 1})
         with pytest.raises(ChangeError, match="changed by someone else meanwhile"):
-            svc.submit(second, "alice")
-        del svc._state_update  # the real one again
-        svc.submit(first, "alice")
+            overtaken.submit(second, "alice")
+        journal.by_state = None  # the real update again
+        overtaken.submit(first, "alice")
         assert queued().payload == {"n": 1}
     assert kinds(svc, first) == ["change.created", "test.step", "change.submitted"]
     assert kinds(svc, second) == ["change.created"]

@@ -61,7 +61,7 @@ def svc(lab_ws: Workspace) -> Iterator[ChangeService]:
     # rolls back what it applied) and no change may be left holding a lock.
     assert configs(lab_ws) == before
     for change in service.list():
-        assert service.locks_held_by_others(change) == {}
+        assert service.store.locks_held_by_others(change) == {}
 
 
 def configs(ws: Workspace, names: list[str] = SWITCHES) -> dict[str, str]:
@@ -158,6 +158,34 @@ def test_apply_completes_then_rollback_restores_every_switch(svc: ChangeService)
     assert svc.ledger.verify().ok
 
 
+def test_the_rollout_and_the_rollback_run_their_hosts_on_the_given_runner(
+    lab_ws: Workspace, svc: ChangeService
+) -> None:
+    """The runner seam (`opskit.changes.runners`): every host job of the
+    rollout and of the rollback runs on the executor the factory makes."""
+    from concurrent.futures import Executor, ThreadPoolExecutor
+
+    made: list[int] = []
+    jobs: list[str] = []
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            jobs.append(getattr(fn, "__name__", "job"))
+            return super().submit(fn, *args, **kwargs)
+
+    def runner(workers: int) -> Executor:
+        made.append(workers)
+        return Counting(max_workers=workers)
+
+    counted = ChangeService(lab_ws, runner=runner)
+    ref = write_runbook(svc.ws, "1.0.0", batch='"50%"', concurrency=2)
+    change_id = approved_change(counted, ref, {"vlan_id": 115, "vlan_name": "runner"})
+    assert counted.apply(change_id, "alice")["state"] == "completed"
+    assert made == [4] and jobs == ["_host"] * 4  # 2 hosts at once, 2 more closing
+    assert counted.rollback(change_id, "alice")["state"] == "rolled_back"
+    assert made == [4, 2] and len(jobs) == 8
+
+
 def test_verification_failure_rolls_the_host_back_with_proof(svc: ChangeService) -> None:
     ref = write_runbook(svc.ws, "1.1.0", max_failed=1)
     before = configs(svc.ws)
@@ -250,7 +278,7 @@ def test_group_cap_serialises_hosts_and_blocks_other_changes(svc: ChangeService)
     other = approved_change(svc, ref, {"vlan_id": 108, "vlan_name": "cap"}, select_expr="lab-sw04")
     # A host of another change is changing: the cap (1) is reached.
     inventory = load_workspace_inventory(svc.ws, "lab")
-    holder = Rollout(svc, other, "alice")
+    holder = Rollout(svc.context, other, "alice")
     holder._acquire_slots(other, inventory.get("lab-sw04"), ["lab_switches"])
     try:
         with pytest.raises(ChangeRefused, match="group lab_switches is at its cap of 1"):
@@ -336,7 +364,9 @@ def test_crash_mid_rollout_then_recover(svc: ChangeService) -> None:
     assert proc.returncode == -signal.SIGKILL
     change = svc.get(change_id)
     assert change.state is State.IN_PROGRESS
-    assert svc.locks_held_by_others(svc.get(approved_change(svc, ref, {"vlan_id": 112}))) != {}
+    assert (
+        svc.store.locks_held_by_others(svc.get(approved_change(svc, ref, {"vlan_id": 112}))) != {}
+    )
 
     # Applying it again says what to do: its runner is gone, recover it.
     with pytest.raises(ChangeRefused, match=f"run `opskit change recover {change_id}`"):
@@ -350,7 +380,7 @@ def test_crash_mid_rollout_then_recover(svc: ChangeService) -> None:
     assert hosts["lab-sw01"]["ledger_steps"] == ["host.backup", "host.applied", "host.verified"]
     assert all(h["status"] in ("ok", "unknown", "pending") for h in hosts.values())
     assert svc.get(change_id).state is State.FAILED
-    assert svc.locks_held_by_others(svc.get(change_id)) == {}
+    assert svc.store.locks_held_by_others(svc.get(change_id)) == {}
     assert svc.ledger.verify().ok
     # The CMDB knows what the crashed run did to the host the ledger shows verified.
     from opskit.inventory.observed import ObservedStore

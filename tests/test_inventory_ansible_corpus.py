@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from opskit.errors import InventoryError
-from opskit.inventory.ansible import import_ansible_inventory
+from opskit.inventory.ansible_import import import_ansible_inventory
 from tests.ansible_support import assert_same_listing, listing
 
 CORPUS = Path(__file__).resolve().parent / "data" / "ansible-inventories"

@@ -15,7 +15,8 @@ import yaml
 
 from opskit.errors import InventoryError
 from opskit.inventory import load_inventory
-from opskit.inventory.ansible import import_ansible_inventory, write_inventory_folder
+from opskit.inventory.ansible import write_inventory_folder
+from opskit.inventory.ansible_import import import_ansible_inventory
 from opskit.workspace import Workspace
 from tests.ansible_support import assert_same_listing, round_trip
 

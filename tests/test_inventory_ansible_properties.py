@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from opskit.errors import InventoryError, OpskitError
-from opskit.inventory.ansible import import_ansible_inventory
+from opskit.inventory.ansible_import import import_ansible_inventory
 from tests.ansible_support import (
     assert_same_listing,
     canonical_vars,

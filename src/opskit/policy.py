@@ -7,6 +7,7 @@ This module only defines and loads the policy; the change engine
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, time
 from enum import StrEnum
 from pathlib import Path
@@ -184,6 +185,11 @@ class Policy(_Strict):
         entry = self.people.get(person)
         return set(entry.roles) if entry else set()
 
+    def people_with(self, roles: Iterable[Role]) -> list[str]:
+        """Everyone holding at least one of `roles`, sorted."""
+        wanted = set(roles)
+        return sorted(p for p, person in self.people.items() if wanted & set(person.roles))
+
 
 DEFAULT_POLICY_YAML = """\
 # opskit policy: who may do what, and when. Schema: opskit/schemas/policy.json
@@ -294,5 +300,4 @@ def active_freezes(policy: Policy, moment: datetime) -> list[Freeze]:
 
 def people_with(policy: Policy, roles: list[Role] | set[Role]) -> list[str]:
     """Everyone holding at least one of `roles`, sorted."""
-    wanted = set(roles)
-    return sorted(p for p, person in policy.people.items() if wanted & set(person.roles))
+    return policy.people_with(roles)

@@ -245,10 +245,8 @@ def _rules(policy: Policy) -> Iterator[tuple[Loc, ApprovalRule]]:
 
 def check_quorums(doc: PolicyFile, policy: Policy) -> None:
     """Every approval rule can be met: `count` people hold one of its roles."""
-    from opskit.policy import people_with
-
     for loc, rule in _rules(policy):
-        eligible = people_with(policy, rule.roles)
+        eligible = policy.people_with(rule.roles)
         if rule.count <= len(eligible):
             continue
         roles = " or ".join(str(r) for r in rule.roles) or "no role"

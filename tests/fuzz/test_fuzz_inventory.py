@@ -16,11 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from opskit.inventory import load_inventory
-from opskit.inventory.ansible import (
-    import_ansible_inventory,
-    to_ansible_inventory,
-    write_inventory_folder,
-)
+from opskit.inventory.ansible import to_ansible_inventory, write_inventory_folder
+from opskit.inventory.ansible_import import import_ansible_inventory
 from opskit.workspace import Workspace
 from tests.fuzz import strategies as gen
 from tests.fuzz.support import (

@@ -4,6 +4,10 @@ Public API:
 
 - `ChangeService(ws)`: `create`, `submit`, `assess`, `approve`, `reject`,
   `schedule`, `apply`, `rollback`, `recover`, `cancel`, `close`, `get`, `list`.
+  Its seams, each injectable: `journal=` (`opskit.changes.journal.Journal`:
+  events with their working-table updates), `store=`
+  (`opskit.changes.changestore.ChangeStore`: the working index), `runner=`
+  (`opskit.changes.runners`: the executor of per-host jobs).
 - `verify_approvals(ledger, change_id, policy=None)`: re-checks the approvals
   (bindings and signatures) of a change from the ledger alone.
 - `ChangeRequest`, `State`, `ChangeType`, `TRANSITIONS`.

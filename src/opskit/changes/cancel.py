@@ -13,28 +13,28 @@ from opskit.errors import ChangeError
 from opskit.policy import Role
 
 if TYPE_CHECKING:
-    from opskit.changes.service import ChangeService
+    from opskit.changes.context import EngineContext
 
 
-def cancel(service: ChangeService, change_id: str, actor: str, reason: str) -> ChangeRequest:
+def cancel(ctx: EngineContext, change_id: str, actor: str, reason: str) -> ChangeRequest:
     """Moves the change to `cancelled` (`change.cancelled`, with the reason),
     releasing any lock or group slot it holds in the same transaction."""
-    change = service.get(change_id)
+    change = ctx.store.get(change_id)
     if not reason.strip():
         raise ChangeError("cancelling needs a reason")
     if actor != change.requester:
-        service._require_role(actor, [Role.CHANGE_MANAGER], "cancel", change_id)
-    service._check_state(
+        ctx.journal.require_role(actor, [Role.CHANGE_MANAGER], "cancel", change_id)
+    ctx.journal.check_state(
         change,
         State.CANCELLED,
         actor,
         f"only a change that has not started can be cancelled (it is {change.state})",
     )
-    with service.engine.connect() as conn:
+    with ctx.store.engine.connect() as conn:
         held = conn.execute(
             select(func.count()).where(store.locks.c.change_id == change_id)
         ).scalar_one()
-    return service._transition(
+    ctx.journal.transition(
         change,
         State.CANCELLED,
         actor=actor,
@@ -45,3 +45,4 @@ def cancel(service: ChangeService, change_id: str, actor: str, reason: str) -> C
             delete(store.group_slots).where(store.group_slots.c.change_id == change_id),
         ],
     )
+    return ctx.store.get(change_id)

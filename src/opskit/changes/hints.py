@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from opskit.changes.heartbeat import runner_gone
 from opskit.changes.model import ACTIVE_STATES, ChangeRequest
 
 # How long a remote runner may miss its heartbeat before apply calls it gone
@@ -15,8 +16,6 @@ def not_approved_reason(change: ChangeRequest, now: datetime) -> str:
     """Why a change in `change.state` cannot be applied, with the way out."""
     if change.state not in ACTIVE_STATES:
         return f"it is {change.state}, not approved"
-    from opskit.changes.rollout import runner_gone
-
     runner = f"pid {change.runner_pid} on {change.runner_host}"
     if change.runner_pid is None or runner_gone(change, now=now, stale_after=STALE_AFTER_SECONDS):
         return (

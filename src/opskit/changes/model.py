@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -96,6 +96,17 @@ ACTIVE_STATES = frozenset({S.IN_PROGRESS, S.VERIFYING})
 FINISHED_STATES = frozenset({S.COMPLETED, S.FAILED, S.ROLLED_BACK, S.PARTIALLY_ROLLED_BACK})
 # States a change may still be cancelled from (it has not started).
 CANCELLABLE_STATES = frozenset(s for s in State if S.CANCELLED in TRANSITIONS[s])
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """`moment` in UTC: SQLite hands back naive datetimes; everything stored is UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
 
 
 def transition_problem(current: State, target: State) -> str | None:

@@ -10,10 +10,19 @@ to "nothing to do" and apply is refused if that stops being true.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any
 
 from opskit.changes.model import sha256_text
+from opskit.errors import OpskitError
 from opskit.secrets import REDACTOR
+
+if TYPE_CHECKING:
+    from opskit.connectors.pool import ConnectionPool
+    from opskit.inventory.model import CI
+    from opskit.runbooks.model import Runbook
 
 CANNOT_PREDICT = "the connector cannot predict a diff"
 
@@ -47,3 +56,43 @@ def describe(entry: dict[str, Any]) -> str:
     if entry.get("diff"):
         return "predicted diff"
     return "no change needed (the predicted diff is empty)"
+
+
+@contextmanager
+def open_pool(max_sessions: int) -> Iterator[ConnectionPool]:
+    """The connectors' session pool, closed at the end (shared by the
+    prediction and the rollout that follows it)."""
+    from opskit.connectors.pool import ConnectionPool
+
+    with ConnectionPool(max_sessions) as pool:
+        yield pool
+
+
+def predict_diffs(
+    book: Runbook,
+    cis: list[CI],
+    params: Mapping[str, Any],
+    *,
+    concurrency: int | None = None,
+    pool: ConnectionPool | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Per host: the predicted diff and its hash ("" when nothing would
+    change), or why none is available. Nothing on a device changes. With
+    `pool`, its sessions are used (and stay open for the rollout that follows)."""
+    # The executor (and the configuration machinery) only when a diff is predicted.
+    from opskit.runbooks import executor
+
+    width = max(1, min(concurrency or book.strategy.concurrency, len(cis) or 1))
+    results: dict[str, dict[str, Any]] = {}
+    with nullcontext(pool) if pool is not None else open_pool(width) as sessions:
+
+        def one(ci: CI) -> tuple[str, dict[str, Any]]:
+            try:
+                return ci.name, entry_for(executor.predict_diff(book, ci, dict(params), sessions))
+            except OpskitError as exc:
+                return ci.name, unavailable(without_host(str(exc), ci.name))
+
+        with ThreadPoolExecutor(max_workers=width) as threads:
+            for name, entry in threads.map(one, cis):
+                results[name] = entry
+    return dict(sorted(results.items()))

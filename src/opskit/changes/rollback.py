@@ -12,18 +12,23 @@ state and `change.rollback_failed` records the per-host detail.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from opskit.changes import deps
+from opskit.changes.hoststatus import FAILED as HOST_FAILED
+from opskit.changes.hoststatus import ROLLED_BACK, HostOutcome, not_restored_reason, unproven_kind
+from opskit.changes.hoststatus import counts as count_statuses
 from opskit.changes.model import ChangeRequest, State
+from opskit.changes.prediction import open_pool
+from opskit.changes.rollout import Rollout
 from opskit.errors import ChangeRefused
+from opskit.inventory.core import Inventory
 from opskit.policy import Role
 
 if TYPE_CHECKING:
-    from opskit.changes.rollout import HostOutcome, Rollout
-    from opskit.inventory.model import CI
+    from opskit.runbooks.model import Runbook
+
+# Re-exported: where the rollback's wording of a host it could not restore lives.
+__all__ = ["not_restored_reason", "rollback_change", "unproven_kind"]
 
 RESTORED, NOT_RESTORED, FAILED = "restored", "not_restored", "failed"
 # Host statuses of a host whose configuration may differ from before the change.
@@ -34,43 +39,29 @@ MAY_HAVE_CHANGED = frozenset(
 APPLY_STEPS = frozenset({"host.applied", "host.verified", "host.verify_failed", "host.backup"})
 
 
-def unproven_kind(kind: str, payload: Mapping[str, Any] | None) -> bool:
-    """A `host.rolled_back` without a proof: rollback steps ran, but nothing
-    shows the host is as it was (there was no snapshot to compare with)."""
-    return kind == "host.rolled_back" and not (payload or {}).get("proof")
-
-
-def not_restored_reason(book: Any, ci: CI, ran_steps: bool) -> str:
-    reason = f"no pre-change snapshot of {ci.name} (the runbook backs up no {ci.platform} state)"
-    if ran_steps:
-        names = "; ".join(s.name for s in book.steps_for("rollback", ci.platform))
-        return f"{reason}; its rollback steps ran ({names}) but cannot restore it"
-    return f"{reason} and it has no rollback steps for {ci.platform}"
-
-
 def rollback_change(rollout: Rollout) -> dict[str, Any]:
     """Rolls back every host of a completed, failed or partially rolled back
     change that may differ from before it; see the module docstring."""
-    svc = rollout.svc
-    change = svc.get(rollout.change_id)
-    svc._check_state(
+    ctx, journal = rollout.ctx, rollout.journal
+    change = rollout.store.get(rollout.change_id)
+    journal.check_state(
         change,
         State.ROLLED_BACK,
         rollout.actor,
         "only a completed, failed or partially rolled back change can be rolled back "
         f"(it is {change.state})",
     )
-    svc._require_role(rollout.actor, [Role.IMPLEMENTER], "rollback", change.id)
-    book = svc.catalog.get(change.runbook_ref)
-    inv = deps.load_inventory(svc.ws, change.inventory)
+    journal.require_role(rollout.actor, [Role.IMPLEMENTER], "rollback", change.id)
+    book = ctx.catalog.get(change.runbook_ref)
+    inv = ctx.inventory(change.inventory)
     todo = _changed_hosts(rollout, change)
     if todo:
         try:
-            svc.acquire_locks(ChangeRequest(**{**change.__dict__, "targets": todo}))
+            rollout.store.acquire_locks(ChangeRequest(**{**change.__dict__, "targets": todo}))
         except ChangeRefused as exc:  # recorded like every refusal
-            svc._refuse(change.id, rollout.actor, "rollback", exc.reason.split("refused: ")[-1])
+            journal.refuse(change.id, rollout.actor, "rollback", exc.reason.split("refused: ")[-1])
     try:
-        svc.record(
+        journal.record(
             "change.rollback_started",
             actor=rollout.actor,
             change_id=change.id,
@@ -79,14 +70,14 @@ def rollback_change(rollout: Rollout) -> dict[str, Any]:
         results = _roll_back(rollout, change, book, inv, todo)
         return _conclude(rollout, change, results)
     finally:
-        svc.release_locks(change.id)
+        rollout.store.release_locks(change.id)
 
 
 def _changed_hosts(rollout: Rollout, change: ChangeRequest) -> list[str]:
     """Every host that may differ from before: one whose run got past its
     start (a `host.failed` before any backup or apply step changed nothing)."""
     steps: dict[str, set[str]] = {}
-    for event in rollout.svc.ledger.events(change_id=change.id):
+    for event in rollout.ctx.ledger.events(change_id=change.id):
         if event.ci:
             steps.setdefault(event.ci, set()).add(event.kind)
     return [
@@ -98,25 +89,22 @@ def _changed_hosts(rollout: Rollout, change: ChangeRequest) -> list[str]:
 
 
 def _roll_back(
-    rollout: Rollout, change: ChangeRequest, book: Any, inv: Any, todo: list[str]
+    rollout: Rollout, change: ChangeRequest, book: Runbook, inv: Inventory, todo: list[str]
 ) -> list[HostOutcome]:
-    from opskit.changes.rollout import FAILED as HOST_FAILED
-    from opskit.changes.rollout import HostOutcome, open_pool
-
     for name, host in change.hosts.items():
         rollout.outcomes[name] = HostOutcome(name, host["status"], batch=host.get("batch"))
     width = max(1, min(int(book.strategy.concurrency), len(todo) or 1))
     with (
         open_pool(width) as pool,
-        rollout.svc.group_commit(),
-        ThreadPoolExecutor(max_workers=width) as threads,
+        rollout.journal.group_commit(),
+        rollout.ctx.runner(width) as threads,
     ):
         results = list(
             threads.map(
-                lambda name: rollout._rollback_one(
+                lambda name: rollout.rollback_one(
                     change,
                     book,
-                    deps.get_ci(inv, name),
+                    inv.get(name),
                     HostOutcome(name, HOST_FAILED, changed=True),
                     pool,
                 ),
@@ -130,8 +118,6 @@ def _roll_back(
 
 def host_outcome(outcome: HostOutcome) -> dict[str, Any]:
     """What the rollback did on one host, for the summary and the ledger."""
-    from opskit.changes.rollout import ROLLED_BACK
-
     rollback = outcome.detail.get("rollback") or {}
     proof = rollback.get("proof") or {}
     if outcome.status == ROLLED_BACK:
@@ -146,12 +132,9 @@ def host_outcome(outcome: HostOutcome) -> dict[str, Any]:
 def _conclude(
     rollout: Rollout, change: ChangeRequest, results: list[HostOutcome]
 ) -> dict[str, Any]:
-    from opskit.changes.rollout import _counts
-
-    svc = rollout.svc
     hosts = {o.ci: host_outcome(o) for o in sorted(results, key=lambda o: o.ci)}
     restored = [name for name, h in hosts.items() if h["outcome"] == RESTORED]
-    counts = _counts(rollout.outcomes.values())
+    counts = count_statuses(rollout.outcomes.values())
     if len(restored) == len(hosts):
         final: State | None = State.ROLLED_BACK
         cause = (change.summary or {}).get("cause")
@@ -161,13 +144,13 @@ def _conclude(
         cause = f"{len(left)} of {len(hosts)} changed host(s) not restored: " + "; ".join(left)
     summary = rollout.summary(change, final or change.state, cause=cause, counts=counts)
     summary["rollback"] = hosts
-    svc.set_summary(change.id, summary)
+    rollout.store.set_summary(change.id, summary)
     payload = {"counts": counts, "requested": True, "hosts": hosts}
     if final is not None:
-        svc._transition(change, final, actor=rollout.actor, payload=payload)
+        rollout.journal.transition(change, final, actor=rollout.actor, payload=payload)
     else:
-        svc.record(
+        rollout.journal.record(
             "change.rollback_failed", actor=rollout.actor, change_id=change.id, payload=payload
         )
-    rollout._checkpoint()
+    rollout.checkpoint()
     return summary

@@ -10,61 +10,43 @@ Every transition is a ledger event with the actor; the tables in
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import socket
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, insert, update
 
-from opskit.changes import deps, intake, store
-from opskit.changes.approvals import approval_progress
-from opskit.changes.hints import not_approved_reason
+from opskit.changes import approving, assessment, intake, preflight, rules
+from opskit.changes import store as tables
+from opskit.changes.cancel import cancel
+from opskit.changes.changestore import ChangeStore, from_row
+from opskit.changes.context import EngineContext
+from opskit.changes.journal import Journal
 from opskit.changes.model import (
-    ACTION_FOR_STATE,
-    EVENT_FOR_STATE,
-    FINISHED_STATES,
     ChangeRequest,
     ChangeType,
     State,
-    binding_hash,
-    transition_problem,
+    aware,
+    utcnow,
 )
-from opskit.changes.records import dbapi_statement, jsonable, redact_obj
-from opskit.changes.risk import assess_risk
-from opskit.changes.signing import verify_signature
-from opskit.errors import ChangeError, ChangeRefused, OpskitError
+from opskit.changes.records import jsonable, redact_obj
+from opskit.changes.recovery import recover
+from opskit.changes.rollback import rollback_change
+from opskit.changes.rollout import ProgressCallback, Rollout
+from opskit.changes.rules import APPROVER_ROLES
+from opskit.changes.runners import RunnerFactory, thread_runner
+from opskit.errors import ChangeError
 from opskit.policy import (
-    ApprovalRule,
     Policy,
     Risk,
     Role,
-    active_freezes,
-    open_window,
-    people_with,
 )
-from opskit.secrets import redact
 from opskit.workspace import Workspace
 
-APPROVER_ROLES = frozenset({Role.CHANGE_MANAGER, Role.CAB, Role.GOVERNANCE})
-# Capabilities whose absence on a target makes a change riskier.
-DESIRABLE_CAPABILITIES = ("native_rollback", "dry_run_diff")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
+if TYPE_CHECKING:
+    from opskit.ledger.core import Ledger
+    from opskit.runbooks.loader import RunbookCatalog
+    from opskit.runbooks.model import Runbook
 
 
 class ChangeService:
@@ -76,15 +58,23 @@ class ChangeService:
         ws: Workspace,
         *,
         clock: Callable[[], datetime] = utcnow,
-        ledger: Any | None = None,
+        ledger: Ledger | None = None,
+        journal: Journal | None = None,
+        store: ChangeStore | None = None,
+        runner: RunnerFactory = thread_runner,
     ) -> None:
+        """`journal`: where events and their working-table updates are
+        written (default: a `Journal` on `ws`'s ledger; a test passes one
+        that injects a fault); `store`: the working index (default: a
+        `ChangeStore` on `ws`); `runner`: makes the executor that runs a
+        rollout's per-host jobs (default: a thread pool)."""
         self.ws = ws
         self.clock = clock
-        self._ledger = ledger
-        self._catalog: Any | None = None
-        # Rollout threads share one ledger handle; appends go one at a time.
-        self._ledger_lock = threading.RLock()
-        self._group_writer: Any = None
+        self.journal = journal if journal is not None else Journal(ws, clock=clock, ledger=ledger)
+        self.store = store if store is not None else ChangeStore(ws, clock=clock)
+        self.context = EngineContext(
+            ws, clock=clock, journal=self.journal, store=self.store, runner=runner
+        )
 
     # -- plumbing ------------------------------------------------------------
     @property
@@ -96,220 +86,24 @@ class ChangeService:
         return self.ws.policy
 
     @property
-    def ledger(self) -> Any:
-        if self._ledger is None:
-            self._ledger = deps.open_ledger(self.ws)
-        return self._ledger
+    def ledger(self) -> Ledger:
+        return self.journal.ledger
 
     @property
-    def catalog(self) -> Any:
-        if self._catalog is None:
-            self._catalog = deps.runbook_catalog(self.ws)
-        return self._catalog
-
-    def record(
-        self,
-        kind: str,
-        *,
-        actor: str,
-        change_id: str | None,
-        payload: Mapping[str, Any],
-        ci: str | None = None,
-        blobs: Mapping[str, Any] | None = None,
-        prepared: bool = False,
-        guard: Callable[[Any], None] | None = None,
-    ) -> Any:
-        """Appends one event to the ledger (redacted: no secret ever reaches it).
-
-        `prepared`: the payload and blobs are already redacted and in the
-        ledger's JSON subset (`opskit.runbooks.executor.record_ready`, what the
-        executor hands its recorder), so they are not walked a second time.
-        The ledger refuses any event or blob that still holds a secret.
-
-        `guard(batch)` runs in the event's own database transaction, before
-        the event is added (`batch.cursor` is that transaction's DB-API
-        cursor): what it writes commits with the event or not at all, and
-        when it raises, nothing is written. A state transition is recorded
-        this way (`_transition`)."""
-        kwargs = self._event(actor, change_id, payload, ci, blobs, prepared=prepared)
-        writer = self._group_writer
-        if writer is not None:
-            return writer.append(kind, guard=guard, **kwargs)
-        with self._ledger_lock:
-            if guard is None:
-                return self.ledger.append(kind, **kwargs)
-            with self.ledger.batch() as batch:
-                guard(batch)
-                return batch.append(kind, **kwargs)
-
-    def record_later(
-        self,
-        kind: str,
-        *,
-        actor: str,
-        change_id: str | None,
-        payload: Mapping[str, Any],
-        ci: str | None = None,
-        blobs: Mapping[str, Any] | None = None,
-        prepared: bool = False,
-    ) -> Callable[[], Any]:
-        """Like `record`, without waiting: the event is queued behind those
-        queued before it (one thread's events keep their order) and the
-        returned call waits until it is durable, returning the event or
-        raising the append's error. Outside `group_commit` it is appended at
-        once."""
-        kwargs = self._event(actor, change_id, payload, ci, blobs, prepared=prepared)
-        writer = self._group_writer
-        if writer is not None:
-            return writer.submit(kind, **kwargs)
-        try:
-            with self._ledger_lock:
-                event = self.ledger.append(kind, **kwargs)
-        except OpskitError as exc:
-            error = exc
-
-            def fail() -> Any:
-                raise error
-
-            return fail
-        return lambda: event
-
-    @staticmethod
-    def _event(
-        actor: str,
-        change_id: str | None,
-        payload: Mapping[str, Any],
-        ci: str | None,
-        blobs: Mapping[str, Any] | None,
-        *,
-        prepared: bool,
-    ) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "actor": actor,
-            "payload": dict(payload) if prepared else redact_obj(jsonable(dict(payload))),
-        }
-        if change_id is not None:
-            kwargs["change_id"] = change_id
-        if ci is not None:
-            kwargs["ci"] = ci
-        if blobs:
-            kwargs["blobs"] = dict(blobs)
-        return kwargs
-
-    @contextmanager
-    def group_commit(self) -> Iterator[None]:
-        """While a rollout runs: events recorded from many threads share commits."""
-        from opskit.changes.groupcommit import GroupWriter
-
-        self._group_writer = GroupWriter(self.ledger)
-        try:
-            yield
-        finally:
-            writer, self._group_writer = self._group_writer, None
-            writer.close()
-
-    def _require_role(
-        self, actor: str, roles: Iterable[Role], action: str, change_id: str | None
-    ) -> None:
-        wanted = set(roles)
-        if not (self.policy.roles_of(actor) & wanted):
-            names = " or ".join(sorted(str(r) for r in wanted))
-            self._refuse(change_id, actor, action, f"{actor} is not a {names} in the policy")
-
-    def _refuse(self, change_id: str | None, actor: str, action: str, reason: str) -> None:
-        """Records the refusal in the ledger, then raises it."""
-        self.record(
-            "change.refused",
-            actor=actor,
-            change_id=change_id,
-            payload={"action": action, "reason": reason},
-        )
-        prefix = f"{change_id}: " if change_id else ""
-        raise ChangeRefused(f"{prefix}{action} refused: {reason}")
-
-    def _check_state(
-        self, change: ChangeRequest, target: State, actor: str, reason: str | None = None
-    ) -> None:
-        """A move the state table does not allow is a refusal like any other:
-        recorded (`change.refused`), then raised; `reason` words it for the action."""
-        problem = transition_problem(change.state, target)
-        if problem is not None:
-            action = ACTION_FOR_STATE.get(target, str(target))
-            self._refuse(change.id, actor, action, reason or problem)
+    def catalog(self) -> RunbookCatalog:
+        return self.context.catalog
 
     # -- reading -------------------------------------------------------------
     def get(self, change_id: str) -> ChangeRequest:
-        with self.engine.connect() as conn:
-            row = (
-                conn.execute(select(store.changes).where(store.changes.c.id == change_id))
-                .mappings()
-                .first()
-            )
-            if row is None:
-                raise ChangeError(f"no change {change_id!r}")
-            approval_rows = (
-                conn.execute(
-                    select(store.approvals)
-                    .where(store.approvals.c.change_id == change_id)
-                    .order_by(store.approvals.c.id)
-                )
-                .mappings()
-                .all()
-            )
-            host_rows = (
-                conn.execute(select(store.hosts).where(store.hosts.c.change_id == change_id))
-                .mappings()
-                .all()
-            )
-        return self._from_row(row, approval_rows, host_rows)
+        """The change with its approvals and per-host states (`ChangeStore.get`)."""
+        return self.store.get(change_id)
 
     def list(
         self, state: str | None = None, *, include_cancelled: bool = False
     ) -> list[ChangeRequest]:
         """Changes, oldest first; cancelled ones only when asked for (by
         `include_cancelled`, or `state="cancelled"`)."""
-        query = select(store.changes).order_by(store.changes.c.number)
-        if not (state or include_cancelled):
-            query = query.where(store.changes.c.state != State.CANCELLED.value)
-        if state:
-            try:
-                query = query.where(store.changes.c.state == State(state).value)
-            except ValueError:
-                raise ChangeError(
-                    f"unknown state {state!r}; use one of {', '.join(s.value for s in State)}"
-                ) from None
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-        return [self._from_row(row, [], []) for row in rows]
-
-    @staticmethod
-    def _from_row(
-        row: Mapping[str, Any],
-        approval_rows: Iterable[Mapping[str, Any]],
-        host_rows: Iterable[Mapping[str, Any]],
-    ) -> ChangeRequest:
-        data = dict(row)
-        for key in ("window_start", "window_end", "heartbeat_at", "created_at", "updated_at"):
-            data[key] = _aware(data.get(key))
-        data["type"] = ChangeType(data["type"])
-        data["state"] = State(data["state"])
-        change = ChangeRequest(**data)
-        change.approvals = [
-            {
-                **dict(a),
-                "created_at": _aware(a["created_at"]).isoformat() if a["created_at"] else None,
-            }
-            for a in approval_rows
-        ]
-        change.hosts = {
-            h["ci"]: {
-                "status": h["status"],
-                "batch": h["batch"],
-                "detail": h["detail"] or {},
-            }
-            for h in host_rows
-        }
-        return change
+        return self.store.list(state, include_cancelled=include_cancelled)
 
     # -- state ---------------------------------------------------------------
     def _transition(
@@ -323,71 +117,16 @@ class ChangeService:
         reload: bool = True,
         rows: Iterable[Any] = (),
     ) -> ChangeRequest:
-        """Moves `change` to `target`, recorded in the ledger; `rows` are more
-        statements (an approval row) written with it. Returns the change read
-        back, or with `reload=False` (and no `values`) the given one in its
-        new state: re-reading a finished rollout's hundreds of host rows costs
-        more than the transition."""
-        self._check_state(change, target, actor)
-        # Read first only for the clearer message; the guard below decides.
-        with self.engine.connect() as conn:
-            stored = conn.execute(
-                select(store.changes.c.state).where(store.changes.c.id == change.id)
-            ).scalar_one()
-        if stored != change.state.value:
-            raise ChangeError(f"{change.id}: is now {stored} (changed meanwhile); try again")
-        now = self.clock()
-        # The event and the state change commit in one transaction: a crash
-        # leaves both or neither, and of two actors racing for the same
-        # transition only the one whose update applies is recorded.
-        self.record(
-            EVENT_FOR_STATE[target],
-            actor=actor,
-            change_id=change.id,
-            payload={"from": str(change.state), "to": str(target), **(payload or {})},
-            guard=self._state_update(
-                change, {"state": target.value, "updated_at": now, **(values or {})}, rows
-            ),
+        """`Journal.transition`, returning the change read back, or with
+        `reload=False` (and no `values`) the given one in its new state:
+        re-reading a finished rollout's hundreds of host rows costs more
+        than the transition."""
+        moved = self.journal.transition(
+            change, target, actor=actor, payload=payload, values=values, rows=rows
         )
         if reload or values:
             return self.get(change.id)
-        return dataclasses.replace(change, state=target, updated_at=_aware(now))
-
-    def _state_update(
-        self, change: ChangeRequest, columns: Mapping[str, Any], rows: Iterable[Any] = ()
-    ) -> Callable[[Any], None]:
-        """A ledger guard (`record`) that moves the change's row from its
-        current state, with `columns` (and writes `rows`), in the event's
-        transaction; it raises when the row is no longer in that state."""
-        statement = (
-            update(store.changes)
-            .where(store.changes.c.id == change.id, store.changes.c.state == change.state.value)
-            .values(**columns)
-        )
-        return self._guard(
-            (statement, f"{change.id}: changed by someone else meanwhile; try again"),
-            *((row, None) for row in rows),
-        )
-
-    def _guard(self, *steps: tuple[Any, str | None]) -> Callable[[Any], None]:
-        """A ledger guard (`record`) that runs SQLAlchemy statements in the
-        event's transaction, so that the working tables and the ledger change
-        together or not at all. Each step is (statement, refusal): with a
-        refusal, a statement that does not affect exactly one row raises
-        ChangeError(refusal), and nothing is written."""
-        dialect = self.engine.dialect
-        compiled = [(*dbapi_statement(statement, dialect), refusal) for statement, refusal in steps]
-        url = self.engine.url
-
-        def guard(batch: Any) -> None:
-            if batch.ledger.engine.url != url:  # pragma: no cover - misuse
-                raise ChangeError("the ledger and the change tables must share one database")
-            for sql, params, refusal in compiled:
-                batch.cursor.execute(sql, params)
-                if refusal is not None and batch.cursor.rowcount != 1:
-                    raise ChangeError(refusal)
-
-        return guard
+        return moved
 
     # -- request ---------------------------------------------------------------
     def create(
@@ -407,7 +146,7 @@ class ChangeService:
     ) -> ChangeRequest:
         """Creates a change in `draft`: runbook pinned by digest, parameters
         validated, targets resolved against the inventory (with its digest)."""
-        self._require_role(requester, [Role.REQUESTER], "create", None)
+        self.journal.require_role(requester, [Role.REQUESTER], "create", None)
         try:
             change_type = ChangeType(type)
         except ValueError:
@@ -426,9 +165,9 @@ class ChangeService:
         parameters = book.validate_params(dict(params or {}))
         intake.check_parameters_recordable(book, parameters, redact_obj(jsonable(parameters)))
         inv_name = inventory or self.policy.inventory
-        inv = deps.load_inventory(self.ws, inv_name)
-        targets = self._resolve_targets(inv, select_expr, book)
-        window_start, window_end = _aware(window_start), _aware(window_end)
+        inv = self.context.inventory(inv_name)
+        targets = assessment.resolve_targets(inv, select_expr, book)
+        window_start, window_end = aware(window_start), aware(window_end)
         now = self.clock()
         problem = intake.window_problem(window_start, window_end, now)
         if problem:
@@ -445,7 +184,7 @@ class ChangeService:
             "runbook_digest": book.digest,
             "selection": select_expr,
             "inventory": inv_name,
-            "inventory_digest": deps.inventory_digest(inv),
+            "inventory_digest": inv.digest,
             "targets": targets,
             "parameters": parameters,
             "window_start": window_start,
@@ -458,7 +197,7 @@ class ChangeService:
         chosen = intake.version_note(runbook, book)
 
         def created_payload(change_id: str, number: int) -> dict[str, Any]:
-            created = self._from_row({"id": change_id, "number": number, **row}, [], [])
+            created = from_row({"id": change_id, "number": number, **row}, [], [])
             fields = {k: v for k, v in created.to_dict().items() if k in _CREATED_FIELDS}
             extra = {"runbook_chosen": chosen} if chosen else {}
             return {"to": State.DRAFT.value, **fields, **extra}
@@ -468,49 +207,32 @@ class ChangeService:
         intake.check_recordable(redact_obj(jsonable(created_payload("CHG-000000", 0))))
         with self.engine.begin() as conn:
             number = conn.execute(
-                insert(store.change_numbers).values(change_id=None)
+                insert(tables.change_numbers).values(change_id=None)
             ).inserted_primary_key[0]
             change_id = f"CHG-{number:06d}"
             conn.execute(
-                update(store.change_numbers)
-                .where(store.change_numbers.c.number == number)
+                update(tables.change_numbers)
+                .where(tables.change_numbers.c.number == number)
                 .values(change_id=change_id)
             )
         # The change's row and its created event in one transaction (a crash
         # between the two transactions leaves a gap in the numbers, never a
         # change without its event).
-        self.record(
+        self.journal.record(
             "change.created",
             actor=requester,
             change_id=change_id,
             payload=created_payload(change_id, number),
-            guard=self._guard(
-                (insert(store.changes).values(id=change_id, number=number, **row), None)
+            guard=self.journal.guard(
+                (insert(tables.changes).values(id=change_id, number=number, **row), None)
             ),
         )
         return self.get(change_id)
 
-    def _resolve_targets(self, inv: Any, select_expr: str, book: Any) -> list[str]:
-        try:
-            names = deps.select_names(inv, select_expr)
-        except OpskitError:
-            raise
-        if not names:
-            raise ChangeError(f"selection {select_expr!r} matches no CI")
-        platforms = _runbook_platforms(book)
-        if platforms:
-            unsupported = [n for n in names if deps.get_ci(inv, n).platform not in platforms]
-            if unsupported:
-                raise ChangeError(
-                    f"runbook {book.name}@{book.version} supports {', '.join(sorted(platforms))}; "
-                    f"not {', '.join(unsupported[:5])}"
-                )
-        return names
-
     def submit(self, change_id: str, actor: str) -> ChangeRequest:
         change = self.get(change_id)
         if actor != change.requester:
-            self._require_role(actor, [Role.REQUESTER], "submit", change_id)
+            self.journal.require_role(actor, [Role.REQUESTER], "submit", change_id)
         return self._transition(change, State.SUBMITTED, actor=actor)
 
     # -- assessment --------------------------------------------------------------
@@ -518,172 +240,15 @@ class ChangeService:
         """Computes impact, risk, required approvals and (where connectors can)
         the predicted diff per host; refreshes the binding to the current
         runbook, targets and inventory. Approvals given for an older binding
-        no longer count."""
-        change = self.get(change_id)
-        self._check_state(change, State.ASSESSED, actor)
-        if actor != change.requester:
-            self._require_role(actor, APPROVER_ROLES, "assess", change_id)
-        book = self.catalog.get(change.runbook_ref)
-        inv = deps.load_inventory(self.ws, change.inventory)
-        targets = self._resolve_targets(inv, change.selection, book)
-        parameters = book.validate_params(change.parameters)
-        # Before anything else: a change that cannot render is never assessed.
-        from opskit.runbooks.rendercheck import render_check, render_refusal
-
-        problems = render_check(book, [deps.get_ci(inv, n) for n in targets], parameters)
-        if problems:
-            self._refuse(change.id, actor, "assess", render_refusal(problems))
-        impact = deps.impact_of(inv, targets)
-        predicted = self._predict(book, inv, targets, parameters) if predict else {}
-        risk = self._risk(book, inv, targets, impact)
-        required = self.required_approvals(
-            change_type=change.type, risk=Risk(risk["level"]), runbook=book
-        )
-        values = {
-            "runbook_digest": book.digest,
-            "targets": targets,
-            "inventory_digest": deps.inventory_digest(inv),
-            "parameters": parameters,
-            "impact": impact,
-            "predicted_diff": predicted,
-            "risk": risk,
-            "assessment": {
-                "required": required,
-                "assessed_by": actor,
-                "at": self.clock().isoformat(),
-            },
-        }
-        changed = self._transition(
-            change,
-            State.ASSESSED,
-            actor=actor,
-            payload={
-                "risk": risk,
-                "impact": impact,
-                "required_approvals": required,
-                "runbook_digest": book.digest,
-                "targets": targets,
-                "inventory_digest": values["inventory_digest"],
-                "predicted_diff": predicted,
-            },
-            values=values,
-        )
-        if required["count"] == 0:
-            # A pre-approved standard change: approved by the policy itself.
-            changed = self._transition(
-                changed,
-                State.APPROVED,
-                actor=actor,
-                payload={
-                    "by": "policy",
-                    "reason": required["reason"],
-                    "binding_hash": binding_hash(changed.binding_document()),
-                },
-            )
-        return changed
-
-    def _predict(
-        self, book: Any, inv: Any, targets: list[str], params: dict[str, Any]
-    ) -> dict[str, Any]:
-        from opskit.changes.rollout import predict_diffs
-
-        return predict_diffs(self.ws, book, [deps.get_ci(inv, n) for n in targets], params)
-
-    def _risk(
-        self, book: Any, inv: Any, targets: list[str], impact: dict[str, Any]
-    ) -> dict[str, Any]:
-        criticality = {n: str(deps.get_ci(inv, n).criticality) for n in targets}
-        missing: dict[str, list[str]] = {}
-        connectors = _runbook_connectors(book)
-        for name in targets:
-            ci = deps.get_ci(inv, name)
-            have: set[str] = set()
-            for connector in connectors:
-                have |= deps.connector_capabilities(connector, ci.platform)
-            needed = [c for c in DESIRABLE_CAPABILITIES if c not in have]
-            if needed and _rollback_is_auto(book):
-                missing[name] = needed
-        score = assess_risk(
-            target_criticality=criticality,
-            dependants=len(impact["dependants"]),
-            runbook_risk=str(book.risk),
-            missing_capabilities=missing,
-            history=self.runbook_history(book.name, str(book.version)),
-        )
-        return score.to_dict()
-
-    def runbook_history(self, name: str, version: str) -> dict[str, int]:
-        """Outcomes of past changes with this runbook version (state -> count)."""
-        finished = [s.value for s in FINISHED_STATES] + [State.CLOSED.value]
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(store.changes.c.state, store.changes.c.summary).where(
-                    store.changes.c.runbook_name == name,
-                    store.changes.c.runbook_version == version,
-                    store.changes.c.state.in_(finished),
-                )
-            ).all()
-        history: dict[str, int] = {}
-        for state, summary in rows:
-            outcome = (summary or {}).get("outcome") if state == State.CLOSED.value else state
-            if outcome in ("completed", "failed", "rolled_back"):
-                history[outcome] = history.get(outcome, 0) + 1
-        return history
+        no longer count (see `opskit.changes.assessment`)."""
+        return assessment.assess(self.context, change_id, actor, predict=predict)
 
     def required_approvals(
-        self, *, change_type: ChangeType, risk: Risk, runbook: Any
+        self, *, change_type: ChangeType, risk: Risk, runbook: Runbook
     ) -> dict[str, Any]:
-        """Which approvals the policy requires, and why."""
-        rules = self.policy.approvals
-        retrospective = None
-        if change_type is ChangeType.STANDARD:
-            pre = self._standard_entry(runbook)
-            if pre is None or not runbook.standard:
-                raise ChangeError(
-                    f"runbook {runbook.name}@{runbook.version} ({runbook.digest}) is not a "
-                    "pre-approved standard change in the policy; file it as normal"
-                )
-            rule = rules.standard
-            reason = f"standard change: {runbook.name}@{runbook.version} is pre-approved by digest"
-            if rule is None:
-                return {
-                    "rule": "standard",
-                    "roles": [],
-                    "count": 0,
-                    "eligible": [],
-                    "reason": reason,
-                    "retrospective": None,
-                }
-            reason += f"; the policy still asks {rule.count} of {', '.join(rule.roles)} to say go"
-            name = "standard"
-        elif change_type is ChangeType.EMERGENCY:
-            rule = rules.emergency
-            retrospective = _rule_dict(rules.emergency.retrospective, self.policy)
-            reason = (
-                f"emergency change: {rule.count} emergency approval(s) by "
-                f"{', '.join(rule.roles)} now, and a retrospective review by "
-                f"{', '.join(rules.emergency.retrospective.roles)} before closing"
-            )
-            name = "emergency"
-        else:
-            rule = getattr(rules, risk.value)
-            reason = f"{risk} risk: {rule.count} approval(s) by {', '.join(rule.roles)}"
-            name = risk.value
-        if risk is Risk.HIGH:
-            reason += "; high risk: the implementer may not be an approver"
-        data = _rule_dict(rule, self.policy)
-        return {"rule": name, **data, "reason": reason, "retrospective": retrospective}
-
-    def _standard_entry(self, runbook: Any) -> Any:
-        return next(
-            (
-                s
-                for s in self.policy.standard_changes
-                if s.runbook == runbook.name
-                and s.version == str(runbook.version)
-                and s.digest == runbook.digest
-            ),
-            None,
+        """Which approvals the policy requires, and why (`rules.required_approvals`)."""
+        return rules.required_approvals(
+            self.policy, change_type=change_type, risk=risk, runbook=runbook
         )
 
     # -- approval ------------------------------------------------------------------
@@ -697,214 +262,18 @@ class ChangeService:
     ) -> ChangeRequest:
         """One approval. When the policy's requirement is met, the change is
         `approved`. For an emergency change past its start, this is the
-        retrospective review."""
-        change = self.get(change_id)
-        if change.type is ChangeType.EMERGENCY and (
-            change.state in FINISHED_STATES or change.state in (State.IN_PROGRESS, State.VERIFYING)
-        ):
-            return self.review_retrospective(change_id, actor, comment=comment)
-        if change.state is not State.ASSESSED:
-            reason = f"only an assessed change can be approved (it is {change.state})"
-            self._refuse(change_id, actor, "approve", reason)
-        required = (change.assessment or {}).get("required") or {}
-        rule_roles = {Role(r) for r in required.get("roles", [])}
-        if actor == change.requester:
-            self._refuse(change_id, actor, "approve", f"{actor} requested this change (four-eyes)")
-        roles = self.policy.roles_of(actor)
-        override_roles = self._freeze_override_roles()
-        if not (roles & rule_roles) and not (
-            change.type is ChangeType.EMERGENCY and roles & override_roles
-        ):
-            wanted = " or ".join(sorted(str(r) for r in rule_roles)) or "nobody"
-            self._refuse(
-                change_id,
-                actor,
-                "approve",
-                f"{actor} is not a {wanted} ({required.get('reason', '')})",
-            )
-        if any(
-            a["approver"] == actor
-            and a["kind"] == "approval"
-            and a["binding_hash"] == binding_hash(change.binding_document())
-            for a in change.approvals
-        ):
-            # A second vote by the same person would fake a quorum: a refusal.
-            self._refuse(change_id, actor, "approve", f"{actor} has already approved it")
-        document = change.binding_document()
-        digest = binding_hash(document)
-        if self.policy.require_signed_approvals or signature:
-            self._check_signature(change_id, actor, document, signature)
-        self.record(
-            "change.approval",
-            actor=actor,
-            change_id=change_id,
-            payload={
-                "approver": actor,
-                "roles": sorted(str(r) for r in roles),
-                "binding": document,
-                "binding_hash": digest,
-                "signature": signature,
-                "public_key": self._public_key(actor),
-                "comment": comment,
-            },
-            # The approval row counts towards the quorum: written with its event.
-            guard=self._guard(
-                (
-                    self._approval_row(
-                        change, "approval", actor, comment, document=document, signature=signature
-                    ),
-                    None,
-                )
-            ),
-        )
-        change = self.get(change_id)
-        progress = approval_progress(change, self.policy, actor, self._valid_approvers(change))
-        if progress["remaining"] == 0:
-            change = self._transition(
-                change,
-                State.APPROVED,
-                actor=actor,
-                payload={"approvers": self._valid_approvers(change), "binding_hash": digest},
-            )
-        return dataclasses.replace(change, approval_progress=progress)
-
-    def _approval_row(
-        self,
-        change: ChangeRequest,
-        kind: str,
-        actor: str,
-        comment: str | None,
-        *,
-        document: dict[str, Any] | None = None,
-        signature: str | None = None,
-    ) -> Any:
-        """The INSERT of one approval, rejection or retrospective review, bound
-        to the change's binding document as it is now."""
-        document = document if document is not None else change.binding_document()
-        return insert(store.approvals).values(
-            change_id=change.id,
-            kind=kind,
-            approver=actor,
-            roles=sorted(str(r) for r in self.policy.roles_of(actor)),
-            binding_hash=binding_hash(document),
-            binding=document,
-            signature=signature,
-            comment=comment,
-            created_at=self.clock(),
-        )
-
-    def _public_key(self, person: str) -> str | None:
-        entry = self.policy.people.get(person)
-        return entry.signing_key if entry else None
-
-    def _check_signature(
-        self, change_id: str, actor: str, document: dict[str, Any], signature: str | None
-    ) -> None:
-        key = self._public_key(actor)
-        if not signature:
-            self._refuse(
-                change_id,
-                actor,
-                "approve",
-                "the policy requires signed approvals; pass a signature (opskit change sign)",
-            )
-        if not key:
-            self._refuse(change_id, actor, "approve", f"{actor} has no signing_key in the policy")
-        if not verify_signature(key, document, signature or ""):
-            self._refuse(
-                change_id,
-                actor,
-                "approve",
-                f"the signature does not verify with {actor}'s key "
-                "over this change's binding document",
-            )
-
-    def _freeze_override_roles(self) -> set[Role]:
-        roles: set[Role] = set()
-        for freeze in self.policy.freezes:
-            if freeze.emergency_override:
-                roles |= set(freeze.emergency_override.roles)
-        return roles
-
-    def _valid_approvals(self, change: ChangeRequest) -> list[dict[str, Any]]:
-        """Approvals that bind to the change as it is now."""
-        current = binding_hash(change.binding_document())
-        return [
-            a for a in change.approvals if a["kind"] == "approval" and a["binding_hash"] == current
-        ]
-
-    def _valid_approvers(self, change: ChangeRequest) -> list[str]:
-        return sorted({a["approver"] for a in self._valid_approvals(change)})
-
-    def _requirement_met(
-        self, change: ChangeRequest, roles: set[Role], count: int
-    ) -> tuple[bool, list[str]]:
-        people = [
-            a["approver"]
-            for a in self._valid_approvals(change)
-            if a["approver"] != change.requester and self.policy.roles_of(a["approver"]) & roles
-        ]
-        distinct = sorted(set(people))
-        return len(distinct) >= count, distinct
+        retrospective review (see `opskit.changes.approving`)."""
+        return approving.approve(self.context, change_id, actor, comment, signature)
 
     def reject(self, change_id: str, actor: str, reason: str) -> ChangeRequest:
-        change = self.get(change_id)
-        if not reason.strip():
-            raise ChangeError("a rejection needs a reason")
-        self._require_role(actor, APPROVER_ROLES, "reject", change_id)
-        return self._transition(
-            change,
-            State.REJECTED,
-            actor=actor,
-            payload={"reason": reason},
-            rows=[self._approval_row(change, "rejection", actor, reason)],
-        )
+        """Rejects an assessed change, with the reason."""
+        return approving.reject(self.context, change_id, actor, reason)
 
     def review_retrospective(
         self, change_id: str, actor: str, *, comment: str | None = None
     ) -> ChangeRequest:
         """The CAB's retrospective review an emergency change needs before closing."""
-        change = self.get(change_id)
-        if change.type is not ChangeType.EMERGENCY:
-            raise ChangeError(f"{change_id}: only emergency changes have a retrospective review")
-        rule = self.policy.approvals.emergency.retrospective
-        if actor == change.requester:
-            self._refuse(
-                change_id,
-                actor,
-                "retrospective review",
-                f"{actor} requested this change (four-eyes)",
-            )
-        self._require_role(actor, rule.roles, "retrospective review", change_id)
-        reviewers = set((change.retrospective or {}).get("reviewers", [])) | {actor}
-        retrospective = {
-            "reviewers": sorted(reviewers),
-            "required": rule.count,
-            "complete": len(reviewers) >= rule.count,
-            "comments": [
-                *(change.retrospective or {}).get("comments", []),
-                {"by": actor, "comment": comment},
-            ],
-        }
-        self.record(
-            "change.retrospective_reviewed",
-            actor=actor,
-            change_id=change_id,
-            payload={
-                "comment": comment,
-                **{k: retrospective[k] for k in ("reviewers", "required", "complete")},
-            },
-            guard=self._guard(
-                (self._approval_row(change, "retrospective", actor, comment), None),
-                (
-                    update(store.changes)
-                    .where(store.changes.c.id == change_id)
-                    .values(retrospective=retrospective, updated_at=self.clock()),
-                    None,
-                ),
-            ),
-        )
-        return self.get(change_id)
+        return approving.review_retrospective(self.context, change_id, actor, comment)
 
     # -- schedule ----------------------------------------------------------------------
     def schedule(
@@ -915,235 +284,38 @@ class ChangeService:
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> ChangeRequest:
-        change = self.get(change_id)
-        if actor != change.requester:
-            self._require_role(
-                actor, [Role.CHANGE_MANAGER, Role.IMPLEMENTER], "schedule", change_id
-            )
-        start = _aware(start) or change.window_start
-        end = _aware(end) or change.window_end
-        if start and end and end <= start:
-            raise ChangeError("the window must end after it starts")
-        frozen = [
-            f.name for f in self.policy.freezes if start and end and f.start < end and start < f.end
-        ]
-        return self._transition(
-            change,
-            State.SCHEDULED,
-            actor=actor,
-            payload={
-                "window_start": start.isoformat() if start else None,
-                "window_end": end.isoformat() if end else None,
-                "overlapping_freezes": frozen,
-            },
-            values={"window_start": start, "window_end": end},
-        )
+        """Schedules an approved change in a window (`preflight.schedule`)."""
+        return preflight.schedule(self.context, change_id, actor, start=start, end=end)
 
     # -- apply preconditions -------------------------------------------------------
-    def check_apply(self, change: ChangeRequest, actor: str) -> list[str]:
-        """Every reason the change may not be applied now by `actor` (empty: go)."""
-        reasons: list[str] = []
-        policy = self.policy
-        if change.state not in (State.APPROVED, State.SCHEDULED):
-            return [not_approved_reason(change, self.clock())]
-        if Role.IMPLEMENTER not in policy.roles_of(actor):
-            reasons.append(f"{actor} is not an implementer in the policy")
-        required = (change.assessment or {}).get("required") or {}
-        risk = (change.risk or {}).get("level")
-        # The binding: what was approved must be what would run now.
-        stale = self.binding_drift(change)
-        if stale:
-            reasons.append(
-                "what was approved has changed since ("
-                + "; ".join(stale)
-                + "): assess and approve it again"
-            )
-        elif required.get("count", 0) > 0:
-            rule_roles = {Role(r) for r in required["roles"]}
-            met, approvers = self._requirement_met(change, rule_roles, int(required["count"]))
-            if not met:
-                reasons.append(
-                    f"it needs {required['count']} approval(s) by {', '.join(required['roles'])}; "
-                    f"valid approvals: {', '.join(approvers) or 'none'}"
-                )
-            if risk == Risk.HIGH.value and actor in self._valid_approvers(change):
-                reasons.append(
-                    f"{actor} approved this high-risk change and may not implement it (four-eyes)"
-                )
-            if policy.require_signed_approvals:
-                for approval in self._valid_approvals(change):
-                    key = self._public_key(approval["approver"])
-                    if not (
-                        key
-                        and approval["signature"]
-                        and verify_signature(key, approval["binding"], approval["signature"])
-                    ):
-                        reasons.append(
-                            f"the approval by {approval['approver']} has no valid signature"
-                        )
-        now = self.clock()
-        if change.window_start and now < change.window_start:
-            reasons.append(
-                f"its window opens at {change.window_start.isoformat()} "
-                f"(now {now.isoformat(timespec='seconds')})"
-            )
-        if change.window_end and now >= change.window_end:
-            reasons.append(
-                f"its window closed at {change.window_end.isoformat()} "
-                f"(now {now.isoformat(timespec='seconds')})"
-            )
-        if (
-            change.type is not ChangeType.EMERGENCY
-            and policy.windows
-            and open_window(policy, now) is None
-        ):
-            names = ", ".join(w.name for w in policy.windows)
-            reasons.append(f"outside every change window of the policy ({names})")
-        for freeze in active_freezes(policy, now):
-            if change.type is ChangeType.EMERGENCY and freeze.emergency_override:
-                ok, who = self._override_met(change, freeze.emergency_override)
-                if ok:
-                    continue
-                reasons.append(
-                    f"freeze {freeze.name} is in force; an emergency override needs "
-                    f"{freeze.emergency_override.count} approval(s) by "
-                    f"{', '.join(freeze.emergency_override.roles)} "
-                    f"(have: {', '.join(who) or 'none'})"
-                )
-            else:
-                why = f" ({freeze.reason})" if freeze.reason else ""
-                reasons.append(
-                    f"freeze {freeze.name} is in force until {freeze.end.isoformat()}{why}"
-                )
-        held = self.locks_held_by_others(change)
-        if held:
-            reasons.append(
-                "CIs held by other changes: "
-                + ", ".join(f"{ci} ({holder})" for ci, holder in sorted(held.items())[:10])
-            )
-        return reasons
-
-    def _override_met(self, change: ChangeRequest, rule: ApprovalRule) -> tuple[bool, list[str]]:
-        return self._requirement_met(change, set(rule.roles), rule.count)
+    def apply_blockers(self, change: ChangeRequest, actor: str) -> list[str]:
+        """Every reason the change may not be applied now by `actor` (empty:
+        go); see `rules.apply_blockers`."""
+        return preflight.apply_blockers(self.context, change, actor)
 
     def binding_drift(
         self, change: ChangeRequest, *, predicted: dict[str, Any] | None = None
     ) -> list[str]:
         """What differs between the change as approved and as it would run now."""
-        drift: list[str] = []
-        approvals = self._approval_bindings(change)
-        if not approvals:
-            return drift
-        approved = approvals[-1]
-        try:
-            book = self.catalog.get(change.runbook_ref)
-        except OpskitError as exc:
-            return [f"runbook {change.runbook_ref} cannot be loaded: {exc}"]
-        if book.digest != approved["runbook"]["digest"]:
-            drift.append(
-                f"runbook {change.runbook_ref} digest is now {book.digest[:19]}…, "
-                f"approved {approved['runbook']['digest'][:19]}…"
-            )
-        inv = deps.load_inventory(self.ws, change.inventory)
-        digest = deps.inventory_digest(inv)
-        if digest != approved["inventory_digest"]:
-            drift.append("the inventory changed")
-        try:
-            targets = deps.select_names(inv, change.selection)
-        except OpskitError as exc:
-            targets = []
-            drift.append(f"the selection no longer resolves: {exc}")
-        if sorted(targets) != approved["targets"]:
-            added = sorted(set(targets) - set(approved["targets"]))
-            removed = sorted(set(approved["targets"]) - set(targets))
-            drift.append(f"the targets changed (added {added or '-'}, removed {removed or '-'})")
-        if change.parameters != approved["parameters"]:
-            drift.append("the parameters changed")
-        current = change.binding_document()
-        record_differs = (
-            current["targets"] != approved["targets"] or current["runbook"] != approved["runbook"]
-        )
-        if record_differs and not any("targets" in d or "runbook" in d for d in drift):
-            drift.append("the change record differs from what was approved")
-        if predicted is not None:
-            now_diffs = {h: (e or {}).get("hash") for h, e in predicted.items()}
-            if now_diffs != approved["predicted_diff"]:
-                hosts = sorted(
-                    h
-                    for h in set(now_diffs) | set(approved["predicted_diff"])
-                    if now_diffs.get(h) != approved["predicted_diff"].get(h)
-                )
-                drift.append(f"the predicted diff changed on {', '.join(hosts[:5])}")
-        return drift
-
-    def _approval_bindings(self, change: ChangeRequest) -> list[dict[str, Any]]:
-        """Binding documents of the approvals that made the change approved."""
-        if (
-            change.state not in (State.APPROVED, State.SCHEDULED)
-            and change.state is not State.ASSESSED
-        ):
-            return []
-        valid = self._valid_approvals(change)
-        if valid:
-            return [a["binding"] for a in valid]
-        # Approved with no valid approval: the record itself changed, or a
-        # pre-approved standard change (bound at assessment).
-        docs = [a["binding"] for a in change.approvals if a["kind"] == "approval"]
-        if docs:
-            return docs[-1:]
-        return [change.binding_document()]
-
-    # -- locks -----------------------------------------------------------------------
-    def locks_held_by_others(self, change: ChangeRequest) -> dict[str, str]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(store.locks.c.ci, store.locks.c.change_id).where(
-                    store.locks.c.ci.in_(change.targets), store.locks.c.change_id != change.id
-                )
-            ).all()
-        return {ci: holder for ci, holder in rows}
-
-    def acquire_locks(self, change: ChangeRequest) -> None:
-        """All of the change's CIs, atomically, or none (ChangeRefused names the holder)."""
-        now = self.clock()
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    insert(store.locks),
-                    [
-                        {"ci": ci, "change_id": change.id, "acquired_at": now}
-                        for ci in change.targets
-                    ],
-                )
-        except IntegrityError:
-            held = self.locks_held_by_others(change)
-            detail = ", ".join(f"{ci} ({holder})" for ci, holder in sorted(held.items())[:10])
-            raise ChangeRefused(
-                f"{change.id}: apply refused: CIs held by other changes: {detail or 'a lock race'}"
-            ) from None
-
-    def release_locks(self, change_id: str) -> int:
-        with self.engine.begin() as conn:
-            released = conn.execute(
-                delete(store.locks).where(store.locks.c.change_id == change_id)
-            ).rowcount
-            conn.execute(
-                delete(store.group_slots).where(store.group_slots.c.change_id == change_id)
-            )
-        return released
+        return preflight.binding_drift(self.context, change, predicted=predicted)
 
     # -- applying (in opskit.changes.rollout) --------------------------------------
     def apply(
-        self, change_id: str, actor: str, *, dry_run: bool = False, progress: Any = None
+        self,
+        change_id: str,
+        actor: str,
+        *,
+        dry_run: bool = False,
+        progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
-        from opskit.changes.rollout import Rollout
+        """Applies the change (see `opskit.changes.rollout`); its summary."""
+        return Rollout(self.context, change_id, actor, progress=progress).run(dry_run=dry_run)
 
-        return Rollout(self, change_id, actor, progress=progress).run(dry_run=dry_run)
-
-    def rollback(self, change_id: str, actor: str, *, progress: Any = None) -> dict[str, Any]:
-        from opskit.changes.rollout import Rollout
-
-        return Rollout(self, change_id, actor, progress=progress).rollback_change()
+    def rollback(
+        self, change_id: str, actor: str, *, progress: ProgressCallback | None = None
+    ) -> dict[str, Any]:
+        """Rolls a finished change back (see `opskit.changes.rollback`)."""
+        return rollback_change(Rollout(self.context, change_id, actor, progress=progress))
 
     def recover(
         self,
@@ -1153,15 +325,14 @@ class ChangeService:
         stale_after: float = 30.0,
         change_id: str | None = None,
     ) -> list[dict[str, Any]]:
-        from opskit.changes.rollout import recover
-
-        return recover(self, actor, rollback=rollback, stale_after=stale_after, change_id=change_id)
+        """Recovers changes whose runner is gone (see `opskit.changes.recovery`)."""
+        return recover(
+            self.context, actor, rollback=rollback, stale_after=stale_after, change_id=change_id
+        )
 
     def cancel(self, change_id: str, actor: str, *, reason: str) -> ChangeRequest:
         """Withdraws a change that has not started (see `opskit.changes.cancel`)."""
-        from opskit.changes.cancel import cancel
-
-        return cancel(self, change_id, actor, reason)
+        return cancel(self.context, change_id, actor, reason)
 
     # -- close ---------------------------------------------------------------------------
     def close(
@@ -1180,15 +351,15 @@ class ChangeService:
             raise ChangeError("closing needs a review text")
         allowed = APPROVER_ROLES | {Role.IMPLEMENTER}
         if actor != change.requester:
-            self._require_role(actor, allowed, "close", change_id)
-        self._check_state(change, State.CLOSED, actor)
+            self.journal.require_role(actor, allowed, "close", change_id)
+        self.journal.check_state(change, State.CLOSED, actor)
         if (
             change.type is ChangeType.EMERGENCY
             and change.state is not State.REJECTED
             and not (change.retrospective or {}).get("complete")
         ):
             rule = self.policy.approvals.emergency.retrospective
-            self._refuse(
+            self.journal.refuse(
                 change_id,
                 actor,
                 "close",
@@ -1223,119 +394,6 @@ class ChangeService:
             values={"review": review_doc, "summary": summary},
         )
 
-    # -- runner bookkeeping (used by the rollout) --------------------------------------
-    def set_runner(self, change_id: str, *, alive: bool) -> None:
-        values: dict[str, Any] = (
-            {
-                "runner_host": socket.gethostname(),
-                "runner_pid": os.getpid(),
-                "heartbeat_at": self.clock(),
-            }
-            if alive
-            else {"runner_pid": None, "heartbeat_at": None}
-        )
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(store.changes).where(store.changes.c.id == change_id).values(**values)
-            )
-
-    def heartbeat(self, change_id: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(store.changes)
-                .where(store.changes.c.id == change_id, store.changes.c.runner_pid == os.getpid())
-                .values(heartbeat_at=self.clock())
-            )
-
-    def set_host(
-        self,
-        change_id: str,
-        ci: str,
-        status: str,
-        *,
-        batch: int | None = None,
-        detail: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.set_hosts(change_id, [(ci, status, detail)], batch=batch)
-
-    def set_hosts(
-        self,
-        change_id: str,
-        updates: Iterable[tuple[str, str, Mapping[str, Any] | None]],
-        *,
-        batch: int | None = None,
-        connection: Connection | None = None,
-    ) -> None:
-        """Several hosts' (ci, status, detail) in one transaction (one commit
-        for the hosts a rollout finished meanwhile), or in `connection`'s."""
-        if connection is None:
-            with self.engine.begin() as conn:
-                self.set_hosts(change_id, updates, batch=batch, connection=conn)
-            return
-        now = self.clock()
-        rows: list[dict[str, Any]] = []
-        for ci, status, detail in updates:
-            values: dict[str, Any] = {"status": status, "updated_at": now}
-            if batch is not None:
-                values["batch"] = batch
-            if detail is not None:
-                values["detail"] = redact_obj(jsonable(dict(detail)))
-            rows.append({"b_change": change_id, "b_ci": ci, **values})
-        # One statement per set of columns, executed for many rows.
-        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for row in rows:
-            by_columns.setdefault(tuple(sorted(row)), []).append(row)
-        missing: list[dict[str, Any]] = []
-        for columns, group in by_columns.items():
-            statement = (
-                update(store.hosts)
-                .where(
-                    store.hosts.c.change_id == bindparam("b_change"),
-                    store.hosts.c.ci == bindparam("b_ci"),
-                )
-                .values({c: bindparam(c) for c in columns if not c.startswith("b_")})
-            )
-            if connection.execute(statement, group).rowcount == len(group):
-                continue
-            # Some host has no row yet (init_hosts was not called): find which.
-            known = set(
-                connection.execute(
-                    select(store.hosts.c.ci).where(store.hosts.c.change_id == change_id)
-                ).scalars()
-            )
-            missing += [row for row in group if row["b_ci"] not in known]
-        for row in missing:
-            values = {k: v for k, v in row.items() if not k.startswith("b_")}
-            connection.execute(
-                insert(store.hosts).values(change_id=change_id, ci=row["b_ci"], **values)
-            )
-
-    def init_hosts(self, change_id: str, plan: list[list[str]]) -> None:
-        """Every target `pending`, with its batch, in one transaction."""
-        now = self.clock()
-        rows = [
-            {
-                "change_id": change_id,
-                "ci": ci,
-                "status": "pending",
-                "batch": batch,
-                "updated_at": now,
-            }
-            for batch, names in enumerate(plan)
-            for ci in names
-        ]
-        with self.engine.begin() as conn:
-            conn.execute(delete(store.hosts).where(store.hosts.c.change_id == change_id))
-            conn.execute(insert(store.hosts), rows)
-
-    def set_summary(self, change_id: str, summary: Mapping[str, Any]) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(store.changes)
-                .where(store.changes.c.id == change_id)
-                .values(summary=redact_obj(dict(summary)), updated_at=self.clock())
-            )
-
 
 _CREATED_FIELDS = (
     "title",
@@ -1354,30 +412,3 @@ _CREATED_FIELDS = (
     "tickets",
     "plan",
 )
-
-
-def _rule_dict(rule: ApprovalRule, policy: Policy) -> dict[str, Any]:
-    return {
-        "roles": [str(r) for r in rule.roles],
-        "count": rule.count,
-        "eligible": people_with(policy, rule.roles),
-    }
-
-
-def _runbook_platforms(book: Any) -> set[str]:
-    targets = getattr(book, "targets", None)
-    platforms = getattr(targets, "platforms", None)
-    if platforms is None and isinstance(targets, Mapping):
-        platforms = targets.get("platforms")
-    return {str(p) for p in platforms or []}
-
-
-def _runbook_connectors(book: Any) -> set[str]:
-    return {str(name) for name in book.connectors()}
-
-
-def _rollback_is_auto(book: Any) -> bool:
-    return book.rollback == "auto"
-
-
-__all__ = ["ChangeService", "redact"]

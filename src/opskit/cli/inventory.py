@@ -340,7 +340,8 @@ def import_(
 ) -> None:
     """Import an Ansible inventory (read by Ansible's parser) as inventories/NAME."""
 
-    from opskit.inventory.ansible import import_ansible_inventory, write_inventory_folder
+    from opskit.inventory.ansible import write_inventory_folder
+    from opskit.inventory.ansible_import import import_ansible_inventory
 
     if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", name):
         raise UsageError(f"--name {name!r}: letters, digits, '_', '.', '-' only")

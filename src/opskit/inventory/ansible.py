@@ -189,16 +189,7 @@ def _derived_connection(platform: str | None) -> str:
     return "ansible.netcommon.network_cli" if platform in NETWORK_OS else "ssh"
 
 
-# -- import ------------------------------------------------------------------------
-def import_ansible_inventory(
-    path: str | Path, *, warnings: list[str] | None = None
-) -> dict[str, Any]:
-    """See `opskit.inventory.ansible_import.import_ansible_inventory`."""
-    from opskit.inventory.ansible_import import import_ansible_inventory as run
-
-    return run(path, warnings=warnings)
-
-
+# -- import (opskit.inventory.ansible_import builds on these) ------------------------
 def _plain(value: Any) -> Any:
     """Ansible's tagged values (2.19 data tagging) as plain Python data; keys
     keep their type (`{1: a}` stays an integer key)."""
@@ -230,7 +221,7 @@ def map_vars(
     become the CI's host, port and username unless they are templates, which
     stay Ansible variables; `ansible_network_os` gives the platform and is
     kept as written when export would spell it differently."""
-    from opskit.inventory.ansible_import import ALIASES, UNSET
+    from opskit.inventory.ansible_names import ALIASES, UNSET
 
     out: dict[str, Any] = {}
     attributes: dict[str, Any] = {}

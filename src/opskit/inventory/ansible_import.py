@@ -23,18 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from opskit.errors import InventoryError
-from opskit.inventory.ansible_names import group_names, host_names
+from opskit.inventory.ansible_names import ALIASES, UNSET, group_names, host_names
 from opskit.inventory.ansible_source import AnsibleSource, read_source
 
 # A derived variable (export computes it from the platform) that the source
 # does not set: written as null in connection_options.ansible, export omits it.
-UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET"})()
-# Old spellings Ansible still reads -> the variable export writes.
-ALIASES = {
-    "ansible_ssh_host": "ansible_host",
-    "ansible_ssh_port": "ansible_port",
-    "ansible_ssh_user": "ansible_user",
-}
 _FIELD_OF = {"ansible_host": "host", "ansible_port": "port", "ansible_user": "username"}
 MAX_ROUNDS = 3
 

@@ -14,8 +14,18 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from typing import Any
 
 from opskit.inventory.schema import GROUP_PATTERN, NAME_PATTERN
+
+# A value Ansible does not set (told apart from None, which it may set).
+UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET"})()
+# Old spellings Ansible still reads -> the variable export writes.
+ALIASES = {
+    "ansible_ssh_host": "ansible_host",
+    "ansible_ssh_port": "ansible_port",
+    "ansible_ssh_user": "ansible_user",
+}
 
 _HOST_OK = re.compile(NAME_PATTERN)
 _GROUP_OK = re.compile(GROUP_PATTERN)
