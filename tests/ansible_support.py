@@ -13,12 +13,8 @@ from typing import Any
 import yaml
 
 from opskit.inventory import load_inventory
-from opskit.inventory.ansible import (
-    SECRET_VARS,
-    import_ansible_inventory,
-    to_ansible_inventory,
-    write_inventory_folder,
-)
+from opskit.inventory.ansible import SECRET_VARS, to_ansible_inventory, write_inventory_folder
+from opskit.inventory.ansible_import import import_ansible_inventory
 
 ANSIBLE_INVENTORY = Path(sys.executable).parent / "ansible-inventory"
 ENV = {

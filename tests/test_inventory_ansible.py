@@ -13,11 +13,8 @@ import yaml
 
 from opskit.errors import InventoryError
 from opskit.inventory import load_inventory
-from opskit.inventory.ansible import (
-    import_ansible_inventory,
-    to_ansible_inventory,
-    write_inventory_folder,
-)
+from opskit.inventory.ansible import to_ansible_inventory, write_inventory_folder
+from opskit.inventory.ansible_import import import_ansible_inventory
 from opskit.secrets import REDACTOR, SecretRef
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "inventories" / "example"
