@@ -96,7 +96,7 @@ def test_perform_actions(fabric: FabricConnector, tmp_path: Path) -> None:
 
 
 def test_facts_describe_the_host(fabric: FabricConnector) -> None:
-    facts = fabric.perform("facts", {}).data
+    facts = fabric.get_facts()
     assert facts["hostname"] == socket.gethostname()
     assert facts["kernel"]["name"] == "Linux"
     assert (

@@ -3,6 +3,7 @@
     from opskit.connectors import get_connector, capabilities
     Netmiko = get_connector("netmiko")          # the class, imported lazily
     actions("netmiko")                          # what a runbook step may ask of it
+                                                # (opskit.connectors.actions declares them)
     capabilities("napalm", "juniper_junos")     # frozenset of Capability
 
 Only the connector modules import vendor libraries (netmiko, napalm,
@@ -15,6 +16,7 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from opskit.connectors.actions import CONNECTOR_ACTIONS, step_actions
 from opskit.connectors.base import (
     ActionResult,
     ApplyResult,
@@ -44,18 +46,6 @@ CONNECTORS: dict[str, str] = {
 }
 
 
-#: registry name -> the actions its class declares (`Connector.actions`; a test
-#: keeps them equal), so validating a runbook's steps imports no vendor library.
-ACTIONS: dict[str, frozenset[str]] = {
-    "netmiko": frozenset({"commands", "config", "save", "get_config", "facts"}),
-    "napalm": frozenset(
-        {"getters", "get_config", "commands", "config", "confirm", "rollback", "validate", "facts"}
-    ),
-    "fabric": frozenset({"run", "sudo", "put", "get", "facts"}),
-    "ansible": frozenset({"playbook", "module"}),
-}
-
-
 class UnknownConnector(OpskitError):
     """A runbook or caller named a connector that does not exist."""
 
@@ -76,12 +66,12 @@ def get_connector(name: str) -> type[Connector]:
 
 
 def actions(name: str) -> frozenset[str]:
-    """The actions connector `name` offers, without importing it."""
-    if name not in ACTIONS:
-        raise UnknownConnector(
-            f"unknown connector {name!r}; known connectors: {', '.join(sorted(CONNECTORS))}"
-        )
-    return ACTIONS[name]
+    """Every action a runbook step may ask of connector `name`: the built-in
+    ones and its own (`opskit.connectors.actions`), without importing it."""
+    own = CONNECTOR_ACTIONS.get(name)
+    if own is None:
+        own = get_connector(name).actions  # not one of opskit's: its class declares them
+    return step_actions(own)
 
 
 def capabilities(connector: str, platform: str) -> frozenset[Capability]:
@@ -110,7 +100,6 @@ def credential(ci: CI, key: str) -> str | None:
 
 
 __all__ = [
-    "ACTIONS",
     "CONNECTORS",
     "ActionResult",
     "ApplyResult",

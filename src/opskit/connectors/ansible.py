@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import yaml
 
 from opskit.connectors import credential
+from opskit.connectors.actions import CONNECTOR_ACTIONS, ActionSpec
 from opskit.connectors.base import (
     ActionResult,
     ApplyResult,
@@ -648,7 +649,7 @@ class AnsibleConnector(Connector):
         "cisco_ios": frozenset({Capability.CONFIG_LINES, Capability.DRY_RUN_DIFF}),
         "ios": frozenset({Capability.CONFIG_LINES, Capability.DRY_RUN_DIFF}),
     }
-    actions: ClassVar[frozenset[str]] = frozenset({"playbook", "module"})
+    actions: ClassVar[Mapping[str, ActionSpec]] = CONNECTOR_ACTIONS["ansible"]
 
     def open(self) -> None:
         # Nothing to connect: each run opens (and closes) its own sessions.

@@ -25,6 +25,7 @@ from opskit.errors import ConnectorError
 from opskit.secrets import redact
 
 if TYPE_CHECKING:
+    from opskit.connectors.actions import ActionSpec
     from opskit.inventory.model import CI
 
 
@@ -138,8 +139,10 @@ class Connector(ABC):
     name: ClassVar[str]
     #: capabilities per platform; the "*" key applies to every platform
     capability_map: ClassVar[Mapping[str, frozenset[Capability]]] = {}
-    #: actions `perform` accepts, for runbook validation
-    actions: ClassVar[frozenset[str]] = frozenset()
+    #: the connector's own step actions, which `perform` runs (the built-in
+    #: ones, `opskit.connectors.actions.BUILTIN`, the executor maps onto the
+    #: methods below)
+    actions: ClassVar[Mapping[str, ActionSpec]] = {}
 
     def __init__(self, ci: CI, *, options: Mapping[str, Any] | None = None) -> None:
         self.ci = ci

@@ -42,7 +42,6 @@ from jsonschema.exceptions import ValidationError as DocumentError
 from opskit.connectors.base import Capability
 from opskit.errors import OpskitError, RunbookError
 from opskit.runbooks.model import (
-    BUILTIN_ACTIONS,
     EXPECTATION_KINDS,
     BackupSpec,
     Expectation,
@@ -135,12 +134,13 @@ def _schema_error(path: Path, locator: Locator, error: DocumentError) -> Runbook
 
 
 def _connector_actions(name: str) -> frozenset[str] | None:
-    """The actions a connector declares (from the registry: loading a runbook
-    imports no vendor library); None for a connector opskit does not know."""
+    """Every action a step may ask of a connector (the built-in ones and its
+    own, from `opskit.connectors.actions`: loading a runbook imports no vendor
+    library); None for a connector opskit does not know."""
     from opskit.connectors import actions
 
     try:
-        return actions(name) or None
+        return actions(name)
     except OpskitError:
         return None
 
@@ -322,8 +322,8 @@ class _Builder:
             connector = raw["connector"]
             action = raw["action"]
             known = _connector_actions(connector)
-            if action not in BUILTIN_ACTIONS and known is not None and action not in known:
-                allowed = ", ".join(sorted(BUILTIN_ACTIONS | known))
+            if known is not None and action not in known:
+                allowed = ", ".join(sorted(known))
                 raise self.error(
                     f"connector {connector} has no action {action!r} (known: {allowed})",
                     [*loc, "action"],

@@ -2,32 +2,28 @@
 
 `StepRunner.run_phase` runs a phase's steps in order and stops at the first
 failed one (`StepFailed`); `run_step` renders a step's parameters, performs
-its action through the connector session (built-in actions map onto the
-`Connector` interface, any other goes to `Connector.perform`), evaluates its
-expectations and redacts what it recorded.
+its action through the connector session (`opskit.runbooks.actions`: the
+built-in actions map onto the `Connector` interface, any other goes to
+`Connector.perform`), evaluates its expectations and redacts what it recorded.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from opskit import compliance
-from opskit.connectors.base import ActionResult, Capability, Connector, HostStatus
+from opskit.connectors.actions import BUILTIN, Effect
+from opskit.connectors.base import Connector, HostStatus
 from opskit.errors import ConnectorError, OpskitError
+from opskit.runbooks.actions import StepCall, runner_for
 from opskit.runbooks.backup import SnapshotKeeper
 from opskit.runbooks.context import HostContext
-from opskit.runbooks.expectations import ExpectationResult, StepOutput, evaluate
+from opskit.runbooks.expectations import StepOutput, evaluate
 from opskit.runbooks.model import Step
 from opskit.runbooks.records import log_bug, now, redact_step, transcript
 from opskit.runbooks.results import StepFailed, StepRun
 from opskit.runbooks.templating import render_params
-
-_NOT_PRESENT = re.compile(r"^\s*(%\s*)?\S*-config is not present\s*$", re.IGNORECASE)
 
 
 class StepRunner:
@@ -151,148 +147,8 @@ class StepRunner:
     def _execute(
         self, step: Step, rendered: dict[str, Any], conn: Connector, step_run: StepRun
     ) -> StepOutput:
-        action = step.action
-        mutating = step.phase in ("apply", "rollback")
-        if action == "config":
-            lines = list(rendered.get("lines", []))
-            step_run.commands = lines
-            if self.ctx.dry_run and mutating:
-                step_run.diff = self._predict(conn, lines, bool(rendered.get("replace", False)))
-                step_run.status = "ok"
-                return StepOutput(text=step_run.diff or "")
-            self.ctx.last_running = None
-            result = conn.apply_config(
-                lines,
-                replace=bool(rendered.get("replace", False)),
-                commit_confirm=rendered.get("commit_confirm"),
-            )
-            if mutating:
-                self.ctx.applied_any = True
-            if result.committed:
-                self.ctx.committed_by.add(conn.name)
-            if result.pending_confirm:
-                self.ctx.commit_pending = conn
-                self.ctx.run.pending_confirm = True
-            step_run.changed = result.changed
-            step_run.status = "changed" if result.changed else "ok"
-            step_run.diff = result.diff
-            step_run.output = result.output
-            return StepOutput(text=result.output)
-        if action == "commands":
-            commands = list(rendered.get("commands", []))
-            step_run.commands = commands
-            results = conn.send_commands(commands, parse=bool(rendered.get("parse", False)))
-            step_run.output = "\n".join(r.output for r in results)
-            parsed = {r.command: r.parsed for r in results if r.parsed is not None}
-            if parsed:
-                step_run.data["parsed"] = parsed
-            return StepOutput(
-                text=step_run.output, by_command={r.command: r.output for r in results}
-            )
-        if action == "get_config":
-            source = rendered.get("source", "running")
-            step_run.commands = [f"get_config {source}"]
-            step_run.output = conn.get_config(source)
-            if source == "running" and step.phase == "verify":
-                self.ctx.last_running = (conn.name, step_run.output)
-            return StepOutput(
-                text=step_run.output, config=step_run.output if source == "running" else None
-            )
-        if action == "restore_snapshot":
-            if self.ctx.run.snapshot is None:
-                raise OpskitError("restore_snapshot: no snapshot was taken on this host")
-            method = self.snapshots.restore(self.ctx.run.snapshot, step_run)
-            return StepOutput(text=f"restored by {method}")
-        if action == "config_compare":
-            # Unsaved changes: the running configuration against the startup one.
-            source = rendered.get("source", "startup")
-            running = conn.get_config("running")
-            other = conn.get_config(source)
-            if _NOT_PRESENT.match(other):
-                other = ""  # IOS: "startup-config is not present" (never saved)
-            equal, residual = compliance.equal(other, running, self.ctx.ci.platform)
-            step_run.commands = ["get_config running", f"get_config {source}"]
-            step_run.output = residual
-            step_run.data = {
-                "equal": equal,
-                "running_hash": compliance.config_hash(running, self.ctx.ci.platform),
-                f"{source}_hash": compliance.config_hash(other, self.ctx.ci.platform),
-            }
-            if equal:
-                detail = "equal"
-            elif not compliance.normalize(other, self.ctx.ci.platform):
-                detail = f"the {source} configuration is empty (never saved)"
-            else:
-                changed = sum(
-                    1
-                    for line in residual.splitlines()
-                    if line[:1] in "+-" and line[:3] not in ("+++", "---")
-                )
-                detail = f"{changed} line(s) differ from the {source} configuration"
-            check = ExpectationResult(
-                "config_compare", f"running configuration equals {source}", equal, detail
-            )
-            return StepOutput(text=residual, checks=[check])
-        if action == "save":
-            step_run.commands = ["save"]
-            if self.ctx.dry_run:
-                step_run.status = "skipped"
-                return StepOutput(text="")
-            conn.save_config()
-            step_run.changed = True
-            step_run.status = "changed"
-            return StepOutput(text="")
-        if action == "facts":
-            facts = conn.get_facts()
-            step_run.data = {"facts": facts}
-            step_run.output = json.dumps(facts, default=str, indent=1, sort_keys=True)
-            return StepOutput(text=step_run.output, data=facts)
-        # A connector-specific action.
-        params = dict(rendered)
-        playbook = params.pop("playbook", None)
-        if isinstance(playbook, str):
-            path = Path(playbook)
-            if not path.is_absolute() and self.ctx.playbooks_dir is not None:
-                path = self.ctx.playbooks_dir / path
-            params["path"] = str(path)
-        if self.ctx.dry_run and mutating:
-            if Capability.CHECK_MODE not in conn.capabilities:
-                step_run.status = "skipped"
-                step_run.output = f"{conn.name} cannot run {action} in check mode; skipped"
-                return StepOutput(text="")
-            params.update(check=True, diff=True)
-        self.ctx.last_running = None  # a connector action may change anything
-        result: ActionResult = conn.perform(action, params)
-        if mutating and not self.ctx.dry_run:
-            self.ctx.applied_any = True
-        step_run.changed = result.changed
-        step_run.output = result.output
-        step_run.diff = result.diff
-        step_run.data = dict(result.data)
-        step_run.status = (
-            ("changed" if result.changed else "ok")
-            if result.status in (HostStatus.OK, HostStatus.CHANGED)
-            else str(result.status)
-        )
-        if step_run.failed and not step_run.error:
-            step_run.error = f"{conn.name} {action}: {result.status}" + (
-                f": {result.output.strip()[-300:]}" if result.output.strip() else ""
-            )
-        return StepOutput(text=result.output, data=dict(result.data), result=result)
-
-    def _predict(self, conn: Connector, lines: list[str], replace: bool) -> str | None:
-        if Capability.DRY_RUN_DIFF in conn.capabilities:
-            return conn.apply_config(lines, dry_run=True, replace=replace).diff
-        if Capability.GET_CONFIG in conn.capabilities:
-            running = conn.get_config("running")
-            if replace:
-                return compliance.diff(running, "\n".join(lines), self.ctx.ci.platform)
-            return compliance.predict(running, lines, self.ctx.ci.platform, host=self.ctx.ci.name)
-        return None
-
-
-# Step actions that never change a device's configuration.
-_NO_CONFIG_EFFECT = frozenset({"get_config", "facts", "save", "config_compare"})
+        call = StepCall(self.ctx, self.snapshots, step, rendered, conn, step_run)
+        return runner_for(step.action)(call)
 
 
 def predicted_diff(steps: Sequence[StepRun]) -> str | None:
@@ -310,11 +166,13 @@ def predicted_diff(steps: Sequence[StepRun]) -> str | None:
 
 
 def _effect_unknown(step: StepRun) -> bool:
-    if step.action in _NO_CONFIG_EFFECT:
+    spec = BUILTIN.get(step.action)
+    effect = spec.effect if spec is not None else Effect.CHECKED
+    if effect is Effect.NONE:
         return False
-    if step.action in ("config", "commands"):
+    if effect is Effect.DIFF:
         return True  # no diff from the connector, or commands run as they are
-    # A connector action run in check mode: unchanged is a prediction too.
+    # Run in check mode: unchanged is a prediction too.
     return step.status == "skipped" or step.changed
 
 
