@@ -83,11 +83,12 @@ def test_each_connector_declares_its_own_actions_in_the_one_registry() -> None:
     """Runbook validation reads the registry without importing a connector;
     each class's ``actions`` is the registry's entry, and no connector action
     is named like a built-in one (the executor would never reach it)."""
-    from opskit.connectors import CONNECTORS, actions, get_connector
+    from opskit.connectors import actions, get_connector
     from opskit.connectors.actions import BUILTIN, CONNECTOR_ACTIONS
+    from opskit.connectors.registry import BUILTIN_CONNECTORS
 
-    assert set(CONNECTOR_ACTIONS) == set(CONNECTORS)
-    for name in CONNECTORS:
+    assert set(CONNECTOR_ACTIONS) == set(BUILTIN_CONNECTORS)
+    for name in BUILTIN_CONNECTORS:
         assert get_connector(name).actions is CONNECTOR_ACTIONS[name], name
         assert not set(CONNECTOR_ACTIONS[name]) & set(BUILTIN), name
         assert actions(name) == set(BUILTIN) | set(CONNECTOR_ACTIONS[name]), name

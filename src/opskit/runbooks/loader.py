@@ -315,14 +315,23 @@ class _Builder:
         except OpskitError as exc:
             raise self.error(f"invalid selection: {exc}", ["targets", "select"]) from None
 
+    def connector_actions(self, connector: str, loc: list[str | int]) -> frozenset[str]:
+        """The actions of a registered connector; a one-line error for any other."""
+        known = _connector_actions(connector)
+        if known is None:
+            from opskit.connectors import connector_names
+
+            raise self.error(f"{connector!r} is not one of {connector_names()}", loc)
+        return known
+
     def steps(self, phase: str, items: list[dict[str, Any]] | None) -> tuple[Step, ...]:
         steps = []
         for index, raw in enumerate(items or []):
             loc: list[str | int] = [phase, index]
             connector = raw["connector"]
             action = raw["action"]
-            known = _connector_actions(connector)
-            if known is not None and action not in known:
+            known = self.connector_actions(connector, [*loc, "connector"])
+            if action not in known:
                 allowed = ", ".join(sorted(known))
                 raise self.error(
                     f"connector {connector} has no action {action!r} (known: {allowed})",
@@ -386,6 +395,12 @@ class _Builder:
         if isinstance(backup_raw, bool):
             backup = BackupSpec(enabled=backup_raw)
         else:
+            if backup_raw.get("connector"):
+                self.connector_actions(backup_raw["connector"], ["backup", "connector"])
+            for platform, override in (backup_raw.get("by_platform") or {}).items():
+                if override.get("connector"):
+                    loc: list[str | int] = ["backup", "by_platform", platform, "connector"]
+                    self.connector_actions(override["connector"], loc)
             backup = BackupSpec(
                 enabled=True,
                 connector=backup_raw.get("connector"),
