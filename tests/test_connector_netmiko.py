@@ -28,6 +28,7 @@ from opskit.connectors.netmiko import NetmikoConnector, as_hierarchy
 from opskit.connectors.pool import ConnectionPool
 from opskit.errors import ConnectorError
 from opskit.secrets import SecretRef
+from tests.connector_contract import ConnectorContract
 
 pytestmark = pytest.mark.lab
 
@@ -390,3 +391,13 @@ def test_linux_host_commands_with_the_cis_own_key(lab) -> None:
             conn.get_config()
     key = lab.linux_hosts[0].credentials["key_file"].resolve()
     assert key.splitlines()[1] not in json.dumps([e.to_dict() for e in conn.transcript])
+
+
+# -- the connector contract (tests/connector_contract.py), on a lab switch -------------
+class TestNetmikoContract(ConnectorContract):
+    connector_class = NetmikoConnector
+    probe_command = "show version"
+
+    @pytest.fixture
+    def connector(self, switch: NetmikoConnector) -> NetmikoConnector:
+        return switch

@@ -119,6 +119,8 @@ def map_error(ci_name: str, exc: BaseException, *, during: str) -> ConnectorErro
 
 
 class NapalmConnector(Connector):
+    """One NAPALM driver session to one network device (driver by platform)."""
+
     name = "napalm"
     capability_map: ClassVar[Mapping[str, frozenset[Capability]]] = {
         platform: DRIVER_CAPABILITIES[driver] for platform, driver in DRIVERS.items()

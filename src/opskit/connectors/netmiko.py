@@ -276,6 +276,8 @@ class _RedactingLog(io.BufferedIOBase):
 
 
 class NetmikoConnector(Connector):
+    """One CLI session to one network device through netmiko (SSH)."""
+
     name = "netmiko"
     capability_map: ClassVar[Mapping[str, frozenset[Capability]]] = {
         "cisco_ios": _PREDICTABLE,
