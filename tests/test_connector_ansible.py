@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 
 from opskit.connectors.ansible import AnsibleConnector, diff_text, run_playbook
-from opskit.connectors.base import CommandRejected, ConnectorTimeout, HostStatus
+from opskit.connectors.base import CommandRejected, Connector, ConnectorTimeout, HostStatus
 from opskit.connectors.fabric import FabricConnector
 from opskit.errors import ConnectorError, RunbookError
 from opskit.inventory.model import CI, CIType
 from opskit.secrets import REDACTOR
+from tests.connector_contract import ConnectorContract
 from tests.fixtures.lab import known_hosts_mentions
 from tests.fixtures.sshd import SshdLabHost, free_port
 
@@ -294,3 +295,22 @@ def test_ios_config_through_network_cli(lab: Any, work_dir: Path) -> None:
 def _show_vlans(connector: AnsibleConnector) -> str:
     (result,) = connector.send_commands(["show vlan brief"])
     return result.output
+
+
+# -- the connector contract (tests/connector_contract.py), on the sshd host ----------
+class TestAnsibleContract(ConnectorContract):
+    connector_class = AnsibleConnector
+    probe_command = "uname -s"
+
+    @pytest.fixture
+    def connector(self, linux: CI, work_dir: Path) -> Iterator[AnsibleConnector]:
+        with AnsibleConnector(linux, options={"work_dir": work_dir}) as conn:
+            yield conn  # type: ignore[misc]
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="get_facts returns Ansible's own ansible_* facts, with no `hostname` key "
+        "(a known gap the contract found; left as it is while issue 11 keeps behaviour)",
+    )
+    def test_facts_name_the_host(self, connector: Connector) -> None:
+        super().test_facts_name_the_host(connector)

@@ -22,6 +22,7 @@ from opskit.connectors.base import (
 from opskit.connectors.fabric import FabricConnector, parse_facts
 from opskit.inventory.model import CI
 from opskit.secrets import SecretRef
+from tests.connector_contract import ConnectorContract
 from tests.fixtures.sshd import SshdLabHost, free_port
 
 pytestmark = pytest.mark.sshd
@@ -96,7 +97,7 @@ def test_perform_actions(fabric: FabricConnector, tmp_path: Path) -> None:
 
 
 def test_facts_describe_the_host(fabric: FabricConnector) -> None:
-    facts = fabric.perform("facts", {}).data
+    facts = fabric.get_facts()
     assert facts["hostname"] == socket.gethostname()
     assert facts["kernel"]["name"] == "Linux"
     assert (
@@ -230,3 +231,13 @@ def test_encrypted_key_needs_its_passphrase(sshd_host: SshdLabHost, tmp_path: Pa
         FabricConnector(ci_with("wrong")).open()
     with pytest.raises(AuthenticationError, match="no key_passphrase"):
         FabricConnector(ci_with(None)).open()
+
+
+# -- the connector contract (tests/connector_contract.py), on the sshd host ----------
+class TestFabricContract(ConnectorContract):
+    connector_class = FabricConnector
+    probe_command = "uname -s"
+
+    @pytest.fixture
+    def connector(self, fabric: FabricConnector) -> FabricConnector:
+        return fabric

@@ -7,7 +7,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +27,7 @@ from opskit.connectors.napalm import NapalmConnector
 from opskit.errors import ConnectorError
 from opskit.inventory import CI, CIType
 from opskit.secrets import SecretRef
+from tests.connector_contract import ConnectorContract
 
 MOCK = Path(__file__).parent / "napalm_mock"
 C = Capability
@@ -239,3 +242,15 @@ def test_ios_unreachable(lab) -> None:
         port = sock.getsockname()[1]
     with pytest.raises(UnreachableError):
         NapalmConnector(dataclasses.replace(lab.switch, port=port)).open()
+
+
+# -- the connector contract (tests/connector_contract.py), on a lab switch -------------
+@pytest.mark.lab
+class TestNapalmContract(ConnectorContract):
+    connector_class = NapalmConnector
+    probe_command = "show version"
+
+    @pytest.fixture
+    def connector(self, lab: Any) -> Iterator[NapalmConnector]:
+        with NapalmConnector(lab.switch) as conn:
+            yield conn  # type: ignore[misc]

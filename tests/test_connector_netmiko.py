@@ -28,6 +28,7 @@ from opskit.connectors.netmiko import NetmikoConnector, as_hierarchy
 from opskit.connectors.pool import ConnectionPool
 from opskit.errors import ConnectorError
 from opskit.secrets import SecretRef
+from tests.connector_contract import ConnectorContract
 
 pytestmark = pytest.mark.lab
 
@@ -304,18 +305,16 @@ def test_errors_never_carry_the_enable_secret(lab, tmp_path: Path) -> None:
     assert secret not in json.dumps([e.to_dict() for e in conn.transcript])
 
 
-# -- runbook actions ----------------------------------------------------------------
-def test_perform_actions(switch, lab) -> None:
-    result = switch.perform("commands", {"commands": ["show version"], "parse": True})
-    assert result.status == HostStatus.OK
-    assert result.data["results"][0]["parsed"][0]["hostname"] == lab.switch.name
-    assert [e.command for e in result.transcript] == ["show version"]
-    dry = switch.perform("config", {"lines": ["vlan 320"], "dry_run": True})
-    assert dry.status == HostStatus.CHANGED and not dry.changed and "+ vlan 320" in dry.diff
-    config = switch.perform("get_config", {})
-    assert "vlan 320" not in config.data["config"]
-    facts = switch.perform("facts", {})
-    assert facts.data["facts"]["hostname"] == lab.switch.name
+# -- the operations runbook steps use (netmiko has no action of its own) -----------
+def test_the_operations_behind_the_built_in_actions(switch, lab) -> None:
+    switch.take_transcript()
+    (result,) = switch.send_commands(["show version"], parse=True)
+    assert result.parsed[0]["hostname"] == lab.switch.name
+    assert [e.command for e in switch.take_transcript()] == ["show version"]
+    dry = switch.apply_config(["vlan 320"], dry_run=True)
+    assert dry.changed and not dry.committed and "+ vlan 320" in dry.diff
+    assert "vlan 320" not in switch.get_config()
+    assert switch.get_facts()["hostname"] == lab.switch.name
     with pytest.raises(CapabilityMissing):
         switch.perform("reboot", {})
 
@@ -392,3 +391,13 @@ def test_linux_host_commands_with_the_cis_own_key(lab) -> None:
             conn.get_config()
     key = lab.linux_hosts[0].credentials["key_file"].resolve()
     assert key.splitlines()[1] not in json.dumps([e.to_dict() for e in conn.transcript])
+
+
+# -- the connector contract (tests/connector_contract.py), on a lab switch -------------
+class TestNetmikoContract(ConnectorContract):
+    connector_class = NetmikoConnector
+    probe_command = "show version"
+
+    @pytest.fixture
+    def connector(self, switch: NetmikoConnector) -> NetmikoConnector:
+        return switch

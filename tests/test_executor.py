@@ -598,7 +598,7 @@ def test_step_transcripts_carry_every_field_of_the_connector_transcript() -> Non
     from datetime import UTC, datetime
 
     from opskit.connectors.base import HostStatus, TranscriptEntry
-    from opskit.runbooks.executor import _transcript
+    from opskit.runbooks.records import transcript as _transcript
 
     entry = TranscriptEntry(
         "show version", "IOS 12.1", datetime.now(UTC), 0.0123, HostStatus.REJECTED

@@ -179,7 +179,7 @@ def test_no_secret_reaches_results_errors_logs_or_disk(
         with FabricConnector(linux) as fabric:
             printed = fabric.run(f"cat {canary_file}")
             assert printed.stdout.strip() == "********"  # redacted, not absent
-            evidence.add(printed, fabric.sudo("id -un"), fabric.perform("facts", {}))
+            evidence.add(printed, fabric.sudo("id -un"), fabric.get_facts())
             evidence.expect_error(lambda: fabric.run(f"cat {canary_file} >&2; exit 7"))
             evidence.transcript_of(fabric)
         no_key = dataclasses.replace(

@@ -2,19 +2,23 @@
 
     from opskit.connectors import get_connector, capabilities
     Netmiko = get_connector("netmiko")          # the class, imported lazily
+    connector_names()                           # opskit's four + entry-point plugins
     actions("netmiko")                          # what a runbook step may ask of it
+                                                # (opskit.connectors.actions declares them)
     capabilities("napalm", "juniper_junos")     # frozenset of Capability
 
+Connectors are found by name in `opskit.connectors.registry` (the
+``opskit.connectors`` entry-point group: third parties add their own).
 Only the connector modules import vendor libraries (netmiko, napalm,
 fabric, ansible-runner); importing this package imports none of them.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from opskit.connectors.actions import CONNECTOR_ACTIONS, step_actions
 from opskit.connectors.base import (
     ActionResult,
     ApplyResult,
@@ -29,59 +33,31 @@ from opskit.connectors.base import (
     TranscriptEntry,
     UnreachableError,
 )
-from opskit.errors import OpskitError
+from opskit.connectors.registry import REGISTRY, UnknownConnector
 from opskit.secrets import SecretRef
 
 if TYPE_CHECKING:
     from opskit.inventory.model import CI
 
-#: registry name -> "module:Class"
-CONNECTORS: dict[str, str] = {
-    "netmiko": "opskit.connectors.netmiko:NetmikoConnector",
-    "napalm": "opskit.connectors.napalm:NapalmConnector",
-    "fabric": "opskit.connectors.fabric:FabricConnector",
-    "ansible": "opskit.connectors.ansible:AnsibleConnector",
-}
-
-
-#: registry name -> the actions its class declares (`Connector.actions`; a test
-#: keeps them equal), so validating a runbook's steps imports no vendor library.
-ACTIONS: dict[str, frozenset[str]] = {
-    "netmiko": frozenset({"commands", "config", "save", "get_config", "facts"}),
-    "napalm": frozenset(
-        {"getters", "get_config", "commands", "config", "confirm", "rollback", "validate", "facts"}
-    ),
-    "fabric": frozenset({"run", "sudo", "put", "get", "facts"}),
-    "ansible": frozenset({"playbook", "module"}),
-}
-
-
-class UnknownConnector(OpskitError):
-    """A runbook or caller named a connector that does not exist."""
-
 
 def get_connector(name: str) -> type[Connector]:
-    """The connector class registered as `name` (imported on first use)."""
-    target = CONNECTORS.get(name)
-    if target is None:
-        raise UnknownConnector(
-            f"unknown connector {name!r}; known connectors: {', '.join(sorted(CONNECTORS))}"
-        )
-    module_name, class_name = target.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise UnknownConnector(f"connector {name!r} cannot be loaded: {exc}") from None
-    return getattr(module, class_name)
+    """The connector class registered as `name` (imported on first use; see
+    `opskit.connectors.registry` for how third parties register one)."""
+    return REGISTRY.get(name)
+
+
+def connector_names() -> list[str]:
+    """Every registered connector's name: opskit's own and third parties'."""
+    return REGISTRY.names()
 
 
 def actions(name: str) -> frozenset[str]:
-    """The actions connector `name` offers, without importing it."""
-    if name not in ACTIONS:
-        raise UnknownConnector(
-            f"unknown connector {name!r}; known connectors: {', '.join(sorted(CONNECTORS))}"
-        )
-    return ACTIONS[name]
+    """Every action a runbook step may ask of connector `name`: the built-in
+    ones and its own (`opskit.connectors.actions`), without importing it."""
+    own = CONNECTOR_ACTIONS.get(name)
+    if own is None:
+        own = get_connector(name).actions  # not one of opskit's: its class declares them
+    return step_actions(own)
 
 
 def capabilities(connector: str, platform: str) -> frozenset[Capability]:
@@ -110,8 +86,6 @@ def credential(ci: CI, key: str) -> str | None:
 
 
 __all__ = [
-    "ACTIONS",
-    "CONNECTORS",
     "ActionResult",
     "ApplyResult",
     "AuthenticationError",
@@ -127,6 +101,7 @@ __all__ = [
     "UnreachableError",
     "actions",
     "capabilities",
+    "connector_names",
     "credential",
     "get_connector",
     "supports",

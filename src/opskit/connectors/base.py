@@ -25,6 +25,7 @@ from opskit.errors import ConnectorError
 from opskit.secrets import redact
 
 if TYPE_CHECKING:
+    from opskit.connectors.actions import ActionSpec
     from opskit.inventory.model import CI
 
 
@@ -138,8 +139,10 @@ class Connector(ABC):
     name: ClassVar[str]
     #: capabilities per platform; the "*" key applies to every platform
     capability_map: ClassVar[Mapping[str, frozenset[Capability]]] = {}
-    #: actions `perform` accepts, for runbook validation
-    actions: ClassVar[frozenset[str]] = frozenset()
+    #: the connector's own step actions, which `perform` runs (the built-in
+    #: ones, `opskit.connectors.actions.BUILTIN`, the executor maps onto the
+    #: methods below)
+    actions: ClassVar[Mapping[str, ActionSpec]] = {}
 
     def __init__(self, ci: CI, *, options: Mapping[str, Any] | None = None) -> None:
         self.ci = ci
@@ -155,19 +158,28 @@ class Connector(ABC):
     # -- capabilities -------------------------------------------------------
     @classmethod
     def capabilities_for(cls, platform: str) -> frozenset[Capability]:
+        """What this connector can do on ``platform`` (its own entry plus "*").
+
+        Example: ``frozenset({Capability.COMMANDS, Capability.GET_CONFIG})``;
+        empty for a platform it does not support.
+        """
         return cls.capability_map.get(platform, frozenset()) | cls.capability_map.get(
             "*", frozenset()
         )
 
     @classmethod
     def supports(cls, platform: str) -> bool:
+        """True when ``platform`` (or "*") is in the connector's capability map."""
         return platform in cls.capability_map or "*" in cls.capability_map
 
     @property
     def capabilities(self) -> frozenset[Capability]:
+        """`capabilities_for` this session's CI platform."""
         return self.capabilities_for(self.ci.platform)
 
     def require(self, capability: Capability) -> None:
+        """Raises CapabilityMissing, before touching the device, unless the
+        connector has ``capability`` on this CI's platform."""
         if capability not in self.capabilities:
             raise CapabilityMissing(
                 f"{self.ci.name}: connector {self.name} has no {capability.value} "
@@ -185,10 +197,13 @@ class Connector(ABC):
 
     # -- lifecycle ----------------------------------------------------------
     @abstractmethod
-    def open(self) -> None: ...
+    def open(self) -> None:
+        """Opens the session (sets ``is_open``). Raises UnreachableError,
+        AuthenticationError or ConnectorTimeout, never a vendor exception."""
 
     @abstractmethod
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Closes the session; closing a closed session does nothing."""
 
     def __enter__(self) -> Connector:
         self.open()
@@ -199,9 +214,17 @@ class Connector(ABC):
 
     # -- the common operations (raise CapabilityMissing when not supported) --
     def get_config(self, source: str = "running") -> str:
+        """The configuration ``source`` ("running", "startup", or a file path
+        where the connector reads files) as text, e.g. ``"hostname sw1\n..."``.
+        Requires `Capability.GET_CONFIG` (files: the connector's own rule)."""
         raise CapabilityMissing(f"{self.ci.name}: {self.name} cannot fetch configuration")
 
     def send_commands(self, commands: Sequence[str], *, parse: bool = False) -> list[CommandResult]:
+        """Runs show / shell commands in order, one `CommandResult` each, e.g.
+        ``[CommandResult("show version", "Cisco IOS ...", parsed=[{"hostname": "sw1"}])]``
+        (``parsed`` with ``parse=True`` when a TextFSM template exists). A
+        command the device refuses raises CommandRejected. Requires
+        `Capability.COMMANDS`."""
         raise CapabilityMissing(f"{self.ci.name}: {self.name} cannot run commands")
 
     def apply_config(
@@ -212,23 +235,41 @@ class Connector(ABC):
         replace: bool = False,
         commit_confirm: int | None = None,
     ) -> ApplyResult:
+        """Applies configuration lines (a merge; ``replace=True``: the lines are
+        the whole configuration), e.g. ``ApplyResult(changed=True, diff="+vlan
+        310\n", committed=True)``. ``dry_run=True`` changes nothing and predicts
+        the diff (`Capability.DRY_RUN_DIFF`); ``commit_confirm`` (seconds) leaves
+        the commit pending until `confirm_commit`. A refused line raises
+        CommandRejected naming it. Requires `Capability.CONFIG_LINES` (and
+        `require_for_apply`'s others for the options)."""
         raise CapabilityMissing(f"{self.ci.name}: {self.name} cannot apply configuration")
 
     def confirm_commit(self) -> None:
+        """Confirms the commit `apply_config(commit_confirm=...)` left pending.
+        Requires `Capability.COMMIT_CONFIRM`."""
         raise CapabilityMissing(f"{self.ci.name}: {self.name} has no commit-confirm")
 
     def rollback(self) -> None:
-        """Native rollback to the configuration before the last commit."""
+        """Native rollback to the configuration before the last commit.
+        Requires `Capability.NATIVE_ROLLBACK`."""
         raise CapabilityMissing(f"{self.ci.name}: {self.name} has no native rollback")
 
     def save_config(self) -> None:
+        """Writes the running configuration to startup (``write memory``).
+        Requires `Capability.SAVE`."""
         raise CapabilityMissing(f"{self.ci.name}: {self.name} cannot save configuration")
 
     def get_facts(self) -> dict[str, Any]:
+        """Facts about the device, e.g. ``{"hostname": "sw1", "vendor": "Cisco",
+        "os_version": "15.0(2)SE", ...}`` (each connector documents its keys;
+        ``hostname`` always)."""
         raise CapabilityMissing(f"{self.ci.name}: {self.name} cannot gather facts")
 
     def perform(self, action: str, params: Mapping[str, Any]) -> ActionResult:
-        """Runs one runbook step action; each connector documents its actions."""
+        """Runs one of the connector's own runbook actions (``actions``; each
+        connector documents their parameters), e.g. ``ActionResult(
+        status=HostStatus.CHANGED, changed=True, output="...")``. Any other
+        action raises CapabilityMissing."""
         raise CapabilityMissing(f"{self.ci.name}: {self.name} has no action {action!r}")
 
     # -- transcript ---------------------------------------------------------

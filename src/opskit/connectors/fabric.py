@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from opskit.connectors import credential
+from opskit.connectors.actions import CONNECTOR_ACTIONS, ActionSpec
 from opskit.connectors.base import (
     ActionResult,
     AuthenticationError,
@@ -116,7 +117,7 @@ class FabricConnector(Connector):
     capability_map: ClassVar[Mapping[str, frozenset[Capability]]] = {
         "linux": frozenset({Capability.COMMANDS, Capability.FILE_TRANSFER}),
     }
-    actions: ClassVar[frozenset[str]] = frozenset({"run", "sudo", "put", "get", "facts"})
+    actions: ClassVar[Mapping[str, ActionSpec]] = CONNECTOR_ACTIONS["fabric"]
 
     def __init__(self, ci: CI, *, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(ci, options=options)
@@ -376,7 +377,6 @@ class FabricConnector(Connector):
           the host; false for read-only commands).
         - ``put``: ``local``, ``remote``, ``mode`` (octal string or int).
         - ``get``: ``remote``, ``local``.
-        - ``facts``: no parameters; ``data`` holds the facts.
         """
         start = len(self.transcript)
         if action in ("run", "sudo"):
@@ -422,11 +422,6 @@ class FabricConnector(Connector):
             path = self.get(params["remote"], params["local"])
             return ActionResult(
                 status=HostStatus.OK, data={"local": str(path)}, transcript=self.transcript[start:]
-            )
-        if action == "facts":
-            facts = self.get_facts()
-            return ActionResult(
-                status=HostStatus.OK, data=facts, transcript=self.transcript[start:]
             )
         return super().perform(action, params)
 

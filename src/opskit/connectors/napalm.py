@@ -33,6 +33,7 @@ from napalm import get_network_driver
 from napalm.base import exceptions as napalm_errors
 
 from opskit.connectors import credential
+from opskit.connectors.actions import CONNECTOR_ACTIONS, ActionSpec
 from opskit.connectors.base import (
     ActionResult,
     ApplyResult,
@@ -118,13 +119,13 @@ def map_error(ci_name: str, exc: BaseException, *, during: str) -> ConnectorErro
 
 
 class NapalmConnector(Connector):
+    """One NAPALM driver session to one network device (driver by platform)."""
+
     name = "napalm"
     capability_map: ClassVar[Mapping[str, frozenset[Capability]]] = {
         platform: DRIVER_CAPABILITIES[driver] for platform, driver in DRIVERS.items()
     }
-    actions: ClassVar[frozenset[str]] = frozenset(
-        {"getters", "get_config", "commands", "config", "confirm", "rollback", "validate", "facts"}
-    )
+    actions: ClassVar[Mapping[str, ActionSpec]] = CONNECTOR_ACTIONS["napalm"]
 
     def __init__(self, ci: CI, *, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(ci, options=options)
@@ -322,6 +323,15 @@ class NapalmConnector(Connector):
 
     # -- runbook steps ------------------------------------------------------
     def perform(self, action: str, params: Mapping[str, Any]) -> ActionResult:
+        """Runbook actions of NAPALM's own (`opskit.connectors.actions`).
+
+        - ``getters``: ``getters`` (names, default ``["get_facts"]``); ``data``
+          maps each name to its answer.
+        - ``validate``: ``validation`` (a NAPALM validation document); status
+          FAILED when the device does not comply, ``data["report"]``.
+        - ``confirm``: confirms a pending commit-confirm.
+        - ``rollback``: the device's rollback of the last commit.
+        """
         if action not in self.actions:
             raise CapabilityMissing(f"{self.ci.name}: napalm has no action {action!r}")
         start = len(self.transcript)
@@ -329,34 +339,6 @@ class NapalmConnector(Connector):
         if action == "getters":
             names = list(params.get("getters") or ["get_facts"])
             result.data = {name: self.get(name) for name in names}
-        elif action == "facts":
-            result.data = {"facts": self.get_facts()}
-        elif action == "get_config":
-            config = self.get_config(str(params.get("source", "running")))
-            result.output, result.data = config, {"config": config}
-        elif action == "commands":
-            outputs = self.send_commands(
-                list(params.get("commands") or []), parse=bool(params.get("parse", False))
-            )
-            result.output = "\n".join(r.output for r in outputs)
-            result.data = {"results": [r.__dict__ for r in outputs]}
-        elif action == "config":
-            lines = params.get("lines")
-            if lines is None:
-                lines = str(params.get("config", "")).splitlines()
-            applied = self.apply_config(
-                list(lines),
-                dry_run=bool(params.get("dry_run", False)),
-                replace=bool(params.get("replace", False)),
-                commit_confirm=params.get("commit_confirm"),
-            )
-            result.status = HostStatus.CHANGED if applied.changed else HostStatus.OK
-            result.changed = applied.changed and applied.committed
-            result.diff = applied.diff
-            result.data = {
-                "committed": applied.committed,
-                "pending_confirm": applied.pending_confirm,
-            }
         elif action == "confirm":
             self.confirm_commit()
         elif action == "rollback":

@@ -43,8 +43,8 @@ from paramiko.ssh_exception import NoValidConnectionsError
 
 from opskit.compliance.model import SECTION_OPENERS
 from opskit.connectors import credential
+from opskit.connectors.actions import CONNECTOR_ACTIONS, ActionSpec
 from opskit.connectors.base import (
-    ActionResult,
     ApplyResult,
     AuthenticationError,
     Capability,
@@ -53,7 +53,6 @@ from opskit.connectors.base import (
     CommandResult,
     Connector,
     ConnectorTimeout,
-    HostStatus,
     UnreachableError,
 )
 from opskit.connectors.ssh import quiet_library_logs, tune_paramiko
@@ -277,6 +276,8 @@ class _RedactingLog(io.BufferedIOBase):
 
 
 class NetmikoConnector(Connector):
+    """One CLI session to one network device through netmiko (SSH)."""
+
     name = "netmiko"
     capability_map: ClassVar[Mapping[str, frozenset[Capability]]] = {
         "cisco_ios": _PREDICTABLE,
@@ -293,9 +294,8 @@ class NetmikoConnector(Connector):
         "dell_os10": _NETWORK,
         "linux": frozenset({C.COMMANDS}),
     }
-    actions: ClassVar[frozenset[str]] = frozenset(
-        {"commands", "config", "save", "get_config", "facts"}
-    )
+    # No action of its own: runbook steps use the built-in ones.
+    actions: ClassVar[Mapping[str, ActionSpec]] = CONNECTOR_ACTIONS["netmiko"]
 
     def __init__(self, ci: CI, *, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(ci, options=options)
@@ -562,42 +562,6 @@ class NetmikoConnector(Connector):
         else:
             facts["raw"] = result.output
         return facts
-
-    # -- runbook steps ------------------------------------------------------
-    def perform(self, action: str, params: Mapping[str, Any]) -> ActionResult:
-        if action not in self.actions:
-            raise CapabilityMissing(f"{self.ci.name}: netmiko has no action {action!r}")
-        start = len(self.transcript)
-        if action == "commands":
-            commands = list(params.get("commands") or [])
-            results = self.send_commands(commands, parse=bool(params.get("parse", False)))
-            result = ActionResult(
-                status=HostStatus.OK,
-                output="\n".join(r.output for r in results),
-                data={"results": [r.__dict__ for r in results]},
-            )
-        elif action == "config":
-            applied = self.apply_config(
-                list(params.get("lines") or []), dry_run=bool(params.get("dry_run", False))
-            )
-            result = ActionResult(
-                status=HostStatus.CHANGED if applied.changed else HostStatus.OK,
-                changed=applied.changed and applied.committed,
-                output=applied.output,
-                diff=applied.diff,
-                data={"committed": applied.committed},
-            )
-        elif action == "save":
-            self.save_config()
-            result = ActionResult(status=HostStatus.OK)
-        elif action == "get_config":
-            config = self.get_config(str(params.get("source", "running")))
-            result = ActionResult(status=HostStatus.OK, output=config, data={"config": config})
-        else:
-            facts = self.get_facts()
-            result = ActionResult(status=HostStatus.OK, data={"facts": facts})
-        result.transcript = self.transcript[start:]
-        return result
 
 
 def _first(value: Any) -> Any:

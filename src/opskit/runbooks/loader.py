@@ -42,7 +42,6 @@ from jsonschema.exceptions import ValidationError as DocumentError
 from opskit.connectors.base import Capability
 from opskit.errors import OpskitError, RunbookError
 from opskit.runbooks.model import (
-    BUILTIN_ACTIONS,
     EXPECTATION_KINDS,
     BackupSpec,
     Expectation,
@@ -135,12 +134,13 @@ def _schema_error(path: Path, locator: Locator, error: DocumentError) -> Runbook
 
 
 def _connector_actions(name: str) -> frozenset[str] | None:
-    """The actions a connector declares (from the registry: loading a runbook
-    imports no vendor library); None for a connector opskit does not know."""
+    """Every action a step may ask of a connector (the built-in ones and its
+    own, from `opskit.connectors.actions`: loading a runbook imports no vendor
+    library); None for a connector opskit does not know."""
     from opskit.connectors import actions
 
     try:
-        return actions(name) or None
+        return actions(name)
     except OpskitError:
         return None
 
@@ -315,15 +315,24 @@ class _Builder:
         except OpskitError as exc:
             raise self.error(f"invalid selection: {exc}", ["targets", "select"]) from None
 
+    def connector_actions(self, connector: str, loc: list[str | int]) -> frozenset[str]:
+        """The actions of a registered connector; a one-line error for any other."""
+        known = _connector_actions(connector)
+        if known is None:
+            from opskit.connectors import connector_names
+
+            raise self.error(f"{connector!r} is not one of {connector_names()}", loc)
+        return known
+
     def steps(self, phase: str, items: list[dict[str, Any]] | None) -> tuple[Step, ...]:
         steps = []
         for index, raw in enumerate(items or []):
             loc: list[str | int] = [phase, index]
             connector = raw["connector"]
             action = raw["action"]
-            known = _connector_actions(connector)
-            if action not in BUILTIN_ACTIONS and known is not None and action not in known:
-                allowed = ", ".join(sorted(BUILTIN_ACTIONS | known))
+            known = self.connector_actions(connector, [*loc, "connector"])
+            if action not in known:
+                allowed = ", ".join(sorted(known))
                 raise self.error(
                     f"connector {connector} has no action {action!r} (known: {allowed})",
                     [*loc, "action"],
@@ -386,6 +395,12 @@ class _Builder:
         if isinstance(backup_raw, bool):
             backup = BackupSpec(enabled=backup_raw)
         else:
+            if backup_raw.get("connector"):
+                self.connector_actions(backup_raw["connector"], ["backup", "connector"])
+            for platform, override in (backup_raw.get("by_platform") or {}).items():
+                if override.get("connector"):
+                    loc: list[str | int] = ["backup", "by_platform", platform, "connector"]
+                    self.connector_actions(override["connector"], loc)
             backup = BackupSpec(
                 enabled=True,
                 connector=backup_raw.get("connector"),

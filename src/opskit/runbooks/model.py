@@ -49,12 +49,6 @@ EXPECTATION_KINDS = (
     "config_contains",
     "config_not_contains",
 )
-#: Actions the executor maps onto the `Connector` interface for every connector;
-#: any other action goes to `Connector.perform` and must be in the connector's
-#: ``actions``.
-BUILTIN_ACTIONS = frozenset(
-    {"config", "commands", "get_config", "save", "facts", "config_compare", "restore_snapshot"}
-)
 
 OnFailure = Literal["rollback_host", "rollback_all", "stop"]
 

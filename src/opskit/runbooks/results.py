@@ -1,0 +1,130 @@
+"""The executor's value types: what one step and one host run produced.
+
+`StepRun` is one runbook step on one host; `HostRun` the whole runbook on
+that host, with its `HostOutcome`. Both turn into the JSON-ready dicts the
+recorder and the CLI take with ``to_dict()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from opskit.runbooks.expectations import ExpectationResult
+from opskit.runbooks.snapshot import Snapshot
+
+
+class HostOutcome(StrEnum):
+    COMPLETED = "completed"  # applied and verified
+    FAILED = "failed"  # failed, not rolled back (precheck failure: nothing changed)
+    ROLLED_BACK = "rolled_back"  # failed, rolled back, rollback proven
+    ROLLBACK_FAILED = "rollback_failed"  # failed and the rollback did not restore the snapshot
+    DRY_RUN = "dry_run"  # predicted only
+
+
+def ms(seconds: float) -> int:
+    """A duration in whole milliseconds, as records hold it."""
+    return round(seconds * 1000)
+
+
+@dataclass
+class StepRun:
+    phase: str
+    name: str
+    connector: str
+    action: str
+    status: str = "ok"  # ok | changed | failed | warn | skipped | <HostStatus>
+    changed: bool = False
+    commands: list[str] = field(default_factory=list)
+    output: str = ""
+    diff: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    expectations: list[ExpectationResult] = field(default_factory=list)
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    started: str = ""
+    duration: float = 0.0
+    check: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status not in ("ok", "changed", "warn", "skipped")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "name": self.name,
+            "connector": self.connector,
+            "action": self.action,
+            "status": self.status,
+            "changed": self.changed,
+            "commands": self.commands,
+            "output": self.output,
+            "diff": self.diff,
+            "data": self.data,
+            "expectations": [e.to_dict() for e in self.expectations],
+            "transcript": self.transcript,
+            "error": self.error,
+            "started": self.started,
+            "duration_ms": ms(self.duration),
+            "check": self.check,
+        }
+
+
+@dataclass
+class HostRun:
+    ci: str
+    platform: str
+    runbook: str
+    status: HostOutcome = HostOutcome.COMPLETED
+    steps: list[StepRun] = field(default_factory=list)
+    snapshot: Snapshot | None = None
+    diff: str | None = None
+    predicted_diff: str | None = None
+    config_hash: str | None = None
+    proof: dict[str, Any] | None = None
+    exceptions: list[dict[str, Any]] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    failed_phase: str | None = None
+    started: str = ""
+    finished: str = ""
+    duration: float = 0.0
+    pending_confirm: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (HostOutcome.COMPLETED, HostOutcome.DRY_RUN)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ci": self.ci,
+            "platform": self.platform,
+            "runbook": self.runbook,
+            "status": str(self.status),
+            "error": self.error,
+            "failed_phase": self.failed_phase,
+            "steps": [s.to_dict() for s in self.steps],
+            "snapshot": self.snapshot.describe() if self.snapshot else None,
+            "diff": self.diff,
+            "predicted_diff": self.predicted_diff,
+            "config_hash": self.config_hash,
+            "proof": self.proof,
+            "exceptions": self.exceptions,
+            "facts": self.facts,
+            "started": self.started,
+            "finished": self.finished,
+            "duration_ms": ms(self.duration),
+        }
+
+
+class StepFailed(Exception):
+    """A step failed: the phase stops here (the phase machine decides what next)."""
+
+    def __init__(self, step_run: StepRun) -> None:
+        self.step_run = step_run
+        super().__init__(step_run.error or step_run.name)
+
+
+__all__ = ["HostOutcome", "HostRun", "StepFailed", "StepRun", "ms"]
