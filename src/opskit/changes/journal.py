@@ -40,8 +40,8 @@ from opskit.errors import ChangeError, ChangeRefused, OpskitError
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from opskit.changes.groupcommit import GroupWriter
     from opskit.ledger.core import Batch, Ledger
+    from opskit.ledger.groupcommit import GroupWriter
     from opskit.ledger.model import Event
     from opskit.policy import Policy, Role
     from opskit.workspace import Workspace
@@ -187,7 +187,7 @@ class Journal:
     @contextmanager
     def group_commit(self) -> Iterator[None]:
         """While a rollout runs: events recorded from many threads share commits."""
-        from opskit.changes.groupcommit import GroupWriter
+        from opskit.ledger.groupcommit import GroupWriter
 
         self._group_writer = GroupWriter(self.ledger)
         try:
