@@ -110,7 +110,7 @@ class Journal:
         """Appends one event to the ledger (redacted: no secret ever reaches it).
 
         `prepared`: the payload and blobs are already redacted and in the
-        ledger's JSON subset (`opskit.runbooks.executor.record_ready`, what the
+        ledger's JSON subset (`opskit.ledger.values.record_ready`, what the
         executor hands its recorder), so they are not walked a second time.
         The ledger refuses any event or blob that still holds a secret.
 

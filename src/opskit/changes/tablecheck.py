@@ -23,6 +23,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.exc import DBAPIError
 
 from opskit.changes import replay, store
+from opskit.changes.records import jsonable
 from opskit.changes.replay import Expected
 from opskit.ledger.store import EVENTS
 from opskit.secrets import MASK
@@ -315,12 +316,32 @@ def _locks(
 # -- comparing values ------------------------------------------------------------
 def _same(actual: Any, recorded: Any, column: str = "") -> bool:
     """The row's value against the ledger's: the ledger holds the JSON subset
-    (`service.jsonable`) with secrets masked, which match anything."""
+    (`records.jsonable`) with secrets masked, which match anything."""
     if column.startswith("window_"):
         return _instant(actual) == _instant(recorded)
     if actual == recorded:  # the common case, compared in C
         return True
-    return _match(_jsonable(actual), recorded)
+    if _match(jsonable(actual), recorded):
+        return True
+    # Recorded before the one float rule (docs/ledger-format.md): 6 digits.
+    legacy = _legacy_floats(actual)
+    return legacy is not actual and _match(jsonable(legacy), recorded)
+
+
+def _legacy_floats(value: Any) -> Any:
+    """`value` with every float as the change process wrote it before the
+    one float rule (`f"{v:.6g}"`); `value` itself when it holds no float."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, Mapping):
+        items = {k: _legacy_floats(v) for k, v in value.items()}
+        changed = any(items[k] is not v for k, v in value.items())
+        return items if changed else value
+    if isinstance(value, list | tuple):
+        listed = [_legacy_floats(v) for v in value]
+        changed = any(a is not b for a, b in zip(listed, value, strict=True))
+        return listed if changed else value
+    return value
 
 
 def _match(actual: Any, recorded: Any) -> bool:
@@ -339,12 +360,6 @@ def _match(actual: Any, recorded: Any) -> bool:
             and all(_match(a, r) for a, r in zip(actual, recorded, strict=True))
         )
     return actual == recorded and type(actual) is type(recorded)
-
-
-def _jsonable(value: Any) -> Any:
-    from opskit.changes.service import jsonable
-
-    return jsonable(value)
 
 
 def _instant(value: Any) -> datetime | None:
