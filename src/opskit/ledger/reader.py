@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,20 +33,20 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Engine
 
+from opskit.digests import sha256_bytes
 from opskit.errors import LedgerError
 from opskit.ledger import keys as keymod
 from opskit.ledger.canonical import GENESIS_HASH
 from opskit.ledger.model import Checkpoint, Event, format_at
 from opskit.ledger.store import BLOBS, CHECKPOINTS, EVENTS
 
-_sha256 = hashlib.sha256
 _cursor_names = itertools.count()
 CHUNK = 5_000  # rows a streaming read fetches at a time
 
 
 def blob_hash(data: bytes) -> str:
     """A blob's address in the ledger: 'sha256:' and the hex SHA-256 of its bytes."""
-    return "sha256:" + _sha256(data).hexdigest()
+    return sha256_bytes(data)
 
 
 class StoredRecord(NamedTuple):

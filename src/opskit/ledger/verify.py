@@ -12,7 +12,6 @@ break, `diagnose` looks closer to name what happened.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import subprocess
@@ -37,6 +36,7 @@ from opskit.ledger.chain import (
 )
 from opskit.ledger.chain import marked as marked_rows
 from opskit.ledger.model import Checkpoint, VerifyReport
+from opskit.ledger.reader import blob_hash
 from opskit.ledger.store import BLOBS, EVENTS, PURGES
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ CHUNK = 5_000  # rows fetched and checked at a time
 # second in a process of its own (`opskit.ledger.chain`); below it, starting
 # that process costs more than it saves.
 TWO_HALVES_FROM = 50_000
-_sha256 = hashlib.sha256
 __all__ = ["BLOBS_MARK", "PURGE_MARK", "chunk_is_intact", "row_is_intact", "verify_ledger"]
 
 # The first record whose indexed columns differ from the fields inside it:
@@ -376,7 +375,7 @@ def verify_ledger(reader: LedgerReader, since: Checkpoint | None = None) -> Veri
                             f"missing blob: content of {hash_} removed without a purge event",
                         )
                     )
-            elif "sha256:" + _sha256(bytes(content)).hexdigest() != hash_:
+            elif blob_hash(bytes(content)) != hash_:
                 problems.append((referenced.get(hash_), f"blob content changed: {hash_}"))
         cursor.close()
         for ref, seq in referenced.items():
