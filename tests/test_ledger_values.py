@@ -136,9 +136,9 @@ def test_a_whole_float_beyond_the_integer_range_is_stored_as_text(tmp_path: Path
 
 @pytest.mark.xfail(
     strict=True,
-    reason="runbooks/executor.py keeps its own copy of the converter (the executor split "
-    "of issue 11 replaces it with opskit.ledger.values.record_ready): it turns 1e20 "
-    "into an integer beyond ±(2**53-1), which the ledger refuses",
+    reason="the runbook executor keeps its own copy of the converter (runbooks/executor.py, "
+    "runbooks/records.py after the split; to be replaced by opskit.ledger.values."
+    "record_ready): it turns 1e20 into an integer beyond ±(2**53-1), which the ledger refuses",
 )
 def test_the_executor_converts_a_big_whole_float_as_the_ledger_does() -> None:
     assert executor.record_ready({"big": 1e20}) == record_ready({"big": 1e20})
