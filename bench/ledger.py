@@ -81,7 +81,8 @@ def bench_ledger(engine: Any, keys_dir: Path, events: list[tuple[str, str, str, 
     if not report.ok or report.counts["events"] != len(events):
         raise SystemExit(f"verify failed: {report}")
     sizes = [
-        len(record) for (record,) in ledger._query("SELECT record FROM ledger_events LIMIT 1000")
+        len(record)
+        for (record,) in ledger.reader().query("SELECT record FROM ledger_events LIMIT 1000")
     ]
     return {
         "append": len(events) / append_s,

@@ -20,11 +20,6 @@ SRC = Path(opskit.__file__).resolve().parent
 # Circles that remain, each with why it could not be removed here. Empty
 # is the goal; a new circle fails the test.
 ALLOWED: dict[frozenset[str], str] = {
-    frozenset({"opskit.ledger.core", "opskit.ledger.bundle"}): (
-        "Ledger.export_bundle delegates to ledger.bundle, which reads through the "
-        "ledger's private _query/_connection: the ledger's public read seam "
-        "(issue 11, item 4) removes it"
-    ),
     frozenset({"opskit.inventory.core", "opskit.inventory.loader"}): (
         "Inventory.digest borrows loader.paused_gc; both files are being changed "
         "by the inventory work of issue 10, so the helper moves after it lands"

@@ -53,7 +53,7 @@ def test_append_chains_records_and_reads_them_back(ledger: Ledger) -> None:
     assert ledger.head() == (3, ledger.events(change_id="C2").__next__().hash)
 
     # The hash is recomputable from the stored canonical text, as docs/ledger-format.md says.
-    (record,) = ledger._query("SELECT record FROM ledger_events WHERE seq = 2")
+    (record,) = ledger.reader().query("SELECT record FROM ledger_events WHERE seq = 2")
     assert chain_hash(first.hash, record_digest(record[0])) == second.hash
     assert json.loads(record[0])["payload"] == {"lines": 4}
 
@@ -92,7 +92,7 @@ def test_blobs_are_content_addressed_and_deduplicated(ledger: Ledger) -> None:
     ref = a.payload["blobs"]["config"]
     assert ref == b.payload["blobs"]["config"] == blob_hash(config.encode())
     assert ledger.get_blob(ref) == config.encode()
-    ((count,),) = ledger._query("SELECT COUNT(*) FROM ledger_blobs")
+    ((count,),) = ledger.reader().query("SELECT COUNT(*) FROM ledger_blobs")
     assert count == 1
     # A blob stored first can be referenced by hash.
     diff_ref = ledger.put_blob(b"+ vlan 120\n")
@@ -141,9 +141,9 @@ def test_secret_in_payload_or_blob_is_refused_and_nothing_written(ledger: Ledger
         batch.append("ok", actor="ci", payload={})
         batch.put_blob(secret.encode())
     assert ledger.head()[0] == 0
-    ((blobs,),) = ledger._query("SELECT COUNT(*) FROM ledger_blobs")
+    ((blobs,),) = ledger.reader().query("SELECT COUNT(*) FROM ledger_blobs")
     assert blobs == 0
-    dump = "".join(str(row) for row in ledger._query("SELECT record FROM ledger_events"))
+    dump = "".join(str(row) for row in ledger.reader().query("SELECT record FROM ledger_events"))
     assert secret not in dump
 
 
@@ -352,7 +352,7 @@ def test_unicode_and_escapes_round_trip(ledger: Ledger) -> None:
     (read,) = list(ledger.events(ci=tricky))
     assert read == event and read.payload == payload
     # The stored text is the JCS form: raw UTF-8, sorted keys, only required escapes.
-    ((record,),) = ledger._query("SELECT record FROM ledger_events")
+    ((record,),) = ledger.reader().query("SELECT record FROM ledger_events")
     assert '"":{}' in record and "日本" in record and "\\n" in record and "\\u0001" in record
     assert ledger.verify().ok
 
@@ -424,7 +424,7 @@ def test_every_query_of_audit_log_uses_an_index_in_sqlite(tmp_path: Path) -> Non
     queries = [s for s in statements if s.startswith("SELECT record")]
     assert len(queries) == len(filters), statements
     for query in queries:
-        plan = [str(row[-1]) for row in ledger._query(f"EXPLAIN QUERY PLAN {query}")]
+        plan = [str(row[-1]) for row in ledger.reader().query(f"EXPLAIN QUERY PLAN {query}")]
         table_reads = [step for step in plan if step.startswith(("SCAN", "SEARCH"))]
         assert table_reads, plan
         for step in table_reads:  # a search by key, or a scan of an index alone

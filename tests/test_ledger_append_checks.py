@@ -143,7 +143,9 @@ def test_the_split_checks_refuse_and_accept_what_the_full_check_does(
                 assert str(info.value) == expected
                 refused += 1
     assert refused > 500 and len(accepted) > 1_500
-    records = [record for (record,) in sqlite_ledger._query("SELECT record FROM ledger_events")]
+    records = [
+        record for (record,) in sqlite_ledger.reader().query("SELECT record FROM ledger_events")
+    ]
     for record, payload in zip(records, accepted, strict=True):
         documented = json.dumps(
             json.loads(record), sort_keys=True, separators=(",", ":"), ensure_ascii=False

@@ -26,7 +26,9 @@ def ledger(ledger_backend: str, tmp_path: Path) -> Iterator[Ledger]:
 
 def stored_rows(ledger: Ledger) -> list[tuple[object, ...]]:
     return list(
-        ledger._query("SELECT seq, at, actor, kind, change_id, ci, record FROM ledger_events")
+        ledger.reader().query(
+            "SELECT seq, at, actor, kind, change_id, ci, record FROM ledger_events"
+        )
     )
 
 

@@ -24,6 +24,7 @@ from opskit.changes.hoststatus import (
 )
 from opskit.changes.model import ChangeRequest
 from opskit.errors import OpskitError
+from opskit.ledger import values
 
 if TYPE_CHECKING:
     from opskit.connectors.pool import ConnectionPool
@@ -44,8 +45,9 @@ def _executor() -> ModuleType:
 
 
 def record_ready(payload: Mapping[str, Any]) -> Any:
-    """The rollout's own step payloads, redacted and JSON-ready like the executor's."""
-    return _executor().record_ready(payload)
+    """The rollout's own step payloads, redacted and JSON-ready like the
+    executor's (`opskit.ledger.values.record_ready`)."""
+    return values.record_ready(payload)
 
 
 # The executor's host outcomes -> the change's per-host statuses.

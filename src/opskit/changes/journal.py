@@ -40,8 +40,8 @@ from opskit.errors import ChangeError, ChangeRefused, OpskitError
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from opskit.changes.groupcommit import GroupWriter
     from opskit.ledger.core import Batch, Ledger
+    from opskit.ledger.groupcommit import GroupWriter
     from opskit.ledger.model import Event
     from opskit.policy import Policy, Role
     from opskit.workspace import Workspace
@@ -110,7 +110,7 @@ class Journal:
         """Appends one event to the ledger (redacted: no secret ever reaches it).
 
         `prepared`: the payload and blobs are already redacted and in the
-        ledger's JSON subset (`opskit.runbooks.executor.record_ready`, what the
+        ledger's JSON subset (`opskit.ledger.values.record_ready`, what the
         executor hands its recorder), so they are not walked a second time.
         The ledger refuses any event or blob that still holds a secret.
 
@@ -187,7 +187,7 @@ class Journal:
     @contextmanager
     def group_commit(self) -> Iterator[None]:
         """While a rollout runs: events recorded from many threads share commits."""
-        from opskit.changes.groupcommit import GroupWriter
+        from opskit.ledger.groupcommit import GroupWriter
 
         self._group_writer = GroupWriter(self.ledger)
         try:

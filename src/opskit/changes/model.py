@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from opskit.digests import sha256_text
 from opskit.errors import ChangeError
 
 
@@ -126,10 +126,6 @@ def check_transition(change_id: str, current: State, target: State) -> None:
 def canonical_json(data: Any) -> str:
     """Sorted keys, no whitespace, UTF-8: the form that is hashed and signed."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def sha256_text(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
-from opskit.changes.model import sha256_text
+from opskit.digests import sha256_text
 from opskit.errors import OpskitError
 from opskit.secrets import REDACTOR
 

@@ -3,10 +3,9 @@ redaction, and statements run on the ledger's own database cursor."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
-from enum import Enum
 from typing import Any
+
+from opskit.ledger.values import to_ledger_json
 
 
 def dbapi_statement(statement: Any, dialect: Any) -> tuple[str, Any]:
@@ -24,21 +23,9 @@ def dbapi_statement(statement: Any, dialect: Any) -> tuple[str, Any]:
 
 
 def jsonable(value: Any) -> Any:
-    """The ledger's JSON subset: no floats, tuples, datetimes or enums."""
-    if isinstance(value, Enum):
-        return str(value.value)
-    if isinstance(value, str | bool | int) or value is None:
-        return value
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [jsonable(v) for v in value]
-        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
-    return str(value)
+    """The ledger's JSON subset (`opskit.ledger.values.to_ledger_json`: the
+    one converter, one float rule), not redacted."""
+    return to_ledger_json(value)
 
 
 def redact_obj(data: Any) -> Any:

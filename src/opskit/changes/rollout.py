@@ -22,7 +22,6 @@ from sqlalchemy import insert
 
 from opskit.changes import preflight, rules
 from opskit.changes.context import EngineContext, select_names
-from opskit.changes.groupcommit import QueueDrainer
 from opskit.changes.heartbeat import Heartbeat
 from opskit.changes.hostrun import HostRecorder, HostWork
 from opskit.changes.hoststatus import (
@@ -41,6 +40,7 @@ from opskit.changes.prediction import open_pool, predict_diffs
 from opskit.errors import ChangeRefused, OpskitError
 from opskit.inventory.core import Inventory
 from opskit.inventory.observed import ObservedStore, ci_changes
+from opskit.ledger.groupcommit import QueueDrainer
 
 if TYPE_CHECKING:
     from opskit.connectors.pool import ConnectionPool

@@ -15,17 +15,21 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import DBAPIError
 
 from opskit.changes import replay, store
+from opskit.changes.records import jsonable
 from opskit.changes.replay import Expected
 from opskit.ledger.store import EVENTS
 from opskit.secrets import MASK
+
+if TYPE_CHECKING:
+    from opskit.ledger.core import Ledger
 
 
 def _quoted(kinds: Iterable[str]) -> str:
@@ -55,11 +59,11 @@ _LAGGING = frozenset({"pending", "running"})
 _SHOWN = 60  # longest value quoted in a problem
 
 
-def expected_changes(ledger: Any) -> dict[str, Expected]:
+def expected_changes(ledger: Ledger) -> dict[str, Expected]:
     """Every created change's expected rows, from one pass over the ledger."""
     changes: dict[str, Expected] = {}
     host_step = replay.host_step
-    merged = heapq.merge(*(_fetch(ledger, sql) for sql in REPLAY_QUERIES))
+    merged = heapq.merge(*(ledger.reader().chunks(sql) for sql in REPLAY_QUERIES))
     for seq, change_id, ci, kind, actor, record in merged:
         payload = _payload(record) if record is not None else {}
         if ci is not None and change_id in changes:  # most rows: a host's closing step
@@ -79,21 +83,7 @@ def _payload(record: str) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else {}
 
 
-def _fetch(ledger: Any, sql: str, params: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Rows a chunk at a time from the ledger's DB-API cursor (PostgreSQL:
-    server-side), without a generator step per row."""
-    with ledger._connection() as fairy:
-        cursor = ledger.streaming_cursor(fairy)
-        try:
-            cursor.execute(ledger.sql(sql), params)
-            while chunk := cursor.fetchmany(5_000):
-                yield from chunk
-        finally:
-            cursor.close()
-            fairy.rollback()
-
-
-def expected_change(ledger: Any, change_id: str) -> Expected | None:
+def expected_change(ledger: Ledger, change_id: str) -> Expected | None:
     """One change's expected rows (its events through the change_id index)."""
     changes: dict[str, Expected] = {}
     for event in ledger.events(change_id=change_id):
@@ -122,7 +112,7 @@ class TableCheck(NamedTuple):
     skipped: str | None = None  # why the tables were not checked
 
 
-def verify_change_tables(ledger: Any) -> TableCheck:
+def verify_change_tables(ledger: Ledger) -> TableCheck:
     """Every row that disagrees with the ledger, ordered by change, each
     problem naming its change first. A role that may read the ledger but not
     the change tables (docs/operations.md: `opskit_writer`) gets `skipped`, not an error."""
@@ -131,7 +121,7 @@ def verify_change_tables(ledger: Any) -> TableCheck:
         return TableCheck(0, [])  # no change was ever made here: no row to disagree
     try:
         tables = _read_tables(ledger)
-    except (DBAPIError, ledger._dbapi_error) as exc:
+    except (DBAPIError, ledger.reader().dbapi_error) as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         return TableCheck(0, [], f"the change tables cannot be read ({reason})")
     expected = expected_changes(ledger)
@@ -140,7 +130,7 @@ def verify_change_tables(ledger: Any) -> TableCheck:
     return TableCheck(len(expected), ordered)
 
 
-def disagreements(ledger: Any, change_id: str) -> list[str]:
+def disagreements(ledger: Ledger, change_id: str) -> list[str]:
     """What in one change's rows disagrees with the ledger (for `change show`)."""
     if not inspect(ledger.engine).has_table(store.changes.name):
         return []
@@ -149,10 +139,10 @@ def disagreements(ledger: Any, change_id: str) -> list[str]:
     return [text for _, text in compare({change_id: expected} if expected else {}, tables)]
 
 
-def _read_tables(ledger: Any, change_id: str | None = None) -> dict[str, Any]:
+def _read_tables(ledger: Ledger, change_id: str | None = None) -> dict[str, Any]:
     """The change tables' rows (of one change, or all). Host rows, the many,
-    come grouped by change as {ci: (status, batch)}, read through the
-    ledger's DB-API cursor."""
+    come grouped by change as {ci: (status, batch)}, read a chunk at a time
+    through the ledger's reader."""
 
     def rows(table: Any, order: Any, columns: Iterable[str] = ()) -> list[Mapping[str, Any]]:
         picked = [table.c[c] for c in columns] or [table]
@@ -167,7 +157,7 @@ def _read_tables(ledger: Any, change_id: str | None = None) -> dict[str, Any]:
     params: tuple[str, ...] = ()
     if change_id is not None:
         sql, params = sql + " WHERE change_id = ?", (change_id,)
-    for owner, ci, status, batch in _fetch(ledger, sql, params):
+    for owner, ci, status, batch in ledger.reader().chunks(sql, params):
         hosts.setdefault(owner, {})[ci] = (status, batch)
     with ledger.engine.connect() as conn:
         return {
@@ -326,12 +316,32 @@ def _locks(
 # -- comparing values ------------------------------------------------------------
 def _same(actual: Any, recorded: Any, column: str = "") -> bool:
     """The row's value against the ledger's: the ledger holds the JSON subset
-    (`service.jsonable`) with secrets masked, which match anything."""
+    (`records.jsonable`) with secrets masked, which match anything."""
     if column.startswith("window_"):
         return _instant(actual) == _instant(recorded)
     if actual == recorded:  # the common case, compared in C
         return True
-    return _match(_jsonable(actual), recorded)
+    if _match(jsonable(actual), recorded):
+        return True
+    # Recorded before the one float rule (docs/ledger-format.md): 6 digits.
+    legacy = _legacy_floats(actual)
+    return legacy is not actual and _match(jsonable(legacy), recorded)
+
+
+def _legacy_floats(value: Any) -> Any:
+    """`value` with every float as the change process wrote it before the
+    one float rule (`f"{v:.6g}"`); `value` itself when it holds no float."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, Mapping):
+        items = {k: _legacy_floats(v) for k, v in value.items()}
+        changed = any(items[k] is not v for k, v in value.items())
+        return items if changed else value
+    if isinstance(value, list | tuple):
+        listed = [_legacy_floats(v) for v in value]
+        changed = any(a is not b for a, b in zip(listed, value, strict=True))
+        return listed if changed else value
+    return value
 
 
 def _match(actual: Any, recorded: Any) -> bool:
@@ -350,12 +360,6 @@ def _match(actual: Any, recorded: Any) -> bool:
             and all(_match(a, r) for a, r in zip(actual, recorded, strict=True))
         )
     return actual == recorded and type(actual) is type(recorded)
-
-
-def _jsonable(value: Any) -> Any:
-    from opskit.changes.service import jsonable
-
-    return jsonable(value)
 
 
 def _instant(value: Any) -> datetime | None:

@@ -10,8 +10,9 @@ captures (see tests/data/configs/README.md).
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
+
+from opskit.digests import sha256_text
 
 _IOS_LIKE = (
     r"^Building configuration",
@@ -127,4 +128,4 @@ def _normalize(config: str, platform: str) -> str:
 
 
 def config_hash(config: str, platform: str | None = None) -> str:
-    return "sha256:" + hashlib.sha256(normalize(config, platform).encode()).hexdigest()
+    return sha256_text(normalize(config, platform))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opskit.digests import sha256_bytes
 from opskit.errors import InventoryError
 from opskit.inventory.model import (
     CI,
@@ -242,9 +242,7 @@ class Inventory:
             from opskit.inventory.loader import paused_gc
 
             with paused_gc():
-                self._digest = (
-                    "sha256:" + hashlib.sha256(canonical_json(self.canonical_data())).hexdigest()
-                )
+                self._digest = sha256_bytes(canonical_json(self.canonical_data()))
         return self._digest
 
 

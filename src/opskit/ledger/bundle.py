@@ -28,9 +28,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from opskit.errors import LedgerError
 from opskit.ledger import keys as keymod
 from opskit.ledger.canonical import chain_hash, record_digest
-from opskit.ledger.core import blob_hash
 from opskit.ledger.model import PURGE_KIND, Checkpoint, Event, VerifyReport, read_json, write_file
-from opskit.ledger.store import EVENTS
+from opskit.ledger.reader import blob_hash
 
 if TYPE_CHECKING:
     from opskit.ledger.core import Ledger
@@ -40,23 +39,18 @@ HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 
 
 def export_bundle(ledger: Ledger, change_id: str, out: Path, *, actor: str | None = None) -> Path:
-    own = list(
-        ledger._query(
-            f"SELECT seq FROM {EVENTS} WHERE change_id = ? ORDER BY seq LIMIT 1", (change_id,)
-        )
-    )
-    if not own:
+    """Writes the bundle of `change_id` to `out` (`Ledger.export_bundle`):
+    reads through the ledger's reader; signs a checkpoint only when no
+    trusted one covers the change's last event."""
+    reader = ledger.reader()
+    span = reader.change_span(change_id)
+    if span is None:
         raise LedgerError(f"export: no ledger events for change {change_id!r}")
-    first = int(own[0][0])
-    last = int(
-        next(
-            iter(ledger._query(f"SELECT MAX(seq) FROM {EVENTS} WHERE change_id = ?", (change_id,)))
-        )[0]
-    )
-    trusted = ledger.trusted_keys() or {}
+    first, last = span
+    trusted = reader.trusted_keys() or {}
     candidates = [
         cp
-        for cp in ledger.checkpoints()
+        for cp in reader.checkpoints()
         if cp.seq >= last and cp.key_id in trusted and cp.signature_problem(trusted) is None
     ]
     # The nearest signed checkpoint keeps the bundle short; without one, sign one now.
@@ -65,13 +59,7 @@ def export_bundle(ledger: Ledger, change_id: str, out: Path, *, actor: str | Non
     )
     public = trusted.get(checkpoint.key_id) or keymod.public_key_from_b64(checkpoint.public_key)
 
-    rows = list(
-        ledger._query(
-            f"SELECT seq, prev_hash, hash, record, change_id, kind FROM {EVENTS} "
-            "WHERE seq >= ? AND seq <= ? ORDER BY seq",
-            (first, checkpoint.seq),
-        )
-    )
+    rows = reader.records(first, checkpoint.seq)
     chain: list[dict[str, Any]] = []
     blob_refs: set[str] = set()
     full: list[tuple[dict[str, Any], str, str | None]] = []
@@ -98,7 +86,7 @@ def export_bundle(ledger: Ledger, change_id: str, out: Path, *, actor: str | Non
     blobs: dict[str, dict[str, Any]] = {}
     for ref in sorted(blob_refs):
         try:
-            blobs[ref] = {"content": base64.b64encode(ledger.get_blob(ref)).decode()}
+            blobs[ref] = {"content": base64.b64encode(reader.get_blob(ref)).decode()}
         except LedgerError as exc:
             blobs[ref] = {"purged": True, "note": str(exc)}
 

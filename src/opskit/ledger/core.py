@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import itertools
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +33,8 @@ from opskit.ledger.canonical import (
     explain,
     plain_types,
 )
-from opskit.ledger.model import PURGE_KIND, Checkpoint, Clock, Event, VerifyReport, format_at
+from opskit.ledger.model import PURGE_KIND, Checkpoint, Clock, Event, VerifyReport
+from opskit.ledger.reader import LedgerReader, blob_hash
 from opskit.ledger.store import BLOBS, CHECKPOINTS, EVENTS, PURGES
 from opskit.secrets import REDACTOR
 
@@ -49,11 +49,6 @@ _encode_bytes = encode_canonical_bytes
 _non_bmp = NON_BMP_UTF8.search
 _new_event = tuple.__new__
 _sha256 = hashlib.sha256
-_cursor_names = itertools.count()
-
-
-def blob_hash(data: bytes) -> str:
-    return "sha256:" + _sha256(data).hexdigest()
 
 
 def _as_bytes(data: bytes | str) -> bytes:
@@ -78,11 +73,9 @@ class Ledger:
     def __init__(self, engine: Engine, *, keys_dir: Path | None = None) -> None:
         self.engine = engine
         self.keys_dir = keys_dir
-        self.dialect = engine.dialect.name
-        if self.dialect not in ("sqlite", "postgresql"):
-            raise LedgerError(f"ledger: unsupported database {self.dialect!r}")
-        self._p = "?" if self.dialect == "sqlite" else "%s"
-        self._dbapi_error: type[Exception] = engine.dialect.dbapi.Error  # type: ignore[union-attr]
+        self._reader = LedgerReader(engine, keys_dir=keys_dir)
+        self.dialect = self._reader.dialect
+        self._dbapi_error = self._reader.dbapi_error
         self._local = threading.local()
 
     @classmethod
@@ -94,7 +87,7 @@ class Ledger:
 
     def sql(self, text: str) -> str:
         """`text` with `?` placeholders turned into the driver's paramstyle."""
-        return text if self._p == "?" else text.replace("?", "%s")
+        return self._reader.sql(text)
 
     # -- transactions -----------------------------------------------------
     @contextmanager
@@ -234,33 +227,13 @@ class Ledger:
         return checkpoint
 
     # -- reading ----------------------------------------------------------
-    def streaming_cursor(self, fairy: Any) -> Any:
-        """A cursor that fetches rows in chunks (PostgreSQL: server-side)."""
-        if self.dialect == "postgresql":
-            cursor = fairy.driver_connection.cursor(name=f"ledger_{next(_cursor_names)}")
-            cursor.itersize = 5_000
-            return cursor
-        return fairy.cursor()
-
-    def _query(
-        self, sql: str, params: tuple[Any, ...] = (), *, stream: bool = False
-    ) -> Iterator[tuple[Any, ...]]:
-        with self._connection() as fairy:
-            cursor = self.streaming_cursor(fairy) if stream else fairy.cursor()
-            try:
-                cursor.execute(self.sql(sql), params)
-                yield from cursor
-            except self._dbapi_error as exc:
-                raise LedgerError(f"ledger: read failed: {exc}") from None
-            finally:
-                cursor.close()
-                fairy.rollback()
+    def reader(self) -> LedgerReader:
+        """The public read interface of this ledger (`opskit.ledger.reader`)."""
+        return self._reader
 
     def head(self) -> tuple[int, str]:
         """(seq, hash) of the last record; (0, '0'*64) when empty."""
-        for seq, hash_ in self._query(f"SELECT seq, hash FROM {EVENTS} ORDER BY seq DESC LIMIT 1"):
-            return int(seq), hash_
-        return 0, GENESIS_HASH
+        return self._reader.head()
 
     def events(
         self,
@@ -272,52 +245,19 @@ class Ledger:
         after_seq: int | None = None,
     ) -> Iterator[Event]:
         """Events in sequence order, filtered by any of the arguments."""
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (("change_id", change_id), ("ci", ci), ("kind", kind)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if ci is not None and change_id is None:
-            # A CI's history: the seqs come from a scan of the (change_id, ci)
-            # index alone, the records by key (SQLite would otherwise read
-            # every record in the table).
-            where[where.index("ci = ?")] = f"seq IN (SELECT seq FROM {EVENTS} WHERE ci = ?)"
-        if since is not None:
-            where.append("at >= ?")
-            params.append(_since_text(since))
-        if after_seq is not None:
-            where.append("seq > ?")
-            params.append(after_seq)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        sql = f"SELECT record, prev_hash, hash FROM {EVENTS}{clause} ORDER BY seq"
-        for record, prev_hash, hash_ in self._query(sql, tuple(params), stream=True):
-            yield Event.from_record(record, prev_hash, hash_)
+        return self._reader.events(change_id, ci, kind, since, after_seq=after_seq)
 
     def get_blob(self, hash_: str) -> bytes:
         """The content of a blob; LedgerError when purged, missing or altered."""
-        rows = list(self._query(f"SELECT content FROM {BLOBS} WHERE hash = ?", (hash_,)))
-        if not rows:
-            raise LedgerError(f"blob {hash_}: not in the ledger")
-        content = rows[0][0]
-        if content is None:
-            raise LedgerError(f"blob {hash_}: content was purged")
-        content = bytes(content)
-        if blob_hash(content) != hash_:
-            raise LedgerError(f"blob {hash_}: stored content does not match its hash")
-        return content
+        return self._reader.get_blob(hash_)
 
     def checkpoints(self) -> list[Checkpoint]:
-        rows = self._query(
-            f"SELECT seq, head, at, actor, key_id, public_key, signature "
-            f"FROM {CHECKPOINTS} ORDER BY id"
-        )
-        return [Checkpoint(int(row[0]), *row[1:]) for row in rows]
+        """The stored signed checkpoints, oldest first."""
+        return self._reader.checkpoints()
 
     def trusted_keys(self) -> dict[str, Any] | None:
-        if self.keys_dir is None:
-            return None
-        return keymod.trusted_public_keys(self.keys_dir) or None
+        """The workspace's public keys by key id; None without any."""
+        return self._reader.trusted_keys()
 
     def verify(self, since_checkpoint: Checkpoint | Path | str | None = None) -> VerifyReport:
         """Re-hashes the whole chain, every blob and every checkpoint."""
@@ -325,24 +265,13 @@ class Ledger:
 
         if isinstance(since_checkpoint, str | Path):
             since_checkpoint = Checkpoint.load(Path(since_checkpoint))
-        return verify_ledger(self, since_checkpoint)
+        return verify_ledger(self._reader, since_checkpoint)
 
     def export_bundle(self, change_id: str, out: Path, *, actor: str | None = None) -> Path:
         """Writes the evidence bundle of one change (see docs/ledger.md)."""
         from opskit.ledger.bundle import export_bundle
 
         return export_bundle(self, change_id, Path(out), actor=actor)
-
-
-def _since_text(since: datetime | str) -> str:
-    if isinstance(since, datetime):
-        moment = since if since.tzinfo else since.replace(tzinfo=UTC)
-        return format_at(moment)
-    try:
-        moment = datetime.fromisoformat(since)
-    except ValueError:
-        raise LedgerError(f"since: {since!r} is not an ISO 8601 time") from None
-    return _since_text(moment)
 
 
 def _admit(check: Callable[[Any], bool], payload: dict[str, Any], kind: str) -> None:

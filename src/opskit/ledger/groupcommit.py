@@ -1,6 +1,7 @@
-"""Group commit for the ledger during a rollout.
+"""Group commit: a write strategy of the ledger, for many writing threads.
 
-Many host threads record steps at once; each append is its own transaction
+The change engine's journal uses it while a rollout runs
+(`Journal.group_commit`). Many host threads record steps at once; each append is its own transaction
 and fsync when written one by one. `GroupWriter` keeps the guarantee the
 rollout needs (a step is durable before the thread that recorded it goes
 on: `append` returns only after the commit) while one commit serves every
@@ -17,9 +18,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from opskit.errors import LedgerError, OpskitError
+
+if TYPE_CHECKING:
+    from opskit.ledger.core import Batch, Ledger
+    from opskit.ledger.model import Event
 
 T = TypeVar("T")
 
@@ -32,16 +37,17 @@ class _Pending:
     kind: str
     kwargs: dict[str, Any]
     urgent: bool = True  # someone waits for it now
-    guard: Callable[[Any], None] | None = None  # see ChangeService.record
+    guard: Callable[[Batch], None] | None = None  # see Journal.record
     queued: float = field(default_factory=time.monotonic)
     done: threading.Event = field(default_factory=threading.Event)
-    event: Any = None
+    event: Event | None = None
     error: BaseException | None = None
 
-    def result(self) -> Any:
+    def result(self) -> Event:
         self.done.wait()
         if self.error is not None:
             raise self.error
+        assert self.event is not None  # written: no error
         return self.event
 
 
@@ -109,15 +115,18 @@ class QueueDrainer(Generic[T]):
 
 
 class GroupWriter:
-    def __init__(self, ledger: Any) -> None:
+    """Appends to `ledger` from many threads, one commit for every event
+    queued while the previous commit ran. `close` when done."""
+
+    def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self._drainer: QueueDrainer[_Pending] = QueueDrainer(
             self._write, name="ledger group commit", hold=_hold
         )
 
     def append(
-        self, kind: str, *, guard: Callable[[Any], None] | None = None, **kwargs: Any
-    ) -> Any:
+        self, kind: str, *, guard: Callable[[Batch], None] | None = None, **kwargs: Any
+    ) -> Event:
         """Like `Ledger.append`: returns the event once it is committed.
         `guard(batch)` runs in the commit's transaction just before the event
         is added; what it writes is undone if it or the append fails."""
@@ -125,7 +134,7 @@ class GroupWriter:
         self._drainer.put(item)
         return item.result()
 
-    def submit(self, kind: str, **kwargs: Any) -> Callable[[], Any]:
+    def submit(self, kind: str, **kwargs: Any) -> Callable[[], Event]:
         """Queues the event and returns at once; the returned call waits until
         it is committed (with the next `append`, or within `LINGER_SECONDS`)
         and returns it, or raises why it was not. Events are written in the
@@ -158,7 +167,7 @@ class GroupWriter:
                 item.done.set()
 
 
-def _append(batch: Any, item: _Pending) -> Any:
+def _append(batch: Batch, item: _Pending) -> Event:
     if item.guard is None:
         return batch.append(item.kind, **item.kwargs)
     # The other events of this commit go on if this one fails: its guard's
