@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from enum import Enum, StrEnum
 from pathlib import Path
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -134,12 +133,6 @@ def test_a_whole_float_beyond_the_integer_range_is_stored_as_text(tmp_path: Path
     assert jsonable({"big": 1e20}) == hostrun.record_ready({"big": 1e20}) == {"big": "1e+20"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the runbook executor keeps its own copy of the converter (runbooks/executor.py, "
-    "runbooks/records.py after the split; to be replaced by opskit.ledger.values."
-    "record_ready): it turns 1e20 into an integer beyond ±(2**53-1), which the ledger refuses",
-)
 def test_the_executor_converts_a_big_whole_float_as_the_ledger_does() -> None:
     assert executor.record_ready({"big": 1e20}) == record_ready({"big": 1e20})
 

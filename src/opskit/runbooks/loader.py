@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -40,6 +39,7 @@ from jsonschema.exceptions import SchemaError, best_match
 from jsonschema.exceptions import ValidationError as DocumentError
 
 from opskit.connectors.base import Capability
+from opskit.digests import sha256_bytes, sha256_text
 from opskit.errors import OpskitError, RunbookError
 from opskit.runbooks.model import (
     EXPECTATION_KINDS,
@@ -97,7 +97,7 @@ def runbook_digest(data: Mapping[str, Any], files: Mapping[str, str]) -> str:
         ensure_ascii=False,
         default=str,
     )
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return sha256_text(canonical)
 
 
 def _plain(value: Any) -> Any:
@@ -236,7 +236,7 @@ class _Builder:
             raise self.error(f"{rel!r} must stay inside {folder}/", loc)
         if not target.is_file():
             raise self.error(f"referenced file {folder}/{rel} does not exist", loc)
-        digest = "sha256:" + hashlib.sha256(target.read_bytes()).hexdigest()
+        digest = sha256_bytes(target.read_bytes())
         self.files[f"{folder}/{rel}"] = digest
         if folder == "playbooks":
             self.playbook_files(target)
@@ -277,7 +277,7 @@ class _Builder:
             candidate = (playbook.parent / folder / name).resolve()
             if candidate.is_file() and candidate.is_relative_to(base):
                 rel = candidate.relative_to(self.root.resolve()).as_posix()
-                self.files[rel] = "sha256:" + hashlib.sha256(candidate.read_bytes()).hexdigest()
+                self.files[rel] = sha256_bytes(candidate.read_bytes())
                 return candidate
         return None
 

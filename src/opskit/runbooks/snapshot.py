@@ -15,6 +15,7 @@ from typing import Any
 
 from opskit import compliance
 from opskit.connectors.base import CommandRejected, Connector
+from opskit.digests import sha256_text
 
 
 @dataclass
@@ -43,7 +44,7 @@ class Snapshot:
             },
             sort_keys=True,
         )
-        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+        return sha256_text(canonical)
 
     @property
     def absent(self) -> list[str]:
