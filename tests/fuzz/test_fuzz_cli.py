@@ -190,11 +190,6 @@ def test_every_error_including_usage_errors_is_one_line(
     assert_one_line_error(result)
 
 
-@known_failure(
-    "issue 10 item 19 (cliout): control characters from arguments reach the terminal, e.g. "
-    "`opskit audit verify-bundle $'Q\\u202e\\x8d'` -> 'error: Q\\u202e\\x8d: No such file or "
-    "directory' with the raw bidi override and C1 control"
-)
 @given(args=argv())
 def test_no_control_character_reaches_the_terminal(ws: Workspace, args: tuple[str, ...]) -> None:
     result, _ = _run(ws, args)

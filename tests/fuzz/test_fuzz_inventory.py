@@ -139,10 +139,6 @@ def _nan_attribute(contents: list[dict[str, Any]], value: float) -> list[dict[st
     raise AssertionError("an inventory without CIs")  # pragma: no cover
 
 
-@known_failure(
-    "issue 10 item 3 (NaN everywhere; inventory/loader.py is the ansible helper's): "
-    "attributes: {weight: .nan} on CI 'a' loads without error"
-)
 @given(contents=gen.inventories(), value=gen.NON_FINITE)
 def test_nan_and_infinity_in_attributes_are_refused(
     scratch: Path, contents: list[dict[str, Any]], value: float
@@ -283,11 +279,6 @@ def test_inventory_json_and_export_hold_exactly_what_was_loaded(
 
 
 # -- Ansible: export, then import through Ansible's own parser ---------------------------------
-@known_failure(
-    "issue 10 item 25 (ansible): a group with no hosts is dropped on export, e.g. "
-    "groups: {a: {}} with CI 'a' not in it -> imported groups == set(); "
-    "200 examples with that check relaxed found nothing else"
-)
 @given(contents=gen.inventories())
 def test_ansible_export_then_import_keeps_hosts_groups_and_values(
     scratch: Path, contents: list[dict[str, Any]]
