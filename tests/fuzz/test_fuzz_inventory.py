@@ -21,6 +21,7 @@ from opskit.inventory.ansible import (
     to_ansible_inventory,
     write_inventory_folder,
 )
+from opskit.secrets import SecretRef
 from opskit.workspace import Workspace
 from tests.fuzz import strategies as gen
 from tests.fuzz.support import (
@@ -186,12 +187,6 @@ SECRET_REFS = st.one_of(
 )
 
 
-@known_failure(
-    "inventory precedence (inventory/loader.py, the ansible helper's file; found by fuzzing "
-    "`opskit inventory graph --inventory .`): defaults credentials.password {env: NET_PASSWORD} "
-    "and group vars credentials.password {file: secrets/core} deep-merge into "
-    "{env:..., file:...}: ValueError traceback in _credentials"
-)
 @given(contents=gen.inventories(), low=SECRET_REFS, high=SECRET_REFS)
 def test_a_group_secret_reference_replaces_the_default_one(
     scratch: Path, contents: list[dict[str, Any]], low: dict[str, Any], high: dict[str, Any]
@@ -210,16 +205,20 @@ def test_a_group_secret_reference_replaces_the_default_one(
     except Exception as exc:
         assert_api_error(exc, paths)
         return
+    own = {ci["name"]: ci.get("credentials", {}) for c in files for ci in c.get("cis", [])}
     for ci in inv:
-        assert ci.credentials["password"].to_data() in ({**high}, {"file": mock_abs(paths, high)})
+        # The most specific level wins: the CI's own credentials, else the group's.
+        expected = {"username": "admin", "password": high, **own[ci.name]}
+        assert ci.credentials["username"] == expected["username"]
+        assert ci.credentials["password"] == _as_loaded(paths, expected["password"])
 
 
-def mock_abs(paths: list[Path], ref: dict[str, Any]) -> str | None:
-    """A relative file reference as the loader stores it (inside the folder)."""
+def _as_loaded(paths: list[Path], ref: dict[str, Any]) -> SecretRef:
+    """The reference as the loader stores it: a relative file inside the folder."""
     file = ref.get("file")
-    if file is None or file.startswith("/"):
-        return file
-    return str(paths[0].parent.resolve() / file)
+    if file is not None and not file.startswith("/"):
+        return SecretRef(file=str(paths[0].parent.resolve() / file))
+    return SecretRef.parse(ref)
 
 
 # -- the selection language ---------------------------------------------------------------

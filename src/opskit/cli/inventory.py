@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -341,9 +340,14 @@ def import_(
     """Import an Ansible inventory (read by Ansible's parser) as inventories/NAME."""
 
     from opskit.inventory.ansible import import_ansible_inventory, write_inventory_folder
+    from opskit.policy_check import INVENTORY_NAME
 
-    if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", name):
-        raise UsageError(f"--name {name!r}: letters, digits, '_', '.', '-' only")
+    # The names `--inventory` and the policy accept, so the import can be used.
+    if not INVENTORY_NAME.match(name):
+        raise UsageError(
+            f"--name {name!r}: up to 100 letters, digits, '_', '.', '-', "
+            "starting with a letter or digit"
+        )
     ws = workspace()
     notes: list[str] = []
     data = import_ansible_inventory(source, warnings=notes)
