@@ -29,7 +29,6 @@ from tests.fuzz.support import (
     assert_no_traceback,
     assert_one_line_error,
     assert_unchanged,
-    known_failure,
     make_workspace,
     run_cli,
     snapshot,
@@ -320,12 +319,6 @@ def ansible_sources(draw: st.DrawFn, scratch: Path) -> tuple[Path, bytes]:
     return scratch / f"hosts{next(_counter)}.ini", draw(gen.mutated_text("\n".join(lines)))
 
 
-@known_failure(
-    "issue 10 item 24 (ansible): import errors name the deleted staging file, e.g. INI "
-    "'[all]\\n:a ansible_host=10.0.0.1' -> '.../.imported-XXXX/cis.yaml:3 [cis[0].name]: invalid "
-    "value ':a'', and INI host 'a\\xed\\xa0\\x80' (not UTF-8) becomes 'a\\udced...' and "
-    "'.imported-XXXX/cis.yaml:3: invalid YAML: found invalid Unicode character escape code'"
-)
 @given(data=st.data())
 def test_a_broken_ansible_inventory_is_imported_or_refused_naming_the_source(
     scratch: Path, data: st.DataObject
