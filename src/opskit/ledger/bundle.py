@@ -29,7 +29,8 @@ from opskit.errors import LedgerError
 from opskit.ledger import keys as keymod
 from opskit.ledger.canonical import chain_hash, record_digest
 from opskit.ledger.core import blob_hash
-from opskit.ledger.model import PURGE_KIND, Checkpoint, Event, VerifyReport, read_json, write_file
+from opskit.ledger.model import PURGE_KIND, Checkpoint, Event, VerifyReport, read_json
+from opskit.ledger.output import OutputFile
 from opskit.ledger.store import EVENTS
 
 if TYPE_CHECKING:
@@ -40,6 +41,14 @@ HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 
 
 def export_bundle(ledger: Ledger, change_id: str, out: Path, *, actor: str | None = None) -> Path:
+    # A place that cannot be written is refused before a checkpoint is signed.
+    with OutputFile(out) as target:
+        target.stage(_bundle_text(ledger, change_id, actor))
+        target.commit()
+    return out
+
+
+def _bundle_text(ledger: Ledger, change_id: str, actor: str | None) -> str:
     own = list(
         ledger._query(
             f"SELECT seq FROM {EVENTS} WHERE change_id = ? ORDER BY seq LIMIT 1", (change_id,)
@@ -111,8 +120,7 @@ def export_bundle(ledger: Ledger, change_id: str, out: Path, *, actor: str | Non
         "chain": chain,
         "blobs": blobs,
     }
-    write_file(out, json.dumps(bundle, indent=1, ensure_ascii=False) + "\n")
-    return out
+    return json.dumps(bundle, indent=1, ensure_ascii=False) + "\n"
 
 
 def _load(path: Path) -> dict[str, Any]:
