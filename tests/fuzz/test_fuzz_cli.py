@@ -26,7 +26,6 @@ from tests.fuzz.support import (
     assert_no_traceback,
     assert_one_line_error,
     assert_unchanged,
-    known_failure,
     make_workspace,
     run_cli,
     snapshot,
@@ -76,10 +75,6 @@ VALUES: dict[str, st.SearchStrategy[str]] = {
     "change_type": st.sampled_from(["standard", "normal", "emergency", "bogus"]),
     "stale_after": st.sampled_from(["60", "-1", "x"]),
 }
-# `audit checkpoint` and `audit export` sign a checkpoint before they find that
-# --out cannot be written: proven by the known failure below, and kept out
-# of the random runs so that those keep checking everything else.
-WRITABLE_OUT = {("audit", "checkpoint"), ("audit", "export")}
 # The checkout under test first, as in every other test of this suite.
 SRC = os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])
 USERS = st.sampled_from(["alice", "bob", "carol", "erin", "nobody", ""])
@@ -118,12 +113,8 @@ def argv(draw: st.DrawFn) -> tuple[str, ...]:
         if not wanted:
             continue
         values = VALUES.get(param.name, ANY_TEXT)
-        if param.name == "out" and path in WRITABLE_OUT:
-            values = st.sampled_from(["out.json", "new.json"])
         if param.param_type_name == "argument":
-            args.append(
-                draw(st.one_of(values, values, ANY_TEXT) if path not in WRITABLE_OUT else values)
-            )
+            args.append(draw(st.one_of(values, values, ANY_TEXT)))
         elif getattr(param, "is_flag", False):
             args.append(param.opts[0])
         else:
@@ -177,11 +168,6 @@ def test_no_arguments_make_a_traceback_and_a_failed_command_changes_nothing(
         assert_one_line_error(result)
 
 
-@known_failure(
-    "issue 10 item 20 (cliout): a usage error is typer's multi-line box, e.g. "
-    "`opskit change create` (no options) or `opskit --bogus inventory validate` -> "
-    "'Usage: ...' and a 5-line box"
-)
 @given(args=argv())
 def test_every_error_including_usage_errors_is_one_line(
     ws: Workspace, args: tuple[str, ...]
