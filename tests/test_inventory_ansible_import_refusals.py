@@ -1,6 +1,6 @@
-"""An Ansible inventory holding bytes that are not UTF-8 (Ansible reads them as
-lone surrogates) is refused in one line naming the source file and line,
-before any YAML is written."""
+"""Ansible inventories the import refuses in one line naming the source file
+and line (never a temporary file), before any YAML is written: bytes that
+are not UTF-8 (Ansible reads them as lone surrogates), values of the wrong type."""
 
 from __future__ import annotations
 
@@ -32,3 +32,18 @@ def test_undecodable_text_is_refused_naming_the_source_line(
     assert text.endswith(message), text
     assert f"hosts.ini:{line}:" in text and "\n" not in text
     assert "opskit-import-" not in text
+
+
+@pytest.mark.parametrize(
+    "extra", ["", "      ansible_connection: ssh\n", "      ansible_network_os: cisco.ios.ios\n"]
+)
+def test_a_platform_that_is_not_text_names_the_variable_that_set_it(
+    tmp_path: Path, extra: str
+) -> None:
+    source = tmp_path / "hosts.yaml"
+    source.write_text(f"all:\n  hosts:\n    a:\n{extra}      opskit_platform: [1]\n")
+    line = 5 if extra else 4
+    with pytest.raises(InventoryError) as caught:
+        import_ansible_inventory(source)
+    text = str(caught.value)
+    assert text.endswith(f"hosts.yaml:{line}: host a opskit_platform: must be text (got a list)")
