@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import typer.main
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from opskit.cli import app
@@ -214,6 +214,8 @@ def test_the_installed_entry_point_prints_no_traceback(
 ) -> None:
     """A few runs as a real process (`python -m opskit`), as a user or a
     pipeline starts it: logging, warnings and interpreter shutdown included."""
+    # No process can be given an argument holding NUL (the OS ends it there).
+    assume(not any("\x00" in arg for arg in args))
     before = snapshot(ws.root)
     with tempfile.TemporaryDirectory() as cwd:
         done = subprocess.run(
