@@ -119,6 +119,12 @@ def test_unknown_command_and_option_are_one_line() -> None:
     _one_error_line(_run(["--bogus"]), ["opskit"], "--bogus")
 
 
+def test_an_option_without_its_value_names_its_command() -> None:
+    # click's parser raises this one without a context: it named `opskit` alone.
+    result = _run(["change", "create", "--param"])
+    _one_error_line(result, ["opskit", "change", "create"], "'--param' requires an argument")
+
+
 def test_the_real_command_prints_one_line_and_exits_2() -> None:
     """The same through the installed entry point, with stderr a pipe."""
     env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}

@@ -29,6 +29,12 @@ class _UniqueKeyLoader(_Loader):  # type: ignore[misc,valid-type]
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:  # `{a: 1}: x` or `[a]: x`: what PyYAML itself would refuse
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping or list cannot be a key", key_node.start_mark
+                ) from None
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from opskit.inventory import load_inventory
 from opskit.inventory.ansible import to_ansible_inventory, write_inventory_folder
 from opskit.inventory.ansible_import import import_ansible_inventory
+from opskit.secrets import SecretRef
 from opskit.workspace import Workspace
 from tests.fuzz import strategies as gen
 from tests.fuzz.support import (
@@ -25,7 +26,6 @@ from tests.fuzz.support import (
     assert_no_traceback,
     assert_one_line_error,
     assert_unchanged,
-    known_failure,
     make_workspace,
     run_cli,
     snapshot,
@@ -136,10 +136,6 @@ def _nan_attribute(contents: list[dict[str, Any]], value: float) -> list[dict[st
     raise AssertionError("an inventory without CIs")  # pragma: no cover
 
 
-@known_failure(
-    "issue 10 item 3 (NaN everywhere; inventory/loader.py is the ansible helper's): "
-    "attributes: {weight: .nan} on CI 'a' loads without error"
-)
 @given(contents=gen.inventories(), value=gen.NON_FINITE)
 def test_nan_and_infinity_in_attributes_are_refused(
     scratch: Path, contents: list[dict[str, Any]], value: float
@@ -187,12 +183,6 @@ SECRET_REFS = st.one_of(
 )
 
 
-@known_failure(
-    "inventory precedence (inventory/loader.py, the ansible helper's file; found by fuzzing "
-    "`opskit inventory graph --inventory .`): defaults credentials.password {env: NET_PASSWORD} "
-    "and group vars credentials.password {file: secrets/core} deep-merge into "
-    "{env:..., file:...}: ValueError traceback in _credentials"
-)
 @given(contents=gen.inventories(), low=SECRET_REFS, high=SECRET_REFS)
 def test_a_group_secret_reference_replaces_the_default_one(
     scratch: Path, contents: list[dict[str, Any]], low: dict[str, Any], high: dict[str, Any]
@@ -211,16 +201,20 @@ def test_a_group_secret_reference_replaces_the_default_one(
     except Exception as exc:
         assert_api_error(exc, paths)
         return
+    own = {ci["name"]: ci.get("credentials", {}) for c in files for ci in c.get("cis", [])}
     for ci in inv:
-        assert ci.credentials["password"].to_data() in ({**high}, {"file": mock_abs(paths, high)})
+        # The most specific level wins: the CI's own credentials, else the group's.
+        expected = {"username": "admin", "password": high, **own[ci.name]}
+        assert ci.credentials["username"] == expected["username"]
+        assert ci.credentials["password"] == _as_loaded(paths, expected["password"])
 
 
-def mock_abs(paths: list[Path], ref: dict[str, Any]) -> str | None:
-    """A relative file reference as the loader stores it (inside the folder)."""
+def _as_loaded(paths: list[Path], ref: dict[str, Any]) -> SecretRef:
+    """The reference as the loader stores it: a relative file inside the folder."""
     file = ref.get("file")
-    if file is None or file.startswith("/"):
-        return file
-    return str(paths[0].parent.resolve() / file)
+    if file is not None and not file.startswith("/"):
+        return SecretRef(file=str(paths[0].parent.resolve() / file))
+    return SecretRef.parse(ref)
 
 
 # -- the selection language ---------------------------------------------------------------
@@ -280,11 +274,6 @@ def test_inventory_json_and_export_hold_exactly_what_was_loaded(
 
 
 # -- Ansible: export, then import through Ansible's own parser ---------------------------------
-@known_failure(
-    "issue 10 item 25 (ansible): a group with no hosts is dropped on export, e.g. "
-    "groups: {a: {}} with CI 'a' not in it -> imported groups == set(); "
-    "200 examples with that check relaxed found nothing else"
-)
 @given(contents=gen.inventories())
 def test_ansible_export_then_import_keeps_hosts_groups_and_values(
     scratch: Path, contents: list[dict[str, Any]]
@@ -327,12 +316,6 @@ def ansible_sources(draw: st.DrawFn, scratch: Path) -> tuple[Path, bytes]:
     return scratch / f"hosts{next(_counter)}.ini", draw(gen.mutated_text("\n".join(lines)))
 
 
-@known_failure(
-    "issue 10 item 24 (ansible): import errors name the deleted staging file, e.g. INI "
-    "'[all]\\n:a ansible_host=10.0.0.1' -> '.../.imported-XXXX/cis.yaml:3 [cis[0].name]: invalid "
-    "value ':a'', and INI host 'a\\xed\\xa0\\x80' (not UTF-8) becomes 'a\\udced...' and "
-    "'.imported-XXXX/cis.yaml:3: invalid YAML: found invalid Unicode character escape code'"
-)
 @given(data=st.data())
 def test_a_broken_ansible_inventory_is_imported_or_refused_naming_the_source(
     scratch: Path, data: st.DataObject

@@ -24,7 +24,6 @@ from tests.fuzz.support import (
     assert_api_error,
     assert_one_line_error,
     assert_unchanged,
-    known_failure,
     make_workspace,
     run_cli,
     snapshot,
@@ -100,10 +99,6 @@ def test_parameters_are_accepted_or_refused_naming_the_parameter(
         assert exc.field and exc.field.startswith("params"), f"no parameter named: {exc}"
 
 
-@known_failure(
-    "issue 10 item 3 (templates: NaN/infinity): a parameter {type: number} "
-    "accepts nan, inf and -inf"
-)
 @given(doc=gen.runbooks(), value=gen.NON_FINITE)
 def test_nan_and_infinity_are_refused_for_number_parameters(
     tmp_path_factory: pytest.TempPathFactory, doc: dict[str, Any], value: float
@@ -114,10 +109,6 @@ def test_nan_and_infinity_are_refused_for_number_parameters(
         book.validate_params({**_minimal(book), "n": value})
 
 
-@known_failure(
-    "issue 10 item 2 (templates: control characters): a string parameter accepts "
-    "'\\n' and other control characters, e.g. vlan-interface description='x\\nno ip route'"
-)
 @given(data=st.data(), text=gen.CONTROL_TEXT.filter(lambda t: bool(UNSAFE.search(t))))
 def test_control_characters_are_refused_in_string_parameters(
     books: list[Runbook], data: st.DataObject, text: str
@@ -133,9 +124,6 @@ def test_control_characters_are_refused_in_string_parameters(
     assert caught.value.field == f"params.{name}", str(caught.value)
 
 
-@known_failure(
-    "issue 10 item 3 (templates: formats): {type: string, format: ipv4} accepts '999.1.1.1'"
-)
 @given(doc=gen.runbooks(), octets=st.tuples(*[st.integers(256, 999)] + [st.integers(0, 255)] * 3))
 def test_ipv4_format_is_enforced(
     tmp_path_factory: pytest.TempPathFactory, doc: dict[str, Any], octets: tuple[int, ...]
@@ -146,10 +134,6 @@ def test_ipv4_format_is_enforced(
         book.validate_params({**_minimal(book), "address": ".".join(map(str, octets))})
 
 
-@known_failure(
-    "issue 10 items 2 and 3 (templates): validate_params lets through inspection@1.0.0 "
-    "cpu_max_percent=nan and vlan-interface@1.0.0 description='\\x01'"
-)
 @given(data=st.data())
 def test_accepted_parameters_hold_no_nan_or_control_characters(
     books: list[Runbook], data: st.DataObject
@@ -238,11 +222,6 @@ def _create(ws: Workspace, ref: str, *params: str) -> tuple[CliResult, Snapshot]
         return run_cli(*args, workspace=ws.root, user="alice", cwd=Path(cwd)), before
 
 
-@known_failure(
-    "issue 10 item 12 (process): change create --runbook inspection@1.0.0 "
-    "--param memory_min_free_bytes=9007199254740993 is refused by the ledger "
-    "('append change.created: payload.parameters...') after CHG number was allocated"
-)
 @given(name=st.sampled_from(["memory_min_free_bytes", "interface_errors_max"]), value=gen.HUGE_INT)
 def test_a_refused_huge_integer_uses_up_no_change_number(
     ws: Workspace, name: str, value: int
@@ -254,10 +233,6 @@ def test_a_refused_huge_integer_uses_up_no_change_number(
     assert_unchanged(before, snapshot(ws.root))
 
 
-@known_failure(
-    "issue 10 item 3 (templates: NaN): change create --runbook inspection@1.0.0 "
-    "--param cpu_max_percent=NaN creates a draft holding nan"
-)
 @given(
     name=st.sampled_from(["cpu_max_percent", "disk_max_percent", "backup_max_age_hours"]),
     value=st.sampled_from(["NaN", "Infinity", "-Infinity"]),

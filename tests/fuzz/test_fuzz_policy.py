@@ -20,7 +20,6 @@ from tests.fuzz.support import (
     assert_api_error,
     assert_one_line_error,
     assert_unchanged,
-    known_failure,
     make_workspace,
     run_cli,
     snapshot,
@@ -102,10 +101,6 @@ def test_policy_numbers_refuse_nan_infinity_and_fractions(
     assert_api_error(caught.value, [path])
 
 
-@known_failure(
-    "issue 10 item 10 (policy): a quorum nobody can reach loads silently, e.g. "
-    "approvals.medium {roles: [requester], count: 2} with one requester, or count: 2**53+1"
-)
 @given(policy=gen.policies(), extra=st.one_of(st.integers(1, 5), gen.HUGE_INT.map(abs)))
 def test_an_unreachable_quorum_is_refused(
     scratch: Path, policy: dict[str, Any], extra: int
@@ -148,10 +143,6 @@ def test_commands_on_a_broken_policy_print_one_line_and_change_nothing(
         shutil.rmtree(ws.state_dir / "cache", ignore_errors=True)
 
 
-@known_failure(
-    "issue 10 item 10 (policy): an empty opskit.yaml is accepted; `change create` then fails "
-    "with 'create refused: alice is not a requester' and writes change.refused to the ledger"
-)
 @given(content=st.sampled_from([b"", b"\n", b"# nothing\n", b"---\n", b"{}\n"]))
 def test_an_empty_policy_is_an_error_before_anything_is_recorded(
     ws: Workspace, content: bytes

@@ -21,7 +21,6 @@ from tests.fuzz.support import (
     REPO,
     assert_api_error,
     assert_no_traceback,
-    known_failure,
     make_workspace,
     run_cli,
 )
@@ -153,11 +152,6 @@ def test_runbook_doc_renders_every_valid_runbook(ws: Workspace, doc: dict[str, A
 BROKEN_JINJA = st.sampled_from(["{{ params.x ", "{{ x }", "{% if %}", "{{ ) }}", "{% for %}"])
 
 
-@known_failure(
-    "issue 10 item 1 (templates): a Jinja syntax error outside step params passes validation, "
-    "e.g. verify[0].expect[0].config_contains[0] = '{{ params.x ' or "
-    "precheck[0].expect[0].contains = '{% if %}'"
-)
 @given(doc=gen.runbooks(), broken=BROKEN_JINJA, data=st.data())
 def test_a_jinja_error_anywhere_in_a_runbook_is_refused_naming_the_field(
     ws: Workspace, doc: dict[str, Any], broken: str, data: st.DataObject

@@ -143,9 +143,7 @@ def checkpoint(
 ) -> None:
     """Sign the current head (seq, hash) with the workspace key."""
     ledger = _ledger()
-    signed = ledger.checkpoint(actor=_actor())
-    if out is not None:
-        signed.save(out)
+    signed = ledger.checkpoint(actor=_actor(), out=out)
     console.print(
         f"checkpoint seq {signed.seq} head {signed.head} signed by key {signed.key_id}"
         + (f" -> {out}" if out else ""),

@@ -44,6 +44,7 @@ class OpskitGroup(TyperGroup):
     ) -> Any:
         prog_name = prog_name or PROG_NAME
         plain_placeholders(self)
+        name_the_command(self)
         if not standalone_mode:  # an embedding caller handles click's exceptions itself
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
@@ -113,4 +114,31 @@ def plain_placeholders(command: Any, parent: typer.Context | None = None) -> Non
         plain_placeholders(sub, ctx)
 
 
-__all__ = ["OpskitGroup", "plain_placeholders", "print_usage_error", "usage_error_line"]
+def name_the_command(command: Any) -> None:
+    """click's parser raises "option '--param' requires an argument" without
+    a context, which would name `opskit` instead of `opskit change create`:
+    every command's parse_args gives such an error its own context."""
+    if not getattr(command, "_opskit_names_errors", False):
+        parse_args = command.parse_args
+
+        def parse_with_context(ctx: typer.Context, args: list[str]) -> list[str]:
+            try:
+                return parse_args(ctx, args)  # type: ignore[no-any-return]
+            except click_errors.UsageError as exc:
+                if exc.ctx is None:
+                    exc.ctx = ctx
+                raise
+
+        command.parse_args = parse_with_context
+        command._opskit_names_errors = True
+    for sub in getattr(command, "commands", {}).values():
+        name_the_command(sub)
+
+
+__all__ = [
+    "OpskitGroup",
+    "name_the_command",
+    "plain_placeholders",
+    "print_usage_error",
+    "usage_error_line",
+]

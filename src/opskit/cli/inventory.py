@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -342,9 +341,14 @@ def import_(
 
     from opskit.inventory.ansible import write_inventory_folder
     from opskit.inventory.ansible_import import import_ansible_inventory
+    from opskit.policy_check import INVENTORY_NAME
 
-    if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", name):
-        raise UsageError(f"--name {name!r}: letters, digits, '_', '.', '-' only")
+    # The names `--inventory` and the policy accept, so the import can be used.
+    if not INVENTORY_NAME.match(name):
+        raise UsageError(
+            f"--name {name!r}: up to 100 letters, digits, '_', '.', '-', "
+            "starting with a letter or digit"
+        )
     ws = workspace()
     notes: list[str] = []
     data = import_ansible_inventory(source, warnings=notes)

@@ -185,8 +185,10 @@ def _direct_groups(ci: CI, groups: Mapping[str, Group]) -> list[str]:
     return [name for name in ci.groups if name not in ancestors]
 
 
-def _derived_connection(platform: str | None) -> str:
-    return "ansible.netcommon.network_cli" if platform in NETWORK_OS else "ssh"
+def _derived_connection(platform: Any) -> str:
+    # A platform that is not text (opskit_platform: []) is the loader's to refuse.
+    is_network = isinstance(platform, str) and platform in NETWORK_OS
+    return "ansible.netcommon.network_cli" if is_network else "ssh"
 
 
 # -- import (opskit.inventory.ansible_import builds on these) ------------------------
@@ -270,7 +272,7 @@ def map_vars(
             warnings.append(f"{where}: unknown ansible_network_os {network_os!r}")
         else:
             out["platform"] = platform
-        if platform is None or NETWORK_OS.get(platform) != network_os:
+        if not isinstance(platform, str) or NETWORK_OS.get(platform) != network_os:
             ansible_options["ansible_network_os"] = network_os  # kept as written
     connection = ansible_options.get("ansible_connection")
     if (

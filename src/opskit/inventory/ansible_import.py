@@ -105,7 +105,8 @@ class _Plan:
             platform = _inherited(ci, groups, defaults, "platform")
             ci.setdefault("platform", platform or "linux")
             if _inherited(ci, groups, defaults, "type") is None:
-                ci.setdefault("type", "server" if ci["platform"] in SERVER_PLATFORMS else "other")
+                is_server = isinstance(ci["platform"], str) and ci["platform"] in SERVER_PLATFORMS
+                ci.setdefault("type", "server" if is_server else "other")
         data: dict[str, Any] = {}
         if defaults:
             data["defaults"] = defaults
@@ -183,17 +184,25 @@ class _Plan:
             except InventoryError as exc:
                 raise self.source_error(exc, data) from None
 
-    def _written_as(self, level: tuple[str, str | None], key: str | None) -> str | None:
-        """`key` as the source spells it (ansible_ssh_port for ansible_port)."""
+    def _variables(self, level: tuple[str, str | None]) -> Mapping[str, Any]:
         kind, name = level
-        variables: Mapping[str, Any] = self.all_vars
         if kind == "host" and name in self.host_vars:
-            variables = self.host_vars[name]
-        elif kind == "group" and name in self.group_vars:
-            variables = self.group_vars[name]
-        if key is None or key in variables:
-            return key
-        return next((a for a, n in ALIASES.items() if n == key and a in variables), key)
+            return self.host_vars[name]
+        if kind == "group" and name in self.group_vars:
+            return self.group_vars[name]
+        return self.all_vars
+
+    def _written_as(self, level: tuple[str, str | None], keys: list[str]) -> str | None:
+        """The first of `keys` the level sets, as the source spells it
+        (ansible_ssh_port for ansible_port); else the first of `keys`."""
+        variables = self._variables(level)
+        for key in keys:
+            if key in variables:
+                return key
+            alias = next((a for a, n in ALIASES.items() if n == key and a in variables), None)
+            if alias is not None:
+                return alias
+        return keys[0] if keys else None
 
     def source_error(self, exc: InventoryError, data: dict[str, Any]) -> InventoryError:
         """The loader's error about the mapped data, told about the Ansible source."""
@@ -212,27 +221,28 @@ class _Plan:
             name = field.split(".")[1]
             level = ("group", data["groups"].get(name, {}).get("ansible_name", name))
             rest = field.split(".vars.", 1)[1] if ".vars." in field else ""
-        key = self._written_as(level, _source_key(rest))
+        key = self._written_as(level, _source_keys(rest))
         where = self.source.where(level, key)
         subject = f"{level[0]} {level[1]}" if level[1] else "group all"
         about = f" {key}" if key else ""
         return InventoryError(f"{subject}{about}: {message}", file=where.file, line=where.line)
 
 
-def _source_key(rest: str) -> str | None:
-    """The Ansible variable behind an opskit field path (best effort)."""
+def _source_keys(rest: str) -> list[str]:
+    """The Ansible variables that may be behind an opskit field path (best effort)."""
     if not rest:
-        return None
+        return []
     head, _, tail = rest.partition(".")
     head = head.split("[", 1)[0]
     if head in ("attributes",) and tail:
-        return tail.split(".", 1)[0].split("[", 1)[0]
+        return [tail.split(".", 1)[0].split("[", 1)[0]]
     if head == "connection_options" and tail.startswith("ansible."):
-        return tail.split(".")[1]
+        return [tail.split(".")[1]]
     reverse = {"host": "ansible_host", "port": "ansible_port", "platform": "ansible_network_os"}
     if head == "credentials" and tail.startswith("username"):
-        return "ansible_user"
-    return reverse.get(head, f"opskit_{head}")
+        return ["ansible_user"]
+    # opskit_platform (carried as written, and winning) or ansible_network_os (mapped).
+    return [f"opskit_{head}", reverse[head]] if head in reverse else [f"opskit_{head}"]
 
 
 def _anywhere(source: AnsibleSource, key: str) -> bool:

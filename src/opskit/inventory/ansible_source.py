@@ -177,6 +177,7 @@ def _collect(path: Path, loader: Any, manager: Any, variables: Any) -> AnsibleSo
             declared=_where(host.name, path),
         )
     source = AnsibleSource(path, all_vars, all_where, groups, hosts)
+    _refuse_undecodable(source)
     _refuse_non_finite(source)
     return source
 
@@ -199,14 +200,76 @@ def _shorter(file: str) -> str:
         return file
 
 
-def _refuse_non_finite(source: AnsibleSource) -> None:
-    """NaN and infinities are not data a CMDB can compare or store as JSON."""
-    levels: list[tuple[tuple[str, str | None], Mapping[str, Any]]] = [
+def _levels(source: AnsibleSource) -> list[tuple[tuple[str, str | None], Mapping[str, Any]]]:
+    return [
         (("all", None), source.all_vars),
         *((("group", name), g.vars) for name, g in source.groups.items()),
         *((("host", name), h.vars) for name, h in source.hosts.items()),
     ]
-    for level, variables in levels:
+
+
+def _refuse_undecodable(source: AnsibleSource) -> None:
+    """Ansible reads bytes that are not UTF-8 as lone surrogates ('\\udcff'),
+    which no YAML file, database or terminal can hold: refused, shown as the bytes."""
+    for kind, names in (("group", source.groups), ("host", source.hosts)):
+        for name in names:
+            if _LONE_SURROGATE.search(name):
+                raise InventoryError(
+                    f"{kind} name {_as_bytes(name)}: not UTF-8 text",
+                    file=source.path,
+                    line=_line_of(source.path, name),
+                )
+    for level, variables in _levels(source):
+        for key, value in variables.items():
+            if _undecodable(key) or _undecodable(value):
+                where = source.where(level, key)
+                subject = f"{level[0]} {level[1]}: " if level[1] else ""
+                raise InventoryError(
+                    f"{subject}variable {_as_bytes(key)}: holds text that is not UTF-8",
+                    file=where.file,
+                    line=where.line,
+                )
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _undecodable(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(_LONE_SURROGATE.search(value))
+    if isinstance(value, Mapping):
+        return any(_undecodable(k) or _undecodable(v) for k, v in value.items())
+    if isinstance(value, (list, tuple, set)):
+        return any(_undecodable(item) for item in value)
+    return False
+
+
+def _as_bytes(text: str) -> str:
+    """Quoted, the undecodable bytes as \\xNN escapes (and control characters escaped)."""
+    shown = _encoded(text).decode("utf-8", "backslashreplace")
+    return repr(shown).replace("\\\\", "\\")
+
+
+def _encoded(text: str) -> bytes:
+    """The bytes Ansible read (surrogateescape), or escapes for other lone surrogates."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace")
+
+
+def _line_of(path: Path, text: str) -> int | None:
+    needle = _encoded(text)
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError:
+        return None
+    return next((number for number, line in enumerate(lines, 1) if needle in line), None)
+
+
+def _refuse_non_finite(source: AnsibleSource) -> None:
+    """NaN and infinities are not data a CMDB can compare or store as JSON."""
+    for level, variables in _levels(source):
         for key, value in variables.items():
             bad = non_finite_path(value)
             if bad is not None:

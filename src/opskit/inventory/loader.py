@@ -10,8 +10,9 @@ ever returned.
 
 Precedence, lowest first: `defaults` < the CI's groups (parents before
 children; among the groups a CI lists, later wins) < the CI itself. The
-mappings `attributes`, `connection_options` and `credentials` merge deeply,
-scalars override, and `groups` lists are united.
+mappings `attributes` and `connection_options` merge deeply, `credentials`
+merge key by key (a secret reference is a leaf: a more specific one replaces
+it), scalars override, and `groups` lists are united.
 
 A parsed and validated inventory may be cached (pickle) under `cache_dir`,
 keyed by a digest of every file's path and bytes; any edit misses the cache.
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import fastjsonschema
 import yaml_rs
 
-from opskit.errors import InventoryError, ValidationError
+from opskit.errors import InventoryError, ValidationError, WorkspaceError
 from opskit.inventory.model import (
     CI,
     DEPENDENCY_KINDS,
@@ -56,6 +57,9 @@ if TYPE_CHECKING:
 
 YAML_SUFFIXES = (".yaml", ".yml")
 MERGED_MAPPINGS = ("attributes", "connection_options", "credentials")
+# Merged key by key, but each value is a leaf: a secret reference ({env: X},
+# {file: Y}...) from a more specific level replaces the inherited one whole.
+LEAF_MAPPINGS = ("credentials",)
 # Bumped whenever the cached form changes, so that old caches are ignored.
 CACHE_FORMAT = 1
 _KINDS = {kind.value: kind for kind in RelationKind}
@@ -121,7 +125,17 @@ def _load(root: Path, cache_dir: Path | None) -> Inventory:
 
 def load_workspace_inventory(ws: Workspace, name: str | None = None) -> Inventory:
     """Loads inventory `name` (default: the policy's `inventory`) of a workspace,
-    cached under the workspace's state folder."""
+    cached under the workspace's state folder. A name is one folder under
+    `inventories/`: `.`, `..` or a path would load folders that are not an
+    inventory (all of them at once, the workspace itself)."""
+    from opskit.policy_check import INVENTORY_NAME
+
+    if name is not None and not INVENTORY_NAME.match(name):
+        have = sorted(p.name for p in ws.inventories_dir.glob("*") if p.is_dir())
+        listed = f" (have: {', '.join(have)})" if have else ""
+        raise WorkspaceError(
+            f"{name!r} is not an inventory name: use a folder name under inventories/{listed}"
+        )
     path = ws.inventory_path(name)
     return load_inventory(_display_path(path), cache_dir=ws.state_dir / "cache")
 
@@ -363,6 +377,8 @@ def merge_vars(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
         current = out.get(key)
         if current is None:
             out[key] = value
+        elif key in LEAF_MAPPINGS:
+            out[key] = {**current, **value}
         elif key in MERGED_MAPPINGS:
             out[key] = deep_merge(current, value)
         elif key == "groups":

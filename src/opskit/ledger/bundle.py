@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from opskit.errors import LedgerError
 from opskit.ledger import keys as keymod
 from opskit.ledger.canonical import chain_hash, record_digest
-from opskit.ledger.model import PURGE_KIND, Checkpoint, Event, VerifyReport, read_json, write_file
+from opskit.ledger.model import PURGE_KIND, Checkpoint, Event, VerifyReport, read_json
+from opskit.ledger.output import OutputFile
 from opskit.ledger.reader import blob_hash
 
 if TYPE_CHECKING:
@@ -39,9 +40,17 @@ HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 
 
 def export_bundle(ledger: Ledger, change_id: str, out: Path, *, actor: str | None = None) -> Path:
-    """Writes the bundle of `change_id` to `out` (`Ledger.export_bundle`):
-    reads through the ledger's reader; signs a checkpoint only when no
-    trusted one covers the change's last event."""
+    """Writes the bundle of `change_id` to `out` (`Ledger.export_bundle`).
+    A place that cannot be written is refused before a checkpoint is signed."""
+    with OutputFile(out) as target:
+        target.stage(_bundle_text(ledger, change_id, actor))
+        target.commit()
+    return out
+
+
+def _bundle_text(ledger: Ledger, change_id: str, actor: str | None) -> str:
+    """The bundle as JSON text: read through the ledger's reader; a checkpoint
+    is signed only when no trusted one covers the change's last event."""
     reader = ledger.reader()
     span = reader.change_span(change_id)
     if span is None:
@@ -99,8 +108,7 @@ def export_bundle(ledger: Ledger, change_id: str, out: Path, *, actor: str | Non
         "chain": chain,
         "blobs": blobs,
     }
-    write_file(out, json.dumps(bundle, indent=1, ensure_ascii=False) + "\n")
-    return out
+    return json.dumps(bundle, indent=1, ensure_ascii=False) + "\n"
 
 
 def _load(path: Path) -> dict[str, Any]:

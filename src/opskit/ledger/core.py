@@ -34,6 +34,7 @@ from opskit.ledger.canonical import (
     plain_types,
 )
 from opskit.ledger.model import PURGE_KIND, Checkpoint, Clock, Event, VerifyReport
+from opskit.ledger.output import OutputFile
 from opskit.ledger.reader import LedgerReader, blob_hash
 from opskit.ledger.store import BLOBS, CHECKPOINTS, EVENTS, PURGES
 from opskit.secrets import REDACTOR
@@ -199,11 +200,21 @@ class Ledger:
             cursor.execute(self.sql(f"UPDATE {BLOBS} SET content = NULL WHERE hash = ?"), (hash_,))
             return event
 
-    def checkpoint(self, actor: str | None = None) -> Checkpoint:
-        """Signs (head seq, head hash) with the workspace key and stores it."""
+    def checkpoint(self, actor: str | None = None, *, out: Path | None = None) -> Checkpoint:
+        """Signs (head seq, head hash) with the workspace key and stores it; with
+        `out`, also writes it there. A place that cannot be written is refused
+        before anything is signed or stored."""
         if self.keys_dir is None:
             raise LedgerError("checkpoint: this ledger has no signing key (no keys folder)")
         key = keymod.load_private_key(self.keys_dir)
+        if out is None:
+            return self._checkpoint(key, actor, None)
+        with OutputFile(out) as target:
+            checkpoint = self._checkpoint(key, actor, target)
+            target.commit()
+        return checkpoint
+
+    def _checkpoint(self, key: Any, actor: str | None, target: OutputFile | None) -> Checkpoint:
         with self.batch() as batch:
             checkpoint = Checkpoint.sign(
                 key, seq=batch.seq, head=batch.head, actor=actor or default_actor()
@@ -224,6 +235,8 @@ class Ledger:
                     checkpoint.signature,
                 ),
             )
+            if target is not None:  # a failed write rolls the checkpoint back
+                target.stage(checkpoint.to_json())
         return checkpoint
 
     # -- reading ----------------------------------------------------------

@@ -209,8 +209,12 @@ class Checkpoint:
             raise LedgerError(f"{where}: malformed field types")
         return checkpoint
 
+    def to_json(self) -> str:
+        """The checkpoint as its file holds it."""
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
     def save(self, path: Path) -> None:
-        write_file(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        write_file(path, self.to_json())
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:
@@ -265,11 +269,10 @@ class VerifyReport:
 def write_file(path: Path, text: str) -> None:
     """Writes an export (checkpoint, bundle), creating its folder; an
     unwritable place is a one-line LedgerError."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise LedgerError(f"{path}: cannot write ({exc.strerror})") from None
+    from opskit.ledger.output import OutputFile
+
+    with OutputFile(path) as out:
+        out.write(text)
 
 
 def read_json(path: Path, what: str) -> Any:
