@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from opskit.errors import InventoryError
-from opskit.inventory.ansible import import_ansible_inventory
+from opskit.inventory.ansible_import import import_ansible_inventory
 
 CASES = [
     (b"[all]\nsw1 ansible_host=10.0.0.1\na\xed\xa0\x80 ansible_host=10.0.0.2\n", 3,
