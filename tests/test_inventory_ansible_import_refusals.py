@@ -47,3 +47,19 @@ def test_a_platform_that_is_not_text_names_the_variable_that_set_it(
         import_ansible_inventory(source)
     text = str(caught.value)
     assert text.endswith(f"hosts.yaml:{line}: host a opskit_platform: must be text (got a list)")
+
+
+@pytest.mark.parametrize("variable", ["ansible_host", "ansible_user"])
+@pytest.mark.parametrize("value", ["[1]", "{a: 1}"])
+def test_a_host_or_user_that_is_not_text_is_refused(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    """A list or mapping as the address or user is refused, naming the source
+    line and the variable, instead of being imported as its Python text."""
+    source = tmp_path / "hosts.yaml"
+    source.write_text(f"all:\n  hosts:\n    a:\n      {variable}: {value}\n")
+    with pytest.raises(InventoryError) as caught:
+        import_ansible_inventory(source)
+    text = str(caught.value)
+    assert "\n" not in text
+    assert f"hosts.yaml:4: host a {variable}:" in text, text

@@ -210,6 +210,12 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _scalar_text(value: Any) -> Any:
+    """A scalar as its text (`ansible_host: 10` is the address "10"); a list
+    or mapping stays as it is, for the loader to refuse naming its line."""
+    return value if isinstance(value, list | dict) else str(value)
+
+
 def _templated(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
@@ -249,11 +255,11 @@ def map_vars(
         elif _templated(value) or (key == "ansible_host" and not for_host):
             ansible_options[key] = value
         elif key == "ansible_host":
-            out["host"] = str(value)
+            out["host"] = _scalar_text(value)
         elif key == "ansible_port":
             out["port"] = value
         elif key == "ansible_user":
-            out.setdefault("credentials", {})["username"] = str(value)
+            out.setdefault("credentials", {})["username"] = _scalar_text(value)
         elif key == "ansible_network_os":
             network_os = str(value)
         elif key.startswith("ansible_"):
