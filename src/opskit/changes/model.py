@@ -93,6 +93,25 @@ ACTION_FOR_STATE: dict[State, str] = {
 }
 
 ACTIVE_STATES = frozenset({S.IN_PROGRESS, S.VERIFYING})
+
+# The request fields a `change.created` event carries (and the replay reads back).
+CREATED_FIELDS = (
+    "title",
+    "description",
+    "type",
+    "requester",
+    "runbook",
+    "runbook_digest",
+    "selection",
+    "inventory",
+    "inventory_digest",
+    "targets",
+    "parameters",
+    "window_start",
+    "window_end",
+    "tickets",
+    "plan",
+)
 FINISHED_STATES = frozenset({S.COMPLETED, S.FAILED, S.ROLLED_BACK, S.PARTIALLY_ROLLED_BACK})
 # States a change may still be cancelled from (it has not started).
 CANCELLABLE_STATES = frozenset(s for s in State if S.CANCELLED in TRANSITIONS[s])

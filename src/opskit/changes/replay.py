@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from opskit.changes.model import ACTIVE_STATES, EVENT_FOR_STATE, State
+from opskit.changes.model import ACTIVE_STATES, CREATED_FIELDS, EVENT_FOR_STATE, State
 
 STATE_FOR_EVENT: dict[str, str] = {kind: state.value for state, kind in EVENT_FOR_STATE.items()}
 ACTIVE = frozenset(state.value for state in ACTIVE_STATES)
@@ -72,22 +72,8 @@ PAYLOAD_KINDS = frozenset(
 ROLLBACK_ENDS = frozenset({"change.rollback_failed"}) | {
     kind for kind, state in STATE_FOR_EVENT.items() if "rolled_back" in state
 }
-_CREATED_COLUMNS = (
-    "title",
-    "description",
-    "type",
-    "requester",
-    "runbook_digest",
-    "selection",
-    "inventory",
-    "inventory_digest",
-    "targets",
-    "parameters",
-    "window_start",
-    "window_end",
-    "tickets",
-    "plan",
-)
+# The request as recorded; `runbook` (NAME@VERSION) is split into two columns.
+_CREATED_COLUMNS = tuple(field for field in CREATED_FIELDS if field != "runbook")
 _ASSESSED_COLUMNS = {
     "runbook_digest": "runbook_digest",
     "targets": "targets",

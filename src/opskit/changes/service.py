@@ -23,6 +23,7 @@ from opskit.changes.changestore import ChangeStore, from_row
 from opskit.changes.context import EngineContext
 from opskit.changes.journal import Journal
 from opskit.changes.model import (
+    CREATED_FIELDS,
     ChangeRequest,
     ChangeType,
     State,
@@ -198,7 +199,7 @@ class ChangeService:
 
         def created_payload(change_id: str, number: int) -> dict[str, Any]:
             created = from_row({"id": change_id, "number": number, **row}, [], [])
-            fields = {k: v for k, v in created.to_dict().items() if k in _CREATED_FIELDS}
+            fields = {k: v for k, v in created.to_dict().items() if k in CREATED_FIELDS}
             extra = {"runbook_chosen": chosen} if chosen else {}
             return {"to": State.DRAFT.value, **fields, **extra}
 
@@ -393,22 +394,3 @@ class ChangeService:
             payload={"review": review_doc},
             values={"review": review_doc, "summary": summary},
         )
-
-
-_CREATED_FIELDS = (
-    "title",
-    "description",
-    "type",
-    "requester",
-    "runbook",
-    "runbook_digest",
-    "selection",
-    "inventory",
-    "inventory_digest",
-    "targets",
-    "parameters",
-    "window_start",
-    "window_end",
-    "tickets",
-    "plan",
-)
