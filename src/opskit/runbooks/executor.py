@@ -71,7 +71,13 @@ from typing import Any
 
 from opskit.errors import ConnectorError
 from opskit.inventory.model import CI
-from opskit.runbooks.context import ConnectorPool, Recorder, RollbackMode, resolve_params
+from opskit.runbooks.context import (
+    ConnectorPool,
+    HostContext,
+    Recorder,
+    RollbackMode,
+    resolve_params,
+)
 from opskit.runbooks.model import Runbook
 from opskit.runbooks.phases import HostExecution
 from opskit.runbooks.records import now, record_ready
@@ -92,7 +98,9 @@ def run_host(
 ) -> HostRun:
     """Runs the runbook on one CI (see the module docstring)."""
     execution = HostExecution(
-        runbook, ci, params, pool, recorder, dry_run=dry_run, templates_dir=templates_dir
+        HostContext(
+            runbook, ci, params, pool, recorder, dry_run=dry_run, templates_dir=templates_dir
+        )
     )
     return execution.execute(rollback_mode)
 
@@ -119,7 +127,7 @@ def rollback_host(
 ) -> HostRun:
     """Rolls a host back to ``snapshot`` (see the module docstring)."""
     execution = HostExecution(
-        runbook, ci, params or {}, pool, recorder, templates_dir=templates_dir
+        HostContext(runbook, ci, params or {}, pool, recorder, templates_dir=templates_dir)
     )
     if isinstance(snapshot, str):
         name, spec = execution.snapshots.snapshot_connector()

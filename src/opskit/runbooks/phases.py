@@ -9,15 +9,11 @@ and, when apply or verify fails, rolls the host back and proves it
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from opskit.errors import OpskitError
-from opskit.inventory.model import CI
 from opskit.runbooks.backup import SnapshotKeeper
-from opskit.runbooks.context import ConnectorPool, HostContext, Recorder, RollbackMode
-from opskit.runbooks.model import Runbook
+from opskit.runbooks.context import HostContext, RollbackMode
 from opskit.runbooks.records import now, transcript
 from opskit.runbooks.results import HostOutcome, HostRun, StepFailed, StepRun, ms
 from opskit.runbooks.snapshot import Snapshot
@@ -27,20 +23,8 @@ from opskit.runbooks.steps import StepRunner, diff_blob, predicted_diff
 class HostExecution:
     """One runbook on one CI: its context, its snapshot and its steps, phase by phase."""
 
-    def __init__(
-        self,
-        runbook: Runbook,
-        ci: CI,
-        params: Mapping[str, Any],
-        pool: ConnectorPool,
-        recorder: Recorder | None,
-        *,
-        dry_run: bool = False,
-        templates_dir: Path | None = None,
-    ) -> None:
-        self.ctx = HostContext(
-            runbook, ci, params, pool, recorder, dry_run=dry_run, templates_dir=templates_dir
-        )
+    def __init__(self, ctx: HostContext) -> None:
+        self.ctx = ctx
         self.snapshots = SnapshotKeeper(self.ctx)
         self.steps = StepRunner(self.ctx, self.snapshots)
 
