@@ -6,7 +6,6 @@ import itertools
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +25,11 @@ from tests.fuzz.support import (
     assert_no_traceback,
     assert_one_line_error,
     assert_unchanged,
-    make_workspace,
     run_cli,
     snapshot,
 )
 
 _counter = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("inventories")
-
-
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    workspace = make_workspace(tmp_path_factory.mktemp("fuzz-inv") / "ws")
-    yield workspace
-    workspace.close()
 
 
 def write_folder(root: Path, files: list[Any]) -> list[Path]:

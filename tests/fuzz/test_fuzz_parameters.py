@@ -24,17 +24,9 @@ from tests.fuzz.support import (
     assert_api_error,
     assert_one_line_error,
     assert_unchanged,
-    make_workspace,
     run_cli,
     snapshot,
 )
-
-
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    workspace = make_workspace(tmp_path_factory.mktemp("fuzz-params") / "ws")
-    yield workspace
-    workspace.close()
 
 
 class Shipped(list[Runbook]):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +19,11 @@ from tests.fuzz.support import (
     assert_api_error,
     assert_one_line_error,
     assert_unchanged,
-    make_workspace,
     run_cli,
     snapshot,
 )
 
 _counter = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("policies")
-
-
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    workspace = make_workspace(tmp_path_factory.mktemp("fuzz-policy") / "ws")
-    yield workspace
-    workspace.close()
 
 
 def write_policy(folder: Path, content: Any) -> Path:

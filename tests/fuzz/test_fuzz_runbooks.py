@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +20,11 @@ from tests.fuzz.support import (
     REPO,
     assert_api_error,
     assert_no_traceback,
-    make_workspace,
     run_cli,
 )
 
 SHIPPED = sorted((REPO / "runbooks").glob("*/*.yaml"))
 _counter = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    workspace = make_workspace(tmp_path_factory.mktemp("fuzz-rb") / "ws")
-    yield workspace
-    workspace.close()
 
 
 def write_runbook(ws: Workspace, doc: dict[str, Any], content: str | bytes | None = None) -> Path:
