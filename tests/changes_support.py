@@ -3,6 +3,9 @@ a small test runbook in three risk levels, written into a real workspace."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -136,3 +139,27 @@ def write_runbooks(ws: Workspace, **strategy: object) -> None:
 
 def lab_inventory_file(root: Path) -> Path:
     return root / "inventories" / "lab" / "lab.yaml"
+
+
+def run_change_cli(
+    ws: Workspace, *args: str, user: str = "alice", timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`opskit --workspace WS --as USER change ARGS...` as a real process,
+    tables unwrapped."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opskit",
+            "--workspace",
+            str(ws.root),
+            "--as",
+            user,
+            "change",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+    )

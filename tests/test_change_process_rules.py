@@ -8,7 +8,6 @@ PostgreSQL where the storage is concerned)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from opskit.changes import ChangeService, State
 from opskit.changes.model import TRANSITIONS
 from opskit.errors import ChangeError, ChangeRefused, OpskitError, RunbookError
 from opskit.workspace import Workspace
+from tests.changes_support import run_change_cli as run_cli
 from tests.changes_support import write_policy, write_runbooks
 
 SWITCH = "lab-sw01"
@@ -56,26 +56,6 @@ def assessed(svc: ChangeService, version: str = "1.0.0") -> str:
 
 def kinds(svc: ChangeService, change_id: str) -> list[str]:
     return [e.kind for e in svc.ledger.events(change_id=change_id)]
-
-
-def run_cli(ws: Workspace, *args: str, user: str = "alice") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "opskit",
-            "--workspace",
-            str(ws.root),
-            "--as",
-            user,
-            "change",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "200"},
-    )
 
 
 # -- item 9: a refusal on the state is recorded like every refusal -------------------

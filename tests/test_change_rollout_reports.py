@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import redirect_stdout
@@ -25,7 +24,7 @@ from opskit.cli.change import _ProgressView
 from opskit.cli.common import console
 from opskit.connectors.netmiko import NetmikoConnector
 from opskit.workspace import Workspace
-from tests.changes_support import write_policy, write_runbook
+from tests.changes_support import run_change_cli, write_policy, write_runbook
 from tests.fixtures.lab import running_config
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -44,26 +43,6 @@ def svc(lab: Any, workspace: Workspace) -> Iterator[ChangeService]:
     (workspace.root / ".opskit" / "lab").symlink_to(lab_state, target_is_directory=True)
     write_policy(workspace)
     yield ChangeService(workspace)
-
-
-def run_cli(ws: Workspace, *args: str, user: str = "alice") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "opskit",
-            "--workspace",
-            str(ws.root),
-            "--as",
-            user,
-            "change",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "200"},
-    )
 
 
 def approved(svc: ChangeService, runbook: str, select: str, params: dict[str, Any]) -> str:
@@ -89,6 +68,10 @@ def rotation_user() -> Iterator[str]:
         yield name
     finally:
         subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+def run_cli(ws: Workspace, *args: str, user: str = "alice") -> subprocess.CompletedProcess[str]:
+    return run_change_cli(ws, *args, user=user, timeout=300)  # lab rollbacks take longer
 
 
 # -- item 8: a rollback reports and records every host ---------------------------------------

@@ -9,7 +9,6 @@ run first), so the lab inventory file is enough; no lab is started.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from opskit.errors import ChangeError, ChangeRefused, RunbookError
 from opskit.policy import ChangeWindow, load_policy, open_window, window_contains
 from opskit.secrets import REDACTOR
 from opskit.workspace import Workspace
+from tests.changes_support import run_change_cli as run_cli
 from tests.changes_support import write_policy, write_runbooks
 
 SWITCH = "lab-sw01"
@@ -533,26 +533,6 @@ def test_change_ids_are_unique_across_concurrent_processes(svc: ChangeService) -
 
 
 # -- the CLI ---------------------------------------------------------------------------------
-def run_cli(ws: Workspace, *args: str, user: str = "alice") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "opskit",
-            "--workspace",
-            str(ws.root),
-            "--as",
-            user,
-            "change",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "200"},  # tables unwrapped
-    )
-
-
 @pytest.mark.slow
 def test_cli_walks_the_process_and_refuses_with_exit_1(svc: ChangeService) -> None:
     ws = svc.ws
