@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-SCRIPTS = ("inventory.py", "ledger.py", "audit_tables.py", "fanout.py", "compliance.py")
+SCRIPTS = ("inventory.py", "ledger.py", "audit_tables.py", "fanout.py", "config_equality.py")
 
 
 def main() -> int:

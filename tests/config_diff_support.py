@@ -1,4 +1,4 @@
-"""Applying a unified diff (to check `compliance.diff` by reconstruction)."""
+"""Applying a unified diff (to check `configdiff.diff` by reconstruction)."""
 
 from __future__ import annotations
 

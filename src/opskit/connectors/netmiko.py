@@ -41,7 +41,7 @@ from netmiko.exceptions import (
 )
 from paramiko.ssh_exception import NoValidConnectionsError
 
-from opskit.compliance.model import SECTION_OPENERS
+from opskit.configdiff.model import SECTION_OPENERS
 from opskit.connectors import credential
 from opskit.connectors.actions import CONNECTOR_ACTIONS, ActionSpec
 from opskit.connectors.base import (
@@ -202,9 +202,9 @@ def config_diff(platform: str, before: str, after: str) -> str:
                 before.splitlines(True), after.splitlines(True), "before", "after", n=1
             )
         )
-    # opskit.compliance reads any configuration a device prints (repeated lines too).
-    from opskit.compliance import diff as text_diff
-    from opskit.compliance import hier_diff
+    # opskit.configdiff reads any configuration a device prints (repeated lines too).
+    from opskit.configdiff import diff as text_diff
+    from opskit.configdiff import hier_diff
 
     try:
         diff = hier_diff(before, after, platform)
@@ -214,7 +214,7 @@ def config_diff(platform: str, before: str, after: str) -> str:
     return diff + "\n" if diff else ""
 
 
-# Commands that open a configuration sub-mode (IOS family, opskit.compliance):
+# Commands that open a configuration sub-mode (IOS family, opskit.configdiff):
 # the flat lines a user sends ("interface X", "description Y") become a
 # hierarchy for hier_config.
 def as_hierarchy(lines: Sequence[str]) -> str:
@@ -243,7 +243,7 @@ def as_hierarchy(lines: Sequence[str]) -> str:
 
 def predicted_diff(platform: str, running: str, lines: Sequence[str]) -> str:
     """The diff that merging `lines` into `running` should produce (hier_config)."""
-    from opskit.compliance import predict
+    from opskit.configdiff import predict
 
     diff = predict(running, as_hierarchy(lines).splitlines(), platform)
     return diff + "\n" if diff else ""

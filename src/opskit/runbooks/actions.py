@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opskit import compliance
+from opskit import configdiff
 from opskit.connectors.actions import BUILTIN
 from opskit.connectors.base import ActionResult, Capability, Connector, HostStatus
 from opskit.errors import OpskitError
@@ -82,8 +82,8 @@ def _predict(ctx: HostContext, conn: Connector, lines: list[str], replace: bool)
     if Capability.GET_CONFIG in conn.capabilities:
         running = conn.get_config("running")
         if replace:
-            return compliance.diff(running, "\n".join(lines), ctx.ci.platform)
-        return compliance.predict(running, lines, ctx.ci.platform, host=ctx.ci.name)
+            return configdiff.diff(running, "\n".join(lines), ctx.ci.platform)
+        return configdiff.predict(running, lines, ctx.ci.platform, host=ctx.ci.name)
     return None
 
 
@@ -125,17 +125,17 @@ def config_compare(call: StepCall) -> StepOutput:
     other = conn.get_config(source)
     if _NOT_PRESENT.match(other):
         other = ""  # IOS: "startup-config is not present" (never saved)
-    equal, residual = compliance.equal(other, running, platform)
+    equal, residual = configdiff.equal(other, running, platform)
     step_run.commands = ["get_config running", f"get_config {source}"]
     step_run.output = residual
     step_run.data = {
         "equal": equal,
-        "running_hash": compliance.config_hash(running, platform),
-        f"{source}_hash": compliance.config_hash(other, platform),
+        "running_hash": configdiff.config_hash(running, platform),
+        f"{source}_hash": configdiff.config_hash(other, platform),
     }
     if equal:
         detail = "equal"
-    elif not compliance.normalize(other, platform):
+    elif not configdiff.normalize(other, platform):
         detail = f"the {source} configuration is empty (never saved)"
     else:
         changed = sum(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from opskit import compliance
+from opskit import configdiff
 from opskit.connectors.base import Capability, HostStatus
 from opskit.errors import ConnectorError, OpskitError
 from opskit.runbooks.context import HostContext
@@ -179,7 +179,7 @@ class SnapshotKeeper:
             "after_hash": after.hash,
             "equal": equal,
             "residual_diff": residual,
-            "ignored_volatile": list(compliance.VOLATILE.get(ctx.ci.platform, ())),
+            "ignored_volatile": list(configdiff.VOLATILE.get(ctx.ci.platform, ())),
         }
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opskit import compliance
+from opskit import configdiff
 from opskit.connectors.base import ActionResult, HostStatus
 from opskit.errors import OpskitError, RunbookError
 
@@ -289,13 +289,13 @@ def evaluate(
                 if running is None:
                     running = output.config if output.config is not None else conn.get_config()
                 if kind == "config_contains":
-                    missing = compliance.missing_lines(running, spec, ci.platform, host=ci.name)
+                    missing = configdiff.missing_lines(running, spec, ci.platform, host=ci.name)
                     passed, detail = (
                         not missing,
                         ("all present" if not missing else f"missing: {missing}"),
                     )
                 else:
-                    present = compliance.present_lines(running, spec, ci.platform, host=ci.name)
+                    present = configdiff.present_lines(running, spec, ci.platform, host=ci.name)
                     passed, detail = (
                         not present,
                         ("none present" if not present else f"present: {present}"),

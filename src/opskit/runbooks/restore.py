@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from opskit import compliance
+from opskit import configdiff
 from opskit.connectors.base import Capability, Connector, HostStatus
 from opskit.errors import ConnectorError, OpskitError
 
@@ -78,7 +78,7 @@ class SnapshotRestorer:
             methods.append("replace")
         if Capability.GET_CONFIG in caps and Capability.CONFIG_LINES in caps:
             methods.append("remediation")
-            if self.platform in compliance.LINE_BY_LINE_PLATFORMS:
+            if self.platform in configdiff.LINE_BY_LINE_PLATFORMS:
                 methods.append("line_by_line")
         return methods
 
@@ -126,7 +126,7 @@ class SnapshotRestorer:
             self._apply(attempt.commands, replace=True)
             return
         current = self.conn.get_config(self.source)
-        compute = compliance.remediation if method == "remediation" else compliance.line_restoration
+        compute = configdiff.remediation if method == "remediation" else configdiff.line_restoration
         attempt.commands = compute(current, self.config, self.platform, host=self.host)
         self.result.commands += attempt.commands
         if attempt.commands:
@@ -144,7 +144,7 @@ class SnapshotRestorer:
             return True  # nothing to compare with here: the proof decides
         now = self.conn.get_config(self.source)
         self.result.final_config = now
-        attempt.equal, residual = compliance.equal(self.config, now, self.platform)
+        attempt.equal, residual = configdiff.equal(self.config, now, self.platform)
         attempt.residual_lines = sum(
             1
             for line in residual.splitlines()

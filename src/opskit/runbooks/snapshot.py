@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from opskit import compliance
+from opskit import configdiff
 from opskit.connectors.base import CommandRejected, Connector
 from opskit.digests import sha256_text
 
@@ -36,7 +36,7 @@ class Snapshot:
     @property
     def hash(self) -> str:
         if self.config is not None:
-            return compliance.config_hash(self.config, self.platform)
+            return configdiff.config_hash(self.config, self.platform)
         canonical = json.dumps(
             {
                 path: (hashlib.sha256(text.encode()).hexdigest() if text is not None else None)
@@ -92,13 +92,13 @@ class Snapshot:
 
     def compare(self, other: Snapshot) -> tuple[bool, str]:
         if self.config is not None and other.config is not None:
-            return compliance.equal(self.config, other.config, self.platform)
+            return configdiff.equal(self.config, other.config, self.platform)
         diffs = []
         for path in sorted(set(self.files) | set(other.files)):
             mine, theirs = self.files.get(path), other.files.get(path)
             if mine is None and theirs is None:
                 continue
-            residual = compliance.diff(
+            residual = configdiff.diff(
                 mine or "",
                 theirs or "",
                 None,
