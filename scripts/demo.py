@@ -2,7 +2,7 @@
 
 1. A workspace (`demo-workspace/`), created once with `opskit init`.
 2. The CMDB: validate and list the example inventory, and an impact analysis.
-3. The change process against the emulated lab (`opskit.changes.demo`):
+3. The change process against the emulated lab (`opskit.demo.changes`):
    a change applied and verified on every lab switch, a second one whose
    verification fails and is rolled back with proof, both closed.
 4. `opskit audit verify` over the whole ledger.
@@ -51,7 +51,7 @@ def main() -> int:
     opskit("inventory", "list", "--inventory", "example")
     opskit("inventory", "impact", "--inventory", "example", "core-sw1")
 
-    from opskit.changes.demo import run_demo
+    from opskit.demo.changes import run_demo
     from opskit.lab import Lab
     from opskit.workspace import Workspace
 

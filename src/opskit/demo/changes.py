@@ -11,7 +11,7 @@
 
 `make demo` runs `scripts/demo.py`, which calls `run_demo` between the CMDB
 steps and the final `opskit audit verify`, then stops the lab. On its own,
-`python -m opskit.changes.demo [WORKSPACE]` runs only this part and leaves
+`python -m opskit.demo.changes [WORKSPACE]` runs only this part and leaves
 the lab running. It works again when run twice: the lab is reused, change
 ids and VLANs are fresh.
 """

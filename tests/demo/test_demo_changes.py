@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from opskit.changes.demo import run_demo
+from opskit.demo.changes import run_demo
 from opskit.lab import Lab
 from opskit.workspace import Workspace
 
