@@ -19,8 +19,7 @@ import pytest
 
 from opskit.changes import ChangeService, State
 from opskit.changes.progress import ProgressTally
-from opskit.cli.change import _print_summary as print_summary
-from opskit.cli.change import _ProgressView
+from opskit.cli.change_rollout import ProgressView, print_summary
 from opskit.cli.common import console
 from opskit.connectors.netmiko import NetmikoConnector
 from opskit.workspace import Workspace
@@ -165,7 +164,7 @@ def test_progress_counts_each_host_once_under_rollback_all(svc: ChangeService, l
         {"vlan_id": vlan, "vlan_name": "x", "expect_names": {names[2]: "y"}},
     )
     tally = ProgressTally(len(names))
-    view = _ProgressView(len(names))  # the CLI's progress bar
+    view = ProgressView(len(names))  # the CLI's progress bar
     seen: list[tuple[str, str]] = []
 
     def progress(ci: str, status: str, change: str) -> None:

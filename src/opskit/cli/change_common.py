@@ -1,0 +1,69 @@
+"""What the `opskit change` commands share: the argument types, the service
+and the printing of a change, its assessment and a host's predicted diff."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from opskit.cli.common import console, plain, workspace
+
+# The change engine (runbooks, connectors, SQLAlchemy) is imported by the
+# commands that use it: `opskit --help` must not pay for it.
+if TYPE_CHECKING:
+    from opskit.changes import ChangeRequest, ChangeService
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+IdArg = Annotated[str, typer.Argument(help="The change id, e.g. CHG-000001.")]
+
+
+def change_service() -> ChangeService:
+    from opskit.changes import ChangeService
+
+    return ChangeService(workspace())
+
+
+def brief(change: ChangeRequest) -> None:
+    console.print(
+        f"[bold]{plain(change.id)}[/bold] {change.state}  {plain(change.runbook_ref)}  "
+        f"{len(change.targets)} target(s)  {plain(change.title)}",
+        highlight=False,
+    )
+
+
+def print_assessment(change: ChangeRequest) -> None:
+    risk = change.risk or {}
+    table = Table(
+        "factor", "points", "reason", title=f"risk {risk.get('score')} → {risk.get('level')}"
+    )
+    for factor in risk.get("factors", []):
+        table.add_row(plain(factor["name"]), str(factor["points"]), plain(factor["reason"]))
+    console.print(table)
+    impact = change.impact or {}
+    console.print(
+        f"impact: {len(impact.get('targets', []))} target(s), "
+        f"{len(impact.get('dependants', []))} dependant(s); inform: "
+        f"{plain(', '.join(impact.get('owners', [])) or '-')}",
+        highlight=False,
+    )
+    required = (change.assessment or {}).get("required") or {}
+    console.print(f"approvals required: {plain(required.get('reason', '-'))}", highlight=False)
+    if required.get("eligible"):
+        console.print(f"  eligible: {', '.join(required['eligible'])}", highlight=False)
+    for host, entry in (change.predicted_diff or {}).items():
+        print_prediction(host, entry)
+
+
+def print_prediction(host: str, entry: dict[str, Any]) -> None:
+    """One host's predicted diff: the diff, "no change needed" (an empty
+    prediction) or why none could be made."""
+    from opskit.changes.prediction import describe
+
+    line = describe(entry)
+    if entry.get("diff"):
+        console.print(f"[bold]{plain(host)}[/bold] {plain(line)}:", highlight=False)
+        console.print(plain(entry["diff"]), highlight=False)
+    else:
+        console.print(f"{plain(host)}: {plain(line)}", highlight=False)
