@@ -17,14 +17,6 @@ from pathlib import Path
 import opskit
 
 SRC = Path(opskit.__file__).resolve().parent
-# Circles that remain, each with why it could not be removed here. Empty
-# is the goal; a new circle fails the test.
-ALLOWED: dict[frozenset[str], str] = {
-    frozenset({"opskit.inventory.core", "opskit.inventory.loader"}): (
-        "Inventory.digest borrows loader.paused_gc; both files are being changed "
-        "by the inventory work of issue 10, so the helper moves after it lands"
-    ),
-}
 
 
 def module_name(path: Path) -> str:
@@ -141,13 +133,8 @@ def test_a_circle_is_found() -> None:
 
 def test_there_is_no_import_circle_in_opskit() -> None:
     graph = import_graph()
-    present = circles(graph)
-    found = [c for c in present if c not in ALLOWED]
+    found = circles(graph)
     assert not found, "import circles:\n" + "\n".join(describe(c, graph) for c in found)
-    # An allowed circle that is gone must leave the list, so it cannot come back.
-    assert set(ALLOWED) <= set(present), "gone, remove from ALLOWED: " + str(
-        [sorted(c) for c in set(ALLOWED) - set(present)]
-    )
 
 
 def test_the_change_engine_imports_upwards_never() -> None:

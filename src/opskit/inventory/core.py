@@ -12,6 +12,7 @@ from typing import Any
 
 from opskit.digests import sha256_bytes
 from opskit.errors import InventoryError
+from opskit.inventory.gcpause import paused_gc
 from opskit.inventory.model import (
     CI,
     CRITICALITY_ORDER,
@@ -239,8 +240,6 @@ class Inventory:
     def digest(self) -> str:
         """ "sha256:<hex>" of the canonical JSON of `canonical_data()`."""
         if self._digest is None:
-            from opskit.inventory.loader import paused_gc
-
             with paused_gc():
                 self._digest = sha256_bytes(canonical_json(self.canonical_data()))
         return self._digest
