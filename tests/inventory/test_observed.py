@@ -73,6 +73,29 @@ def test_change_record_newest_first(engine: Engine) -> None:
     assert json.loads(json.dumps(last.to_dict()))["status"] == "failed"
 
 
+def test_change_records_of_many_cis_share_the_callers_transaction(engine: Engine) -> None:
+    """What a rollout's index writes: the CMDB records of the hosts it
+    finished, with its own rows in one transaction: they commit together or
+    not at all."""
+    store = ObservedStore(engine)
+    outcomes = [("sw1", "ok", "sha256:aa"), ("sw2", "failed", None)]
+    with pytest.raises(RuntimeError, match="after the records"), engine.begin() as connection:
+        store.record_changes("CHG-1", outcomes, at=T0, connection=connection)
+        assert store.last_change("sw1") is None  # not visible before the commit
+        raise RuntimeError("after the records")
+    assert store.last_change("sw1") is None and store.last_change("sw2") is None
+    with engine.begin() as connection:
+        store.record_changes("CHG-1", outcomes, at=T0, connection=connection)
+    store.record_changes("CHG-2", [("sw2", "ok", "sha256:bb")], at=T0 + timedelta(1))
+    store.record_changes("CHG-3", [])  # nothing to record: no row, no error
+    assert [(c.change_id, c.status, c.config_hash, c.at) for c in store.changes("sw2")] == [
+        ("CHG-2", "ok", "sha256:bb", T0 + timedelta(1)),
+        ("CHG-1", "failed", None, T0),
+    ]
+    assert store.last_change("sw1") == store.changes("sw1")[0]
+    assert store.changes("sw1")[0].detail is None
+
+
 def test_drift_compares_declared_and_observed(engine: Engine) -> None:
     inventory = load_inventory(EXAMPLE)
     store = ObservedStore(engine)

@@ -15,10 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import insert
 
 from opskit.changes import preflight, rules
 from opskit.changes.context import EngineContext, select_names
@@ -39,7 +36,7 @@ from opskit.changes.model import ChangeRequest, State
 from opskit.changes.prediction import open_pool, predict_diffs
 from opskit.errors import ChangeRefused, OpskitError
 from opskit.inventory.core import Inventory
-from opskit.inventory.observed import ObservedStore, ci_changes
+from opskit.inventory.observed import ObservedStore
 from opskit.ledger.groupcommit import QueueDrainer
 
 if TYPE_CHECKING:
@@ -370,21 +367,13 @@ class Rollout:
         (one statement for all the CMDB records). Both may lag the ledger: a
         crash before it commits leaves the index at `pending`, and `recover`
         rebuilds it, and any missing CMDB record, from the ledger."""
-        # The rows `ObservedStore.record_change` writes, for many CIs at once.
-        at = datetime.now(UTC)
-        records = [
-            {
-                "ci": o.ci,
-                "change_id": change_id,
-                "status": o.status,
-                "config_hash": o.config_hash,
-                "detail": None,
-                "at": at,
-            }
-            for o in outcomes
-        ]
+        cmdb = self._observed_store()
         with self.store.engine.begin() as connection:
-            connection.execute(insert(ci_changes), records)
+            cmdb.record_changes(
+                change_id,
+                [(o.ci, o.status, o.config_hash) for o in outcomes],
+                connection=connection,
+            )
             self.store.set_hosts(
                 change_id, [(o.ci, o.status, o.detail) for o in outcomes], connection=connection
             )

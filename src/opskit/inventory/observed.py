@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
+    Connection,
     DateTime,
     Engine,
     Index,
@@ -188,17 +189,42 @@ class ObservedStore:
     ) -> None:
         """Records the outcome of change `change_id` on `ci` (any status,
         including failed and aborted)."""
-        with self.engine.begin() as connection:
-            connection.execute(
-                insert(ci_changes).values(
-                    ci=ci,
-                    change_id=change_id,
-                    status=status,
-                    config_hash=config_hash,
-                    detail=detail,
-                    at=_as_utc(at) if at else utcnow(),
-                )
-            )
+        self.record_changes(change_id, [(ci, status, config_hash)], detail=detail, at=at)
+
+    def record_changes(
+        self,
+        change_id: str,
+        outcomes: Iterable[tuple[str, str, str | None]],
+        *,
+        detail: str | None = None,
+        at: datetime | None = None,
+        connection: Connection | None = None,
+    ) -> None:
+        """Records the outcome of change `change_id` on several CIs at once,
+        one `(ci, status, config_hash)` each, in one statement, for example
+        `record_changes("CHG-000001", [("sw1", "ok", "sha256:9f..."),
+        ("sw2", "failed", None)])`. With `connection` the rows are written in
+        the caller's transaction and commit or roll back with it; otherwise in
+        a transaction of their own."""
+        when = _as_utc(at) if at else utcnow()
+        rows = [
+            {
+                "ci": ci,
+                "change_id": change_id,
+                "status": status,
+                "config_hash": config_hash,
+                "detail": detail,
+                "at": when,
+            }
+            for ci, status, config_hash in outcomes
+        ]
+        if not rows:
+            return
+        if connection is not None:
+            connection.execute(insert(ci_changes), rows)
+            return
+        with self.engine.begin() as own:
+            own.execute(insert(ci_changes), rows)
 
     def last_change(self, ci: str) -> CIChange | None:
         changes = self.changes(ci, limit=1)
