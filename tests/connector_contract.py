@@ -28,9 +28,9 @@ from opskit.connectors.base import (
     CapabilityMissing,
     CommandResult,
     Connector,
-    HostStatus,
     TranscriptEntry,
 )
+from opskit.hoststate import HostState
 
 #: The `Connector` interface: what a runbook, the executor and the pool may call.
 INTERFACE = (
@@ -125,7 +125,7 @@ class ConnectorContract:
         assert results[0].command == self.probe_command and isinstance(results[0].output, str)
         entries = connector.take_transcript()
         assert entries and all(isinstance(e, TranscriptEntry) for e in entries)
-        assert all(e.status == HostStatus.OK and e.duration >= 0 for e in entries)
+        assert all(e.status == HostState.OK and e.duration >= 0 for e in entries)
         assert all(isinstance(e.started, datetime) and e.started.tzinfo for e in entries)
         assert connector.take_transcript() == []  # taken: cleared
 

@@ -154,7 +154,7 @@ def test_the_change_engine_imports_upwards_never() -> None:
         "opskit.changes.approving",
         "opskit.changes.assessment",
         "opskit.changes.hostrun",
-        "opskit.changes.hoststatus",
+        "opskit.changes.summary",
         "opskit.changes.heartbeat",
         "opskit.changes.runners",
     ]

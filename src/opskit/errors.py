@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from opskit.hoststate import HostState
+
 
 class OpskitError(Exception):
     """An expected failure with a one-line, user-facing message."""
@@ -69,9 +71,10 @@ class LedgerError(OpskitError):
 
 
 class ConnectorError(OpskitError):
-    """A device or host operation failed. `status` maps it to a host result."""
+    """A device or host operation failed. `status` is the host state it
+    gives the step (`opskit.hoststate.HostState`; each subclass its own)."""
 
-    status = "failed"
+    status: HostState = HostState.FAILED
 
 
 class RunbookError(ValidationError):

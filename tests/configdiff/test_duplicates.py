@@ -17,8 +17,9 @@ from opskit import configdiff
 from opskit.connectors.base import ApplyResult, Capability, CommandRejected
 from opskit.connectors.netmiko import NetmikoConnector
 from opskit.connectors.pool import ConnectionPool
+from opskit.hoststate import HostState
 from opskit.inventory.model import CI
-from opskit.runbooks import HostOutcome, RunbookCatalog, rollback_host, run_host
+from opskit.runbooks import RunbookCatalog, rollback_host, run_host
 from opskit.runbooks.executor import predict_diff
 from opskit.runbooks.restore import SnapshotRestorer
 from opskit.workspace import Workspace
@@ -88,7 +89,7 @@ def test_a_duplicated_line_is_read_verified_and_rolled_back_with_proof(
     now = running_config(switch)
     assert now.count(ROUTE) == 2  # the device really holds the line twice
     # Verification read the duplicated configuration (it raised DuplicateChildError).
-    assert run.status == HostOutcome.COMPLETED, run.error
+    assert run.status == HostState.COMPLETED, run.error
     assert configdiff.missing_lines(now, [ROUTE], "cisco_ios") == []
     # A dry run (what `change assess` does) on the duplicated device.
     predicted = predict_diff(book, switch, {}, pool)
@@ -99,7 +100,7 @@ def test_a_duplicated_line_is_read_verified_and_rolled_back_with_proof(
     # restoration the other; the proof names the method that made it equal.
     undo = Recorder()
     rolled = rollback_host(book, switch, before, pool, undo)
-    assert rolled.status == HostOutcome.ROLLED_BACK, rolled.error
+    assert rolled.status == HostState.ROLLED_BACK, rolled.error
     payload = undo.get("host.rolled_back")[0]
     assert payload["proof"]["equal"] is True
     assert payload["proof"]["method"] == "line_by_line"
@@ -117,7 +118,7 @@ def test_a_failed_verification_on_a_duplicated_line_is_rolled_back(
     recorder = Recorder()
     run = run_host(book, switch, {}, pool=pool, recorder=recorder)
     assert run.failed_phase == "verify" and "10.0.0.2" in (run.error or "")
-    assert run.status == HostOutcome.ROLLED_BACK, (run.error, recorder.kinds)
+    assert run.status == HostState.ROLLED_BACK, (run.error, recorder.kinds)
     proof = recorder.get("host.rolled_back")[0]["proof"]
     assert proof["equal"] is True and proof["method"] == "line_by_line"
     assert proof["snapshot_hash"] == configdiff.config_hash(before, "cisco_ios")

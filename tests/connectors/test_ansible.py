@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from opskit.connectors.ansible import AnsibleConnector, diff_text, run_playbook
-from opskit.connectors.base import CommandRejected, Connector, ConnectorTimeout, HostStatus
+from opskit.connectors.base import CommandRejected, Connector, ConnectorTimeout
 from opskit.connectors.fabric import FabricConnector
 from opskit.errors import ConnectorError, RunbookError
+from opskit.hoststate import HostState
 from opskit.inventory.model import CI, CIType
 from opskit.secrets import REDACTOR
 from tests.connector_contract import ConnectorContract
@@ -91,10 +92,10 @@ def test_playbook_on_localhost_sshd_host_and_an_unreachable_host(linux: CI, work
         work_dir=work_dir,
         on_event=events.append,
     )
-    assert [(t.task, t.status) for t in hosts["localhost"]] == [("Ping the host", HostStatus.OK)]
-    assert [(t.task, t.status) for t in hosts[linux.name]] == [("Ping the host", HostStatus.OK)]
+    assert [(t.task, t.status) for t in hosts["localhost"]] == [("Ping the host", HostState.OK)]
+    assert [(t.task, t.status) for t in hosts[linux.name]] == [("Ping the host", HostState.OK)]
     (unreachable,) = hosts["dead01"]
-    assert unreachable.status == HostStatus.UNREACHABLE
+    assert unreachable.status == HostState.UNREACHABLE
     assert "Connection refused" in unreachable.message
     # Events were streamed back while the run went on.
     assert {"playbook_on_start", "runner_on_ok", "playbook_on_stats"} <= {
@@ -108,7 +109,7 @@ def test_module_runs_and_a_failed_task_is_rejected(linux: CI, work_dir: Path) ->
     result = connector.perform(
         "module", {"name": "ansible.builtin.command", "args": {"cmd": "uname -r"}}
     )
-    assert result.status == HostStatus.CHANGED  # the command module always says changed
+    assert result.status == HostState.CHANGED  # the command module always says changed
     assert result.data["tasks"][0]["data"]["stdout"] == os.uname().release
 
     with pytest.raises(CommandRejected, match="failed: non-zero return code") as caught:
@@ -117,7 +118,7 @@ def test_module_runs_and_a_failed_task_is_rejected(linux: CI, work_dir: Path) ->
             {"name": "ansible.builtin.shell", "args": {"cmd": "echo broken >&2; exit 3"}},
         )
     assert "ansible module ansible.builtin.shell" in str(caught.value)
-    assert [e.status for e in connector.transcript] == [HostStatus.OK, HostStatus.REJECTED]
+    assert [e.status for e in connector.transcript] == [HostState.OK, HostState.REJECTED]
     assert "broken" in connector.transcript[-1].output
 
     # The common interface: commands (one run for all) and facts.
@@ -180,16 +181,16 @@ def test_linux_change_check_diff_apply_idempotent_and_rollback(
         assert not package or not package_installed(package)
 
         applied = connector.perform("playbook", {**change, "diff": True})
-        assert applied.status == HostStatus.CHANGED
+        assert applied.status == HostState.CHANGED
         assert "interval = 1" in (root / "etc" / "opskit-demo.conf").read_text()
         pid = int((root / "run" / "opskit-demo.pid").read_text())
         assert process_alive(pid)
         assert not package or package_installed(package)
 
         again = connector.perform("playbook", change)
-        assert again.status == HostStatus.OK and not again.changed
+        assert again.status == HostState.OK and not again.changed
         statuses = {t["task"]: t["status"] for t in again.data["tasks"]}
-        assert statuses["Start the service"] == HostStatus.OK
+        assert statuses["Start the service"] == HostState.OK
     finally:
         rollback = connector.perform(
             "playbook", {"path": "linux_rollback.yml", "extra_vars": {"demo_root": str(root)}}
@@ -279,7 +280,7 @@ def test_ios_config_through_network_cli(lab: Any, work_dir: Path) -> None:
         assert "opskit-ansible" not in _show_vlans(connector)
 
         applied = connector.perform("playbook", {"path": "ios_config.yml", "extra_vars": vlan})
-        assert applied.status == HostStatus.CHANGED
+        assert applied.status == HostState.CHANGED
         assert "3901 opskit-ansible" in _show_vlans(connector)
 
         again = connector.perform("playbook", {"path": "ios_config.yml", "extra_vars": vlan})

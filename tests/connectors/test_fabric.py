@@ -16,10 +16,10 @@ from opskit.connectors.base import (
     Capability,
     CommandRejected,
     ConnectorTimeout,
-    HostStatus,
     UnreachableError,
 )
 from opskit.connectors.fabric import FabricConnector, parse_facts
+from opskit.hoststate import HostState
 from opskit.inventory.model import CI
 from opskit.secrets import SecretRef
 from tests.connector_contract import ConnectorContract
@@ -40,18 +40,18 @@ def test_run_captures_stdout_stderr_and_exit_code(fabric: FabricConnector) -> No
     entry = fabric.transcript[-1]
     assert entry.command == "echo out; echo err >&2"
     assert "out" in entry.output and "err" in entry.output
-    assert entry.status == HostStatus.OK
+    assert entry.status == HostState.OK
 
 
 def test_non_zero_exit_is_rejected_with_code_and_stderr(fabric: FabricConnector) -> None:
     with pytest.raises(CommandRejected) as caught:
         fabric.run("echo nope >&2; exit 3")
     assert "exited 3" in str(caught.value) and "nope" in str(caught.value)
-    assert fabric.transcript[-1].status == HostStatus.REJECTED
+    assert fabric.transcript[-1].status == HostState.REJECTED
 
     warned = fabric.run("exit 4", warn=True)
     assert warned.exit_code == 4
-    assert fabric.transcript[-1].status == HostStatus.FAILED
+    assert fabric.transcript[-1].status == HostState.FAILED
 
 
 def test_sudo_runs_as_another_user(fabric: FabricConnector) -> None:
@@ -79,16 +79,16 @@ def test_put_is_idempotent_and_get_returns_the_bytes(
 
 def test_perform_actions(fabric: FabricConnector, tmp_path: Path) -> None:
     result = fabric.perform("run", {"commands": ["echo a", "exit 5"], "warn": True})
-    assert result.status == HostStatus.FAILED
+    assert result.status == HostState.FAILED
     assert [r["exit_code"] for r in result.data["results"]] == [0, 5]
     assert len(result.transcript) == 2
 
     (tmp_path / "src").write_text("x\n")
     put = fabric.perform("put", {"local": str(tmp_path / "src"), "remote": str(tmp_path / "dst")})
-    assert put.changed and put.status == HostStatus.CHANGED
+    assert put.changed and put.status == HostState.CHANGED
     assert fabric.perform(
         "put", {"local": tmp_path / "src", "remote": str(tmp_path / "dst")}
-    ).status == (HostStatus.OK)
+    ).status == (HostState.OK)
     assert fabric.get_config(str(tmp_path / "dst")) == "x\n"
     assert FabricConnector.capabilities_for("linux") >= {
         Capability.COMMANDS,
@@ -143,7 +143,7 @@ def test_a_command_killed_by_its_timeout_is_a_timeout_when_invoke_misses_it(
     monkeypatch.setattr(Runner, "timed_out", property(lambda self: False))
     with pytest.raises(ConnectorTimeout, match="still running after 1"):
         fabric.run("sleep 10", timeout=1)
-    assert fabric.transcript[-1].status == HostStatus.TIMEOUT
+    assert fabric.transcript[-1].status == HostState.TIMEOUT
     # A command that really fails is still a rejection, timeout or not.
     with pytest.raises(CommandRejected, match="exited 3"):
         fabric.run("exit 3", timeout=5)

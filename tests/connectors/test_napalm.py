@@ -20,11 +20,11 @@ from opskit.connectors.base import (
     CapabilityMissing,
     CommandRejected,
     ConnectorTimeout,
-    HostStatus,
     UnreachableError,
 )
 from opskit.connectors.napalm import NapalmConnector
 from opskit.errors import ConnectorError
+from opskit.hoststate import HostState
 from opskit.inventory import CI, CIType
 from opskit.secrets import SecretRef
 from tests.connector_contract import ConnectorContract
@@ -129,7 +129,7 @@ def test_commit_confirm_then_native_rollback(tmp_path: Path) -> None:
     conn.rollback()
     assert not conn.has_pending_commit()
     assert conn.transcript[-1].command == "rollback"
-    assert conn.transcript[-1].status == HostStatus.OK
+    assert conn.transcript[-1].status == HostState.OK
 
 
 def test_an_empty_diff_commits_nothing(tmp_path: Path) -> None:
@@ -143,10 +143,10 @@ def test_a_refused_candidate_is_rejected_and_discarded(tmp_path: Path) -> None:
     conn = mock("rejected", tmp_path)
     with pytest.raises(CommandRejected, match="frobnicate the router") as caught:
         conn.apply_config(["frobnicate the router"])
-    assert caught.value.status == HostStatus.REJECTED
+    assert caught.value.status == HostState.REJECTED
     assert calls(conn)["discard_config"] == 1
     assert conn.transcript[0].command.startswith("open napalm/mock")
-    assert conn.transcript[1].status == HostStatus.REJECTED
+    assert conn.transcript[1].status == HostState.REJECTED
 
 
 def test_a_failed_commit_is_rejected_and_discarded(tmp_path: Path) -> None:
@@ -185,11 +185,11 @@ def test_getters_and_validate(tmp_path: Path) -> None:
     good = mock("change", tmp_path).perform(
         "validate", {"validation": {"get_facts": {"hostname": "mock-r1", "vendor": "Cisco"}}}
     )
-    assert good.status == HostStatus.OK and good.data["report"]["complies"] is True
+    assert good.status == HostState.OK and good.data["report"]["complies"] is True
     bad = mock("change", tmp_path).perform(
         "validate", {"validation": {"get_facts": {"os_version": "17.3.1"}}}
     )
-    assert bad.status == HostStatus.FAILED and bad.data["report"]["complies"] is False
+    assert bad.status == HostState.FAILED and bad.data["report"]["complies"] is False
 
 
 def test_transcripts_hold_no_secret(tmp_path: Path) -> None:

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from opskit.connectors.base import HostStatus
 from opskit.connectors.napalm import NapalmConnector
 from opskit.errors import RunbookError
+from opskit.hoststate import HostState
 from opskit.inventory import CI, CIType
 from opskit.runbooks import RunbookCatalog
 
@@ -94,7 +94,7 @@ def test_the_connector_runs_napalm_compliance_report(path: Path, tmp_path: Path)
     expected = yaml.safe_load((DATA / "mocked" / path.stem / "report.yml").read_text())
     report = result.data["report"]
     assert report["complies"] is expected["complies"]
-    assert (result.status == HostStatus.OK) is expected["complies"]
+    assert (result.status == HostState.OK) is expected["complies"]
     # Repeated getters are reported under their own names (ping1, ping2).
     assert set(expected) - {"skipped"} <= set(report)
     assert validation == document(path)  # NAPALM worked on a copy

@@ -21,12 +21,12 @@ from opskit.connectors.base import (
     CapabilityMissing,
     CommandRejected,
     ConnectorTimeout,
-    HostStatus,
     UnreachableError,
 )
 from opskit.connectors.netmiko import NetmikoConnector, as_hierarchy
 from opskit.connectors.pool import ConnectionPool
 from opskit.errors import ConnectorError
+from opskit.hoststate import HostState
 from opskit.secrets import SecretRef
 from tests.connector_contract import ConnectorContract
 
@@ -108,7 +108,7 @@ def test_a_rejected_show_command_is_a_failure(switch) -> None:
     with pytest.raises(CommandRejected) as caught:
         switch.send_commands(["show frobnication"])
     assert caught.value.command == "show frobnication"
-    assert caught.value.status == HostStatus.REJECTED
+    assert caught.value.status == HostState.REJECTED
 
 
 # -- configuring -----------------------------------------------------------------
@@ -156,7 +156,7 @@ def test_a_rejected_line_is_named_and_the_session_survives(switch) -> None:
         assert error.command == "interface FastEthernet0/99"
         assert "line 2 'interface FastEthernet0/99'" in str(error)
         assert "% Invalid input" in str(error)
-        assert switch.transcript[-1].status == HostStatus.REJECTED
+        assert switch.transcript[-1].status == HostState.REJECTED
         # Lines after the rejected one were not sent; the session left config mode.
         config = switch.get_config()
         assert "vlan 311" in config and "vlan 312" not in config
@@ -187,8 +187,8 @@ def test_unreachable_port(lab) -> None:
     conn = NetmikoConnector(ci)
     with pytest.raises(UnreachableError) as caught:
         conn.open()
-    assert caught.value.status == HostStatus.UNREACHABLE
-    assert conn.transcript[-1].status == HostStatus.UNREACHABLE
+    assert caught.value.status == HostState.UNREACHABLE
+    assert conn.transcript[-1].status == HostState.UNREACHABLE
 
 
 def test_wrong_password(lab, tmp_path: Path) -> None:
@@ -267,7 +267,7 @@ def test_a_port_that_never_speaks_times_out(lab) -> None:
         ci = dataclasses.replace(lab.switch, port=listener.getsockname()[1])
         with pytest.raises(ConnectorTimeout) as caught:
             NetmikoConnector(ci, options={"banner_timeout": 1, "retries": 0}).open()
-    assert caught.value.status == HostStatus.TIMEOUT
+    assert caught.value.status == HostState.TIMEOUT
 
 
 # -- transcripts and secrets -----------------------------------------------------
@@ -282,7 +282,7 @@ def test_transcript_is_complete_and_never_holds_a_secret(lab, tmp_path: Path) ->
     assert commands[0].startswith("connect 127.0.0.1:")
     assert "show version" in commands
     assert "interface FastEthernet0/5\ndescription transcript-test" in commands
-    assert all(e.status == HostStatus.OK and e.duration >= 0 for e in entries)
+    assert all(e.status == HostState.OK and e.duration >= 0 for e in entries)
     assert "description transcript-test" in entries[2].output
     dumped = json.dumps([e.to_dict() for e in entries])
     log_text = log.read_text()
@@ -375,7 +375,7 @@ def test_pool_bounds_open_sessions_and_isolates_an_unreachable_host(lab) -> None
     assert peak <= 2 and pool.stats.peak_open <= 2
     assert pool.stats.evicted > 0  # sessions were closed to stay within the bound
     for name, outcome in results:
-        expected = HostStatus.UNREACHABLE if name == "dead-switch" else name
+        expected = HostState.UNREACHABLE if name == "dead-switch" else name
         assert outcome == expected
     assert all(not c.is_open for c in connectors)
 

@@ -21,8 +21,9 @@ from opskit.connectors.registry import (
     UnknownConnector,
 )
 from opskit.errors import RunbookError
+from opskit.hoststate import HostState
 from opskit.inventory.model import CI, CIType
-from opskit.runbooks import HostOutcome, load_runbook, run_host
+from opskit.runbooks import load_runbook, run_host
 
 # A third party's connector: runs shell commands on this machine.
 ACME_MODULE = '''
@@ -34,8 +35,9 @@ from typing import Any, ClassVar
 
 from opskit.connectors.actions import ActionSpec, connector_actions
 from opskit.connectors.base import (
-    ActionResult, Capability, CommandResult, Connector, HostStatus,
+    ActionResult, Capability, CommandResult, Connector,
 )
+from opskit.hoststate import HostState
 
 
 class AcmeConnector(Connector):
@@ -66,7 +68,7 @@ class AcmeConnector(Connector):
 
     def perform(self, action: str, params: Mapping[str, Any]) -> ActionResult:
         (result,) = self.send_commands(["uname -s"])
-        return ActionResult(status=HostStatus.OK, output=result.output)
+        return ActionResult(status=HostState.OK, output=result.output)
 '''
 
 RUNBOOK = """\
@@ -143,7 +145,7 @@ def test_a_runbook_runs_through_the_third_party_connector(acme: Path, tmp_path: 
     ci = CI(name="localhost", type=CIType.SERVER, platform="linux")
     with ConnectionPool(max_sessions=2) as pool:
         run = run_host(book, ci, {}, pool=pool)
-    assert run.status == HostOutcome.COMPLETED, run.error
+    assert run.status == HostState.COMPLETED, run.error
     hello, kernel = run.steps
     assert hello.output == "hello from acme\n" and hello.transcript[0]["command"].startswith("echo")
     assert kernel.output.strip() == "Linux"

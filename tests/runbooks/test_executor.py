@@ -18,9 +18,10 @@ import pytest
 from opskit import configdiff
 from opskit.connectors.netmiko import NetmikoConnector
 from opskit.connectors.pool import ConnectionPool
+from opskit.hoststate import HostState
 from opskit.inventory.model import CI, CIType
 from opskit.ledger import Ledger
-from opskit.runbooks import HostOutcome, RunbookCatalog, Snapshot, rollback_host, run_host
+from opskit.runbooks import RunbookCatalog, Snapshot, rollback_host, run_host
 from opskit.runbooks.executor import predict_diff
 from opskit.runbooks.inspection import backup_log, run_inspection
 from opskit.secrets import REDACTOR
@@ -62,7 +63,7 @@ def test_vlan_interface_applied_verified_and_rolled_back_later(
     before = running(switch)
     recorder = Recorder()
     run = run_host(book, switch, params, pool=pool, recorder=recorder)
-    assert run.status == HostOutcome.COMPLETED, run.error
+    assert run.status == HostState.COMPLETED, run.error
     assert recorder.kinds == ["host.precheck", "host.backup", "host.applied", "host.verified"]
     # The snapshot went to the recorder (the ledger's blob store) before apply.
     backup, blobs = recorder.get("host.backup")
@@ -88,7 +89,7 @@ def test_vlan_interface_applied_verified_and_rolled_back_later(
     undo = Recorder()
     snapshot = Snapshot.from_blobs(blobs, platform="cisco_ios", connector="netmiko")
     rolled = rollback_host(book, switch, snapshot, pool, undo)
-    assert rolled.status == HostOutcome.ROLLED_BACK
+    assert rolled.status == HostState.ROLLED_BACK
     proof = undo.get("host.rolled_back")[0]["proof"]
     assert proof["equal"] is True and proof["snapshot_hash"] == proof["after_hash"]
     assert proof["method"] == "remediation"
@@ -114,7 +115,7 @@ def test_verification_failure_triggers_auto_rollback_with_proof(
     before = running(switch)
     recorder = Recorder(Ledger.open(workspace))
     run = run_host(book, switch, book.validate_params(VLAN), pool=pool, recorder=recorder)
-    assert run.status == HostOutcome.ROLLED_BACK, (run.error, recorder.kinds)
+    assert run.status == HostState.ROLLED_BACK, (run.error, recorder.kinds)
     assert run.failed_phase == "verify" and "exec-test-expected" in (run.error or "")
     assert recorder.kinds == [
         "host.precheck",
@@ -165,14 +166,14 @@ def test_an_incomplete_rollback_is_caught_by_the_proof(
                            " description left behind", "exit"])  # fmt: skip
     recorder = Recorder()
     run = rollback_host(book, switch, before, pool, recorder, params=book.validate_params(VLAN))
-    assert run.status == HostOutcome.ROLLBACK_FAILED
+    assert run.status == HostState.ROLLBACK_FAILED
     payload = recorder.get("host.rollback_failed")[0]
     assert payload["proof"]["equal"] is False
     assert "+ description left behind" in payload["proof"]["residual_diff"]
     assert payload["proof"]["snapshot_hash"] != payload["proof"]["after_hash"]
     # Put the switch back properly: the automatic rollback of the same snapshot.
     fixed = rollback_host(RunbookCatalog(REPO).get("vlan-interface@1.0.0"), switch, before, pool)
-    assert fixed.status == HostOutcome.ROLLED_BACK and fixed.proof and fixed.proof["equal"]
+    assert fixed.status == HostState.ROLLED_BACK and fixed.proof and fixed.proof["equal"]
 
 
 def test_dry_run_changes_nothing(switch: CI, catalog: RunbookCatalog, pool: ConnectionPool) -> None:
@@ -182,7 +183,7 @@ def test_dry_run_changes_nothing(switch: CI, catalog: RunbookCatalog, pool: Conn
     run = run_host(
         book, switch, book.validate_params(VLAN), pool=pool, recorder=recorder, dry_run=True
     )
-    assert run.status == HostOutcome.DRY_RUN
+    assert run.status == HostState.DRY_RUN
     assert recorder.kinds == ["host.dry_run"]
     diff = run.predicted_diff or ""
     assert "+ vlan 351" in diff and "+ switchport access vlan 351" in diff
@@ -200,7 +201,7 @@ def test_a_rejected_line_rolls_back_what_was_applied(
     recorder = Recorder()
     run = run_host(book, switch, params, pool=pool, recorder=recorder)
     assert run.failed_phase == "apply" and "rejected" in (run.error or "")
-    assert run.status == HostOutcome.ROLLED_BACK  # the VLAN created before the bad line is gone
+    assert run.status == HostState.ROLLED_BACK  # the VLAN created before the bad line is gone
     assert recorder.kinds == ["host.precheck", "host.backup", "host.rolled_back", "host.failed"]
     assert configdiff.equal(before, running(switch), "cisco_ios") == (True, "")
 
@@ -221,7 +222,7 @@ def test_config_backup_and_inspection_report(
     recorder = Recorder(ledger)
     for ci in (switch, linux):
         run = run_host(backup, ci, backup.validate_params({}), pool=pool, recorder=recorder)
-        assert run.status == HostOutcome.COMPLETED, run.error
+        assert run.status == HostState.COMPLETED, run.error
     log = backup_log(ledger)
     assert [entry["ci"] for entry in log] == [switch.name, linux.name]
     assert log[0]["hash"] == configdiff.config_hash(running(switch), "cisco_ios")
@@ -246,7 +247,7 @@ def test_config_backup_and_inspection_report(
     finally:
         with NetmikoConnector(switch) as conn:
             conn.apply_config(["no vlan 352"])
-    assert all(r.status == HostOutcome.COMPLETED for r in runs)
+    assert all(r.status == HostState.COMPLETED for r in runs)
     data = report.to_dict()
     # Exceptions first: hosts with exceptions before clean hosts, and in each
     # host its exceptions before unavailable and passed checks.
@@ -319,7 +320,7 @@ def test_user_rotation_keeps_the_secret_out_of_every_record(
     ledger = Ledger.open(workspace)
     recorder = Recorder(ledger)
     linux_run = run_host(book, linux, params, pool=pool, recorder=recorder)
-    assert linux_run.status == HostOutcome.COMPLETED, linux_run.error
+    assert linux_run.status == HostState.COMPLETED, linux_run.error
     shadow = subprocess.run(
         ["getent", "shadow", rotation_user], capture_output=True, text=True
     ).stdout
@@ -334,10 +335,10 @@ def test_user_rotation_keeps_the_secret_out_of_every_record(
     switch = lab.switch
     before = running(switch)
     switch_run = run_host(book, switch, params, pool=pool, recorder=recorder)
-    assert switch_run.status == HostOutcome.COMPLETED, switch_run.error
+    assert switch_run.status == HostState.COMPLETED, switch_run.error
     assert before != running(switch)
     undo = rollback_host(book, switch, switch_run.snapshot, pool, recorder, params=params)
-    assert undo.status == HostOutcome.ROLLED_BACK
+    assert undo.status == HostState.ROLLED_BACK
     assert configdiff.equal(before, running(switch), "cisco_ios")[0]
     # Nowhere: recorder payloads and blobs, host results, transcripts, the ledger file.
     assert REDACTOR.find(secret)
@@ -381,7 +382,7 @@ def test_linux_change_through_ansible_then_rolled_back(
     run = None
     try:
         run = run_host(book, lab_linux, params, pool=pool, recorder=recorder)
-        assert run.status == HostOutcome.COMPLETED, run.error
+        assert run.status == HostState.COMPLETED, run.error
         assert recorder.kinds == ["host.precheck", "host.backup", "host.applied", "host.verified"]
         assert run.snapshot is not None and run.snapshot.absent == sorted(
             [f"{root}/etc/opskit-demo.conf", f"{root}/bin/opskit-demo-service"]
@@ -402,7 +403,7 @@ def test_linux_change_through_ansible_then_rolled_back(
             Recorder(),
             params=params,
         )
-    assert undo.status == HostOutcome.ROLLED_BACK, undo.error
+    assert undo.status == HostState.ROLLED_BACK, undo.error
     assert undo.proof is not None and undo.proof["equal"] is True
     assert not root.exists()
     assert not package or not package_installed(package)
@@ -463,7 +464,7 @@ def test_napalm_merge_with_commit_confirm_and_native_rollback(
     assert "commit_config revert_in=120" in [t["command"] for t in applied["transcript"]]
     assert applied["diff"] == "+vlan 400\n+ name mocked-vlan"
     if complies:
-        assert run.status == HostOutcome.COMPLETED, run.error
+        assert run.status == HostState.COMPLETED, run.error
         assert recorder.kinds == [
             "host.precheck",
             "host.backup",
@@ -475,7 +476,7 @@ def test_napalm_merge_with_commit_confirm_and_native_rollback(
             "confirm_commit"
         ]
     else:
-        assert run.status == HostOutcome.ROLLED_BACK
+        assert run.status == HostState.ROLLED_BACK
         assert "does not comply" in (run.error or "")
         assert "host.confirmed" not in recorder.kinds  # never confirmed: reverted instead
         payload = recorder.get("host.rolled_back")[0]
@@ -501,12 +502,12 @@ def test_rollback_mode_never_leaves_the_host_to_the_caller(
         recorder=recorder,
         rollback_mode="never",
     )
-    assert run.status == HostOutcome.FAILED and run.failed_phase == "verify"
+    assert run.status == HostState.FAILED and run.failed_phase == "verify"
     assert recorder.kinds[-2:] == ["host.verify_failed", "host.failed"]
     assert recorder.get("host.failed")[0]["rolled_back"] is False
     assert not configdiff.equal(before, running(switch), "cisco_ios")[0]  # still changed
     undo = rollback_host(book, switch, run.snapshot, pool)
-    assert undo.status == HostOutcome.ROLLED_BACK
+    assert undo.status == HostState.ROLLED_BACK
     assert configdiff.equal(before, running(switch), "cisco_ios") == (True, "")
 
 
@@ -540,7 +541,7 @@ def test_a_connector_bug_mid_apply_still_rolls_back(
     # The log keeps the traceback for the bug, never the secret it quoted.
     assert "crash_after_first_apply" in caplog.text and "********" in caplog.text
     assert secret not in caplog.text and secret not in (run.error or "")
-    assert run.status == HostOutcome.ROLLED_BACK and run.proof and run.proof["equal"]
+    assert run.status == HostState.ROLLED_BACK and run.proof and run.proof["equal"]
     assert len(calls) == 2  # the change, then the remediation
     assert configdiff.equal(before, running(switch), "cisco_ios") == (True, "")
 
@@ -568,7 +569,7 @@ def test_file_snapshots_compare_absent_and_present_files() -> None:
 def test_record_ready_redacts_every_string_and_keeps_the_ledger_subset() -> None:
     from datetime import UTC, datetime
 
-    from opskit.connectors.base import HostStatus
+    from opskit.hoststate import HostState
     from opskit.runbooks.executor import record_ready
 
     secret = f"rr-{uuid.uuid4().hex}"
@@ -578,7 +579,7 @@ def test_record_ready_redacts_every_string_and_keeps_the_ledger_subset() -> None
         {
             "steps": (
                 {"output": f"password {secret}\n", "duration": 1.0, "ratio": 0.25},
-                {f"key {secret}": [HostStatus.OK, at, {"b", "a"}, None, True, 3]},
+                {f"key {secret}": [HostState.OK, at, {"b", "a"}, None, True, 3]},
             ),
             7: secret,
         }
@@ -597,11 +598,12 @@ def test_record_ready_redacts_every_string_and_keeps_the_ledger_subset() -> None
 def test_step_transcripts_carry_every_field_of_the_connector_transcript() -> None:
     from datetime import UTC, datetime
 
-    from opskit.connectors.base import HostStatus, TranscriptEntry
+    from opskit.connectors.base import TranscriptEntry
+    from opskit.hoststate import HostState
     from opskit.runbooks.records import transcript as _transcript
 
     entry = TranscriptEntry(
-        "show version", "IOS 12.1", datetime.now(UTC), 0.0123, HostStatus.REJECTED
+        "show version", "IOS 12.1", datetime.now(UTC), 0.0123, HostState.REJECTED
     )
 
     class Transcribed:

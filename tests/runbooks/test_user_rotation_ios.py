@@ -17,9 +17,10 @@ import pytest
 from opskit.connectors import AuthenticationError
 from opskit.connectors.netmiko import NetmikoConnector
 from opskit.connectors.pool import ConnectionPool
+from opskit.hoststate import HostState
 from opskit.inventory.model import CI
 from opskit.ledger import Ledger
-from opskit.runbooks import HostOutcome, RunbookCatalog, rollback_host
+from opskit.runbooks import RunbookCatalog, rollback_host
 from opskit.runbooks.executor import run_host
 from opskit.secrets import REDACTOR, SecretRef
 from opskit.workspace import Workspace
@@ -87,7 +88,7 @@ def test_ios_user_rotation_changes_the_secret_and_records_it_nowhere(
         recorder = Recorder(ledger, change_id="CHG-ROT")
         with ConnectionPool(max_sessions=4) as pool:
             run = run_host(book, switch, params, pool=pool, recorder=recorder)
-            assert run.status == HostOutcome.COMPLETED, run.error
+            assert run.status == HostState.COMPLETED, run.error
             assert recorder.kinds == ["host.backup", "host.applied", "host.verified"]
 
             # The rotation happened on the device: a new hash, and only the new secret logs in.
@@ -101,7 +102,7 @@ def test_ios_user_rotation_changes_the_secret_and_records_it_nowhere(
             # Rolling the change back restores the old hash (hier_config: `no username`
             # then the snapshot's line with its type 9 hash), proven equal.
             undo = rollback_host(book, switch, run.snapshot, pool, recorder, params=params)
-            assert undo.status == HostOutcome.ROLLED_BACK, undo.error
+            assert undo.status == HostState.ROLLED_BACK, undo.error
             assert undo.proof is not None and undo.proof["equal"] is True
             assert user_lines(running(switch), name) == [old_line]
             assert can_log_in(as_user(switch, name, OLD_SECRET_VAR))

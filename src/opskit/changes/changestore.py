@@ -29,12 +29,15 @@ from opskit.changes.model import (
 )
 from opskit.changes.records import jsonable, redact_obj
 from opskit.errors import ChangeError, ChangeRefused
+from opskit.hoststate import HostState
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from opskit.workspace import Workspace
 
+# The outcomes a runbook version's history counts.
+_OUTCOMES = frozenset({State.COMPLETED, State.FAILED, State.ROLLED_BACK})
 # How long a host waits for a free slot in a capped group before it fails.
 SLOT_WAIT_SECONDS = 600.0
 # (ci, status, detail) of one host, for `set_hosts`.
@@ -112,7 +115,7 @@ class ChangeStore:
         history: dict[str, int] = {}
         for state, summary in rows:
             outcome = (summary or {}).get("outcome") if state == State.CLOSED.value else state
-            if outcome in ("completed", "failed", "rolled_back"):
+            if outcome in _OUTCOMES:
                 history[outcome] = history.get(outcome, 0) + 1
         return history
 
@@ -317,7 +320,7 @@ class ChangeStore:
             {
                 "change_id": change_id,
                 "ci": ci,
-                "status": "pending",
+                "status": HostState.PENDING.value,
                 "batch": batch,
                 "updated_at": now,
             }

@@ -12,18 +12,10 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from opskit.changes.context import EngineContext
-from opskit.changes.hoststatus import (
-    FAILED,
-    NOT_RESTORED,
-    ROLLBACK_FAILED,
-    ROLLED_BACK,
-    UNPROVEN,
-    HostOutcome,
-    not_restored_reason,
-    unproven_kind,
-)
 from opskit.changes.model import ChangeRequest
+from opskit.changes.summary import UNPROVEN, HostSummary, not_restored_reason, unproven_kind
 from opskit.errors import OpskitError
+from opskit.hoststate import HostState, change_host_state
 from opskit.ledger import values
 
 if TYPE_CHECKING:
@@ -48,15 +40,6 @@ def record_ready(payload: Mapping[str, Any]) -> Any:
     """The rollout's own step payloads, redacted and JSON-ready like the
     executor's (`opskit.ledger.values.record_ready`)."""
     return values.record_ready(payload)
-
-
-# The executor's host outcomes -> the change's per-host statuses.
-_RUN_STATUS = {
-    "completed": "ok",
-    "failed": "failed",
-    "rolled_back": "rolled_back",
-    "rollback_failed": "rollback_failed",
-}
 
 
 class HostWork:
@@ -123,7 +106,7 @@ class HostWork:
         batch_no: int,
         pool: ConnectionPool,
         recorder: Callable[..., Any],
-    ) -> HostOutcome:
+    ) -> HostSummary:
         executor = _executor()
         mode = "never" if book.strategy.on_failure == "stop" else "on_failure"
         try:
@@ -138,25 +121,28 @@ class HostWork:
         except OpskitError as exc:
             recorder(
                 "host.failed",
-                record_ready({"error": str(exc), "status": str(getattr(exc, "status", "failed"))}),
+                record_ready(
+                    {"error": str(exc), "status": str(getattr(exc, "status", HostState.FAILED))}
+                ),
             )
-            return HostOutcome(
+            return HostSummary(
                 ci.name,
-                FAILED,
+                HostState.FAILED,
                 batch=batch_no,
-                changed=True,
+                ran=True,
                 error=str(exc),
                 detail={"error": str(exc)},
             )
-        status = _RUN_STATUS.get(str(run.status), FAILED)
+        status = change_host_state(run.status)
         error = run.error
-        if status == ROLLED_BACK and not run.proof:
-            status, error = NOT_RESTORED, f"{run.error}; {UNPROVEN}" if run.error else UNPROVEN
-        return HostOutcome(
+        if status == HostState.ROLLED_BACK and not run.proof:
+            status = HostState.NOT_RESTORED
+            error = f"{run.error}; {UNPROVEN}" if run.error else UNPROVEN
+        return HostSummary(
             ci.name,
             status,
             batch=batch_no,
-            changed=True,
+            ran=True,
             config_hash=run.config_hash,
             error=error,
             detail={
@@ -174,9 +160,9 @@ class HostWork:
         change: ChangeRequest,
         book: Runbook,
         ci: CI,
-        outcome: HostOutcome,
+        outcome: HostSummary,
         pool: ConnectionPool,
-    ) -> HostOutcome:
+    ) -> HostSummary:
         """Rolls one host back to its pre-change snapshot (from this run, or
         from the ledger); the executor proves it by configuration comparison.
         Updates and returns `outcome`."""
@@ -196,14 +182,14 @@ class HostWork:
                     recorder=self.recorder(ci.name),
                     params=dict(change.parameters),
                 )
-                rolled = str(result.status) == "rolled_back"
-                outcome.status = ROLLED_BACK if rolled else ROLLBACK_FAILED
+                rolled = result.status == HostState.ROLLED_BACK
+                outcome.status = HostState.ROLLED_BACK if rolled else HostState.ROLLBACK_FAILED
                 outcome.config_hash = (result.proof or {}).get("after_hash") or result.config_hash
                 outcome.error = result.error
                 outcome.detail["rollback"] = {"proof": result.proof, "error": result.error}
             except OpskitError as exc:
                 self.recorder(ci.name)("host.rollback_failed", record_ready({"error": str(exc)}))
-                outcome.status = ROLLBACK_FAILED
+                outcome.status = HostState.ROLLBACK_FAILED
                 outcome.error = str(exc)
         return outcome
 
@@ -212,7 +198,7 @@ class HostWork:
         change: ChangeRequest,
         book: Runbook,
         ci: CI,
-        outcome: HostOutcome,
+        outcome: HostSummary,
         pool: ConnectionPool,
     ) -> None:
         """A host without a snapshot: its runbook's rollback steps run (when it
@@ -223,7 +209,7 @@ class HostWork:
         )
         reason = not_restored_reason(book, ci, ran_steps=has_steps)
         record = proof_or_not_restored(self.recorder(ci.name), reason)
-        outcome.status, outcome.error = NOT_RESTORED, reason
+        outcome.status, outcome.error = HostState.NOT_RESTORED, reason
         if not has_steps:
             record("host.not_restored", record_ready({"reason": reason}))
             return
@@ -233,10 +219,10 @@ class HostWork:
             )
         except OpskitError as exc:
             record("host.rollback_failed", record_ready({"error": str(exc)}))
-            outcome.status, outcome.error = ROLLBACK_FAILED, str(exc)
+            outcome.status, outcome.error = HostState.ROLLBACK_FAILED, str(exc)
             return
-        if str(result.status) != "rolled_back":
-            outcome.status, outcome.error = ROLLBACK_FAILED, result.error
+        if result.status != HostState.ROLLED_BACK:
+            outcome.status, outcome.error = HostState.ROLLBACK_FAILED, result.error
         outcome.detail["rollback"] = {"proof": None, "error": outcome.error}
 
 

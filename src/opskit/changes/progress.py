@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import threading
 
-BUCKETS = ("ok", "failed", "rolled_back", "skipped")
-_FAILED = frozenset({"failed", "rollback_failed", "not_restored", "unknown"})
+from opskit.hoststate import NOT_PUT_BACK, HostState
+
+BUCKETS = (HostState.OK, HostState.FAILED, HostState.ROLLED_BACK, HostState.SKIPPED)
 
 
 class ProgressTally:
@@ -20,7 +21,7 @@ class ProgressTally:
 
     def __init__(self, total: int) -> None:
         self.total = total
-        self._final: dict[str, str] = {}
+        self._final: dict[str, HostState] = {}
         self._lock = threading.Lock()
 
     def update(self, ci: str, status: str) -> bool:
@@ -33,20 +34,21 @@ class ProgressTally:
             return True
 
     @staticmethod
-    def _bucket(status: str, previous: str | None) -> str | None:
-        if status in ("ok", "skipped"):
-            return status
-        if status in _FAILED:
-            return "failed"
-        if status == "rolled_back":
-            return "rolled_back" if previous in ("ok", "rolled_back") else "failed"
+    def _bucket(status: str, previous: str | None) -> HostState | None:
+        if status in (HostState.OK, HostState.SKIPPED):
+            return HostState(status)
+        if status in NOT_PUT_BACK:
+            return HostState.FAILED
+        if status == HostState.ROLLED_BACK:
+            rolled_back_after_success = previous in (HostState.OK, HostState.ROLLED_BACK)
+            return HostState.ROLLED_BACK if rolled_back_after_success else HostState.FAILED
         return None
 
     @property
     def counts(self) -> dict[str, int]:
         with self._lock:
             values = list(self._final.values())
-        return {bucket: values.count(bucket) for bucket in BUCKETS}
+        return {bucket.value: values.count(bucket) for bucket in BUCKETS}
 
     @property
     def completed(self) -> int:

@@ -12,22 +12,10 @@ from typing import Any
 
 from opskit.changes.context import EngineContext
 from opskit.changes.heartbeat import runner_gone
-from opskit.changes.hoststatus import (
-    FAILED,
-    NOT_RESTORED,
-    OK,
-    PENDING,
-    ROLLBACK_FAILED,
-    ROLLED_BACK,
-    RUNNING,
-    SKIPPED,
-    UNKNOWN,
-    HostOutcome,
-)
-from opskit.changes.hoststatus import counts as count_statuses
 from opskit.changes.model import ACTIVE_STATES, ChangeRequest, State
 from opskit.changes.rollback import rollback_change
 from opskit.changes.rollout import Rollout
+from opskit.hoststate import NEVER_STARTED, UNFINISHED, HostState, count_states
 from opskit.inventory.observed import ObservedStore
 from opskit.policy import Role
 
@@ -53,22 +41,22 @@ def host_states_from_ledger(ctx: EngineContext, change: ChangeRequest) -> dict[s
     return per_host
 
 
-def status_from_steps(steps: list[str]) -> str:
+def status_from_steps(steps: list[str]) -> HostState:
     """A host's state as far as its ledger events tell (for an interrupted run)."""
     if not steps:
-        return PENDING
+        return HostState.PENDING
     if "host.rolled_back" in steps:
-        return ROLLED_BACK
+        return HostState.ROLLED_BACK
     if "host.not_restored" in steps:
-        return NOT_RESTORED
+        return HostState.NOT_RESTORED
     if "host.rollback_failed" in steps:
-        return ROLLBACK_FAILED
+        return HostState.ROLLBACK_FAILED
     if "host.verified" in steps:
-        return OK
+        return HostState.OK
     if "host.failed" in steps and "host.backup" not in steps:
-        return FAILED  # failed before anything could change
+        return HostState.FAILED  # failed before anything could change
     # Interrupted somewhere between backup and the end: possibly changed.
-    return UNKNOWN
+    return HostState.UNKNOWN
 
 
 def recover(
@@ -107,10 +95,10 @@ def recover(
         ledger_view = host_states_from_ledger(ctx, change)
         hosts: dict[str, dict[str, Any]] = {}
         for name in change.targets:
-            indexed = change.hosts.get(name, {}).get("status", PENDING)
+            indexed = change.hosts.get(name, {}).get("status", HostState.PENDING)
             view = ledger_view.get(name, {})
             status = indexed
-            if indexed in (RUNNING, PENDING):
+            if indexed in UNFINISHED:
                 status = status_from_steps(view.get("steps", []))
             hosts[name] = {
                 "indexed": indexed,
@@ -126,7 +114,7 @@ def recover(
                     status,
                     detail={"recovered": True, "last_step": view.get("last")},
                 )
-            if status not in (PENDING, SKIPPED):  # a CI the run never touched has no record
+            if status not in NEVER_STARTED:  # a CI the run never touched has no record
                 _ensure_cmdb_record(ctx, change.id, name, status, view.get("config_hash"))
         released = ctx.store.release_locks(change.id)
         ctx.journal.record(
@@ -140,7 +128,7 @@ def recover(
             },
         )
         cause = "the runner process ended during the rollout (recovered)"
-        counts = count_statuses(HostOutcome(n, h["status"]) for n, h in hosts.items())
+        counts = count_states(h["status"] for h in hosts.values())
         ctx.store.set_summary(
             change.id,
             {

@@ -32,14 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opskit.changes.model import ACTIVE_STATES, CREATED_FIELDS, EVENT_FOR_STATE, State
+from opskit.hoststate import HostState
 
 STATE_FOR_EVENT: dict[str, str] = {kind: state.value for state, kind in EVENT_FOR_STATE.items()}
 ACTIVE = frozenset(state.value for state in ACTIVE_STATES)
-
-# Host statuses (`opskit.changes.rollout`). `not_restored`: a rollback ran
-# without a snapshot to prove the host is as before (`host.not_restored`).
-PENDING, OK, FAILED, SKIPPED = "pending", "ok", "failed", "skipped"
-ROLLED_BACK, ROLLBACK_FAILED, NOT_RESTORED = "rolled_back", "rollback_failed", "not_restored"
 
 # The host steps that set a host's status; the other steps (backup, applied,
 # ...) change nothing in the rows, so the replay does not read them.
@@ -99,7 +95,8 @@ class Expected:
     columns: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, int] = field(default_factory=dict)
     plan: list[list[str]] | None = None
-    # ci -> (status, batch), the form of the host rows; and the seq that set it.
+    # ci -> (status, batch), the form of the host rows (the status a plain
+    # string, as the table holds it); and the seq that set it.
     hosts: dict[str, tuple[str, int | None]] = field(default_factory=dict)
     host_seqs: dict[str, int] = field(default_factory=dict)
     approvals: list[dict[str, Any]] = field(default_factory=list)
@@ -215,7 +212,7 @@ def _started(expected: Expected, seq: int, actor: str, payload: dict[str, Any]) 
     hosts: dict[str, tuple[str, int | None]] = {}
     for number, names in enumerate(expected.plan):
         if isinstance(names, list):
-            hosts.update(dict.fromkeys(map(str, names), (PENDING, number)))
+            hosts.update(dict.fromkeys(map(str, names), (HostState.PENDING.value, number)))
     expected.hosts = hosts
     expected.host_seqs = dict.fromkeys(hosts, seq)
 
@@ -224,19 +221,20 @@ def _halted(expected: Expected, seq: int, actor: str, payload: dict[str, Any]) -
     # A rollout halts after a whole batch has finished, on a failure: the
     # halting batch is the last one with a finished host; later ones never ran.
     reached = max(
-        (batch or 0 for status, batch in expected.hosts.values() if status != PENDING), default=0
+        (batch or 0 for status, batch in expected.hosts.values() if status != HostState.PENDING),
+        default=0,
     )
     for ci, (_status, batch) in expected.hosts.items():
         if (batch or 0) > reached:
-            _set_host(expected, ci, SKIPPED, seq)
+            _set_host(expected, ci, HostState.SKIPPED, seq)
 
 
 def _verifying(expected: Expected, seq: int, actor: str, payload: dict[str, Any]) -> None:
     # A host whose run records no closing step (no apply or verify step
     # changed anything) finished `ok`.
     hosts = expected.hosts
-    pending = [ci for ci, (status, _batch) in hosts.items() if status == PENDING]
-    hosts.update({ci: (OK, hosts[ci][1]) for ci in pending})
+    pending = [ci for ci, (status, _batch) in hosts.items() if status == HostState.PENDING]
+    hosts.update({ci: (HostState.OK.value, hosts[ci][1]) for ci in pending})
     expected.host_seqs.update(dict.fromkeys(pending, seq))
 
 
@@ -268,10 +266,13 @@ _HANDLERS = {
 
 
 _AFTER_ROLLBACK = {
-    "host.rolled_back": ROLLED_BACK,
-    "host.rollback_failed": ROLLBACK_FAILED,
-    "host.not_restored": NOT_RESTORED,
+    "host.rolled_back": HostState.ROLLED_BACK,
+    "host.rollback_failed": HostState.ROLLBACK_FAILED,
+    "host.not_restored": HostState.NOT_RESTORED,
 }
+# The host steps that set a host's state (`HOST_STATUS_KINDS`), and the state
+# each sets; `host.failed` is worked out from the step before it.
+_STATE_OF_STEP = {"host.verified": HostState.OK, **_AFTER_ROLLBACK}
 
 
 def host_step(expected: Expected, seq: int, kind: str, ci: str, payload: dict[str, Any]) -> None:
@@ -282,28 +283,21 @@ def host_step(expected: Expected, seq: int, kind: str, ci: str, payload: dict[st
         return
     previous = expected.last_host_event.get(ci)
     expected.last_host_event[ci] = kind
-    status = None
-    if kind == "host.verified":
-        status = OK
-    elif kind == "host.rolled_back":
-        status = ROLLED_BACK
-    elif kind == "host.rollback_failed":
-        status = ROLLBACK_FAILED
-    elif kind == "host.not_restored":
-        status = NOT_RESTORED
-    elif kind == "host.failed":
+    status = _STATE_OF_STEP.get(kind)
+    if kind == "host.failed":
         # After a rollback the executor records the failure too: the step
         # just before says how the rollback ended (an unproven one is
         # recorded `host.not_restored`).
         status = _AFTER_ROLLBACK.get(previous or "") or (
-            ROLLED_BACK if payload.get("rolled_back") is True else FAILED
+            HostState.ROLLED_BACK if payload.get("rolled_back") is True else HostState.FAILED
         )
     if status is not None:
-        expected.hosts[ci] = (status, host[1])
+        expected.hosts[ci] = (status.value, host[1])
         expected.host_seqs[ci] = seq
 
 
 def _set_host(expected: Expected, ci: str, status: str, seq: int) -> None:
     """`ci`'s status from `seq` on; its batch stays (none for a CI not planned)."""
+    status = str(status)  # as the table holds it
     expected.hosts[ci] = (status, expected.hosts.get(ci, (status, None))[1])
     expected.host_seqs[ci] = seq

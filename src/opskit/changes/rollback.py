@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from opskit.changes.hoststatus import FAILED as HOST_FAILED
-from opskit.changes.hoststatus import ROLLED_BACK, HostOutcome, not_restored_reason, unproven_kind
-from opskit.changes.hoststatus import counts as count_statuses
 from opskit.changes.model import ChangeRequest, State
 from opskit.changes.prediction import open_pool
 from opskit.changes.rollout import Rollout
+from opskit.changes.summary import ChangeSummary, HostSummary, not_restored_reason, unproven_kind
 from opskit.errors import ChangeRefused
+from opskit.hoststate import TOUCHED, HostState, rollback_outcome
 from opskit.inventory.core import Inventory
 from opskit.policy import Role
 
@@ -30,16 +29,13 @@ if TYPE_CHECKING:
 # Re-exported: where the rollback's wording of a host it could not restore lives.
 __all__ = ["not_restored_reason", "rollback_change", "unproven_kind"]
 
-RESTORED, NOT_RESTORED, FAILED = "restored", "not_restored", "failed"
-# Host statuses of a host whose configuration may differ from before the change.
-MAY_HAVE_CHANGED = frozenset(
-    {"ok", "failed", "rollback_failed", "unknown", "running", NOT_RESTORED}
-)
+# Host states of a host whose configuration may differ from before the change.
+MAY_HAVE_CHANGED = TOUCHED
 # Ledger steps that show an apply step ran on the host.
 APPLY_STEPS = frozenset({"host.applied", "host.verified", "host.verify_failed", "host.backup"})
 
 
-def rollback_change(rollout: Rollout) -> dict[str, Any]:
+def rollback_change(rollout: Rollout) -> ChangeSummary:
     """Rolls back every host of a completed, failed or partially rolled back
     change that may differ from before it; see the module docstring."""
     ctx, journal = rollout.ctx, rollout.journal
@@ -84,15 +80,15 @@ def _changed_hosts(rollout: Rollout, change: ChangeRequest) -> list[str]:
         name
         for name, host in sorted(change.hosts.items())
         if host["status"] in MAY_HAVE_CHANGED
-        and (host["status"] != "failed" or steps.get(name, set()) & APPLY_STEPS)
+        and (host["status"] != HostState.FAILED or steps.get(name, set()) & APPLY_STEPS)
     ]
 
 
 def _roll_back(
     rollout: Rollout, change: ChangeRequest, book: Runbook, inv: Inventory, todo: list[str]
-) -> list[HostOutcome]:
+) -> list[HostSummary]:
     for name, host in change.hosts.items():
-        rollout.outcomes[name] = HostOutcome(name, host["status"], batch=host.get("batch"))
+        rollout.outcomes[name] = HostSummary(name, host["status"], batch=host.get("batch"))
     width = max(1, min(int(book.strategy.concurrency), len(todo) or 1))
     with (
         open_pool(width) as pool,
@@ -105,7 +101,7 @@ def _roll_back(
                     change,
                     book,
                     inv.get(name),
-                    HostOutcome(name, HOST_FAILED, changed=True),
+                    HostSummary(name, HostState.FAILED, ran=True),
                     pool,
                 ),
                 todo,
@@ -116,36 +112,37 @@ def _roll_back(
     return results
 
 
-def host_outcome(outcome: HostOutcome) -> dict[str, Any]:
+def host_outcome(outcome: HostSummary) -> dict[str, Any]:
     """What the rollback did on one host, for the summary and the ledger."""
     rollback = outcome.detail.get("rollback") or {}
     proof = rollback.get("proof") or {}
-    if outcome.status == ROLLED_BACK:
+    kind = rollback_outcome(outcome.status)
+    if kind == HostState.RESTORED:
         return {
-            "outcome": RESTORED,
+            "outcome": kind.value,
             "proof": {k: proof.get(k) for k in ("method", "equal", "snapshot_hash", "after_hash")},
         }
-    kind = NOT_RESTORED if outcome.status == NOT_RESTORED else FAILED
-    return {"outcome": kind, "reason": outcome.error or "the rollback failed"}
+    return {"outcome": kind.value, "reason": outcome.error or "the rollback failed"}
 
 
-def _conclude(
-    rollout: Rollout, change: ChangeRequest, results: list[HostOutcome]
-) -> dict[str, Any]:
+def _conclude(rollout: Rollout, change: ChangeRequest, results: list[HostSummary]) -> ChangeSummary:
     hosts = {o.ci: host_outcome(o) for o in sorted(results, key=lambda o: o.ci)}
-    restored = [name for name, h in hosts.items() if h["outcome"] == RESTORED]
-    counts = count_statuses(rollout.outcomes.values())
+    restored = [name for name, h in hosts.items() if h["outcome"] == HostState.RESTORED]
     if len(restored) == len(hosts):
         final: State | None = State.ROLLED_BACK
         cause = (change.summary or {}).get("cause")
     else:
         final = State.PARTIALLY_ROLLED_BACK if restored else None
-        left = [f"{name}: {h['reason']}" for name, h in hosts.items() if h["outcome"] != RESTORED]
+        left = [
+            f"{name}: {h['reason']}"
+            for name, h in hosts.items()
+            if h["outcome"] != HostState.RESTORED
+        ]
         cause = f"{len(left)} of {len(hosts)} changed host(s) not restored: " + "; ".join(left)
-    summary = rollout.summary(change, final or change.state, cause=cause, counts=counts)
-    summary["rollback"] = hosts
-    rollout.store.set_summary(change.id, summary)
-    payload = {"counts": counts, "requested": True, "hosts": hosts}
+    summary = rollout.summary(change, final or change.state, cause=cause)
+    summary.rollback = hosts
+    rollout.store.set_summary(change.id, summary.to_dict())
+    payload = {"counts": summary.counts, "requested": True, "hosts": hosts}
     if final is not None:
         rollout.journal.transition(change, final, actor=rollout.actor, payload=payload)
     else:

@@ -21,20 +21,11 @@ from opskit.changes import preflight, rules
 from opskit.changes.context import EngineContext, select_names
 from opskit.changes.heartbeat import Heartbeat
 from opskit.changes.hostrun import HostRecorder, HostWork
-from opskit.changes.hoststatus import (
-    FAILED,
-    NOT_RESTORED,
-    OK,
-    ROLLBACK_FAILED,
-    ROLLED_BACK,
-    RUNNING,
-    SKIPPED,
-    HostOutcome,
-)
-from opskit.changes.hoststatus import counts as count_statuses
 from opskit.changes.model import ChangeRequest, State
 from opskit.changes.prediction import open_pool, predict_diffs
+from opskit.changes.summary import ChangeSummary, HostSummary
 from opskit.errors import ChangeRefused, OpskitError
+from opskit.hoststate import RUN_FAILED, HostState, count_states
 from opskit.inventory.core import Inventory
 from opskit.inventory.observed import ObservedStore
 from opskit.ledger.groupcommit import QueueDrainer
@@ -68,14 +59,14 @@ class Rollout:
         self.actor = actor
         self.work = HostWork(ctx, change_id, actor)
         self.progress = progress or (lambda ci, status, change_id: None)
-        self.outcomes: dict[str, HostOutcome] = {}
+        self.outcomes: dict[str, HostSummary] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._observed: ObservedStore | None = None
         # A host's non-backup steps are queued while its thread goes on (see _HostRecorder).
         self._queue_steps = False
         # Writes finished hosts' index rows and CMDB records off their threads.
-        self._index: QueueDrainer[tuple[float, HostOutcome]] | None = None
+        self._index: QueueDrainer[tuple[float, HostSummary]] | None = None
 
     # -- recording -------------------------------------------------------------
     def recorder(self, ci: str) -> Callable[..., Any]:
@@ -87,7 +78,9 @@ class Rollout:
         return self.work.host_recorder(ci, queue=self._queue_steps)
 
     # -- entry points ------------------------------------------------------------
-    def run(self, *, dry_run: bool = False) -> dict[str, Any]:
+    def run(self, *, dry_run: bool = False) -> ChangeSummary | dict[str, Any]:
+        """Applies the change: its summary; with `dry_run`, the predicted
+        diffs (a dict: `_dry_run`) and nothing changed."""
         change = self.store.get(self.change_id)
         book = self.ctx.catalog.get(change.runbook_ref)
         inv = self.ctx.inventory(change.inventory)
@@ -103,7 +96,7 @@ class Rollout:
 
     def _run(
         self, change: ChangeRequest, book: Runbook, inv: Inventory, pool: ConnectionPool
-    ) -> dict[str, Any]:
+    ) -> ChangeSummary:
         reasons = preflight.apply_blockers(self.ctx, change, self.actor)
         if (
             not reasons
@@ -186,7 +179,7 @@ class Rollout:
         inv: Inventory,
         plan: list[list[str]],
         pool: ConnectionPool,
-    ) -> dict[str, Any]:
+    ) -> ChangeSummary:
         strategy = book.strategy
         total = len(change.targets)
         stopped_reason: str | None = None
@@ -224,24 +217,21 @@ class Rollout:
                 for future in futures:
                     outcome = future.result()
                     self.outcomes[outcome.ci] = outcome
-                failed = sum(
-                    1
-                    for o in self.outcomes.values()
-                    if o.status in (FAILED, ROLLED_BACK, ROLLBACK_FAILED)
-                )
+                failed = sum(1 for o in self.outcomes.values() if o.status in RUN_FAILED)
                 is_canary = batch_no == 0 and bool(strategy.canary) and len(plan) > 1
-                if is_canary and any(self.outcomes[n].status != OK for n in names):
+                if is_canary and any(self.outcomes[n].status != HostState.OK for n in names):
                     stopped_reason = f"the canary batch failed ({failed} host(s))"
                 elif strategy.budget_spent(failed, total):
                     stopped_reason = f"error budget spent: {failed} of {total} host(s) failed"
                 if stopped_reason:
                     for later in plan[batch_no + 1 :]:
                         for name in later:
-                            self.outcomes[name] = HostOutcome(name, SKIPPED, batch=None)
+                            skipped = HostState.SKIPPED
+                            self.outcomes[name] = HostSummary(name, skipped, batch=None)
                             self.store.set_host(
-                                change.id, name, SKIPPED, detail={"reason": stopped_reason}
+                                change.id, name, skipped, detail={"reason": stopped_reason}
                             )
-                            self.progress(name, SKIPPED, change.id)
+                            self.progress(name, skipped, change.id)
                     self.journal.record(
                         "change.halted",
                         actor=self.actor,
@@ -251,9 +241,9 @@ class Rollout:
                     break
             self._close_index()  # the rollback below writes these hosts' rows itself
             if stopped_reason and strategy.on_failure == "rollback_all":
-                done = [o for o in self.outcomes.values() if o.status == OK and o.changed]
+                done = [o for o in self.outcomes.values() if o.status == HostState.OK and o.ran]
 
-                def rollback(outcome: HostOutcome) -> HostOutcome:
+                def rollback(outcome: HostSummary) -> HostSummary:
                     with device:
                         ci = inv.get(outcome.ci)
                         return self.rollback_one(change, book, ci, outcome, pool)
@@ -272,7 +262,7 @@ class Rollout:
         pool: ConnectionPool,
         local_caps: dict[str, threading.Semaphore],
         device: threading.BoundedSemaphore | None = None,
-    ) -> HostOutcome:
+    ) -> HostSummary:
         # Always taken before a group cap, so no thread holding a cap waits for it.
         device_held = device is not None and device.acquire()
         groups = [g for g in ci.groups if g in local_caps]
@@ -281,7 +271,7 @@ class Rollout:
         try:
             self._acquire_slots(change.id, ci, groups)
             # No index write here: the ledger's host.backup says it started.
-            self.progress(ci.name, RUNNING, change.id)
+            self.progress(ci.name, HostState.RUNNING, change.id)
             recorder = self.host_recorder(ci.name)
             outcome = self.work.run(change, book, ci, batch_no, pool, recorder)
             if device_held:
@@ -295,7 +285,7 @@ class Rollout:
             try:
                 recorder.flush()  # every step of this host is durable from here
             except OpskitError as exc:
-                outcome.status, outcome.error = FAILED, f"recording a step failed: {exc}"
+                outcome.status, outcome.error = HostState.FAILED, f"recording a step failed: {exc}"
                 outcome.detail["error"] = outcome.error
             # The executor has already rolled a failed host back (unless the
             # strategy is `stop`) and proven it by configuration comparison.
@@ -318,9 +308,9 @@ class Rollout:
         change: ChangeRequest,
         book: Runbook,
         ci: CI,
-        outcome: HostOutcome,
+        outcome: HostSummary,
         pool: ConnectionPool,
-    ) -> HostOutcome:
+    ) -> HostSummary:
         """Rolls one host back (`HostWork.roll_back`), then indexes it and
         records it in the CMDB."""
         self.work.roll_back(change, book, ci, outcome, pool)
@@ -339,30 +329,31 @@ class Rollout:
     # -- the end -----------------------------------------------------------------
     def _finish(
         self, change: ChangeRequest, book: Runbook, inv: Inventory, stopped_reason: str | None
-    ) -> dict[str, Any]:
-        counts = count_statuses(self.outcomes.values())
+    ) -> ChangeSummary:
+        counts = count_states(o.status for o in self.outcomes.values())
         change = self.journal.transition(
             change, State.VERIFYING, actor=self.actor, payload={"counts": counts}
         )
-        if counts[OK] == len(change.targets):
+        ok, rolled_back = counts[HostState.OK], counts[HostState.ROLLED_BACK]
+        if ok == len(change.targets):
             final, cause = State.COMPLETED, None
         elif (
-            counts[OK] == 0
-            and counts[ROLLBACK_FAILED] == counts[NOT_RESTORED] == 0
-            and counts[ROLLED_BACK] > 0
+            ok == 0
+            and counts[HostState.ROLLBACK_FAILED] == counts[HostState.NOT_RESTORED] == 0
+            and rolled_back > 0
         ):
             final, cause = State.ROLLED_BACK, _cause(stopped_reason, self.outcomes.values())
         else:
             final, cause = State.FAILED, _cause(stopped_reason, self.outcomes.values())
-        summary = self.summary(change, final, cause=cause, counts=counts)
-        self.store.set_summary(change.id, summary)
+        summary = self.summary(change, final, cause=cause)
+        self.store.set_summary(change.id, summary.to_dict())
         self.journal.transition(
             change, final, actor=self.actor, payload={"counts": counts, "cause": cause}
         )
         self.checkpoint()
         return summary
 
-    def _write_index(self, change_id: str, outcomes: list[HostOutcome]) -> None:
+    def _write_index(self, change_id: str, outcomes: list[HostSummary]) -> None:
         """Finished hosts' CMDB records and index rows, in one transaction
         (one statement for all the CMDB records). Both may lag the ledger: a
         crash before it commits leaves the index at `pending`, and `recover`
@@ -391,7 +382,7 @@ class Rollout:
                 self._observed = ObservedStore(self.ctx.ws.engine)
             return self._observed
 
-    def _update_cmdb(self, change_id: str, outcome: HostOutcome) -> None:
+    def _update_cmdb(self, change_id: str, outcome: HostSummary) -> None:
         """The CMDB record of the CI: this change, its outcome on the CI and the
         configuration hash (for failed and rolled-back hosts too), as soon as
         the host is done."""
@@ -400,7 +391,7 @@ class Rollout:
         )
         self._record_facts(change_id, outcome)
 
-    def _record_facts(self, change_id: str, outcome: HostOutcome) -> None:
+    def _record_facts(self, change_id: str, outcome: HostSummary) -> None:
         facts = outcome.run.facts if outcome.run else None
         if facts:
             self._observed_store().record_facts(outcome.ci, facts, source=f"change {change_id}")
@@ -409,29 +400,10 @@ class Rollout:
         """A signed ledger checkpoint at the end of a rollout or rollback."""
         self.journal.checkpoint(self.actor)
 
-    def summary(
-        self, change: ChangeRequest, final: State, *, cause: str | None, counts: dict[str, int]
-    ) -> dict[str, Any]:
-        return {
-            "change_id": change.id,
-            "state": final.value,
-            "runbook": change.runbook_ref,
-            "cause": cause,
-            "counts": counts,
-            "hosts": {
-                name: {
-                    "status": o.status,
-                    "batch": o.batch,
-                    "config_hash": o.config_hash,
-                    "error": o.error,
-                    # Which restoration method made the device equal to its snapshot.
-                    "restored_by": ((o.detail.get("rollback") or {}).get("proof") or {}).get(
-                        "method"
-                    ),
-                }
-                for name, o in sorted(self.outcomes.items())
-            },
-        }
+    def summary(self, change: ChangeRequest, final: State, *, cause: str | None) -> ChangeSummary:
+        """The change's summary: its hosts as the rollout left them (their
+        counts are computed from them)."""
+        return ChangeSummary(change.id, final, change.runbook_ref, cause, dict(self.outcomes))
 
     # -- dry run -------------------------------------------------------------------
     def _dry_run(self, change: ChangeRequest, book: Runbook, inv: Inventory) -> dict[str, Any]:
@@ -462,17 +434,17 @@ class Rollout:
         }
 
 
-def _cause(stopped_reason: str | None, outcomes: Iterable[HostOutcome]) -> str | None:
+def _cause(stopped_reason: str | None, outcomes: Iterable[HostSummary]) -> str | None:
     first = _first_error(outcomes)
     return "; ".join(part for part in (stopped_reason, first) if part) or None
 
 
-def _first_error(outcomes: Iterable[HostOutcome]) -> str | None:
+def _first_error(outcomes: Iterable[HostSummary]) -> str | None:
     for outcome in sorted(outcomes, key=lambda o: o.ci):
         if outcome.error:
             return f"{outcome.ci}: {outcome.error}"
     return None
 
 
-def _index_hold(queue: list[tuple[float, HostOutcome]]) -> float:
+def _index_hold(queue: list[tuple[float, HostSummary]]) -> float:
     return INDEX_LINGER_SECONDS - (time.monotonic() - queue[0][0])

@@ -36,6 +36,7 @@ from opskit.changes.rollback import rollback_change
 from opskit.changes.rollout import ProgressCallback, Rollout
 from opskit.changes.rules import APPROVER_ROLES
 from opskit.changes.runners import RunnerFactory, thread_runner
+from opskit.changes.summary import ChangeSummary
 from opskit.errors import ChangeError
 from opskit.policy import (
     Policy,
@@ -308,14 +309,15 @@ class ChangeService:
         *,
         dry_run: bool = False,
         progress: ProgressCallback | None = None,
-    ) -> dict[str, Any]:
-        """Applies the change (see `opskit.changes.rollout`); its summary."""
+    ) -> ChangeSummary | dict[str, Any]:
+        """Applies the change (see `opskit.changes.rollout`): its summary
+        (`opskit.changes.summary.ChangeSummary`); a dry run's predictions."""
         return Rollout(self.context, change_id, actor, progress=progress).run(dry_run=dry_run)
 
     def rollback(
         self, change_id: str, actor: str, *, progress: ProgressCallback | None = None
-    ) -> dict[str, Any]:
-        """Rolls a finished change back (see `opskit.changes.rollback`)."""
+    ) -> ChangeSummary:
+        """Rolls a finished change back (see `opskit.changes.rollback`): its summary."""
         return rollback_change(Rollout(self.context, change_id, actor, progress=progress))
 
     def recover(

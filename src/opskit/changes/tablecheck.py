@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from opskit.changes import replay, store
 from opskit.changes.records import jsonable
 from opskit.changes.replay import Expected
+from opskit.hoststate import UNFINISHED, HostState
 from opskit.ledger.store import EVENTS
 from opskit.secrets import MASK
 
@@ -55,7 +56,6 @@ REPLAY_QUERIES = (
     f"SELECT change_id FROM {EVENTS} WHERE kind = 'change.verifying') "
     "AND ci IS NOT NULL AND kind = 'host.verified' ORDER BY seq",
 )
-_LAGGING = frozenset({"pending", "running"})
 _SHOWN = 60  # longest value quoted in a problem
 
 
@@ -242,11 +242,11 @@ def _hosts(exp: Expected, rows: dict[str, tuple[str, int | None]]) -> list[str]:
         if row is None:
             # The rows are written just after `change.started` (`init_hosts`):
             # a runner that died in between left none for hosts still pending.
-            if want != replay.PENDING:
+            if want != HostState.PENDING:
                 problems.append(f"host {ci}: no row in change_hosts (ledger: {want})")
             continue
         status, batch = row
-        if status != want and not (lagging_allowed and status in _LAGGING):
+        if status != want and not (lagging_allowed and status in UNFINISHED):
             problems.append(
                 f"host {ci}: status is {status!r} in change_hosts; the ledger says "
                 f"{want!r} (seq {exp.host_seqs[ci]})"

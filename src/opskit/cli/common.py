@@ -155,6 +155,8 @@ def _finite(data: Any) -> Any:
         return {_finite(key): _finite(value) for key, value in data.items()}  # keys too
     if isinstance(data, list | tuple):
         return [_finite(value) for value in data]
+    if hasattr(data, "to_dict"):  # a typed result (a change summary): its JSON form
+        return _finite(data.to_dict())
     return data
 
 

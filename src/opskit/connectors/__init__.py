@@ -29,7 +29,6 @@ from opskit.connectors.base import (
     CommandResult,
     Connector,
     ConnectorTimeout,
-    HostStatus,
     TranscriptEntry,
     UnreachableError,
 )
@@ -95,7 +94,6 @@ __all__ = [
     "CommandResult",
     "Connector",
     "ConnectorTimeout",
-    "HostStatus",
     "TranscriptEntry",
     "UnknownConnector",
     "UnreachableError",

@@ -35,10 +35,10 @@ from opskit.connectors.base import (
     CommandResult,
     Connector,
     ConnectorTimeout,
-    HostStatus,
     UnreachableError,
 )
 from opskit.errors import UsageError
+from opskit.hoststate import HostState
 
 # Modules used for the common operations, per network OS.
 COMMAND_MODULE = {
@@ -102,16 +102,16 @@ class AnsibleConnector(Connector):
     def _raise_for(self, run: AnsibleRun, label: str) -> None:
         tasks = run.hosts.get(self.ci.name, [])
         status = run.host_status(self.ci.name)
-        if status == HostStatus.AUTH_FAILED:
+        if status == HostState.AUTH_FAILED:
             message = next(t.message for t in tasks if AUTH_FAILURE.search(t.message))
             raise AuthenticationError(f"{self.ci.name}: authentication failed: {message}")
-        if status == HostStatus.UNREACHABLE:
-            message = next(t.message for t in tasks if t.status == HostStatus.UNREACHABLE)
+        if status == HostState.UNREACHABLE:
+            message = next(t.message for t in tasks if t.status == HostState.UNREACHABLE)
             if re.search(r"timed out|timeout", message, re.I):
                 raise ConnectorTimeout(f"{self.ci.name}: {message}")
             raise UnreachableError(f"{self.ci.name}: unreachable: {message}")
-        if status == HostStatus.FAILED:
-            failed = next(t for t in tasks if t.status == HostStatus.FAILED and not t.ignored)
+        if status == HostState.FAILED:
+            failed = next(t for t in tasks if t.status == HostState.FAILED and not t.ignored)
             raise CommandRejected(
                 f"{self.ci.name}: {label}: task '{failed.task}' failed: {failed.message}",
                 command=label,

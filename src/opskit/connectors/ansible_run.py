@@ -45,9 +45,9 @@ import yaml
 from opskit.connectors import credential
 from opskit.connectors.base import (
     ConnectorTimeout,
-    HostStatus,
 )
 from opskit.errors import ConnectorError, RunbookError, SecretError, UsageError
+from opskit.hoststate import HostState
 from opskit.secrets import REDACTOR, SecretRef, redact
 
 if TYPE_CHECKING:
@@ -81,12 +81,12 @@ PYTHON_FALLBACK = [
 ]
 
 _RESULT_EVENTS = {
-    "runner_on_ok": HostStatus.OK,
-    "runner_on_failed": HostStatus.FAILED,
-    "runner_on_unreachable": HostStatus.UNREACHABLE,
-    "runner_on_skipped": HostStatus.SKIPPED,
-    "runner_on_async_ok": HostStatus.OK,
-    "runner_on_async_failed": HostStatus.FAILED,
+    "runner_on_ok": HostState.OK,
+    "runner_on_failed": HostState.FAILED,
+    "runner_on_unreachable": HostState.UNREACHABLE,
+    "runner_on_skipped": HostState.SKIPPED,
+    "runner_on_async_ok": HostState.OK,
+    "runner_on_async_failed": HostState.FAILED,
 }
 AUTH_FAILURE = re.compile(
     r"permission denied|failed to authenticate|authentication failed|auth fail", re.I
@@ -112,7 +112,7 @@ class TaskResult:
     host: str
     task: str
     action: str
-    status: HostStatus
+    status: HostState
     changed: bool = False
     diff: str | None = None
     message: str = ""
@@ -134,26 +134,25 @@ class AnsibleRun:
     stats: dict[str, dict[str, int]] = field(default_factory=dict)
     output: str = ""  # the redacted end of Ansible's own output, for errors
 
-    def host_status(self, host: str) -> HostStatus:
+    def host_status(self, host: str) -> HostState:
         tasks = self.hosts.get(host, [])
         broken = [
             t
             for t in tasks
-            if t.status == HostStatus.UNREACHABLE
-            or (t.status == HostStatus.FAILED and not t.ignored)
+            if t.status == HostState.UNREACHABLE or (t.status == HostState.FAILED and not t.ignored)
         ]
         # network_cli reports a refused login as a failed task, ssh as unreachable.
         if any(AUTH_FAILURE.search(t.message) for t in broken):
-            return HostStatus.AUTH_FAILED
-        if any(t.status == HostStatus.UNREACHABLE for t in tasks):
-            return HostStatus.UNREACHABLE
-        if any(t.status == HostStatus.FAILED and not t.ignored for t in tasks):
-            return HostStatus.FAILED
+            return HostState.AUTH_FAILED
+        if any(t.status == HostState.UNREACHABLE for t in tasks):
+            return HostState.UNREACHABLE
+        if any(t.status == HostState.FAILED and not t.ignored for t in tasks):
+            return HostState.FAILED
         if any(t.changed for t in tasks):
-            return HostStatus.CHANGED
-        if tasks and all(t.status == HostStatus.SKIPPED for t in tasks):
-            return HostStatus.SKIPPED
-        return HostStatus.OK
+            return HostState.CHANGED
+        if tasks and all(t.status == HostState.SKIPPED for t in tasks):
+            return HostState.SKIPPED
+        return HostState.OK
 
     def changed(self, host: str) -> bool:
         return any(t.changed for t in self.hosts.get(host, []))
@@ -340,11 +339,11 @@ class _EventCollector:
         if not isinstance(res, dict):
             res = {"msg": str(res)}
         status = _RESULT_EVENTS[name]
-        changed = bool(res.get("changed")) and status == HostStatus.OK
+        changed = bool(res.get("changed")) and status == HostState.OK
         if "censored" in res:  # no_log: only Ansible's own output line tells
-            changed = status == HostStatus.OK and stdout.lstrip().startswith("changed:")
+            changed = status == HostState.OK and stdout.lstrip().startswith("changed:")
         if changed:
-            status = HostStatus.CHANGED
+            status = HostState.CHANGED
         message = res.get("msg") or res.get("reason") or ""
         if isinstance(message, list):
             message = "; ".join(str(m) for m in message)

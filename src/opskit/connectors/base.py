@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from opskit.errors import ConnectorError
+from opskit.hoststate import CONNECTION_FAILED, HostState
 from opskit.secrets import redact
 
 if TYPE_CHECKING:
@@ -46,35 +47,21 @@ class Capability(StrEnum):
     VALIDATE = "validate"  # NAPALM-style compliance report
 
 
-class HostStatus(StrEnum):
-    """Outcome of an operation on one host."""
-
-    OK = "ok"
-    CHANGED = "changed"
-    FAILED = "failed"
-    UNREACHABLE = "unreachable"
-    AUTH_FAILED = "auth_failed"
-    TIMEOUT = "timeout"
-    REJECTED = "rejected"  # the device refused a command ("% Invalid input")
-    CAPABILITY_MISSING = "capability_missing"
-    SKIPPED = "skipped"
-
-
-# -- typed errors, each mapped to a host status ---------------------------
+# -- typed errors, each mapped to a host state ----------------------------
 class UnreachableError(ConnectorError):
-    status = HostStatus.UNREACHABLE
+    status = HostState.UNREACHABLE
 
 
 class AuthenticationError(ConnectorError):
-    status = HostStatus.AUTH_FAILED
+    status = HostState.AUTH_FAILED
 
 
 class ConnectorTimeout(ConnectorError):
-    status = HostStatus.TIMEOUT
+    status = HostState.TIMEOUT
 
 
 class CommandRejected(ConnectorError):
-    status = HostStatus.REJECTED
+    status = HostState.REJECTED
 
     def __init__(self, message: str, *, command: str | None = None, output: str = "") -> None:
         self.command = command
@@ -83,7 +70,26 @@ class CommandRejected(ConnectorError):
 
 
 class CapabilityMissing(ConnectorError):
-    status = HostStatus.CAPABILITY_MISSING
+    status = HostState.CAPABILITY_MISSING
+
+
+def breaks_session(error: BaseException) -> bool:
+    """True when a session that raised `error` must be closed, not reused: the
+    connection itself failed (unreachable, authentication, timeout:
+    `opskit.hoststate.CONNECTION_FAILED`), or the error is not a connector's
+    typed error, so nothing says the session is still usable. A rejected
+    command, a missing capability or another failed operation leaves it
+    usable. The one definition of a broken session, for the connection pool
+    and the executor's sessions.
+
+    >>> breaks_session(UnreachableError("sw1: unreachable"))
+    True
+    >>> breaks_session(CommandRejected("% Invalid input"))
+    False
+    """
+    if not isinstance(error, ConnectorError):
+        return True
+    return error.status in CONNECTION_FAILED
 
 
 @dataclass
@@ -92,7 +98,7 @@ class TranscriptEntry:
     output: str
     started: datetime
     duration: float
-    status: str = HostStatus.OK
+    status: str = HostState.OK
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -124,7 +130,7 @@ class ApplyResult:
 class ActionResult:
     """The result of one runbook step (`Connector.perform`)."""
 
-    status: HostStatus
+    status: HostState
     changed: bool = False
     output: str = ""
     diff: str | None = None
@@ -268,7 +274,7 @@ class Connector(ABC):
     def perform(self, action: str, params: Mapping[str, Any]) -> ActionResult:
         """Runs one of the connector's own runbook actions (``actions``; each
         connector documents their parameters), e.g. ``ActionResult(
-        status=HostStatus.CHANGED, changed=True, output="...")``. Any other
+        status=HostState.CHANGED, changed=True, output="...")``. Any other
         action raises CapabilityMissing."""
         raise CapabilityMissing(f"{self.ci.name}: {self.name} has no action {action!r}")
 
@@ -287,11 +293,11 @@ class Connector(ABC):
         try:
             yield entry
         except ConnectorError as exc:
-            entry.status = getattr(exc, "status", HostStatus.FAILED)
+            entry.status = getattr(exc, "status", HostState.FAILED)
             entry.output = entry.output or str(exc)
             raise
         except Exception:
-            entry.status = HostStatus.FAILED
+            entry.status = HostState.FAILED
             raise
         finally:
             entry.duration = time.perf_counter() - start

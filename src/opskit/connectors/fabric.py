@@ -39,11 +39,11 @@ from opskit.connectors.base import (
     CommandResult,
     Connector,
     ConnectorTimeout,
-    HostStatus,
     UnreachableError,
 )
 from opskit.connectors.ssh import quiet_library_logs, tune_paramiko
 from opskit.errors import ConnectorError, SecretError, UsageError
+from opskit.hoststate import HostState
 from opskit.secrets import redact
 
 if TYPE_CHECKING:
@@ -289,7 +289,7 @@ class FabricConnector(Connector):
                         command=run.command,
                         output=entry.output,
                     )
-                entry.status = HostStatus.FAILED
+                entry.status = HostState.FAILED
         return run
 
     def _timed_out(self, label: str, timeout: float | None) -> ConnectorTimeout:
@@ -395,7 +395,7 @@ class FabricConnector(Connector):
             ]
             failed = [r for r in results if not r.ok]
             return ActionResult(
-                status=HostStatus.FAILED if failed else HostStatus.OK,
+                status=HostState.FAILED if failed else HostState.OK,
                 changed=bool(params.get("changes", True)) and not failed,
                 output="\n".join(r.stdout for r in results),
                 data={
@@ -414,14 +414,14 @@ class FabricConnector(Connector):
                 mode=int(mode, 8) if isinstance(mode, str) else mode,
             )
             return ActionResult(
-                status=HostStatus.CHANGED if changed else HostStatus.OK,
+                status=HostState.CHANGED if changed else HostState.OK,
                 changed=changed,
                 transcript=self.transcript[start:],
             )
         if action == "get":
             path = self.get(params["remote"], params["local"])
             return ActionResult(
-                status=HostStatus.OK, data={"local": str(path)}, transcript=self.transcript[start:]
+                status=HostState.OK, data={"local": str(path)}, transcript=self.transcript[start:]
             )
         return super().perform(action, params)
 

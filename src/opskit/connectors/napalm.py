@@ -44,12 +44,12 @@ from opskit.connectors.base import (
     CommandResult,
     Connector,
     ConnectorTimeout,
-    HostStatus,
     UnreachableError,
 )
 from opskit.connectors.netmiko import map_error as map_netmiko_error
 from opskit.connectors.ssh import quiet_library_logs
 from opskit.errors import ConnectorError
+from opskit.hoststate import HostState
 from opskit.secrets import redact
 
 if TYPE_CHECKING:
@@ -335,7 +335,7 @@ class NapalmConnector(Connector):
         if action not in self.actions:
             raise CapabilityMissing(f"{self.ci.name}: napalm has no action {action!r}")
         start = len(self.transcript)
-        result = ActionResult(status=HostStatus.OK)
+        result = ActionResult(status=HostState.OK)
         if action == "getters":
             names = list(params.get("getters") or ["get_facts"])
             result.data = {name: self.get(name) for name in names}
@@ -343,12 +343,12 @@ class NapalmConnector(Connector):
             self.confirm_commit()
         elif action == "rollback":
             self.rollback()
-            result.status, result.changed = HostStatus.CHANGED, True
+            result.status, result.changed = HostState.CHANGED, True
         else:  # validate
             report = self.compliance_report(params.get("validation") or {})
             result.data = {"report": report}
             if not report.get("complies"):
-                result.status = HostStatus.FAILED
+                result.status = HostState.FAILED
                 result.output = "the device does not comply with the validation document"
         result.transcript = self.transcript[start:]
         return result

@@ -11,7 +11,8 @@ and handed to one user at a time. At most `max_sessions` connectors are open
 (or opening) at once: when the bound is reached, the least recently used idle
 session is closed to make room, otherwise the caller waits. A session that
 failed with a connection-level error (unreachable, timeout, authentication,
-or an unexpected exception) is closed rather than reused. Thread-safe: the
+or an unexpected exception: `opskit.connectors.base.breaks_session`) is
+closed rather than reused. Thread-safe: the
 change engine drives the pool from a thread pool.
 """
 
@@ -26,14 +27,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opskit.connectors import get_connector
-from opskit.connectors.base import Connector, HostStatus
+from opskit.connectors.base import Connector, breaks_session
 from opskit.errors import ConnectorError, UsageError
 
 if TYPE_CHECKING:
     from opskit.inventory.model import CI
-
-# Errors after which a session is not worth reusing.
-_BROKEN = {HostStatus.UNREACHABLE, HostStatus.TIMEOUT, HostStatus.AUTH_FAILED, HostStatus.FAILED}
 
 Key = tuple[str, str]
 # Sessions closed in parallel by close_all.
@@ -72,11 +70,8 @@ class ConnectionPool:
         conn = self._checkout(key, ci, connector, options)
         try:
             yield conn
-        except ConnectorError as exc:
-            self._checkin(key, conn, broken=getattr(exc, "status", None) in _BROKEN)
-            raise
-        except BaseException:
-            self._checkin(key, conn, broken=True)
+        except BaseException as exc:
+            self._checkin(key, conn, broken=breaks_session(exc))
             raise
         else:
             self._checkin(key, conn, broken=not conn.is_open)

@@ -28,6 +28,7 @@ from rich.console import Console
 
 from opskit.changes.audit import verify_approvals
 from opskit.changes.service import ChangeService
+from opskit.hoststate import HostState
 from opskit.workspace import Workspace, init_workspace
 
 REPO = Path(__file__).resolve().parents[3]
@@ -123,8 +124,8 @@ def _approve_as_required(svc: ChangeService, change_id: str, out: Console) -> No
 
 def _progress(out: Console) -> Any:
     def show(ci: str, status: str, change_id: str) -> None:
-        if status != "running":
-            colour = {"ok": "green", "rolled_back": "yellow"}.get(status, "red")
+        if status != HostState.RUNNING:
+            colour = {HostState.OK: "green", HostState.ROLLED_BACK: "yellow"}.get(status, "red")
             out.print(f"    {ci}: [{colour}]{status}[/{colour}]", highlight=False)
 
     return show

@@ -9,8 +9,8 @@ Public API:
 - `Runbook` (``.ref``, ``.digest``, ``.validate_params(params)``,
   ``.implementation_plan()``, ``.rollback_plan()``, ``.strategy``,
   ``.requires``, phases of `Step`).
-- `run_host`, `predict_diff`, `rollback_host`, `HostRun`, `HostOutcome`,
-  `Snapshot` (see `opskit.runbooks.executor`).
+- `run_host`, `predict_diff`, `rollback_host`, `HostRun` (its state is an
+  `opskit.hoststate.HostState`), `Snapshot` (see `opskit.runbooks.executor`).
 - `render_markdown(runbook)` (see `opskit.runbooks.doc`) and the inspection
   report builder `opskit.runbooks.inspection`.
 - `opskit.runbooks.rendercheck.render_check(book, cis, params)`: every step
@@ -35,7 +35,6 @@ from opskit.runbooks.model import BackupSpec, Expectation, Runbook, Step, Strate
 
 if TYPE_CHECKING:
     from opskit.runbooks.executor import (
-        HostOutcome,
         HostRun,
         Recorder,
         RollbackMode,
@@ -50,7 +49,6 @@ if TYPE_CHECKING:
 # executor's dependencies (connectors, hier_config, TextFSM).
 _EXECUTOR_NAMES = frozenset(
     {
-        "HostOutcome",
         "HostRun",
         "Recorder",
         "RollbackMode",
@@ -74,7 +72,6 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BackupSpec",
     "Expectation",
-    "HostOutcome",
     "HostRun",
     "InvalidRunbook",
     "Recorder",

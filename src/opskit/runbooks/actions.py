@@ -18,8 +18,9 @@ from typing import Any
 
 from opskit import configdiff
 from opskit.connectors.actions import BUILTIN
-from opskit.connectors.base import ActionResult, Capability, Connector, HostStatus
+from opskit.connectors.base import ActionResult, Capability, Connector
 from opskit.errors import OpskitError
+from opskit.hoststate import SUCCEEDED, HostState
 from opskit.runbooks.backup import SnapshotKeeper
 from opskit.runbooks.context import HostContext
 from opskit.runbooks.expectations import ExpectationResult, StepOutput
@@ -54,7 +55,7 @@ def config(call: StepCall) -> StepOutput:
     step_run.commands = lines
     if ctx.dry_run and call.mutating_phase:
         step_run.diff = _predict(ctx, conn, lines, bool(rendered.get("replace", False)))
-        step_run.status = "ok"
+        step_run.status = HostState.OK
         return StepOutput(text=step_run.diff or "")
     ctx.last_running = None
     result = conn.apply_config(
@@ -70,7 +71,7 @@ def config(call: StepCall) -> StepOutput:
         ctx.commit_pending = conn
         ctx.run.pending_confirm = True
     step_run.changed = result.changed
-    step_run.status = "changed" if result.changed else "ok"
+    step_run.status = HostState.CHANGED if result.changed else HostState.OK
     step_run.diff = result.diff
     step_run.output = result.output
     return StepOutput(text=result.output)
@@ -154,11 +155,11 @@ def save(call: StepCall) -> StepOutput:
     step_run = call.run
     step_run.commands = ["save"]
     if call.ctx.dry_run:
-        step_run.status = "skipped"
+        step_run.status = HostState.SKIPPED
         return StepOutput(text="")
     call.conn.save_config()
     step_run.changed = True
-    step_run.status = "changed"
+    step_run.status = HostState.CHANGED
     return StepOutput(text="")
 
 
@@ -182,7 +183,7 @@ def connector_action(call: StepCall) -> StepOutput:
         params["path"] = str(path)
     if ctx.dry_run and call.mutating_phase:
         if Capability.CHECK_MODE not in conn.capabilities:
-            step_run.status = "skipped"
+            step_run.status = HostState.SKIPPED
             step_run.output = f"{conn.name} cannot run {action} in check mode; skipped"
             return StepOutput(text="")
         params.update(check=True, diff=True)
@@ -195,9 +196,9 @@ def connector_action(call: StepCall) -> StepOutput:
     step_run.diff = result.diff
     step_run.data = dict(result.data)
     step_run.status = (
-        ("changed" if result.changed else "ok")
-        if result.status in (HostStatus.OK, HostStatus.CHANGED)
-        else str(result.status)
+        (HostState.CHANGED if result.changed else HostState.OK)
+        if result.status in SUCCEEDED
+        else result.status
     )
     if step_run.failed and not step_run.error:
         step_run.error = f"{conn.name} {action}: {result.status}" + (

@@ -12,8 +12,9 @@ import time
 from typing import Any
 
 from opskit import configdiff
-from opskit.connectors.base import Capability, HostStatus
+from opskit.connectors.base import Capability
 from opskit.errors import ConnectorError, OpskitError
+from opskit.hoststate import HostState
 from opskit.runbooks.context import HostContext
 from opskit.runbooks.model import BackupSpec
 from opskit.runbooks.records import log_bug, now, redact_step, transcript
@@ -107,11 +108,11 @@ class SnapshotKeeper:
         try:
             method = self.restore(snapshot, step_run)
         except ConnectorError as exc:
-            step_run.status = str(getattr(exc, "status", HostStatus.FAILED))
+            step_run.status = exc.status
             step_run.error = str(exc)
         except Exception as exc:
             log_bug(f"{ctx.ci.name}: restoring the snapshot raised")
-            step_run.status = "failed"
+            step_run.status = HostState.FAILED
             step_run.error = f"internal error while restoring: {type(exc).__name__}: {exc}"
             ctx.sessions.discard_broken(snapshot.connector, exc)
         finally:
@@ -156,7 +157,7 @@ class SnapshotKeeper:
         step_run.output = done.output
         step_run.changed = done.changed
         step_run.data["method"] = done.method
-        step_run.status = "changed"
+        step_run.status = HostState.CHANGED
         if done.final_config is not None and step_run.action == "auto":
             # The automatic rollback proves right after: no second fetch.
             ctx.restored[snapshot.connector] = done.final_config

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from opskit.connectors.base import Connector, HostStatus
+from opskit.connectors.base import Connector, breaks_session
 from opskit.errors import ConnectorError
 from opskit.inventory.model import CI
 from opskit.runbooks.model import Expectation, Runbook, Step
@@ -36,10 +36,6 @@ class ConnectorPool(Protocol):
     def session(self, ci: CI, connector: str = ...) -> AbstractContextManager[Connector]: ...
 
 
-# Sessions that failed like this are handed back as broken (the pool closes them).
-_BROKEN = {HostStatus.UNREACHABLE, HostStatus.TIMEOUT, HostStatus.AUTH_FAILED}
-
-
 class Sessions:
     """The pool sessions one host run holds, one per connector name, until it ends."""
 
@@ -55,8 +51,9 @@ class Sessions:
         return self._open[name][1]
 
     def discard_if_broken(self, name: str, exc: ConnectorError) -> None:
-        """A connection-level failure: hand the session back as broken."""
-        if getattr(exc, "status", None) in _BROKEN and name in self._open:
+        """A connection-level failure (`breaks_session`): hand the session back
+        as broken (the pool closes it); any other keeps it for the run."""
+        if breaks_session(exc) and name in self._open:
             context, _ = self._open.pop(name)
             with suppress(ConnectorError):
                 context.__exit__(type(exc), exc, exc.__traceback__)

@@ -47,7 +47,7 @@ rollback_mode="on_failure", templates_dir=None) -> HostRun``
     the configuration text, or None when the runbook took no snapshot of
     this platform (its explicit rollback steps run, with no proof).
 
-`HostRun` (``.to_dict()``): ``ci``, ``status`` (`HostOutcome`), ``steps``,
+`HostRun` (``.to_dict()``): ``ci``, ``status`` (`opskit.hoststate.HostState`), ``steps``,
 ``snapshot``, ``diff`` (snapshot → configuration after apply),
 ``predicted_diff``, ``config_hash`` (after), ``proof`` (after a rollback:
 method, snapshot_hash, after_hash, equal, residual_diff), ``exceptions``
@@ -55,7 +55,7 @@ method, snapshot_hash, after_hash, equal, residual_diff), ``exceptions``
 (data gathered by steps with ``check:``), ``error``, timings.
 
 This module is the façade; the parts live in their own modules:
-`opskit.runbooks.results` (`StepRun`, `HostRun`, `HostOutcome`),
+`opskit.runbooks.results` (`StepRun`, `HostRun`),
 `opskit.runbooks.snapshot` (`Snapshot`), `opskit.runbooks.backup` (capture,
 restore, proof), `opskit.runbooks.steps` (running one step),
 `opskit.runbooks.phases` (the phase machine), `opskit.runbooks.context` (the
@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 from opskit.errors import ConnectorError
+from opskit.hoststate import HostState
 from opskit.inventory.model import CI
 from opskit.runbooks.context import (
     ConnectorPool,
@@ -81,7 +82,7 @@ from opskit.runbooks.context import (
 from opskit.runbooks.model import Runbook
 from opskit.runbooks.phases import HostExecution
 from opskit.runbooks.records import now, record_ready
-from opskit.runbooks.results import HostOutcome, HostRun, StepRun
+from opskit.runbooks.results import HostRun, StepRun
 from opskit.runbooks.snapshot import Snapshot
 
 
@@ -111,7 +112,7 @@ def predict_diff(
     """The predicted diff of the apply phase on this CI: "" when nothing
     would change, None when it cannot be predicted."""
     run = run_host(runbook, ci, params, pool=pool, dry_run=True)
-    if run.status == HostOutcome.FAILED:
+    if run.status == HostState.FAILED:
         raise ConnectorError(run.error or f"{ci.name}: the dry run failed")
     return run.predicted_diff
 
@@ -143,7 +144,7 @@ def rollback_host(
         ok = execution.rollback(snapshot)
     finally:
         execution.ctx.sessions.close()
-    run.status = HostOutcome.ROLLED_BACK if ok else HostOutcome.ROLLBACK_FAILED
+    run.status = HostState.ROLLED_BACK if ok else HostState.ROLLBACK_FAILED
     run.finished = now()
     run.duration = time.perf_counter() - start
     return run
@@ -151,7 +152,6 @@ def rollback_host(
 
 __all__ = [
     "ConnectorPool",
-    "HostOutcome",
     "HostRun",
     "Recorder",
     "RollbackMode",

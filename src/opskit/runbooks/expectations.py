@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opskit import configdiff
-from opskit.connectors.base import ActionResult, HostStatus
+from opskit.connectors.base import ActionResult
 from opskit.errors import OpskitError, RunbookError
+from opskit.hoststate import SUCCEEDED, HostState
 
 if TYPE_CHECKING:
     from opskit.connectors.base import Connector
@@ -236,19 +237,19 @@ def _check_ansible(spec: Any, output: StepOutput) -> tuple[bool, str]:
     result = output.result
     if result is None:
         raise RunbookError("ansible_assert needs an Ansible step (playbook or module)")
-    if result.status not in (HostStatus.OK, HostStatus.CHANGED):
+    if result.status not in SUCCEEDED:
         return False, f"the Ansible run ended {result.status}"
     names = [spec] if isinstance(spec, str) else list(spec) if isinstance(spec, list) else []
     if not names:
         return True, "every task passed"
     tasks = result.data.get("tasks", [])
     seen = {
-        str(t.get("task") or t.get("name")): str(t.get("status", "ok"))
+        str(t.get("task") or t.get("name")): str(t.get("status", HostState.OK))
         for t in tasks
         if isinstance(t, Mapping)
     }
     missing = [n for n in names if n not in seen]
-    failed = [n for n in names if seen.get(n) not in (None, "ok", "changed")]
+    failed = [n for n in names if n in seen and seen[n] not in SUCCEEDED]
     if missing or failed:
         return False, f"assert task(s) missing: {missing}, failed: {failed}"
     return True, f"assert task(s) passed: {names}"

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from opskit.inventory.model import CI
     from opskit.runbooks.executor import ConnectorPool
 
-from opskit.runbooks.executor import HostOutcome, HostRun, Recorder, run_host
+from opskit.hoststate import HostState
+from opskit.runbooks.executor import HostRun, Recorder, run_host
 from opskit.runbooks.model import Runbook
 
 SEVERITY_ORDER = {"exception": 0, "unavailable": 1, "ok": 2}
@@ -62,17 +63,18 @@ class HostInspection:
 
     @property
     def status(self) -> str:
+        """failed (not inspected), exception (a finding), or ok."""
         if self.error:
-            return "failed"
+            return HostState.FAILED
         if self.exceptions:
             return "exception"
-        return "ok"
+        return HostState.OK
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ci": self.ci,
             "platform": self.platform,
-            "status": self.status,
+            "status": str(self.status),
             "error": self.error,
             "exceptions": len(self.exceptions),
             "findings": [f.to_dict() for f in self.findings],
@@ -92,7 +94,7 @@ class InspectionReport:
         return {
             "hosts": len(self.hosts),
             "hosts_with_exceptions": sum(1 for h in self.hosts if h.status == "exception"),
-            "hosts_failed": sum(1 for h in self.hosts if h.status == "failed"),
+            "hosts_failed": sum(1 for h in self.hosts if h.status == HostState.FAILED),
             "exceptions": len(self.exceptions),
             "unavailable_checks": sum(
                 1 for h in self.hosts for f in h.findings if f.status == "unavailable"
@@ -176,7 +178,7 @@ def build_report(
     hosts: list[HostInspection] = []
     for run in runs:
         host = HostInspection(ci=run.ci, platform=run.platform)
-        if run.status not in (HostOutcome.COMPLETED, HostOutcome.DRY_RUN):
+        if not run.ok:
             host.error = run.error or str(run.status)
         host.findings = _host_findings(run)
         if last_backups is not None:

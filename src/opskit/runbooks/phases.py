@@ -12,10 +12,11 @@ import time
 from typing import Any
 
 from opskit.errors import OpskitError
+from opskit.hoststate import HostState
 from opskit.runbooks.backup import SnapshotKeeper
 from opskit.runbooks.context import HostContext, RollbackMode
 from opskit.runbooks.records import now, transcript
-from opskit.runbooks.results import HostOutcome, HostRun, StepFailed, StepRun, ms
+from opskit.runbooks.results import HostRun, StepFailed, StepRun, ms
 from opskit.runbooks.snapshot import Snapshot
 from opskit.runbooks.steps import StepRunner, diff_blob, predicted_diff
 
@@ -53,13 +54,13 @@ class HostExecution:
         try:
             steps = self.steps.run_phase("apply")
         except StepFailed as exc:
-            run.status = HostOutcome.FAILED
+            run.status = HostState.FAILED
             run.failed_phase = "apply"
             run.error = exc.step_run.error
             self.ctx.record("host.failed", {"phase": "apply", "dry_run": True, "error": run.error})
             return
         run.predicted_diff = predicted_diff(steps)
-        run.status = HostOutcome.DRY_RUN
+        run.status = HostState.DRY_RUN
         self.ctx.record(
             "host.dry_run",
             {"steps": [s.to_dict() for s in steps], "predicted_diff": run.predicted_diff},
@@ -126,7 +127,7 @@ class HostExecution:
                 blobs = {"diff": run.diff}
         if verified or self.ctx.applied_any:
             self.ctx.record("host.verified", payload, blobs)
-        run.status = HostOutcome.COMPLETED
+        run.status = HostState.COMPLETED
 
     def _fail(
         self,
@@ -152,11 +153,11 @@ class HostExecution:
         # verification after no apply step (read-only runbooks) changed nothing.
         changed_something = ctx.applied_any or phase == "apply"
         if phase in ("precheck", "backup") or not changed_something:
-            run.status = HostOutcome.FAILED
+            run.status = HostState.FAILED
             ctx.record("host.failed", {"phase": phase, "error": run.error, "rolled_back": False})
             return
         if rollback_mode == "never":
-            run.status = HostOutcome.FAILED
+            run.status = HostState.FAILED
             ctx.record(
                 "host.failed",
                 {
@@ -168,15 +169,15 @@ class HostExecution:
             )
             return
         if self.rollback(run.snapshot):
-            run.status = HostOutcome.ROLLED_BACK
+            run.status = HostState.ROLLED_BACK
         else:
-            run.status = HostOutcome.ROLLBACK_FAILED
+            run.status = HostState.ROLLBACK_FAILED
         ctx.record(
             "host.failed",
             {
                 "phase": phase,
                 "error": run.error,
-                "rolled_back": run.status == HostOutcome.ROLLED_BACK,
+                "rolled_back": run.status == HostState.ROLLED_BACK,
             },
         )
 

@@ -23,11 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opskit import configdiff
-from opskit.connectors.base import Capability, Connector, HostStatus
+from opskit.connectors.base import Capability, Connector
 from opskit.errors import ConnectorError, OpskitError
-
-# A connection that is gone: no other method can do better.
-_FATAL = frozenset({HostStatus.UNREACHABLE, HostStatus.AUTH_FAILED, HostStatus.TIMEOUT})
+from opskit.hoststate import CONNECTION_FAILED
 
 
 @dataclass
@@ -100,7 +98,7 @@ class SnapshotRestorer:
                 holds = self._holds(attempt)
             except ConnectorError as exc:
                 attempt.error = str(exc)
-                if getattr(exc, "status", None) in _FATAL:
+                if exc.status in CONNECTION_FAILED:  # gone: no other method can do better
                     raise
                 last_error = exc
                 continue

@@ -1,26 +1,25 @@
 """The executor's value types: what one step and one host run produced.
 
-`StepRun` is one runbook step on one host; `HostRun` the whole runbook on
-that host, with its `HostOutcome`. Both turn into the JSON-ready dicts the
-recorder and the CLI take with ``to_dict()``.
+`StepRun` is one runbook step on one host (Nornir's `Result`); `HostRun` the
+whole runbook on that host (its `MultiResult`): its steps, and its state
+(`opskit.hoststate.HostState`: completed, failed, rolled_back,
+rollback_failed or dry_run). What a host run says about its steps is
+computed from them: `changed`, `failed_steps`, `counts`. Both turn into the
+JSON-ready dicts the recorder and the CLI take with ``to_dict()``, e.g. a
+step::
+
+    {"phase": "apply", "name": "add vlan", "connector": "netmiko",
+     "action": "config", "status": "changed", "changed": True, ...}
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+from opskit.hoststate import RUN_OK, STEP_PASSED, HostState
 from opskit.runbooks.expectations import ExpectationResult
 from opskit.runbooks.snapshot import Snapshot
-
-
-class HostOutcome(StrEnum):
-    COMPLETED = "completed"  # applied and verified
-    FAILED = "failed"  # failed, not rolled back (precheck failure: nothing changed)
-    ROLLED_BACK = "rolled_back"  # failed, rolled back, rollback proven
-    ROLLBACK_FAILED = "rollback_failed"  # failed and the rollback did not restore the snapshot
-    DRY_RUN = "dry_run"  # predicted only
 
 
 def ms(seconds: float) -> int:
@@ -34,7 +33,8 @@ class StepRun:
     name: str
     connector: str
     action: str
-    status: str = "ok"  # ok | changed | failed | warn | skipped | <HostStatus>
+    # ok, changed, warn or skipped; failed, or the connector's error state
+    status: HostState = HostState.OK
     changed: bool = False
     commands: list[str] = field(default_factory=list)
     output: str = ""
@@ -49,7 +49,7 @@ class StepRun:
 
     @property
     def failed(self) -> bool:
-        return self.status not in ("ok", "changed", "warn", "skipped")
+        return self.status not in STEP_PASSED
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,7 +57,7 @@ class StepRun:
             "name": self.name,
             "connector": self.connector,
             "action": self.action,
-            "status": self.status,
+            "status": str(self.status),
             "changed": self.changed,
             "commands": self.commands,
             "output": self.output,
@@ -77,7 +77,7 @@ class HostRun:
     ci: str
     platform: str
     runbook: str
-    status: HostOutcome = HostOutcome.COMPLETED
+    status: HostState = HostState.COMPLETED
     steps: list[StepRun] = field(default_factory=list)
     snapshot: Snapshot | None = None
     diff: str | None = None
@@ -95,7 +95,29 @@ class HostRun:
 
     @property
     def ok(self) -> bool:
-        return self.status in (HostOutcome.COMPLETED, HostOutcome.DRY_RUN)
+        """The run went as planned: completed, or a dry run."""
+        return self.status in RUN_OK
+
+    @property
+    def failed(self) -> bool:
+        return not self.ok
+
+    @property
+    def changed(self) -> bool:
+        """A step of the run changed the device (rollback steps included)."""
+        return any(step.changed for step in self.steps)
+
+    @property
+    def failed_steps(self) -> list[StepRun]:
+        return [step for step in self.steps if step.failed]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Steps per state, only the states that occur: ``{"ok": 3, "changed": 1}``."""
+        counts: dict[str, int] = {}
+        for step in self.steps:
+            counts[str(step.status)] = counts.get(str(step.status), 0) + 1
+        return counts
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,4 +149,4 @@ class StepFailed(Exception):
         super().__init__(step_run.error or step_run.name)
 
 
-__all__ = ["HostOutcome", "HostRun", "StepFailed", "StepRun", "ms"]
+__all__ = ["HostRun", "StepFailed", "StepRun", "ms"]

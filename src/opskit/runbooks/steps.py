@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from opskit.connectors.actions import BUILTIN, Effect
-from opskit.connectors.base import Connector, HostStatus
+from opskit.connectors.base import Connector
 from opskit.errors import ConnectorError, OpskitError
+from opskit.hoststate import UNAVAILABLE, HostState
 from opskit.runbooks.actions import StepCall, runner_for
 from opskit.runbooks.backup import SnapshotKeeper
 from opskit.runbooks.context import HostContext
@@ -73,17 +74,14 @@ class StepRunner:
                 )
             self._judge(step, step_run)
         except ConnectorError as exc:
-            step_run.status = str(getattr(exc, "status", HostStatus.FAILED))
+            step_run.status = exc.status
             step_run.error = str(exc)
             if conn is not None:
                 step_run.transcript = transcript(conn)
             ctx.sessions.discard_if_broken(step.connector, exc)
             if step.on_fail == "warn":
                 # A check the device cannot answer is "unavailable", not a finding.
-                unavailable = step_run.status in (
-                    HostStatus.REJECTED,
-                    HostStatus.CAPABILITY_MISSING,
-                )
+                unavailable = step_run.status in UNAVAILABLE
                 ctx.run.exceptions.append(
                     {
                         "check": step.check or step.name,
@@ -92,16 +90,16 @@ class StepRunner:
                         "detail": str(exc),
                     }
                 )
-                step_run.status = "warn"
+                step_run.status = HostState.WARN
         except OpskitError as exc:
-            step_run.status = "failed"
+            step_run.status = HostState.FAILED
             step_run.error = str(exc)
         except Exception as exc:
             # A bug below us (a connector, a vendor library) must not leave a
             # half-changed device without its rollback: fail the step, keep
             # the traceback in the log.
             log_bug(f"{ctx.ci.name}: step {step.where} raised")
-            step_run.status = "failed"
+            step_run.status = HostState.FAILED
             step_run.error = f"internal error in {step.connector} {step.action}: " + (
                 f"{type(exc).__name__}: {exc}"
             )
@@ -122,7 +120,7 @@ class StepRunner:
         if failed:
             reason = "; ".join(f"{e.description}: {e.detail}" for e in failed)
             if step.on_fail == "warn":
-                step_run.status = "warn"
+                step_run.status = HostState.WARN
                 unavailable = all(e.unavailable for e in failed)
                 ctx.run.exceptions.append(
                     {
@@ -133,12 +131,12 @@ class StepRunner:
                     }
                 )
             else:
-                step_run.status = "failed"
+                step_run.status = HostState.FAILED
                 step_run.error = f"expectation failed: {reason}"
         if step.check:
             redact_step(step_run)
             ctx.run.facts[step.check] = {
-                "status": step_run.status,
+                "status": str(step_run.status),
                 "output": step_run.output,
                 "data": step_run.data,
                 "expectations": [e.to_dict() for e in step_run.expectations],
@@ -173,7 +171,7 @@ def _effect_unknown(step: StepRun) -> bool:
     if effect is Effect.DIFF:
         return True  # no diff from the connector, or commands run as they are
     # Run in check mode: unchanged is a prediction too.
-    return step.status == "skipped" or step.changed
+    return step.status == HostState.SKIPPED or step.changed
 
 
 def diff_blob(steps: Sequence[StepRun]) -> dict[str, bytes | str] | None:
