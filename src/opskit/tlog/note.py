@@ -35,6 +35,7 @@ import hashlib
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -52,6 +53,17 @@ MAX_TIMESTAMP = 2**63 - 1
 
 class NoteError(ValidationError):
     """A malformed signed note, key or signature line (names the source and line)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.reason = message  # without the location, for callers that add their own
+        super().__init__(message, file=file, line=line, field=field)
 
 
 class VerificationError(ValidationError):
