@@ -66,7 +66,7 @@ def _write(tmp: Path, name: str, data: bytes) -> Path:
     return path
 
 
-def _parses_or_one_line(parse, path: Path) -> object | None:  # noqa: ANN001
+def _parses_or_one_line(parse, path: Path) -> object | None:
     try:
         return parse(path.read_bytes(), source=str(path))
     except ValidationError as exc:
@@ -108,7 +108,7 @@ def test_proof_files_round_trip(checkpoint: Checkpoint, data: st.DataObject) -> 
 @given(checkpoints, st.data())
 def test_a_mutated_note_is_refused_or_still_says_the_same(
     tmp_path_factory, checkpoint: Checkpoint, data: st.DataObject
-) -> None:  # noqa: ANN001
+) -> None:
     tmp = tmp_path_factory.mktemp("note")
     text = format_note(sign_note(checkpoint.text(), LOG))
     path = _write(tmp, "checkpoint.note", data.draw(mutated_text(text)))
@@ -126,7 +126,7 @@ def test_a_mutated_note_is_refused_or_still_says_the_same(
 @given(checkpoints, st.data())
 def test_mutated_proof_files_are_one_line_errors(
     tmp_path_factory, checkpoint: Checkpoint, data: st.DataObject
-) -> None:  # noqa: ANN001
+) -> None:
     tmp = tmp_path_factory.mktemp("proof")
     note = sign_note(checkpoint.text(), LOG)
     proof = InclusionProof(0, (bytes(32),) * 3, note, checkpoint, b"record")
@@ -140,7 +140,7 @@ def test_mutated_proof_files_are_one_line_errors(
 
 
 @given(st.binary(max_size=400))
-def test_random_bytes_never_escape_as_another_error(tmp_path_factory, raw: bytes) -> None:  # noqa: ANN001
+def test_random_bytes_never_escape_as_another_error(tmp_path_factory, raw: bytes) -> None:
     tmp = tmp_path_factory.mktemp("random")
     for name, parse in (
         ("n", parse_note),
@@ -187,7 +187,7 @@ def test_a_quorum_is_met_exactly_when_enough_witnesses_cosigned(
 @given(st.integers(1, 3), st.data())
 def test_mutated_trust_files_are_one_line_errors(
     tmp_path_factory, members: int, data: st.DataObject
-) -> None:  # noqa: ANN001
+) -> None:
     tmp = tmp_path_factory.mktemp("trust")
     text = _policy_text(data.draw(st.integers(1, members)), members)
     path = _write(tmp, "auditor.policy", data.draw(mutated_text(text)))

@@ -74,7 +74,7 @@ def test_a_flipped_signature_byte_refuses_the_whole_note() -> None:
         lambda t: t + "Unexpected line.\n",  # not a signature line
     ],
 )
-def test_go_malformed_notes_are_malformed_here(mangle) -> None:  # noqa: ANN001
+def test_go_malformed_notes_are_malformed_here(mangle) -> None:
     text = (DATA / "go-note-peterneumann.note").read_text()
     with pytest.raises(NoteError):
         parse_note(mangle(text), source="note.txt")

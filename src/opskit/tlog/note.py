@@ -172,7 +172,7 @@ class Verifier:
         try:
             verifier = cls(name, blob[0], blob[1:])
         except NoteError as exc:
-            raise NoteError(str(exc), file=source, line=line, field="vkey") from None
+            raise NoteError(f"vkey: {exc.reason}", file=source, line=line, field="vkey") from None
         if verifier.key_id != int(hex_id, 16):
             raise NoteError(
                 "vkey key id does not match its key", file=source, line=line, field="vkey"

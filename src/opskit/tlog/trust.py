@@ -39,6 +39,7 @@ from pathlib import Path
 
 from opskit.errors import ValidationError
 from opskit.tlog.checkpoint import Checkpoint, parse_signed_checkpoint
+from opskit.tlog.merkle import MerkleError, check_record, check_tree, record_hash
 from opskit.tlog.note import (
     COSIGNATURE_V1,
     ED25519,
@@ -49,6 +50,7 @@ from opskit.tlog.note import (
     format_note,
     verify_note,
 )
+from opskit.tlog.proof import ConsistencyProof, InclusionProof
 
 NONE = "none"
 # tlog-policy recommends supporting at least 32 of each; refuse absurd files.
@@ -267,3 +269,69 @@ def verify_checkpoint(
             file=source,
         )
     return TrustedCheckpoint(checkpoint, note, log_sigs[0].fingerprint, tuple(sorted(cosigned)))
+
+
+@dataclass(frozen=True)
+class VerifiedInclusion:
+    """An inclusion proof that holds under a trust policy."""
+
+    trusted: TrustedCheckpoint
+    index: int
+    record: bytes | None
+
+
+def verify_inclusion_proof(
+    proof: InclusionProof,
+    policy: TrustPolicy,
+    *,
+    record: bytes | None = None,
+    source: str = "proof",
+) -> VerifiedInclusion:
+    """Verify a tlog-proof: a trusted checkpoint, and the record at `index` under its root.
+
+    The record bytes are `record` when the caller has them, else the proof's
+    ``extra`` line (unauthenticated by itself: it is bound by the leaf hash).
+    Raises `UntrustedError` (checkpoint) or `VerificationError` (inclusion).
+    """
+    trusted = verify_checkpoint(proof.note, policy, source=source)
+    data = record if record is not None else proof.extra
+    if data is None:
+        raise VerificationError("no record bytes: no extra line and none given", file=source)
+    try:
+        check_record(
+            proof.hashes,
+            proof.checkpoint.size,
+            proof.checkpoint.root_hash,
+            proof.index,
+            record_hash(data),
+        )
+    except MerkleError as exc:
+        raise VerificationError(str(exc), file=source) from None
+    return VerifiedInclusion(trusted, proof.index, data)
+
+
+def verify_consistency_proof(
+    body: ConsistencyProof,
+    old: Checkpoint,
+    policy: TrustPolicy,
+    *,
+    source: str = "consistency proof",
+) -> TrustedCheckpoint:
+    """Verify that the body's trusted checkpoint extends `old` (same origin, proof holds)."""
+    trusted = verify_checkpoint(body.note, policy, source=source)
+    new = body.checkpoint
+    if new.origin != old.origin or body.old_size != old.size:
+        raise VerificationError(
+            f"the proof starts at {body.old_size} of {new.origin!r}, "
+            f"not at {old.size} of {old.origin!r}",
+            file=source,
+        )
+    if old.size == new.size or old.size == 0:
+        if body.hashes or (old.size and old.root_hash != new.root_hash):
+            raise VerificationError("inconsistent checkpoints of the same size", file=source)
+        return trusted
+    try:
+        check_tree(body.hashes, new.size, new.root_hash, old.size, old.root_hash)
+    except MerkleError as exc:
+        raise VerificationError(str(exc), file=source) from None
+    return trusted
