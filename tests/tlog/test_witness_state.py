@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -34,7 +35,7 @@ def rows(witness: Witness) -> list[tuple[object, ...]]:
 
 @given(st.data())
 def test_a_broken_request_is_refused_and_changes_nothing(
-    tmp_path_factory, data: st.DataObject
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
 ) -> None:
     folder = tmp_path_factory.mktemp("w")
     log = MemoryLog("ops.example.com/ledger")
