@@ -37,7 +37,9 @@ from opskit.ledger.model import PURGE_KIND, Checkpoint, Clock, Event, VerifyRepo
 from opskit.ledger.output import OutputFile
 from opskit.ledger.reader import LedgerReader, blob_hash
 from opskit.ledger.store import BLOBS, CHECKPOINTS, EVENTS, PURGES
+from opskit.ledger.tree import TreeWriter
 from opskit.secrets import REDACTOR
+from opskit.tlog.merkle import TreeBuilder
 
 if TYPE_CHECKING:
     from opskit.workspace import Workspace
@@ -78,6 +80,9 @@ class Ledger:
         self.dialect = self._reader.dialect
         self._dbapi_error = self._reader.dbapi_error
         self._local = threading.local()
+        # The tree's right edge after this object's last commit, by head hash:
+        # the next batch that starts from that head needs no read for it.
+        self._tree_cache: tuple[str, TreeBuilder] | None = None
 
     @classmethod
     def open(cls, ws: Workspace) -> Ledger:
@@ -152,6 +157,8 @@ class Ledger:
                     batch.flush()
                 finally:
                     self._local.batch = None
+            if batch.tree.builder is not None and batch.tree.builder.size == batch.seq:
+                self._tree_cache = (batch.head, batch.tree.builder)
         except self._dbapi_error as exc:
             raise LedgerError(f"ledger: write failed: {REDACTOR.redact(str(exc))}") from None
 
@@ -329,6 +336,10 @@ class Batch:
         )
         self._stored_blobs: set[str] = set()
         self._clock = Clock()  # one per batch: no state shared between threads
+        # The Merkle tree gets this transaction's records in this transaction.
+        self.tree = TreeWriter(cursor, ledger.sql, ledger.dialect)
+        cache = ledger._tree_cache
+        self.tree.start(self.seq, cache[1] if cache and cache[0] == self.head else None)
 
     def append(
         self,
@@ -476,3 +487,4 @@ class Batch:
                     copy.write_row(row)
         elif rows:
             self.cursor.executemany(self._insert, rows)
+        self.tree.add(rows)
