@@ -33,13 +33,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from opskit.errors import LedgerError
+from opskit.ledger.chain import tree_hashes
 from opskit.ledger.store import EVENTS, TREE
 from opskit.tlog import merkle
 
 HASH = merkle.HASH_SIZE
 # Leaves added per row when an old ledger's tree is built.
 BUILD_ROWS = 10_000
-_record_hash = merkle.record_hash
 _SELECT_RECORDS = f"SELECT seq, record FROM {EVENTS} WHERE seq > ? AND seq <= ? ORDER BY seq"
 
 
@@ -146,11 +146,9 @@ class TreeWriter:
     def _write(self, builder: merkle.TreeBuilder, records: list[str]) -> None:
         first_seq = builder.size + 1
         first_index = merkle.stored_hash_count(builder.size)
-        append = builder.append
-        parts: list[bytes] = []
-        for record in records:
-            parts += append(_record_hash(record.encode()))
-        self.cursor.execute(self._insert, (first_seq, builder.size, first_index, b"".join(parts)))
+        hashes = tree_hashes(records, builder.size, builder.edge)
+        builder.size += len(records)
+        self.cursor.execute(self._insert, (first_seq, builder.size, first_index, hashes))
 
 
 def stored_runs(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[int, int, int, bytes]]:
