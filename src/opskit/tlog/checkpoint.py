@@ -39,6 +39,10 @@ MAX_TREE_SIZE = 2**63 - 1
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 
+class EmptyTreeError(NoteError):
+    """A checkpoint of size 0 whose root is not SHA-256 of the empty string."""
+
+
 def parse_decimal(text: str, what: str, source: str, line: int) -> int:
     """A decimal 0..2^63-1 with no sign, no leading zeroes, ASCII digits only."""
     if not text or not text.isascii() or not text.isdigit() or (text[0] == "0" and text != "0"):
@@ -90,7 +94,7 @@ def parse_checkpoint(text: str, *, source: str = "checkpoint", first_line: int =
     size = parse_decimal(lines[1], "tree size", source, first_line + 1)
     root = parse_hash(lines[2], "root hash", source, first_line + 2)
     if size == 0 and root != EMPTY_ROOT:
-        raise NoteError("an empty tree has root SHA-256('')", file=source, line=first_line + 2)
+        raise EmptyTreeError("an empty tree has root SHA-256('')", file=source, line=first_line + 2)
     return Checkpoint(lines[0], size, root, tuple(lines[3:]))
 
 

@@ -32,9 +32,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -48,10 +50,23 @@ SIGNATURE_PREFIX = "— "
 # Go's note.Open refuses notes with more signatures than this.
 MAX_SIGNATURES = 100
 MAX_TIMESTAMP = 2**63 - 1
+# Standard padded base64 as Go's base64.StdEncoding reads it.
+_BASE64_SYNTAX = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 
 
 class NoteError(ValidationError):
     """A malformed signed note, key or signature line (names the source and line)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.reason = message  # without the location, for callers that add their own
+        super().__init__(message, file=file, line=line, field=field)
 
 
 class VerificationError(ValidationError):
@@ -157,7 +172,7 @@ class Verifier:
         try:
             verifier = cls(name, blob[0], blob[1:])
         except NoteError as exc:
-            raise NoteError(str(exc), file=source, line=line, field="vkey") from None
+            raise NoteError(f"vkey: {exc.reason}", file=source, line=line, field="vkey") from None
         if verifier.key_id != int(hex_id, 16):
             raise NoteError(
                 "vkey key id does not match its key", file=source, line=line, field="vkey"
@@ -326,9 +341,14 @@ def parse_signature_line(line: str, source: str, number: int) -> Signature:
     if not is_valid_name(name):
         raise NoteError(f"invalid key name {name!r}", file=source, line=number)
     try:
-        blob = b64decode_strict(b64)
-    except ValueError as exc:
-        raise NoteError(f"signature: {exc}", file=source, line=number) from None
+        # Like Go's note.Open: standard padded base64; non-zero trailing bits
+        # are accepted here (the signature then fails to verify, a 403 and
+        # not a 400 at a witness, as tlog-witness asks).
+        if not _BASE64_SYNTAX.fullmatch(b64):
+            raise ValueError(b64)
+        blob = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise NoteError("signature: not standard base64", file=source, line=number) from None
     if len(blob) < 5:
         raise NoteError("signature shorter than a key id and one byte", file=source, line=number)
     return Signature(name, struct.unpack(">I", blob[:4])[0], blob[4:])
