@@ -111,7 +111,10 @@ def check_extends(
     try:
         builder = merkle.TreeBuilder.from_reader(last.size, reader)
         if builder.root() != last.root_hash:
-            raise LedgerError(f"{refused}: the first {last.size} records were rewritten")
+            raise LedgerError(
+                f"{refused}: the tree of its first {last.size} records differs from the one "
+                "signed (history rewritten)"
+            )
         cursor.execute(
             sql(f"SELECT record FROM {EVENTS} WHERE seq > ? AND seq <= ? ORDER BY seq"),
             (last.size, size),
