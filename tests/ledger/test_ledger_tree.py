@@ -245,3 +245,59 @@ def test_a_ledger_from_before_the_tree_gets_it(ledger_backend: str, tmp_path: Pa
     older.append("after", actor="ci")
     assert older.checkpoint("ci").note is not None and older.verify().ok
     ledger.engine.dispose()
+
+
+def _append_and_hang(url: str, marker: str, after_tree: bool) -> None:
+    """In a forked child: a batch whose transaction hangs, its records
+    inserted, before (or after) its tree row, until the parent kills it.
+    The hang is the only injected part: a real SIGKILL does the rest."""
+    import time
+
+    from opskit.ledger import tree
+
+    original = tree.TreeWriter.add
+
+    def add_then_hang(self: tree.TreeWriter, rows: list) -> None:
+        if after_tree:
+            original(self, rows)
+        Path(marker).write_text("in transaction")
+        time.sleep(60)
+
+    tree.TreeWriter.add = add_then_hang  # type: ignore[method-assign]
+    ledger = Ledger(open_ledger(url, None).engine)
+    with ledger.batch() as batch:
+        for n in range(50):
+            batch.append("test.lost", actor="ci", payload={"n": n})
+
+
+@pytest.mark.parametrize("after_tree", [False, True], ids=["before-tree", "after-tree"])
+def test_sigkill_mid_transaction_leaves_records_and_tree_matching(
+    ledger_backend: str, tmp_path: Path, after_tree: bool
+) -> None:
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    ledger = open_ledger(ledger_backend, tmp_path / "keys")
+    fill(ledger, 3, [7])
+    ledger.checkpoint("ci")
+    ledger.engine.dispose()  # no pooled connection is inherited by the child
+    marker = tmp_path / "marker"
+    child = multiprocessing.get_context("fork").Process(
+        target=_append_and_hang, args=(ledger_backend, str(marker), after_tree)
+    )
+    child.start()
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert child.is_alive() and time.monotonic() < deadline
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    after = Ledger(ledger.engine, keys_dir=tmp_path / "keys")
+    assert after.head()[0] == 10  # the killed batch left nothing
+    assert stored_sequence(after) == b"".join(reference_tree(records(after)))
+    assert after.verify().ok
+    after.append("test.after", actor="ci")
+    assert after.checkpoint("ci").seq == 11 and after.verify().ok
+    after.engine.dispose()
