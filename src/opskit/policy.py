@@ -180,6 +180,9 @@ class Policy(_Strict):
     # Retention of purgeable blob content (configurations, outputs), in days.
     # At most 100 years: larger values overflow date arithmetic.
     retention_days: Annotated[int, Field(ge=1, le=36500, strict=True)] | None = None
+    # The origin line of the ledger's checkpoints (a C2SP note key name: no
+    # space, no "+"); default opskit/<workspace folder>/<log key id>.
+    log_origin: Annotated[str, Field(pattern=r"^[^\s+]{1,200}$")] | None = None
 
     def roles_of(self, person: str) -> set[Role]:
         entry = self.people.get(person)

@@ -137,16 +137,30 @@ def log(
 
 @app.command("checkpoint")
 def checkpoint(
+    save: Annotated[
+        Path | None, typer.Option("--save", help="Also write the checkpoint note to this file.")
+    ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Also write the checkpoint to this file.")
+        Path | None,
+        typer.Option("--out", help="Also write the checkpoint as JSON (the older format)."),
     ] = None,
 ) -> None:
-    """Sign the current head (seq, hash) with the workspace key."""
+    """Sign the ledger's tree (and head) with the workspace's log key and print
+    the checkpoint note exactly (C2SP tlog-checkpoint) on stdout."""
+    from opskit.ledger.output import OutputFile
+
     ledger = _ledger()
-    signed = ledger.checkpoint(actor=_actor(), out=out)
-    console.print(
+    if save is None:
+        signed = ledger.checkpoint(actor=_actor(), out=out)
+    else:
+        with OutputFile(save) as target:  # an unwritable --save signs nothing
+            signed = ledger.checkpoint(actor=_actor(), out=out)
+            target.stage(signed.note or "")
+            target.commit()
+    typer.echo(signed.note or "", nl=False)
+    err_console.print(
         f"checkpoint seq {signed.seq} head {signed.head} signed by key {signed.key_id}"
-        + (f" -> {out}" if out else ""),
+        + "".join(f" -> {plain(str(path))}" for path in (save, out) if path),
         highlight=False,
         soft_wrap=True,
     )
@@ -155,8 +169,16 @@ def checkpoint(
 @app.command("pubkey")
 def pubkey(
     fmt: Annotated[str, typer.Option("--format", help="pem or base64 (raw 32-byte key).")] = "pem",
+    vkey: Annotated[
+        bool, typer.Option("--vkey", help="The note verifier key: <origin>+<key id>+<key>.")
+    ] = False,
 ) -> None:
     """Print the workspace's public key (to verify checkpoints and bundles elsewhere)."""
+    if vkey:
+        from opskit.ledger.proofs import log_vkey
+
+        typer.echo(log_vkey(_ledger()))
+        return
     if fmt not in ("pem", "base64"):
         raise UsageError(f"--format {fmt}: choose pem or base64")
     from opskit.ledger.keys import key_id as key_fingerprint
@@ -259,3 +281,8 @@ def _workspace_anchors() -> Any:
     except WorkspaceError:
         return None
     return workspace_anchors(ws.keys_dir)
+
+
+from opskit.cli import audit_proofs  # noqa: E402  (registers prove and verify-proof on `app`)
+
+audit_proofs.register(app)

@@ -36,8 +36,17 @@ from opskit.ledger.canonical import (
 from opskit.ledger.model import PURGE_KIND, Checkpoint, Clock, Event, VerifyReport
 from opskit.ledger.output import OutputFile
 from opskit.ledger.reader import LedgerReader, blob_hash
-from opskit.ledger.store import BLOBS, CHECKPOINTS, EVENTS, PURGES
+from opskit.ledger.store import BLOBS, CHECKPOINTS, EVENTS, PURGES, TREE_HEADS
+from opskit.ledger.tree import TreeWriter, tree_size
+from opskit.ledger.treehead import (
+    check_extends,
+    default_origin,
+    last_signed,
+    sign_tree_head,
+    workspace_origin,
+)
 from opskit.secrets import REDACTOR
+from opskit.tlog.merkle import TreeBuilder
 
 if TYPE_CHECKING:
     from opskit.workspace import Workspace
@@ -71,20 +80,65 @@ def default_actor() -> str:
 class Ledger:
     """The append-only, hash-chained event ledger of one database."""
 
-    def __init__(self, engine: Engine, *, keys_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        keys_dir: Path | None = None,
+        origin: str | Callable[[], str] | None = None,
+    ) -> None:
         self.engine = engine
         self.keys_dir = keys_dir
+        # The checkpoints' origin line: given, found when first needed (a
+        # workspace's policy), or the default derived from the log key.
+        self._origin = origin
         self._reader = LedgerReader(engine, keys_dir=keys_dir)
         self.dialect = self._reader.dialect
         self._dbapi_error = self._reader.dbapi_error
         self._local = threading.local()
+        # The tree's right edge after this object's last commit, by head hash:
+        # the next batch that starts from that head needs no read for it.
+        self._tree_cache: tuple[str, TreeBuilder] | None = None
 
     @classmethod
     def open(cls, ws: Workspace) -> Ledger:
         """The workspace's ledger. A workspace made before it had a signing key
         gets one now; checkpoints by a lost key then show as an unknown key."""
         keymod.ensure_workspace_key(ws)
-        return cls(ws.engine, keys_dir=ws.keys_dir)
+        ledger = cls(ws.engine, keys_dir=ws.keys_dir, origin=lambda: workspace_origin(ws))
+        ledger.build_tree(quiet=True)
+        return ledger
+
+    @property
+    def origin(self) -> str:
+        """The log's origin: the first line of its checkpoints and the name of
+        its note key (docs/ledger-format.md)."""
+        if callable(self._origin):
+            self._origin = self._origin()
+        if self._origin is None:
+            if self.keys_dir is None:
+                raise LedgerError("checkpoint: this ledger has no signing key (no keys folder)")
+            self._origin = default_origin(keymod.load_private_key(self.keys_dir).public_key())
+        return self._origin
+
+    def build_tree(self, *, quiet: bool = False) -> int:
+        """Adds the Merkle tree leaves of records written before the ledger
+        had a tree (one write transaction; nothing to do on a current
+        ledger). Returns the tree size. `quiet`: a ledger that cannot be
+        written (a read-only copy) is left as it is."""
+        with self._reader.session() as session:
+            cursor = session.cursor()
+            stored, head = tree_size(cursor), self.head()[0]
+            cursor.close()
+        if stored >= head:
+            return stored
+        try:
+            with self.batch() as batch:
+                return batch.seq
+        except LedgerError:
+            if quiet:
+                return stored
+            raise
 
     def sql(self, text: str) -> str:
         """`text` with `?` placeholders turned into the driver's paramstyle."""
@@ -152,6 +206,8 @@ class Ledger:
                     batch.flush()
                 finally:
                     self._local.batch = None
+            if batch.tree.builder is not None and batch.tree.builder.size == batch.seq:
+                self._tree_cache = (batch.head, batch.tree.builder)
         except self._dbapi_error as exc:
             raise LedgerError(f"ledger: write failed: {REDACTOR.redact(str(exc))}") from None
 
@@ -215,15 +271,17 @@ class Ledger:
         return checkpoint
 
     def _checkpoint(self, key: Any, actor: str | None, target: OutputFile | None) -> Checkpoint:
+        origin = self.origin
         with self.batch() as batch:
+            note = batch.tree_head(key, origin)
             checkpoint = Checkpoint.sign(
-                key, seq=batch.seq, head=batch.head, actor=actor or default_actor()
+                key, seq=batch.seq, head=batch.head, actor=actor or default_actor(), note=note
             )
             batch.cursor.execute(
                 self.sql(
                     f"INSERT INTO {CHECKPOINTS} "
                     "(seq, head, at, actor, key_id, public_key, signature) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
                 ),
                 (
                     checkpoint.seq,
@@ -234,6 +292,14 @@ class Ledger:
                     checkpoint.public_key,
                     checkpoint.signature,
                 ),
+            )
+            (checkpoint_id,) = batch.cursor.fetchone()
+            batch.cursor.execute(
+                self.sql(
+                    f"INSERT INTO {TREE_HEADS} (checkpoint_id, origin, size, note) "
+                    "VALUES (?, ?, ?, ?)"
+                ),
+                (checkpoint_id, origin, batch.seq, note),
             )
             if target is not None:  # a failed write rolls the checkpoint back
                 target.stage(checkpoint.to_json())
@@ -329,6 +395,10 @@ class Batch:
         )
         self._stored_blobs: set[str] = set()
         self._clock = Clock()  # one per batch: no state shared between threads
+        # The Merkle tree gets this transaction's records in this transaction.
+        self.tree = TreeWriter(cursor, ledger.sql, ledger.dialect)
+        cache = ledger._tree_cache
+        self.tree.start(self.seq, cache[1] if cache and cache[0] == self.head else None)
 
     def append(
         self,
@@ -426,6 +496,20 @@ class Batch:
         self.seq, self.head = seq, hash_
         return event
 
+    def tree_head(self, key: Any, origin: str) -> str:
+        """The signed checkpoint note of the tree of every record written so
+        far (flushed first), after checking that it extends the last tree
+        head signed for `origin` (LedgerError otherwise: nothing is signed)."""
+        self.flush()
+        builder = self.tree.builder
+        if builder is None or builder.size != self.seq:
+            raise LedgerError("checkpoint: the ledger's tree does not cover its records")
+        root = builder.root()
+        last = last_signed(self.cursor, self.ledger.sql, origin)
+        if last is not None:
+            check_extends(self.cursor, self.ledger.sql, last, self.seq, root)
+        return sign_tree_head(key, origin, self.seq, root)
+
     def _check_blob_refs(self, kind: str, payload: dict[str, Any]) -> None:
         refs = payload.get("blobs")
         if refs is None:
@@ -476,3 +560,4 @@ class Batch:
                     copy.write_row(row)
         elif rows:
             self.cursor.executemany(self._insert, rows)
+        self.tree.add(rows)

@@ -121,6 +121,9 @@ class Checkpoint:
     key_id: str
     public_key: str  # base64 of the raw 32-byte Ed25519 public key
     signature: str  # base64 of the Ed25519 signature over `message()`
+    # The C2SP checkpoint note of the tree of the first `seq` records, signed
+    # by the same key (`opskit.ledger.treehead`); None on older checkpoints.
+    note: str | None = None
 
     @staticmethod
     def signed_message(seq: int, head: str, at: str, actor: str, key_id: str) -> bytes:
@@ -138,7 +141,9 @@ class Checkpoint:
         return self.signed_message(self.seq, self.head, self.at, self.actor, self.key_id)
 
     @classmethod
-    def sign(cls, key: Ed25519PrivateKey, *, seq: int, head: str, actor: str) -> Checkpoint:
+    def sign(
+        cls, key: Ed25519PrivateKey, *, seq: int, head: str, actor: str, note: str | None = None
+    ) -> Checkpoint:
         import base64
 
         public = key.public_key()
@@ -153,6 +158,7 @@ class Checkpoint:
             key_id=key_id,
             public_key=keymod.public_key_b64(public),
             signature=base64.b64encode(signature).decode(),
+            note=note,
         )
 
     def signature_problem(self, trusted: dict[str, Any] | None) -> str | None:
@@ -177,7 +183,10 @@ class Checkpoint:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": CHECKPOINT_TYPE, **asdict(self)}
+        data = {"type": CHECKPOINT_TYPE, **asdict(self)}
+        if self.note is None:
+            del data["note"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "checkpoint") -> Checkpoint:
@@ -192,19 +201,24 @@ class Checkpoint:
                 key_id=data["key_id"],
                 public_key=data["public_key"],
                 signature=data["signature"],
+                note=data.get("note"),
             )
         except KeyError as exc:
             raise LedgerError(f"{where}: missing field {exc.args[0]!r}") from None
-        if type(checkpoint.seq) is not int or not all(
-            isinstance(v, str)
-            for v in (
-                checkpoint.head,
-                checkpoint.at,
-                checkpoint.actor,
-                checkpoint.key_id,
-                checkpoint.public_key,
-                checkpoint.signature,
+        if (
+            type(checkpoint.seq) is not int
+            or not all(
+                isinstance(v, str)
+                for v in (
+                    checkpoint.head,
+                    checkpoint.at,
+                    checkpoint.actor,
+                    checkpoint.key_id,
+                    checkpoint.public_key,
+                    checkpoint.signature,
+                )
             )
+            or not isinstance(checkpoint.note, str | None)
         ):
             raise LedgerError(f"{where}: malformed field types")
         return checkpoint

@@ -38,7 +38,7 @@ from opskit.errors import LedgerError
 from opskit.ledger import keys as keymod
 from opskit.ledger.canonical import GENESIS_HASH
 from opskit.ledger.model import Checkpoint, Event, format_at
-from opskit.ledger.store import BLOBS, CHECKPOINTS, EVENTS
+from opskit.ledger.store import BLOBS, CHECKPOINTS, EVENTS, TREE_HEADS
 
 _cursor_names = itertools.count()
 CHUNK = 5_000  # rows a streaming read fetches at a time
@@ -223,8 +223,8 @@ class LedgerReader:
     def checkpoints(self) -> list[Checkpoint]:
         """The stored signed checkpoints, oldest first."""
         rows = self.query(
-            f"SELECT seq, head, at, actor, key_id, public_key, signature "
-            f"FROM {CHECKPOINTS} ORDER BY id"
+            f"SELECT c.seq, c.head, c.at, c.actor, c.key_id, c.public_key, c.signature, h.note "
+            f"FROM {CHECKPOINTS} c LEFT JOIN {TREE_HEADS} h ON h.checkpoint_id = c.id ORDER BY c.id"
         )
         return [Checkpoint(int(row[0]), *row[1:]) for row in rows]
 

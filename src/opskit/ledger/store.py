@@ -8,8 +8,12 @@
   the same transaction as the purge event), or restores purged content.
 - `ledger_purges`: which blob each purge event emptied.
 - `ledger_checkpoints`: signed (seq, head hash) statements.
+- `ledger_tree`: the RFC 6962 Merkle tree over the records, as runs of Go
+  `sumdb/tlog` stored hashes (`opskit.ledger.tree`), written in the
+  transaction that writes the records.
+- `ledger_tree_heads`: the C2SP checkpoint note signed with a checkpoint.
 
-All four refuse DELETE (and UPDATE, except the blob purge path), in SQLite
+All six refuse DELETE (and UPDATE, except the blob purge path), in SQLite
 and in PostgreSQL (where TRUNCATE is refused too).
 """
 
@@ -33,6 +37,8 @@ EVENTS = "ledger_events"
 BLOBS = "ledger_blobs"
 PURGES = "ledger_purges"
 CHECKPOINTS = "ledger_checkpoints"
+TREE = "ledger_tree"
+TREE_HEADS = "ledger_tree_heads"
 
 events_table = Table(
     EVENTS,
@@ -91,6 +97,31 @@ checkpoints_table = Table(
     Column("signature", Text, nullable=False),
 )
 
+tree_table = Table(
+    TREE,
+    metadata,
+    # One row per write: the stored hashes of records first_seq..last_seq,
+    # which are stored hashes first_index.. of Go's layout, 32 bytes each.
+    Column(
+        "first_seq",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("first_index", BigInteger, nullable=False),
+    Column("hashes", LargeBinary, nullable=False),
+)
+
+tree_heads_table = Table(
+    TREE_HEADS,
+    metadata,
+    Column("checkpoint_id", Integer, primary_key=True, autoincrement=False),
+    Column("origin", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("note", Text, nullable=False),
+)
+
 APPEND_ONLY = "ledger is append-only"
 
 # -- SQLite ----------------------------------------------------------------
@@ -116,7 +147,14 @@ WHEN NOT (
 BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}: a blob can only be purged through a purge event'); END
 """
 
-for _table in (events_table, purges_table, checkpoints_table):
+_APPEND_ONLY_TABLES = (
+    events_table,
+    purges_table,
+    checkpoints_table,
+    tree_table,
+    tree_heads_table,
+)
+for _table in _APPEND_ONLY_TABLES:
     for _operation in ("UPDATE", "DELETE"):
         event.listen(
             _table,
@@ -163,10 +201,10 @@ def _pg_trigger(table: str, when: str, function: str, per: str = "ROW") -> str:
 
 # The functions are (re)created only when a ledger table is being created, so
 # that a role with only INSERT and SELECT can open an existing schema.
-for _table in (events_table, blobs_table, purges_table, checkpoints_table):
+for _table in (blobs_table, *_APPEND_ONLY_TABLES):
     for _function in (PG_REFUSE_FUNCTION, PG_BLOB_GUARD_FUNCTION):
         event.listen(_table, "before_create", DDL(_function).execute_if(dialect="postgresql"))
-for _table in (events_table, purges_table, checkpoints_table):
+for _table in _APPEND_ONLY_TABLES:
     for _ddl in (
         _pg_trigger(_table.name, "UPDATE OR DELETE", "opskit_ledger_refuse"),
         _pg_trigger(_table.name, "TRUNCATE", "opskit_ledger_refuse", per="STATEMENT"),

@@ -28,6 +28,8 @@ from opskit.ledger.chain import (
     BLOBS_MARK,
     PURGE_MARK,
     SELECT_ROWS,
+    SELECT_TREE,
+    TreeCheck,
     blob_facts,
     check_segment,
     chunk_is_intact,
@@ -38,6 +40,9 @@ from opskit.ledger.chain import marked as marked_rows
 from opskit.ledger.model import Checkpoint, VerifyReport
 from opskit.ledger.reader import blob_hash
 from opskit.ledger.store import BLOBS, EVENTS, PURGES
+from opskit.ledger.tree import TreeReader
+from opskit.ledger.treecheck import note_problems, tree_problem
+from opskit.tlog import merkle
 
 if TYPE_CHECKING:
     from opskit.ledger.reader import LedgerReader, ReadSession
@@ -155,10 +160,11 @@ class _SecondHalf(NamedTuple):
     mid: int  # the first half's last seq
     last: int
     joint: str  # the stored hash of `mid`, which the second half starts from
+    edge: list[bytes]  # the stored tree edge at `mid`, which it starts from too
 
 
 def _start_second_half(
-    reader: LedgerReader, session: ReadSession, anchors: dict[int, Any]
+    reader: LedgerReader, session: ReadSession, anchors: dict[int, Any], tree_sizes: set[int]
 ) -> _SecondHalf | None:
     """For a chain of TWO_HALVES_FROM records or more, with no gap in its
     numbers, starts the check of its second half in a process of its own.
@@ -182,6 +188,13 @@ def _start_second_half(
         cursor.close()
     if row is None or type(row[0]) is not str:
         return None
+    edge_cursor = session.cursor()
+    try:  # the second half checks the tree too, from its stored edge at `mid`
+        edge = merkle.TreeBuilder.from_reader(mid, TreeReader(edge_cursor, reader.sql)).edge
+    except (LedgerError, merkle.MerkleError):
+        return None  # no tree there: one pass names what is missing
+    finally:
+        edge_cursor.close()
     params = {
         "target": target,
         "first": mid + 1,
@@ -189,6 +202,8 @@ def _start_second_half(
         "prev": row[0],
         "anchors": [s for s in anchors if mid < s <= last],
         "chunk": CHUNK,
+        "tree_edge": [h.hex() for h in edge],
+        "tree_sizes": [s for s in tree_sizes if mid < s],
     }
     try:
         process = subprocess.Popen(
@@ -203,7 +218,7 @@ def _start_second_half(
         process.stdin.close()
     except OSError:
         return None
-    return _SecondHalf(process, mid, last, row[0])
+    return _SecondHalf(process, mid, last, row[0], edge)
 
 
 def _check_in_halves(
@@ -211,6 +226,7 @@ def _check_in_halves(
     session: ReadSession,
     second_half: _SecondHalf,
     anchors: dict[int, Any],
+    tree_sizes: set[int],
 ) -> list[dict[str, Any]] | None:
     """Checks the first half here while the process checks the second; both
     halves intact and joined (the first ends on the hash the second starts
@@ -219,12 +235,19 @@ def _check_in_halves(
     integer seqs (the second's come back through JSON)."""
     process, mid, joint = second_half.process, second_half.mid, second_half.joint
     try:
+        tree_cursor = session.cursor(stream=True)
+        tree_cursor.execute(f"{SELECT_TREE} ORDER BY first_seq")
+        tree = TreeCheck(tree_cursor, 0, [], [s for s in tree_sizes if s <= mid])
         cursor = session.cursor(stream=True)
         cursor.execute(reader.sql(f"{SELECT_ROWS} WHERE seq <= ? ORDER BY seq"), (mid,))
-        first = check_segment(fetch_chunks(cursor, CHUNK), 1, mid, GENESIS_HASH, anchors)
+        first = check_segment(
+            fetch_chunks(cursor, CHUNK), 1, mid, GENESIS_HASH, anchors, tree, tree_ends=False
+        )
         cursor.close()
-        if not first["ok"] or first["last_hash"] != joint:
+        tree_cursor.close()
+        if not first["ok"] or first["last_hash"] != joint or tree.edge != second_half.edge:
             return None
+        first["tree_roots"] = tree.roots
         assert process.stdout is not None
         out = process.stdout.read()
         if process.wait(timeout=60) != 0:
@@ -241,6 +264,7 @@ def _check_in_halves(
     second["reached"] = [(int(s), h) for s, h in second["reached"]]
     second["referenced"] = {ref: int(s) for ref, s in second["referenced"].items()}
     second["purges"] = {int(s): blob for s, blob in second["purges"].items()}
+    second["tree_roots"] = {int(s): bytes.fromhex(h) for s, h in second["tree_roots"].items()}
     return [first, second]
 
 
@@ -252,6 +276,12 @@ def verify_ledger(reader: LedgerReader, since: Checkpoint | None = None) -> Veri
     # Checkpoints first: the chain loop compares their heads as it passes them.
     anchors: dict[int, list[tuple[str, str]]] = {}
     stored = reader.checkpoints()
+    # The checkpoint notes: signatures now, roots against the recomputed tree.
+    tree_anchors, note_issues = note_problems(stored, since, trusted)
+    problems += note_issues
+    tree_sizes = set(tree_anchors)
+    tree_roots: dict[int, bytes] = {}
+    tree_bad: int | str | None = None
     for checkpoint in stored:
         if trusted is None:
             problems.append(
@@ -295,18 +325,28 @@ def verify_ledger(reader: LedgerReader, since: Checkpoint | None = None) -> Veri
     with ThreadPoolExecutor(max_workers=1) as pool, reader.session() as session:
         # Started first: a long chain's second half is checked in a process
         # of its own while this one checks the first half.
-        second_half = _start_second_half(reader, session, anchors)
+        second_half = _start_second_half(reader, session, anchors, tree_sizes)
         # The indexed-columns query runs in the database (SQLite releases the
         # GIL while it steps) at the same time as the hashing loop below.
         columns_check = pool.submit(first_bad_columns, reader)
-        halves = _check_in_halves(reader, session, second_half, anchors) if second_half else None
+        halves = (
+            _check_in_halves(reader, session, second_half, anchors, tree_sizes)
+            if second_half
+            else None
+        )
         if halves is not None:
             for segment in halves:
                 note_blobs(segment["referenced"], segment["purges"])
                 passed(segment["reached"])
+                tree_roots.update(segment["tree_roots"])
             prev, expected = halves[-1]["last_hash"], second_half.last + 1  # type: ignore[union-attr]
-        cursor = session.cursor(stream=True)
+        tree_cursor = session.cursor(stream=True)
+        tree = None
         if halves is None:  # one pass, which also names the first break
+            tree_cursor.execute(f"{SELECT_TREE} ORDER BY first_seq")
+            tree = TreeCheck(tree_cursor, 0, [], tree_sizes)
+        cursor = session.cursor(stream=True)
+        if halves is None:
             cursor.execute(f"{SELECT_ROWS} ORDER BY seq")
         while halves is None and not broken and (chunk := cursor.fetchmany(CHUNK)):
             breakage: tuple[int, str] | None = None
@@ -315,6 +355,8 @@ def verify_ledger(reader: LedgerReader, since: Checkpoint | None = None) -> Veri
                 marked = marked_rows(chunk)
                 reached = [(s, chunk[s - first][2]) for s in anchors if first <= s <= last]
                 prev, expected = chunk[-1][2], last + 1
+                if tree is not None and tree.bad is None:
+                    tree.feed([row[3] for row in chunk])
             else:  # the chain breaks in this chunk: find where, row by row
                 marked, reached = [], []
                 rows = chain(chunk, cursor)
@@ -331,12 +373,21 @@ def verify_ledger(reader: LedgerReader, since: Checkpoint | None = None) -> Veri
                     if seq in anchors:
                         reached.append((seq, stored_hash))
                     prev, expected = stored_hash, expected + 1
+                    if tree is not None and tree.bad is None:
+                        tree.feed([record])
             note_blobs(*blob_facts(marked))
             passed(reached)
             if breakage is not None:
                 problems.append(breakage)
         count = expected - 1
         cursor.close()
+        if tree is not None:
+            if not broken:
+                tree.finish()
+            tree_roots.update(tree.roots)
+            tree_bad = tree.bad
+        tree_cursor.close()
+        problems += tree_problem(tree_bad, tree_anchors, tree_roots, count)
         bad_columns = columns_check.result()
         # Only records before a chain break are known to be authentic.
         if bad_columns is not None and bad_columns < expected:

@@ -1,0 +1,116 @@
+"""Proofs from the ledger's Merkle tree, in the standard C2SP formats.
+
+- `latest_note`: the checkpoint note of the ledger's latest checkpoint.
+- `log_vkey`: the log key as a note verifier key, ``<origin>+<hex key
+  id>+<base64(0x01 || public key)>``: what an auditor pins.
+- `prove_record`: a ``c2sp.org/tlog-proof@v1`` for the record with sequence
+  number `seq` (leaf `seq - 1`), its ``extra`` line the record's canonical
+  bytes, against the latest checkpoint (a checkpoint is signed first when
+  none covers the record).
+- `prove_consistency`: the tlog-witness add-checkpoint body (``old N``, the
+  consistency proof, the latest checkpoint note).
+
+Each proof is read from the stored tree in O(log n) indexed reads. Example:
+
+    >>> print(prove_record(ledger, 42).text())
+    c2sp.org/tlog-proof@v1
+    extra eyJhY3RvciI6ImFsaWNlIiwiYXQiOi...
+    index 41
+    3q2+7w...=
+    ...
+
+    opskit/ops-team/3f2a9c1d
+    57
+    ...
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from opskit.errors import LedgerError, UsageError
+from opskit.ledger import keys as keymod
+from opskit.ledger.store import EVENTS, TREE_HEADS
+from opskit.ledger.tree import TreeReader, leaf_index
+from opskit.ledger.treehead import verifier_for
+from opskit.tlog import merkle
+from opskit.tlog.checkpoint import parse_signed_checkpoint
+from opskit.tlog.proof import ConsistencyProof, InclusionProof
+
+if TYPE_CHECKING:
+    from opskit.ledger.core import Ledger
+
+
+def latest_note(ledger: Ledger) -> str | None:
+    """The note of the latest checkpoint, exactly as signed; None before the first."""
+    rows = list(
+        ledger.reader().query(f"SELECT note FROM {TREE_HEADS} ORDER BY checkpoint_id DESC LIMIT 1")
+    )
+    return rows[0][0] if rows else None
+
+
+def log_vkey(ledger: Ledger) -> str:
+    """The log's verifier key (vkey) under its origin."""
+    if ledger.keys_dir is None:
+        raise LedgerError("vkey: this ledger has no signing key (no keys folder)")
+    public = keymod.load_private_key(ledger.keys_dir).public_key()
+    return verifier_for(ledger.origin, public).vkey
+
+
+def _note_covering(ledger: Ledger, size: int, actor: str | None) -> str:
+    note = latest_note(ledger)
+    if note is None or parse_signed_checkpoint(note).checkpoint.size < size:
+        note = ledger.checkpoint(actor).note
+        assert note is not None  # every new checkpoint carries its note
+    return note
+
+
+def prove_record(ledger: Ledger, seq: int, *, actor: str | None = None) -> InclusionProof:
+    """The inclusion proof of record `seq` against the latest checkpoint."""
+    head = ledger.head()[0]
+    if type(seq) is not int or not 1 <= seq <= head:
+        raise UsageError(f"prove: seq {seq} is not in the ledger (seqs 1..{head})")
+    signed = parse_signed_checkpoint(_note_covering(ledger, seq, actor))
+    size = signed.checkpoint.size
+    with ledger.reader().session() as session:
+        cursor = session.cursor()
+        cursor.execute(ledger.sql(f"SELECT record FROM {EVENTS} WHERE seq = ?"), (seq,))
+        (record,) = cursor.fetchone()
+        try:
+            hashes = merkle.prove_record(size, leaf_index(seq), TreeReader(cursor, ledger.sql))
+        finally:
+            cursor.close()
+    leaf = merkle.record_hash(record.encode())
+    try:  # never hand out a proof that does not hold
+        merkle.check_record(hashes, size, signed.checkpoint.root_hash, leaf_index(seq), leaf)
+    except merkle.MerkleError:
+        raise LedgerError(
+            f"prove: the stored tree does not prove seq {seq} (run `opskit audit verify`)"
+        ) from None
+    return InclusionProof(
+        leaf_index(seq), tuple(hashes), signed.note, signed.checkpoint, record.encode()
+    )
+
+
+def prove_consistency(
+    ledger: Ledger, from_size: int, *, actor: str | None = None
+) -> ConsistencyProof:
+    """The consistency proof from tree size `from_size` to the latest checkpoint."""
+    note = latest_note(ledger)
+    if note is None:
+        note = _note_covering(ledger, 0, actor)
+    signed = parse_signed_checkpoint(note)
+    size = signed.checkpoint.size
+    if type(from_size) is not int or not 0 <= from_size <= size:
+        raise UsageError(
+            f"prove --from-size {from_size}: the latest checkpoint has tree size {size}"
+        )
+    hashes: list[bytes] = []
+    if 0 < from_size < size:
+        with ledger.reader().session() as session:
+            cursor = session.cursor()
+            try:
+                hashes = merkle.prove_tree(size, from_size, TreeReader(cursor, ledger.sql))
+            finally:
+                cursor.close()
+    return ConsistencyProof(from_size, tuple(hashes), signed.note, signed.checkpoint)

@@ -1,0 +1,5 @@
+"""`python -m opskit.witness`: the `opskit-witness` program."""
+
+from opskit.cli.witness import main
+
+main()
