@@ -276,7 +276,7 @@ def verify_approvals_cmd(change_id: IdArg, json_output: JsonOpt = False) -> None
     from opskit.changes import verify_approvals
 
     service = change_service()
-    report = verify_approvals(service.ledger, change_id, service.policy)
+    report = verify_approvals(service.context.ledger, change_id, service.context.policy)
     if json_output:
         print_json(report)
     else:

@@ -18,7 +18,7 @@ def show(change_id: IdArg, json_output: JsonOpt = False) -> None:
     service = change_service()
     change = service.get(change_id)
     # The rows shown are an index of the ledger: say when they disagree with it.
-    differs = disagreements(service.ledger, change_id)
+    differs = disagreements(service.context.ledger, change_id)
     if json_output:
         print_json({**change.to_dict(), "ledger_disagreements": differs})
         return
