@@ -40,6 +40,11 @@ class Edge:
 
 @dataclass(frozen=True)
 class ImpactedCI:
+    """A CI a change to the targets impacts, found `depth` dependency steps away
+    through `via`; `to_dict()` gives e.g. `{"name": "app1", "depth": 2, "via":
+    "srv1", "kind": "runs_on", "criticality": "high", ...}`.
+    """
+
     name: str
     depth: int  # 1 = depends directly on a target
     via: str  # the CI it depends on, one step closer to the targets

@@ -32,6 +32,11 @@ _FATAL = frozenset({HostStatus.UNREACHABLE, HostStatus.AUTH_FAILED, HostStatus.T
 
 @dataclass
 class Attempt:
+    """One restoration method tried: the commands sent, whether the configuration
+    then `equal`s the snapshot (None: it could not be fetched), the error, and
+    how many lines still differ.
+    """
+
     method: str
     commands: list[str] = field(default_factory=list)
     equal: bool | None = None  # None: not checked (the connector cannot fetch a configuration)
@@ -50,6 +55,11 @@ class Attempt:
 
 @dataclass
 class Restoration:
+    """How a snapshot was restored: the `method` that made the device equal to
+    it (or the last tried), every attempt in order, the commands, and the
+    configuration fetched last (what the equality proof compares).
+    """
+
     method: str  # the method that left the device equal to the snapshot (or the last tried)
     attempts: list[Attempt]
     commands: list[str] = field(default_factory=list)
@@ -62,6 +72,11 @@ class Restoration:
 
 @dataclass
 class SnapshotRestorer:
+    """Restores `config` on an open connector, trying `methods()` in order until
+    one leaves the device equal to the snapshot; `restore()` returns the
+    `Restoration` (see the module).
+    """
+
     conn: Connector
     config: str
     source: str
