@@ -160,7 +160,13 @@ def canonical_json(data: Any) -> str:
 
 @dataclass
 class ChangeRequest:
-    """A change as stored in the working index (`opskit.changes.store.changes`)."""
+    """A change as stored in the working index (`opskit.changes.store.changes`):
+    what was asked (runbook pinned by name, version and digest, selection,
+    targets resolved against an inventory digest, parameters, window), where
+    it is (`state`), its assessment, approvals, per-host states and review.
+    A value: the service returns a new one after each verb. `to_dict()` is
+    its JSON form, e.g. `{"id": "CHG-000001", "state": "approved", "type":
+    "normal", "targets": ["access-sw1"], ...}`."""
 
     id: str
     number: int
