@@ -61,7 +61,7 @@ def svc(lab_ws: Workspace) -> Iterator[ChangeService]:
     # rolls back what it applied) and no change may be left holding a lock.
     assert configs(lab_ws) == before
     for change in service.list():
-        assert service.store.locks_held_by_others(change) == {}
+        assert service.context.store.locks_held_by_others(change) == {}
 
 
 def configs(ws: Workspace, names: list[str] = SWITCHES) -> dict[str, str]:
@@ -101,7 +101,7 @@ def approved_change(
 
 def host_events(svc: ChangeService, change_id: str) -> dict[str, list[str]]:
     per_host: dict[str, list[str]] = {}
-    for event in svc.ledger.events(change_id=change_id):
+    for event in svc.context.ledger.events(change_id=change_id):
         if event.ci:
             per_host.setdefault(event.ci, []).append(event.kind)
     return per_host
@@ -126,18 +126,18 @@ def test_apply_completes_then_rollback_restores_every_switch(svc: ChangeService)
     assert all("vlan 101" in after[n] and "vlan 101" not in before[n] for n in SWITCHES)
     for steps in host_events(svc, change_id).values():
         assert steps == ["host.backup", "host.applied", "host.verified"]
-    kinds = [e.kind for e in svc.ledger.events(change_id=change_id) if not e.ci]
+    kinds = [e.kind for e in svc.context.ledger.events(change_id=change_id) if not e.ci]
     assert kinds[-4:] == [
         "change.scheduled",
         "change.started",
         "change.verifying",
         "change.completed",
     ]
-    assert svc.ledger.checkpoints()
+    assert svc.context.ledger.checkpoints()
     # The CMDB knows the change on every CI, with the configuration hash.
     from opskit.inventory.observed import ci_changes
 
-    with svc.engine.connect() as conn:
+    with svc.context.engine.connect() as conn:
         rows = (
             conn.execute(select(ci_changes).where(ci_changes.c.change_id == change_id))
             .mappings()
@@ -150,12 +150,13 @@ def test_apply_completes_then_rollback_restores_every_switch(svc: ChangeService)
     assert rolled["state"] == "rolled_back", rolled
     assert configs(svc.ws) == before
     proofs = [
-        e.payload["proof"] for e in svc.ledger.events(change_id=change_id, kind="host.rolled_back")
+        e.payload["proof"]
+        for e in svc.context.ledger.events(change_id=change_id, kind="host.rolled_back")
     ]
     assert len(proofs) == 4 and all(p["equal"] for p in proofs)
     closed = svc.close(change_id, "alice", review="applied, then rolled back as planned")
     assert closed.state is State.CLOSED
-    assert svc.ledger.verify().ok
+    assert svc.context.ledger.verify().ok
 
 
 def test_the_rollout_and_the_rollback_run_their_hosts_on_the_given_runner(
@@ -204,7 +205,7 @@ def test_verification_failure_rolls_the_host_back_with_proof(svc: ChangeService)
         "host.backup", "host.applied", "host.verify_failed", "host.rolled_back", "host.failed",
     ]  # fmt: skip
     proof = next(
-        svc.ledger.events(change_id=change_id, ci="lab-sw02", kind="host.rolled_back")
+        svc.context.ledger.events(change_id=change_id, ci="lab-sw02", kind="host.rolled_back")
     ).payload["proof"]
     assert proof["equal"] and proof["snapshot_hash"] == proof["after_hash"]
     assert configs(svc.ws, ["lab-sw02"]) == {"lab-sw02": before["lab-sw02"]}
@@ -226,7 +227,7 @@ def test_error_budget_spent_stops_the_rollout(svc: ChangeService) -> None:
     assert summary["hosts"]["lab-sw01"]["status"] == "rolled_back"
     assert [summary["hosts"][n]["status"] for n in SWITCHES[1:]] == ["skipped"] * 3
     assert set(host_events(svc, change_id)) == {"lab-sw01"}  # nothing ran elsewhere
-    halted = next(svc.ledger.events(change_id=change_id, kind="change.halted"))
+    halted = next(svc.context.ledger.events(change_id=change_id, kind="change.halted"))
     assert "error budget spent" in halted.payload["reason"]
 
 
@@ -253,7 +254,7 @@ def test_dry_run_touches_nothing(svc: ChangeService) -> None:
     assert all(summary["matches_assessment"].values())
     assert configs(svc.ws) == before
     assert svc.get(change_id).state is State.APPROVED
-    assert [e.kind for e in svc.ledger.events(change_id=change_id)][-1] == "change.dry_run"
+    assert [e.kind for e in svc.context.ledger.events(change_id=change_id)][-1] == "change.dry_run"
 
 
 def test_changed_predicted_diff_after_approval_refuses_apply(svc: ChangeService) -> None:
@@ -288,7 +289,7 @@ def test_group_cap_serialises_hosts_and_blocks_other_changes(svc: ChangeService)
     summary = svc.apply(change_id, "alice")
     assert summary["state"] == "completed"
     # With concurrency 4 but a cap of 1, hosts ran one after the other.
-    order = [e.ci for e in svc.ledger.events(change_id=change_id) if e.ci]
+    order = [e.ci for e in svc.context.ledger.events(change_id=change_id) if e.ci]
     assert len(order) == 12 and set(order) == set(SWITCHES)
     assert all(len(set(order[i : i + 3])) == 1 for i in range(0, 12, 3))
     assert svc.rollback(change_id, "alice")["state"] == "rolled_back"
@@ -328,7 +329,7 @@ def test_a_second_apply_of_a_running_change_is_refused(svc: ChangeService) -> No
     ):
         svc.rollback(change_id, "alice")
     # A refusal like any other: recorded.
-    assert [e.kind for e in svc.ledger.events(change_id=change_id)][-1] == "change.refused"
+    assert [e.kind for e in svc.context.ledger.events(change_id=change_id)][-1] == "change.refused"
 
 
 APPLY_SCRIPT = """
@@ -353,7 +354,7 @@ def test_crash_mid_rollout_then_recover(svc: ChangeService) -> None:
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:
-            kinds = [e.kind for e in svc.ledger.events(change_id=change_id) if e.ci]
+            kinds = [e.kind for e in svc.context.ledger.events(change_id=change_id) if e.ci]
             if "host.verified" in kinds:
                 break
             assert proc.poll() is None, proc.communicate()
@@ -365,7 +366,8 @@ def test_crash_mid_rollout_then_recover(svc: ChangeService) -> None:
     change = svc.get(change_id)
     assert change.state is State.IN_PROGRESS
     assert (
-        svc.store.locks_held_by_others(svc.get(approved_change(svc, ref, {"vlan_id": 112}))) != {}
+        svc.context.store.locks_held_by_others(svc.get(approved_change(svc, ref, {"vlan_id": 112})))
+        != {}
     )
 
     # Applying it again says what to do: its runner is gone, recover it.
@@ -380,8 +382,8 @@ def test_crash_mid_rollout_then_recover(svc: ChangeService) -> None:
     assert hosts["lab-sw01"]["ledger_steps"] == ["host.backup", "host.applied", "host.verified"]
     assert all(h["status"] in ("ok", "unknown", "pending") for h in hosts.values())
     assert svc.get(change_id).state is State.FAILED
-    assert svc.store.locks_held_by_others(svc.get(change_id)) == {}
-    assert svc.ledger.verify().ok
+    assert svc.context.store.locks_held_by_others(svc.get(change_id)) == {}
+    assert svc.context.ledger.verify().ok
     # The CMDB knows what the crashed run did to the host the ledger shows verified.
     from opskit.inventory.observed import ObservedStore
 
@@ -454,5 +456,5 @@ def test_no_secret_reaches_the_records(svc: ChangeService, monkeypatch: pytest.M
     assert written
     for path in written:
         assert canary.encode() not in path.read_bytes(), path
-    for event in svc.ledger.events(change_id=change_id):
+    for event in svc.context.ledger.events(change_id=change_id):
         assert canary not in json.dumps(event.to_dict())

@@ -70,7 +70,7 @@ def assessed(svc: ChangeService, **kwargs: object) -> str:
 
 
 def kinds(svc: ChangeService, change_id: str) -> list[str]:
-    return [e.kind for e in svc.ledger.events(change_id=change_id)]
+    return [e.kind for e in svc.context.ledger.events(change_id=change_id)]
 
 
 # -- the state machine ----------------------------------------------------------
@@ -106,7 +106,7 @@ def test_request_to_approval_is_recorded_with_actors(svc: ChangeService) -> None
     assert change.impact["targets"] == [SWITCH]
     change = svc.approve(change.id, "bob", comment="fine")
     assert change.state is State.APPROVED
-    events = list(svc.ledger.events(change_id=change.id))
+    events = list(svc.context.ledger.events(change_id=change.id))
     assert [e.kind for e in events] == [
         "change.created",
         "change.submitted",
@@ -116,7 +116,7 @@ def test_request_to_approval_is_recorded_with_actors(svc: ChangeService) -> None
     ]
     assert [e.actor for e in events] == ["alice", "alice", "bob", "bob", "bob"]
     assert events[0].payload["tickets"] == ["INC-1"]
-    assert svc.ledger.verify().ok
+    assert svc.context.ledger.verify().ok
 
 
 def test_illegal_transitions_are_clear_errors(svc: ChangeService) -> None:
@@ -178,7 +178,9 @@ def test_roles_are_enforced_and_refusals_recorded(svc: ChangeService) -> None:
     change_id = assessed(svc)
     with pytest.raises(ChangeRefused, match="erin is not a change_manager"):
         svc.approve(change_id, "erin")
-    refusals = [e for e in svc.ledger.events(change_id=change_id) if e.kind == "change.refused"]
+    refusals = [
+        e for e in svc.context.ledger.events(change_id=change_id) if e.kind == "change.refused"
+    ]
     assert refusals and refusals[-1].actor == "erin"
     assert "not a change_manager" in refusals[-1].payload["reason"]
     assert svc.get(change_id).state is State.ASSESSED
@@ -225,7 +227,7 @@ def test_standard_change_runs_without_cab_when_its_digest_is_preapproved(
 ) -> None:
     with pytest.raises(ChangeError, match="not a pre-approved standard change"):
         assessed(svc, type="standard")
-    digest = svc.catalog.get("chg-test@1.0.0").digest
+    digest = svc.context.catalog.get("chg-test@1.0.0").digest
     write_policy(
         svc.ws,
         extra=f"standard_changes:\n  - {{runbook: chg-test, version: 1.0.0, digest: '{digest}'}}\n",
@@ -233,7 +235,9 @@ def test_standard_change_runs_without_cab_when_its_digest_is_preapproved(
     change_id = assessed(svc, type="standard")
     change = svc.get(change_id)
     assert change.state is State.APPROVED and change.approvals == []
-    approved = [e for e in svc.ledger.events(change_id=change_id) if e.kind == "change.approved"]
+    approved = [
+        e for e in svc.context.ledger.events(change_id=change_id) if e.kind == "change.approved"
+    ]
     assert approved[0].payload["by"] == "policy"
 
 
@@ -269,7 +273,9 @@ def test_apply_outside_the_window_is_refused(svc: ChangeService) -> None:
     later = ChangeService(svc.ws, clock=lambda: now + timedelta(hours=2))
     with pytest.raises(ChangeRefused, match="its window closed"):
         later.apply(change_id, "alice")
-    refused = [e for e in svc.ledger.events(change_id=change_id) if e.kind == "change.refused"]
+    refused = [
+        e for e in svc.context.ledger.events(change_id=change_id) if e.kind == "change.refused"
+    ]
     assert "window closed" in refused[-1].payload["reason"]
     assert svc.get(change_id).state is State.APPROVED
 
@@ -281,7 +287,7 @@ def test_apply_outside_the_window_is_refused(svc: ChangeService) -> None:
             f'windows:\n  - {{name: maint, days: [{closed_day}], start: "01:00", end: "02:00"}}\n'
         ),
     )
-    assert open_window(svc.policy, now) is None
+    assert open_window(svc.context.policy, now) is None
     change_id = assessed(svc)
     svc.approve(change_id, "bob")
     with pytest.raises(ChangeRefused, match="outside every change window of the policy"):
@@ -343,14 +349,14 @@ def test_a_ci_held_by_another_change_refuses_apply(svc: ChangeService) -> None:
     second = assessed(svc, select=f"{SWITCH} or {OTHER_SWITCH}")
     svc.approve(first, "bob")
     svc.approve(second, "bob")
-    svc.store.acquire_locks(svc.get(first))
+    svc.context.store.acquire_locks(svc.get(first))
     with pytest.raises(ChangeRefused, match=f"CIs held by other changes: {SWITCH} \\({first}\\)"):
         svc.apply(second, "alice")
     # The lock table itself refuses a second holder, atomically (no partial locks).
     with pytest.raises(ChangeRefused, match="held by other changes"):
-        svc.store.acquire_locks(svc.get(second))
-    assert svc.store.locks_held_by_others(svc.get(second)) == {SWITCH: first}
-    assert svc.store.release_locks(second) == 0
+        svc.context.store.acquire_locks(svc.get(second))
+    assert svc.context.store.locks_held_by_others(svc.get(second)) == {SWITCH: first}
+    assert svc.context.store.release_locks(second) == 0
     # The holder is not running (its runner died between locking and
     # starting): recover releases its locks and says so.
     (report,) = svc.recover("alice")
@@ -399,7 +405,9 @@ def test_changed_template_after_approval_refuses_apply_and_is_recorded(
     svc.context.forget_catalog()  # a new process would read the files again
     with pytest.raises(ChangeRefused, match=r"runbook chg-test@1\.0\.0 digest is now"):
         svc.apply(change_id, "alice")
-    refused = [e for e in svc.ledger.events(change_id=change_id) if e.kind == "change.refused"]
+    refused = [
+        e for e in svc.context.ledger.events(change_id=change_id) if e.kind == "change.refused"
+    ]
     assert [e.payload["action"] for e in refused] == ["apply"]
     assert "digest is now" in refused[0].payload["reason"] and refused[0].actor == "alice"
     assert svc.get(change_id).state is State.APPROVED
@@ -421,7 +429,7 @@ def test_changed_parameters_after_approval_refuses_apply(svc: ChangeService) -> 
     change_id = assessed(svc)
     svc.approve(change_id, "bob")
     # Someone edits the working index directly: the approval no longer binds.
-    with svc.engine.begin() as conn:
+    with svc.context.engine.begin() as conn:
         conn.execute(
             update(change_store.changes)
             .where(change_store.changes.c.id == change_id)
@@ -492,13 +500,13 @@ def test_signed_approvals(svc: ChangeService, tmp_path: Path) -> None:
     assert svc.approve(change_id, "bob", signature=good).state is State.APPROVED
     assert svc.apply_blockers(svc.get(change_id), "alice") == []
 
-    report = verify_approvals(svc.ledger, change_id, svc.policy)
+    report = verify_approvals(svc.context.ledger, change_id, svc.context.policy)
     assert report["ok"], report
     assert report["approvals"][0]["signature_valid"] is True
     # An auditor's policy with a different key for bob does not accept it.
     _, stranger = generate_keypair()
     write_policy(svc.ws, signed=True, bob_key=stranger)
-    report = verify_approvals(svc.ledger, change_id, svc.policy)
+    report = verify_approvals(svc.context.ledger, change_id, svc.context.policy)
     assert not report["ok"]
     assert any("signature does not verify" in p for p in report["problems"])
 
@@ -528,7 +536,7 @@ def test_change_ids_are_unique_across_concurrent_processes(svc: ChangeService) -
         assert proc.returncode == 0
         ids += out.split()
     assert len(ids) == 18 and len(set(ids)) == 18
-    assert svc.ledger.verify().ok
+    assert svc.context.ledger.verify().ok
     assert len(svc.list()) == 18
 
 
@@ -588,22 +596,22 @@ def test_the_process_and_locks_on_postgresql(workspace: Workspace, postgres_db: 
     assert (first, second) == ("CHG-000001", "CHG-000002")
     svc.approve(first, "bob")
     svc.approve(second, "bob")
-    svc.store.acquire_locks(svc.get(first))
+    svc.context.store.acquire_locks(svc.get(first))
     with pytest.raises(ChangeRefused, match=f"{SWITCH} \\({first}\\)"):
         svc.apply(second, "alice")
-    assert svc.store.locks_held_by_others(svc.get(second)) == {SWITCH: first}
-    svc.store.release_locks(first)
+    assert svc.context.store.locks_held_by_others(svc.get(second)) == {SWITCH: first}
+    svc.context.store.release_locks(first)
     assert [c.state for c in svc.list("approved")] == [State.APPROVED, State.APPROVED]
     assert kinds(svc, second)[-1] == "change.refused"
-    assert svc.ledger.verify().ok
+    assert svc.context.ledger.verify().ok
     check_host_index(svc, first)
     ws.close()
 
 
 def check_host_index(svc: ChangeService, change_id: str) -> None:
     """set_hosts: many hosts in one statement, and a row made for a host that has none."""
-    svc.store.init_hosts(change_id, [["a", "b"]])
-    svc.store.set_hosts(
+    svc.context.store.init_hosts(change_id, [["a", "b"]])
+    svc.context.store.set_hosts(
         change_id,
         [("a", "ok", {"config_hash": "sha256:1"}), ("b", "failed", None), ("c", "skipped", None)],
     )
@@ -644,8 +652,8 @@ def test_group_commit_appends_from_many_threads(svc: ChangeService) -> None:
     from opskit.errors import SecretError
 
     REDACTOR.register("group-commit-secret")
-    before = svc.ledger.head()[0]
-    journal = svc.journal
+    before = svc.context.ledger.head()[0]
+    journal = svc.context.journal
     with journal.group_commit(), ThreadPoolExecutor(16) as threads:
 
         def append(i: int) -> int:
@@ -659,10 +667,10 @@ def test_group_commit_appends_from_many_threads(svc: ChangeService) -> None:
                 "test.step", actor="alice", payload={"x": "group-commit-secret"}
             )
     assert sorted(seqs) == list(range(before + 1, before + 65))
-    assert [e.payload["i"] for e in svc.ledger.events(kind="test.step")] == sorted(
+    assert [e.payload["i"] for e in svc.context.ledger.events(kind="test.step")] == sorted(
         range(64), key=lambda i: seqs[i]
     )
-    assert svc.ledger.verify().ok
+    assert svc.context.ledger.verify().ok
 
 
 class _OvertakingJournal(Journal):
@@ -699,15 +707,15 @@ def _overtaken(svc: ChangeService, by_state: State) -> ChangeService:
 
 def test_a_transition_overtaken_by_another_actor_records_nothing(svc: ChangeService) -> None:
     change_id = new_change(svc)
-    head = svc.ledger.head()
+    head = svc.context.ledger.head()
     overtaken = _overtaken(svc, State.SUBMITTED)
     with pytest.raises(ChangeError, match="changed by someone else meanwhile"):
         overtaken.submit(change_id, "alice")
     # Neither the event nor any update of the row: the transaction rolled back whole.
-    assert svc.ledger.head() == head
+    assert svc.context.ledger.head() == head
     assert kinds(svc, change_id) == ["change.created"]
     assert svc.get(change_id).state is State.DRAFT
-    assert svc.ledger.verify().ok
+    assert svc.context.ledger.verify().ok
 
 
 def test_a_refused_transition_event_leaves_the_state_as_it_was(svc: ChangeService) -> None:
@@ -715,7 +723,7 @@ def test_a_refused_transition_event_leaves_the_state_as_it_was(svc: ChangeServic
 
     change_id = new_change(svc)
     with pytest.raises(LedgerError, match="U\\+0000"):  # the ledger cannot store it
-        svc.journal.transition(
+        svc.context.journal.transition(
             svc.get(change_id), State.SUBMITTED, actor="alice", payload={"note": "a\x00b"}
         )
     assert svc.get(change_id).state is State.DRAFT
@@ -728,7 +736,7 @@ def test_an_approval_whose_row_cannot_be_written_is_not_recorded(svc: ChangeServ
     from opskit.errors import LedgerError
 
     change_id = assessed(svc)
-    head = svc.ledger.head()
+    head = svc.context.ledger.head()
 
     class BrokenApprovalRows(Journal):
         def guard(self, *steps):  # type: ignore[no-untyped-def]
@@ -742,7 +750,7 @@ def test_an_approval_whose_row_cannot_be_written_is_not_recorded(svc: ChangeServ
     broken = ChangeService(svc.ws, journal=BrokenApprovalRows(svc.ws))
     with pytest.raises(LedgerError, match="write failed"):
         broken.approve(change_id, "bob")
-    assert svc.ledger.head() == head
+    assert svc.context.ledger.head() == head
     change = svc.get(change_id)
     assert change.state is State.ASSESSED and change.approvals == []
     svc.approve(change_id, "bob")  # and the real one goes through
@@ -753,7 +761,7 @@ def test_an_approval_whose_row_cannot_be_written_is_not_recorded(svc: ChangeServ
 def test_in_a_group_commit_an_overtaken_transition_fails_alone(svc: ChangeService) -> None:
     first, second = new_change(svc), new_change(svc)
     overtaken = _overtaken(svc, State.SUBMITTED)
-    journal = overtaken.journal
+    journal = overtaken.context.journal
     assert isinstance(journal, _OvertakingJournal)
     with journal.group_commit():
         # Queued without waiting: it lingers and joins the next awaited commit.
@@ -767,7 +775,7 @@ def test_in_a_group_commit_an_overtaken_transition_fails_alone(svc: ChangeServic
     assert kinds(svc, second) == ["change.created"]
     assert svc.get(second).state is State.DRAFT  # the injected move was undone with it
     assert svc.get(first).state is State.SUBMITTED
-    assert svc.ledger.verify().ok
+    assert svc.context.ledger.verify().ok
 
 
 def test_racing_actors_record_each_transition_once(svc: ChangeService) -> None:
@@ -803,7 +811,7 @@ def test_racing_actors_record_each_transition_once(svc: ChangeService) -> None:
             assert recorded.count("change.refused") <= 1
     for other in services:
         other.ws.close()
-    assert svc.ledger.verify().ok
+    assert svc.context.ledger.verify().ok
 
 
 @pytest.mark.slow
@@ -832,7 +840,7 @@ def test_cli_errors_are_one_line_and_change_nothing(svc: ChangeService) -> None:
         assert out.stderr.count("\n") == 1 and message in out.stderr, (args, out.stderr)
     assert [c.id for c in svc.list()] == [change_id]
     assert svc.get(change_id).state is State.ASSESSED
-    assert svc.ledger.verify().ok
+    assert svc.context.ledger.verify().ok
 
 
 def test_cli_prints_brackets_in_user_text_literally(svc: ChangeService) -> None:

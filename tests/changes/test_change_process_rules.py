@@ -55,7 +55,7 @@ def assessed(svc: ChangeService, version: str = "1.0.0") -> str:
 
 
 def kinds(svc: ChangeService, change_id: str) -> list[str]:
-    return [e.kind for e in svc.ledger.events(change_id=change_id)]
+    return [e.kind for e in svc.context.ledger.events(change_id=change_id)]
 
 
 # -- item 9: a refusal on the state is recorded like every refusal -------------------
@@ -67,7 +67,7 @@ def test_a_state_refusal_writes_change_refused(svc: ChangeService) -> None:
         svc.close(draft, "alice", review="nothing")
     with pytest.raises(ChangeRefused, match="cannot go from draft to scheduled"):
         svc.schedule(draft, "alice")
-    refusals = [e for e in svc.ledger.events(change_id=draft) if e.kind == "change.refused"]
+    refusals = [e for e in svc.context.ledger.events(change_id=draft) if e.kind == "change.refused"]
     assert [(e.actor, e.payload["action"]) for e in refusals] == [
         ("bob", "approve"),
         ("alice", "close"),
@@ -75,7 +75,7 @@ def test_a_state_refusal_writes_change_refused(svc: ChangeService) -> None:
     ]
     assert "it is draft" in refusals[0].payload["reason"]
     assert svc.get(draft).state is State.DRAFT
-    assert svc.ledger.verify().ok
+    assert svc.context.ledger.verify().ok
 
 
 # -- item 11: cancel ----------------------------------------------------------------------
@@ -91,7 +91,7 @@ def test_cancel_before_the_start_by_requester_or_change_manager(svc: ChangeServi
         svc.cancel(draft, "carol", reason="not mine to cancel")
     cancelled = svc.cancel(draft, "alice", reason="duplicate of CHG-1")
     assert cancelled.state is State.CANCELLED
-    event = list(svc.ledger.events(change_id=draft))[-1]
+    event = list(svc.context.ledger.events(change_id=draft))[-1]
     assert event.kind == "change.cancelled" and event.actor == "alice"
     assert event.payload["reason"] == "duplicate of CHG-1"
     with pytest.raises(ChangeRefused, match="only a change that has not started"):
@@ -103,18 +103,18 @@ def test_cancel_before_the_start_by_requester_or_change_manager(svc: ChangeServi
     # and the locks go with it, in the same transaction as the event.
     approved = assessed(svc)
     svc.approve(approved, "bob")
-    svc.store.acquire_locks(svc.get(approved))
+    svc.context.store.acquire_locks(svc.get(approved))
     other = svc.get(assessed(svc))
-    assert svc.store.locks_held_by_others(other) == {SWITCH: approved}
+    assert svc.context.store.locks_held_by_others(other) == {SWITCH: approved}
     svc.cancel(approved, "mallory", reason="superseded")
-    assert svc.store.locks_held_by_others(other) == {}
-    assert list(svc.ledger.events(change_id=approved))[-1].payload["locks_released"] == 1
+    assert svc.context.store.locks_held_by_others(other) == {}
+    assert list(svc.context.ledger.events(change_id=approved))[-1].payload["locks_released"] == 1
 
     # Hidden from the listing unless asked for.
     assert [c.id for c in svc.list()] == [other.id]
     assert [c.id for c in svc.list(include_cancelled=True)] == [draft, approved, other.id]
     assert [c.id for c in svc.list("cancelled")] == [draft, approved]
-    assert svc.ledger.verify().ok
+    assert svc.context.ledger.verify().ok
 
 
 @pytest.mark.slow
@@ -144,9 +144,9 @@ def test_cancel_and_the_new_states_on_postgresql(workspace: Workspace, postgres_
     try:
         approved = assessed(svc)
         svc.approve(approved, "bob")
-        svc.store.acquire_locks(svc.get(approved))
+        svc.context.store.acquire_locks(svc.get(approved))
         assert svc.cancel(approved, "alice", reason="withdrawn").state is State.CANCELLED
-        assert svc.store.locks_held_by_others(svc.get(new_change(svc))) == {}
+        assert svc.context.store.locks_held_by_others(svc.get(new_change(svc))) == {}
         assert [c.state for c in svc.list("cancelled")] == [State.CANCELLED]
         assert [c.id for c in svc.list()] == ["CHG-000002"]
         # The state column holds the longest state name (VARCHAR is enforced here).
@@ -154,7 +154,7 @@ def test_cancel_and_the_new_states_on_postgresql(workspace: Workspace, postgres_
 
         from opskit.changes import store
 
-        with svc.engine.begin() as conn:
+        with svc.context.engine.begin() as conn:
             conn.execute(
                 update(store.changes)
                 .where(store.changes.c.id == "CHG-000002")
@@ -168,7 +168,7 @@ def test_cancel_and_the_new_states_on_postgresql(workspace: Workspace, postgres_
                 params={"vlan_id": 42, "expect_names": {SWITCH: BIG}},
             )  # fmt: skip
         assert new_change(svc) == "CHG-000003"
-        assert svc.ledger.verify().ok
+        assert svc.context.ledger.verify().ok
     finally:
         ws.close()
 
@@ -176,7 +176,7 @@ def test_cancel_and_the_new_states_on_postgresql(workspace: Workspace, postgres_
 # -- items 12 and 13: create checks everything before taking a number ---------------------
 def test_a_refused_create_takes_no_number_and_names_the_parameter(svc: ChangeService) -> None:
     first = new_change(svc)
-    head = svc.ledger.head()
+    head = svc.context.ledger.head()
     with pytest.raises(RunbookError) as refused:
         svc.create(
             runbook="chg-test@1.0.0", select_expr=SWITCH, requester="alice", title="t",
@@ -191,7 +191,7 @@ def test_a_refused_create_takes_no_number_and_names_the_parameter(svc: ChangeSer
             runbook="chg-test@1.0.0", select_expr=SWITCH, requester="alice", title="a\x00b",
             params={"vlan_id": 42},
         )  # fmt: skip
-    assert svc.ledger.head() == head  # nothing written
+    assert svc.context.ledger.head() == head  # nothing written
     second = new_change(svc)
     assert (first, second) == ("CHG-000001", "CHG-000002")  # consecutive
 
@@ -211,7 +211,7 @@ def test_a_bare_runbook_name_is_recorded_with_the_version_taken(svc: ChangeServi
         params={"vlan_id": 42},
     )  # fmt: skip
     assert change.runbook_ref == "chg-test@3.0.0"  # the newest
-    created = next(svc.ledger.events(change_id=change.id, kind="change.created"))
+    created = next(svc.context.ledger.events(change_id=change.id, kind="change.created"))
     assert created.payload["runbook_chosen"] == {
         "requested": "chg-test",
         "version": "3.0.0",
@@ -220,7 +220,7 @@ def test_a_bare_runbook_name_is_recorded_with_the_version_taken(svc: ChangeServi
     pinned = new_change(svc)
     assert (
         "runbook_chosen"
-        not in next(svc.ledger.events(change_id=pinned, kind="change.created")).payload
+        not in next(svc.context.ledger.events(change_id=pinned, kind="change.created")).payload
     )
 
 
@@ -276,16 +276,16 @@ def test_apply_on_a_change_whose_runner_died_points_at_recover(svc: ChangeServic
     change_id = assessed(svc)
     svc.approve(change_id, "bob")
     change = svc.schedule(change_id, "alice")
-    svc.journal.transition(change, State.IN_PROGRESS, actor="alice")
+    svc.context.journal.transition(change, State.IN_PROGRESS, actor="alice")
     # The runner: a real process that has ended.
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    svc.store.set_runner(change_id, alive=True)
+    svc.context.store.set_runner(change_id, alive=True)
     from sqlalchemy import update
 
     from opskit.changes import store
 
-    with svc.engine.begin() as conn:
+    with svc.context.engine.begin() as conn:
         conn.execute(
             update(store.changes).where(store.changes.c.id == change_id).values(runner_pid=gone.pid)
         )
@@ -342,7 +342,7 @@ json_values = st.recursive(
 @given(value=json_values, title=st.text(min_size=1, max_size=12))
 def test_any_create_is_whole_or_leaves_no_trace(svc: ChangeService, value: Any, title: str) -> None:
     before = [c.id for c in svc.list(include_cancelled=True)]
-    head = svc.ledger.head()
+    head = svc.context.ledger.head()
     try:
         change = svc.create(
             runbook="chg-test@1.0.0", select_expr=SWITCH, requester="alice", title=title,
@@ -350,12 +350,12 @@ def test_any_create_is_whole_or_leaves_no_trace(svc: ChangeService, value: Any, 
         )  # fmt: skip
     except OpskitError as exc:
         assert "\n" not in str(exc) and "payload" not in str(exc)
-        assert svc.ledger.head() == head
+        assert svc.context.ledger.head() == head
         assert [c.id for c in svc.list(include_cancelled=True)] == before
         return
     # Accepted: the next number, and recorded.
     assert change.number == len(before) + 1
-    assert next(svc.ledger.events(change_id=change.id)).kind == "change.created"
+    assert next(svc.context.ledger.events(change_id=change.id)).kind == "change.created"
 
 
 # -- property: the progress tally never counts a host twice --------------------------------

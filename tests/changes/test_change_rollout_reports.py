@@ -135,9 +135,9 @@ def test_rollback_over_switches_and_a_linux_host_is_partial_and_says_why(
     assert summary["hosts"][linux]["status"] == "not_restored"
     assert svc.get(change_id).state is State.PARTIALLY_ROLLED_BACK
     # The ledger says the same: no unproven host.rolled_back anywhere.
-    linux_steps = [e.kind for e in svc.ledger.events(change_id=change_id, ci=linux)]
+    linux_steps = [e.kind for e in svc.context.ledger.events(change_id=change_id, ci=linux)]
     assert linux_steps[-1] == "host.not_restored" and "host.rolled_back" not in linux_steps
-    last = list(svc.ledger.events(change_id=change_id))[-1]
+    last = list(svc.context.ledger.events(change_id=change_id))[-1]
     assert last.kind == "change.partially_rolled_back"
     assert last.payload["hosts"][linux]["outcome"] == "not_restored"
 
@@ -148,7 +148,7 @@ def test_rollback_over_switches_and_a_linux_host_is_partial_and_says_why(
     closed = svc.close(change_id, "alice", review="switches restored; Linux account locked")
     assert closed.state is State.CLOSED
     assert closed.review["outcome"] == "partially_rolled_back" and closed.review["cause"]
-    assert svc.ledger.verify().ok
+    assert svc.context.ledger.verify().ok
 
 
 # -- item 17: each host counted once in its final bucket --------------------------------------
@@ -291,5 +291,5 @@ def test_an_unproven_rollback_during_apply_is_not_restored(svc: ChangeService, l
     assert summary["hosts"][linux]["status"] == "not_restored", summary
     assert "no pre-change snapshot" in summary["hosts"][linux]["error"]
     assert summary["state"] == "failed"
-    steps = [e.kind for e in svc.ledger.events(change_id=change_id, ci=linux)]
+    steps = [e.kind for e in svc.context.ledger.events(change_id=change_id, ci=linux)]
     assert "host.not_restored" in steps and "host.rolled_back" not in steps

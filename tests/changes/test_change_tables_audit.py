@@ -296,7 +296,7 @@ def test_rows_added_or_removed_are_named(estate: Estate) -> None:
 
 
 def row_seq(estate: Estate) -> int:
-    (event,) = estate.svc.ledger.events(change_id=estate.approved, kind="change.approval")
+    (event,) = estate.svc.context.ledger.events(change_id=estate.approved, kind="change.approval")
     return event.seq
 
 

@@ -167,7 +167,9 @@ def test_assess_renders_every_step_for_every_target_first(lab_ws: Workspace) -> 
         in (message)
     )
     assert "nexthop" in message and "\n" not in message
-    refused = [e for e in svc.ledger.events(change_id=change_id) if e.kind == "change.refused"]
+    refused = [
+        e for e in svc.context.ledger.events(change_id=change_id) if e.kind == "change.refused"
+    ]
     assert refused and refused[-1].payload["action"] == "assess"
     assert svc.get(change_id).state is State.SUBMITTED
     assert running(lab_ws) == before

@@ -7,7 +7,9 @@ Public API:
   Its seams, each injectable: `journal=` (`opskit.changes.journal.Journal`:
   events with their working-table updates), `store=`
   (`opskit.changes.changestore.ChangeStore`: the working index), `runner=`
-  (`opskit.changes.runners`: the executor of per-host jobs).
+  (`opskit.changes.runners`: the executor of per-host jobs). What the engine
+  shares is read from `svc.context` (`opskit.changes.context.EngineContext`):
+  `ledger`, `policy`, `engine`, `catalog`, `clock`, `journal`, `store`.
 - `verify_approvals(ledger, change_id, policy=None)`: re-checks the approvals
   (bindings and signatures) of a change from the ledger alone.
 - `ChangeRequest`, `State`, `ChangeType`, `TRANSITIONS`.

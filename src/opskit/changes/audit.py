@@ -15,7 +15,14 @@ def verify_approvals(ledger: Any, change_id: str, policy: Policy | None = None) 
     document hashes to the recorded hash and names this change; a signature
     verifies over it with the approver's key (the policy's when given, else
     the key recorded with the approval); and what started is what was
-    approved (runbook digest and targets)."""
+    approved (runbook digest and targets). Reads the ledger only; raises
+    ChangeError when it holds no event of the change. For example::
+
+        {"change_id": "CHG-000001", "ok": True, "problems": [],
+         "approvals": [{"seq": 4, "approver": "bob", "roles": ["cab"],
+                        "binding_hash": "sha256:...", "signed": True,
+                        "signature_valid": True, "problems": []}, ...]}
+    """
     approvals: list[dict[str, Any]] = []
     problems: list[str] = []
     started: list[dict[str, Any]] = []

@@ -21,6 +21,8 @@ from opskit.inventory.core import Inventory
 from opskit.inventory.loader import load_workspace_inventory
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from opskit.ledger.core import Ledger
     from opskit.policy import Policy
     from opskit.runbooks.loader import RunbookCatalog
@@ -48,11 +50,18 @@ class EngineContext:
         self._catalog: RunbookCatalog | None = None
 
     @property
+    def engine(self) -> Engine:
+        """The workspace's database (the change tables and, on one database, the ledger)."""
+        return self.ws.engine
+
+    @property
     def policy(self) -> Policy:
+        """The workspace's policy (`opskit.yaml`), read once by the workspace."""
         return self.ws.policy
 
     @property
     def ledger(self) -> Ledger:
+        """The ledger the journal writes to (opened on first use)."""
         return self.journal.ledger
 
     @property

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import select, update
 
 from opskit.changes import store
 from opskit.changes.model import (
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from opskit.ledger.core import Batch, Ledger
     from opskit.ledger.groupcommit import GroupWriter
     from opskit.ledger.model import Event
-    from opskit.policy import Policy, Role
+    from opskit.policy import Role
     from opskit.workspace import Workspace
 
 # Runs in an event's own transaction before the event is added (see `Journal.record`).
@@ -70,14 +70,6 @@ class Journal:
         # Rollout threads share one ledger handle; appends go one at a time.
         self._lock = threading.RLock()
         self._group_writer: GroupWriter | None = None
-
-    @property
-    def engine(self) -> Engine:
-        return self.ws.engine
-
-    @property
-    def policy(self) -> Policy:
-        return self.ws.policy
 
     @property
     def ledger(self) -> Ledger:
@@ -218,7 +210,7 @@ class Journal:
     ) -> None:
         """A refusal (`refuse`) unless `actor` holds one of `roles` in the policy."""
         wanted = set(roles)
-        if not (self.policy.roles_of(actor) & wanted):
+        if not (self.ws.policy.roles_of(actor) & wanted):
             names = " or ".join(sorted(str(r) for r in wanted))
             self.refuse(change_id, actor, action, f"{actor} is not a {names} in the policy")
 
@@ -249,7 +241,7 @@ class Journal:
         its new state (not read back: `values` are not applied to it)."""
         self.check_state(change, target, actor)
         # Read first only for the clearer message; the guard below decides.
-        with self.engine.connect() as conn:
+        with self.ws.engine.connect() as conn:
             stored = conn.execute(
                 select(store.changes.c.state).where(store.changes.c.id == change.id)
             ).scalar_one()
@@ -292,9 +284,9 @@ class Journal:
         together or not at all. Each step is (statement, refusal): with a
         refusal, a statement that does not affect exactly one row raises
         ChangeError(refusal), and nothing is written."""
-        dialect = self.engine.dialect
+        dialect = self.ws.engine.dialect
         compiled = [(*dbapi_statement(statement, dialect), refusal) for statement, refusal in steps]
-        url = self.engine.url
+        url = self.ws.engine.url
 
         def guard(batch: Batch) -> None:
             if batch.ledger.engine.url != url:  # pragma: no cover - misuse

@@ -13,12 +13,23 @@ from opskit.errors import ChangeError
 
 
 class ChangeType(StrEnum):
+    """The kind of change, ITIL's three: `standard` (pre-approved, from a
+    runbook marked standard), `normal` (assessed and approved before it runs),
+    `emergency` (may run first; the CAB reviews it retrospectively before it
+    closes). `ChangeType("normal")` is `ChangeType.NORMAL`.
+    """
+
     STANDARD = "standard"
     NORMAL = "normal"
     EMERGENCY = "emergency"
 
 
 class State(StrEnum):
+    """Where a change is in its process. `TRANSITIONS[state]` lists the states
+    it may move to; `closed` and `cancelled` are final. The value is what the
+    change tables and the ledger store, e.g. `State.IN_PROGRESS == "in_progress"`.
+    """
+
     DRAFT = "draft"
     SUBMITTED = "submitted"
     ASSESSED = "assessed"
@@ -149,7 +160,13 @@ def canonical_json(data: Any) -> str:
 
 @dataclass
 class ChangeRequest:
-    """A change as stored in the working index (`opskit.changes.store.changes`)."""
+    """A change as stored in the working index (`opskit.changes.store.changes`):
+    what was asked (runbook pinned by name, version and digest, selection,
+    targets resolved against an inventory digest, parameters, window), where
+    it is (`state`), its assessment, approvals, per-host states and review.
+    A value: the service returns a new one after each verb. `to_dict()` is
+    its JSON form, e.g. `{"id": "CHG-000001", "state": "approved", "type":
+    "normal", "targets": ["access-sw1"], ...}`."""
 
     id: str
     number: int

@@ -21,6 +21,10 @@ RISK_ORDER = {Risk.LOW: 0, Risk.MEDIUM: 1, Risk.HIGH: 2}
 
 @dataclass(frozen=True)
 class RiskFactor:
+    """One reason a change is risky and what it adds to the score, e.g.
+    `RiskFactor("criticality", 20, "most critical target core-sw1 is high")`.
+    """
+
     name: str
     points: int
     reason: str
@@ -28,6 +32,12 @@ class RiskFactor:
 
 @dataclass(frozen=True)
 class RiskScore:
+    """A change's risk: the sum of its factors' points and the level that sum
+    reaches (`level_for`). `to_dict()` is what the change stores, e.g.
+    `{"score": 35, "level": "medium", "factors": [{"name": ..., "points": 20,
+    "reason": ...}]}`.
+    """
+
     score: int
     level: Risk
     factors: tuple[RiskFactor, ...]

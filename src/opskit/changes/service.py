@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import insert, update
 
 from opskit.changes import approving, assessment, intake, preflight, rules
 from opskit.changes import store as tables
@@ -39,7 +39,6 @@ from opskit.changes.runners import RunnerFactory, thread_runner
 from opskit.changes.summary import ChangeSummary
 from opskit.errors import ChangeError
 from opskit.policy import (
-    Policy,
     Risk,
     Role,
 )
@@ -47,7 +46,6 @@ from opskit.workspace import Workspace
 
 if TYPE_CHECKING:
     from opskit.ledger.core import Ledger
-    from opskit.runbooks.loader import RunbookCatalog
     from opskit.runbooks.model import Runbook
 
 
@@ -69,43 +67,29 @@ class ChangeService:
         written (default: a `Journal` on `ws`'s ledger; a test passes one
         that injects a fault); `store`: the working index (default: a
         `ChangeStore` on `ws`); `runner`: makes the executor that runs a
-        rollout's per-host jobs (default: a thread pool)."""
+        rollout's per-host jobs (default: a thread pool). What the engine
+        shares (ledger, policy, database, catalog, clock, journal, store) is
+        read from `context`, e.g. `svc.context.ledger.verify().ok`."""
         self.ws = ws
-        self.clock = clock
-        self.journal = journal if journal is not None else Journal(ws, clock=clock, ledger=ledger)
-        self.store = store if store is not None else ChangeStore(ws, clock=clock)
         self.context = EngineContext(
-            ws, clock=clock, journal=self.journal, store=self.store, runner=runner
+            ws,
+            clock=clock,
+            journal=journal if journal is not None else Journal(ws, clock=clock, ledger=ledger),
+            store=store if store is not None else ChangeStore(ws, clock=clock),
+            runner=runner,
         )
-
-    # -- plumbing ------------------------------------------------------------
-    @property
-    def engine(self) -> Engine:
-        return self.ws.engine
-
-    @property
-    def policy(self) -> Policy:
-        return self.ws.policy
-
-    @property
-    def ledger(self) -> Ledger:
-        return self.journal.ledger
-
-    @property
-    def catalog(self) -> RunbookCatalog:
-        return self.context.catalog
 
     # -- reading -------------------------------------------------------------
     def get(self, change_id: str) -> ChangeRequest:
         """The change with its approvals and per-host states (`ChangeStore.get`)."""
-        return self.store.get(change_id)
+        return self.context.store.get(change_id)
 
     def list(
         self, state: str | None = None, *, include_cancelled: bool = False
     ) -> list[ChangeRequest]:
         """Changes, oldest first; cancelled ones only when asked for (by
         `include_cancelled`, or `state="cancelled"`)."""
-        return self.store.list(state, include_cancelled=include_cancelled)
+        return self.context.store.list(state, include_cancelled=include_cancelled)
 
     # -- state ---------------------------------------------------------------
     def _transition(
@@ -123,7 +107,7 @@ class ChangeService:
         `reload=False` (and no `values`) the given one in its new state:
         re-reading a finished rollout's hundreds of host rows costs more
         than the transition."""
-        moved = self.journal.transition(
+        moved = self.context.journal.transition(
             change, target, actor=actor, payload=payload, values=values, rows=rows
         )
         if reload or values:
@@ -148,7 +132,7 @@ class ChangeService:
     ) -> ChangeRequest:
         """Creates a change in `draft`: runbook pinned by digest, parameters
         validated, targets resolved against the inventory (with its digest)."""
-        self.journal.require_role(requester, [Role.REQUESTER], "create", None)
+        self.context.journal.require_role(requester, [Role.REQUESTER], "create", None)
         try:
             change_type = ChangeType(type)
         except ValueError:
@@ -157,7 +141,7 @@ class ChangeService:
             ) from None
         if not title.strip():
             raise ChangeError("a change needs a title")
-        book = self.catalog.get(runbook)
+        book = self.context.catalog.get(runbook)
         allowed = [str(t) for t in (book.change_types or [])]
         if allowed and change_type.value not in allowed:
             raise ChangeError(
@@ -166,11 +150,11 @@ class ChangeService:
             )
         parameters = book.validate_params(dict(params or {}))
         intake.check_parameters_recordable(book, parameters, redact_obj(jsonable(parameters)))
-        inv_name = inventory or self.policy.inventory
+        inv_name = inventory or self.context.policy.inventory
         inv = self.context.inventory(inv_name)
         targets = assessment.resolve_targets(inv, select_expr, book)
         window_start, window_end = aware(window_start), aware(window_end)
-        now = self.clock()
+        now = self.context.clock()
         problem = intake.window_problem(window_start, window_end, now)
         if problem:
             raise ChangeError(problem)
@@ -207,7 +191,7 @@ class ChangeService:
         # Everything the ledger will be asked to store is checked before a
         # number is taken: a refused create leaves no gap in the numbers.
         intake.check_recordable(redact_obj(jsonable(created_payload("CHG-000000", 0))))
-        with self.engine.begin() as conn:
+        with self.context.engine.begin() as conn:
             number = conn.execute(
                 insert(tables.change_numbers).values(change_id=None)
             ).inserted_primary_key[0]
@@ -220,12 +204,12 @@ class ChangeService:
         # The change's row and its created event in one transaction (a crash
         # between the two transactions leaves a gap in the numbers, never a
         # change without its event).
-        self.journal.record(
+        self.context.journal.record(
             "change.created",
             actor=requester,
             change_id=change_id,
             payload=created_payload(change_id, number),
-            guard=self.journal.guard(
+            guard=self.context.journal.guard(
                 (insert(tables.changes).values(id=change_id, number=number, **row), None)
             ),
         )
@@ -234,7 +218,7 @@ class ChangeService:
     def submit(self, change_id: str, actor: str) -> ChangeRequest:
         change = self.get(change_id)
         if actor != change.requester:
-            self.journal.require_role(actor, [Role.REQUESTER], "submit", change_id)
+            self.context.journal.require_role(actor, [Role.REQUESTER], "submit", change_id)
         return self._transition(change, State.SUBMITTED, actor=actor)
 
     # -- assessment --------------------------------------------------------------
@@ -250,7 +234,7 @@ class ChangeService:
     ) -> dict[str, Any]:
         """Which approvals the policy requires, and why (`rules.required_approvals`)."""
         return rules.required_approvals(
-            self.policy, change_type=change_type, risk=risk, runbook=runbook
+            self.context.policy, change_type=change_type, risk=risk, runbook=runbook
         )
 
     # -- approval ------------------------------------------------------------------
@@ -354,15 +338,15 @@ class ChangeService:
             raise ChangeError("closing needs a review text")
         allowed = APPROVER_ROLES | {Role.IMPLEMENTER}
         if actor != change.requester:
-            self.journal.require_role(actor, allowed, "close", change_id)
-        self.journal.check_state(change, State.CLOSED, actor)
+            self.context.journal.require_role(actor, allowed, "close", change_id)
+        self.context.journal.check_state(change, State.CLOSED, actor)
         if (
             change.type is ChangeType.EMERGENCY
             and change.state is not State.REJECTED
             and not (change.retrospective or {}).get("complete")
         ):
-            rule = self.policy.approvals.emergency.retrospective
-            self.journal.refuse(
+            rule = self.context.policy.approvals.emergency.retrospective
+            self.context.journal.refuse(
                 change_id,
                 actor,
                 "close",
@@ -386,7 +370,7 @@ class ChangeService:
             "cause": cause,
             "follow_ups": list(follow_ups),
             "by": actor,
-            "at": self.clock().isoformat(),
+            "at": self.context.clock().isoformat(),
         }
         summary = {**(change.summary or {}), "outcome": final}
         return self._transition(

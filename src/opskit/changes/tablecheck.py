@@ -107,6 +107,12 @@ def fold_one(
 
 
 class TableCheck(NamedTuple):
+    """What `verify_change_tables` found: how many changes the ledger rebuilt,
+    the rows that disagree with it, each `(None, "CHG-000001: ...")` in change
+    order, and `skipped` (why the tables could not be read) or None. No
+    problem and `skipped` None: the tables are an exact index of the ledger.
+    """
+
     changes: int  # changes rebuilt from the ledger
     problems: list[tuple[int | None, str]]  # (None, "change ID: ..."), by change
     skipped: str | None = None  # why the tables were not checked

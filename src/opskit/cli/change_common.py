@@ -3,7 +3,8 @@ and the printing of a change, its assessment and a host's predicted diff."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -18,8 +19,24 @@ if TYPE_CHECKING:
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 IdArg = Annotated[str, typer.Argument(help="The change id, e.g. CHG-000001.")]
 
+Command = TypeVar("Command", bound=Callable[..., None])
+# The `opskit change` commands by name, filled by `command()` as their modules
+# load; `opskit.cli.change` registers them.
+COMMANDS: dict[str, Callable[..., None]] = {}
 
-def change_service() -> ChangeService:
+
+def command(name: str | None = None) -> Callable[[Command], Command]:
+    """Declares a function the `opskit change` command `name` (default: the
+    function's name with `-` for `_`, as typer names it)."""
+
+    def declare(function: Command) -> Command:
+        COMMANDS[name or function.__name__.replace("_", "-")] = function
+        return function
+
+    return declare
+
+
+def open_service() -> ChangeService:
     from opskit.changes import ChangeService
 
     return ChangeService(workspace())

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opskit.cli.change_common import IdArg, JsonOpt, brief, change_service, print_assessment
+from opskit.cli.change_common import IdArg, JsonOpt, brief, command, open_service, print_assessment
 from opskit.cli.common import (
     choice,
     console,
@@ -69,6 +69,7 @@ def _window(
     return start_at, end_at
 
 
+@command()
 def create(
     runbook: Annotated[str, typer.Option("--runbook", help="NAME@VERSION")],
     select: Annotated[str, typer.Option("--select", help="Target selection expression.")],
@@ -104,7 +105,7 @@ def create(
     nonblank("--title", title)
     params = _parse_params(param or [])
     start, end = _window(window_start, window_end, ("--window-start", "--window-end"), future=True)
-    change = change_service().create(
+    change = open_service().create(
         runbook=runbook,
         select_expr=select,
         requester=current_user(),
@@ -130,11 +131,13 @@ def create(
         brief(change)
 
 
+@command()
 def submit(change_id: IdArg) -> None:
     """Submit a draft for assessment."""
-    brief(change_service().submit(change_id, current_user()))
+    brief(open_service().submit(change_id, current_user()))
 
 
+@command()
 def assess(
     change_id: IdArg,
     predict: Annotated[
@@ -143,7 +146,7 @@ def assess(
     json_output: JsonOpt = False,
 ) -> None:
     """Assess risk and impact; print the risk factors and the approvals required."""
-    change = change_service().assess(change_id, current_user(), predict=predict)
+    change = open_service().assess(change_id, current_user(), predict=predict)
     if json_output:
         print_json(change.to_dict())
         return
@@ -151,6 +154,7 @@ def assess(
     print_assessment(change)
 
 
+@command()
 def approve(
     change_id: IdArg,
     signature: Annotated[
@@ -161,23 +165,23 @@ def approve(
     ] = None,
 ) -> None:
     """Approve (or, for an emergency change already run, review it retrospectively)."""
-    change = change_service().approve(
-        change_id, current_user(), comment=comment, signature=signature
-    )
+    change = open_service().approve(change_id, current_user(), comment=comment, signature=signature)
     brief(change)
     if change.approval_progress:
         console.print(plain(change.approval_progress["summary"]), highlight=False)
 
 
+@command()
 def reject(
     change_id: IdArg,
     reason: Annotated[str, typer.Option("--reason", help="Why it is rejected (recorded).")],
 ) -> None:
     """Reject a change, with the reason."""
     nonblank("--reason", reason)
-    brief(change_service().reject(change_id, current_user(), reason))
+    brief(open_service().reject(change_id, current_user(), reason))
 
 
+@command()
 def schedule(
     change_id: IdArg,
     start: Annotated[
@@ -189,9 +193,10 @@ def schedule(
 ) -> None:
     """Schedule an approved change into its window."""
     start_at, end_at = _window(start, end, ("--start", "--end"))
-    brief(change_service().schedule(change_id, current_user(), start=start_at, end=end_at))
+    brief(open_service().schedule(change_id, current_user(), start=start_at, end=end_at))
 
 
+@command()
 def close(
     change_id: IdArg,
     review: Annotated[str, typer.Option("--review", help="Post-implementation review.")],
@@ -217,7 +222,7 @@ def close(
         # What a review may report: a state a change can be closed from.
         choice("--outcome", outcome, [s for s in State if State.CLOSED in TRANSITIONS[s]])
     brief(
-        change_service().close(
+        open_service().close(
             change_id,
             current_user(),
             review=review,
@@ -228,15 +233,17 @@ def close(
     )
 
 
+@command()
 def cancel(
     change_id: IdArg,
     reason: Annotated[str, typer.Option("--reason", help="Why the change is withdrawn.")],
 ) -> None:
     """Cancel a change that has not started (requester or change manager)."""
     nonblank("--reason", reason)
-    brief(change_service().cancel(change_id, current_user(), reason=reason))
+    brief(open_service().cancel(change_id, current_user(), reason=reason))
 
 
+@command()
 def sign(
     change_id: IdArg,
     key: Annotated[Path, typer.Option("--key", help="Ed25519 private key (base64 raw or PEM).")],
@@ -244,11 +251,12 @@ def sign(
     """Print a signature over exactly what an approval of this change binds to."""
     from opskit.changes.signing import load_private_key, sign_document
 
-    change = change_service().get(change_id)
+    change = open_service().get(change_id)
     # Plain output: a console would wrap the 88 characters.
     print(sign_document(load_private_key(key), change.binding_document()))
 
 
+@command()
 def keygen(
     out: Annotated[Path, typer.Option("--out", help="Where to write the private key (mode 0600).")],
 ) -> None:
@@ -271,12 +279,13 @@ def keygen(
     print(public)
 
 
+@command("verify-approvals")
 def verify_approvals_cmd(change_id: IdArg, json_output: JsonOpt = False) -> None:
     """Re-check a change's approvals and signatures from the ledger (for auditors)."""
     from opskit.changes import verify_approvals
 
-    service = change_service()
-    report = verify_approvals(service.ledger, change_id, service.policy)
+    service = open_service()
+    report = verify_approvals(service.context.ledger, change_id, service.context.policy)
     if json_output:
         print_json(report)
     else:

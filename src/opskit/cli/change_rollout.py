@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from opskit.cli.change_common import IdArg, JsonOpt, change_service, print_prediction
+from opskit.cli.change_common import IdArg, JsonOpt, command, open_service, print_prediction
 from opskit.cli.common import console, current_user, err_console, plain, print_json
 from opskit.errors import ChangeRefused, UsageError
 
@@ -65,13 +65,14 @@ class ProgressView:
                 )
 
 
+@command()
 def apply(
     change_id: IdArg,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Predicted diffs only.")] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Apply an approved change. Exit code 0 only when the change completed."""
-    service = change_service()
+    service = open_service()
     actor = current_user()
     change = service.get(change_id)
     view = None if (json_output or dry_run) else ProgressView(len(change.targets))
@@ -116,9 +117,10 @@ def print_summary(summary: dict[str, Any]) -> None:
     )
 
 
+@command()
 def rollback(change_id: IdArg, json_output: JsonOpt = False) -> None:
     """Roll a completed (or failed) change back to its pre-change snapshots."""
-    summary = change_service().rollback(change_id, current_user())
+    summary = open_service().rollback(change_id, current_user())
     if json_output:
         print_json(summary)
     else:
@@ -127,6 +129,7 @@ def rollback(change_id: IdArg, json_output: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
+@command()
 def recover(
     change_id: Annotated[
         str | None, typer.Argument(help="Only this change (default: every change in progress).")
@@ -142,7 +145,7 @@ def recover(
     """Find changes left in progress by a crashed run; report, release locks, mark failed."""
     if stale_after < 0:
         raise UsageError(f"--stale-after {stale_after:g}: give 0 or more seconds")
-    reports = change_service().recover(
+    reports = open_service().recover(
         current_user(), rollback=rollback_hosts, stale_after=stale_after, change_id=change_id
     )
     if json_output:

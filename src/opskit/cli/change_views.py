@@ -7,18 +7,19 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from opskit.cli.change_common import IdArg, JsonOpt, brief, change_service, print_assessment
+from opskit.cli.change_common import IdArg, JsonOpt, brief, command, open_service, print_assessment
 from opskit.cli.common import choice, console, err_console, plain, print_json
 
 
+@command()
 def show(change_id: IdArg, json_output: JsonOpt = False) -> None:
     """Everything about one change (and whether its rows agree with the ledger)."""
     from opskit.changes.tablecheck import disagreements
 
-    service = change_service()
+    service = open_service()
     change = service.get(change_id)
     # The rows shown are an index of the ledger: say when they disagree with it.
-    differs = disagreements(service.ledger, change_id)
+    differs = disagreements(service.context.ledger, change_id)
     if json_output:
         print_json({**change.to_dict(), "ledger_disagreements": differs})
         return
@@ -59,6 +60,7 @@ def show(change_id: IdArg, json_output: JsonOpt = False) -> None:
         )
 
 
+@command("list")
 def list_changes(
     state: Annotated[
         str | None, typer.Option("--state", help="Only changes in this state (draft, ...).")
@@ -71,7 +73,7 @@ def list_changes(
         from opskit.changes import State
 
         choice("--state", state, State)
-    changes = change_service().list(state, include_cancelled=all_changes)
+    changes = open_service().list(state, include_cancelled=all_changes)
     if json_output:
         print_json(
             [

@@ -94,6 +94,13 @@ def breaks_session(error: BaseException) -> bool:
 
 @dataclass
 class TranscriptEntry:
+    """One command sent in a session, as the transcript keeps it: the command,
+    the device's output, when it started, how long it took and the state it
+    ended in. `to_dict()` gives e.g. `{"command": "show vlan brief", "output":
+    "...", "started": "2026-12-01T22:05:00+00:00", "duration": 0.21, "status":
+    "ok"}`.
+    """
+
     command: str
     output: str
     started: datetime
@@ -108,6 +115,11 @@ class TranscriptEntry:
 
 @dataclass
 class CommandResult:
+    """The output of one command (`Connector.send_commands`), with the TextFSM
+    rows when asked to parse and ntc-templates has a template for it, e.g.
+    `CommandResult("show vlan brief", "...", parsed=[{"vlan_id": "1", ...}])`.
+    """
+
     command: str
     output: str
     # Structured rows from TextFSM (ntc-templates) when a template exists.

@@ -100,6 +100,10 @@ def load_private_key(text_or_path: str, passphrase: str | None, *, ci_name: str)
 
 @dataclass
 class RunResult:
+    """One shell command run over SSH: its output streams and exit code; `ok`
+    when the exit code is 0.
+    """
+
     command: str
     stdout: str
     stderr: str

@@ -40,6 +40,11 @@ CLOSE_THREADS = 32
 
 @dataclass
 class PoolStats:
+    """What a pool did so far (`ConnectionPool.stats`), e.g. after 200 hosts
+    with two steps each: `PoolStats(opened=200, reused=200, evicted=0,
+    discarded=3, peak_open=50)`.
+    """
+
     opened: int = 0  # connectors opened
     reused: int = 0  # checkouts served by an already open connector
     evicted: int = 0  # idle sessions closed to make room
@@ -48,6 +53,12 @@ class PoolStats:
 
 
 class ConnectionPool:
+    """Open connectors kept for reuse, at most `max_sessions` at once (see the
+    module). `session(ci, name)` hands out one connector per (CI, connector
+    name) to one user at a time; `close_all()` ends the run. A `max_sessions`
+    below 1 is a `UsageError`.
+    """
+
     def __init__(self, max_sessions: int = 50) -> None:
         if max_sessions < 1:
             raise UsageError(f"max_sessions must be at least 1, not {max_sessions}")

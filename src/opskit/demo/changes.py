@@ -212,7 +212,7 @@ def run_demo(root: str | Path = "demo-workspace", *, out: Console | None = None)
             raise RuntimeError(f"{name}: the rollback did not restore the configuration")
     proofs = [
         e.payload.get("proof") or {}
-        for e in svc.ledger.events(change_id=second.id, kind="host.rolled_back")
+        for e in svc.context.ledger.events(change_id=second.id, kind="host.rolled_back")
     ]
     out.print(
         f"  ledger proofs: {sum(1 for p in proofs if p.get('equal'))} of {len(proofs)} "
@@ -234,8 +234,8 @@ def run_demo(root: str | Path = "demo-workspace", *, out: Console | None = None)
         cause=summary2.get("cause"),
         follow_ups=[f"correct the naming plan for {odd_one}", "resubmit the rename"],
     )
-    report = svc.ledger.verify()
-    approvals = verify_approvals(svc.ledger, first.id, svc.policy)
+    report = svc.context.ledger.verify()
+    approvals = verify_approvals(svc.context.ledger, first.id, svc.context.policy)
     out.print(f"  ledger verify: {'OK' if report.ok else 'FAILED'}", highlight=False)
     out.print(f"  approvals of {first.id} re-verified: {approvals['ok']}", highlight=False)
     if not report.ok or not approvals["ok"]:

@@ -33,6 +33,10 @@ class Where:
 
 @dataclass
 class SourceGroup:
+    """An Ansible group as its files declare it: parents, direct hosts, its
+    variables and where each was written.
+    """
+
     name: str
     parents: list[str]  # without `all`
     hosts: list[str]  # direct members
@@ -42,6 +46,10 @@ class SourceGroup:
 
 @dataclass
 class SourceHost:
+    """An Ansible host: its own variables, what `ansible-inventory --list` gives
+    it in effect, and where each was written.
+    """
+
     name: str
     vars: dict[str, Any]  # its own variables (inventory file and host_vars/)
     effective: dict[str, Any]  # what ansible-inventory --list gives it
@@ -51,6 +59,10 @@ class SourceHost:
 
 @dataclass
 class AnsibleSource:
+    """An Ansible inventory as read for import: `all` variables, groups and
+    hosts, each variable with its origin (`where`).
+    """
+
     path: Path
     all_vars: dict[str, Any]
     all_where: dict[str, Where]

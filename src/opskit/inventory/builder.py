@@ -85,6 +85,13 @@ class _Origin(NamedTuple):
 
 
 class InventoryBuilder:
+    """Builds one `Inventory` from the validated files of a folder.
+
+    `files`, `texts` and `parsed` are parallel lists (path, text, the
+    mapping `validation.check_and_validate` returned), in path order.
+    `build(Inventory)` returns the inventory or raises the first fault as
+    an `InventoryError` naming file, line and field; it is called once."""
+
     def __init__(
         self, root: Path, files: list[Path], texts: list[str], parsed: list[dict[str, Any]]
     ) -> None:

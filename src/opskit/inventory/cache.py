@@ -24,6 +24,10 @@ CACHE_FORMAT = 1
 
 
 def cache_key(root: Path, files: list[Path], contents: list[bytes]) -> str:
+    """The hex digest a cached inventory is stored under: the cache format,
+    the fields of the cached classes, the folder (as given and resolved) and
+    every file's relative path, length and bytes, e.g. `"3f9a...e1"` (64
+    hex digits). Any edit, added or removed file gives another key."""
     digest = hashlib.sha256(f"opskit-inventory-cache:{CACHE_FORMAT}\0".encode())
     # The layout of the cached classes: a cache from before a model change misses.
     for cls in (CI, Group, Relationship):
@@ -38,11 +42,15 @@ def cache_key(root: Path, files: list[Path], contents: list[bytes]) -> str:
 
 
 def cache_file_for(cache_dir: Path, root: Path) -> Path:
+    """Where the cache of inventory folder `root` lives in `cache_dir`, one
+    file per folder, e.g. `.opskit/cache/inventory-5d41402abc4b2a76b9719d91.pickle`."""
     name = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:24]
     return cache_dir / f"inventory-{name}.pickle"
 
 
 def read_cache(cache_file: Path, key: str) -> Inventory | None:
+    """The inventory cached under `key`, or None (no cache, another key,
+    or a file that cannot be read back)."""
     # The cache lives in the workspace's own state folder, written only by
     # opskit; a stale, foreign or corrupt cache is simply ignored.
     try:
@@ -56,6 +64,8 @@ def read_cache(cache_file: Path, key: str) -> Inventory | None:
 
 
 def write_cache(cache_file: Path, key: str, inventory: Inventory) -> None:
+    """Stores `inventory` (with its digest computed) under `key`, replacing
+    the file atomically; a folder that cannot be written is ignored."""
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         temporary = cache_file.with_suffix(f".tmp{os.getpid()}")

@@ -40,6 +40,11 @@ class Edge:
 
 @dataclass(frozen=True)
 class ImpactedCI:
+    """A CI a change to the targets impacts, found `depth` dependency steps away
+    through `via`; `to_dict()` gives e.g. `{"name": "app1", "depth": 2, "via":
+    "srv1", "kind": "runs_on", "criticality": "high", ...}`.
+    """
+
     name: str
     depth: int  # 1 = depends directly on a target
     via: str  # the CI it depends on, one step closer to the targets
@@ -90,8 +95,21 @@ class ImpactReport:
 
 @dataclass
 class Inventory:
-    """A validated inventory. CIs and their mappings are shared, read-only data:
-    copy a mapping before changing it."""
+    """A validated inventory (`load_inventory`). CIs and their mappings are
+    shared, read-only data: copy a mapping before changing it.
+
+    Lookup by name (`get`, `in`, iteration), selection (`select`, the
+    language of `opskit.inventory.select`), the dependency graph (`graph`,
+    `dependents`), impact analysis and a digest of the merged content::
+
+        >>> inv = load_inventory("inventories/example")
+        >>> [ci.name for ci in inv.select("group:access")]
+        ['access-sw1', 'access-sw2', 'access-sw3', 'access-sw4']
+        >>> inv.impact("core-sw1").to_dict()["impacted"][0]["name"]
+        'access-sw1'
+        >>> inv.digest[:7]
+        'sha256:'
+    """
 
     path: Path
     cis: dict[str, CI]

@@ -16,6 +16,8 @@ from opskit.secrets import SecretRef
 
 
 class CIType(StrEnum):
+    """What a configuration item is (the inventory's `type`), e.g. `switch`."""
+
     ROUTER = "router"
     SWITCH = "switch"
     FIREWALL = "firewall"
@@ -30,6 +32,8 @@ class CIType(StrEnum):
 
 
 class Lifecycle(StrEnum):
+    """Where a CI is in its life; the default is `operational`."""
+
     PLANNED = "planned"
     COMMISSIONED = "commissioned"
     OPERATIONAL = "operational"
@@ -38,6 +42,10 @@ class Lifecycle(StrEnum):
 
 
 class Criticality(StrEnum):
+    """How much depends on a CI (`low` to `critical`, default `medium`); it
+    weighs in a change's risk. `CRITICALITY_ORDER` ranks them.
+    """
+
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"
@@ -45,6 +53,10 @@ class Criticality(StrEnum):
 
 
 class RelationKind(StrEnum):
+    """How one CI relates to another. `DEPENDENCY_KINDS` (all but
+    `connected_to`) mean "needs": they carry impact and may form no cycle.
+    """
+
     DEPENDS_ON = "depends_on"
     CONNECTED_TO = "connected_to"
     RUNS_ON = "runs_on"
@@ -63,6 +75,10 @@ CRITICALITY_ORDER = {c: i for i, c in enumerate(Criticality)}
 
 @dataclass(frozen=True)
 class Relationship:
+    """An edge from the CI that declares it to `target`, e.g.
+    `Relationship(RelationKind.DEPENDS_ON, "core-sw1")`.
+    """
+
     kind: RelationKind
     target: str
 

@@ -81,6 +81,10 @@ def _as_utc(value: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class Fact:
+    """One observed value of a fact, with who reported it and when (UTC);
+    unpacks as `value, source, at`.
+    """
+
     value: Any
     source: str
     at: datetime
@@ -92,6 +96,12 @@ class Fact:
 
 @dataclass(frozen=True)
 class CIChange:
+    """The CMDB's record of one change on one CI: its outcome (`status`), the
+    configuration hash after it and when; `to_dict()` gives e.g. `{"ci": "sw1",
+    "change_id": "CHG-000001", "status": "ok", "config_hash": "sha256:...",
+    "detail": None, "at": "2026-12-01T22:05:00+00:00"}`.
+    """
+
     ci: str
     change_id: str
     status: str
@@ -250,6 +260,8 @@ class ObservedStore:
 
 # -- drift -------------------------------------------------------------------------
 class DriftKind(StrEnum):
+    """How a declared field and its observation disagree."""
+
     MISSING = "missing"  # declared, but no device reported it
     DIFFERS = "differs"  # declared and observed disagree
     UNDECLARED = "undeclared"  # observed, but the CMDB does not declare it
@@ -257,6 +269,11 @@ class DriftKind(StrEnum):
 
 @dataclass(frozen=True)
 class DriftItem:
+    """One field of one CI whose declared and observed values disagree, with the
+    observation's source and time, e.g. `DriftItem("sw1", "attributes.os_version",
+    DriftKind.DIFFERS, declared="17.9", observed="17.12", source="napalm")`.
+    """
+
     ci: str
     field: str  # "platform", "host" or "attributes.<name>"
     kind: DriftKind

@@ -55,6 +55,8 @@ class SelectionError(InventoryError):
 
 @dataclass(frozen=True)
 class Token:
+    """One token of a selection expression, with its offset (for messages)."""
+
     kind: str  # "(", ")", "and", "or", "not", "term", "end"
     text: str
     position: int  # 0-based offset in the expression
@@ -62,6 +64,10 @@ class Token:
 
 @dataclass(frozen=True)
 class Term:
+    """One `key:pattern` term of a selection (`attr:a.b=value` for an
+    attribute); `matches(ci)` tests a CI against it.
+    """
+
     key: str  # one of KEYS, or "attr"
     pattern: str
     attribute: tuple[str, ...] = ()

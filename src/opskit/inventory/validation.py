@@ -56,6 +56,12 @@ def parse(text: str) -> Any:
 
 
 def check_and_validate(file: Path, text: str, data: Any) -> dict[str, Any]:
+    """The file's top-level mapping (`{}` for an empty file), checked
+    against the shipped schema, e.g. `{"defaults": {...}, "groups": {...},
+    "cis": [...]}`. `data` is what `parse` returned for `text`. Raises one
+    `InventoryError` naming file, line and field: invalid YAML, several
+    documents, a top level that is not a mapping, a schema violation, NaN or
+    an infinity."""
     if isinstance(data, yaml_rs.YAMLDecodeError):
         raise _yaml_error(file, text, data)
     if data is None:
@@ -205,5 +211,7 @@ def _type_name(value: Any) -> str:
 
 
 def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """A hint to append to a message, e.g. `"; did you mean 'switch'?"`,
+    or `""` when no choice is close to `word`."""
     close = difflib.get_close_matches(word, list(choices), n=2, cutoff=0.6)
     return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

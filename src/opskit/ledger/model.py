@@ -237,6 +237,14 @@ class Checkpoint:
 
 @dataclass
 class VerifyReport:
+    """The result of `Ledger.verify()`: `ok` only when every link, hash, blob,
+    signature and checkpoint checks. `first_bad_seq` and `problem` name the
+    first fault, `problems` all of them (`(seq or None, text)`), `counts` what
+    was checked and `head_seq`/`head_hash` the head verified, e.g.
+    `VerifyReport(ok=True, counts={"events": 42, ...}, head_seq=42,
+    head_hash="sha256:...")`.
+    """
+
     ok: bool
     first_bad_seq: int | None = None
     problem: str | None = None

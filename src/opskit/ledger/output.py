@@ -19,6 +19,17 @@ from opskit.errors import LedgerError
 
 
 class OutputFile:
+    """A file written whole or not at all (see the module). Use::
+
+        with OutputFile(path) as out:   # folders and a temporary file made now
+            out.stage(text)             # a full disk shows here
+            ...                         # sign, record...
+            out.commit()                # renamed over `path`
+
+    A place that cannot be written raises `LedgerError` on entering, before
+    anything else happens; leaving without `commit` leaves nothing behind.
+    """
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._temp: Path | None = None

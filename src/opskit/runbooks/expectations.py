@@ -42,6 +42,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class ExpectationResult:
+    """The verdict on one expectation of a step: `passed`, or not with
+    `detail` saying what was found; `unavailable` when the device gave nothing
+    to check. `to_dict()` is what the ledger records, e.g. `{"kind": "contains",
+    "description": "output contains 'Vlan42'", "passed": True, "detail": "",
+    "unavailable": False}`.
+    """
+
     kind: str
     description: str
     passed: bool
@@ -65,6 +72,12 @@ class _Unavailable(Exception):
 
 @dataclass
 class StepOutput:
+    """What one step's action produced, as the expectations see it: the whole
+    text, the output of each command, parsed data, the action's result, the
+    running configuration when the step fetched one, and checks the action
+    established itself (`config_compare`).
+    """
+
     text: str
     by_command: dict[str, str] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)

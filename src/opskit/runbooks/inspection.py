@@ -42,6 +42,11 @@ SEVERITY_ORDER = {"exception": 0, "unavailable": 1, "ok": 2}
 
 @dataclass
 class Finding:
+    """One check on one host: `status` is `ok`, `exception` (the host does not
+    meet it) or `unavailable` (nothing to check), e.g.
+    `{"check": "ntp configured", "status": "exception", "detail": "..."}`.
+    """
+
     check: str
     status: str  # exception | unavailable | ok
     detail: str = ""
@@ -52,6 +57,10 @@ class Finding:
 
 @dataclass
 class HostInspection:
+    """The findings on one host; `status` is `failed` when the host could not be
+    inspected (`error`), `exception` when a check found one, else `ok`.
+    """
+
     ci: str
     platform: str
     findings: list[Finding] = field(default_factory=list)
@@ -83,6 +92,11 @@ class HostInspection:
 
 @dataclass
 class InspectionReport:
+    """An inspection run over many hosts (read-only: nothing is changed).
+    `summary()` counts them, e.g. `{"hosts": 3, "hosts_with_exceptions": 1,
+    "hosts_failed": 0, "exceptions": 2, "unavailable_checks": 0}`.
+    """
+
     generated: str
     hosts: list[HostInspection]
 

@@ -55,6 +55,11 @@ OnFailure = Literal["rollback_host", "rollback_all", "stop"]
 
 @dataclass(frozen=True)
 class Expectation:
+    """One check of a step's output: `kind` (one of `EXPECTATION_KINDS`) and its
+    `spec` as the runbook wrote it. `describe()` words it for people, e.g.
+    `"running configuration contains: vlan 42"`.
+    """
+
     kind: str  # one of EXPECTATION_KINDS
     spec: Any
     description: str | None = None
@@ -87,6 +92,12 @@ class Expectation:
 
 @dataclass(frozen=True)
 class Step:
+    """One step of a runbook phase: which `connector` runs which `action` with
+    which `params` (templates, rendered per host), what to `expect` of it, on
+    which `platforms` (empty: all). `where` names it in messages, e.g.
+    `"apply[0] 'configure vlan'"`.
+    """
+
     phase: str
     index: int
     name: str
@@ -111,6 +122,11 @@ class Step:
 
 @dataclass(frozen=True)
 class BackupSpec:
+    """What the pre-change snapshot captures: the `running` (or `startup`)
+    configuration, or `files` on a Linux host; `for_platform(p)` applies a
+    platform's overrides.
+    """
+
     enabled: bool = True
     connector: str | None = None  # default: the first apply step's connector
     source: str = "running"
@@ -134,6 +150,12 @@ class BackupSpec:
 
 @dataclass(frozen=True)
 class Strategy:
+    """How a rollout schedules hosts: `canary` hosts first (a count or names),
+    then batches of `batch` (a count or a percentage) with `concurrency` hosts
+    at once; the error budget (`max_failed` or `max_failed_percent`) and what a
+    failure does (`on_failure`). E.g. `Strategy(batch="25%").batch_size(10)` is 3.
+    """
+
     canary: int | tuple[str, ...] = 0
     batch: int | str = "100%"
     concurrency: int = 10
@@ -173,12 +195,16 @@ class Strategy:
 
 @dataclass(frozen=True)
 class Targets:
+    """The platforms a runbook supports and an optional default selection."""
+
     platforms: tuple[str, ...]
     select: str | None = None
 
 
 @dataclass(frozen=True)
 class Revision:
+    """One entry of a runbook's history: version, date, author, summary."""
+
     version: str
     date: str
     author: str
@@ -187,6 +213,15 @@ class Revision:
 
 @dataclass(frozen=True)
 class Runbook:
+    """A versioned runbook as loaded and validated (`opskit.runbooks.loader`).
+
+    Its identity is `ref` (`"vlan-interface@1.0.0"`) and its `digest`
+    (`"sha256:..."`, over the document and the files it references): a change
+    pins both. The phases `precheck`, `apply`, `verify` and `rollback`
+    (`"auto"`: restore the snapshot) hold its steps, `strategy` how it rolls
+    out, `parameters` the JSON Schema its parameters must meet.
+    """
+
     name: str
     version: str
     description: str

@@ -71,6 +71,11 @@ Loc = tuple[str | int, ...]
 
 @dataclass(frozen=True)
 class TemplateProblem:
+    """A template that cannot render, at `loc` in the runbook document, e.g.
+        `TemplateProblem(("apply", 0, "params", "commands", 1), "step 'configure vlan': ...")`
+    (the message names the step and what is wrong with the template).
+    """
+
     loc: Loc
     message: str
 
@@ -240,6 +245,10 @@ def check_document(
 
 @dataclass(frozen=True)
 class RenderProblem:
+    """A step (`step`, e.g. `"apply[0] 'configure vlan'"`, or `"backup"`) that
+    does not render for one host; `message` says why and where in the
+    template, and `str()` puts the host first: `"host sw1: ..."`."""
+
     host: str
     step: str
     message: str  # names the step and the template line

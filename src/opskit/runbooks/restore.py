@@ -30,6 +30,11 @@ from opskit.hoststate import CONNECTION_FAILED
 
 @dataclass
 class Attempt:
+    """One restoration method tried: the commands sent, whether the configuration
+    then `equal`s the snapshot (None: it could not be fetched), the error, and
+    how many lines still differ.
+    """
+
     method: str
     commands: list[str] = field(default_factory=list)
     equal: bool | None = None  # None: not checked (the connector cannot fetch a configuration)
@@ -48,6 +53,11 @@ class Attempt:
 
 @dataclass
 class Restoration:
+    """How a snapshot was restored: the `method` that made the device equal to
+    it (or the last tried), every attempt in order, the commands, and the
+    configuration fetched last (what the equality proof compares).
+    """
+
     method: str  # the method that left the device equal to the snapshot (or the last tried)
     attempts: list[Attempt]
     commands: list[str] = field(default_factory=list)
@@ -60,6 +70,11 @@ class Restoration:
 
 @dataclass
 class SnapshotRestorer:
+    """Restores `config` on an open connector, trying `methods()` in order until
+    one leaves the device equal to the snapshot; `restore()` returns the
+    `Restoration` (see the module).
+    """
+
     conn: Connector
     config: str
     source: str

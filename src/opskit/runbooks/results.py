@@ -29,6 +29,13 @@ def ms(seconds: float) -> int:
 
 @dataclass
 class StepRun:
+    """One runbook step on one host: what ran (phase, name, connector, action,
+    the commands sent), what came back (output, data, diff, expectation
+    results, the session transcript), its `status` and whether it `changed`
+    the device; `failed` when the status is not a passing one. `to_dict()` is
+    its record (see the module).
+    """
+
     phase: str
     name: str
     connector: str
@@ -74,6 +81,12 @@ class StepRun:
 
 @dataclass
 class HostRun:
+    """One runbook on one host: its steps in order, the snapshot taken before
+    apply, the diff, and its `status` (completed, failed, rolled_back,
+    rollback_failed or dry_run); `ok` for a completed run or a dry run.
+    `to_dict()` is what the recorder and the CLI take.
+    """
+
     ci: str
     platform: str
     runbook: str
