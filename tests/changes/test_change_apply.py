@@ -447,7 +447,7 @@ def test_no_secret_reaches_the_records(svc: ChangeService, monkeypatch: pytest.M
     # The emulator keeps IOS local users: the secret really went to the device
     # (and was verified there), and must appear nowhere in the records.
     assert summary["state"] == "completed", summary
-    assert canary not in json.dumps(summary)
+    assert canary not in json.dumps(summary.to_dict())
     assert svc.rollback(change_id, "alice")["state"] == "rolled_back"
     svc.close(change_id, "alice", review="rotation test")
     written = [p for p in svc.ws.state_dir.rglob("*") if p.is_file()]
