@@ -103,6 +103,11 @@ def violations(path: Path, tree: ast.AST) -> list[str]:
                 is_status = isinstance(key, ast.Constant) and key.value == "status"
                 if is_status and (_literals(value) or [""])[0] in STATES:
                     report(node, 'a "status" key set to a literal')
+            items = [*node.keys, *node.values]
+            strings = [_literals(item) if item is not None else None for item in items]
+            flat = {s for found_strings in strings for s in (found_strings or [""])}
+            if len(node.keys) >= 2 and flat <= STATES:
+                report(node, "a mapping of host states")
         if isinstance(node, ast.Tuple | ast.List | ast.Set | ast.Call) and _is_state_set(node):
             report(node, "a set of host states")
         if isinstance(node, ast.ClassDef) and (where, node.name) not in OTHER_ENUMS:
@@ -146,6 +151,7 @@ def f(run, step_run, host):
     if host["status"] in ("ok", "failed"):
         return Outcome(ci, status="skipped")
     return {"status": "pending", "previous": previous in ("ok", "rolled_back")}
+_RUN_STATUS = {"completed": "ok", "failed": "failed"}
 """
     found = violations(SRC / "example.py", ast.parse(before))
     kinds = [line.split(": ")[1] for line in found]
@@ -155,6 +161,7 @@ def f(run, step_run, host):
     assert "status= a literal" in kinds
     assert 'a "status" key set to a literal' in kinds
     assert "enum HostOutcome lists host states" in kinds
+    assert "a mapping of host states" in kinds
     assert kinds.count("a set of host states") >= 3  # _BROKEN, ("ok", "failed"), previous in
     # Other vocabularies that share a word are left alone.
     other = """

@@ -135,8 +135,6 @@ RUN_FAILED = frozenset({HostState.FAILED, HostState.ROLLED_BACK, HostState.ROLLB
 NOT_PUT_BACK = frozenset(
     {HostState.FAILED, HostState.ROLLBACK_FAILED, HostState.NOT_RESTORED, HostState.UNKNOWN}
 )
-# A host of a change that did not end as planned (`HostSummary.failed`).
-HOST_FAILED = RUN_FAILED | NOT_PUT_BACK
 
 # The executor's run -> the change host's state: `completed` is stored as
 # `ok` in a change (the only state the two layers name differently).
@@ -185,7 +183,6 @@ def count_states(states: Iterable[str]) -> dict[str, int]:
 __all__ = [
     "CHANGE_HOST_STATES",
     "CONNECTION_FAILED",
-    "HOST_FAILED",
     "NEVER_STARTED",
     "NOT_PUT_BACK",
     "RUN_FAILED",

@@ -24,8 +24,10 @@ from sqlalchemy import select
 
 from opskit.changes import ChangeService, State
 from opskit.changes.rollout import Rollout
+from opskit.changes.summary import ChangeSummary
 from opskit.connectors.pool import ConnectionPool
 from opskit.errors import ChangeError, ChangeRefused
+from opskit.hoststate import HostState, count_states
 from opskit.inventory import load_workspace_inventory
 from opskit.lab import Lab
 from opskit.workspace import Workspace, init_workspace
@@ -197,6 +199,19 @@ def test_verification_failure_rolls_the_host_back_with_proof(svc: ChangeService)
     assert summary["state"] == "failed"
     assert summary["hosts"]["lab-sw02"]["status"] == "rolled_back"
     assert "lab-sw02" in summary["cause"]
+    # Typed: what the summary says of its hosts is computed from them (and
+    # theirs from their steps); its JSON form is what the store and the ledger hold.
+    assert isinstance(summary, ChangeSummary)
+    assert summary.failed and list(summary.failed_hosts) == ["lab-sw02"]
+    assert summary.changed and all(h.changed for h in summary.hosts.values())
+    failed_run = summary.hosts["lab-sw02"].run
+    assert failed_run is not None and failed_run.status == HostState.ROLLED_BACK
+    assert [s.phase for s in failed_run.failed_steps] == ["verify"]
+    assert summary.to_dict() == svc.get(change_id).summary
+    verifying = next(svc.ledger.events(change_id=change_id, kind="change.verifying"))
+    assert (
+        verifying.payload["counts"] == summary.counts == count_states(["ok"] * 3 + ["rolled_back"])
+    )
     assert {n: h["status"] for n, h in summary["hosts"].items() if n != "lab-sw02"} == {
         n: "ok" for n in SWITCHES if n != "lab-sw02"
     }
@@ -449,7 +464,7 @@ def test_no_secret_reaches_the_records(svc: ChangeService, monkeypatch: pytest.M
     # The emulator keeps IOS local users: the secret really went to the device
     # (and was verified there), and must appear nowhere in the records.
     assert summary["state"] == "completed", summary
-    assert canary not in json.dumps(summary)
+    assert canary not in json.dumps(summary.to_dict())
     assert svc.rollback(change_id, "alice")["state"] == "rolled_back"
     svc.close(change_id, "alice", review="rotation test")
     written = [p for p in svc.ws.state_dir.rglob("*") if p.is_file()]

@@ -22,6 +22,7 @@ from opskit.connectors.base import (
     CommandRejected,
     ConnectorTimeout,
     UnreachableError,
+    breaks_session,
 )
 from opskit.connectors.netmiko import NetmikoConnector, as_hierarchy
 from opskit.connectors.pool import ConnectionPool
@@ -328,6 +329,28 @@ def test_pool_reuses_one_session_per_ci(lab) -> None:
             assert second is first and second.is_open
         assert (pool.stats.opened, pool.stats.reused) == (1, 1)
     assert not first.is_open  # close_all closed it
+
+
+def test_pool_closes_a_broken_session_and_reuses_one_a_command_failed_on(lab) -> None:
+    """One rule for a broken session (`breaks_session`), the pool's and the executor's."""
+    with ConnectionPool(max_sessions=2) as pool:
+        with pytest.raises(CommandRejected) as rejected, pool.session(lab.switch) as first:
+            first.send_commands(["show frobnication"])
+        with pytest.raises(ConnectorError) as failed, pool.session(lab.switch) as second:
+            second.get_config("candidate")  # netmiko has no candidate: a plain failure
+        assert second is first and first.is_open
+        assert failed.value.status == HostState.FAILED
+        assert not breaks_session(rejected.value) and not breaks_session(failed.value)
+        assert (pool.stats.opened, pool.stats.reused, pool.stats.discarded) == (1, 1, 0)
+        # A bug in the caller's code: nothing says the session is still usable.
+        with pytest.raises(KeyError), pool.session(lab.switch) as third:
+            third.get_config()
+            raise KeyError("not a connector's error")
+        assert third is first and not first.is_open and pool.stats.discarded == 1
+    dead = dataclasses.replace(lab.switch, name="dead-switch", port=_closed_port())
+    with pytest.raises(UnreachableError) as unreachable:
+        NetmikoConnector(dead).open()
+    assert breaks_session(unreachable.value)
 
 
 def test_pool_close_idle_frees_the_slot_for_the_next_checkout(lab) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from opskit.hoststate import HOST_FAILED, HostState, count_states
+from opskit.hoststate import NOT_PUT_BACK, HostState, count_states
 
 if TYPE_CHECKING:
     from opskit.changes.model import State
@@ -59,8 +59,10 @@ class HostSummary:
 
     @property
     def failed(self) -> bool:
-        """It did not end as planned: failed, rolled back, or not put back."""
-        return self.status in HOST_FAILED
+        """Its run failed (the executor's, when this process ran it), or it
+        failed and is not known to be put back (`NOT_PUT_BACK`). A host a
+        rollback restored after a good run has not failed."""
+        return (self.run is not None and self.run.failed) or self.status in NOT_PUT_BACK
 
     @property
     def changed(self) -> bool:

@@ -43,9 +43,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from opskit.connectors import credential
-from opskit.connectors.base import (
-    ConnectorTimeout,
-)
+from opskit.connectors.base import ConnectorTimeout
 from opskit.errors import ConnectorError, RunbookError, SecretError, UsageError
 from opskit.hoststate import HostState
 from opskit.secrets import REDACTOR, SecretRef, redact
