@@ -12,7 +12,8 @@ device the same work through each tool, at the same concurrency:
   engine (`ChangeService`: create, submit, assess, approvals, apply with a
   bench runbook whose backup, apply and verify are that work), with every
   step recorded in the ledger, the snapshots in its blob store and the CMDB
-  updated; compared with Nornir's bare run (target <= 1.10x).
+  updated; compared with Nornir's bare run (target <= 1.10x) and with
+  opskit's connectors alone doing the same device work (target <= 1.05x).
 
 Each tool runs in its own worker process; the parent samples the resident
 memory of that process and all its children (Ansible forks many) and keeps
@@ -24,6 +25,9 @@ checked afterwards, so a tool that silently did nothing cannot look fast.
 Targets: opskit <= 1.05x Nornir's wall time, and >= 10x faster than Ansible.
 The emulator is one Twisted reactor, i.e. one core: the parent reports how
 busy it was during each run, which is what bounds opskit and Nornir here.
+Besides wall time each row shows the client's CPU: the whole process's, and
+(`work`) that of the timed work alone, without imports and set-up, which is
+the steadier figure on a shared machine.
 
     python bench/fanout.py                     # 200 devices, concurrency 20
     python bench/fanout.py --devices 20 --skip-ansible
