@@ -5,15 +5,13 @@ The change engine's journal uses it while a rollout runs
 and fsync when written one by one. `GroupWriter` keeps the guarantee the
 rollout needs (a step is durable before the thread that recorded it goes
 on: `append` returns only after the commit) while one commit serves every
-event queued meanwhile. `submit` queues an event without waiting, for the
-steps whose durability a host only needs at its end: those are not worth a
-commit of their own. They go with the next `append`'s commit (a host's
-backup); once someone waits for one of them (a host at its end), they wait
-at most `LINGER_SECONDS` more for company; none waits longer than
-`MAX_HOLD_SECONDS` in all. Each commit is an fsync: in a rollout of 200
-hosts this makes about one commit a host (its backup's, which the others
-join) instead of two or three, and keeps the writer idle when a backup, on
-which a host waits before touching its device, comes.
+event queued meanwhile. The thread that appends commits itself when no commit
+is under way (no thread switch on the path of a host waiting for its backup;
+`QueueDrainer.put_and_write`). `submit` queues an event without waiting, for
+the steps whose durability a host only needs at its end: those are not worth
+a commit of their own, they go with the next `append`'s commit (a host's
+backup) or after `LINGER_SECONDS`, so that a backup, on which a host waits
+before touching its device, rarely finds a long backlog in its commit.
 """
 
 from __future__ import annotations
@@ -32,10 +30,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# How long a submitted event may wait for company once someone waits for it.
+# How long a submitted (not awaited) event may wait for a commit to join.
 LINGER_SECONDS = 0.03
-# How long a submitted event may wait for a commit to join, in all.
-MAX_HOLD_SECONDS = 1.0
 
 
 @dataclass
@@ -45,7 +41,6 @@ class _Pending:
     urgent: bool = True  # someone waits for it now
     guard: Callable[[Batch], None] | None = None  # see Journal.record
     queued: float = field(default_factory=time.monotonic)
-    awaited: float | None = None  # when someone started waiting for a submitted event
     done: threading.Event = field(default_factory=threading.Event)
     event: Event | None = None
     error: BaseException | None = None
@@ -88,11 +83,6 @@ class QueueDrainer(Generic[T]):
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
-
-    def wake(self) -> None:
-        """Makes the writer ask `hold` again now (something it waits for changed)."""
-        with self._cond:
-            self._cond.notify()
 
     def put(self, item: T, *, wake: bool = True) -> None:
         """Queues `item`. With `wake=False` the writer is only woken when the
@@ -191,14 +181,7 @@ class GroupWriter:
         order they were queued."""
         item = _Pending(kind, kwargs, urgent=False)
         self._drainer.put(item, wake=False)
-
-        def result() -> Event:
-            if not item.done.is_set() and item.awaited is None:
-                item.awaited = time.monotonic()
-                self._drainer.wake()
-            return item.result()
-
-        return result
+        return item.result
 
     def close(self) -> None:
         """Writes what is queued, then stops."""
@@ -244,13 +227,7 @@ def _append(batch: Batch, item: _Pending) -> Event:
 
 
 def _hold(queue: list[_Pending]) -> float:
-    """Write at once for an appended event; submitted ones wait for one, or
-    `LINGER_SECONDS` after someone waits for them, or `MAX_HOLD_SECONDS`."""
+    """Write at once for an appended event; else let the submitted ones linger."""
     if any(item.urgent for item in queue):
         return 0.0
-    now = time.monotonic()
-    hold = MAX_HOLD_SECONDS - (now - queue[0].queued)
-    awaited = [item.awaited for item in queue if item.awaited is not None]
-    if awaited:
-        hold = min(hold, LINGER_SECONDS - (now - min(awaited)))
-    return hold
+    return LINGER_SECONDS - (time.monotonic() - queue[0].queued)
