@@ -161,6 +161,51 @@ def test_apply_completes_then_rollback_restores_every_switch(svc: ChangeService)
     assert svc.context.ledger.verify().ok
 
 
+def test_a_configuration_is_stored_once_as_a_blob(svc: ChangeService, tmp_path: Path) -> None:
+    """The snapshot (host.backup) and the configuration after the change
+    (host.verified) are blobs; the transcript and the verify step refer to
+    them instead of holding another copy, and put together they give back
+    exactly what the device sent."""
+    from opskit.ledger.bundle import verify_bundle
+    from opskit.ledger.keys import PUBLIC_KEY_FILE
+    from opskit.runbooks.records import full_output
+
+    ref = write_runbook(svc.ws, "1.0.0")
+    before = configs(svc.ws)
+    change_id = approved_change(svc, ref, {"vlan_id": 131, "vlan_name": "once"})
+    assert svc.apply(change_id, "alice")["state"] == "completed"
+    after = configs(svc.ws)
+    ledger = svc.ledger
+    for name in SWITCHES:
+        (backup,) = ledger.events(change_id=change_id, ci=name, kind="host.backup")
+        (verified,) = ledger.events(change_id=change_id, ci=name, kind="host.verified")
+        snapshot = ledger.get_blob(backup.blobs["config"]).decode()
+        assert snapshot == before[name]
+        (fetch,) = [
+            e for e in backup.payload["transcript"] if e["command"] == "show running-config"
+        ]
+        assert fetch["output_blob"] == "config"
+        whole = full_output(fetch, {"config": snapshot})
+        assert whole.startswith("Building configuration") and whole.endswith(before[name])
+        (step,) = verified.payload["steps"]
+        now = ledger.get_blob(verified.blobs["config"]).decode()
+        assert now == after[name] and "vlan 131" in now
+        assert (step["output"], step["output_blob"], step["output_at"]) == ("", "config", 0)
+        assert full_output(step, {"config": now}) == after[name]
+        # The stored records hold no copy of either configuration.
+        for event in (backup, verified):
+            record = json.dumps(event.payload)
+            assert "interface FastEthernet0/1" not in record
+    # The bundle carries the blobs, and it and the ledger verify.
+    bundle = ledger.export_bundle(change_id, tmp_path / "once.json")
+    report = verify_bundle(bundle, public_key=ledger.keys_dir / PUBLIC_KEY_FILE)  # type: ignore[operator]
+    assert report.ok, report.problem
+    assert report.counts["blobs"] >= 2 * len(SWITCHES)
+    assert ledger.verify().ok
+    assert svc.rollback(change_id, "alice")["state"] == "rolled_back"
+    assert configs(svc.ws) == before
+
+
 def test_the_rollout_and_the_rollback_run_their_hosts_on_the_given_runner(
     lab_ws: Workspace, svc: ChangeService
 ) -> None:

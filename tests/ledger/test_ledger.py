@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from opskit import digests
 from opskit.db import open_engine
 from opskit.errors import LedgerError, SecretError
 from opskit.ledger import Checkpoint, Ledger, blob_hash
@@ -382,7 +383,8 @@ def _random_value(rng: random.Random, depth: int = 0) -> Any:
 
 def test_fast_encoder_writes_the_documented_canonical_bytes() -> None:
     """The append path encodes with orjson; docs/ledger-format.md documents json.dumps.
-    Both must give the same bytes for every value the ledger accepts."""
+    Both must give the same bytes for every value the ledger accepts, and so
+    must `opskit.digests.canonical_json`, the one encoder of the other digests."""
     rng = random.Random(20261123)
     for _ in range(20_000):
         value = {"payload": _random_value(rng), "seq": rng.randint(1, 2**53 - 1)}
@@ -391,6 +393,8 @@ def test_fast_encoder_writes_the_documented_canonical_bytes() -> None:
         assert (
             encode_canonical_bytes(value) == documented.encode() == encode_canonical(value).encode()
         )
+        # The digests outside the chain (inventory, runbook, binding) use the same form.
+        assert digests.canonical_json(value) == documented
 
 
 def test_missing_postgres_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:

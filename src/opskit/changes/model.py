@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from opskit.digests import sha256_text
+from opskit.digests import canonical_json, sha256_text
 from opskit.errors import ChangeError
 
 
@@ -151,11 +150,6 @@ def check_transition(change_id: str, current: State, target: State) -> None:
     problem = transition_problem(current, target)
     if problem is not None:
         raise ChangeError(f"{change_id}: {problem}")
-
-
-def canonical_json(data: Any) -> str:
-    """Sorted keys, no whitespace, UTF-8: the form that is hashed and signed."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 @dataclass

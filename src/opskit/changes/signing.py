@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from opskit.changes.model import canonical_json
+from opskit.digests import canonical_json
 from opskit.errors import ChangeError
 
 

@@ -138,12 +138,23 @@ def _all_paths(config: HConfig) -> set[tuple[str, ...]]:
     return {tuple(child.path()) for child in config.all_children()}
 
 
-@functools.lru_cache(maxsize=256)
 def _wanted_paths(
     lines: tuple[str, ...], platform: str | None, host: str | None = None
 ) -> tuple[tuple[str, ...], ...]:
-    # The same lines checked again (verify, then the proof): parsed once.
-    return tuple(_leaf_paths(parse(lines, platform, host=host)))
+    try:
+        return _parsed_wanted_paths(lines, platform)
+    except ConfigParseError:
+        # Not cached: parsed again to name the host in the error.
+        return tuple(_leaf_paths(parse(lines, platform, host=host)))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_wanted_paths(
+    lines: tuple[str, ...], platform: str | None
+) -> tuple[tuple[str, ...], ...]:
+    # The same lines checked on every host of a change (verify, then the
+    # proof): parsed once, not once a host (the host only names it in errors).
+    return tuple(_leaf_paths(parse(lines, platform)))
 
 
 def missing_lines(

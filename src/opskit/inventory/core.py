@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import difflib
-import json
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opskit import digests
 from opskit.digests import sha256_bytes
 from opskit.errors import InventoryError
 from opskit.inventory.gcpause import paused_gc
@@ -264,26 +264,9 @@ class Inventory:
 
 
 def canonical_json(data: Any) -> bytes:
-    try:
-        text = json.dumps(
-            data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-        )
-    except TypeError:  # keys of several types (YAML allows `{1: a, b: c}`) cannot be sorted
-        return canonical_json(_text_keys(data))
-    return text.encode("utf-8")
-
-
-def _text_keys(data: Any) -> Any:
-    """Every mapping key as text; a key that is not text is marked with its
-    type, so that `{1: x}` and `{"1": x}` keep different digests."""
-    if isinstance(data, dict):
-        return {
-            (k if isinstance(k, str) else f"\0{type(k).__name__}:{k!r}"): _text_keys(v)
-            for k, v in data.items()
-        }
-    if isinstance(data, list | tuple):
-        return [_text_keys(v) for v in data]
-    return data
+    """The UTF-8 of `opskit.digests.canonical_json(data)`: what the inventory
+    digest is taken over."""
+    return digests.canonical_json(data).encode("utf-8")
 
 
 def _by_name(ci: CI) -> str:

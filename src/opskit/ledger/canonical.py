@@ -1,8 +1,15 @@
 """The canonical JSON encoding that the ledger hashes (RFC 8785 / JCS style).
 
+It is opskit's one canonical JSON form (`opskit.digests.JSON_OPTIONS`, the
+form of the inventory, runbook and binding digests too), for the values the
+ledger admits. `encode_canonical` (the standard library's C encoder) and
+`encode_canonical_bytes` (orjson, the append path) write the same bytes for
+every admitted value; tests compare them, and `opskit.digests.canonical_json`,
+on random values.
+
 The ledger accepts only the JSON value types whose JCS encoding Python's
-`json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`
-produces byte for byte: str, int (within ±(2**53 - 1), the I-JSON range),
+`json.dumps(value, **JSON_OPTIONS)` (sorted keys, no spaces, text not
+escaped) produces byte for byte: str, int (within ±(2**53 - 1), the I-JSON range),
 bool, None, list and dict with str keys. Floats are refused rather than
 canonicalised: the ledger records identifiers, counts and texts, and a
 float's shortest round-trip form is where JCS implementations disagree.
@@ -22,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from opskit.digests import JSON_OPTIONS
 from opskit.errors import LedgerError
 
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -32,16 +40,28 @@ def _refuse(value: Any) -> Any:
 
 
 def _make_encoder() -> Callable[[Any], str]:
-    """`json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`
-    with the C encoder built once: `JSONEncoder.encode` builds a new one (and a
-    circular-reference memo) on every call, a fifth of the cost of a small record.
-    Callers check the value first (`acceptable`), which rules out cycles."""
+    """`json.dumps(value, **opskit.digests.JSON_OPTIONS)` (sorted keys, `,` and
+    `:` without spaces, text not escaped: the one canonical form, also that
+    of `opskit.digests.canonical_json`) refusing what JSON has no type for,
+    with the C encoder built once: `JSONEncoder.encode` builds a new one (and
+    a circular-reference memo) on every call, a fifth of the cost of a small
+    record. Callers check the value first (`acceptable`), which rules out cycles."""
+    item_separator, key_separator = JSON_OPTIONS["separators"]
     make = json.encoder.c_make_encoder
     if make is None:  # pragma: no cover - CPython always has the C accelerator
-        return json.JSONEncoder(
-            ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-        ).encode
-    chunks = make(None, _refuse, json.encoder.encode_basestring, None, ":", ",", True, False, False)
+        return json.JSONEncoder(allow_nan=False, **JSON_OPTIONS).encode
+    assert JSON_OPTIONS["sort_keys"] and not JSON_OPTIONS["ensure_ascii"]
+    chunks = make(
+        None,  # no circular-reference memo
+        _refuse,
+        json.encoder.encode_basestring,  # not ensure_ascii
+        None,  # no indent
+        key_separator,
+        item_separator,
+        True,  # sort_keys
+        False,  # skipkeys
+        False,  # allow_nan
+    )
     join = "".join
 
     def encode(value: Any) -> str:

@@ -5,11 +5,13 @@ The change engine's journal uses it while a rollout runs
 and fsync when written one by one. `GroupWriter` keeps the guarantee the
 rollout needs (a step is durable before the thread that recorded it goes
 on: `append` returns only after the commit) while one commit serves every
-event queued meanwhile. `submit` queues an event without waiting, for the
-steps whose durability a host only needs at its end: those are not worth a
-commit of their own, they go with the next `append`'s commit (a host's
-backup) or after `LINGER_SECONDS`, so that the writer is rarely busy with
-them when a backup, on which a host waits before touching its device, comes.
+event queued meanwhile. The thread that appends commits itself when no commit
+is under way (no thread switch on the path of a host waiting for its backup;
+`QueueDrainer.put_and_write`). `submit` queues an event without waiting, for
+the steps whose durability a host only needs at its end: those are not worth
+a commit of their own, they go with the next `append`'s commit (a host's
+backup) or after `LINGER_SECONDS`, so that a backup, on which a host waits
+before touching its device, rarely finds a long backlog in its commit.
 """
 
 from __future__ import annotations
@@ -56,7 +58,12 @@ class QueueDrainer(Generic[T]):
     to `write` in one call, so that one transaction serves many producers.
     `hold(queue)`, when given, says how many seconds more the queued items
     may wait for others to join them (0: write now). `close` writes what is
-    queued, stops, and raises the first error `write` raised."""
+    queued, stops, and raises the first error `write` raised.
+
+    A producer that waits for its item (`put_and_write`) writes the queue
+    itself when no write is under way: no thread switch on its path. Writes
+    never overlap, and each takes the whole queue, so items are written in
+    the order they were queued."""
 
     def __init__(
         self,
@@ -67,8 +74,11 @@ class QueueDrainer(Generic[T]):
     ) -> None:
         self._write_items = write
         self._hold = hold
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # the writer thread waits on it
+        self._written = threading.Condition(lock)  # producers wait on it for a write to end
         self._queue: list[T] = []
+        self._writing = False  # a write (by any thread) is under way
         self._closed = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -85,6 +95,23 @@ class QueueDrainer(Generic[T]):
             if wake or len(self._queue) == 1:
                 self._cond.notify()
 
+    def put_and_write(self, item: T, done: threading.Event) -> None:
+        """Queues `item` and returns once `done` is set (by the write that
+        takes it). With no write under way the calling thread writes the
+        queue itself, `item` and everything queued before it; otherwise it
+        waits for that write, which may have taken `item` too."""
+        with self._cond:
+            if self._closed:
+                raise LedgerError(f"{self._thread.name} writer is closed")
+            self._queue.append(item)
+            while self._writing and not done.is_set():
+                self._written.wait()
+            if done.is_set():
+                return
+            items, self._queue = self._queue, []
+            self._writing = True
+        self._write_taken(items)
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -97,7 +124,9 @@ class QueueDrainer(Generic[T]):
         while True:
             with self._cond:
                 while True:
-                    if self._queue:
+                    if self._writing:
+                        self._cond.wait()  # a producer writes; it notifies when done
+                    elif self._queue:
                         wait = 0.0 if self._closed or not self._hold else self._hold(self._queue)
                         if wait <= 0:
                             break
@@ -107,11 +136,21 @@ class QueueDrainer(Generic[T]):
                     else:
                         self._cond.wait()
                 items, self._queue = self._queue, []
-            try:
-                self._write_items(items)
-            except BaseException as exc:  # raised by close, in the owner's thread
-                if self._error is None:
-                    self._error = exc
+                self._writing = True
+            self._write_taken(items)
+
+    def _write_taken(self, items: list[T]) -> None:
+        """Writes `items` (taken from the queue by this thread, `_writing` set)."""
+        try:
+            self._write_items(items)
+        except BaseException as exc:  # raised by close, in the owner's thread
+            if self._error is None:
+                self._error = exc
+        finally:
+            with self._cond:
+                self._writing = False
+                self._written.notify_all()
+                self._cond.notify()
 
 
 class GroupWriter:
@@ -131,7 +170,8 @@ class GroupWriter:
         `guard(batch)` runs in the commit's transaction just before the event
         is added; what it writes is undone if it or the append fails."""
         item = _Pending(kind, kwargs, guard=guard)
-        self._drainer.put(item)
+        # Written by this thread when no commit is under way (see QueueDrainer).
+        self._drainer.put_and_write(item, item.done)
         return item.result()
 
     def submit(self, kind: str, **kwargs: Any) -> Callable[[], Event]:
@@ -187,7 +227,7 @@ def _append(batch: Batch, item: _Pending) -> Event:
 
 
 def _hold(queue: list[_Pending]) -> float:
-    """Write at once for an awaited event; else let the submitted ones linger."""
+    """Write at once for an appended event; else let the submitted ones linger."""
     if any(item.urgent for item in queue):
         return 0.0
     return LINGER_SECONDS - (time.monotonic() - queue[0].queued)

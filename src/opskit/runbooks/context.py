@@ -21,7 +21,7 @@ from opskit.errors import ConnectorError
 from opskit.inventory.model import CI
 from opskit.runbooks.model import Expectation, Runbook, Step
 from opskit.runbooks.parameters import mark_multiline
-from opskit.runbooks.records import record_ready
+from opskit.runbooks.records import record_ready, share_blob_texts
 from opskit.runbooks.results import HostRun
 from opskit.runbooks.templating import ci_context, render_value
 from opskit.secrets import REDACTOR, SecretRef
@@ -128,6 +128,7 @@ class HostContext:
                 name: (REDACTOR.redact_bytes(v) if isinstance(v, bytes) else REDACTOR.redact(v))
                 for name, v in blobs.items()
             }
+            share_blob_texts(clean_payload, clean_blobs)  # a configuration once, as its blob
         self._recorder(kind, clean_payload, clean_blobs)
 
     def secret_refs(self) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from jsonschema.exceptions import SchemaError, best_match
 from jsonschema.exceptions import ValidationError as DocumentError
 
 from opskit.connectors.base import Capability
-from opskit.digests import sha256_bytes, sha256_text
+from opskit.digests import canonical_digest, sha256_bytes
 from opskit.errors import OpskitError, RunbookError
 from opskit.runbooks.model import (
     EXPECTATION_KINDS,
@@ -90,14 +90,7 @@ def semver_key(version: str) -> tuple[int, int, int, int, str]:
 
 
 def runbook_digest(data: Mapping[str, Any], files: Mapping[str, str]) -> str:
-    canonical = json.dumps(
-        {"runbook": data, "files": dict(files)},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=str,
-    )
-    return sha256_text(canonical)
+    return canonical_digest({"runbook": data, "files": dict(files)})
 
 
 def _plain(value: Any) -> Any:

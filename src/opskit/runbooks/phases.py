@@ -117,14 +117,17 @@ class HostExecution:
             "duration_ms": ms(duration),
             "exceptions": run.exceptions,
         }
-        blobs = None
+        blobs: dict[str, bytes | str] | None = None
         if run.snapshot is not None and self.ctx.applied_any:
             after = self.snapshots.fresh_running(run.snapshot) or self.snapshots.capture()
             run.config_hash = after.hash
             equal, run.diff = run.snapshot.compare(after)
             payload.update(config_hash=after.hash, changed=not equal)
+            # The configuration after the change, stored once: the verify
+            # step that fetched it refers to this blob (`share_blob_texts`).
+            blobs = {"config": after.config} if after.config else {}
             if run.diff:
-                blobs = {"diff": run.diff}
+                blobs["diff"] = run.diff
         if verified or self.ctx.applied_any:
             self.ctx.record("host.verified", payload, blobs)
         run.status = HostState.COMPLETED

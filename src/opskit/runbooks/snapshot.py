@@ -7,15 +7,13 @@ ledger's ``host.backup`` blobs hold and what ``Snapshot.from_blobs`` rebuilds.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from opskit import configdiff
 from opskit.connectors.base import CommandRejected, Connector
-from opskit.digests import sha256_text
+from opskit.digests import files_digest
 
 
 @dataclass
@@ -37,14 +35,7 @@ class Snapshot:
     def hash(self) -> str:
         if self.config is not None:
             return configdiff.config_hash(self.config, self.platform)
-        canonical = json.dumps(
-            {
-                path: (hashlib.sha256(text.encode()).hexdigest() if text is not None else None)
-                for path, text in self.files.items()
-            },
-            sort_keys=True,
-        )
-        return sha256_text(canonical)
+        return files_digest(self.files)
 
     @property
     def absent(self) -> list[str]:
