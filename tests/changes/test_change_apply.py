@@ -175,7 +175,7 @@ def test_a_configuration_is_stored_once_as_a_blob(svc: ChangeService, tmp_path: 
     change_id = approved_change(svc, ref, {"vlan_id": 131, "vlan_name": "once"})
     assert svc.apply(change_id, "alice")["state"] == "completed"
     after = configs(svc.ws)
-    ledger = svc.ledger
+    ledger = svc.context.ledger
     for name in SWITCHES:
         (backup,) = ledger.events(change_id=change_id, ci=name, kind="host.backup")
         (verified,) = ledger.events(change_id=change_id, ci=name, kind="host.verified")
@@ -253,7 +253,7 @@ def test_verification_failure_rolls_the_host_back_with_proof(svc: ChangeService)
     assert failed_run is not None and failed_run.status == HostState.ROLLED_BACK
     assert [s.phase for s in failed_run.failed_steps] == ["verify"]
     assert summary.to_dict() == svc.get(change_id).summary
-    verifying = next(svc.ledger.events(change_id=change_id, kind="change.verifying"))
+    verifying = next(svc.context.ledger.events(change_id=change_id, kind="change.verifying"))
     assert (
         verifying.payload["counts"] == summary.counts == count_states(["ok"] * 3 + ["rolled_back"])
     )
