@@ -60,9 +60,7 @@ def reported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reported]:
             Ledger.open(ws).checkpoint(actor="erin")
             inspection = run_recorded_inspection(ws, "alice", select="platform:cisco_ios")
             switch = _lab_device_secrets(ws)
-            yield Reported(
-                ws, done, rolled, later.id, [canary, *switch], inspection.seq
-            )
+            yield Reported(ws, done, rolled, later.id, [canary, *switch], inspection.seq)
     finally:
         os.environ.pop(CANARY_ENV, None)
 

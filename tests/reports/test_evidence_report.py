@@ -70,7 +70,13 @@ def test_every_format_and_language_and_no_secret(reported: Reported) -> None:
     for lang in ("en", "zh_CN"):
         for fmt in ("md", "html", "json", "csv"):
             result = cli(
-                "report", "change", reported.completed, "--format", fmt, "--lang", lang,
+                "report",
+                "change",
+                reported.completed,
+                "--format",
+                fmt,
+                "--lang",
+                lang,
                 ws=reported.ws,
             )
             assert result.returncode == 0, result.stderr

@@ -22,8 +22,17 @@ def test_an_empty_period_is_an_empty_valid_report(reported: Reported, tmp_path: 
     for fmt in ("json", "csv", "md", "html"):
         out = tmp_path / f"empty.{fmt}"
         result = cli(
-            "report", "changes", "--since", "2020-01-01", "--until", "2020-01-31",
-            "--format", fmt, "--out", str(out), ws=reported.ws,
+            "report",
+            "changes",
+            "--since",
+            "2020-01-01",
+            "--until",
+            "2020-01-31",
+            "--format",
+            fmt,
+            "--out",
+            str(out),
+            ws=reported.ws,
         )
         assert result.returncode == 0, result.stderr
         assert result.stderr.strip() == (
@@ -34,7 +43,7 @@ def test_an_empty_period_is_an_empty_valid_report(reported: Reported, tmp_path: 
             data = json.loads(text)
             assert data["rows"] == [] and data["data"]["count"] == 0
         elif fmt == "csv":
-            assert list(csv.reader(io.StringIO(text)))[0][:2] == ["id", "title"]
+            assert next(csv.reader(io.StringIO(text)))[:2] == ["id", "title"]
         else:
             assert "no changes between" in text
     kpi = cli("report", "kpi", "--since", "2020-01-01", "--until", "2020-01-31", ws=reported.ws)
@@ -82,8 +91,15 @@ def test_inspect_records_a_read_only_run_and_reports_exceptions_first(
     out = tmp_path / "inspection.md"
     # A threshold no switch can meet: every interface has 0 errors, none fewer.
     result = cli(
-        "inspect", "--select", "name:lab-sw01", "--param", "backup_max_age_hours=0",
-        "--json", "--out", str(out), ws=reported.ws,
+        "inspect",
+        "--select",
+        "name:lab-sw01",
+        "--param",
+        "backup_max_age_hours=0",
+        "--json",
+        "--out",
+        str(out),
+        ws=reported.ws,
     )
     assert result.returncode == 1, result.stderr  # exceptions found
     data = json.loads(result.stdout)

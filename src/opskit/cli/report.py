@@ -42,9 +42,9 @@ def _emit(report: Report, fmt: str, out: Path | None) -> None:
     """Writes or prints the report; says where, repeats its first note, and
     exits 1 when the ledger did not verify."""
     from opskit.reports import render, write
+    from opskit.reports.i18n import Translator
     from opskit.reports.model import FORMATS, ReportError
     from opskit.reports.rendering import broken_line, note_text
-    from opskit.reports.i18n import Translator
 
     if fmt not in FORMATS:
         raise ReportError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")

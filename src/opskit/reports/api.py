@@ -68,9 +68,7 @@ def change_report(ws: Workspace, change_id: str, *, lang: str | None = None) -> 
     from opskit.reports.evidence import evidence_data
 
     report = _build(ws, "change", lang, None, lambda s: evidence_data(s, change_id))
-    report.notes = [
-        n for n in report.notes if n["key"] != "no_checkpoint" or _uncovered(report)
-    ]
+    report.notes = [n for n in report.notes if n["key"] != "no_checkpoint" or _uncovered(report)]
     return report
 
 
@@ -162,9 +160,7 @@ def backups_report(
     """The backup log: which CIs have a backup, how old, which are missing."""
     from opskit.reports.operations import backups_data
 
-    return _build(
-        ws, "backups", lang, None, lambda s: backups_data(s, max_age_hours=max_age_hours)
-    )
+    return _build(ws, "backups", lang, None, lambda s: backups_data(s, max_age_hours=max_age_hours))
 
 
 def inspection_report(ws: Workspace, *, seq: int | None = None, lang: str | None = None) -> Report:

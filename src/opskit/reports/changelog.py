@@ -18,6 +18,7 @@ from typing import Any
 
 from opskit.changes import replay
 from opskit.reports.collect import ChangeRecord, Source
+from opskit.reports.i18n import NO_VALUE
 from opskit.reports.model import Period
 
 ROLLED_BACK_STATUSES = frozenset({replay.ROLLED_BACK})
@@ -65,7 +66,7 @@ def change_row(record: ChangeRecord) -> dict[str, Any]:
         "risk": f"{risk.get('level')} ({risk.get('score')})" if risk else "",
         "requester": str(record.column("requester", "")),
         "approvers": ", ".join(record.approvers),
-        "window": " – ".join(str(w) for w in window) if any(window) else "",
+        "window": f" {NO_VALUE} ".join(str(w) for w in window) if any(window) else "",
         "state": record.state,
         "outcome": record.outcome or "",
         "hosts_ok": statuses.count(replay.OK),

@@ -20,7 +20,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from opskit.reports.i18n import Translator
+from opskit.reports.i18n import NO_VALUE, Translator
 from opskit.reports.labels import CODES
 
 OUTCOME_COLOURS = {
@@ -59,11 +59,13 @@ class Charts:
         """Figure `key` of each period of `trend` (`kpi_data`'s "trend")."""
         points = [(self.tr.date(e["since"]), e["figures"][key]["value"]) for e in trend]
         values = [v for _, v in points if v is not None]
-        top = max([*values, target or 0, 1.0]) if unit != "percent" else 100.0
+        top = 100.0 if unit == "percent" else (max([*values, target or 0.0]) or 1.0)
         plot_h = HEIGHT - 2 * PAD
         slot = (WIDTH - 2 * PAD) / max(1, len(points))
-        body = [f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" '
-                f'y2="{HEIGHT - PAD}" stroke="#555"/>']
+        body = [
+            f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" '
+            f'y2="{HEIGHT - PAD}" stroke="#555"/>'
+        ]
         for index, (label, value) in enumerate(points):
             x = PAD + index * slot + slot * 0.2
             if value is not None:
@@ -74,7 +76,7 @@ class Charts:
                 )
                 body.append(_text(x + slot * 0.3, HEIGHT - PAD - h - 4, self._value(value, unit)))
             else:
-                body.append(_text(x + slot * 0.3, HEIGHT - PAD - 4, "–"))
+                body.append(_text(x + slot * 0.3, HEIGHT - PAD - 4, NO_VALUE))
             body.append(_text(x + slot * 0.3, HEIGHT - PAD + 14, label, size=10))
         if target is not None:
             y = HEIGHT - PAD - plot_h * target / top
@@ -114,7 +116,9 @@ class Charts:
                         f"{escape(self._code(outcome))}: {count}</title></rect>"
                     )
             body.append(_text(x + slot * 0.35, y - 4, self.tr.number(totals[index], 0)))
-            body.append(_text(x + slot * 0.35, HEIGHT - PAD + 14, self.tr.date(week["since"]), size=9))
+            body.append(
+                _text(x + slot * 0.35, HEIGHT - PAD + 14, self.tr.date(week["since"]), size=9)
+            )
         legend_x = PAD
         for outcome, colour in OUTCOME_COLOURS.items():
             body.append(f'<rect x="{legend_x}" y="6" width="10" height="10" fill="{colour}"/>')
@@ -130,7 +134,7 @@ class Charts:
         for index, feature in enumerate(features):
             y = 10 + index * row_h
             width = (WIDTH - label_w - 60) * feature["rate"] / 100
-            body.append(_text(label_w - 6, y + 13, feature["feature"] or "–", anchor="end"))
+            body.append(_text(label_w - 6, y + 13, feature["feature"] or NO_VALUE, anchor="end"))
             body.append(
                 f'<rect x="{label_w}" y="{y}" width="{width:.1f}" height="{row_h - 6}" '
                 'fill="#2e7d32"/>'

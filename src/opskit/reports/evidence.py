@@ -151,7 +151,7 @@ def _policy(source: Source) -> Any:
     # longer loads is still reported on, against the keys recorded.
     try:
         return source.ws.policy
-    except Exception:  # noqa: BLE001 - any policy fault: fall back to recorded keys
+    except Exception:
         return None
 
 

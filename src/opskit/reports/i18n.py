@@ -35,9 +35,11 @@ from babel.support import NullTranslations, Translations
 from opskit.reports.model import LANGUAGES, ReportError
 
 DOMAIN = "opskit_reports"
+# What a report shows for "no value" (an en dash).
+NO_VALUE = "\u2013"
 
 
-def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark, do not translate"
+def N_(message: str) -> str:
     """Marks `message` for extraction; translated where it is shown."""
     return message
 
@@ -88,19 +90,19 @@ class Translator:
 
     def number(self, value: float | int | None, digits: int = 1) -> str:
         if value is None:
-            return "–"
+            return NO_VALUE
         pattern = "#,##0" if digits == 0 or isinstance(value, int) else "#,##0." + "#" * digits
         return format_decimal(value, format=pattern, locale=self.locale)
 
     def percent(self, value: float | None) -> str:
         if value is None:
-            return "–"
+            return NO_VALUE
         return f"{self.number(value)}%"
 
     def datetime(self, value: str | datetime | None) -> str:
         """A ledger time (UTC) as the locale writes it, with "UTC"."""
         if value in (None, ""):
-            return "–"
+            return NO_VALUE
         moment = value if isinstance(value, datetime) else _parse(str(value))
         if moment is None:
             return str(value)
@@ -108,7 +110,7 @@ class Translator:
 
     def date(self, value: str | datetime | None) -> str:
         if value in (None, ""):
-            return "–"
+            return NO_VALUE
         moment = value if isinstance(value, datetime) else _parse(str(value))
         if moment is None:
             return str(value)
@@ -117,7 +119,7 @@ class Translator:
     def duration(self, seconds: float | None) -> str:
         """Seconds as s, min or h, whichever reads best."""
         if seconds is None:
-            return "–"
+            return NO_VALUE
         if seconds < 120:
             value, unit = seconds, self.gettext("s")
         elif seconds < 7200:
@@ -127,7 +129,7 @@ class Translator:
         return f"{self.number(value)} {unit}"
 
     def hours(self, value: float | None) -> str:
-        return "–" if value is None else self.duration(value * 3600)
+        return NO_VALUE if value is None else self.duration(value * 3600)
 
     def figure(self, figure: dict[str, Any]) -> str:
         """A KPI figure's value in its unit; "not yet measured" without one."""

@@ -92,9 +92,7 @@ def _backup_row(ci: str, status: str, **fields: Any) -> dict[str, Any]:
     return row
 
 
-def compliance_data(
-    source: Source, period: Period
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def compliance_data(source: Source, period: Period) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Compliance from the ledger's `compliance.result` events (module docstring)."""
     latest: dict[tuple[str, str], Any] = {}
     for event in source.events():
@@ -148,7 +146,9 @@ def inspection_data(
             rows.append(_finding_row(host, "(not inspected)", "failed", host["error"]))
         for finding in host.get("findings") or []:
             rows.append(
-                _finding_row(host, finding.get("check"), finding.get("status"), finding.get("detail"))
+                _finding_row(
+                    host, finding.get("check"), finding.get("status"), finding.get("detail")
+                )
             )
     order = {"failed": 0, "exception": 1, "unavailable": 2, "ok": 3}
     rows.sort(key=lambda row: order.get(str(row["status"]), 4))
