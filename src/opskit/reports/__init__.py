@@ -14,7 +14,8 @@ English. docs/reports.md describes each report and defines every figure.
 
 Example:
     >>> report = change_report(ws, "CHG-000002", lang="en")
-    >>> report.ok, report.data["change"]["outcome"]
+    >>> change = report.data["change"]
+    >>> report.ok, change["outcome"]
     (True, 'rolled_back')
     >>> render(report, "md").splitlines()[0]
     '# Change evidence report: CHG-000002'
