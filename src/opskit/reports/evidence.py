@@ -284,8 +284,17 @@ def _review(events: list[Event]) -> dict[str, Any] | None:
     closed = _last(events, "change.closed")
     if closed is None:
         return None
-    review = closed.payload.get("review") or {}
-    return {"seq": closed.seq, "at": closed.at_text, "by": closed.actor, **review}
+    review = closed.payload.get("review")
+    review = review if isinstance(review, dict) else {}
+    return {
+        "seq": closed.seq,
+        "at": closed.at_text,
+        "by": review.get("by") or closed.actor,
+        "outcome": review.get("outcome"),
+        "review": review.get("review"),
+        "cause": review.get("cause"),
+        "follow_ups": review.get("follow_ups") or [],
+    }
 
 
 def _record_row(source: Source, event: Event) -> dict[str, Any]:

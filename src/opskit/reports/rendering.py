@@ -21,7 +21,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
 
 from opskit.reports import charts, labels
 from opskit.reports.i18n import N_, Translator
@@ -70,13 +70,14 @@ def _csv(report: Report, tr: Translator) -> str:
     buffer = io.StringIO()
     line = broken_line(report, tr)
     if line:
-        buffer.write(f"# {line}\n")
+        buffer.write(f"# {line}\r\n")
     columns: dict[str, None] = {}
     for row in report.rows:
         columns.update(dict.fromkeys(row))
     if not columns:
         columns = dict.fromkeys(EMPTY_COLUMNS.get(report.kind, ("empty",)))
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    # RFC 4180 line ends: a field holding a CR or an LF is then quoted too.
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\r\n")
     writer.writeheader()
     for row in report.rows:
         writer.writerow({key: _cell(value) for key, value in row.items()})
@@ -106,7 +107,9 @@ def _environment(fmt: str) -> Environment:
         loader=PackageLoader("opskit.reports", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html",), default=False),
         extensions=["jinja2.ext.i18n"],
-        undefined=StrictUndefined,
+        # A record that lacks a field (an older or a hand-written event) shows
+        # nothing there instead of failing the whole report.
+        undefined=ChainableUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
