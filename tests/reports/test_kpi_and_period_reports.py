@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,9 +26,18 @@ pytestmark = [pytest.mark.lab]
 
 
 def _copy(reported: Reported, tmp_path: Path) -> Workspace:
-    """A copy of the shared workspace (policy, ledger, keys) to change."""
+    """A copy of the shared workspace (policy, ledger, keys) to change. The
+    database is copied with SQLite's backup API: reading its file directly
+    and closing it would drop this process's POSIX locks on it, under the
+    connections the other tests still hold."""
     target = tmp_path / "ws"
-    shutil.copytree(reported.ws.root, target)
+    shutil.copytree(reported.ws.root, target, ignore=shutil.ignore_patterns("opskit.db*"))
+    database = reported.ws.state_dir / "opskit.db"
+    with (
+        closing(sqlite3.connect(database)) as source,
+        closing(sqlite3.connect(target / database.relative_to(reported.ws.root))) as copy,
+    ):
+        source.backup(copy)
     return Workspace.open(target)
 
 
@@ -135,7 +145,7 @@ def test_the_backup_log_names_the_ci_without_a_backup(reported: Reported) -> Non
 def test_a_ledger_that_does_not_verify_says_so_first(reported: Reported, tmp_path: Path) -> None:
     ws = _copy(reported, tmp_path)
     # Someone with the database file drops the append-only guard and edits a review.
-    with sqlite3.connect(ws.state_dir / "opskit.db") as connection:
+    with closing(sqlite3.connect(ws.state_dir / "opskit.db")) as connection, connection:
         connection.execute(f"DROP TRIGGER {EVENTS}_no_update")
         edited = connection.execute(
             f"UPDATE {EVENTS} SET record = replace(record, 'VLAN 311 live', 'VLAN 999 live') "

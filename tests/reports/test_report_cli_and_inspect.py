@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from opskit import reports
-from opskit.db import open_engine
 from opskit.ledger import Ledger
 from tests.audit_support import cli
 from tests.reports.conftest import Reported
@@ -87,9 +86,7 @@ def test_an_unwritable_out_is_one_line_and_writes_nothing(
 def test_inspect_records_a_read_only_run_and_reports_exceptions_first(
     reported: Reported, tmp_path: Path
 ) -> None:
-    # A ledger on an engine of its own: the shared workspace's pool has served
-    # the change engine's threads, and once read a stale snapshot there.
-    ledger = Ledger(open_engine(reported.ws.db_url), keys_dir=reported.ws.keys_dir)
+    ledger = Ledger.open(reported.ws)
     head = ledger.reader().head()[0]
     out = tmp_path / "inspection.md"
     # A threshold no switch can meet: every interface has 0 errors, none fewer.
@@ -114,7 +111,6 @@ def test_inspect_records_a_read_only_run_and_reports_exceptions_first(
     # Read-only: the run added one event, and no change.
     kinds = [e.kind for e in ledger.reader().events(after_seq=head)]
     assert kinds == ["inspection.run"]
-    ledger.engine.dispose()
     assert out.read_text(encoding="utf-8").startswith("# Inspection report")
 
     report = reports.inspection_report(reported.ws, lang="zh_CN")
