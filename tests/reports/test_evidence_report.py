@@ -15,7 +15,7 @@ from opskit.ledger import Ledger
 from tests.audit_support import cli
 from tests.reports.conftest import Reported
 
-pytestmark = [pytest.mark.lab]
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 
 def test_the_rolled_back_change_carries_its_proof_and_every_record(reported: Reported) -> None:

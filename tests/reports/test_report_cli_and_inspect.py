@@ -15,7 +15,7 @@ from opskit.ledger import Ledger
 from tests.audit_support import cli
 from tests.reports.conftest import Reported
 
-pytestmark = [pytest.mark.lab]
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 
 def test_an_empty_period_is_an_empty_valid_report(reported: Reported, tmp_path: Path) -> None:
