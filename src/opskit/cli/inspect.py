@@ -30,8 +30,7 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--out", help="Also write the report (Markdown) here.")
         ] = None,
     ) -> None:
-        """Inspect CIs read-only (巡检), record the run in the ledger, print
-        the report exceptions first; exit 1 when any exception is found."""
+        """Inspect CIs read-only (巡检), recorded in the ledger; exit 1 on any exception."""
         from opskit.reports import run_recorded_inspection
 
         actor = current_user()

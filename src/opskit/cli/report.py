@@ -70,9 +70,7 @@ def change(
     out: Out = None,
     lang: Lang = None,
 ) -> None:
-    """The evidence report of one change: request, assessment, approvals,
-    window, per host the configuration before, commands, diff, verification,
-    rollback proof, review, and the status of every record."""
+    """The evidence report of one change, with the status of every record."""
     from opskit.reports import change_report
 
     _emit(change_report(workspace(), change_id, lang=lang), fmt, out)
@@ -111,8 +109,7 @@ def kpi(
     out: Out = None,
     lang: Lang = None,
 ) -> None:
-    """The change-management KPIs of a period, their trend, marked against
-    the policy's kpi_targets (definitions: docs/reports.md)."""
+    """The change-management KPIs of a period and their trend, against kpi_targets."""
     from opskit.reports import kpi_report
 
     _emit(kpi_report(workspace(), since=since, until=until, by=by, lang=lang), fmt, out)
