@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 from opskit import reports
+from opskit.changes import ChangeService
 from opskit.ledger import Ledger
 from opskit.ledger.store import EVENTS
 from opskit.reports.kpi import buckets, percentile
 from opskit.reports.model import Period
 from opskit.workspace import Workspace
-from tests.audit_support import cli
+from tests.audit_support import cli, lab_workspace, rolled_back_change
 from tests.reports.conftest import Reported
 
 pytestmark = [pytest.mark.lab]
@@ -177,3 +178,16 @@ def test_the_90th_percentile_is_the_nearest_rank() -> None:
     assert percentile([float(n) for n in range(1, 11)], 0.9) == 9.0
     assert percentile([5.0], 0.9) == 5.0
     assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
+
+
+@pytest.mark.postgres
+def test_reports_from_a_postgresql_ledger(postgres_db: str, tmp_path: Path) -> None:
+    """The team backend: the same reports from a ledger on a real PostgreSQL server."""
+    with lab_workspace(tmp_path / "pg", db=postgres_db) as ws:
+        svc = ChangeService(ws)
+        rolled = rolled_back_change(svc, "lab-sw01", 331)
+        evidence = reports.change_report(ws, rolled, lang="zh_CN")
+        kpi = reports.kpi_report(ws, lang="en")
+    assert evidence.ok and evidence.data["hosts"][0]["rollback"]["proof"]["equal"] is True
+    assert reports.render(evidence, "md").startswith(f"# 变更证据报告: {rolled}")
+    assert kpi.data["figures"]["rollback_rate"]["value"] == 100.0
