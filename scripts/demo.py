@@ -6,6 +6,8 @@
    a change applied and verified on every lab switch, a second one whose
    verification fails and is rolled back with proof, both closed.
 4. `opskit audit verify` over the whole ledger.
+5. The reports (`opskit.demo.reports`): the evidence report of the rolled-back
+   change and the KPI report, as HTML, and where they are.
 
 Every step is the real CLI or public API; the script stops at the first
 failure with a non-zero exit. Run it twice: the second run reuses the workspace.
@@ -52,6 +54,7 @@ def main() -> int:
     opskit("inventory", "impact", "--inventory", "example", "core-sw1")
 
     from opskit.demo.changes import run_demo
+    from opskit.demo.reports import write_demo_reports
     from opskit.lab import Lab
     from opskit.workspace import Workspace
 
@@ -59,6 +62,7 @@ def main() -> int:
     try:
         run_demo(WORKSPACE)
         opskit("audit", "verify")
+        write_demo_reports(WORKSPACE)
     finally:
         if not keep_lab:
             Lab(Workspace.open(WORKSPACE)).down()

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the demo start as real peers:
 # openssh-server and sudo (real Linux hosts for Fabric and Ansible), postgresql
-# (the ledger's team backend), golang-go and golang-golang-x-mod-dev (Go's own
-# sumdb/note and sumdb/tlog verify opskit's checkpoints and proofs). Skips what is already there; never fails the
+# (the ledger's team backend), chromium and fonts-noto-cjk (the HTML reports),
+# golang-go and golang-golang-x-mod-dev (Go's own sumdb/note and sumdb/tlog verify
+# opskit's checkpoints and proofs). Skips what is already there; never fails the
 # build when apt is unavailable, the tests then report what they skipped.
 set -u
 need=()
@@ -12,6 +13,10 @@ command -v sudo >/dev/null 2>&1 || need+=(sudo)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v go >/dev/null 2>&1 || need+=(golang-go)
 [ -d /usr/share/gocode/src/golang.org/x/mod/sumdb/tlog ] || need+=(golang-golang-x-mod-dev)
+# chromium: the HTML reports are checked in a real headless browser; fonts-noto-cjk:
+# so that it draws their Chinese text (tests/reports).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+ls /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc >/dev/null 2>&1 || need+=(fonts-noto-cjk)
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "system-deps: apt-get not found; missing: ${need[*]}" >&2

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
@@ -165,6 +165,24 @@ class ConcurrencyCap(_Strict):
     max_changing: Count
 
 
+Percent = Annotated[float, Field(ge=0, le=100)]
+Hours = Annotated[float, Field(gt=0)]
+
+
+class KpiTargets(_Strict):
+    """Targets the KPI report marks each figure against (docs/reports.md):
+    rates in percent, times as the 90th percentile in hours. None: no target."""
+
+    change_success_rate: Percent | None = None  # at least
+    changes_caused_failures: Annotated[int, Field(ge=0, strict=True)] | None = None  # at most
+    rollback_rate: Percent | None = None  # at most
+    emergency_share: Percent | None = None  # at most
+    approval_lead_time_hours: Hours | None = None  # p90 at most
+    time_to_implement_hours: Hours | None = None  # p90 at most
+    compliance_rate: Percent | None = None  # at least
+    cmdb_accuracy: Percent | None = None  # at least
+
+
 class Policy(_Strict):
     version: Annotated[int, Field(strict=True)] = 1
     # The inventory (folder under inventories/) commands use by default.
@@ -183,6 +201,9 @@ class Policy(_Strict):
     # The origin line of the ledger's checkpoints (a C2SP note key name: no
     # space, no "+"); default opskit/<workspace folder>/<log key id>.
     log_origin: Annotated[str, Field(pattern=r"^[^\s+]{1,200}$")] | None = None
+    # Reports (opskit.reports): the figures' targets and the default language.
+    kpi_targets: KpiTargets = KpiTargets()
+    report_language: Literal["zh_CN", "en"] | None = None
 
     def roles_of(self, person: str) -> set[Role]:
         entry = self.people.get(person)
