@@ -3,6 +3,7 @@ and the printing of a change, its assessment and a host's predicted diff."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -10,6 +11,7 @@ import typer
 from rich.table import Table
 
 from opskit.cli.common import console, plain, workspace
+from opskit.errors import UsageError
 
 # The change engine (runbooks, connectors, SQLAlchemy) is imported by the
 # commands that use it: `opskit --help` must not pay for it.
@@ -84,3 +86,18 @@ def print_prediction(host: str, entry: dict[str, Any]) -> None:
         console.print(plain(entry["diff"]), highlight=False)
     else:
         console.print(f"{plain(host)}: {plain(line)}", highlight=False)
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """`k=v` pairs; a value that parses as JSON is taken as JSON (numbers,
+    booleans, `{"env": "VAR"}` secret references), anything else as text."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param {item!r}: use KEY=VALUE")
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value
+    return params

@@ -4,15 +4,22 @@ signing of approvals (sign, keygen, verify-approvals)."""
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from opskit.cli.change_common import IdArg, JsonOpt, brief, command, open_service, print_assessment
+from opskit.cli.change_common import (
+    IdArg,
+    JsonOpt,
+    brief,
+    command,
+    open_service,
+    parse_params,
+    print_assessment,
+)
 from opskit.cli.common import (
     choice,
     console,
@@ -23,21 +30,6 @@ from opskit.cli.common import (
     print_json,
 )
 from opskit.errors import OpskitError, UsageError
-
-
-def _parse_params(items: list[str]) -> dict[str, Any]:
-    """`k=v` pairs; a value that parses as JSON is taken as JSON (numbers,
-    booleans, `{"env": "VAR"}` secret references), anything else as text."""
-    params: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--param {item!r}: use KEY=VALUE")
-        try:
-            params[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key.strip()] = value
-    return params
 
 
 def _when(value: str | None, option: str) -> datetime | None:
@@ -103,7 +95,7 @@ def create(
     # Wrong option values are usage errors, found before anything is opened.
     choice("--type", change_type, ChangeType)
     nonblank("--title", title)
-    params = _parse_params(param or [])
+    params = parse_params(param or [])
     start, end = _window(window_start, window_end, ("--window-start", "--window-end"), future=True)
     change = open_service().create(
         runbook=runbook,

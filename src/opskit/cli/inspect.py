@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from opskit.cli.change import _parse_params
+from opskit.cli.change_common import parse_params
 from opskit.cli.common import console, current_user, plain, print_json, workspace, write_text
 from opskit.errors import UsageError
 
@@ -37,9 +37,7 @@ def register(app: typer.Typer) -> None:
         ws = workspace()
         if out is not None and (out.is_dir() or not out.parent.is_dir()):
             raise UsageError(f"--out {out}: cannot write there")
-        result = run_recorded_inspection(
-            ws, actor, select=select, params=_parse_params(param or [])
-        )
+        result = run_recorded_inspection(ws, actor, select=select, params=parse_params(param or []))
         if out is not None:
             write_text(out, result.report.to_markdown())
         if as_json:
