@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from opskit import configdiff
 from opskit.compliance.model import BoundFeature
 from opskit.compliance.results import FeatureResult, State
-from opskit.compliance.sections import Path, Section, indented, line_paths, section_paths
+from opskit.compliance.sections import LinePath, Section, indented, line_paths, section_paths
 
 
 def _text(sections: Sequence[Section]) -> str:
-    return "\n".join(line for s in sections for line in s.lines)
+    return "\n".join(s.text for s in sections)
 
 
 def _lines_of(config: configdiff.model.HConfig) -> tuple[str, ...]:
@@ -98,7 +98,7 @@ def _pattern(text: str) -> re.Pattern[str]:
     return re.compile(text)
 
 
-def _matches(rule: Path, path: Path, regex: bool) -> bool:
+def _matches(rule: LinePath, path: LinePath, regex: bool) -> bool:
     if len(rule) != len(path):
         return False
     if not regex:
@@ -106,7 +106,9 @@ def _matches(rule: Path, path: Path, regex: bool) -> bool:
     return all(_pattern(r).fullmatch(p) is not None for r, p in zip(rule, path, strict=True))
 
 
-def _found(rules: Sequence[Path], paths: Sequence[Path], regex: bool) -> dict[Path, list[Path]]:
+def _found(
+    rules: Sequence[LinePath], paths: Sequence[LinePath], regex: bool
+) -> dict[LinePath, list[LinePath]]:
     """For each rule path, the device paths it matches."""
     if not regex:
         present = set(paths)
@@ -114,7 +116,7 @@ def _found(rules: Sequence[Path], paths: Sequence[Path], regex: bool) -> dict[Pa
     return {rule: [p for p in paths if _matches(rule, p, regex)] for rule in rules}
 
 
-def _leaf_rules(bound: BoundFeature) -> list[Path]:
+def _leaf_rules(bound: BoundFeature) -> list[LinePath]:
     """The rule's lines as paths; only the deepest of each branch is checked
     (a parent line is there when its child is)."""
     paths = line_paths(bound.lines)
