@@ -27,11 +27,20 @@ def _lines_of(config: configdiff.model.HConfig) -> tuple[str, ...]:
     return tuple(part for line in config.lines() for part in line.splitlines())
 
 
+def _keys(sections: Sequence[Section]) -> list[str]:
+    return [s.key for s in sections]
+
+
 def _by_header(sections: Sequence[Section]) -> dict[str, list[Section]]:
     out: dict[str, list[Section]] = {}
     for section in sections:
-        out.setdefault(section.header, []).append(section)
+        out.setdefault(_header(section), []).append(section)
     return out
+
+
+def _header(section: Section) -> str:
+    # A banner is known by its kind: its delimiter may be printed otherwise.
+    return section.key.split("\n", 1)[0] if section.header.startswith("banner ") else section.header
 
 
 def _differing(
@@ -45,7 +54,7 @@ def _differing(
         if set(section_paths(mine.get(header, ()))) != set(section_paths(theirs.get(header, ())))
     ]
     pick = set(changed)
-    return [s for s in have if s.header in pick], [s for s in want if s.header in pick]
+    return [s for s in have if _header(s) in pick], [s for s in want if _header(s) in pick]
 
 
 def _result(bound: BoundFeature, state: State, **fields: object) -> FeatureResult:
@@ -64,7 +73,7 @@ def intended_mode(
     if not have and not want:
         reason = "neither the device nor the intended configuration has a line of it"
         return _result(bound, State.NOT_APPLICABLE, reason=reason, **shown)
-    if actual == wanted:
+    if actual == wanted or _keys(have) == _keys(want):
         return _result(bound, State.COMPLIANT, **shown)
     ordered = bound.feature.ordered
     if ordered:

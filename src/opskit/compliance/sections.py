@@ -53,6 +53,36 @@ class Section:
     def lines(self) -> list[str]:
         return self.text.split("\n")
 
+    @property
+    def key(self) -> str:
+        """What compliance compares: the text, except that a banner is its
+        kind and body whatever its delimiter (IOS prints ``^C`` for the
+        ``^`` or any other character it was configured with)."""
+        return banner_key(self.lines) if self.header.startswith("banner ") else self.text
+
+
+def banner_key(lines: Sequence[str]) -> str:
+    """``banner <kind>`` and the banner's body, without its delimiters."""
+    words = lines[0].split(maxsplit=2)
+    kind = words[1] if len(words) > 1 else ""
+    delimiter = words[2] if len(words) > 2 else ""
+    marks = sorted({delimiter[:2], delimiter[:1], "^C", "^", "\x03"} - {""}, key=len, reverse=True)
+    head = delimiter
+    for mark in marks:
+        if head.startswith(mark):
+            head = head[len(mark) :]
+            break
+    body = [head, *lines[1:]] if head else list(lines[1:])
+    if body:
+        last = body[-1]
+        for mark in marks:
+            if last.endswith(mark):
+                body[-1] = last[: -len(mark)]
+                break
+        if not body[-1].strip():
+            body.pop()
+    return "\n".join([f"banner {kind}", *body])
+
 
 # Whitespace other than a space or "\n" (str.isspace()): hier_config folds it
 # inside a line, and str.splitlines() breaks lines at some of it.
@@ -292,7 +322,7 @@ def section_paths(sections: Iterable[Section]) -> list[LinePath]:
     paths: list[LinePath] = []
     for section in sections:
         if section.header.startswith("banner "):
-            paths.append(("\n".join(section.lines),))
+            paths.append((section.key,))
             continue
         paths.extend(line_paths(section.lines))
     return paths
