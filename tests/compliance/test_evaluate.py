@@ -278,3 +278,27 @@ def test_structured_checks_on_napalms_own_validate_cases(tmp_path: Path) -> None
             assert got.compliant is report[getter]["complies"], (case.name, getter, got.details)
             checked += 1
     assert checked >= 10
+
+
+def test_a_50000_line_configuration_with_certificates_and_duplicates(tmp_path: Path) -> None:
+    crypto = (CONFIGS / "cisco_ios" / "batfish-unit-cisco_crypto.cfg").read_text()
+    ports = [
+        f"interface GigabitEthernet{n // 48}/0/{n % 48}\n description port {n}\n"
+        f" switchport access vlan {100 + n % 300}\n no shutdown"
+        for n in range(12_000)
+    ]
+    routes = [f"ip route 172.16.{n // 256}.{n % 256} 255.255.255.255 Null0" for n in range(2_000)]
+    intended = "\n".join(["hostname big", *ports, *routes, crypto])
+    running = intended.replace(
+        " description port 7\n", " description port 7\n description port 7\n"
+    )
+    running = running.replace("ip route 172.16.0.9 ", "ip route 192.0.2.9 ")  # drift
+    assert running.count("\n") > 50_000
+    crypto_feature = {"name": "crypto", "mode": "intended", "match": ["^crypto "]}
+    rules = ci_rules(tmp_path, [*CORPUS_FEATURES, crypto_feature])
+    result = evaluate(make_ci(), running, intended, rules)
+    assert result.feature("interfaces").state is State.COMPLIANT  # a repeated line is the line
+    assert result.feature("crypto").state is State.COMPLIANT
+    routing = result.feature("routing")
+    assert routing.missing == ("ip route 172.16.0.9 255.255.255.255 Null0",)
+    assert routing.extra == ("ip route 192.0.2.9 255.255.255.255 Null0",)
