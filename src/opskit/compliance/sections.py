@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from opskit.compliance.overlap import alternatives, literal_prefix
 from opskit.configdiff import LINE_BY_LINE_PLATFORMS, hier_platform, normalize, parse
@@ -41,10 +41,10 @@ INDENT = "  "  # hier_config's text form: two spaces per level
 LinePath = tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Section:
+class Section(NamedTuple):
     """A top-level line (``header``) and its text: the header line first,
-    each child indented as printed (whitespace inside a line folded)."""
+    each child indented as printed (whitespace inside a line folded). A
+    named tuple: a configuration has thousands and they are built fast."""
 
     header: str
     text: str
@@ -105,6 +105,7 @@ def _unfolded(text: str) -> bool:
 
 
 _TOP_LEVEL = re.compile(r"\n(?=\S)")
+_HEADER = re.compile(r"^\S.*", re.MULTILINE)
 
 
 @functools.cache
@@ -226,12 +227,14 @@ def _chunk(text: str, platform: str | None) -> list[Section] | None:
     changed = _substituted(text, platform)
     if changed is None or (changed and changed[0].isspace()):
         return None
-    out = []
-    for chunk in _TOP_LEVEL.split(changed):
-        if chunk:
-            end = chunk.find("\n")
-            out.append(Section(chunk if end < 0 else chunk[:end], chunk))
-    return out
+    if not changed:
+        return []
+    # Whole-text operations: the top-level lines, and the text cut before each.
+    headers = _HEADER.findall(changed)
+    chunks = _TOP_LEVEL.split(changed)
+    if len(headers) != len(chunks):
+        return None
+    return list(map(Section, headers, chunks))
 
 
 @functools.cache
