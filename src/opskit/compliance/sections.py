@@ -90,11 +90,16 @@ _OTHER_SPACE = re.compile(
     "[\t\r\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 )
 
+_ASCII_OTHER_SPACE = ("\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+
 
 def _unfolded(text: str) -> bool:
     """True when hier_config would fold whitespace in some line: another
     blank than a space, or two spaces after a line's first character."""
-    if _OTHER_SPACE.search(text):
+    if text.isascii():
+        if any(blank in text for blank in _ASCII_OTHER_SPACE):  # each a fast C scan
+            return True
+    elif _OTHER_SPACE.search(text):
         return True
     at = text.find("  ")
     while at >= 0:
@@ -105,7 +110,6 @@ def _unfolded(text: str) -> bool:
 
 
 _TOP_LEVEL = re.compile(r"\n(?=\S)")
-_HEADER = re.compile(r"^\S.*", re.MULTILINE)
 
 
 @functools.cache
@@ -179,8 +183,8 @@ def _whole_text(text: str, platform: str | None) -> list[Section] | None:
     banner = _BannerState()
     pos = 0
     while pos < len(text):
-        found = _BANNER_START.search(text, pos)
-        stop = found.start() if found is not None else len(text)
+        found = _banner_start(text, pos)
+        stop = found if found is not None else len(text)
         chunk = _chunk(text[pos:stop].strip("\n"), platform)
         if chunk is None:
             return None
@@ -195,7 +199,17 @@ def _whole_text(text: str, platform: str | None) -> list[Section] | None:
     return sections
 
 
-_BANNER_START = re.compile(r"^banner (?!motd ##$)", re.MULTILINE)
+def _banner_start(text: str, pos: int) -> int | None:
+    """Where the next line opening a banner starts (hier_config: a line
+    starting "banner ", except the empty NX-OS "banner motd ##")."""
+    at = text.find("banner ", pos)
+    while at >= 0:
+        if at == 0 or text[at - 1] == "\n":
+            end = text.find("\n", at)
+            if text[at : len(text) if end < 0 else end] != "banner motd ##":
+                return at
+        at = text.find("banner ", at + 1)
+    return None
 
 
 def _banner_at(text: str, start: int, banner: _BannerState) -> tuple[Section, int] | None:
@@ -230,11 +244,8 @@ def _chunk(text: str, platform: str | None) -> list[Section] | None:
     if not changed:
         return []
     # Whole-text operations: the top-level lines, and the text cut before each.
-    headers = _HEADER.findall(changed)
     chunks = _TOP_LEVEL.split(changed)
-    if len(headers) != len(chunks):
-        return None
-    return list(map(Section, headers, chunks))
+    return [Section(chunk.partition("\n")[0], chunk) for chunk in chunks]
 
 
 @functools.cache
@@ -266,7 +277,7 @@ def _needle(alternative: str) -> list[str]:
 def _substituted(text: str, platform: str | None) -> str | None:
     """The per-line substitutions applied to the lines that hold a needle
     (hier_config applies them to every line: the others cannot match)."""
-    pairs = _substitutions(platform)[1]
+    quick, pairs = _substitutions(platform)
     if not pairs:
         return text
     needles = _needles(platform)
@@ -288,6 +299,8 @@ def _substituted(text: str, platform: str | None) -> str | None:
         end = text.find("\n", start)
         end = len(text) if end < 0 else end
         line = text[start:end]
+        if quick is not None and quick.search(line) is None:
+            continue  # a needle, but no pattern matches the line
         for search, replace in pairs:
             line = re.sub(search, replace, line)
         pieces.append(text[done:start])
