@@ -5,6 +5,7 @@ configuration; rolling back returns to the original); properties."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -349,3 +350,19 @@ def _set_commands_applied(config: str, commands: tuple[str, ...]) -> set[str]:
         elif command.startswith("set "):
             lines.add(command)
     return lines
+
+
+def test_a_resolved_secret_the_device_prints_never_leaves_in_the_json(tmp_path: Path) -> None:
+    from opskit.secrets import REDACTOR
+
+    canary = "canary-Pa55w0rd-7f3e"
+    REDACTOR.register(canary)  # as resolving the CI's credentials does
+    users_feature = {"name": "users", "mode": "intended", "match": ["^username "]}
+    rules = ci_rules(tmp_path, [users_feature, {**users_feature, "name": "system",
+                                                "match": ["^hostname"]}])  # fmt: skip
+    running = f"hostname sw1\nusername opsadmin password 0 {canary}\nenable password {canary}\n"
+    result = evaluate(make_ci(), running, "hostname sw1\nusername opsadmin secret 9 $9$x\n", rules)
+    users = result.feature("users")
+    assert canary in users.actual and users.state is State.NON_COMPLIANT  # compared in memory
+    text = json.dumps(result.to_dict()) + json.dumps(FleetCompliance((result,)).to_dict())
+    assert canary not in text and "enable password" in text
