@@ -366,3 +366,16 @@ def test_a_resolved_secret_the_device_prints_never_leaves_in_the_json(tmp_path: 
     assert canary in users.actual and users.state is State.NON_COMPLIANT  # compared in memory
     text = json.dumps(result.to_dict()) + json.dumps(FleetCompliance((result,)).to_dict())
     assert canary not in text and "enable password" in text
+
+
+def test_another_cis_rules_or_intended_configuration_is_refused(tmp_path: Path) -> None:
+    from opskit.compliance import Intended
+    from opskit.errors import UsageError
+
+    rules = ci_rules(tmp_path, FEATURES[:1], make_ci("sw2"))
+    with pytest.raises(UsageError, match="evaluate sw1: the rules given are sw2's"):
+        evaluate(make_ci("sw1"), RUNNING, INTENDED, rules)
+    other = Intended(ci="sw2", text=INTENDED, template="intended/cisco_ios.j2",
+                     template_digest="sha256:" + "0" * 64)  # fmt: skip
+    with pytest.raises(UsageError, match="the intended given are sw2's"):
+        evaluate(make_ci("sw1"), RUNNING, other, ci_rules(tmp_path / "b", FEATURES[:1]))

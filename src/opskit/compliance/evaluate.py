@@ -58,6 +58,7 @@ from opskit.compliance.rules import rules_for
 from opskit.compliance.sections import Section, split_sections
 from opskit.compliance.structured import structured
 from opskit.configdiff import ConfigComputeError, ConfigParseError, config_hash
+from opskit.errors import UsageError
 
 if TYPE_CHECKING:
     from opskit.inventory import CI
@@ -120,6 +121,9 @@ def evaluate(
 ) -> CiCompliance:
     """The compliance of one CI (see the module docstring)."""
     ci_rules = rules if isinstance(rules, CiRules) else rules_for(ci, rules)
+    for name, what in ((ci_rules.ci, "rules"), (getattr(intended, "ci", ci.name), "intended")):
+        if name != ci.name:
+            raise UsageError(f"evaluate {ci.name}: the {what} given are {name}'s")
     template = intended.template_digest if isinstance(intended, Intended) else None
     inventory = intended.inventory_digest if isinstance(intended, Intended) else None
     digests = {
