@@ -35,7 +35,8 @@ feature, by mode:
 
 A configuration hier_config cannot read (an unclosed banner) makes the CI
 ``unknown`` with hier_config's one-line reason (host and line); rules
-that cannot be rendered for the CI are a `RuleError` (file, line, field).
+that cannot be rendered for the CI are a `RuleError` (file, line, field);
+rules or an intended configuration of another CI are a `UsageError`.
 
 Example::
 
