@@ -131,7 +131,10 @@ def test_unknown_states_say_why(tmp_path: Path) -> None:
     assert no_intended.feature("vlans").state is State.UNKNOWN
     assert no_intended.feature("vlans").reason == "no intended configuration"
     assert no_intended.feature("state").reason == "no facts for 'get_vlans' (not collected)"
-    unclosed = evaluate(make_ci("sw7"), "hostname sw1\nbanner motd ^C\nnever closed\n", None, rules)
+    rules7 = ci_rules(tmp_path / "sw7", features, make_ci("sw7"))
+    unclosed = evaluate(
+        make_ci("sw7"), "hostname sw1\nbanner motd ^C\nnever closed\n", None, rules7
+    )
     assert unclosed.state is State.UNKNOWN
     assert unclosed.reason is not None and unclosed.reason.startswith("sw7: ")
     assert "line 2" in unclosed.reason and "banner" in unclosed.reason
