@@ -382,3 +382,13 @@ def test_another_cis_rules_or_intended_configuration_is_refused(tmp_path: Path) 
                      template_digest="sha256:" + "0" * 64)  # fmt: skip
     with pytest.raises(UsageError, match="the intended given are sw2's"):
         evaluate(make_ci("sw1"), RUNNING, other, ci_rules(tmp_path / "b", FEATURES[:1]))
+
+
+def test_a_forbidden_child_line_is_removed_under_its_parent(tmp_path: Path) -> None:
+    feature = {"name": "vty", "mode": "must-not-contain", "match": ["^line "], "regex": True,
+               "lines": "line vty .*\n transport input (telnet|all)"}  # fmt: skip
+    rules = ci_rules(tmp_path, [feature])
+    running = "line con 0\n transport input all\nline vty 0 4\n transport input telnet\n speed 9600"
+    vty = evaluate(make_ci(), running, None, rules).feature("vty")
+    assert vty.extra == ("line vty 0 4", "  transport input telnet")  # not the console's line
+    assert vty.remediation == ("line vty 0 4", "  no transport input telnet", "  exit")
