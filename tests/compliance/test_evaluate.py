@@ -392,3 +392,30 @@ def test_a_forbidden_child_line_is_removed_under_its_parent(tmp_path: Path) -> N
     vty = evaluate(make_ci(), running, None, rules).feature("vty")
     assert vty.extra == ("line vty 0 4", "  transport input telnet")  # not the console's line
     assert vty.remediation == ("line vty 0 4", "  no transport input telnet", "  exit")
+
+
+def test_nested_required_lines_and_regular_expressions(tmp_path: Path) -> None:
+    features = [
+        {"name": "bgp", "mode": "must-contain", "match": ["^router bgp "],
+         "lines": "router bgp 65000\n address-family ipv4\n  network 10.0.0.0\n"
+                  " bgp log-neighbor-changes"},
+        {"name": "uplinks", "mode": "must-contain", "regex": True,
+         "lines": "interface Gi1/0/\\d+\n description uplink to .*"},
+        {"name": "anywhere", "mode": "must-contain", "lines": "service password-encryption"},
+    ]  # fmt: skip
+    running = (
+        "interface Gi1/0/1\n description uplink to core\n"
+        "router bgp 65000\n bgp log-neighbor-changes\n address-family ipv4\n  network 10.9.0.0\n"
+        "hostname x\nhostname x\nservice password-encryption\n"
+    )
+    result = evaluate(make_ci(), running, None, ci_rules(tmp_path, features))
+    bgp = result.feature("bgp")
+    assert bgp.missing == ("router bgp 65000", "  address-family ipv4", "    network 10.0.0.0")
+    assert bgp.remediation[:3] == (
+        "router bgp 65000",
+        "  address-family ipv4",
+        "    network 10.0.0.0",
+    )
+    assert result.feature("uplinks").state is State.COMPLIANT
+    assert result.feature("anywhere").state is State.COMPLIANT  # no match: the whole configuration
+    assert result.unmanaged == ("interface Gi1/0/1", "hostname x", "service password-encryption")
