@@ -138,6 +138,9 @@ def test_unknown_states_say_why(tmp_path: Path) -> None:
     assert unclosed.state is State.UNKNOWN
     assert unclosed.reason is not None and unclosed.reason.startswith("sw7: ")
     assert "line 2" in unclosed.reason and "banner" in unclosed.reason
+    bad_intended = evaluate(make_ci(), RUNNING, "hostname sw1\nbanner login #\nno end\n", rules)
+    assert bad_intended.reason is not None
+    assert bad_intended.reason.startswith("sw1 (intended): cannot read the configuration at line 2")
 
 
 def test_duplicates_belong_to_their_one_feature(tmp_path: Path) -> None:

@@ -157,7 +157,8 @@ def _features(
     have, unmanaged = claims.group(sections)
     want: dict[str, list[Section]] | None = None
     if intended is not None and any(f.mode is Mode.INTENDED for f in ci_rules.features):
-        want, _ = claims.group(split_sections(intended, ci.platform, host=ci.name))
+        wanted = split_sections(intended, ci.platform, host=f"{ci.name} (intended)")
+        want, _ = claims.group(wanted)
     results = []
     for bound in ci_rules.features:
         scope = have[bound.name] if bound.feature.match else sections
