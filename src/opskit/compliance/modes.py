@@ -40,7 +40,7 @@ def _by_header(sections: Sequence[Section]) -> dict[str, list[Section]]:
 
 def _header(section: Section) -> str:
     # A banner is known by its kind: its delimiter may be printed otherwise.
-    return section.key.split("\n", 1)[0] if section.header.startswith("banner ") else section.header
+    return section.key.split("\n", 1)[0] if section.banner else section.header
 
 
 def _differing(
