@@ -42,7 +42,7 @@ Example::
 
     >>> result = evaluate(ci, running, intended, rules_for(ci, ruleset))
     >>> result.state, result.feature("vlans").missing
-    (<State.NON_COMPLIANT: 'non-compliant'>, ('vlan 10', ' name users'))
+    (<State.NON_COMPLIANT: 'non-compliant'>, ('vlan 10', '  name users'))
 """
 
 from __future__ import annotations
