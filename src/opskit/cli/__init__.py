@@ -51,7 +51,18 @@ def _globals(
 
 
 def _register() -> None:
-    from opskit.cli import audit, change, init, inspect, inventory, lab, report, runbook, witness
+    from opskit.cli import (
+        audit,
+        change,
+        init,
+        inspect,
+        intended,
+        inventory,
+        lab,
+        report,
+        runbook,
+        witness,
+    )
 
     init.register(app)
     app.add_typer(inventory.app, name="inventory")
@@ -62,6 +73,7 @@ def _register() -> None:
     app.add_typer(witness.app, name="witness")
     app.add_typer(report.app, name="report")
     inspect.register(app)
+    app.add_typer(intended.app, name="intended")
 
 
 _register()
