@@ -59,6 +59,10 @@ def _register() -> None:
     app.add_typer(audit.app, name="audit")
     app.add_typer(runbook.app, name="runbook")
     app.add_typer(change.app, name="change")
+    from opskit.cli import backup, compliance
+
+    app.add_typer(backup.app, name="backup")
+    app.add_typer(compliance.app, name="compliance")  # noqa: E702, I001, E501
 
 
 _register()
