@@ -62,7 +62,7 @@ def _register() -> None:
     from opskit.cli import backup, compliance
 
     app.add_typer(backup.app, name="backup")
-    app.add_typer(compliance.app, name="compliance")  # noqa: E702, I001, E501
+    app.add_typer(compliance.app, name="compliance")
 
 
 _register()
