@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 POLICY_FILE = "opskit.yaml"
 STATE_DIR = ".opskit"
-SUBDIRS = ("inventories", "runbooks", "playbooks", "templates")
-# The example inventories, runbooks, playbooks and templates ship inside the
+SUBDIRS = ("inventories", "runbooks", "playbooks", "templates", "compliance")
+# The example inventories, runbooks, playbooks, templates and compliance rules ship inside the
 # package (src/opskit/examples/ links to the repository's folders).
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 
@@ -68,6 +68,10 @@ class Workspace:
     @property
     def templates_dir(self) -> Path:
         return self.root / "templates"
+
+    @property
+    def compliance_dir(self) -> Path:
+        return self.root / "compliance"
 
     @property
     def state_dir(self) -> Path:
