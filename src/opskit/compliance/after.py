@@ -1,0 +1,93 @@
+"""Compliance after every change: the changed CIs evaluated again, recorded,
+and the transitions put in the change's summary.
+
+The rollout calls `after_change` once its hosts are done (before the change
+reaches its final state): the CIs the change modified are read again from
+the devices (their post-change configuration, read-only), evaluated and
+recorded as an ordinary compliance run whose trigger names the change. The
+change's summary gets, per CI, its state and every feature whose state
+moved ("feature vlans: non-compliant -> compliant"), so the fix is seen
+where the change is, and a device never stays "non-compliant" in the record
+after the change that fixed it.
+
+Nothing here can fail a change: a workspace without compliance rules adds
+nothing, and any error is reported in the summary instead.
+
+Example (the summary's ``compliance`` entry):
+    {"run_seq": 431, "state": "compliant",
+     "hosts": {"lab-sw01": {"state": "compliant",
+                            "transitions": ["feature vlans: non-compliant -> compliant"]}}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from opskit.errors import OpskitError
+
+if TYPE_CHECKING:
+    from opskit.workspace import Workspace
+
+#: Host statuses whose configuration the change left modified.
+MODIFIED = frozenset({"ok"})
+
+
+def changed_hosts(outcomes: Mapping[str, Any]) -> list[str]:
+    """The CIs a rollout modified (status ok and a change made)."""
+    return sorted(
+        name
+        for name, outcome in outcomes.items()
+        if getattr(outcome, "status", None) in MODIFIED and getattr(outcome, "changed", False)
+    )
+
+
+def after_change(
+    ws: Workspace,
+    change_id: str,
+    actor: str,
+    hosts: Iterable[str],
+    inventory: str | None = None,
+) -> dict[str, Any]:
+    """``{"compliance": {...}}`` for the change's summary, or {} when the
+    workspace has no compliance rules or no host was modified."""
+    names = sorted(set(hosts))
+    if not names or not (ws.root / "compliance").is_dir():
+        return {}
+    try:
+        return {"compliance": _evaluate(ws, change_id, actor, names, inventory)}
+    except OpskitError as exc:
+        return {"compliance": {"error": f"compliance not evaluated after the change: {exc}"}}
+
+
+def _evaluate(
+    ws: Workspace, change_id: str, actor: str, names: list[str], inventory: str | None
+) -> dict[str, Any]:
+    from opskit.backups.linechange import selection_of
+    from opskit.compliance.history import latest_feature_states
+    from opskit.compliance.runs import run_compliance
+    from opskit.ledger.core import Ledger
+
+    ledger = Ledger.open(ws)
+    before = {name: latest_feature_states(ledger, name) for name in names}
+    run = run_compliance(
+        ws,
+        actor,
+        select=selection_of(names),
+        source="live",
+        inventory=inventory,
+        trigger={"change_id": change_id},
+    )
+    hosts = {}
+    for result in run.fleet.results:
+        previous = before.get(result.ci, {})
+        moved = [
+            f"feature {f.feature}: {previous.get(f.feature, ('-',))[0]} -> {f.state}"
+            for f in result.features
+            if previous.get(f.feature, (None,))[0] != str(f.state)
+        ]
+        hosts[result.ci] = {"state": str(result.state), "transitions": moved}
+    return {"run_seq": run.seq, "state": str(run.fleet.state), "hosts": hosts}
+
+
+__all__ = ["after_change", "changed_hosts"]
