@@ -51,7 +51,7 @@ def _globals(
 
 
 def _register() -> None:
-    from opskit.cli import audit, change, init, inventory, lab, runbook
+    from opskit.cli import audit, change, init, intended, inventory, lab, runbook
 
     init.register(app)
     app.add_typer(inventory.app, name="inventory")
@@ -59,6 +59,7 @@ def _register() -> None:
     app.add_typer(audit.app, name="audit")
     app.add_typer(runbook.app, name="runbook")
     app.add_typer(change.app, name="change")
+    app.add_typer(intended.app, name="intended")
     from opskit.cli import backup, compliance
 
     app.add_typer(backup.app, name="backup")
