@@ -165,9 +165,7 @@ def remediate(
     select: Annotated[str, typer.Option("--select", help="Which CIs.")],
     title: Annotated[str, typer.Option("--title", help="The change's title.")],
     feature: FeatureOpt = None,
-    change_type: Annotated[
-        str, typer.Option("--type", help="normal or emergency.")
-    ] = "normal",
+    change_type: Annotated[str, typer.Option("--type", help="normal or emergency.")] = "normal",
     inventory: InventoryOpt = None,
     ticket: Annotated[list[str] | None, typer.Option("--ticket", help="Linked INC/PRB id.")] = None,
     json_output: JsonOpt = False,

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from opskit.compliance.runs import RESULT_KIND
 from opskit.compliance.results import State
+from opskit.compliance.runs import RESULT_KIND
 
 if TYPE_CHECKING:
     from opskit.ledger.core import Ledger

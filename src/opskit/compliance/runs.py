@@ -36,7 +36,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from opskit.compliance.model import CiRules, RuleSet
 from opskit.compliance.results import CiCompliance, FleetCompliance, State
 from opskit.compliance.rules import rules_for, workspace_rules
 from opskit.errors import OpskitError, UsageError
+from opskit.ledger.values import record_ready
 from opskit.secrets import REDACTOR
 
 if TYPE_CHECKING:
@@ -124,7 +124,9 @@ def plan_run(
     unknown = [name for name in features if name not in known]
     if unknown:
         have = ", ".join(sorted(known)) or "none"
-        raise UsageError(f"--feature {unknown[0]!r}: the selected CIs have no such feature ({have})")
+        raise UsageError(
+            f"--feature {unknown[0]!r}: the selected CIs have no such feature ({have})"
+        )
     return plans
 
 
@@ -223,7 +225,7 @@ def result_payload(
     data.update(run=run_seq, source=source, origin=origin)
     # A device line may hold a registered secret (a password in a
     # description): shown masked, never refused mid-run.
-    return json.loads(REDACTOR.redact(json.dumps(data)))
+    return record_ready(data)
 
 
 def _blobs(result: CiCompliance, observed: Observed, plan: Plan) -> dict[str, str]:
@@ -249,20 +251,22 @@ def run_payload(
     trigger: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     templates = {p.intended.template: p.intended.template_digest for p in plans if p.intended}
-    return {
-        "source": source,
-        "select": select,
-        "features": list(features),
-        "rules_digest": plans[0].rules.digest if plans else None,
-        "rule_files": sorted({f for p in plans for f in p.rules.files}),
-        "templates": dict(sorted(templates.items())),
-        "inventory_digest": inventory.digest,
-        "cis": len(fleet.results),
-        "counts": fleet.counts,
-        "rate": fleet.rate(),
-        "feature_counts": fleet.feature_counts(),
-        "trigger": dict(trigger or {}),
-    }
+    return record_ready(
+        {
+            "source": source,
+            "select": select,
+            "features": list(features),
+            "rules_digest": plans[0].rules.digest if plans else None,
+            "rule_files": sorted({f for p in plans for f in p.rules.files}),
+            "templates": dict(sorted(templates.items())),
+            "inventory_digest": inventory.digest,
+            "cis": len(fleet.results),
+            "counts": fleet.counts,
+            "rate": fleet.rate(),
+            "feature_counts": fleet.feature_counts(),
+            "trigger": dict(trigger or {}),
+        }
+    )
 
 
 def record_run(
