@@ -53,7 +53,7 @@ def test_remediation_end_to_end(lab: LabEnv) -> None:
     latest = run_compliance(lab.ws, "erin", select=f"name:{ci.name}", inventory="lab")
     vlans = latest.fleet.results[0].feature("vlans")
     svc = ChangeService(lab.ws)
-    change, plan = remediate(
+    change, _ = remediate(
         svc,
         select=f"name:{ci.name}",
         requester="alice",
