@@ -177,3 +177,29 @@ def test_history_shows_a_change_made_outside_opskit(lab: LabEnv) -> None:
     ]
     rates = compliance_rates(ledger, [ci.name])
     assert rates["features"]["interfaces"]["rate"] == 1.0
+
+
+def test_a_secret_on_the_device_is_never_recorded(lab: LabEnv) -> None:
+    """The canary: the lab's device password, registered as a secret when
+    opskit connects, put into a switch's configuration; the run records the
+    result masked and without the configuration, and no byte of the
+    database holds it."""
+    ci = lab.dedicated_switch
+    password = (lab.ws.state_dir / "lab" / "password").read_text().strip()
+    ledger = Ledger.open(lab.ws)
+    with NetmikoConnector(ci) as conn:
+        conn.apply_config(["interface FastEthernet0/11", f" description {password}", "exit"])
+    try:
+        run = run_compliance(lab.ws, "erin", select=f"name:{ci.name}", inventory="lab")
+        take_backups(lab.ws, "erin", select=f"name:{ci.name}", inventory="lab")
+    finally:
+        with NetmikoConnector(ci) as conn:
+            conn.apply_config(["interface FastEthernet0/11", " no description", "exit"])
+    result = run.fleet.results[0]
+    assert any(password in line for f in result.features for line in f.extra)  # seen, in memory
+    event = next(e for e in ledger.events(ci=ci.name, kind=RESULT_KIND) if e.seq == run.seq + 1)
+    assert "config" not in event.blobs and "diff" not in event.blobs
+    assert "********" in str(event.payload["features"])
+    for path in lab.ws.state_dir.glob("opskit.db*"):
+        assert password.encode() not in path.read_bytes()
+    assert ledger.verify().ok
