@@ -52,12 +52,14 @@ def main() -> int:
     opskit("inventory", "impact", "--inventory", "example", "core-sw1")
 
     from opskit.demo.changes import run_demo
+    from opskit.demo.compliance import run_demo as compliance_demo
     from opskit.lab import Lab
     from opskit.workspace import Workspace
 
     keep_lab = "--keep-lab" in sys.argv
     try:
         run_demo(WORKSPACE)
+        compliance_demo(WORKSPACE)
         opskit("audit", "verify")
     finally:
         if not keep_lab:
