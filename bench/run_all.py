@@ -12,7 +12,14 @@ import sys
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-SCRIPTS = ("inventory.py", "ledger.py", "audit_tables.py", "fanout.py", "config_equality.py")
+SCRIPTS = (
+    "inventory.py",
+    "ledger.py",
+    "audit_tables.py",
+    "fanout.py",
+    "config_equality.py",
+    "compliance_backups.py",
+)
 
 
 def main() -> int:
