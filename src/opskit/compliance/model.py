@@ -46,6 +46,12 @@ class StructuredCheck:
         """The facts key the check reads: the getter name or the command."""
         return self.getter or self.command or ""
 
+    @property
+    def getter_kwargs(self) -> dict[str, Any]:
+        """The getter's arguments (NAPALM's ``_kwargs`` in the document)."""
+        kwargs = self.validate.get("_kwargs") if isinstance(self.validate, dict) else None
+        return dict(kwargs) if isinstance(kwargs, dict) else {}
+
 
 @dataclass(frozen=True)
 class Feature:

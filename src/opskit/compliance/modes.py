@@ -16,22 +16,31 @@ from collections.abc import Sequence
 from opskit import configdiff
 from opskit.compliance.model import BoundFeature
 from opskit.compliance.results import FeatureResult, State
-from opskit.compliance.sections import Path, Section, indented, line_paths, section_paths
+from opskit.compliance.sections import LinePath, Section, indented, line_paths, section_paths
 
 
 def _text(sections: Sequence[Section]) -> str:
-    return "\n".join(line for s in sections for line in s.lines)
+    return "\n".join(s.text for s in sections)
 
 
 def _lines_of(config: configdiff.model.HConfig) -> tuple[str, ...]:
     return tuple(part for line in config.lines() for part in line.splitlines())
 
 
+def _keys(sections: Sequence[Section]) -> list[str]:
+    return [s.key for s in sections]
+
+
 def _by_header(sections: Sequence[Section]) -> dict[str, list[Section]]:
     out: dict[str, list[Section]] = {}
     for section in sections:
-        out.setdefault(section.header, []).append(section)
+        out.setdefault(_header(section), []).append(section)
     return out
+
+
+def _header(section: Section) -> str:
+    # A banner is known by its kind: its delimiter may be printed otherwise.
+    return section.key.split("\n", 1)[0] if section.header.startswith("banner ") else section.header
 
 
 def _differing(
@@ -45,7 +54,7 @@ def _differing(
         if set(section_paths(mine.get(header, ()))) != set(section_paths(theirs.get(header, ())))
     ]
     pick = set(changed)
-    return [s for s in have if s.header in pick], [s for s in want if s.header in pick]
+    return [s for s in have if _header(s) in pick], [s for s in want if _header(s) in pick]
 
 
 def _result(bound: BoundFeature, state: State, **fields: object) -> FeatureResult:
@@ -64,7 +73,7 @@ def intended_mode(
     if not have and not want:
         reason = "neither the device nor the intended configuration has a line of it"
         return _result(bound, State.NOT_APPLICABLE, reason=reason, **shown)
-    if actual == wanted:
+    if actual == wanted or _keys(have) == _keys(want):
         return _result(bound, State.COMPLIANT, **shown)
     ordered = bound.feature.ordered
     if ordered:
@@ -98,7 +107,7 @@ def _pattern(text: str) -> re.Pattern[str]:
     return re.compile(text)
 
 
-def _matches(rule: Path, path: Path, regex: bool) -> bool:
+def _matches(rule: LinePath, path: LinePath, regex: bool) -> bool:
     if len(rule) != len(path):
         return False
     if not regex:
@@ -106,7 +115,9 @@ def _matches(rule: Path, path: Path, regex: bool) -> bool:
     return all(_pattern(r).fullmatch(p) is not None for r, p in zip(rule, path, strict=True))
 
 
-def _found(rules: Sequence[Path], paths: Sequence[Path], regex: bool) -> dict[Path, list[Path]]:
+def _found(
+    rules: Sequence[LinePath], paths: Sequence[LinePath], regex: bool
+) -> dict[LinePath, list[LinePath]]:
     """For each rule path, the device paths it matches."""
     if not regex:
         present = set(paths)
@@ -114,7 +125,7 @@ def _found(rules: Sequence[Path], paths: Sequence[Path], regex: bool) -> dict[Pa
     return {rule: [p for p in paths if _matches(rule, p, regex)] for rule in rules}
 
 
-def _leaf_rules(bound: BoundFeature) -> list[Path]:
+def _leaf_rules(bound: BoundFeature) -> list[LinePath]:
     """The rule's lines as paths; only the deepest of each branch is checked
     (a parent line is there when its child is)."""
     paths = line_paths(bound.lines)

@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from collections.abc import Iterable, Sequence
@@ -37,31 +38,87 @@ from opskit.configdiff.model import driver
 #: Platforms read here (indentation-based, no indentation rules in their driver).
 FAST_PLATFORMS = LINE_BY_LINE_PLATFORMS - {"cisco_xr"}
 INDENT = "  "  # hier_config's text form: two spaces per level
-Path = tuple[str, ...]
+LinePath = tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Section:
-    """A top-level line (``header``) and its lines, the header first, each
-    child indented as printed (whitespace inside a line folded)."""
+    """A top-level line (``header``) and its text: the header line first,
+    each child indented as printed (whitespace inside a line folded)."""
 
     header: str
-    lines: tuple[str, ...]
+    text: str
 
     @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
+    def lines(self) -> list[str]:
+        return self.text.split("\n")
+
+    @property
+    def key(self) -> str:
+        """What compliance compares: the text, except that a banner is its
+        kind and body whatever its delimiter (IOS prints ``^C`` for the
+        ``^`` or any other character it was configured with)."""
+        return banner_key(self.lines) if self.header.startswith("banner ") else self.text
+
+
+def banner_key(lines: Sequence[str]) -> str:
+    """``banner <kind>`` and the banner's body, without its delimiters."""
+    words = lines[0].split(maxsplit=2)
+    kind = words[1] if len(words) > 1 else ""
+    delimiter = words[2] if len(words) > 2 else ""
+    marks = sorted({delimiter[:2], delimiter[:1], "^C", "^", "\x03"} - {""}, key=len, reverse=True)
+    head = delimiter
+    for mark in marks:
+        if head.startswith(mark):
+            head = head[len(mark) :]
+            break
+    body = [head, *lines[1:]] if head else list(lines[1:])
+    if body:
+        last = body[-1]
+        for mark in marks:
+            if last.endswith(mark):
+                body[-1] = last[: -len(mark)]
+                break
+        if not body[-1].strip():
+            body.pop()
+    return "\n".join([f"banner {kind}", *body])
+
+
+# Whitespace other than a space or "\n" (str.isspace()): hier_config folds it
+# inside a line, and str.splitlines() breaks lines at some of it.
+_OTHER_SPACE = re.compile(
+    "[\t\r\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+)
+
+
+def _unfolded(text: str) -> bool:
+    """True when hier_config would fold whitespace in some line: another
+    blank than a space, or two spaces after a line's first character."""
+    if _OTHER_SPACE.search(text):
+        return True
+    at = text.find("  ")
+    while at >= 0:
+        if at > 0 and text[at - 1] not in " \n":
+            return True
+        at = text.find("  ", at + 2)
+    return False
+
+
+_TOP_LEVEL = re.compile(r"\n(?=\S)")
 
 
 @functools.cache
 def _substitutions(
     platform: str | None,
-) -> tuple[re.Pattern[str] | None, tuple[tuple[str, str], ...]]:
+) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None, tuple[tuple[str, str], ...]]:
+    """The driver's per-line substitutions: one pattern to test a line, the
+    same over a whole text (multi-line), and the (search, replace) pairs."""
     rules = driver(hier_platform(platform)).rules.per_line_sub
     pairs = tuple((rule.search, rule.replace) for rule in rules)
     if not pairs:
-        return None, ()
-    return re.compile("|".join(f"(?:{search})" for search, _ in pairs)), pairs
+        return None, None, ()
+    joined = "|".join(f"(?:{search})" for search, _ in pairs)
+    return re.compile(joined), re.compile(joined, re.MULTILINE), pairs
 
 
 def _substitute(line: str, quick: re.Pattern[str] | None, pairs: Sequence[tuple[str, str]]) -> str:
@@ -101,14 +158,118 @@ def split_sections(config: str, platform: str | None, *, host: str | None = None
     """The configuration's top-level sections, in order (duplicates kept)."""
     if (platform or "") not in FAST_PLATFORMS:
         return _from_hier_config(config, platform, host)
-    quick, pairs = _substitutions(platform)
+    text = normalize(config, platform)
+    fast = _whole_text(text, platform)
+    if fast is not None:
+        return fast
+    sections, unclosed = _line_by_line(text, platform)
+    if unclosed:
+        parse(config, platform, host=host)  # hier_config's one-line error, host and line
+    return sections
+
+
+def _whole_text(text: str, platform: str | None) -> list[Section] | None:
+    """The common case read with whole-text operations: outside banners,
+    whitespace already folded, only "\\n" line breaks, and no indented line
+    at the start or right after a banner. Then a line is top-level exactly
+    when it is not indented (hier_config makes every indented line after a
+    top-level one its descendant). Banners are read as hier_config reads
+    them. None when the text is not such a case."""
+    sections: list[Section] = []
+    banner = _BannerState()
+    pos = 0
+    while pos < len(text):
+        found = _BANNER_START.search(text, pos)
+        stop = found.start() if found is not None else len(text)
+        chunk = _chunk(text[pos:stop].strip("\n"), platform)
+        if chunk is None:
+            return None
+        sections += chunk
+        if found is None:
+            break
+        read = _banner_at(text, stop, banner)
+        if read is None:
+            return None
+        sections.append(read[0])
+        pos = read[1]
+    return sections
+
+
+_BANNER_START = re.compile(r"^banner (?!motd ##$)", re.MULTILINE)
+
+
+def _banner_at(text: str, start: int, banner: _BannerState) -> tuple[Section, int] | None:
+    """The banner starting at ``start`` and where the text after it starts;
+    None when it is never closed."""
+    lines: list[str] = []
+    pos = start
+    while pos < len(text):
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        line = text[pos:end]
+        pos = end + 1
+        if not lines:
+            banner.start(line)
+            lines.append(line)
+            continue
+        if line != "!":
+            lines.append(line)
+        if banner.closes(line):
+            return Section(lines[0], "\n".join(lines)), pos
+    return None
+
+
+def _chunk(text: str, platform: str | None) -> list[Section] | None:
+    if not text:
+        return []
+    if text[0].isspace() or _unfolded(text):
+        return None
+    _, anywhere, pairs = _substitutions(platform)
+    if anywhere is not None and anywhere.search(text):
+        changed = _substituted(text, anywhere, pairs)
+        if changed is None or (changed and changed[0].isspace()):
+            return None
+        text = changed
+    out = []
+    for chunk in _TOP_LEVEL.split(text):
+        if chunk:
+            end = chunk.find("\n")
+            out.append(Section(chunk if end < 0 else chunk[:end], chunk))
+    return out
+
+
+def _substituted(
+    text: str, anywhere: re.Pattern[str], pairs: Sequence[tuple[str, str]]
+) -> str | None:
+    """The per-line substitutions applied to the few lines they match."""
+    lines = text.split("\n")
+    starts = [0]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    touched: set[int] = set()
+    for found in anywhere.finditer(text):
+        if "\n" in found.group():
+            return None  # a match across lines: read line by line instead
+        touched.add(bisect.bisect_right(starts, found.start()) - 1)
+    for index in touched:
+        line = lines[index]
+        for search, replace in pairs:
+            line = re.sub(search, replace, line)
+        lines[index] = line.rstrip()
+    return "\n".join(line for line in lines if line.strip())
+
+
+def _line_by_line(text: str, platform: str | None) -> tuple[list[Section], bool]:
+    """hier_config's reading loop (banners, indentation), kept to what decides
+    the top-level lines."""
+    quick, _, pairs = _substitutions(platform)
     sections: list[Section] = []
     current: list[str] = []
     stack: list[int] = []  # indentation of the open sections (the root not included)
     previous = -1
     banner = _BannerState()
     in_banner = False
-    for raw in normalize(config, platform).splitlines():
+    for raw in text.splitlines():
         if in_banner:
             if raw != "!":
                 current.append(raw)
@@ -138,12 +299,12 @@ def split_sections(config: str, platform: str | None, *, host: str | None = None
         else:
             current.append(line)
     _close(current, sections)
-    return sections
+    return sections, in_banner
 
 
 def _close(lines: list[str], sections: list[Section]) -> None:
     if lines:
-        sections.append(Section(lines[0], tuple(lines)))
+        sections.append(Section(lines[0], "\n".join(lines)))
 
 
 def _from_hier_config(config: str, platform: str | None, host: str | None) -> list[Section]:
@@ -151,25 +312,25 @@ def _from_hier_config(config: str, platform: str | None, host: str | None) -> li
     out = []
     for child in tree.children:
         lines = [line for text in child.lines() for line in text.splitlines()]
-        out.append(Section(child.text.splitlines()[0], tuple(lines)))
+        out.append(Section(child.text.splitlines()[0], "\n".join(lines)))
     return out
 
 
-def section_paths(sections: Iterable[Section]) -> list[Path]:
+def section_paths(sections: Iterable[Section]) -> list[LinePath]:
     """Every line as its path (parent lines, then the line), in order; a
     banner is one path; repeated lines repeat."""
-    paths: list[Path] = []
+    paths: list[LinePath] = []
     for section in sections:
         if section.header.startswith("banner "):
-            paths.append(("\n".join(section.lines),))
+            paths.append((section.key,))
             continue
         paths.extend(line_paths(section.lines))
     return paths
 
 
-def line_paths(lines: Iterable[str]) -> list[Path]:
+def line_paths(lines: Iterable[str]) -> list[LinePath]:
     """Paths of indented lines (a child is more indented than its parent)."""
-    paths: list[Path] = []
+    paths: list[LinePath] = []
     stack: list[tuple[int, str]] = []
     for line in lines:
         text = line.lstrip()
@@ -183,11 +344,11 @@ def line_paths(lines: Iterable[str]) -> list[Path]:
     return paths
 
 
-def indented(paths: Iterable[Path]) -> list[str]:
+def indented(paths: Iterable[LinePath]) -> list[str]:
     """Paths as configuration lines, each parent written once before its
     children (``INDENT`` per level), in the order given."""
     out: list[str] = []
-    written: Path = ()
+    written: LinePath = ()
     for path in paths:
         common = 0
         while common < min(len(written), len(path) - 1) and written[common] == path[common]:

@@ -54,6 +54,9 @@ def structured(bound: BoundFeature, facts: Mapping[str, Any], platform: str) -> 
     if problem is not None:
         return FeatureResult(**base, state=State.UNKNOWN, reason=problem)
     document = copy.deepcopy(bound.validate)
+    if isinstance(document, dict):  # how to call the getter, not what it returns (NAPALM's form)
+        document.pop("_kwargs", None)
+        document.pop("_name", None)
     shown = {
         "actual": json.dumps(_jsonable(data), sort_keys=True)[:20000],
         "intended": json.dumps(_jsonable(bound.validate), sort_keys=True),
