@@ -19,7 +19,8 @@ A REF names one of them (`resolve`):
 - an ISO date or time (``2026-12-06``, ``2026-12-06T03:00+00:00``): the
   latest backup at or before it (a bare date means the end of that day, UTC).
 
-Example:
+Example::
+
     >>> [b.label for b in backup_history(ledger, "lab-sw01")]
     ['#12 backup', '#57 CHG-000003 snapshot', '#80 backup (unchanged)']
 """

@@ -8,7 +8,8 @@ configuration adds a record (``unchanged: true``), not a blob. A CI that
 cannot be read gets a ``backup.failed`` record with the reason; the run
 goes on. Nothing on a device changes: only `get_config` is called.
 
-Example:
+Example::
+
     >>> run = take_backups(ws, "alice", select="platform:cisco_ios", inventory="lab")
     >>> [(r.ci, r.status) for r in run.results]
     [('lab-sw01', 'taken'), ('lab-sw02', 'unchanged'), ('lab-sw03', 'unreachable')]
