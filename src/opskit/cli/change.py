@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from opskit.cli import compliance
 from opskit.cli.common import (
     choice,
     console,
@@ -360,6 +361,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     console.print(
         f"{summary['change_id']}: [{colour}]{summary['state']}[/{colour}]{cause}", highlight=False
     )
+    compliance.print_after_change(summary)
 
 
 @app.command()
@@ -489,6 +491,7 @@ def show(change_id: IdArg, json_output: JsonOpt = False) -> None:
         for host, entry in sorted(change.hosts.items()):
             table.add_row(plain(host), entry["status"], str(entry["batch"]))
         console.print(table)
+    compliance.print_after_change(change.summary or {})
     if change.review:
         console.print(
             f"review ({plain(change.review['outcome'])}): {plain(change.review['review'])}",

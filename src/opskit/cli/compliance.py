@@ -96,6 +96,19 @@ def report(result: ComplianceRun, json_output: bool) -> None:
     )
 
 
+def print_after_change(summary: dict[str, Any]) -> None:
+    """A change summary's compliance entry (`opskit.compliance.after`), one line per CI."""
+    after = summary.get("compliance") or {}
+    if after.get("error"):
+        console.print(f"compliance: {plain(after['error'])}", highlight=False)
+    for host, entry in sorted((after.get("hosts") or {}).items()):
+        moves = "; ".join(entry.get("transitions") or []) or "no feature changed state"
+        console.print(
+            f"compliance after the change: {plain(host)} {_state(entry['state'])} ({plain(moves)})",
+            highlight=False,
+        )
+
+
 @app.command("history")
 def history(
     ci: Annotated[str | None, typer.Argument(help="One CI (default: all).")] = None,
