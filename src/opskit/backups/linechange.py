@@ -65,20 +65,27 @@ def paths_to_lines(paths: Iterable[Sequence[str]], indent: str = " ") -> list[st
 
 def leaf_paths(config: str | Sequence[str], platform: str | None) -> list[tuple[str, ...]]:
     """Every leaf of a configuration's tree, as its path from the top."""
-    tree = configdiff.parse(config, platform)
-    return [tuple(child.path()) for child in tree.all_children() if not child.children]
+    return _leaves(configdiff.parse(config, platform))
 
 
 def plan_towards(ci: str, current: str, target: str, platform: str | None) -> HostLines:
     """The lines that turn `current` into `target` (hier_config's
     remediation), with what must be present and absent afterwards."""
     lines = configdiff.remediation(current, target, platform, host=ci)
-    have = set(leaf_paths(current, platform))
-    want = leaf_paths(target, platform)
-    wanted = set(want)
-    present = [p for p in want if p not in have]
-    absent = [p for p in leaf_paths(current, platform) if p not in wanted]
+    now, wanted = configdiff.parse(current, platform), configdiff.parse(target, platform)
+    # A leaf on one side may be a section on the other: compared with every
+    # path (parents too), it is neither missing nor extra.
+    present = [p for p in _leaves(wanted) if p not in _paths(now)]
+    absent = [p for p in _leaves(now) if p not in _paths(wanted)]
     return HostLines(ci, lines, paths_to_lines(present), paths_to_lines(absent))
+
+
+def _leaves(tree: Any) -> list[tuple[str, ...]]:
+    return [tuple(child.path()) for child in tree.all_children() if not child.children]
+
+
+def _paths(tree: Any) -> set[tuple[str, ...]]:
+    return {tuple(child.path()) for child in tree.all_children()}
 
 
 def selection_of(names: Iterable[str]) -> str:
