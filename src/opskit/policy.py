@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
@@ -165,6 +165,16 @@ class ConcurrencyCap(_Strict):
     max_changing: Count
 
 
+class ComplianceSettings(_Strict):
+    """How a compliance remediation is filed (`opskit compliance remediate`):
+    its change type, and the features whose remediation is a high-risk
+    change (it then uses the runbook `config-lines-high`, whose declared
+    high risk is the floor of the change's risk)."""
+
+    remediation_type: Literal["normal", "emergency"] = "normal"
+    high_risk_features: list[str] = []
+
+
 class Policy(_Strict):
     version: Annotated[int, Field(strict=True)] = 1
     # The inventory (folder under inventories/) commands use by default.
@@ -180,6 +190,8 @@ class Policy(_Strict):
     # Retention of purgeable blob content (configurations, outputs), in days.
     # At most 100 years: larger values overflow date arithmetic.
     retention_days: Annotated[int, Field(ge=1, le=36500, strict=True)] | None = None
+    # How compliance remediation changes are filed (opskit.compliance.remediate).
+    compliance: ComplianceSettings = ComplianceSettings()
 
     def roles_of(self, person: str) -> set[Role]:
         entry = self.people.get(person)

@@ -21,6 +21,7 @@ from opskit.errors import ChangeError, ChangeRefused
 from opskit.inventory import load_workspace_inventory
 from opskit.inventory.observed import ObservedStore
 from opskit.ledger.core import Ledger
+from opskit.workspace import Workspace
 from tests.compliance.test_runs_lab import make_compliant
 from tests.fixtures.lab import LabEnv, running_config
 
@@ -137,3 +138,35 @@ def test_cmdb_accuracy(lab: LabEnv) -> None:
     figures = cmdb_accuracy(inventory, store, select)
     assert figures["observed"] == 2 and figures["unobserved"] == 1
     assert figures["accuracy"] == 0.5 and figures["drifted"] == [second.name]
+
+
+def test_the_policy_sets_the_type_and_the_features_set_the_risk(lab: LabEnv) -> None:
+    ci = lab.dedicated_switch
+    _non_compliant_vlans(lab, ci.name)
+    policy = lab.ws.policy_path.read_text()
+    extra = "\ncompliance:\n  remediation_type: emergency\n  high_risk_features: [vlans]\n"
+    lab.ws.policy_path.write_text(policy + extra)
+    try:
+        svc = ChangeService(Workspace.open(lab.ws.root))
+        change, _ = remediate(
+            svc, select=f"name:{ci.name}", requester="alice", title="VLAN 10", inventory="lab"
+        )
+        assert (change.type.value, change.runbook_ref) == ("emergency", "config-lines-high@1.0.0")
+        assert change.parameters["purpose"]["high_risk_features"] == ["vlans"]
+        svc.submit(change.id, "alice")
+        assessed = svc.assess(change.id, "bob", predict=False)
+        assert assessed.risk["level"] == "high"
+        svc.cancel(change.id, "alice", reason="test")
+        second, _ = remediate(
+            svc,
+            select=f"name:{ci.name}",
+            requester="alice",
+            title="the type given",
+            inventory="lab",
+            features=["vlans"],
+            change_type="normal",
+        )
+        assert second.type.value == "normal"
+        svc.cancel(second.id, "alice", reason="test")
+    finally:
+        lab.ws.policy_path.write_text(policy)

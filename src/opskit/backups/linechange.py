@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 #: The shipped runbook that pushes per-host lines (runbooks/config-lines/).
 RUNBOOK = "config-lines@1.0.0"
+#: The same, declared high risk (runbooks/config-lines-high/).
+HIGH_RISK_RUNBOOK = "config-lines-high@1.0.0"
 
 
 @dataclass
@@ -135,6 +137,7 @@ def create_line_change(
 
 
 __all__ = [
+    "HIGH_RISK_RUNBOOK",
     "RUNBOOK",
     "HostLines",
     "create_line_change",

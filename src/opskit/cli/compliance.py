@@ -178,7 +178,10 @@ def remediate(
     select: Annotated[str, typer.Option("--select", help="Which CIs.")],
     title: Annotated[str, typer.Option("--title", help="The change's title.")],
     feature: FeatureOpt = None,
-    change_type: Annotated[str, typer.Option("--type", help="normal or emergency.")] = "normal",
+    change_type: Annotated[
+        str | None,
+        typer.Option("--type", help="normal or emergency (default: the policy's)."),
+    ] = None,
     inventory: InventoryOpt = None,
     ticket: Annotated[list[str] | None, typer.Option("--ticket", help="Linked INC/PRB id.")] = None,
     json_output: JsonOpt = False,
@@ -188,7 +191,8 @@ def remediate(
     from opskit.changes import ChangeService
     from opskit.compliance.remediate import remediate as create
 
-    choice("--type", change_type, ("normal", "emergency"))
+    if change_type is not None:
+        choice("--type", change_type, ("normal", "emergency"))
     nonblank("--title", title)
     change, plan = create(
         ChangeService(workspace()),

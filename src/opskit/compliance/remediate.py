@@ -33,7 +33,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from opskit.backups.linechange import HostLines, create_line_change
+from opskit.backups.linechange import (
+    HIGH_RISK_RUNBOOK,
+    RUNBOOK,
+    HostLines,
+    create_line_change,
+)
 from opskit.compliance.history import result_events
 from opskit.compliance.results import State
 from opskit.errors import ChangeError
@@ -110,11 +115,14 @@ def remediate(
     title: str,
     features: Sequence[str] = (),
     inventory: str | None = None,
-    change_type: str = "normal",
+    change_type: str | None = None,
     tickets: Sequence[str] = (),
 ) -> tuple[ChangeRequest, RemediationPlan]:
     """Creates (draft) the remediation change; ChangeError when nothing
-    selected is non-compliant with lines to fix it."""
+    selected is non-compliant with lines to fix it. The change type is
+    `change_type`, else the policy's ``compliance.remediation_type``; a
+    remediation touching one of the policy's
+    ``compliance.high_risk_features`` uses the high-risk runbook."""
     from opskit.inventory import load_workspace_inventory
 
     inv = load_workspace_inventory(svc.ws, inventory or svc.policy.inventory)
@@ -126,6 +134,8 @@ def remediate(
             f"remediation lines{f' ({detail})' if detail else ''}"
         )
     touched = sorted({f for names in plan.features.values() for f in names})
+    settings = svc.policy.compliance
+    high = sorted(set(touched) & set(settings.high_risk_features))
     change = create_line_change(
         svc,
         requester=requester,
@@ -137,9 +147,10 @@ def remediate(
             f"{len(plan.hosts)} CI(s): the lines are the recorded remediation of the latest "
             "compliance results (ledger records in the parameters' purpose)."
         ),
-        purpose=plan.purpose(),
-        change_type=change_type,
+        purpose={**plan.purpose(), "high_risk_features": high},
+        change_type=change_type or settings.remediation_type,
         tickets=tickets,
+        runbook=HIGH_RISK_RUNBOOK if high else RUNBOOK,
     )
     return change, plan
 
