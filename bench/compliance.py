@@ -5,7 +5,8 @@ hostname, aaa, ntp, logging, snmp, a banner, VLANs, interfaces, ACLs, static
 routes, vty lines), each with its intended configuration (one in ten has
 drift in two features: a missing line and an extra one), and a rule set of
 10 features (7 intended, 2 must-contain with CMDB values, 1 must-not-contain).
-Then times, in the same run:
+Then times (wall and CPU: on a loaded shared machine the CPU time is the
+comparable figure, and the target is judged on it), in the same run:
 
   opskit           opskit.compliance.evaluate on every configuration (missing,
                    extra and remediation for each non-compliant feature)
@@ -23,12 +24,14 @@ Usage: bench/compliance.py [--configs N] [--lines L] [--peer-sample K]
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import resource
 import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -163,11 +166,11 @@ def main() -> int:
     total_lines = sum(r.count("\n") + 1 for r in running)
     print(f"{args.configs:,} configurations, {total_lines / args.configs:,.0f} lines each")
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     results = []
     for ci, run, want in zip(cis, running, intended, strict=True):
         results.append(evaluate(ci, run, want, rules_for(ci, ruleset)))
-    t_opskit = time.perf_counter() - start
+    t_opskit, c_opskit = time.perf_counter() - start, time.process_time() - cpu
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     bad = sum(1 for r in results if r.counts["non-compliant"])
     expected = len(range(0, args.configs, 10))
@@ -180,36 +183,45 @@ def main() -> int:
     sample = range(min(args.peer_sample, args.configs))
     normal_run = [configdiff.normalize(running[i], PLATFORM) for i in sample]
     normal_want = [configdiff.normalize(intended[i], PLATFORM) for i in sample]
-    start = time.perf_counter()
-    for have, want in zip(normal_run, normal_want, strict=True):
-        netutils_compliance(NETUTILS_FEATURES, have, want, PLATFORM, "string")
-    t_netutils = (time.perf_counter() - start) / len(sample)
-    start = time.perf_counter()
-    for have, want in zip(normal_run, normal_want, strict=True):
-        h, w = get_hconfig(Platform.CISCO_IOS, have), get_hconfig(Platform.CISCO_IOS, want)
-        missing, extra = list(w.difference(h).lines()), list(h.difference(w).lines())
-        if missing or extra:
-            list(WorkflowRemediation(h, w).remediation_config.lines())
-    t_hier = (time.perf_counter() - start) / len(sample)
 
-    per = t_opskit / args.configs
-    print(f"{'measure':28} {'total s':>8} {'ms/config':>10}  ratio")
-    print(f"{'opskit evaluate':28} {t_opskit:8.2f} {per * 1000:10.2f}  "
-          f"{t_opskit / TARGET_S:.2f}x the {TARGET_S:.0f} s target")  # fmt: skip
-    for name, t_peer in (("peer netutils compliance", t_netutils),
-                         ("peer hier_config direct", t_hier)):  # fmt: skip
-        print(f"{name:28} {t_peer * args.configs:8.2f} {t_peer * 1000:10.2f}  "
-              f"opskit {t_peer / per:.1f}x faster (sample of {len(sample)})")  # fmt: skip
+    def netutils_pass() -> None:
+        for have, want in zip(normal_run, normal_want, strict=True):
+            netutils_compliance(NETUTILS_FEATURES, have, want, PLATFORM, "string")
+
+    def hier_config_pass() -> None:
+        for have, want in zip(normal_run, normal_want, strict=True):
+            h, w = get_hconfig(Platform.CISCO_IOS, have), get_hconfig(Platform.CISCO_IOS, want)
+            missing, extra = list(w.difference(h).lines()), list(h.difference(w).lines())
+            if missing or extra:
+                list(WorkflowRemediation(h, w).remediation_config.lines())
+
+    peers = {"peer netutils compliance": timed(netutils_pass, len(sample)),
+             "peer hier_config direct": timed(hier_config_pass, len(sample))}  # fmt: skip
+
+    wall, cpu = t_opskit / args.configs, c_opskit / args.configs
+    print(f"{'measure':26} {'wall s':>7} {'cpu s':>7} {'ms/config wall':>15} {'cpu':>6}  ratio")
+    target = f"{c_opskit / TARGET_S:.2f}x the {TARGET_S:.0f} s target (cpu)"
+    print(f"{'opskit evaluate':26} {t_opskit:7.2f} {c_opskit:7.2f} {wall * 1000:15.2f}"
+          f" {cpu * 1000:6.2f}  {target}")  # fmt: skip
+    for name, (p_wall, p_cpu) in peers.items():
+        print(f"{name:26} {p_wall * args.configs:7.2f} {p_cpu * args.configs:7.2f}"
+              f" {p_wall * 1000:15.2f} {p_cpu * 1000:6.2f}  opskit {p_cpu / cpu:.1f}x faster"
+              f" (cpu; sample of {len(sample)}, totals extrapolated)")  # fmt: skip
     print(f"memory: peak RSS {rss_mb:,.0f} MB after the opskit pass (all configurations held);"
           f" tracemalloc peak {peak_kb:,.0f} KB evaluating one configuration")  # fmt: skip
-    ok = t_opskit <= TARGET_S and per <= min(t_netutils, t_hier)
-    print(f"\ntarget {'met' if ok else 'MISSED'}: {t_opskit:.2f} s for {args.configs:,},"
-          f" {non_compliant_share(bad, args.configs)} with drift")  # fmt: skip
+    fastest_peer = min(p_cpu for _, p_cpu in peers.values())
+    ok = c_opskit <= TARGET_S and cpu <= fastest_peer
+    print(f"\ntarget {'met' if ok else 'MISSED'}: {c_opskit:.2f} s cpu ({t_opskit:.2f} s wall) for"
+          f" {args.configs:,} configurations, {bad:,} with drift; machine load"
+          f" {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
     return 0 if ok else 1
 
 
-def non_compliant_share(bad: int, total: int) -> str:
-    return f"{bad:,} of {total:,} CIs"
+def timed(run: Callable[[], None], count: int) -> tuple[float, float]:
+    """Wall and CPU seconds per configuration of ``run`` over ``count`` of them."""
+    start, cpu = time.perf_counter(), time.process_time()
+    run()
+    return (time.perf_counter() - start) / count, (time.process_time() - cpu) / count
 
 
 if __name__ == "__main__":

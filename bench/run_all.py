@@ -18,6 +18,7 @@ SCRIPTS = (
     "audit_tables.py",
     "fanout.py",
     "config_equality.py",
+    "compliance.py",
     "compliance_backups.py",
 )
 

@@ -36,7 +36,7 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 
 def test_the_examples_are_the_repositorys() -> None:
     """They ship as package data: src/opskit/examples links to the repository's folders."""
-    for sub in ("inventories", "runbooks", "playbooks", "templates"):
+    for sub in ("inventories", "runbooks", "playbooks", "templates", "compliance"):
         assert (EXAMPLES_DIR / sub).resolve() == (REPO / sub).resolve()
 
 

@@ -5,6 +5,7 @@ configuration; rolling back returns to the original); properties."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -278,3 +279,90 @@ def test_structured_checks_on_napalms_own_validate_cases(tmp_path: Path) -> None
             assert got.compliant is report[getter]["complies"], (case.name, getter, got.details)
             checked += 1
     assert checked >= 10
+
+
+def test_a_50000_line_configuration_with_certificates_and_duplicates(tmp_path: Path) -> None:
+    crypto = (CONFIGS / "cisco_ios" / "batfish-unit-cisco_crypto.cfg").read_text()
+    ports = [
+        f"interface GigabitEthernet{n // 48}/0/{n % 48}\n description port {n}\n"
+        f" switchport access vlan {100 + n % 300}\n no shutdown"
+        for n in range(12_000)
+    ]
+    routes = [f"ip route 172.16.{n // 256}.{n % 256} 255.255.255.255 Null0" for n in range(2_000)]
+    intended = "\n".join(["hostname big", *ports, *routes, crypto])
+    running = intended.replace(
+        " description port 7\n", " description port 7\n description port 7\n"
+    )
+    running = running.replace("ip route 172.16.0.9 ", "ip route 192.0.2.9 ")  # drift
+    assert running.count("\n") > 50_000
+    crypto_feature = {"name": "crypto", "mode": "intended", "match": ["^crypto "]}
+    rules = ci_rules(tmp_path, [*CORPUS_FEATURES, crypto_feature])
+    result = evaluate(make_ci(), running, intended, rules)
+    assert result.feature("interfaces").state is State.COMPLIANT  # a repeated line is the line
+    assert result.feature("crypto").state is State.COMPLIANT
+    routing = result.feature("routing")
+    assert routing.missing == ("ip route 172.16.0.9 255.255.255.255 Null0",)
+    assert routing.extra == ("ip route 192.0.2.9 255.255.255.255 Null0",)
+
+
+OTHER_PLATFORMS = {
+    "juniper_junos": ["^set system ", "^set interfaces ", "^set protocols ", "^set policy-options ",
+                      "^set routing-options ", "^set firewall ", "^set vlans "],
+    "vyos": ["^set system ", "^set interfaces ", "^set protocols ", "^set service "],
+    "cisco_xr": ["^interface ", "^router ", "^hostname ", "^route-policy ", "^prefix-set "],
+    "cisco_nxos": ["^interface ", "^router ", "^hostname ", "^vlan ", "^feature "],
+    "arista_eos": ["^interface ", "^router ", "^hostname ", "^vlan ", "^ip route "],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("platform", sorted(OTHER_PLATFORMS))
+def test_round_trips_on_hier_configs_own_pairs_of_other_platforms(
+    tmp_path: Path, platform: str
+) -> None:
+    stem = {"juniper_junos": "junos", "cisco_xr": "iosxr", "cisco_nxos": "nxos",
+            "arista_eos": "eos", "vyos": "vyos"}[platform]  # fmt: skip
+    have = (CONFIGS / platform / f"hier_config-{stem}_running.conf").read_text()
+    want = (CONFIGS / platform / f"hier_config-{stem}_generated.conf").read_text()
+    features = [{"name": f"f{i}", "mode": "intended", "match": [p]}
+                for i, p in enumerate(OTHER_PLATFORMS[platform])]  # fmt: skip
+    ci = make_ci("r1", platform)
+    result = evaluate(ci, have, want, ci_rules(tmp_path, features, ci))
+    drifted = [f for f in result.features if f.state is State.NON_COMPLIANT]
+    assert drifted
+    for feature in drifted:
+        if platform in ("juniper_junos", "vyos"):
+            # set/delete commands: hier_config's future() does not model "delete".
+            assert _set_commands_applied(feature.actual, feature.remediation) == set(
+                feature.intended.splitlines()
+            ), feature.feature
+            continue
+        tree = configdiff.parse(feature.actual, platform)
+        after = tree.future(configdiff.parse(list(feature.remediation), platform))
+        assert _same(after, configdiff.parse(feature.intended, platform)), feature.feature
+
+
+def _set_commands_applied(config: str, commands: tuple[str, ...]) -> set[str]:
+    lines = set(config.splitlines())
+    for command in commands:
+        if command.startswith("delete "):
+            gone = "set " + command[len("delete ") :]
+            lines = {line for line in lines if line != gone and not line.startswith(gone + " ")}
+        elif command.startswith("set "):
+            lines.add(command)
+    return lines
+
+
+def test_a_resolved_secret_the_device_prints_never_leaves_in_the_json(tmp_path: Path) -> None:
+    from opskit.secrets import REDACTOR
+
+    canary = "canary-Pa55w0rd-7f3e"
+    REDACTOR.register(canary)  # as resolving the CI's credentials does
+    users_feature = {"name": "users", "mode": "intended", "match": ["^username "]}
+    rules = ci_rules(tmp_path, [users_feature, {**users_feature, "name": "system",
+                                                "match": ["^hostname"]}])  # fmt: skip
+    running = f"hostname sw1\nusername opsadmin password 0 {canary}\nenable password {canary}\n"
+    result = evaluate(make_ci(), running, "hostname sw1\nusername opsadmin secret 9 $9$x\n", rules)
+    users = result.feature("users")
+    assert canary in users.actual and users.state is State.NON_COMPLIANT  # compared in memory
+    text = json.dumps(result.to_dict()) + json.dumps(FleetCompliance((result,)).to_dict())
+    assert canary not in text and "enable password" in text

@@ -3,20 +3,29 @@ sandboxed StrictUndefined Jinja2, digested, errors in one line."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opskit.compliance import IntendedError, cmdb_context, render_intended
 from opskit.inventory import Inventory, load_inventory
 from tests.compliance.support import REPO
+from tests.fuzz import strategies as gen
 from tests.fuzz.support import assert_api_error
+
+
+@functools.cache
+def _example_inventory() -> Inventory:
+    return load_inventory(REPO / "inventories" / "example")
 
 
 @pytest.fixture
 def inventory() -> Inventory:
-    return load_inventory(REPO / "inventories" / "example")
+    return _example_inventory()
 
 
 @pytest.fixture
@@ -113,3 +122,29 @@ def test_a_ci_without_a_template_is_told_where_to_put_one(
 ) -> None:
     with pytest.raises(IntendedError, match=r"templates/intended/juniper_junos\.j2 does not exist"):
         render_intended(inventory.get("edge-r1"), inventory, templates)
+
+
+@settings(max_examples=60)
+@given(data=st.data())
+def test_any_broken_template_renders_or_is_one_line(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    inventory = _example_inventory()
+    folder = tmp_path_factory.mktemp("t")
+    shipped = (REPO / "templates" / "intended" / "cisco_ios.j2").read_text()
+    broken = data.draw(st.one_of(
+        gen.mutated_text(shipped),
+        st.sampled_from(["{{ ci }}", "{% include 'x' %}", "{{ 1/0 }}", "{{ ci.name | int + 'a' }}",
+                         "{% for x in range(10**9) %}{% endfor %}", "{{ ''.join }}",
+                         "{% extends 'intended/cisco_ios.j2' %}", "{{ related.nope.name }}"]
+                        ).map(str.encode),
+    ))  # fmt: skip
+    (folder / "intended").mkdir()
+    (folder / "intended" / "cisco_ios.j2").write_bytes(broken)
+    try:
+        intended = render_intended(inventory.get("core-sw1"), inventory, folder)
+    except IntendedError as exc:
+        assert_api_error(exc)
+        assert str(exc).startswith("CI core-sw1: ")
+    else:
+        assert intended.template_digest.startswith("sha256:")

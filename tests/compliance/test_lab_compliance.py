@@ -5,6 +5,7 @@ its remediation applied to a switch, then rolled back."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,28 +15,30 @@ from opskit.compliance import (
     CiCompliance,
     State,
     evaluate,
+    gather_facts,
+    load_rules,
     render_intended,
     rules_for,
     workspace_rules,
 )
 from opskit.connectors.netmiko import NetmikoConnector
 from opskit.inventory import CI
+from tests.compliance.support import write_rules
 from tests.fixtures.lab import LabEnv, running_config
 
 pytestmark = pytest.mark.lab
 
 
-def _observed(ci: CI) -> tuple[str, dict[str, Any]]:
+def _observed(lab: LabEnv, ci: CI) -> tuple[str, dict[str, Any]]:
+    rules = rules_for(ci, workspace_rules(lab.ws.root), lab.inventory)
     with NetmikoConnector(ci) as conn:
-        running = conn.get_config()
-        (vlans,) = conn.send_commands(["show vlan"])
-    return running, {"show vlan": vlans.output}
+        return conn.get_config(), gather_facts(conn, rules)
 
 
 def _evaluate(lab: LabEnv, ci: CI) -> CiCompliance:
     rules = rules_for(ci, workspace_rules(lab.ws.root), lab.inventory)
     intended = render_intended(ci, lab.inventory, lab.ws.templates_dir)
-    running, facts = _observed(ci)
+    running, facts = _observed(lab, ci)
     return evaluate(ci, running, intended, rules, facts=facts)
 
 
@@ -82,10 +85,47 @@ def test_the_remediation_makes_the_switch_compliant_and_rolling_back_restores_it
 def test_a_structured_check_sees_a_suspended_vlan(lab: LabEnv) -> None:
     """What configuration text cannot show: the VLAN's state, from `show vlan`."""
     ci = lab.switch
-    running, facts = _observed(ci)
+    running, facts = _observed(lab, ci)
+    assert set(facts) == {"show vlan"}
     suspended = facts["show vlan"].replace("active", "suspended", 1)
     rules = rules_for(ci, workspace_rules(lab.ws.root), lab.inventory)
     result = evaluate(ci, running, None, rules, facts={"show vlan": suspended})
     state = result.feature("vlan-state")
     assert state.state is State.NON_COMPLIANT
     assert state.missing == ("{'vlan_id': '1', 'status': 'active'}",)
+
+
+def test_a_getter_the_connector_cannot_run_makes_the_feature_unknown(
+    lab: LabEnv, tmp_path: Path
+) -> None:
+    ci = lab.switch
+    write_rules(tmp_path, [{"name": "vlan-db", "mode": "structured",
+                            "check": {"getter": "get_vlans", "validate": {"1": {}}}}])  # fmt: skip
+    rules = rules_for(ci, load_rules(tmp_path))
+    with NetmikoConnector(ci) as conn:
+        facts = gather_facts(conn, rules)
+        running = conn.get_config()
+    result = evaluate(ci, running, None, rules, facts=facts)
+    assert result.feature("vlan-db").state is State.UNKNOWN
+    assert result.feature("vlan-db").reason == (
+        "get_vlans: the netmiko connector has no NAPALM getters"
+    )
+
+
+def test_a_napalm_getter_checked_against_a_document(lab: LabEnv, tmp_path: Path) -> None:
+    from opskit.connectors.napalm import NapalmConnector
+
+    ci = lab.switch
+    check = {"getter": "get_vlans", "validate": {"1": {"name": "default"}}}
+    write_rules(tmp_path, [{"name": "vlan-db", "mode": "structured", "check": check}])
+    rules = rules_for(ci, load_rules(tmp_path))
+    with NapalmConnector(ci) as conn:
+        facts = gather_facts(conn, rules)
+    result = evaluate(ci, "hostname x", None, rules, facts=facts)
+    assert result.feature("vlan-db").state is State.COMPLIANT, result.feature("vlan-db")
+    wrong = {"1": {"name": "users"}}
+    write_rules(tmp_path, [{"name": "vlan-db", "mode": "structured",
+                            "check": {**check, "validate": wrong}}])  # fmt: skip
+    rules = rules_for(ci, load_rules(tmp_path))
+    result = evaluate(ci, "hostname x", None, rules, facts=facts)
+    assert result.feature("vlan-db").state is State.NON_COMPLIANT

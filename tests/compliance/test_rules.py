@@ -197,3 +197,16 @@ def test_any_rule_file_loads_or_is_refused_in_one_line(
         load_rules(path)
     except Exception as exc:
         assert_api_error(exc, [path])
+
+
+def test_the_shipped_schema_is_json_schema_and_takes_the_examples() -> None:
+    """Editors validate rule files with the shipped schema and ordinary validators."""
+    import jsonschema
+    import yaml
+
+    from opskit.compliance.rules import rules_schema
+
+    jsonschema.Draft202012Validator.check_schema(rules_schema())
+    validator = jsonschema.Draft202012Validator(rules_schema())
+    for path in sorted((REPO / "compliance").glob("*.yaml")):
+        assert list(validator.iter_errors(yaml.safe_load(path.read_text()))) == [], path

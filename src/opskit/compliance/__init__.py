@@ -15,6 +15,8 @@ remediation changes build on it). Public API:
 - ``evaluate(ci, running_config, intended, rules, *, facts=None) -> CiCompliance``:
   per feature a `FeatureResult` (state, missing, extra, remediation), the
   unmanaged lines, and the digests it was computed from.
+- ``gather_facts(connector, ci_rules) -> dict``: what the CI's structured
+  features read (show commands, NAPALM getters), through an open connector.
 - ``CiCompliance.unknown(ci, platform, reason, features=...)``: a CI that
   could not be evaluated; ``FleetCompliance(results)``: counts and rates.
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 from opskit.compliance.binding import cmdb_context
 from opskit.compliance.evaluate import evaluate
+from opskit.compliance.facts import FactUnavailable, gather_facts
 from opskit.compliance.intended import Intended, IntendedError, render_intended, template_name
 from opskit.compliance.model import (
     BoundFeature,
@@ -52,6 +55,7 @@ __all__ = [
     "BoundFeature",
     "CiCompliance",
     "CiRules",
+    "FactUnavailable",
     "Feature",
     "FeatureResult",
     "FleetCompliance",
@@ -65,6 +69,7 @@ __all__ = [
     "StructuredCheck",
     "cmdb_context",
     "evaluate",
+    "gather_facts",
     "load_rule_file",
     "load_rules",
     "render_intended",

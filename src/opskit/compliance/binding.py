@@ -16,11 +16,12 @@ Example: ``cmdb_context(core_sw1, inv)["related"]["fw1"]["platform"] == "cisco_a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import TemplateError, TemplateSyntaxError
+from jinja2 import Template, TemplateError, TemplateSyntaxError
 
 from opskit.compliance.model import BoundFeature, Feature, RuleError
 from opskit.compliance.results import Mode
@@ -93,9 +94,20 @@ def _render_error(feature: Feature, key: str, ci: str, exc: Exception) -> RuleEr
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(text: str) -> Template:
+    # A fleet renders the same rule strings for every CI: compiled once.
+    return ENV.from_string(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _condition(text: str) -> Any:
+    return ENV.compile_expression(text, undefined_to_none=False)
+
+
 def _render_value(value: Any, context: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
-        return ENV.from_string(value).render(context) if "{" in value else value
+        return _compiled(value).render(context) if "{" in value else value
     if isinstance(value, Mapping):
         return {_render_value(k, context): _render_value(v, context) for k, v in value.items()}
     if isinstance(value, list):
@@ -108,7 +120,7 @@ def bind_feature(feature: Feature, context: Mapping[str, Any], ci: str) -> Bound
     applies = True
     if feature.when is not None:
         try:
-            applies = bool(ENV.compile_expression(feature.when, undefined_to_none=False)(context))
+            applies = bool(_condition(feature.when)(context))
         except _EXPRESSION_ERRORS as exc:
             raise _render_error(feature, "when", ci, exc) from None
     if not applies:

@@ -135,6 +135,11 @@ def render_intended(ci: CI, inventory: Inventory | None, templates_dir: str | Pa
         raise IntendedError(
             f"CI {ci.name}: template {shown}: included template {exc.name} does not exist"
         ) from None
+    except RecursionError:
+        raise IntendedError(
+            f"CI {ci.name}: template {shown}: it includes, imports or extends itself"
+            " (endless recursion)"
+        ) from None
     except _RENDER_ERRORS as exc:
         at = template_line(exc, base) or shown
         detail = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"

@@ -51,7 +51,8 @@ def _differing(
     changed = [
         header
         for header in {**mine, **theirs}
-        if set(section_paths(mine.get(header, ()))) != set(section_paths(theirs.get(header, ())))
+        if _keys(mine.get(header, ())) != _keys(theirs.get(header, ()))
+        and set(section_paths(mine.get(header, ()))) != set(section_paths(theirs.get(header, ())))
     ]
     pick = set(changed)
     return [s for s in have if _header(s) in pick], [s for s in want if _header(s) in pick]

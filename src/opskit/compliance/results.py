@@ -6,7 +6,8 @@ feature results of one CI and *computes* its state and counts from them; a
 and compliance rates (as Nornir's ``Result`` / ``AggregatedResult``: the
 summary is never stored next to the children it is derived from, so it can
 never disagree with them). ``to_dict()`` is the JSON form (the ledger's
-``compliance.result`` payload, ``--json``).
+``compliance.result`` payload, ``--json``), with every secret opskit has
+resolved masked (a device printing a password in clear).
 
 Example (``CiCompliance.to_dict()``, abridged)::
 
@@ -33,6 +34,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from opskit.secrets import REDACTOR
+
 
 class State(StrEnum):
     """The state of a feature, a CI or a fleet (one vocabulary everywhere)."""
@@ -54,6 +57,12 @@ class Mode(StrEnum):
     MUST_CONTAIN = "must-contain"
     MUST_NOT_CONTAIN = "must-not-contain"
     STRUCTURED = "structured"
+
+
+def _masked(data: Any) -> Any:
+    # A device's configuration may hold a credential opskit resolved (a
+    # password in clear): what leaves as JSON never does.
+    return REDACTOR.redact_obj(data) if REDACTOR.values else data
 
 
 def _counts(states: Iterable[State]) -> dict[str, int]:
@@ -108,6 +117,7 @@ class FeatureResult:
         return self.state is State.COMPLIANT
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form, every registered secret masked (`opskit.secrets`)."""
         data: dict[str, Any] = {
             "feature": self.feature,
             "mode": str(self.mode),
@@ -121,7 +131,7 @@ class FeatureResult:
         }
         if self.details:
             data["details"] = dict(self.details)
-        return data
+        return _masked(data)
 
 
 @dataclass(frozen=True)
@@ -205,17 +215,18 @@ class CiCompliance:
         return [line for f in self.features for line in f.remediation]
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form, every registered secret masked (`opskit.secrets`)."""
         return {
             "ci": self.ci,
             "platform": self.platform,
             "state": str(self.state),
             "counts": self.counts,
-            "reason": self.reason,
+            "reason": _masked(self.reason),
             "rules_digest": self.rules_digest,
             "template_digest": self.template_digest,
             "inventory_digest": self.inventory_digest,
             "config_digest": self.config_digest,
-            "unmanaged": list(self.unmanaged),
+            "unmanaged": _masked(list(self.unmanaged)),
             "features": [f.to_dict() for f in self.features],
         }
 

@@ -58,6 +58,7 @@ from opskit.yamlfile import Locator, field_path, load_yaml
 
 if TYPE_CHECKING:
     from opskit.inventory import CI, Inventory
+    from opskit.workspace import Workspace
 
 RULE_SUFFIXES = (".yaml", ".yml")
 # Fields each mode uses besides name, mode, description, when.
@@ -205,9 +206,10 @@ def load_rules(path: str | Path) -> RuleSet:
     return ruleset
 
 
-def workspace_rules(root: str | Path) -> RuleSet:
-    """The rule set of a workspace: ``<root>/compliance/`` (empty when absent)."""
-    folder = Path(root) / "compliance"
+def workspace_rules(root: Workspace | str | Path) -> RuleSet:
+    """The rule set of a workspace (or its root folder): ``compliance/``,
+    empty when the workspace has none."""
+    folder = Path(getattr(root, "root", root)) / "compliance"
     return load_rules(folder) if folder.is_dir() else RuleSet(root=folder)
 
 

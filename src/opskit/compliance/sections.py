@@ -26,12 +26,12 @@ Example::
 
 from __future__ import annotations
 
-import bisect
 import functools
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
+from opskit.compliance.overlap import alternatives, literal_prefix
 from opskit.configdiff import LINE_BY_LINE_PLATFORMS, hier_platform, normalize, parse
 from opskit.configdiff.model import driver
 
@@ -41,10 +41,10 @@ INDENT = "  "  # hier_config's text form: two spaces per level
 LinePath = tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Section:
+class Section(NamedTuple):
     """A top-level line (``header``) and its text: the header line first,
-    each child indented as printed (whitespace inside a line folded)."""
+    each child indented as printed (whitespace inside a line folded). A
+    named tuple: a configuration has thousands and they are built fast."""
 
     header: str
     text: str
@@ -90,11 +90,16 @@ _OTHER_SPACE = re.compile(
     "[\t\r\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 )
 
+_ASCII_OTHER_SPACE = ("\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+
 
 def _unfolded(text: str) -> bool:
     """True when hier_config would fold whitespace in some line: another
     blank than a space, or two spaces after a line's first character."""
-    if _OTHER_SPACE.search(text):
+    if text.isascii():
+        if any(blank in text for blank in _ASCII_OTHER_SPACE):  # each a fast C scan
+            return True
+    elif _OTHER_SPACE.search(text):
         return True
     at = text.find("  ")
     while at >= 0:
@@ -110,15 +115,14 @@ _TOP_LEVEL = re.compile(r"\n(?=\S)")
 @functools.cache
 def _substitutions(
     platform: str | None,
-) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None, tuple[tuple[str, str], ...]]:
-    """The driver's per-line substitutions: one pattern to test a line, the
-    same over a whole text (multi-line), and the (search, replace) pairs."""
+) -> tuple[re.Pattern[str] | None, tuple[tuple[str, str], ...]]:
+    """The driver's per-line substitutions: one pattern to test a line, and
+    the (search, replace) pairs."""
     rules = driver(hier_platform(platform)).rules.per_line_sub
     pairs = tuple((rule.search, rule.replace) for rule in rules)
     if not pairs:
-        return None, None, ()
-    joined = "|".join(f"(?:{search})" for search, _ in pairs)
-    return re.compile(joined), re.compile(joined, re.MULTILINE), pairs
+        return None, ()
+    return re.compile("|".join(f"(?:{search})" for search, _ in pairs)), pairs
 
 
 def _substitute(line: str, quick: re.Pattern[str] | None, pairs: Sequence[tuple[str, str]]) -> str:
@@ -179,8 +183,8 @@ def _whole_text(text: str, platform: str | None) -> list[Section] | None:
     banner = _BannerState()
     pos = 0
     while pos < len(text):
-        found = _BANNER_START.search(text, pos)
-        stop = found.start() if found is not None else len(text)
+        found = _banner_start(text, pos)
+        stop = found if found is not None else len(text)
         chunk = _chunk(text[pos:stop].strip("\n"), platform)
         if chunk is None:
             return None
@@ -195,7 +199,17 @@ def _whole_text(text: str, platform: str | None) -> list[Section] | None:
     return sections
 
 
-_BANNER_START = re.compile(r"^banner (?!motd ##$)", re.MULTILINE)
+def _banner_start(text: str, pos: int) -> int | None:
+    """Where the next line opening a banner starts (hier_config: a line
+    starting "banner ", except the empty NX-OS "banner motd ##")."""
+    at = text.find("banner ", pos)
+    while at >= 0:
+        if at == 0 or text[at - 1] == "\n":
+            end = text.find("\n", at)
+            if text[at : len(text) if end < 0 else end] != "banner motd ##":
+                return at
+        at = text.find("banner ", at + 1)
+    return None
 
 
 def _banner_at(text: str, start: int, banner: _BannerState) -> tuple[Section, int] | None:
@@ -224,45 +238,86 @@ def _chunk(text: str, platform: str | None) -> list[Section] | None:
         return []
     if text[0].isspace() or _unfolded(text):
         return None
-    _, anywhere, pairs = _substitutions(platform)
-    if anywhere is not None and anywhere.search(text):
-        changed = _substituted(text, anywhere, pairs)
-        if changed is None or (changed and changed[0].isspace()):
-            return None
-        text = changed
-    out = []
-    for chunk in _TOP_LEVEL.split(text):
-        if chunk:
-            end = chunk.find("\n")
-            out.append(Section(chunk if end < 0 else chunk[:end], chunk))
-    return out
+    changed = _substituted(text, platform)
+    if changed is None or (changed and changed[0].isspace()):
+        return None
+    if not changed:
+        return []
+    # Whole-text operations: the top-level lines, and the text cut before each.
+    chunks = _TOP_LEVEL.split(changed)
+    return [Section(chunk.partition("\n")[0], chunk) for chunk in chunks]
 
 
-def _substituted(
-    text: str, anywhere: re.Pattern[str], pairs: Sequence[tuple[str, str]]
-) -> str | None:
-    """The per-line substitutions applied to the few lines they match."""
-    lines = text.split("\n")
-    starts = [0]
-    for line in lines[:-1]:
-        starts.append(starts[-1] + len(line) + 1)
-    touched: set[int] = set()
-    for found in anywhere.finditer(text):
-        if "\n" in found.group():
-            return None  # a match across lines: read line by line instead
-        touched.add(bisect.bisect_right(starts, found.start()) - 1)
-    for index in touched:
-        line = lines[index]
+@functools.cache
+def _needles(platform: str | None) -> tuple[str, ...] | None:
+    """Texts one of which every line a per-line substitution applies to
+    contains (``^\\s*[#!].*`` -> ``#``, ``!``); None when a pattern has none."""
+    needles: list[str] = []
+    for search, _ in _substitutions(platform)[1]:
+        for alternative in alternatives(search):
+            found = _needle(alternative)
+            if not found:
+                return None
+            needles.extend(found)
+    return tuple(needles)
+
+
+def _needle(alternative: str) -> list[str]:
+    body = alternative[1:] if alternative.startswith("^") else alternative
+    body = body[3:] if body.startswith("\\s*") else body
+    if body.startswith("["):
+        chars = body[1 : body.find("]")]
+        if not chars or any(c in chars for c in "\\^-]["):
+            return []
+        return list(chars)
+    prefix = literal_prefix(body)
+    return [prefix] if prefix else []
+
+
+def _substituted(text: str, platform: str | None) -> str | None:
+    """The per-line substitutions applied to the lines that hold a needle
+    (hier_config applies them to every line: the others cannot match)."""
+    quick, pairs = _substitutions(platform)
+    if not pairs:
+        return text
+    needles = _needles(platform)
+    if needles is None:
+        return None  # read line by line
+    starts: set[int] = set()
+    for needle in needles:
+        at = text.find(needle)
+        while at >= 0:
+            start = text.rfind("\n", 0, at) + 1
+            starts.add(start)
+            end = text.find("\n", at)
+            at = -1 if end < 0 else text.find(needle, end)
+    if not starts:
+        return text
+    pieces: list[str] = []
+    done = 0
+    for start in sorted(starts):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        line = text[start:end]
+        if quick is not None and quick.search(line) is None:
+            continue  # a needle, but no pattern matches the line
         for search, replace in pairs:
             line = re.sub(search, replace, line)
-        lines[index] = line.rstrip()
-    return "\n".join(line for line in lines if line.strip())
+        pieces.append(text[done:start])
+        line = line.rstrip()
+        if line:
+            pieces.append(line)
+            done = end
+        else:
+            done = end + 1  # the line and its line break go
+    pieces.append(text[done:])
+    return "".join(pieces).strip("\n")
 
 
 def _line_by_line(text: str, platform: str | None) -> tuple[list[Section], bool]:
     """hier_config's reading loop (banners, indentation), kept to what decides
     the top-level lines."""
-    quick, _, pairs = _substitutions(platform)
+    quick, pairs = _substitutions(platform)
     sections: list[Section] = []
     current: list[str] = []
     stack: list[int] = []  # indentation of the open sections (the root not included)

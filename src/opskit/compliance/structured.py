@@ -20,6 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from opskit.compliance.facts import FactUnavailable
 from opskit.compliance.model import BoundFeature
 from opskit.compliance.results import FeatureResult, State
 
@@ -30,6 +31,8 @@ def _parsed(bound: BoundFeature, facts: Mapping[str, Any], platform: str) -> tup
     if check.source not in facts:
         return None, f"no facts for {check.source!r} (not collected)"
     raw = facts[check.source]
+    if isinstance(raw, FactUnavailable):
+        return None, raw.reason
     if check.getter is not None:
         return raw, None
     if not isinstance(raw, str):
@@ -62,7 +65,8 @@ def structured(bound: BoundFeature, facts: Mapping[str, Any], platform: str) -> 
         "intended": json.dumps(_jsonable(bound.validate), sort_keys=True),
     }
     try:
-        report = compare(document, data)
+        # As JSON: a getter's integer keys (get_vlans) are the document's string keys.
+        report = compare(document, _jsonable(data))
     except Exception as exc:  # napalm's comparison on data of another shape
         reason = f"cannot compare the document with {bound.feature.check.source!r}: {exc}"
         return FeatureResult(**base, state=State.UNKNOWN, reason=reason[:300], **shown)
