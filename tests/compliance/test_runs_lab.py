@@ -49,6 +49,8 @@ def test_a_live_run_is_recorded_and_changes_nothing(lab: LabEnv) -> None:
     assert [r.ci for r in run.fleet.results] == names
     for result in run.fleet.results:
         assert result.state in (State.COMPLIANT, State.NON_COMPLIANT)
+        # A structured feature: `show vlan` read live, parsed, VLAN 1 active.
+        assert result.feature("vlan-state").state is State.COMPLIANT
         config = before[result.ci]
         for feature in result.features:
             # What the run calls missing is missing from the device, what it calls extra is there.
@@ -63,7 +65,7 @@ def test_a_live_run_is_recorded_and_changes_nothing(lab: LabEnv) -> None:
     payload = recorded.payload
     inventory = load_workspace_inventory(lab.ws, "lab")
     assert payload["source"] == "live"
-    assert payload["rules_digest"] == workspace_rules(lab.ws.root).digest
+    assert payload["rules_digest"] == workspace_rules(lab.ws).digest
     assert payload["inventory_digest"] == inventory.digest
     assert payload["templates"]["intended/cisco_ios.j2"].startswith("sha256:")
     assert payload["counts"] == run.fleet.counts
@@ -89,6 +91,8 @@ def test_from_backups_no_device_is_contacted(lab: LabEnv) -> None:
     )
     by_ci = {r.ci: r for r in run.fleet.results}
     assert by_ci[name].state in (State.COMPLIANT, State.NON_COMPLIANT)
+    # A backup holds no live state: the structured feature cannot be judged from it.
+    assert by_ci[name].feature("vlan-state").state is State.UNKNOWN
     assert by_ci[spare].state is State.UNKNOWN and by_ci[spare].reason == "no backup"
     assert all(f.state is State.UNKNOWN for f in by_ci[spare].features)
     assert not run.ok

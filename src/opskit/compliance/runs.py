@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opskit.compliance.evaluate import evaluate
+from opskit.compliance.facts import FactUnavailable, gather_facts
 from opskit.compliance.intended import Intended, render_intended, template_name
 from opskit.compliance.model import CiRules, RuleSet
 from opskit.compliance.results import CiCompliance, FleetCompliance, State
@@ -110,7 +111,7 @@ def plan_run(
 ) -> list[Plan]:
     """The CIs with rules among the selected ones, each with its rules and
     intended configuration (raises the first input error)."""
-    ruleset = ruleset if ruleset is not None else workspace_rules(ws.root)
+    ruleset = ruleset if ruleset is not None else workspace_rules(ws)
     plans = []
     for ci in inventory.select(select):
         rules = rules_for(ci, ruleset, inventory)
@@ -132,29 +133,35 @@ def plan_run(
 
 # -- 2. reading configurations -------------------------------------------------
 def read_live(plan: Plan, pool: ConnectionPool) -> Observed:
-    """The running configuration and the facts structured features read."""
+    """The running configuration and the facts structured features read
+    (`opskit.compliance.facts.gather_facts`: show commands through the
+    connector that read the configuration, NAPALM getters through napalm)."""
     from opskit.backups.take import fetch
 
     fetched = fetch(plan.ci, pool)
     if fetched.running is None:
         return Observed(reason=f"{fetched.status}: {fetched.reason}")
     observed = Observed(config=fetched.running, origin="live")
-    for check in plan.rules.facts_needed:
-        try:
-            observed.facts[check.source] = _fact(plan.ci, pool, check.command, check.getter)
-        except OpskitError:
-            continue  # that feature is unknown: its facts are missing
+    if plan.rules.facts_needed:
+        observed.facts = _facts(plan, pool, fetched.connector or "netmiko")
     return observed
 
 
-def _fact(ci: CI, pool: ConnectionPool, command: str | None, getter: str | None) -> Any:
-    if command:
-        from opskit.backups.take import config_connector
+def _facts(plan: Plan, pool: ConnectionPool, connector: str) -> dict[str, Any]:
+    from opskit.connectors import supports
 
-        with pool.session(ci, config_connector(ci.platform) or "netmiko") as conn:
-            return conn.send_commands([command])[0].output
-    with pool.session(ci, "napalm") as conn:
-        return conn.perform("getters", {"getters": [getter]}).data.get(getter or "")
+    with pool.session(plan.ci, connector) as conn:
+        facts = gather_facts(conn, plan.rules)
+    getters = {c.source for c in plan.rules.facts_needed if c.getter}
+    missing = {k for k, v in facts.items() if k in getters and isinstance(v, FactUnavailable)}
+    if missing and connector != "napalm" and supports("napalm", plan.ci.platform):
+        try:
+            with pool.session(plan.ci, "napalm") as conn:
+                more = gather_facts(conn, plan.rules)
+        except OpskitError:
+            return facts  # the getters stay unavailable, with their reason
+        facts.update({k: v for k, v in more.items() if k in missing})
+    return facts
 
 
 def read_backups(ledger: Ledger, plans: Sequence[Plan]) -> dict[str, Observed]:
