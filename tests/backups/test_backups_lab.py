@@ -165,7 +165,10 @@ def test_a_configuration_holding_a_secret_is_never_recorded(lab: LabEnv) -> None
     assert ledger.verify().ok
 
 
-@given(st.text(max_size=40))
+ISO_TIMES = st.datetimes(timezones=st.none() | st.timezones()).map(lambda d: d.isoformat())
+
+
+@given(st.text(max_size=40) | ISO_TIMES | st.dates().map(str))
 def test_any_ref_is_a_backup_or_one_usage_error(ref: str) -> None:
     from opskit.backups.history import Backup
 
@@ -189,3 +192,13 @@ def test_any_ref_is_a_backup_or_one_usage_error(ref: str) -> None:
         assert "\n" not in str(exc)
     else:
         assert found in history
+
+
+def test_a_time_beyond_utc_is_one_usage_error() -> None:
+    from opskit.backups.history import Backup
+
+    at = "2026-12-01T00:00:00.000000Z"
+    history = [Backup(1, at, "a", "sw", "backup", "running", None, None, "sha256:" + "0" * 64)]
+    with pytest.raises(UsageError, match="ISO date"):  # was an OverflowError traceback
+        resolve(history, "9999-12-31T23:59:59-23:59", ci="sw")
+    assert resolve(history, "9999-12-31", ci="sw") == history[0]  # the end of that day

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 from typing import TYPE_CHECKING, Any
 
 from opskit import configdiff
@@ -194,20 +194,19 @@ def _moment(text: str) -> str:
     """An ISO date or time as the ledger's stored time text (UTC)."""
     try:
         if len(text) == 10:
+            # The end of that day: the day after, less a microsecond.
             day = datetime.fromisoformat(text).date()
-            moment = datetime.combine(day + timedelta(days=1), time(), UTC) - timedelta(
-                microseconds=1
-            )
+            moment = datetime.combine(day, time(23, 59, 59, 999999), UTC)
         else:
             moment = datetime.fromisoformat(text)
             if moment.tzinfo is None:
                 raise UsageError(f"{text!r}: give a timezone offset (e.g. +00:00)")
-    except ValueError:
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (ValueError, OverflowError):  # not a date, or beyond what UTC can show
         raise UsageError(
             f"backup REF {text!r}: use latest, latest~N, a ledger seq, a configuration "
             "hash (sha256:...) or an ISO date"
         ) from None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def config_of(ledger: Ledger, backup: Backup, *, startup: bool = False) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from opskit.compliance.results import State
@@ -148,17 +148,13 @@ def _since_text(since: datetime | str) -> str:
     from opskit.errors import UsageError
     from opskit.ledger.model import format_at
 
-    if isinstance(since, datetime):
-        return format_at(since)
     try:
-        moment = datetime.fromisoformat(since)
-    except ValueError:
+        moment = since if isinstance(since, datetime) else datetime.fromisoformat(since)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return format_at(moment)
+    except (ValueError, OverflowError):  # not a date, or beyond what UTC can show
         raise UsageError(f"--since {since!r}: use an ISO date, e.g. 2026-12-01") from None
-    if moment.tzinfo is None:
-        from datetime import UTC
-
-        moment = moment.replace(tzinfo=UTC)
-    return format_at(moment)
 
 
 def latest_result(ledger: Ledger, ci: str) -> Event | None:
