@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -27,6 +28,7 @@ from opskit.connectors.netmiko import NetmikoConnector
 from opskit.errors import ChangeError, ChangeRefused, UsageError
 from opskit.ledger.core import Ledger
 from opskit.ledger.store import BLOBS
+from opskit.runbooks.inspection import last_backup_times
 from tests.fixtures.lab import LabEnv, running_config
 
 pytestmark = [pytest.mark.lab]
@@ -61,6 +63,7 @@ def test_an_unchanged_configuration_adds_a_record_not_a_blob(lab: LabEnv) -> Non
     ledger = Ledger.open(lab.ws)
     names = [ci.name for ci in lab.switches[:2]]
     select = " or ".join(f"name:{n}" for n in names)
+    first_at = datetime.now(UTC).isoformat()
     first = take_backups(lab.ws, "alice", select=select, inventory="lab")
     assert [r.status for r in first.results] != [] and first.ok
     blobs = _blob_count(ledger)
@@ -71,6 +74,9 @@ def test_an_unchanged_configuration_adds_a_record_not_a_blob(lab: LabEnv) -> Non
         history = backup_history(ledger, name)
         assert history[-1].unchanged and history[-1].blob == history[-2].blob
         assert config_of(ledger, history[-1]) == running_config(lab.ci(name))
+    # The inspection report's backup age counts a backup run's backups too.
+    ages = last_backup_times(ledger, names)
+    assert all(ages[n] is not None and ages[n].isoformat() >= first_at for n in names)
     assert ledger.verify().ok
 
 
