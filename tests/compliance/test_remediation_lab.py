@@ -79,6 +79,13 @@ def test_remediation_end_to_end(lab: LabEnv) -> None:
     after = summary["compliance"]["hosts"][ci.name]
     assert after["state"] == "compliant"
     assert "feature vlans: non-compliant -> compliant" in after["transitions"]
+    # Judged from the configuration the change's verification fetched: no second read.
+    after_seq = summary["compliance"]["run_seq"]
+    recorded = next(
+        e for e in ledger.events(ci=ci.name, kind="compliance.result", after_seq=after_seq)
+    )
+    assert recorded.payload["origin"] == f"{change.id} verify"
+    assert recorded.payload["run"] == after_seq
     moved = feature_history(ledger, ci=ci.name, feature="vlans")[-1]
     assert (moved.before, moved.after, moved.changes) == (
         "non-compliant",

@@ -358,10 +358,11 @@ class Rollout:
         else:
             final, cause = State.FAILED, _cause(stopped_reason, self.outcomes.values())
         summary = self.summary(change, final, cause=cause, counts=counts)
-        from opskit.compliance.after import after_change, changed_hosts
+        from opskit.compliance.after import after_change
 
-        hosts = changed_hosts(self.outcomes)
-        summary.update(after_change(self.ctx.ws, change.id, self.actor, hosts, change.inventory))
+        summary.update(
+            after_change(self.ctx.ws, change.id, self.actor, self.outcomes, change.inventory)
+        )
         self.store.set_summary(change.id, summary)
         self.journal.transition(
             change, final, actor=self.actor, payload={"counts": counts, "cause": cause}

@@ -2,9 +2,15 @@
 and the transitions put in the change's summary.
 
 The rollout calls `after_change` once its hosts are done (before the change
-reaches its final state): the CIs the change modified are read again from
-the devices (their post-change configuration, read-only), evaluated and
-recorded as an ordinary compliance run whose trigger names the change. The
+reaches its final state): the CIs the change modified are evaluated from
+their post-change configuration — the running configuration the change's
+verification fetched after the apply (no second device round trip), or,
+for a host whose runbook fetched none, read again from the device
+(read-only) — and recorded as an ordinary compliance run whose trigger
+names the change (each result's origin: ``CHG-... verify`` or ``live``).
+Structured features need live facts: a CI judged from its verification's
+configuration is judged on its configuration features only (the next live
+run judges the rest). The
 change's summary gets, per CI, its state and every feature whose state
 moved ("feature vlans: non-compliant -> compliant"), so the fix is seen
 where the change is, and a device never stays "non-compliant" in the record
@@ -21,9 +27,10 @@ Example (the summary's ``compliance`` entry):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from opskit.compliance.results import State
 from opskit.errors import OpskitError
 
 if TYPE_CHECKING:
@@ -42,26 +49,50 @@ def changed_hosts(outcomes: Mapping[str, Any]) -> list[str]:
     )
 
 
+def post_change_configs(outcomes: Mapping[str, Any]) -> dict[str, str]:
+    """Per host, the running configuration its verification fetched after
+    the change (the last ``get_config`` of the verify phase), when it did."""
+    configs = {}
+    for name, outcome in outcomes.items():
+        run = getattr(outcome, "run", None)
+        for step in getattr(run, "steps", None) or []:
+            if (
+                step.phase == "verify"
+                and step.action == "get_config"
+                and step.commands == ["get_config running"]
+                and step.error is None
+            ):
+                configs[name] = step.output
+    return configs
+
+
 def after_change(
     ws: Workspace,
     change_id: str,
     actor: str,
-    hosts: Iterable[str],
+    outcomes: Mapping[str, Any],
     inventory: str | None = None,
 ) -> dict[str, Any]:
     """``{"compliance": {...}}`` for the change's summary, or {} when the
-    workspace has no compliance rules or no host was modified."""
-    names = sorted(set(hosts))
+    workspace has no compliance rules or no host was modified. `outcomes`:
+    the rollout's per-host outcomes (`opskit.changes.hoststatus.HostOutcome`)."""
+    names = changed_hosts(outcomes)
     if not names or not (ws.root / "compliance").is_dir():
         return {}
+    configs = {n: c for n, c in post_change_configs(outcomes).items() if n in names}
     try:
-        return {"compliance": _evaluate(ws, change_id, actor, names, inventory)}
+        return {"compliance": _evaluate(ws, change_id, actor, names, inventory, configs)}
     except OpskitError as exc:
         return {"compliance": {"error": f"compliance not evaluated after the change: {exc}"}}
 
 
 def _evaluate(
-    ws: Workspace, change_id: str, actor: str, names: list[str], inventory: str | None
+    ws: Workspace,
+    change_id: str,
+    actor: str,
+    names: list[str],
+    inventory: str | None,
+    configs: dict[str, str],
 ) -> dict[str, Any]:
     from opskit.backups.linechange import selection_of
     from opskit.compliance.history import latest_feature_states
@@ -77,17 +108,20 @@ def _evaluate(
         source="live",
         inventory=inventory,
         trigger={"change_id": change_id},
+        configs=configs,
+        configs_origin=f"{change_id} verify",
     )
     hosts = {}
     for result in run.fleet.results:
         previous = before.get(result.ci, {})
+        # As in the history, an unknown state is not a move.
         moved = [
             f"feature {f.feature}: {previous.get(f.feature, ('-',))[0]} -> {f.state}"
             for f in result.features
-            if previous.get(f.feature, (None,))[0] != str(f.state)
+            if f.state != State.UNKNOWN and previous.get(f.feature, (None,))[0] != str(f.state)
         ]
         hosts[result.ci] = {"state": str(result.state), "transitions": moved}
     return {"run_seq": run.seq, "state": str(run.fleet.state), "hosts": hosts}
 
 
-__all__ = ["after_change", "changed_hosts"]
+__all__ = ["after_change", "changed_hosts", "post_change_configs"]

@@ -45,7 +45,7 @@ from opskit.compliance.evaluate import evaluate
 from opskit.compliance.facts import FactUnavailable, gather_facts
 from opskit.compliance.intended import Intended, render_intended, template_name
 from opskit.compliance.model import CiRules, RuleSet
-from opskit.compliance.results import CiCompliance, FleetCompliance, State
+from opskit.compliance.results import CiCompliance, FleetCompliance, Mode, State
 from opskit.compliance.rules import rules_for, workspace_rules
 from opskit.errors import OpskitError, UsageError
 from opskit.ledger.values import record_ready
@@ -204,6 +204,13 @@ def judge(plan: Plan, observed: Observed, features: Sequence[str] = ()) -> CiCom
     return result
 
 
+def configuration_only(result: CiCompliance) -> CiCompliance:
+    """The result without its structured features: what a configuration
+    alone can tell (a structured feature needs live facts)."""
+    kept = tuple(f for f in result.features if f.mode is not Mode.STRUCTURED)
+    return dataclasses.replace(result, features=kept)
+
+
 # -- 4. recording ----------------------------------------------------------------
 def diff_text(result: CiCompliance) -> str:
     """The result's differences as text: per feature not compliant, the
@@ -310,8 +317,14 @@ def run_compliance(
     trigger: Mapping[str, Any] | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     progress: Callable[[CiCompliance], None] | None = None,
+    configs: Mapping[str, str] | None = None,
+    configs_origin: str = "given",
 ) -> ComplianceRun:
-    """Evaluates and records one compliance run (see the module docstring)."""
+    """Evaluates and records one compliance run (see the module docstring).
+    `configs` ({ci: running configuration}) are judged as given, without
+    reading those devices (the change engine's post-change configurations),
+    on their configuration features only (a structured feature needs live
+    facts); each of their results names `configs_origin`."""
     from opskit.inventory import load_workspace_inventory
     from opskit.ledger.core import Ledger
 
@@ -320,11 +333,16 @@ def run_compliance(
     inv = load_workspace_inventory(ws, inventory or ws.policy.inventory)
     plans = plan_run(ws, inv, select, features)
     ledger = Ledger.open(ws)
-    observed = _read(ledger, plans, source, concurrency)
+    given = dict(configs or {})
+    observed = _read(ledger, [p for p in plans if p.ci.name not in given], source, concurrency)
+    for name, config in given.items():
+        observed[name] = Observed(config=config, origin=configs_origin)
     judged = []
     for plan in plans:
         seen = observed[plan.ci.name]
         result = judge(plan, seen, features)
+        if plan.ci.name in given:
+            result = configuration_only(result)
         judged.append((plan, seen, result))
         if progress is not None:
             progress(result)
