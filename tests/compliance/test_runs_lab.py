@@ -130,6 +130,8 @@ def test_cli_exit_codes_and_unreachable(lab: LabEnv) -> None:
     states = {r["ci"]: r["state"] for r in data["results"]}
     assert states[lab.switches[1].name] == "unknown"
     assert states[lab.switches[0].name] in ("compliant", "non-compliant")
+    verified = opskit("audit", "verify")
+    assert verified.returncode == 0 and "ledger OK" in verified.stdout, verified.stderr
     shown = opskit("compliance", "show", lab.switches[0].name)
     assert shown.returncode == 0 and lab.switches[0].name in shown.stdout
     bad = opskit("compliance", "run", "--inventory", "lab", "--feature", "nope")
@@ -147,6 +149,15 @@ def test_bad_rules_or_template_record_nothing(workspace: Workspace) -> None:
     with pytest.raises(RuleError) as caught:
         run_compliance(workspace, "alice", select="platform:cisco_ios", inventory="example")
     assert "cisco_ios.yaml" in str(caught.value) and caught.value.line
+    command = ["compliance", "run", "--inventory", "example", "--source", "backup"]
+    cli = subprocess.run(
+        [sys.executable, "-m", "opskit", "-w", str(workspace.root), "--as", "alice", *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 1 and cli.stderr.count("\n") == 1 and "Traceback" not in cli.stderr
+    assert f"cisco_ios.yaml:{caught.value.line}" in cli.stderr and "[" in cli.stderr  # the field
     rules.write_text(good)
     template = workspace.templates_dir / "intended" / "cisco_ios.j2"
     template.write_text("hostname {{ ci.name }}\n{{ ci.no_such_field.x }}\n")
