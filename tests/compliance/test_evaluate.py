@@ -131,10 +131,16 @@ def test_unknown_states_say_why(tmp_path: Path) -> None:
     assert no_intended.feature("vlans").state is State.UNKNOWN
     assert no_intended.feature("vlans").reason == "no intended configuration"
     assert no_intended.feature("state").reason == "no facts for 'get_vlans' (not collected)"
-    unclosed = evaluate(make_ci("sw7"), "hostname sw1\nbanner motd ^C\nnever closed\n", None, rules)
+    rules7 = ci_rules(tmp_path / "sw7", features, make_ci("sw7"))
+    unclosed = evaluate(
+        make_ci("sw7"), "hostname sw1\nbanner motd ^C\nnever closed\n", None, rules7
+    )
     assert unclosed.state is State.UNKNOWN
     assert unclosed.reason is not None and unclosed.reason.startswith("sw7: ")
     assert "line 2" in unclosed.reason and "banner" in unclosed.reason
+    bad_intended = evaluate(make_ci(), RUNNING, "hostname sw1\nbanner login #\nno end\n", rules)
+    assert bad_intended.reason is not None
+    assert bad_intended.reason.startswith("sw1 (intended): cannot read the configuration at line 2")
 
 
 def test_duplicates_belong_to_their_one_feature(tmp_path: Path) -> None:
@@ -366,3 +372,53 @@ def test_a_resolved_secret_the_device_prints_never_leaves_in_the_json(tmp_path: 
     assert canary in users.actual and users.state is State.NON_COMPLIANT  # compared in memory
     text = json.dumps(result.to_dict()) + json.dumps(FleetCompliance((result,)).to_dict())
     assert canary not in text and "enable password" in text
+
+
+def test_another_cis_rules_or_intended_configuration_is_refused(tmp_path: Path) -> None:
+    from opskit.compliance import Intended
+    from opskit.errors import UsageError
+
+    rules = ci_rules(tmp_path, FEATURES[:1], make_ci("sw2"))
+    with pytest.raises(UsageError, match="evaluate sw1: the rules given are sw2's"):
+        evaluate(make_ci("sw1"), RUNNING, INTENDED, rules)
+    other = Intended(ci="sw2", text=INTENDED, template="intended/cisco_ios.j2",
+                     template_digest="sha256:" + "0" * 64)  # fmt: skip
+    with pytest.raises(UsageError, match="the intended given are sw2's"):
+        evaluate(make_ci("sw1"), RUNNING, other, ci_rules(tmp_path / "b", FEATURES[:1]))
+
+
+def test_a_forbidden_child_line_is_removed_under_its_parent(tmp_path: Path) -> None:
+    feature = {"name": "vty", "mode": "must-not-contain", "match": ["^line "], "regex": True,
+               "lines": "line vty .*\n transport input (telnet|all)"}  # fmt: skip
+    rules = ci_rules(tmp_path, [feature])
+    running = "line con 0\n transport input all\nline vty 0 4\n transport input telnet\n speed 9600"
+    vty = evaluate(make_ci(), running, None, rules).feature("vty")
+    assert vty.extra == ("line vty 0 4", "  transport input telnet")  # not the console's line
+    assert vty.remediation == ("line vty 0 4", "  no transport input telnet", "  exit")
+
+
+def test_nested_required_lines_and_regular_expressions(tmp_path: Path) -> None:
+    features = [
+        {"name": "bgp", "mode": "must-contain", "match": ["^router bgp "],
+         "lines": "router bgp 65000\n address-family ipv4\n  network 10.0.0.0\n"
+                  " bgp log-neighbor-changes"},
+        {"name": "uplinks", "mode": "must-contain", "regex": True,
+         "lines": "interface Gi1/0/\\d+\n description uplink to .*"},
+        {"name": "anywhere", "mode": "must-contain", "lines": "service password-encryption"},
+    ]  # fmt: skip
+    running = (
+        "interface Gi1/0/1\n description uplink to core\n"
+        "router bgp 65000\n bgp log-neighbor-changes\n address-family ipv4\n  network 10.9.0.0\n"
+        "hostname x\nhostname x\nservice password-encryption\n"
+    )
+    result = evaluate(make_ci(), running, None, ci_rules(tmp_path, features))
+    bgp = result.feature("bgp")
+    assert bgp.missing == ("router bgp 65000", "  address-family ipv4", "    network 10.0.0.0")
+    assert bgp.remediation[:3] == (
+        "router bgp 65000",
+        "  address-family ipv4",
+        "    network 10.0.0.0",
+    )
+    assert result.feature("uplinks").state is State.COMPLIANT
+    assert result.feature("anywhere").state is State.COMPLIANT  # no match: the whole configuration
+    assert result.unmanaged == ("interface Gi1/0/1", "hostname x", "service password-encryption")

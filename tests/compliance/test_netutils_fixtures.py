@@ -53,7 +53,8 @@ def test_same_verdicts_as_golden_config(name: str, tmp_path: Path) -> None:
 
 def test_the_drifted_snmp_location_is_missing_extra_and_remediated(tmp_path: Path) -> None:
     ci = make_ci("dev1")
-    rules = ci_rules(tmp_path, [{"name": "snmp", "mode": "intended", "match": ["^snmp-server "]}])
+    snmp_feature = {"name": "snmp", "mode": "intended", "match": ["^snmp-server "]}
+    rules = ci_rules(tmp_path, [snmp_feature], ci)
     result = evaluate(
         ci,
         (NETUTILS / "ios_basic_backup.txt").read_text(),

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from opskit.compliance import Mode, RuleError, load_rules, rules_for, workspace_rules
 from opskit.compliance.overlap import literal_prefix, overlapping
 from opskit.inventory import load_inventory
+from opskit.workspace import Workspace
 from opskit.yamlfile import dump_yaml
 from tests.compliance.support import REPO, make_ci, write_rules
 from tests.fuzz import strategies as gen
@@ -25,6 +26,8 @@ VLANS = {"name": "vlans", "mode": "intended", "match": ["^vlan "]}
 
 def test_the_shipped_rules_load_with_a_version_and_a_digest() -> None:
     rules = workspace_rules(REPO)
+    assert workspace_rules(str(REPO)).digest == rules.digest
+    assert workspace_rules(Workspace(root=REPO)).digest == rules.digest
     assert rules.versions == {"cisco_ios.yaml": "1.0.0", "datacentre.yaml": "1.0.0"}
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", rules.digest)
     inventory = load_inventory(REPO / "inventories" / "example")

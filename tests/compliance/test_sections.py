@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opskit import configdiff
-from opskit.compliance.sections import FAST_PLATFORMS, section_paths, split_sections
+from opskit.compliance.sections import FAST_PLATFORMS, Section, section_paths, split_sections
 from tests.compliance.support import CONFIGS
 
 CORPUS = sorted(p for p in CONFIGS.glob("*/*") if p.parent.name in FAST_PLATFORMS | {"cisco_xr"})
@@ -21,7 +21,13 @@ def _first_seen(headers: list[str]) -> list[str]:
 
 
 def _hier_headers(text: str, platform: str) -> list[str]:
-    return [child.text.splitlines()[0] for child in configdiff.parse(text, platform).children]
+    # A banner is one line of hier_config's, text included: two banners may share a first line.
+    children = configdiff.parse(text, platform).children
+    return [c.text if c.text.startswith("banner ") else c.text.splitlines()[0] for c in children]
+
+
+def _headers(sections: list[Section]) -> list[str]:
+    return _first_seen([s.banner or s.header for s in sections])
 
 
 def _hier_paths(text: str, platform: str) -> set[tuple[str, ...]]:
@@ -35,7 +41,7 @@ def _hier_paths(text: str, platform: str) -> set[tuple[str, ...]]:
 def test_top_level_lines_are_hier_configs_on_the_corpus(path: Path) -> None:
     text, platform = path.read_text(), path.parent.name
     sections = split_sections(text, platform)
-    assert _first_seen([s.header for s in sections]) == _hier_headers(text, platform)
+    assert _headers(sections) == _hier_headers(text, platform)
 
 
 LINES = st.sampled_from([
@@ -61,6 +67,6 @@ def test_generated_configurations_read_like_hier_config(lines: list[str], platfo
             split_sections(text, platform, host="sw1")
         return
     sections = split_sections(text, platform)
-    assert _first_seen([s.header for s in sections]) == headers
+    assert _headers(sections) == headers
     mine = {p for p in section_paths(sections) if not p[0].startswith("banner ")}
     assert mine == _hier_paths(text, platform)

@@ -35,13 +35,14 @@ feature, by mode:
 
 A configuration hier_config cannot read (an unclosed banner) makes the CI
 ``unknown`` with hier_config's one-line reason (host and line); rules
-that cannot be rendered for the CI are a `RuleError` (file, line, field).
+that cannot be rendered for the CI are a `RuleError` (file, line, field);
+rules or an intended configuration of another CI are a `UsageError`.
 
 Example::
 
     >>> result = evaluate(ci, running, intended, rules_for(ci, ruleset))
     >>> result.state, result.feature("vlans").missing
-    (<State.NON_COMPLIANT: 'non-compliant'>, ('vlan 10', ' name users'))
+    (<State.NON_COMPLIANT: 'non-compliant'>, ('vlan 10', '  name users'))
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from opskit.compliance.rules import rules_for
 from opskit.compliance.sections import Section, split_sections
 from opskit.compliance.structured import structured
 from opskit.configdiff import ConfigComputeError, ConfigParseError, config_hash
+from opskit.errors import UsageError
 
 if TYPE_CHECKING:
     from opskit.inventory import CI
@@ -120,6 +122,9 @@ def evaluate(
 ) -> CiCompliance:
     """The compliance of one CI (see the module docstring)."""
     ci_rules = rules if isinstance(rules, CiRules) else rules_for(ci, rules)
+    for name, what in ((ci_rules.ci, "rules"), (getattr(intended, "ci", ci.name), "intended")):
+        if name != ci.name:
+            raise UsageError(f"evaluate {ci.name}: the {what} given are {name}'s")
     template = intended.template_digest if isinstance(intended, Intended) else None
     inventory = intended.inventory_digest if isinstance(intended, Intended) else None
     digests = {
@@ -152,7 +157,8 @@ def _features(
     have, unmanaged = claims.group(sections)
     want: dict[str, list[Section]] | None = None
     if intended is not None and any(f.mode is Mode.INTENDED for f in ci_rules.features):
-        want, _ = claims.group(split_sections(intended, ci.platform, host=ci.name))
+        wanted = split_sections(intended, ci.platform, host=f"{ci.name} (intended)")
+        want, _ = claims.group(wanted)
     results = []
     for bound in ci_rules.features:
         scope = have[bound.name] if bound.feature.match else sections

@@ -40,7 +40,7 @@ def _by_header(sections: Sequence[Section]) -> dict[str, list[Section]]:
 
 def _header(section: Section) -> str:
     # A banner is known by its kind: its delimiter may be printed otherwise.
-    return section.key.split("\n", 1)[0] if section.header.startswith("banner ") else section.header
+    return section.key.split("\n", 1)[0] if section.banner else section.header
 
 
 def _differing(
@@ -164,7 +164,7 @@ def must_contain(
 def must_not_contain(
     bound: BoundFeature, scope: Sequence[Section], platform: str | None, host: str | None
 ) -> FeatureResult:
-    rules = line_paths(bound.lines)
+    rules = _leaf_rules(bound)  # a parent line names where; its child is what is forbidden
     found = _found(rules, section_paths(scope), bound.feature.regex)
     present = sorted({p for paths in found.values() for p in paths})
     shown = {"actual": _text(scope), "intended": "\n".join(bound.lines)}

@@ -19,7 +19,7 @@ Example (``CiCompliance.to_dict()``, abridged)::
       "reason": null, "unmanaged": ["snmp-server location lab"],
       "features": [
         {"feature": "vlans", "mode": "intended", "state": "non-compliant",
-         "missing": ["vlan 10", " name users"], "extra": [],
+         "missing": ["vlan 10", "  name users"], "extra": [],
          "remediation": ["vlan 10", "  name users", "  exit"], "reason": null,
          "actual": "vlan 1", "intended": "vlan 1\\nvlan 10\\n name users"},
         ...

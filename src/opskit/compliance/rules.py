@@ -209,7 +209,8 @@ def load_rules(path: str | Path) -> RuleSet:
 def workspace_rules(root: Workspace | str | Path) -> RuleSet:
     """The rule set of a workspace (or its root folder): ``compliance/``,
     empty when the workspace has none."""
-    folder = Path(getattr(root, "root", root)) / "compliance"
+    base = root if isinstance(root, str | Path) else root.root
+    folder = Path(base) / "compliance"
     return load_rules(folder) if folder.is_dir() else RuleSet(root=folder)
 
 

@@ -48,6 +48,8 @@ class Section(NamedTuple):
 
     header: str
     text: str
+    #: a banner's own lines (hier_config's one line for it); "" for other sections
+    banner: str = ""
 
     @property
     def lines(self) -> list[str]:
@@ -58,7 +60,7 @@ class Section(NamedTuple):
         """What compliance compares: the text, except that a banner is its
         kind and body whatever its delimiter (IOS prints ``^C`` for the
         ``^`` or any other character it was configured with)."""
-        return banner_key(self.lines) if self.header.startswith("banner ") else self.text
+        return banner_key(self.banner.split("\n")) if self.banner else self.text
 
 
 def banner_key(lines: Sequence[str]) -> str:
@@ -229,7 +231,8 @@ def _banner_at(text: str, start: int, banner: _BannerState) -> tuple[Section, in
         if line != "!":
             lines.append(line)
         if banner.closes(line):
-            return Section(lines[0], "\n".join(lines)), pos
+            text = "\n".join(lines)
+            return Section(lines[0], text, text), pos
     return None
 
 
@@ -324,6 +327,7 @@ def _line_by_line(text: str, platform: str | None) -> tuple[list[Section], bool]
     previous = -1
     banner = _BannerState()
     in_banner = False
+    banner_lines = 0  # of the current section, when it is a banner
     for raw in text.splitlines():
         if in_banner:
             if raw != "!":
@@ -331,10 +335,11 @@ def _line_by_line(text: str, platform: str | None) -> tuple[list[Section], bool]
             if banner.closes(raw):
                 in_banner = False
                 previous, stack = 0, []
+                banner_lines = len(current)
             continue
         if banner.opens(raw):
-            _close(current, sections)
-            current = [raw]
+            _close(current, sections, banner_lines)
+            current, banner_lines = [raw], 0
             banner.start(raw)
             in_banner = True
             continue
@@ -349,17 +354,19 @@ def _line_by_line(text: str, platform: str | None) -> tuple[list[Section], bool]
             stack.append(previous)
         previous = indent
         if not stack:
-            _close(current, sections)
-            current = [line.lstrip()]
+            _close(current, sections, banner_lines)
+            current, banner_lines = [line.lstrip()], 0
         else:
             current.append(line)
-    _close(current, sections)
+    _close(current, sections, banner_lines)
     return sections, in_banner
 
 
-def _close(lines: list[str], sections: list[Section]) -> None:
+def _close(lines: list[str], sections: list[Section], banner_lines: int = 0) -> None:
+    """``lines`` as a section; a banner's own lines are its first ``banner_lines``."""
     if lines:
-        sections.append(Section(lines[0], "\n".join(lines)))
+        banner = "\n".join(lines[:banner_lines]) if banner_lines else ""
+        sections.append(Section(lines[0], "\n".join(lines), banner))
 
 
 def _from_hier_config(config: str, platform: str | None, host: str | None) -> list[Section]:
@@ -367,7 +374,8 @@ def _from_hier_config(config: str, platform: str | None, host: str | None) -> li
     out = []
     for child in tree.children:
         lines = [line for text in child.lines() for line in text.splitlines()]
-        out.append(Section(child.text.splitlines()[0], "\n".join(lines)))
+        banner = child.text if child.text.startswith("banner ") else ""
+        out.append(Section(child.text.splitlines()[0], "\n".join(lines), banner))
     return out
 
 
@@ -376,7 +384,7 @@ def section_paths(sections: Iterable[Section]) -> list[LinePath]:
     banner is one path; repeated lines repeat."""
     paths: list[LinePath] = []
     for section in sections:
-        if section.header.startswith("banner "):
+        if section.banner:
             paths.append((section.key,))
             continue
         paths.extend(line_paths(section.lines))
