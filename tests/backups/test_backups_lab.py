@@ -66,6 +66,8 @@ def test_an_unchanged_configuration_adds_a_record_not_a_blob(lab: LabEnv) -> Non
     first_at = datetime.now(UTC).isoformat()
     first = take_backups(lab.ws, "alice", select=select, inventory="lab")
     assert [r.status for r in first.results] != [] and first.ok
+    # The emulator answers "startup-config is not present": no startup blob is made of that.
+    assert not any(r.startup for r in first.results)
     blobs = _blob_count(ledger)
     again = take_backups(lab.ws, "alice", select=select, inventory="lab")
     assert [r.status for r in again.results] == ["unchanged", "unchanged"]
@@ -73,6 +75,7 @@ def test_an_unchanged_configuration_adds_a_record_not_a_blob(lab: LabEnv) -> Non
     for name in names:
         history = backup_history(ledger, name)
         assert history[-1].unchanged and history[-1].blob == history[-2].blob
+        assert history[-1].startup_blob is None
         assert config_of(ledger, history[-1]) == running_config(lab.ci(name))
     # The inspection report's backup age counts a backup run's backups too.
     ages = last_backup_times(ledger, names)
