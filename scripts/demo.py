@@ -54,6 +54,7 @@ def main() -> int:
     opskit("inventory", "impact", "--inventory", "example", "core-sw1")
 
     from opskit.demo.changes import run_demo
+    from opskit.demo.compliance import run_demo as compliance_demo
     from opskit.demo.reports import write_demo_reports
     from opskit.lab import Lab
     from opskit.workspace import Workspace
@@ -61,6 +62,7 @@ def main() -> int:
     keep_lab = "--keep-lab" in sys.argv
     try:
         run_demo(WORKSPACE)
+        compliance_demo(WORKSPACE)
         opskit("audit", "verify")
         write_demo_reports(WORKSPACE)
     finally:

@@ -25,6 +25,7 @@ ALLOWED = {
 # Enums whose values overlap the host states but name something else.
 OTHER_ENUMS = {
     ("changes/model.py", "State"),  # a change's state (completed, failed, rolled_back...)
+    ("compliance/results.py", "State"),  # a feature's compliance state (unknown: not evaluated)
 }
 
 

@@ -183,6 +183,16 @@ class KpiTargets(_Strict):
     cmdb_accuracy: Percent | None = None  # at least
 
 
+class ComplianceSettings(_Strict):
+    """How a compliance remediation is filed (`opskit compliance remediate`):
+    its change type, and the features whose remediation is a high-risk
+    change (it then uses the runbook `config-lines-high`, whose declared
+    high risk is the floor of the change's risk)."""
+
+    remediation_type: Literal["normal", "emergency"] = "normal"
+    high_risk_features: list[str] = []
+
+
 class Policy(_Strict):
     version: Annotated[int, Field(strict=True)] = 1
     # The inventory (folder under inventories/) commands use by default.
@@ -204,6 +214,8 @@ class Policy(_Strict):
     # Reports (opskit.reports): the figures' targets and the default language.
     kpi_targets: KpiTargets = KpiTargets()
     report_language: Literal["zh_CN", "en"] | None = None
+    # How compliance remediation changes are filed (opskit.compliance.remediate).
+    compliance: ComplianceSettings = ComplianceSettings()
 
     def roles_of(self, person: str) -> set[Role]:
         entry = self.people.get(person)

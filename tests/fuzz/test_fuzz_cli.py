@@ -41,6 +41,9 @@ SKIPPED = {
     ("change", "rollback"),
     ("change", "recover"),
     ("inventory", "import"),
+    ("backup", "run"),
+    ("backup", "restore"),
+    ("compliance", "run"),
 }
 
 ANY_TEXT = st.one_of(gen.TEXT, gen.CONTROL_TEXT, st.sampled_from(["", "-", "--", "--json", " "]))
@@ -74,6 +77,10 @@ VALUES: dict[str, st.SearchStrategy[str]] = {
     "outcome": st.sampled_from(["successful", "failed", "bogus"]),
     "change_type": st.sampled_from(["standard", "normal", "emergency", "bogus"]),
     "stale_after": st.sampled_from(["60", "-1", "x"]),
+    "ci": st.sampled_from(["core-sw1", "nope", ""]),
+    "from_ref": st.sampled_from(["latest", "latest~1", "#1", "2026-12-01", "sha256:00", "x"]),
+    "to_ref": st.sampled_from(["latest", "latest~99", "1", "9999-12-31T23:59:59-23:59"]),
+    "feature": st.sampled_from(["vlans", "nope", ""]),
 }
 # The checkout under test first, as in every other test of this suite.
 SRC = os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])

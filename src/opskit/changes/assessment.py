@@ -50,8 +50,15 @@ def assess(
     predicted = predict_diffs(book, [inv.get(n) for n in targets], parameters) if predict else {}
     risk = risk_of(ctx, book, inv, targets, impact)
     required = rules.required_approvals(
-        ctx.policy, change_type=change.type, risk=Risk(risk["level"]), runbook=book
+        ctx.policy,
+        change_type=change.type,
+        risk=Risk(risk["level"]),
+        runbook=book,
+        requester=change.requester,
     )
+    problem = rules.quorum_problem(required, change.requester)
+    if problem:
+        ctx.journal.refuse(change.id, actor, "assess", problem)
     values = {
         "runbook_digest": book.digest,
         "targets": targets,

@@ -346,6 +346,10 @@ class Rollout:
         else:
             final, cause = State.FAILED, _cause(stopped_reason, self.outcomes.values())
         summary = self.summary(change, final, cause=cause)
+        from opskit.compliance.after import after_change
+
+        after = after_change(self.ctx.ws, change.id, self.actor, self.outcomes, change.inventory)
+        summary.compliance = after.get("compliance")
         self.store.set_summary(change.id, summary.to_dict())
         self.journal.transition(
             change, final, actor=self.actor, payload={"counts": counts, "cause": cause}

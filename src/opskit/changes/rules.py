@@ -88,19 +88,43 @@ def standard_entry(policy: Policy, runbook: Runbook) -> StandardChange | None:
     )
 
 
-def rule_dict(rule: ApprovalRule, policy: Policy) -> dict[str, Any]:
+def rule_dict(rule: ApprovalRule, policy: Policy, requester: str | None = None) -> dict[str, Any]:
+    """The rule as recorded: its roles, count and who may approve (never
+    the requester: four-eyes)."""
     return {
         "roles": [str(r) for r in rule.roles],
         "count": rule.count,
-        "eligible": people_with(policy, rule.roles),
+        "eligible": [p for p in people_with(policy, rule.roles) if p != requester],
     }
 
 
+def quorum_problem(required: dict[str, Any], requester: str) -> str | None:
+    """Why `required` (from `required_approvals` with this requester) can
+    never be met, the requester's own roles not counting (four-eyes); None
+    when enough other people hold the roles."""
+    count, eligible = int(required.get("count", 0)), list(required.get("eligible", []))
+    if count <= len(eligible):
+        return None
+    roles = " or ".join(required.get("roles", [])) or "no role"
+    who = f" ({', '.join(eligible)})" if eligible else ""
+    return (
+        f"it needs {count} approval(s) by {roles}, but only {len(eligible)} person(s) other "
+        f"than the requester {requester} hold that role{who}: the quorum can never be "
+        "reached, since a requester cannot approve their own change (four-eyes)"
+    )
+
+
 def required_approvals(
-    policy: Policy, *, change_type: ChangeType, risk: Risk, runbook: Runbook
+    policy: Policy,
+    *,
+    change_type: ChangeType,
+    risk: Risk,
+    runbook: Runbook,
+    requester: str | None = None,
 ) -> dict[str, Any]:
     """Which approvals the policy requires, and why (ChangeError: a standard
-    change whose runbook the policy does not pre-approve)."""
+    change whose runbook the policy does not pre-approve). With `requester`,
+    the eligible approvers leave them out (four-eyes: see `quorum_problem`)."""
     rules = policy.approvals
     retrospective = None
     if change_type is ChangeType.STANDARD:
@@ -125,7 +149,7 @@ def required_approvals(
         name = "standard"
     elif change_type is ChangeType.EMERGENCY:
         rule = rules.emergency
-        retrospective = rule_dict(rules.emergency.retrospective, policy)
+        retrospective = rule_dict(rules.emergency.retrospective, policy, requester)
         reason = (
             f"emergency change: {rule.count} emergency approval(s) by "
             f"{', '.join(rule.roles)} now, and a retrospective review by "
@@ -138,7 +162,7 @@ def required_approvals(
         name = risk.value
     if risk is Risk.HIGH:
         reason += "; high risk: the implementer may not be an approver"
-    data = rule_dict(rule, policy)
+    data = rule_dict(rule, policy, requester)
     return {"rule": name, **data, "reason": reason, "retrospective": retrospective}
 
 

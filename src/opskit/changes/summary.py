@@ -96,6 +96,8 @@ class ChangeSummary(Mapping[str, Any]):
     cause: str | None
     hosts: dict[str, HostSummary]
     rollback: dict[str, dict[str, Any]] | None = None
+    # The compliance of the changed CIs after the change (opskit.compliance.after).
+    compliance: dict[str, Any] | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -128,6 +130,8 @@ class ChangeSummary(Mapping[str, Any]):
         }
         if self.rollback is not None:
             data["rollback"] = self.rollback
+        if self.compliance is not None:
+            data["compliance"] = self.compliance
         return data
 
     # -- a read-only mapping of the JSON form ---------------------------------------

@@ -74,6 +74,10 @@ def _register() -> None:
     app.add_typer(report.app, name="report")
     inspect.register(app)
     app.add_typer(intended.app, name="intended")
+    from opskit.cli import backup, compliance
+
+    app.add_typer(backup.app, name="backup")
+    app.add_typer(compliance.app, name="compliance")
 
 
 _register()

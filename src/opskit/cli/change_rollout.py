@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from opskit.cli import compliance
 from opskit.cli.change_common import IdArg, JsonOpt, command, open_service, print_prediction
 from opskit.cli.common import console, current_user, err_console, plain, print_json
 from opskit.errors import ChangeRefused, UsageError
@@ -115,6 +116,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     console.print(
         f"{summary['change_id']}: [{colour}]{summary['state']}[/{colour}]{cause}", highlight=False
     )
+    compliance.print_after_change(summary)
 
 
 @command()

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from opskit.cli import compliance
 from opskit.cli.change_common import IdArg, JsonOpt, brief, command, open_service, print_assessment
 from opskit.cli.common import choice, console, err_console, plain, print_json
 
@@ -53,6 +54,7 @@ def show(change_id: IdArg, json_output: JsonOpt = False) -> None:
         for host, entry in sorted(change.hosts.items()):
             table.add_row(plain(host), entry["status"], str(entry["batch"]))
         console.print(table)
+    compliance.print_after_change(change.summary or {})
     if change.review:
         console.print(
             f"review ({plain(change.review['outcome'])}): {plain(change.review['review'])}",

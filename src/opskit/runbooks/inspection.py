@@ -38,6 +38,8 @@ from opskit.runbooks.executor import HostRun, Recorder, run_host
 from opskit.runbooks.model import Runbook
 
 SEVERITY_ORDER = {"exception": 0, "unavailable": 1, "ok": 2}
+#: The ledger events that are configuration backups of a CI.
+BACKUP_KINDS = ("host.backup", "backup.taken")
 
 
 @dataclass
@@ -218,12 +220,15 @@ def _backup_finding(last: datetime | None, now: datetime, max_age_hours: float) 
 
 
 def last_backup_times(ledger: Any, names: Iterable[str]) -> dict[str, datetime | None]:
-    """The time of each CI's latest ``host.backup`` event (None when none)."""
+    """The time of each CI's latest backup (None when none): a change's
+    ``host.backup`` or a backup run's ``backup.taken`` (`opskit.backups`)."""
     wanted = set(names)
     latest: dict[str, datetime | None] = dict.fromkeys(wanted)
-    for event in ledger.events(kind="host.backup"):
-        if event.ci in wanted:
-            latest[event.ci] = event.at
+    for kind in BACKUP_KINDS:
+        for event in ledger.events(kind=kind):
+            known = latest.get(event.ci) if event.ci in wanted else None
+            if event.ci in wanted and (known is None or event.at > known):
+                latest[event.ci] = event.at
     return latest
 
 
