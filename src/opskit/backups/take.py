@@ -114,7 +114,10 @@ def fetch(ci: CI, pool: ConnectionPool) -> Fetched:
     fetched = Fetched(ci.name, ci.platform)
     name = config_connector(ci.platform)
     if name is None:
-        fetched.status, fetched.reason = "skipped", f"no connector fetches {ci.platform} configs"
+        fetched.status, fetched.reason = (
+            HostState.SKIPPED,
+            f"no connector fetches {ci.platform} configs",
+        )
         return fetched
     fetched.connector = name
     try:
@@ -126,10 +129,10 @@ def fetch(ci: CI, pool: ConnectionPool) -> Fetched:
                 if not any(marker.lower() in startup.lower() for marker in NO_STARTUP):
                     fetched.startup = startup
     except ConnectorError as exc:
-        fetched.status = str(getattr(exc, "status", "failed"))
+        fetched.status = getattr(exc, "status", HostState.FAILED)
         fetched.reason = REDACTOR.redact(str(exc))
     except OpskitError as exc:
-        fetched.status, fetched.reason = "failed", REDACTOR.redact(str(exc))
+        fetched.status, fetched.reason = HostState.FAILED, REDACTOR.redact(str(exc))
     return fetched
 
 
@@ -140,9 +143,9 @@ def record(ledger: Ledger, fetched: Fetched, actor: str, previous_hash: str | No
             BACKUP_FAILED_KIND,
             actor=actor,
             ci=fetched.ci,
-            payload={"status": fetched.status, "reason": fetched.reason},
+            payload={"status": str(fetched.status), "reason": fetched.reason},
         )
-        return BackupResult(fetched.ci, fetched.status, event.seq, reason=fetched.reason)
+        return BackupResult(fetched.ci, str(fetched.status), event.seq, reason=fetched.reason)
     digest = configdiff.config_hash(fetched.running, fetched.platform)
     blobs = {"running": fetched.running}
     if fetched.startup is not None:

@@ -16,13 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from opskit.changes import replay
+from opskit.hoststate import HostState
 from opskit.reports.collect import ChangeRecord, Source
 from opskit.reports.i18n import NO_VALUE
 from opskit.reports.model import Period
 
-ROLLED_BACK_STATUSES = frozenset({replay.ROLLED_BACK})
-FAILED_STATUSES = frozenset({replay.FAILED, replay.ROLLBACK_FAILED, replay.NOT_RESTORED})
+ROLLED_BACK_STATUSES = frozenset({HostState.ROLLED_BACK})
+FAILED_STATUSES = frozenset({HostState.FAILED, HostState.ROLLBACK_FAILED, HostState.NOT_RESTORED})
 
 
 def selected_cis(source: Source, select: str | None) -> set[str] | None:
@@ -69,7 +69,7 @@ def change_row(record: ChangeRecord) -> dict[str, Any]:
         "window": f" {NO_VALUE} ".join(str(w) for w in window) if any(window) else "",
         "state": record.state,
         "outcome": record.outcome or "",
-        "hosts_ok": statuses.count(replay.OK),
+        "hosts_ok": statuses.count(HostState.OK),
         "hosts_failed": sum(1 for s in statuses if s in FAILED_STATUSES),
         "hosts_rolled_back": sum(1 for s in statuses if s in ROLLED_BACK_STATUSES),
         "duration_s": record.duration_s,

@@ -23,6 +23,7 @@ import math
 import re
 import statistics
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,7 +45,8 @@ FIGURES: dict[str, tuple[str, str]] = {
 INCIDENT_TICKET = re.compile(r"^INC[-_]?\d", re.IGNORECASE)
 # How far back a later change's incident is traced to an earlier change on the same CI.
 INCIDENT_LOOKBACK = timedelta(days=30)
-COMPLIANT = frozenset({"compliant", "pass", "passed", "ok"})
+# The compliance states that are a verdict (opskit.compliance.results.State).
+JUDGED = frozenset({"compliant", "non-compliant"})
 
 
 def buckets(period: Period, by: str) -> list[Period]:
@@ -180,19 +182,50 @@ def mark(figure: dict[str, Any], target: float | None) -> dict[str, Any]:
     return figure
 
 
-def compliance_results(source: Source, period: Period) -> list[bool]:
-    """One bool per `compliance.result` event in `period` (compliant or not)."""
-    results = []
+@dataclass(frozen=True)
+class FeatureVerdict:
+    """A CI's feature as a compliance run judged it, and the record that says so."""
+
+    compliant: bool
+    reason: str
+    seq: int
+    at: datetime
+
+
+def feature_results(source: Source, period: Period) -> dict[tuple[str, str], FeatureVerdict]:
+    """The latest judged verdict of each (CI, feature) in `period`, from the
+    ledger's `compliance.result` events (one per CI and run, its per-feature
+    results under ``features``: `opskit.compliance.runs.result_payload`).
+    Not-applicable and unknown features are not judged and not counted."""
+    latest: dict[tuple[str, str], FeatureVerdict] = {}
     for event in source.events():
-        if event.kind == "compliance.result" and period.contains(event.at):
-            results.append(_compliant(event.payload))
-    return results
+        if event.kind != "compliance.result" or not period.contains(event.at):
+            continue
+        ci = event.ci or str(event.payload.get("ci") or "")
+        for feature in event.payload.get("features") or []:
+            state = str(feature.get("state") or "")
+            if state in JUDGED:
+                latest[(ci, str(feature.get("feature") or ""))] = FeatureVerdict(
+                    compliant=state == "compliant",
+                    reason=_reason(feature),
+                    seq=event.seq,
+                    at=event.at,
+                )
+    return latest
 
 
-def _compliant(payload: dict[str, Any]) -> bool:
-    if isinstance(payload.get("compliant"), bool):
-        return bool(payload["compliant"])
-    return str(payload.get("status", "")).lower() in COMPLIANT
+def _reason(feature: dict[str, Any]) -> str:
+    missing, extra = feature.get("missing") or [], feature.get("extra") or []
+    if feature.get("reason"):
+        return str(feature["reason"])
+    parts = [f"{len(missing)} missing"] if missing else []
+    parts += [f"{len(extra)} extra"] if extra else []
+    return ", ".join(parts)
+
+
+def compliance_results(source: Source, period: Period) -> list[bool]:
+    """One bool per (CI, feature) judged in `period`: its latest verdict."""
+    return [verdict.compliant for verdict in feature_results(source, period).values()]
 
 
 def cmdb_accuracy(source: Source) -> tuple[int, int] | None:

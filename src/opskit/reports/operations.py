@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opskit.reports.collect import Source
-from opskit.reports.kpi import _compliant
+from opskit.reports.kpi import feature_results
 from opskit.reports.model import Period, ReportError
 
 BACKUP_KINDS = frozenset({"host.backup", "backup.taken"})
@@ -94,21 +94,16 @@ def _backup_row(ci: str, status: str, **fields: Any) -> dict[str, Any]:
 
 def compliance_data(source: Source, period: Period) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Compliance from the ledger's `compliance.result` events (module docstring)."""
-    latest: dict[tuple[str, str], Any] = {}
-    for event in source.events():
-        if event.kind == "compliance.result" and period.contains(event.at):
-            feature = str(event.payload.get("feature") or event.payload.get("rule") or "")
-            latest[(event.ci or str(event.payload.get("ci") or ""), feature)] = event
     rows = [
         {
             "ci": ci,
             "feature": feature,
-            "compliant": _compliant(event.payload),
-            "at": event.at.isoformat(timespec="seconds"),
-            "detail": str(event.payload.get("detail") or event.payload.get("reason") or ""),
-            "seq": event.seq,
+            "compliant": verdict.compliant,
+            "at": verdict.at.isoformat(timespec="seconds"),
+            "detail": verdict.reason,
+            "seq": verdict.seq,
         }
-        for (ci, feature), event in sorted(latest.items())
+        for (ci, feature), verdict in sorted(feature_results(source, period).items())
     ]
     rows.sort(key=lambda row: (row["compliant"], row["ci"], row["feature"]))
     features: dict[str, list[int]] = {}
