@@ -10,8 +10,11 @@ original text: a signature binds every byte of what it signs."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -66,7 +69,7 @@ def _write(tmp: Path, name: str, data: bytes) -> Path:
     return path
 
 
-def _parses_or_one_line(parse, path: Path) -> object | None:
+def _parses_or_one_line(parse: Callable[..., Any], path: Path) -> Any:
     try:
         return parse(path.read_bytes(), source=str(path))
     except ValidationError as exc:
@@ -107,7 +110,7 @@ def test_proof_files_round_trip(checkpoint: Checkpoint, data: st.DataObject) -> 
 
 @given(checkpoints, st.data())
 def test_a_mutated_note_is_refused_or_still_says_the_same(
-    tmp_path_factory, checkpoint: Checkpoint, data: st.DataObject
+    tmp_path_factory: pytest.TempPathFactory, checkpoint: Checkpoint, data: st.DataObject
 ) -> None:
     tmp = tmp_path_factory.mktemp("note")
     text = format_note(sign_note(checkpoint.text(), LOG))
@@ -125,7 +128,7 @@ def test_a_mutated_note_is_refused_or_still_says_the_same(
 
 @given(checkpoints, st.data())
 def test_mutated_proof_files_are_one_line_errors(
-    tmp_path_factory, checkpoint: Checkpoint, data: st.DataObject
+    tmp_path_factory: pytest.TempPathFactory, checkpoint: Checkpoint, data: st.DataObject
 ) -> None:
     tmp = tmp_path_factory.mktemp("proof")
     note = sign_note(checkpoint.text(), LOG)
@@ -140,7 +143,9 @@ def test_mutated_proof_files_are_one_line_errors(
 
 
 @given(st.binary(max_size=400))
-def test_random_bytes_never_escape_as_another_error(tmp_path_factory, raw: bytes) -> None:
+def test_random_bytes_never_escape_as_another_error(
+    tmp_path_factory: pytest.TempPathFactory, raw: bytes
+) -> None:
     tmp = tmp_path_factory.mktemp("random")
     for name, parse in (
         ("n", parse_note),
@@ -186,7 +191,7 @@ def test_a_quorum_is_met_exactly_when_enough_witnesses_cosigned(
 
 @given(st.integers(1, 3), st.data())
 def test_mutated_trust_files_are_one_line_errors(
-    tmp_path_factory, members: int, data: st.DataObject
+    tmp_path_factory: pytest.TempPathFactory, members: int, data: st.DataObject
 ) -> None:
     tmp = tmp_path_factory.mktemp("trust")
     text = _policy_text(data.draw(st.integers(1, members)), members)

@@ -5,6 +5,7 @@ sum.golang.org checkpoint, a sigsum log's checkpoint from litewitness."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -74,7 +75,7 @@ def test_a_flipped_signature_byte_refuses_the_whole_note() -> None:
         lambda t: t + "Unexpected line.\n",  # not a signature line
     ],
 )
-def test_go_malformed_notes_are_malformed_here(mangle) -> None:
+def test_go_malformed_notes_are_malformed_here(mangle: Callable[[str], str]) -> None:
     text = (DATA / "go-note-peterneumann.note").read_text()
     with pytest.raises(NoteError):
         parse_note(mangle(text), source="note.txt")

@@ -70,6 +70,7 @@ def test_an_untrusted_log_is_reported_with_the_fingerprints_found(log: MemoryLog
     with pytest.raises(UntrustedError) as error:
         verify_checkpoint(format_note(impostor.note()), parse_policy(policy_text(log, "none")))
     assert impostor.signer.verifier.fingerprint in str(error.value)
+    assert error.value.found == (impostor.signer.verifier.fingerprint,)
     assert "no signature by a log key" in str(error.value)
 
 

@@ -149,7 +149,9 @@ def test_a_restarted_witness_keeps_its_state(tmp_path: Path) -> None:
         witness.stop()
 
 
-def _hammer(witness: WitnessProcess, log: MemoryLog, acked: list[int], stop: threading.Event):
+def _hammer(
+    witness: WitnessProcess, log: MemoryLog, acked: list[int], stop: threading.Event
+) -> None:
     """Send ever larger checkpoints until the witness stops answering."""
     while not stop.is_set():
         old = acked[-1]

@@ -63,7 +63,13 @@ class TrustFileError(ValidationError):
 
 
 class UntrustedError(VerificationError):
-    """A checkpoint that the trust policy does not accept (one line saying why)."""
+    """A checkpoint that the trust policy does not accept (one line saying why).
+
+    `found` lists the fingerprints (``name+keyid``) of every signature line
+    the note carried, for the person who must decide whether to trust one.
+    """
+
+    found: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -246,29 +252,38 @@ def verify_checkpoint(
         signed = parse_signed_checkpoint(data, source=source)
         note, checkpoint = signed.note, signed.checkpoint
     log_keys = [v for v in policy.logs if v.name == checkpoint.origin]
-    found = ", ".join(s.fingerprint for s in note.signatures)
+    fingerprints = tuple(dict.fromkeys(s.fingerprint for s in note.signatures))
+    found = ", ".join(fingerprints)
     if not log_keys:
-        raise UntrustedError(
+        raise _untrusted(
             f"origin {checkpoint.origin!r} is not in {policy.source} (signed by: {found})",
-            file=source,
+            source,
+            fingerprints,
         )
     trusted = [*log_keys, *policy.witnesses.values()]
     result = verify_note(note, trusted, source=source, require=False)
     log_sigs = [s for s in result.verified if any(v.matches(s) for v in log_keys)]
     if not log_sigs:
-        raise UntrustedError(
-            f"no signature by a log key of {policy.source} (found: {found})", file=source
+        raise _untrusted(
+            f"no signature by a log key of {policy.source} (found: {found})", source, fingerprints
         )
     cosigned = {
         name for name, v in policy.witnesses.items() if any(v.matches(s) for s in result.verified)
     }
     if not policy.witnessed(policy.quorum, cosigned):
         have = ", ".join(sorted(cosigned)) or "none"
-        raise UntrustedError(
+        raise _untrusted(
             f"witness quorum {policy.quorum!r} not met (valid cosignatures from: {have})",
-            file=source,
+            source,
+            fingerprints,
         )
     return TrustedCheckpoint(checkpoint, note, log_sigs[0].fingerprint, tuple(sorted(cosigned)))
+
+
+def _untrusted(message: str, source: str, found: tuple[str, ...]) -> UntrustedError:
+    error = UntrustedError(message, file=source)
+    error.found = found
+    return error
 
 
 @dataclass(frozen=True)

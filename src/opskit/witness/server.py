@@ -49,6 +49,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as tlog-witness recommends
     server: WitnessServer
     server_version = "opskit-witness"
+    # A client that connects and sends nothing must not hold a thread forever.
+    timeout = 30
 
     def do_POST(self) -> None:
         if self.path != "/add-checkpoint":
