@@ -16,9 +16,9 @@ transaction as the records, so the tree always has exactly the records'
 leaves. `TreeReader` reads any stored hash in one indexed query, which gives
 an inclusion proof in O(log n) reads.
 
-A ledger from before the tree gets it on its first write (or `Ledger.
-build_tree`, `opskit audit tree`): the missing leaves are added from the
-stored records in that write's transaction.
+A ledger from before the tree gets it on its first write, on `Ledger.open`
+(every `opskit` command in the workspace) or `Ledger.build_tree()`: the
+missing leaves are added from the stored records in one write transaction.
 
 Example:
     >>> reader = TreeReader(cursor, sql)
