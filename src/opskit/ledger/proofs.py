@@ -98,24 +98,29 @@ def _read_inclusion(ledger: Ledger, seq: int) -> tuple[SignedCheckpoint, str, li
     with ledger.reader().session() as session:
         cursor = session.cursor()
         try:
-            cursor.execute(sql(f"SELECT record FROM {EVENTS} WHERE seq = ?"), (seq,))
-            row = cursor.fetchone()
-            if row is None:
+            # One round trip for the record and the latest note, one for the hashes.
+            cursor.execute(
+                sql(
+                    f"SELECT (SELECT record FROM {EVENTS} WHERE seq = ?), "
+                    f"(SELECT note FROM {TREE_HEADS} ORDER BY checkpoint_id DESC LIMIT 1)"
+                ),
+                (seq,),
+            )
+            record, note = cursor.fetchone()
+            if record is None:
                 cursor.execute(f"SELECT MAX(seq) FROM {EVENTS}")
                 head = cursor.fetchone()[0] or 0
                 raise UsageError(f"prove: seq {seq} is not in the ledger (seqs 1..{head})")
-            cursor.execute(f"SELECT note FROM {TREE_HEADS} ORDER BY checkpoint_id DESC LIMIT 1")
-            note = cursor.fetchone()
             if note is None:
                 return None
-            signed = parse_signed_checkpoint(note[0], source=TREE_HEADS)
+            signed = parse_signed_checkpoint(note, source=TREE_HEADS)
             if signed.checkpoint.size < seq:
                 return None
             size = signed.checkpoint.size
             hashes = merkle.prove_record(size, leaf_index(seq), TreeReader(cursor, sql))
         finally:
             cursor.close()
-    return signed, row[0], hashes
+    return signed, record, hashes
 
 
 def prove_consistency(
