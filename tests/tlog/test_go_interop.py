@@ -11,15 +11,22 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from opskit.ledger import Ledger
+from opskit.tlog.checkpoint import parse_signed_checkpoint
 from opskit.tlog.note import add_signatures, format_note
+from opskit.tlog.proof import parse_consistency_proof
+from opskit.tlog.witnessclient import Cosigned, submit
 from opskit.witness.core import Witness
 from opskit.witness.keys import create_key
 from opskit.witness.state import WitnessState
+from opskit.workspace import Workspace
 from tests.tlog.tlog_support import MemoryLog
+from tests.tlog.witness_support import SRC, WitnessProcess
 
 GO_SOURCE = Path(__file__).parent / "go" / "verify.go"
 GOPATH = Path("/usr/share/gocode")
@@ -163,3 +170,77 @@ def test_the_untouched_note_is_what_opskit_verifies_too(files: dict[str, object]
     trusted = verify_checkpoint((folder / "checkpoint").read_bytes(), policy)
     assert trusted.witnesses == ("w1",)
     assert add_signatures(trusted.note, ()) == trusted.note
+
+
+def opskit_cli(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSKIT_")}
+    env.update(OPSKIT_WORKSPACE=str(ws.root), OPSKIT_USER="alice", PYTHONPATH=str(SRC))
+    result = subprocess.run(
+        [sys.executable, "-m", "opskit", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, (args, result.stderr)
+    return result
+
+
+@pytest.mark.slow
+def test_go_and_a_witness_accept_what_the_ledger_cli_prints(
+    go_verify: Path, workspace: Workspace, tmp_path: Path
+) -> None:
+    """The ledger's own `audit checkpoint`, `pubkey --vkey` and `prove`, end to end:
+    a real witness process cosigns the ledger's checkpoints, Go verifies all."""
+    ledger = Ledger.open(workspace)
+    for i in range(20):
+        ledger.append("change.noted", actor="alice", payload={"n": i}, change_id=f"C{i % 3}")
+    vkey = opskit_cli(workspace, "audit", "pubkey", "--vkey").stdout.strip()
+    witness = WitnessProcess(tmp_path / "w", "w.example/witness")
+    origin = vkey.split("+")[0]
+    witness.add_log(origin, vkey)
+    witness.start()
+    try:
+        opskit_cli(workspace, "audit", "checkpoint", "--save", str(tmp_path / "old.note"))
+        old_size = parse_signed_checkpoint((tmp_path / "old.note").read_text()).checkpoint.size
+        first = opskit_cli(workspace, "audit", "prove", "--from-size", "0").stdout
+        first_result = submit(witness.url, witness.verifier, parse_consistency_proof(first))
+        assert isinstance(first_result, Cosigned), first_result
+        for i in range(17):
+            ledger.append("change.noted", actor="bob", payload={"m": i}, change_id="C9")
+        note = opskit_cli(workspace, "audit", "checkpoint", "--save", str(tmp_path / "new.note"))
+        new_size = parse_signed_checkpoint(note.stdout).checkpoint.size
+        assert new_size > old_size
+        body = opskit_cli(workspace, "audit", "prove", "--from-size", str(old_size)).stdout
+        (tmp_path / "consistency").write_text(body)
+        result = submit(witness.url, witness.verifier, parse_consistency_proof(body))
+        assert isinstance(result, Cosigned), result
+        cosigned = note.stdout + "".join(s.line() + "\n" for s in result.signatures)
+        (tmp_path / "cosigned.note").write_text(cosigned)
+        for seq in (1, old_size, old_size + 1, new_size):
+            opskit_cli(workspace, "audit", "prove", str(seq), "--out", str(tmp_path / f"{seq}.p"))
+    finally:
+        witness.stop()
+    args = [str(go_verify), "-vkey", vkey, "-cosigner", witness.verifier.vkey]
+    checks = [
+        ["-checkpoint", str(tmp_path / "cosigned.note")],
+        [
+            "-consistency",
+            str(tmp_path / "consistency"),
+            "-old-checkpoint",
+            str(tmp_path / "old.note"),
+        ],
+        *(["-proof", str(tmp_path / f"{seq}.p")] for seq in (1, old_size, old_size + 1, new_size)),
+    ]
+    for check in checks:
+        go = subprocess.run(
+            [*args, *check], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert go.returncode == 0, (check, go.stderr)
+    assert (
+        f"ok signature {witness.verifier.fingerprint}"
+        in subprocess.run(
+            [*args, *checks[0]], capture_output=True, text=True, timeout=60, check=False
+        ).stdout
+    )

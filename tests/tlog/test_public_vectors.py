@@ -129,3 +129,24 @@ def test_a_sigsum_log_checkpoint_verifies_with_the_vkey_built_from_its_key() -> 
     first = parse_consistency_proof(read_hurl(DATA / "litewitness-add-checkpoint.hurl")[0].body)
     assert first.checkpoint.origin == origin
     assert verify_note(first.note, [verifier]).verified
+
+
+@pytest.mark.parametrize(
+    "origin, size, root, extensions",
+    [
+        ("evil\n999", 1, bytes(32), ()),  # would frame a checkpoint of size 999
+        ("", 1, bytes(32), ()),
+        ("log", -1, bytes(32), ()),
+        ("log", 2**63, bytes(32), ()),
+        ("log", 1, bytes(31), ()),
+        ("log", 1, bytes(32), ("",)),
+        ("log", 1, bytes(32), ("a\nb",)),
+    ],
+)
+def test_a_checkpoint_that_cannot_be_written_is_refused(
+    origin: str, size: int, root: bytes, extensions: tuple[str, ...]
+) -> None:
+    from opskit.tlog.checkpoint import Checkpoint
+
+    with pytest.raises(NoteError):
+        Checkpoint(origin, size, root, extensions)

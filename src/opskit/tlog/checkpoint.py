@@ -72,6 +72,14 @@ class Checkpoint:
     root_hash: bytes
     extensions: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # A newline in the origin would frame another checkpoint ("log\n999\n...").
+        for what, line in (("origin", self.origin), *(("extension", e) for e in self.extensions)):
+            if not line or any(ord(ch) < 0x20 for ch in line):
+                raise NoteError(f"{what} {line!r} is empty or has a control character")
+        if not 0 <= self.size <= MAX_TREE_SIZE or len(self.root_hash) != HASH_SIZE:
+            raise NoteError(f"no tree of size {self.size} with a {len(self.root_hash)}-byte root")
+
     def text(self) -> str:
         """The note body, every line ending in a newline."""
         lines = [self.origin, str(self.size), b64encode(self.root_hash), *self.extensions]

@@ -124,7 +124,7 @@ def _verified(
     name: str, witness: Verifier, request: ConsistencyProof, answer: bytes
 ) -> WitnessResult:
     """Keep the answer's signature lines that verify with the pinned witness key."""
-    text = request.checkpoint.text()
+    text = request.note.text
     good: list[Signature] = []
     try:
         lines = answer.decode("utf-8").splitlines()

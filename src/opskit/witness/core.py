@@ -120,7 +120,7 @@ class Witness:
         reason = _inconsistency(current, request)
         if reason:
             raise Refusal(_text(422, reason), evidence=reason)
-        cosignature = self.signer.sign(checkpoint.text(), timestamp=_now())
+        cosignature = self.signer.sign(request.note.text, timestamp=_now())
         # Another line claiming to be ours (a replayed or forged one) is not kept.
         others = [s for s in request.note.signatures if not self.signer.verifier.matches(s)]
         note = add_signatures(Note(request.note.text, tuple(others)), [cosignature])
