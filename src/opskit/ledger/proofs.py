@@ -34,7 +34,7 @@ from opskit.ledger.store import EVENTS, TREE_HEADS
 from opskit.ledger.tree import TreeReader, leaf_index
 from opskit.ledger.treehead import verifier_for
 from opskit.tlog import merkle
-from opskit.tlog.checkpoint import parse_signed_checkpoint
+from opskit.tlog.checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from opskit.tlog.proof import ConsistencyProof, InclusionProof
 
 if TYPE_CHECKING:
@@ -57,29 +57,28 @@ def log_vkey(ledger: Ledger) -> str:
     return verifier_for(ledger.origin, public).vkey
 
 
-def _note_covering(ledger: Ledger, size: int, actor: str | None) -> str:
+def _covering(ledger: Ledger, size: int, actor: str | None) -> SignedCheckpoint:
+    """The latest checkpoint, or a new one when it does not cover `size` records."""
     note = latest_note(ledger)
-    if note is None or parse_signed_checkpoint(note).checkpoint.size < size:
+    signed = parse_signed_checkpoint(note) if note is not None else None
+    if signed is None or signed.checkpoint.size < size:
         note = ledger.checkpoint(actor).note
         assert note is not None  # every new checkpoint carries its note
-    return note
+        signed = parse_signed_checkpoint(note)
+    return signed
 
 
 def prove_record(ledger: Ledger, seq: int, *, actor: str | None = None) -> InclusionProof:
     """The inclusion proof of record `seq` against the latest checkpoint."""
-    head = ledger.head()[0]
-    if type(seq) is not int or not 1 <= seq <= head:
-        raise UsageError(f"prove: seq {seq} is not in the ledger (seqs 1..{head})")
-    signed = parse_signed_checkpoint(_note_covering(ledger, seq, actor))
+    if type(seq) is not int or seq < 1:
+        raise UsageError(f"prove: seq {seq} is not in the ledger (seqs start at 1)")
+    found = _read_inclusion(ledger, seq)
+    if found is None:  # no checkpoint covers the record yet: sign one
+        ledger.checkpoint(actor)
+        found = _read_inclusion(ledger, seq)
+        assert found is not None  # the new checkpoint covers every record
+    signed, record, hashes = found
     size = signed.checkpoint.size
-    with ledger.reader().session() as session:
-        cursor = session.cursor()
-        cursor.execute(ledger.sql(f"SELECT record FROM {EVENTS} WHERE seq = ?"), (seq,))
-        (record,) = cursor.fetchone()
-        try:
-            hashes = merkle.prove_record(size, leaf_index(seq), TreeReader(cursor, ledger.sql))
-        finally:
-            cursor.close()
     leaf = merkle.record_hash(record.encode())
     try:  # never hand out a proof that does not hold
         merkle.check_record(hashes, size, signed.checkpoint.root_hash, leaf_index(seq), leaf)
@@ -92,14 +91,43 @@ def prove_record(ledger: Ledger, seq: int, *, actor: str | None = None) -> Inclu
     )
 
 
+def _read_inclusion(ledger: Ledger, seq: int) -> tuple[SignedCheckpoint, str, list[bytes]] | None:
+    """The latest checkpoint, the record and its proof, read on one
+    connection; None when no checkpoint covers the record."""
+    sql = ledger.sql
+    with ledger.reader().session() as session:
+        cursor = session.cursor()
+        try:
+            # One round trip for the record and the latest note, one for the hashes.
+            cursor.execute(
+                sql(
+                    f"SELECT (SELECT record FROM {EVENTS} WHERE seq = ?), "
+                    f"(SELECT note FROM {TREE_HEADS} ORDER BY checkpoint_id DESC LIMIT 1)"
+                ),
+                (seq,),
+            )
+            record, note = cursor.fetchone()
+            if record is None:
+                cursor.execute(f"SELECT MAX(seq) FROM {EVENTS}")
+                head = cursor.fetchone()[0] or 0
+                raise UsageError(f"prove: seq {seq} is not in the ledger (seqs 1..{head})")
+            if note is None:
+                return None
+            signed = parse_signed_checkpoint(note, source=TREE_HEADS)
+            if signed.checkpoint.size < seq:
+                return None
+            size = signed.checkpoint.size
+            hashes = merkle.prove_record(size, leaf_index(seq), TreeReader(cursor, sql))
+        finally:
+            cursor.close()
+    return signed, record, hashes
+
+
 def prove_consistency(
     ledger: Ledger, from_size: int, *, actor: str | None = None
 ) -> ConsistencyProof:
     """The consistency proof from tree size `from_size` to the latest checkpoint."""
-    note = latest_note(ledger)
-    if note is None:
-        note = _note_covering(ledger, 0, actor)
-    signed = parse_signed_checkpoint(note)
+    signed = _covering(ledger, 0, actor)
     size = signed.checkpoint.size
     if type(from_size) is not int or not 0 <= from_size <= size:
         raise UsageError(

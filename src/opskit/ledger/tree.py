@@ -9,15 +9,16 @@ blob and appends a purge event, leaves every earlier leaf and node as it was.
 
 The stored hashes are Go `sumdb/tlog`'s sequence (`opskit.tlog.merkle`):
 appending leaf *i* stores its leaf hash and the roots of the subtrees it
-completes. Each write stores its run as one row of `ledger_tree`
-(first_seq, last_seq, first_index, the hashes concatenated), in the same
+completes. Each write stores its run as rows of `ledger_tree` of at most
+64 records each (first_seq, last_seq, first_index, the hashes
+concatenated), in the same
 transaction as the records, so the tree always has exactly the records'
 leaves. `TreeReader` reads any stored hash in one indexed query, which gives
 an inclusion proof in O(log n) reads.
 
-A ledger from before the tree gets it on its first write (or `Ledger.
-build_tree`, `opskit audit tree`): the missing leaves are added from the
-stored records in that write's transaction.
+A ledger from before the tree gets it on its first write, on `Ledger.open`
+(every `opskit` command in the workspace) or `Ledger.build_tree()`: the
+missing leaves are added from the stored records in one write transaction.
 
 Example:
     >>> reader = TreeReader(cursor, sql)
@@ -38,8 +39,12 @@ from opskit.ledger.store import EVENTS, TREE
 from opskit.tlog import merkle
 
 HASH = merkle.HASH_SIZE
-# Leaves added per row when an old ledger's tree is built.
+# Leaves read per query when an old ledger's tree is built.
 BUILD_ROWS = 10_000
+# Leaves per row at most: 64 leaves store at most 128 hashes (4 KiB), which
+# SQLite keeps in the row's own page; a longer row spills into a chain of
+# overflow pages that every read of one hash would walk.
+RUN = 64
 _SELECT_RECORDS = f"SELECT seq, record FROM {EVENTS} WHERE seq > ? AND seq <= ? ORDER BY seq"
 
 
@@ -56,24 +61,36 @@ def _storing_seq(index: int) -> int:
 
 class TreeReader:
     """A `merkle.HashReader` over `ledger_tree`, on one DB-API cursor (`sql`
-    turns `?` placeholders into the driver's). One query per hash, each a
-    primary-key lookup that returns only the 32 bytes."""
+    turns `?` placeholders into the driver's). One query for all the hashes
+    asked: for each, a primary-key lookup of its row that returns only its
+    32 bytes (a proof is one round trip to PostgreSQL, not one a hash)."""
 
     def __init__(self, cursor: Any, sql: Callable[[str], str]) -> None:
         self.cursor = cursor
-        self._query = sql(
-            f"SELECT substr(hashes, CAST((? - first_index) * {HASH} + 1 AS INTEGER), {HASH}) "
-            f"FROM {TREE} WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1"
-        )
+        self.sql = sql
 
     def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        if not indexes:
+            return []
+        values = ", ".join(
+            ["(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))"] * len(indexes)
+        )
+        query = self.sql(
+            f"WITH wanted(k, i, s) AS (VALUES {values}) "
+            f"SELECT (SELECT substr(hashes, CAST((wanted.i - first_index) * {HASH} + 1 "
+            f"AS INTEGER), {HASH}) FROM {TREE} WHERE first_seq <= wanted.s "
+            "ORDER BY first_seq DESC LIMIT 1) "
+            "FROM wanted ORDER BY k"
+        )
+        params: list[int] = []
+        for k, index in enumerate(indexes):
+            params += (k, index, _storing_seq(index))
+        self.cursor.execute(query, params)
         hashes = []
-        for index in indexes:
-            self.cursor.execute(self._query, (index, _storing_seq(index)))
-            row = self.cursor.fetchone()
-            if row is None or row[0] is None or len(row[0]) != HASH:
+        for index, (digest,) in zip(indexes, self.cursor.fetchall(), strict=True):
+            if digest is None or len(digest) != HASH:
                 raise LedgerError(f"ledger tree: stored hash {index} is missing")
-            hashes.append(bytes(row[0]))
+            hashes.append(bytes(digest))
         return hashes
 
 
@@ -144,11 +161,18 @@ class TreeWriter:
         self._write(builder, [row[-1] for row in rows])
 
     def _write(self, builder: merkle.TreeBuilder, records: list[str]) -> None:
-        first_seq = builder.size + 1
-        first_index = merkle.stored_hash_count(builder.size)
-        hashes = tree_hashes(records, builder.size, builder.edge)
-        builder.size += len(records)
-        self.cursor.execute(self._insert, (first_seq, builder.size, first_index, hashes))
+        rows = []
+        for start in range(0, len(records), RUN):
+            run = records[start : start + RUN]
+            first_seq = builder.size + 1
+            first_index = merkle.stored_hash_count(builder.size)
+            hashes = tree_hashes(run, builder.size, builder.edge)
+            builder.size += len(run)
+            rows.append((first_seq, builder.size, first_index, hashes))
+        if len(rows) == 1:
+            self.cursor.execute(self._insert, rows[0])
+        else:
+            self.cursor.executemany(self._insert, rows)
 
 
 def stored_runs(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[int, int, int, bytes]]:
