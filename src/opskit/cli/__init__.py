@@ -51,7 +51,7 @@ def _globals(
 
 
 def _register() -> None:
-    from opskit.cli import audit, change, init, inventory, lab, runbook, witness
+    from opskit.cli import audit, change, init, inventory, lab, notify, runbook, witness
 
     init.register(app)
     app.add_typer(inventory.app, name="inventory")
@@ -60,6 +60,7 @@ def _register() -> None:
     app.add_typer(runbook.app, name="runbook")
     app.add_typer(change.app, name="change")
     app.add_typer(witness.app, name="witness")
+    notify.register(app)
 
 
 _register()

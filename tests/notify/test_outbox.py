@@ -1,0 +1,80 @@
+"""The outbox commits with the ledger events that cause it, for any
+subsystem's events (a compliance state change included), and a failed
+transaction leaves neither."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+
+from opskit.errors import OpskitError
+from opskit.ledger import Ledger
+from opskit.notify.store import outbox
+from opskit.workspace import Workspace
+from tests.changes_support import write_policy
+from tests.notify.receiver import notify_policy
+
+
+@pytest.fixture
+def ws(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+    monkeypatch.setenv("OPSKIT_TEST_HOOK_SECRET", "s3")
+    write_policy(workspace, inventory="example", extra=notify_policy("http://127.0.0.1:9/h"))
+    yield workspace
+
+
+def _rows(ws: Workspace) -> list[tuple[int, str, str | None]]:
+    with ws.engine.connect() as conn:
+        query = select(outbox.c.seq, outbox.c.kind, outbox.c.ci).order_by(outbox.c.id)
+        return [tuple(row) for row in conn.execute(query)]
+
+
+def test_a_transaction_that_fails_leaves_no_notification(ws: Workspace) -> None:
+    ledger = Ledger.open(ws)
+
+    def crash(_batch: object) -> None:
+        # A fault no real part produces on cue: the commit fails after the
+        # outbox rows were written in the transaction.
+        raise OpskitError("disk gone")
+
+    ledger.commit_hooks.append(crash)
+    with pytest.raises(OpskitError, match="disk gone"):
+        ledger.append("change.created", actor="alice", change_id="CHG-9", payload={"title": "t"})
+    assert _rows(ws) == []
+    assert ledger.head()[0] == 0
+    ledger.commit_hooks.remove(crash)
+    event = ledger.append("change.created", actor="alice", change_id="CHG-9", payload={})
+    assert _rows(ws) == [(event.seq, "change.created", None)]
+
+
+def test_unsubscribed_kinds_write_nothing(ws: Workspace) -> None:
+    ledger = Ledger.open(ws)
+    ledger.append("change.submitted", actor="alice", change_id="CHG-1", payload={})
+    ledger.append("change.refused", actor="alice", change_id="CHG-1", payload={"reason": "x"})
+    assert _rows(ws) == []
+
+
+def test_a_compliance_state_change_is_notified_once(ws: Workspace) -> None:
+    ledger = Ledger.open(ws)
+    states = ["compliant", "compliant", "non_compliant", "non_compliant", "compliant"]
+    seqs = []
+    for state in states:
+        event = ledger.append("compliance.result", actor="bot", ci="sw1", payload={"state": state})
+        seqs.append(event.seq)
+    # Another CI's result does not count as sw1's previous state.
+    ledger.append("compliance.result", actor="bot", ci="sw2", payload={"state": "compliant"})
+    rows = [row for row in _rows(ws) if row[2] == "sw1"]
+    assert rows == [(seqs[i], "compliance.changed", "sw1") for i in (0, 2, 4)]
+    with ws.engine.connect() as conn:
+        bodies = conn.execute(select(outbox.c.body).where(outbox.c.seq == seqs[2])).scalars()
+        body = next(iter(bodies))
+    assert '"from": "compliant"' in body and '"to": "non_compliant"' in body
+
+
+def test_a_batch_of_many_events_notifies_each(ws: Workspace) -> None:
+    ledger = Ledger.open(ws)
+    with ledger.batch() as batch:
+        kinds = ["change.created", "change.approved", "change.started", "change.completed"]
+        events = [batch.append(kind, actor="a", change_id="CHG-2", payload={}) for kind in kinds]
+    assert [(row[0], row[1]) for row in _rows(ws)] == [(e.seq, e.kind) for e in events]
