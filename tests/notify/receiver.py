@@ -96,7 +96,7 @@ class Receiver:
         return self.unique()
 
 
-def notify_policy(url: str, *, env: str = "OPSKIT_TEST_HOOK_SECRET", events: str = "[all]") -> str:
+def notify_policy(url: str, *, env: str = "NOTIFY_TEST_SECRET", events: str = "[all]") -> str:
     """The `notify:` section of a test policy."""
     return (
         "notify:\n"

@@ -44,7 +44,7 @@ def estate(
     root = tmp_path_factory.mktemp(f"notify-{request.param}")
     receiver = Receiver(SECRET.encode()).start()
     mp = pytest.MonkeyPatch()
-    mp.setenv("OPSKIT_TEST_HOOK_SECRET", SECRET)
+    mp.setenv("NOTIFY_TEST_SECRET", SECRET)
     try:
         with lab_workspace(root / "ws", db=db, devices=2) as ws:
             write_policy(ws, extra=notify_policy(receiver.url))

@@ -19,7 +19,7 @@ from tests.notify.receiver import notify_policy
 
 @pytest.fixture
 def ws(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
-    monkeypatch.setenv("OPSKIT_TEST_HOOK_SECRET", "s3")
+    monkeypatch.setenv("NOTIFY_TEST_SECRET", "s3")
     write_policy(workspace, inventory="example", extra=notify_policy("http://127.0.0.1:9/h"))
     yield workspace
 
