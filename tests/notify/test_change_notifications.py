@@ -4,6 +4,8 @@ posted to a real HTTP receiver on loopback (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import json
+import logging
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +14,13 @@ import pytest
 from sqlalchemy import select
 
 from opskit.changes import ChangeService
+from opskit.lab import Lab
 from opskit.ledger import Ledger
 from opskit.notify import deliver, outbox_status
 from opskit.notify.sender import Backoff
 from opskit.notify.store import outbox
 from opskit.workspace import Workspace
-from tests.audit_support import lab_workspace, rolled_back_change
+from tests.audit_support import approved, lab_workspace, rolled_back_change
 from tests.changes_support import write_policy
 from tests.notify.receiver import Receiver, notify_policy
 
@@ -124,3 +127,35 @@ def test_documents_are_the_stored_bodies(estate: Estate, tmp_path: Path) -> None
     assert bodies
     for body, seq in bodies:
         assert json.loads(body)["seq"] == seq
+
+
+def test_no_secret_reaches_a_notification(
+    estate: Estate, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Canaries: the webhook secret, the lab's device password (the
+    credential every connection used) and a secret runbook parameter."""
+    canary = f"canary-{uuid.uuid4().hex}"
+    device_password = Lab(estate.ws).password_file.read_text().strip()
+    monkeypatch.setenv("NOTIFY_CANARY", canary)
+    before = len(estate.receiver.received)
+    caplog.set_level(logging.DEBUG)
+    change_id = approved(
+        estate.svc, "lab-sw02", {"vlan_id": 613, "community": {"env": "NOTIFY_CANARY"}}
+    )
+    assert estate.svc.apply(change_id, "alice")["state"] == "completed"
+    estate.svc.rollback(change_id, "alice")
+    deliver(estate.ws, backoff=NOW)
+    received = estate.receiver.received[before:]
+    assert {item.document["event"] for item in received} >= {"change.completed"}
+    with estate.ws.engine.connect() as conn:
+        table = repr(conn.execute(select(outbox)).all())
+    sent = "".join(repr(item.headers) + item.body.decode() for item in received)
+    logs = caplog.text + _notify_log(estate.ws)
+    for secret in (canary, device_password, SECRET):
+        for where, text in (("outbox", table), ("webhook", sent), ("log", logs)):
+            assert secret not in text, f"a secret in the {where}"
+
+
+def _notify_log(ws: Workspace) -> str:
+    path = ws.state_dir / "notify.log"
+    return path.read_text() if path.exists() else ""

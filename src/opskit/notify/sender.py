@@ -149,6 +149,11 @@ class Sender:
             return FAILED
         if not force and row.next_at > self.clock():
             return None
+        if REDACTOR.find(row.body):
+            # Never sent, and never better on a retry (defence in depth: the
+            # ledger refuses secrets, so the document should hold none).
+            self._finish(row, state=FAILED, last_error="the document holds a secret value")
+            return FAILED
         if not self._claim(row, hook.timeout + LEASE_MARGIN):
             return None  # another sender has it
         attempt = row.attempts + 1
@@ -195,8 +200,6 @@ class Sender:
 
     def _post(self, row: Any, hook: Webhook) -> int:
         body = row.body.encode()
-        if REDACTOR.find(body):
-            raise OpskitError("the document holds a secret value; not sent")
         request = urllib.request.Request(
             row.url,
             data=body,
