@@ -11,10 +11,12 @@ from sqlalchemy import select
 
 from opskit.errors import OpskitError
 from opskit.ledger import Ledger
+from opskit.notify import deliver, outbox_status
+from opskit.notify.sender import BATCH_ROWS
 from opskit.notify.store import outbox
 from opskit.workspace import Workspace
 from tests.changes_support import write_policy
-from tests.notify.receiver import notify_policy
+from tests.notify.receiver import Receiver, notify_policy
 
 
 @pytest.fixture
@@ -78,3 +80,47 @@ def test_a_batch_of_many_events_notifies_each(ws: Workspace) -> None:
         kinds = ["change.created", "change.approved", "change.started", "change.completed"]
         events = [batch.append(kind, actor="a", change_id="CHG-2", payload={}) for kind in kinds]
     assert [(row[0], row[1]) for row in _rows(ws)] == [(e.seq, e.kind) for e in events]
+
+
+def test_every_page_of_a_long_backlog_is_delivered(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTIFY_TEST_SECRET", "s4")
+    receiver = Receiver(b"s4").start()
+    try:
+        write_policy(workspace, inventory="example", extra=notify_policy(receiver.url))
+        ledger = Ledger.open(workspace)
+        with ledger.batch() as batch:
+            for n in range(BATCH_ROWS + 30):
+                batch.append("change.created", actor="a", change_id=f"CHG-{n}", payload={})
+        assert deliver(workspace).delivered == BATCH_ROWS + 30
+        assert [doc["seq"] for doc in receiver.unique()] == list(range(1, BATCH_ROWS + 31))
+    finally:
+        receiver.stop()
+
+
+def test_a_failing_webhook_gives_up_and_holds_back_no_other(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTIFY_TEST_SECRET", "s5")
+    broken = Receiver(b"s5", status=500).start()
+    working = Receiver(b"s5").start()
+    try:
+        policy = notify_policy(broken.url) + notify_policy(working.url).removeprefix("notify:\n")
+        write_policy(workspace, inventory="example", extra=policy.replace("max_attempts: 20", "max_attempts: 3"))
+        ledger = Ledger.open(workspace)
+        for kind in ("change.created", "change.approved"):
+            ledger.append(kind, actor="a", change_id="CHG-1", payload={})
+        reports = [deliver(workspace, force=True) for _ in range(3)]
+        assert [r.delivered for r in reports] == [2, 0, 0]
+        assert [r.failed for r in reports] == [0, 0, 1]
+        assert len(working.unique()) == 2
+        status = outbox_status(workspace)
+        # The broken webhook's first row gave up after 3 attempts (HTTP 500);
+        # its second waited behind it in order, and goes on now.
+        assert (status.failed, status.pending) == (1, 1)
+        assert deliver(workspace, force=True).retried == 1
+        assert status.webhooks[broken.url]["failed"] == 1
+    finally:
+        broken.stop()
+        working.stop()

@@ -35,11 +35,11 @@ import random
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 
 from opskit.errors import OpskitError
 from opskit.notify.store import DELIVERED, FAILED, PENDING, outbox
@@ -103,26 +103,49 @@ class Sender:
         or lease notwithstanding)."""
         report = Delivery()
         blocked: set[str] = set()
-        for row in self._due(force):
+        for row in self._pending():
             if row.url in blocked:
                 continue
             outcome = self._attempt(row, force=force)
             if outcome == DELIVERED:
                 report.delivered += 1
-                continue
-            blocked.add(row.url)
-            if outcome == FAILED:
-                report.failed += 1
-            elif outcome == PENDING:
-                report.retried += 1
+            elif outcome == FAILED:
+                report.failed += 1  # done with: the later rows go on
+            else:
+                # Retried later or held by another sender: the webhook's
+                # later rows wait, so that each receiver sees ledger order.
+                blocked.add(row.url)
+                report.retried += outcome == PENDING
         return report
 
-    def _due(self, force: bool) -> list[Any]:
-        query = select(outbox).where(outbox.c.state == PENDING)
-        if not force:
-            query = query.where(outbox.c.next_at <= self.clock())
+    def _pending(self) -> Iterator[Any]:
+        # Every pending row, due or not, in pages: a row in backoff holds
+        # back its webhook's later rows (`_attempt` skips it until it is due).
+        after = (0, 0)
+        while True:
+            query = (
+                select(outbox)
+                .where(
+                    outbox.c.state == PENDING,
+                    tuple_(outbox.c.seq, outbox.c.id) > tuple_(*after),
+                )
+                .order_by(outbox.c.seq, outbox.c.id)
+                .limit(BATCH_ROWS)
+            )
+            with self.ws.engine.connect() as conn:
+                page = list(conn.execute(query))
+            yield from page
+            if len(page) < BATCH_ROWS:
+                return
+            after = (page[-1].seq, page[-1].id)
+
+    def has_due(self) -> bool:
+        """Whether a pending row is due now."""
+        query = select(outbox.c.id).where(
+            outbox.c.state == PENDING, outbox.c.next_at <= self.clock()
+        )
         with self.ws.engine.connect() as conn:
-            return list(conn.execute(query.order_by(outbox.c.seq, outbox.c.id).limit(BATCH_ROWS)))
+            return conn.execute(query.limit(1)).first() is not None
 
     def _claim(self, row: Any, lease: float) -> bool:
         statement = (
@@ -240,7 +263,7 @@ def deliver_while(ws: Workspace, pid: int, *, poll: float = 0.5, limit: float = 
         total.delivered += report.delivered
         total.retried += report.retried
         total.failed += report.failed
-        if not alive and not sender._due(False):
+        if not alive and not sender.has_due():
             break
         time.sleep(poll)
     return total
