@@ -107,7 +107,11 @@ def test_a_failing_webhook_gives_up_and_holds_back_no_other(
     working = Receiver(b"s5").start()
     try:
         policy = notify_policy(broken.url) + notify_policy(working.url).removeprefix("notify:\n")
-        write_policy(workspace, inventory="example", extra=policy.replace("max_attempts: 20", "max_attempts: 3"))
+        write_policy(
+            workspace,
+            inventory="example",
+            extra=policy.replace("max_attempts: 20", "max_attempts: 3"),
+        )
         ledger = Ledger.open(workspace)
         for kind in ("change.created", "change.approved"):
             ledger.append(kind, actor="a", change_id="CHG-1", payload={})
