@@ -33,7 +33,18 @@ _PUBLIC = {
     "outbox_status": "opskit.notify.status",
     "enable_background": "opskit.notify.trigger",
 }
-__all__ = sorted(_PUBLIC)
+__all__ = [
+    "SIGNATURE_HEADER",
+    "Backoff",
+    "Delivery",
+    "OutboxStatus",
+    "Sender",
+    "deliver",
+    "deliver_while",
+    "enable_background",
+    "outbox_status",
+    "sign",
+]
 
 
 def __getattr__(name: str) -> Any:
