@@ -229,6 +229,15 @@ class Policy(_Strict):
     # Webhooks told of ledger events (opskit.notify).
     notify: list[Webhook] = []
 
+    @field_validator("notify")
+    @classmethod
+    def _one_entry_per_url(cls, value: list[Webhook]) -> list[Webhook]:
+        urls = [hook.url for hook in value]
+        for url in urls:
+            if urls.count(url) > 1:
+                raise ValueError(f"{url} is named twice (list all its events in one entry)")
+        return value
+
     def roles_of(self, person: str) -> set[Role]:
         entry = self.people.get(person)
         return set(entry.roles) if entry else set()

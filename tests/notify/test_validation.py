@@ -163,3 +163,11 @@ def test_a_malformed_webhook_url_is_one_line_and_writes_nothing(
         assert message.startswith(f"error: {workspace.policy_path}:{line} [notify[0].url]: ")
         assert problem in message and "hunter2" not in message
     assert _digest(workspace.state_dir) == before
+
+
+def test_a_webhook_named_twice_is_refused(tmp_path: Path) -> None:
+    hook = {"url": "https://itsm.example.org/hook", "secret": {"env": "S"}}
+    path = tmp_path / "opskit.yaml"
+    path.write_text(DEFAULT_POLICY_YAML + yaml.safe_dump({"notify": [hook, hook]}))
+    with pytest.raises(PolicyError, match=r"\[notify\]: https://itsm.example.org/hook is named"):
+        load_policy(path)

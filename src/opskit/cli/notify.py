@@ -11,11 +11,15 @@ Every command that appends ledger events also starts a background sender
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from opskit.cli.common import console, print_json, workspace
+
+if TYPE_CHECKING:
+    from opskit.notify.sender import Delivery
+    from opskit.workspace import Workspace
 
 app = typer.Typer(help="Webhook notifications of ledger events: deliver, status.")
 
@@ -48,7 +52,8 @@ def deliver(
     )
 
 
-def _until_done(ws, *, force: bool):  # type: ignore[no-untyped-def]
+def _until_done(ws: Workspace, *, force: bool) -> Delivery:
+    """Delivers until nothing is pending, for at most a minute."""
     from opskit.notify import sender
     from opskit.notify.status import outbox_status
 
