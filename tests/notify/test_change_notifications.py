@@ -20,7 +20,7 @@ from opskit.notify import deliver, outbox_status
 from opskit.notify.sender import Backoff
 from opskit.notify.store import outbox
 from opskit.workspace import Workspace
-from tests.audit_support import approved, lab_workspace, rolled_back_change
+from tests.audit_support import approved, cli, lab_workspace, rolled_back_change
 from tests.changes_support import write_policy
 from tests.notify.receiver import Receiver, notify_policy
 
@@ -159,3 +159,21 @@ def test_no_secret_reaches_a_notification(
 def _notify_log(ws: Workspace) -> str:
     path = ws.state_dir / "notify.log"
     return path.read_text() if path.exists() else ""
+
+
+def test_a_cli_rollout_delivers_in_the_background(estate: Estate) -> None:
+    """`opskit change apply` starts the background sender: the receiver hears
+    of the rollout without anyone running `opskit notify deliver`."""
+    deliver(estate.ws, backoff=NOW)  # what earlier tests left
+    before = len(estate.receiver.unique())
+    change_id = approved(estate.svc, "lab-sw01", {"vlan_id": 614})
+    done = cli("change", "apply", change_id, ws=estate.ws)
+    assert done.returncode == 0, done.stderr
+    docs = estate.receiver.wait_for(before + 4)[before:]
+    assert _kinds(docs, change_id) == [
+        "change.created",
+        "change.approved",
+        "change.started",
+        "change.completed",
+    ]
+    estate.svc.rollback(change_id, "alice")
