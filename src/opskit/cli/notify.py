@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from opskit.cli.common import console, print_json, workspace
+from opskit.cli.common import print_json, workspace
 
 if TYPE_CHECKING:
     from opskit.notify.sender import Delivery
@@ -47,7 +47,7 @@ def deliver(
         report = sender.deliver(ws, force=now)
     else:
         report = _until_done(ws, force=now)
-    console.print(
+    typer.echo(
         f"delivered {report.delivered}, retry later {report.retried}, failed {report.failed}"
     )
 
@@ -80,11 +80,11 @@ def status(
     if as_json:
         print_json(result.to_dict())
         return
-    console.print(f"pending {result.pending}, delivered {result.delivered}, failed {result.failed}")
+    typer.echo(f"pending {result.pending}, delivered {result.delivered}, failed {result.failed}")
     oldest = result.oldest_pending
     if oldest is not None:
         error = f", last error: {oldest.last_error}" if oldest.last_error else ""
-        console.print(
+        typer.echo(
             f"oldest pending: seq {oldest.seq} {oldest.kind} -> {oldest.url}"
             f" since {oldest.created_at:%Y-%m-%d %H:%M:%S}Z, {oldest.attempts} attempts{error}"
         )
