@@ -4,19 +4,26 @@ transaction leaves neither."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from opskit.errors import OpskitError
 from opskit.ledger import Ledger
 from opskit.notify import deliver, outbox_status
+from opskit.notify.outbox import SKIPPED_KEYS, summarize
 from opskit.notify.sender import BATCH_ROWS
 from opskit.notify.store import outbox
+from opskit.secrets import REDACTOR
 from opskit.workspace import Workspace
 from tests.changes_support import write_policy
 from tests.notify.receiver import Receiver, notify_policy
+
+CANARY = "canary-6c0ffee-secret"
 
 
 @pytest.fixture
@@ -128,3 +135,41 @@ def test_a_failing_webhook_gives_up_and_holds_back_no_other(
     finally:
         broken.stop()
         working.stop()
+
+
+def test_a_receiver_that_rejects_the_signature_is_retried(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTIFY_TEST_SECRET", "the-right-one")
+    receiver = Receiver(b"another-secret").start()
+    try:
+        write_policy(workspace, inventory="example", extra=notify_policy(receiver.url))
+        Ledger.open(workspace).append("change.created", actor="a", change_id="CHG-1", payload={})
+        assert deliver(workspace).retried == 1
+        (item,) = receiver.received
+        assert not item.signature_ok
+        status = outbox_status(workspace)
+        assert status.oldest_pending is not None
+        assert status.oldest_pending.last_error == "HTTP 401"
+    finally:
+        receiver.stop()
+
+
+@settings(deadline=None, database=None)
+@given(
+    st.dictionaries(
+        st.text(max_size=8),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=40),
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+            max_leaves=8,
+        ),
+        max_size=6,
+    )
+)
+def test_a_summary_never_holds_a_registered_secret(payload: dict[str, object]) -> None:
+    REDACTOR.register(CANARY)
+    salted = {**payload, "note": f"pw {CANARY} here", "list": ["a", CANARY]}
+    summary = summarize(salted)
+    assert CANARY not in json.dumps(summary)
+    assert set(summary) <= set(salted) - SKIPPED_KEYS

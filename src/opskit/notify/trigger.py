@@ -41,7 +41,9 @@ def enqueued(ws: Workspace) -> None:
         if key in _started:
             return
         _started.add(key)
-    spawn_sender(ws)
+    # Started from a thread: the ledger transaction that called this does not
+    # wait for the fork (the thread is not a daemon: it finishes before exit).
+    threading.Thread(target=spawn_sender, args=(ws,), name="opskit-notify-spawn").start()
 
 
 def spawn_sender(ws: Workspace) -> subprocess.Popen[bytes] | None:
@@ -62,5 +64,5 @@ def spawn_sender(ws: Workspace) -> subprocess.Popen[bytes] | None:
                 env=env,
                 start_new_session=True,
             )
-    except OSError:
+    except Exception:  # never fail the command that recorded the events
         return None
