@@ -46,7 +46,7 @@ def test_kill_9_mid_delivery_loses_nothing(
             ws.root, db=request.getfixturevalue("postgres_server").create_database()
         )
     monkeypatch.setenv("NOTIFY_TEST_SECRET", SECRET)
-    receiver = Receiver(SECRET.encode(), delay=30).start()  # slow: the sender waits mid-POST
+    receiver = Receiver(SECRET.encode(), delay=10).start()  # slow: the sender waits mid-POST
     try:
         write_policy(ws, inventory="example", extra=notify_policy(receiver.url))
         ledger = Ledger.open(ws)
