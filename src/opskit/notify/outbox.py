@@ -29,9 +29,10 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from opskit.ledger.store import EVENTS
 from opskit.notify import trigger
 from opskit.notify.events import COMPLIANCE_CHANGED, COMPLIANCE_RESULT, expand
-from opskit.notify.store import PENDING
+from opskit.notify.store import PENDING, outbox
 from opskit.secrets import REDACTOR
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class OutboxHook:
         if not self.routes or not batch.events:
             return
         sql = batch.ledger.sql(
-            "INSERT INTO notify_outbox (delivery_id, url, seq, kind, change_id, ci, body,"
+            f"INSERT INTO {outbox.name} (delivery_id, url, seq, kind, change_id, ci, body,"
             " state, attempts, next_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
         )
         now = time.time()
@@ -112,7 +113,7 @@ class OutboxHook:
 def previous_compliance_state(batch: Batch, event: Event) -> str | None:
     """The state of the CI's `compliance.result` before `event` (None: none)."""
     sql = batch.ledger.sql(
-        "SELECT record FROM ledger_events WHERE kind = ? AND ci = ? AND seq < ?"
+        f"SELECT record FROM {EVENTS} WHERE kind = ? AND ci = ? AND seq < ?"
         " ORDER BY seq DESC LIMIT 1"
     )
     batch.cursor.execute(sql, (COMPLIANCE_RESULT, event.ci, event.seq))
