@@ -23,6 +23,7 @@ TABLE_MODULES = (
     "opskit.ledger.store",
     "opskit.inventory.observed",
     "opskit.changes.store",
+    "opskit.notify.store",
 )
 
 

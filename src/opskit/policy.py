@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from opskit.errors import PolicyError, ValidationError
+from opskit.errors import OpskitError, PolicyError, ValidationError
 from opskit.policy_check import (
     PolicyFile,
     check_finite,
@@ -193,6 +193,49 @@ class ComplianceSettings(_Strict):
     high_risk_features: list[str] = []
 
 
+class Webhook(_Strict):
+    """One `notify:` entry: where to POST the matching ledger events
+    (`opskit.notify`), signed with the secret the reference names."""
+
+    url: str
+    events: Annotated[list[str], Field(min_length=1)] = ["change", "compliance"]
+    secret: dict[str, Any]
+    timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    max_attempts: Annotated[int, Field(ge=1, le=1000, strict=True)] = 12
+
+    @field_validator("url")
+    @classmethod
+    def _webhook_url(cls, value: str) -> str:
+        from opskit.notify.events import url_problem
+
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: list[str]) -> list[str]:
+        from opskit.notify.events import event_problem
+
+        for name in value:
+            problem = event_problem(name)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_reference(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from opskit.secrets import SecretRef
+
+        try:
+            SecretRef.parse(value, where="secret")
+        except OpskitError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
 class Policy(_Strict):
     version: Annotated[int, Field(strict=True)] = 1
     # The inventory (folder under inventories/) commands use by default.
@@ -216,6 +259,17 @@ class Policy(_Strict):
     report_language: Literal["zh_CN", "en"] | None = None
     # How compliance remediation changes are filed (opskit.compliance.remediate).
     compliance: ComplianceSettings = ComplianceSettings()
+    # Webhooks told of ledger events (opskit.notify).
+    notify: list[Webhook] = []
+
+    @field_validator("notify")
+    @classmethod
+    def _one_entry_per_url(cls, value: list[Webhook]) -> list[Webhook]:
+        urls = [hook.url for hook in value]
+        for url in urls:
+            if urls.count(url) > 1:
+                raise ValueError(f"{url} is named twice (list all its events in one entry)")
+        return value
 
     def roles_of(self, person: str) -> set[Role]:
         entry = self.people.get(person)

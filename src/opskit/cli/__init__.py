@@ -53,12 +53,15 @@ def _globals(
 def _register() -> None:
     from opskit.cli import (
         audit,
+        backup,
         change,
+        compliance,
         init,
         inspect,
         intended,
         inventory,
         lab,
+        notify,
         report,
         runbook,
         witness,
@@ -74,10 +77,9 @@ def _register() -> None:
     app.add_typer(report.app, name="report")
     inspect.register(app)
     app.add_typer(intended.app, name="intended")
-    from opskit.cli import backup, compliance
-
     app.add_typer(backup.app, name="backup")
     app.add_typer(compliance.app, name="compliance")
+    notify.register(app)
 
 
 _register()

@@ -99,6 +99,9 @@ class Ledger:
         # The tree's right edge after this object's last commit, by head hash:
         # the next batch that starts from that head needs no read for it.
         self._tree_cache: tuple[str, TreeBuilder] | None = None
+        # Called with each batch after its rows are written, before it
+        # commits: what they write commits with the events (opskit.notify).
+        self.commit_hooks: list[Callable[[Batch], None]] = []
 
     @classmethod
     def open(cls, ws: Workspace) -> Ledger:
@@ -107,6 +110,9 @@ class Ledger:
         keymod.ensure_workspace_key(ws)
         ledger = cls(ws.engine, keys_dir=ws.keys_dir, origin=lambda: workspace_origin(ws))
         ledger.build_tree(quiet=True)
+        from opskit.notify.outbox import attach
+
+        attach(ledger, ws)
         return ledger
 
     @property
@@ -204,6 +210,8 @@ class Ledger:
                 try:
                     yield batch
                     batch.flush()
+                    for hook in self.commit_hooks:
+                        hook(batch)
                 finally:
                     self._local.batch = None
             if batch.tree.builder is not None and batch.tree.builder.size == batch.seq:
@@ -384,6 +392,8 @@ class Batch:
         row = cursor.fetchone()
         self.seq, self.head = (int(row[0]), row[1]) if row else (0, GENESIS_HASH)
         self._rows: list[tuple[Any, ...]] = []
+        # This transaction's events, for the commit hooks.
+        self.events: list[Event] = []
         columns = "seq, at, actor, kind, change_id, ci, prev_hash, hash, record"
         self._insert = ledger.sql(
             f"INSERT INTO {EVENTS} ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -494,6 +504,7 @@ class Batch:
         # tuple.__new__: the named tuple's own __new__ is a Python function.
         event = _new_event(Event, (seq, at, actor, kind, change_id, ci, payload, self.head, hash_))
         self.seq, self.head = seq, hash_
+        self.events.append(event)
         return event
 
     def tree_head(self, key: Any, origin: str) -> str:

@@ -1,0 +1,175 @@
+"""The outbox commits with the ledger events that cause it, for any
+subsystem's events (a compliance state change included), and a failed
+transaction leaves neither."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from opskit.errors import OpskitError
+from opskit.ledger import Ledger
+from opskit.notify import deliver, outbox_status
+from opskit.notify.outbox import SKIPPED_KEYS, summarize
+from opskit.notify.sender import BATCH_ROWS
+from opskit.notify.store import outbox
+from opskit.secrets import REDACTOR
+from opskit.workspace import Workspace
+from tests.changes_support import write_policy
+from tests.notify.receiver import Receiver, notify_policy
+
+CANARY = "canary-6c0ffee-secret"
+
+
+@pytest.fixture
+def ws(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+    monkeypatch.setenv("NOTIFY_TEST_SECRET", "s3")
+    write_policy(workspace, inventory="example", extra=notify_policy("http://127.0.0.1:9/h"))
+    yield workspace
+
+
+def _rows(ws: Workspace) -> list[tuple[int, str, str | None]]:
+    with ws.engine.connect() as conn:
+        query = select(outbox.c.seq, outbox.c.kind, outbox.c.ci).order_by(outbox.c.id)
+        return [tuple(row) for row in conn.execute(query)]
+
+
+def test_a_transaction_that_fails_leaves_no_notification(ws: Workspace) -> None:
+    ledger = Ledger.open(ws)
+
+    def crash(_batch: object) -> None:
+        # A fault no real part produces on cue: the commit fails after the
+        # outbox rows were written in the transaction.
+        raise OpskitError("disk gone")
+
+    ledger.commit_hooks.append(crash)
+    with pytest.raises(OpskitError, match="disk gone"):
+        ledger.append("change.created", actor="alice", change_id="CHG-9", payload={"title": "t"})
+    assert _rows(ws) == []
+    assert ledger.head()[0] == 0
+    ledger.commit_hooks.remove(crash)
+    event = ledger.append("change.created", actor="alice", change_id="CHG-9", payload={})
+    assert _rows(ws) == [(event.seq, "change.created", None)]
+
+
+def test_unsubscribed_kinds_write_nothing(ws: Workspace) -> None:
+    ledger = Ledger.open(ws)
+    ledger.append("change.submitted", actor="alice", change_id="CHG-1", payload={})
+    ledger.append("change.refused", actor="alice", change_id="CHG-1", payload={"reason": "x"})
+    assert _rows(ws) == []
+
+
+def test_a_compliance_state_change_is_notified_once(ws: Workspace) -> None:
+    ledger = Ledger.open(ws)
+    states = ["compliant", "compliant", "non_compliant", "non_compliant", "compliant"]
+    seqs = []
+    for state in states:
+        event = ledger.append("compliance.result", actor="bot", ci="sw1", payload={"state": state})
+        seqs.append(event.seq)
+    # Another CI's result does not count as sw1's previous state.
+    ledger.append("compliance.result", actor="bot", ci="sw2", payload={"state": "compliant"})
+    rows = [row for row in _rows(ws) if row[2] == "sw1"]
+    assert rows == [(seqs[i], "compliance.changed", "sw1") for i in (0, 2, 4)]
+    with ws.engine.connect() as conn:
+        bodies = conn.execute(select(outbox.c.body).where(outbox.c.seq == seqs[2])).scalars()
+        body = next(iter(bodies))
+    assert '"from": "compliant"' in body and '"to": "non_compliant"' in body
+
+
+def test_a_batch_of_many_events_notifies_each(ws: Workspace) -> None:
+    ledger = Ledger.open(ws)
+    with ledger.batch() as batch:
+        kinds = ["change.created", "change.approved", "change.started", "change.completed"]
+        events = [batch.append(kind, actor="a", change_id="CHG-2", payload={}) for kind in kinds]
+    assert [(row[0], row[1]) for row in _rows(ws)] == [(e.seq, e.kind) for e in events]
+
+
+def test_every_page_of_a_long_backlog_is_delivered(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTIFY_TEST_SECRET", "s4")
+    receiver = Receiver(b"s4").start()
+    try:
+        write_policy(workspace, inventory="example", extra=notify_policy(receiver.url))
+        ledger = Ledger.open(workspace)
+        with ledger.batch() as batch:
+            for n in range(BATCH_ROWS + 30):
+                batch.append("change.created", actor="a", change_id=f"CHG-{n}", payload={})
+        assert deliver(workspace).delivered == BATCH_ROWS + 30
+        assert [doc["seq"] for doc in receiver.unique()] == list(range(1, BATCH_ROWS + 31))
+    finally:
+        receiver.stop()
+
+
+def test_a_failing_webhook_gives_up_and_holds_back_no_other(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTIFY_TEST_SECRET", "s5")
+    broken = Receiver(b"s5", status=500).start()
+    working = Receiver(b"s5").start()
+    try:
+        policy = notify_policy(broken.url) + notify_policy(working.url).removeprefix("notify:\n")
+        write_policy(
+            workspace,
+            inventory="example",
+            extra=policy.replace("max_attempts: 20", "max_attempts: 3"),
+        )
+        ledger = Ledger.open(workspace)
+        for kind in ("change.created", "change.approved"):
+            ledger.append(kind, actor="a", change_id="CHG-1", payload={})
+        reports = [deliver(workspace, force=True) for _ in range(3)]
+        assert [r.delivered for r in reports] == [2, 0, 0]
+        assert [r.failed for r in reports] == [0, 0, 1]
+        assert len(working.unique()) == 2
+        status = outbox_status(workspace)
+        # The broken webhook's first row gave up after 3 attempts (HTTP 500);
+        # its second waited behind it in order, and goes on now.
+        assert (status.failed, status.pending) == (1, 1)
+        assert deliver(workspace, force=True).retried == 1
+        assert status.webhooks[broken.url]["failed"] == 1
+    finally:
+        broken.stop()
+        working.stop()
+
+
+def test_a_receiver_that_rejects_the_signature_is_retried(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTIFY_TEST_SECRET", "the-right-one")
+    receiver = Receiver(b"another-secret").start()
+    try:
+        write_policy(workspace, inventory="example", extra=notify_policy(receiver.url))
+        Ledger.open(workspace).append("change.created", actor="a", change_id="CHG-1", payload={})
+        assert deliver(workspace).retried == 1
+        (item,) = receiver.received
+        assert not item.signature_ok
+        status = outbox_status(workspace)
+        assert status.oldest_pending is not None
+        assert status.oldest_pending.last_error == "HTTP 401"
+    finally:
+        receiver.stop()
+
+
+@settings(deadline=None, database=None)
+@given(
+    st.dictionaries(
+        st.text(max_size=8),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=40),
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+            max_leaves=8,
+        ),
+        max_size=6,
+    )
+)
+def test_a_summary_never_holds_a_registered_secret(payload: dict[str, object]) -> None:
+    REDACTOR.register(CANARY)
+    salted = {**payload, "note": f"pw {CANARY} here", "list": ["a", CANARY]}
+    summary = summarize(salted)
+    assert CANARY not in json.dumps(summary)
+    assert set(summary) <= set(salted) - SKIPPED_KEYS
