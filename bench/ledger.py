@@ -1,14 +1,19 @@
 """Ledger throughput: opskit's hash-chained append and verify against a raw insert.
 
 Appends N events (default 200,000) with realistic payloads (~350 bytes of
-canonical JSON each) through `Ledger.batch()` in batches of 1,000, then
-verifies the whole chain. As the floor, the same rows go into the same kind
+canonical JSON each) through `Ledger.batch()` in batches of 1,000 (the
+records, their hash chain and their Merkle tree), then verifies the whole
+chain and tree. As the floor, the same rows go into the same kind
 of database (same table, same pragmas) with `executemany` (PostgreSQL:
-COPY, as the ledger does), encoded but not hashed. Prints events/s and
-the ratios against the targets; repeats on PostgreSQL when Debian's server
-binaries are installed.
+COPY, as the ledger does), encoded but not hashed. Then it builds a ledger
+of `--proof-records` (default 1,000,000) and times inclusion proofs of
+random records and consistency proofs from random sizes against its
+checkpoint. Prints events/s, milliseconds a proof and the ratios against
+the targets; repeats on PostgreSQL when Debian's server binaries are
+installed.
 
-    .venv/bin/python bench/ledger.py [--events N] [--rounds 3] [--no-postgres]
+    .venv/bin/python bench/ledger.py [--events N] [--rounds 3] [--proof-records N]
+                                     [--no-postgres]
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ BATCH = 1_000
 TARGET_APPEND = 50_000
 TARGET_VERIFY = 200_000
 TARGET_RATIO = 0.5
+TARGET_PROOF_MS = 10.0
+PROOFS = 200
 RAW_TABLE = "raw_events"
 
 
@@ -135,6 +142,60 @@ def bench_raw(engine: Any, events: list[tuple[str, str, str, dict]]) -> tuple[fl
     return len(events) / elapsed, len(events) / cpu
 
 
+def bench_proofs(engine: Any, keys_dir: Path, count: int) -> dict:
+    """A ledger of `count` records, one checkpoint, then PROOFS inclusion and
+    consistency proofs of random records and sizes, each timed alone."""
+    import random
+
+    from opskit.ledger.proofs import prove_consistency, prove_record
+    from opskit.tlog import merkle
+
+    create_schema(engine)
+    ledger = Ledger(engine, keys_dir=keys_dir)
+    start = time.perf_counter()
+    for offset in range(0, count, BATCH * 10):
+        batch_events = payloads(min(BATCH * 10, count - offset))
+        with ledger.batch() as batch:
+            for kind, change, ci, payload in batch_events:
+                batch.append(kind, actor="ci-pipeline", payload=payload, change_id=change, ci=ci)
+    build_s = time.perf_counter() - start
+    ledger.checkpoint("bench")
+    rng = random.Random(6962)
+    inclusion, consistency = [], []
+    for _ in range(PROOFS):
+        seq = rng.randint(1, count)
+        start = time.perf_counter()
+        proof = prove_record(ledger, seq)
+        inclusion.append((time.perf_counter() - start) * 1000)
+        leaf = merkle.record_hash(proof.extra or b"")
+        merkle.check_record(proof.hashes, count, proof.checkpoint.root_hash, seq - 1, leaf)
+        size = rng.randint(1, count)
+        start = time.perf_counter()
+        prove_consistency(ledger, size)
+        consistency.append((time.perf_counter() - start) * 1000)
+    engine.dispose()
+    return {
+        "records": count,
+        "build": count / build_s,
+        "inclusion_ms": median(inclusion),
+        "inclusion_max_ms": max(inclusion),
+        "consistency_ms": median(consistency),
+        "hashes": len(proof.hashes),
+    }
+
+
+def report_proofs(name: str, result: dict) -> None:
+    print(f"{name}: proofs from a ledger of {result['records']:,} records")
+    print(
+        f"  {'inclusion proof':20} {result['inclusion_ms']:>7.2f} ms median, "
+        f"{result['inclusion_max_ms']:.2f} ms max of {PROOFS} "
+        f"({result['inclusion_ms'] / TARGET_PROOF_MS:.2f}x the {TARGET_PROOF_MS:.0f} ms target; "
+        f"{result['hashes']} hashes)"
+    )
+    print(f"  {'consistency proof':20} {result['consistency_ms']:>7.2f} ms median")
+    print(f"  {'(building it)':20} {result['build']:>10,.0f} events/s appended")
+
+
 def report(name: str, result: dict, raw: tuple[float, float]) -> None:
     """Wall-clock rates against the targets; per CPU-second of this process
     too, which stays comparable when other jobs share the machine."""
@@ -185,6 +246,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians count")
+    parser.add_argument("--proof-records", type=int, default=1_000_000)
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
     events = payloads(args.events)
@@ -197,6 +259,11 @@ def main() -> int:
             lambda name: open_engine(sqlite_url(folder / f"{name}.db")), keys, events, args.rounds
         )
         report(f"SQLite (WAL, synchronous=FULL), {rounds}", result, raw)
+        if args.proof_records:
+            proofs = bench_proofs(
+                open_engine(sqlite_url(folder / "proofs.db")), keys, args.proof_records
+            )
+            report_proofs("SQLite", proofs)
 
     if args.no_postgres:
         return 0
@@ -221,6 +288,11 @@ def main() -> int:
             )
             name = f"PostgreSQL {bindir.parent.name} (loopback, fsync on)"
             report(f"{name}, {rounds}", result, raw)
+            if args.proof_records:
+                proofs = bench_proofs(
+                    open_engine(server.create_database("bench_proofs")), keys, args.proof_records
+                )
+                report_proofs(name, proofs)
     finally:
         server.stop()
     return 0

@@ -248,6 +248,9 @@ def test_a_forged_record_under_a_checkpoint_reads_the_same_in_any_chunking(
             "(history rewritten)"),
         (6, "inserted record: 1 record(s) inserted at seq 6; "
             "the record of seq 6 now sits at seq 7"),
+        # The forged record is not the leaf the tree holds for seq 6.
+        (6, "changed content: the Merkle tree leaf of seq 6 stored with seq 6 "
+            "is missing or differs from the records"),
     ]  # fmt: skip
     ledger.engine.dispose()
 
@@ -335,6 +338,9 @@ def test_two_halves_report_what_one_pass_reports(
             (forged, "cj" if "cj" in forged else "alice", prev, digest, seq),
         )
         prev = digest
+    # ... and the Merkle tree rebuilt from the forged records.
+    attacker_sql(ledger_backend, "DELETE FROM ledger_tree WHERE first_seq >= 25")
+    Ledger(ledger.engine, keys_dir=tmp_path / "keys").build_tree()
     report = ledger.verify()
     assert used == ([True, True] if in_halves else [])  # halves intact and joined...
     assert (30, "changed content: the ledger up to seq 30 differs from a stored checkpoint "

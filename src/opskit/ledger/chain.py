@@ -182,31 +182,31 @@ class TreeCheck:
     def _pull(self, count: int) -> bytes:
         """The next `count` stored hashes (fewer when the runs end)."""
         need = count * HASH
-        while len(self._stored) < need:
+        pieces, have = [self._stored], len(self._stored)
+        while have < need:
             run = next(self.runs, None)
             if run is None:
                 break
             first_seq, last_seq, first_index, hashes = run
             hashes = bytes(hashes)
+            expected = stored_hash_count(int(last_seq)) - stored_hash_count(int(first_seq) - 1)
+            if len(hashes) != expected * HASH:
+                self.bad = f"tree row of seqs {first_seq}..{last_seq} has a wrong length"
+                return b""
             if self._next_seq is None:  # the run holding our first hash
                 skip = (self._index - int(first_index)) * HASH
                 if skip < 0 or skip > len(hashes):
                     self.bad = self._index
                     return b""
                 hashes = hashes[skip:]
-            elif (
-                int(first_seq) != self._next_seq
-                or int(first_index) != self._index + len(self._stored) // HASH
-            ):
+            elif int(first_seq) != self._next_seq or int(first_index) != self._index + have // HASH:
                 self.bad = f"tree rows out of sequence at seq {first_seq}"
                 return b""
-            expected = stored_hash_count(int(last_seq)) - stored_hash_count(int(first_seq) - 1)
-            if len(bytes(run[3])) != expected * HASH:
-                self.bad = f"tree row of seqs {first_seq}..{last_seq} has a wrong length"
-                return b""
             self._next_seq = int(last_seq) + 1
-            self._stored += hashes
-        taken, self._stored = self._stored[:need], self._stored[need:]
+            pieces.append(hashes)
+            have += len(hashes)
+        stored = b"".join(pieces)  # one copy a chunk, not one a run
+        taken, self._stored = stored[:need], stored[need:]
         return taken
 
     def feed(self, records: list[str]) -> bool:

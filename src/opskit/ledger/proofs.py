@@ -34,7 +34,7 @@ from opskit.ledger.store import EVENTS, TREE_HEADS
 from opskit.ledger.tree import TreeReader, leaf_index
 from opskit.ledger.treehead import verifier_for
 from opskit.tlog import merkle
-from opskit.tlog.checkpoint import parse_signed_checkpoint
+from opskit.tlog.checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from opskit.tlog.proof import ConsistencyProof, InclusionProof
 
 if TYPE_CHECKING:
@@ -57,26 +57,32 @@ def log_vkey(ledger: Ledger) -> str:
     return verifier_for(ledger.origin, public).vkey
 
 
-def _note_covering(ledger: Ledger, size: int, actor: str | None) -> str:
+def _covering(ledger: Ledger, size: int, actor: str | None) -> SignedCheckpoint:
+    """The latest checkpoint, or a new one when it does not cover `size` records."""
     note = latest_note(ledger)
-    if note is None or parse_signed_checkpoint(note).checkpoint.size < size:
+    signed = parse_signed_checkpoint(note) if note is not None else None
+    if signed is None or signed.checkpoint.size < size:
         note = ledger.checkpoint(actor).note
         assert note is not None  # every new checkpoint carries its note
-    return note
+        signed = parse_signed_checkpoint(note)
+    return signed
 
 
 def prove_record(ledger: Ledger, seq: int, *, actor: str | None = None) -> InclusionProof:
     """The inclusion proof of record `seq` against the latest checkpoint."""
     head = ledger.head()[0]
-    if type(seq) is not int or not 1 <= seq <= head:
+    if type(seq) is not int or not 1 <= seq <= head:  # refused before anything is signed
         raise UsageError(f"prove: seq {seq} is not in the ledger (seqs 1..{head})")
-    signed = parse_signed_checkpoint(_note_covering(ledger, seq, actor))
+    signed = _covering(ledger, seq, actor)
     size = signed.checkpoint.size
     with ledger.reader().session() as session:
         cursor = session.cursor()
-        cursor.execute(ledger.sql(f"SELECT record FROM {EVENTS} WHERE seq = ?"), (seq,))
-        (record,) = cursor.fetchone()
         try:
+            cursor.execute(ledger.sql(f"SELECT record FROM {EVENTS} WHERE seq = ?"), (seq,))
+            row = cursor.fetchone()
+            if row is None:
+                raise UsageError(f"prove: seq {seq} is not in the ledger")
+            record = row[0]
             hashes = merkle.prove_record(size, leaf_index(seq), TreeReader(cursor, ledger.sql))
         finally:
             cursor.close()
@@ -96,10 +102,7 @@ def prove_consistency(
     ledger: Ledger, from_size: int, *, actor: str | None = None
 ) -> ConsistencyProof:
     """The consistency proof from tree size `from_size` to the latest checkpoint."""
-    note = latest_note(ledger)
-    if note is None:
-        note = _note_covering(ledger, 0, actor)
-    signed = parse_signed_checkpoint(note)
+    signed = _covering(ledger, 0, actor)
     size = signed.checkpoint.size
     if type(from_size) is not int or not 0 <= from_size <= size:
         raise UsageError(

@@ -9,8 +9,9 @@ blob and appends a purge event, leaves every earlier leaf and node as it was.
 
 The stored hashes are Go `sumdb/tlog`'s sequence (`opskit.tlog.merkle`):
 appending leaf *i* stores its leaf hash and the roots of the subtrees it
-completes. Each write stores its run as one row of `ledger_tree`
-(first_seq, last_seq, first_index, the hashes concatenated), in the same
+completes. Each write stores its run as rows of `ledger_tree` of at most
+64 records each (first_seq, last_seq, first_index, the hashes
+concatenated), in the same
 transaction as the records, so the tree always has exactly the records'
 leaves. `TreeReader` reads any stored hash in one indexed query, which gives
 an inclusion proof in O(log n) reads.
@@ -38,8 +39,12 @@ from opskit.ledger.store import EVENTS, TREE
 from opskit.tlog import merkle
 
 HASH = merkle.HASH_SIZE
-# Leaves added per row when an old ledger's tree is built.
+# Leaves read per query when an old ledger's tree is built.
 BUILD_ROWS = 10_000
+# Leaves per row at most: 64 leaves store at most 128 hashes (4 KiB), which
+# SQLite keeps in the row's own page; a longer row spills into a chain of
+# overflow pages that every read of one hash would walk.
+RUN = 64
 _SELECT_RECORDS = f"SELECT seq, record FROM {EVENTS} WHERE seq > ? AND seq <= ? ORDER BY seq"
 
 
@@ -144,11 +149,18 @@ class TreeWriter:
         self._write(builder, [row[-1] for row in rows])
 
     def _write(self, builder: merkle.TreeBuilder, records: list[str]) -> None:
-        first_seq = builder.size + 1
-        first_index = merkle.stored_hash_count(builder.size)
-        hashes = tree_hashes(records, builder.size, builder.edge)
-        builder.size += len(records)
-        self.cursor.execute(self._insert, (first_seq, builder.size, first_index, hashes))
+        rows = []
+        for start in range(0, len(records), RUN):
+            run = records[start : start + RUN]
+            first_seq = builder.size + 1
+            first_index = merkle.stored_hash_count(builder.size)
+            hashes = tree_hashes(run, builder.size, builder.edge)
+            builder.size += len(run)
+            rows.append((first_seq, builder.size, first_index, hashes))
+        if len(rows) == 1:
+            self.cursor.execute(self._insert, rows[0])
+        else:
+            self.cursor.executemany(self._insert, rows)
 
 
 def stored_runs(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[int, int, int, bytes]]:

@@ -41,10 +41,15 @@ def note_signed_by(note: Note, keys: Iterable[Ed25519PublicKey]) -> bool:
 
 
 def note_problems(
-    stored: list[Checkpoint], since: Checkpoint | None, trusted: dict[str, Any] | None
+    stored: list[Checkpoint],
+    since: Checkpoint | None,
+    trusted: dict[str, Any] | None,
+    signed_badly: set[int] | frozenset[int] = frozenset(),
 ) -> tuple[TreeAnchors, list[Problem]]:
     """The roots the checkpoint notes state, by tree size, and what is wrong
-    with the notes themselves."""
+    with the notes themselves. The note signatures of the checkpoints in
+    `signed_badly` (by id) are not checked: their checkpoint's signature
+    failed already, and one fact is reported once."""
     anchors: TreeAnchors = {}
     problems: list[Problem] = []
     given = [(cp, "a stored checkpoint note") for cp in stored]
@@ -68,8 +73,8 @@ def note_problems(
                 )
             )
             continue
-        if trusted is None:
-            problems.append((seq, "checkpoint note cannot be checked: no public key (keys folder)"))
+        if trusted is None or id(checkpoint) in signed_badly:
+            pass  # said already of the checkpoint itself
         elif not note_signed_by(signed.note, trusted.values()):
             problems.append((seq, f"bad checkpoint note signature at seq {seq}"))
         anchors.setdefault(seq, []).append((signed.checkpoint.root_hash, source))

@@ -276,12 +276,7 @@ def verify_ledger(reader: LedgerReader, since: Checkpoint | None = None) -> Veri
     # Checkpoints first: the chain loop compares their heads as it passes them.
     anchors: dict[int, list[tuple[str, str]]] = {}
     stored = reader.checkpoints()
-    # The checkpoint notes: signatures now, roots against the recomputed tree.
-    tree_anchors, note_issues = note_problems(stored, since, trusted)
-    problems += note_issues
-    tree_sizes = set(tree_anchors)
-    tree_roots: dict[int, bytes] = {}
-    tree_bad: int | str | None = None
+    signed_badly: set[int] = set()  # ids of checkpoints whose signature failed
     for checkpoint in stored:
         if trusted is None:
             problems.append(
@@ -289,11 +284,20 @@ def verify_ledger(reader: LedgerReader, since: Checkpoint | None = None) -> Veri
             )
         elif (bad := checkpoint.signature_problem(trusted)) is not None:
             problems.append((checkpoint.seq, bad))
+            signed_badly.add(id(checkpoint))
         anchors.setdefault(checkpoint.seq, []).append((checkpoint.head, "a stored checkpoint"))
     if since is not None:
         if (bad := since.signature_problem(trusted)) is not None:
             problems.append((since.seq, f"{bad} (the given checkpoint)"))
+            signed_badly.add(id(since))
         anchors.setdefault(since.seq, []).append((since.head, "the given checkpoint"))
+    # The checkpoint notes: signatures now (those of a checkpoint whose
+    # signature already failed are not named twice), roots against the tree.
+    tree_anchors, note_issues = note_problems(stored, since, trusted, signed_badly)
+    problems += note_issues
+    tree_sizes = set(tree_anchors)
+    tree_roots: dict[int, bytes] = {}
+    tree_bad: int | str | None = None
 
     referenced: dict[str, int] = {}
     purge_events: dict[int, str] = {}
