@@ -99,13 +99,19 @@ class Ledger:
         # The tree's right edge after this object's last commit, by head hash:
         # the next batch that starts from that head needs no read for it.
         self._tree_cache: tuple[str, TreeBuilder] | None = None
+        # Sends each new checkpoint to the policy's witnesses (opskit.ledger.witnessing).
+        self.witnessing: Callable[[Ledger, Checkpoint], Checkpoint] | None = None
+        self.last_witnessing: Any = None
 
     @classmethod
     def open(cls, ws: Workspace) -> Ledger:
         """The workspace's ledger. A workspace made before it had a signing key
         gets one now; checkpoints by a lost key then show as an unknown key."""
         keymod.ensure_workspace_key(ws)
+        from opskit.ledger.witnessing import for_workspace
+
         ledger = cls(ws.engine, keys_dir=ws.keys_dir, origin=lambda: workspace_origin(ws))
+        ledger.witnessing = for_workspace(ws)
         ledger.build_tree(quiet=True)
         return ledger
 
@@ -264,11 +270,12 @@ class Ledger:
             raise LedgerError("checkpoint: this ledger has no signing key (no keys folder)")
         key = keymod.load_private_key(self.keys_dir)
         if out is None:
-            return self._checkpoint(key, actor, None)
-        with OutputFile(out) as target:
-            checkpoint = self._checkpoint(key, actor, target)
-            target.commit()
-        return checkpoint
+            checkpoint = self._checkpoint(key, actor, None)
+        else:
+            with OutputFile(out) as target:
+                checkpoint = self._checkpoint(key, actor, target)
+                target.commit()
+        return checkpoint if self.witnessing is None else self.witnessing(self, checkpoint)
 
     def _checkpoint(self, key: Any, actor: str | None, target: OutputFile | None) -> Checkpoint:
         origin = self.origin

@@ -134,12 +134,14 @@ class GroupWriter:
         self._drainer.put(item)
         return item.result()
 
-    def submit(self, kind: str, **kwargs: Any) -> Callable[[], Event]:
+    def submit(
+        self, kind: str, *, guard: Callable[[Batch], None] | None = None, **kwargs: Any
+    ) -> Callable[[], Event]:
         """Queues the event and returns at once; the returned call waits until
         it is committed (with the next `append`, or within `LINGER_SECONDS`)
         and returns it, or raises why it was not. Events are written in the
         order they were queued."""
-        item = _Pending(kind, kwargs, urgent=False)
+        item = _Pending(kind, kwargs, urgent=False, guard=guard)
         self._drainer.put(item, wake=False)
         return item.result
 

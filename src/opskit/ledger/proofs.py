@@ -42,11 +42,17 @@ if TYPE_CHECKING:
 
 
 def latest_note(ledger: Ledger) -> str | None:
-    """The note of the latest checkpoint, exactly as signed; None before the first."""
+    """The note of the latest checkpoint, exactly as signed, with its witnesses'
+    cosignatures; None before the first."""
+    from opskit.ledger.cosignatures import note_with_cosignatures
+
+    reader = ledger.reader()
     rows = list(
-        ledger.reader().query(f"SELECT note FROM {TREE_HEADS} ORDER BY checkpoint_id DESC LIMIT 1")
+        reader.query(
+            f"SELECT checkpoint_id, note FROM {TREE_HEADS} ORDER BY checkpoint_id DESC LIMIT 1"
+        )
     )
-    return rows[0][0] if rows else None
+    return note_with_cosignatures(reader, rows[0][0], rows[0][1]) if rows else None
 
 
 def log_vkey(ledger: Ledger) -> str:
