@@ -13,7 +13,7 @@ import getpass
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -353,11 +353,18 @@ class Ledger:
             since_checkpoint = Checkpoint.load(Path(since_checkpoint))
         return verify_ledger(self._reader, since_checkpoint)
 
-    def export_bundle(self, change_id: str, out: Path, *, actor: str | None = None) -> Path:
-        """Writes the evidence bundle of one change (see docs/ledger.md)."""
-        from opskit.ledger.bundle import export_bundle
+    def export_bundle(
+        self,
+        change_id: str,
+        out: Path,
+        *,
+        actor: str | None = None,
+        withhold: Iterable[int] = (),
+    ) -> Path:
+        """Writes the complete bundle of one change (`opskit.ledger.changebundle`)."""
+        from opskit.ledger.changebundle import export_change_bundle
 
-        return export_bundle(self, change_id, Path(out), actor=actor)
+        return export_change_bundle(self, change_id, Path(out), actor=actor, withhold=withhold)
 
 
 def _admit(check: Callable[[Any], bool], payload: dict[str, Any], kind: str) -> None:
