@@ -164,6 +164,7 @@ def checkpoint(
         highlight=False,
         soft_wrap=True,
     )
+    audit_bundle.witness_warnings(ledger)  # an unreachable witness, a quorum not met
 
 
 @app.command("pubkey")

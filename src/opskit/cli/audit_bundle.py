@@ -52,10 +52,11 @@ def export(
         highlight=False,
         soft_wrap=True,
     )
-    _witness_warnings(ledger)
+    witness_warnings(ledger)
 
 
-def _witness_warnings(ledger: Any) -> None:
+def witness_warnings(ledger: Any) -> None:
+    """One line a warning of the witnesses on the ledger's last checkpoint."""
     outcome = ledger.last_witnessing
     for warning in getattr(outcome, "warnings", ()):
         err_console.print(f"[yellow]warning[/yellow]: {plain(warning)}", highlight=False)

@@ -1,0 +1,258 @@
+"""Complete change bundles and witnessed checkpoints, with two real witness
+processes on loopback, on SQLite and PostgreSQL: every checkpoint is
+cosigned, a change's bundle proves that none of its events is missing,
+reordered or invented, and nothing is verified without a trust policy."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opskit.changes.journal import Journal
+from opskit.ledger import Ledger
+from opskit.ledger.bundlecheck import verify_change_bundle
+from opskit.ledger.cosignatures import COSIGNATURES
+from opskit.tlog.trust import parse_policy
+from opskit.workspace import Workspace
+from tests.fixtures.postgres import PostgresServer
+from tests.ledger.change_bundle_support import (
+    opskit_cli,
+    set_witnesses,
+    trust_policy,
+    witnessed_workspace,
+)
+from tests.tlog.witness_support import WitnessProcess
+
+
+@pytest.fixture(scope="module")
+def witnesses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[WitnessProcess]]:
+    folder = tmp_path_factory.mktemp("witnesses")
+    started = [WitnessProcess(folder / n, f"{n}.example/witness") for n in ("w1", "w2")]
+    try:
+        for witness in started:
+            witness.start()
+        yield started
+    finally:
+        for witness in started:
+            witness.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest) -> str | None:
+    """None: the workspace's own SQLite file; else a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database()
+
+
+def record_change(journal: Journal) -> None:
+    """CHG-1 (with a blob, interleaved with CHG-2's events), closed."""
+    for n in range(3):
+        journal.record("change.noted", actor="alice", change_id="CHG-1", payload={"n": n})
+        journal.record("change.noted", actor="bob", change_id="CHG-2", payload={"n": n})
+    journal.record(
+        "host.backup", actor="ci", change_id="CHG-1", ci="sw1", payload={}, blobs={"cfg": "x\n"}
+    )
+    journal.record("change.closed", actor="alice", change_id="CHG-1", payload={"to": "closed"})
+
+
+def test_a_closed_change_bundle_verifies_with_both_cosignatures(
+    witnesses: list[WitnessProcess], db: str | None, tmp_path: Path
+) -> None:
+    ws = witnessed_workspace(tmp_path / "ws", witnesses, db=db)
+    record_change(Journal(ws))
+    shown = opskit_cli("audit", "checkpoint", ws=ws)
+    assert shown.returncode == 0, shown.stderr
+    signers = [line.split()[1] for line in shown.stdout.splitlines() if line.startswith("— ")]
+    assert signers[1:] == ["w1.example/witness", "w2.example/witness"], shown.stdout
+    rows = list(Ledger.open(ws).reader().query(f"SELECT witness, size FROM {COSIGNATURES}"))
+    assert sorted(w.split("+")[0] for w, _ in rows) == ["w1.example/witness", "w2.example/witness"]
+    second = next(e.seq for e in Ledger.open(ws).events(change_id="CHG-1"))
+    bundle = tmp_path / "chg1.json"
+    exported = opskit_cli(
+        "audit", "export", "--change", "CHG-1", "--out", str(bundle), "--withhold", str(second + 2),
+        ws=ws,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    (tmp_path / "audit.policy").write_text(trust_policy(ws, witnesses, "every"))
+    checked = opskit_cli(
+        "audit", "verify-bundle", str(bundle), "--trust", str(tmp_path / "audit.policy")
+    )
+    assert checked.returncode == 0, checked.stderr
+    line = checked.stdout
+    assert "change CHG-1: 5 events (1 withheld, verifiable by digest: seq 3 change.noted)" in line
+    assert "complete: closed at seq 8" in line and "witnesses: w1, w2" in line, line
+    # The data a bundle carries: one checkpoint, an inclusion proof per event.
+    data = json.loads(bundle.read_text())
+    assert data["format"] == "opskit.ledger.bundle/2"
+    assert [e["seq"] for e in data["events"]] == [1, 3, 5, 7, 8] and data["blobs"]
+
+
+@pytest.fixture(scope="module")
+def closed_bundle(
+    witnesses: list[WitnessProcess], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, Any], Any]:
+    """A closed change's bundle (one event withheld) and the trust policy."""
+    folder = tmp_path_factory.mktemp("closed")
+    ws = witnessed_workspace(folder / "ws", witnesses)
+    journal = Journal(ws)
+    record_change(journal)
+    journal.ledger.export_bundle("CHG-1", folder / "b.json", withhold={3})
+    policy = parse_policy(trust_policy(ws, witnesses, "every"), source="audit.policy")
+    return json.loads((folder / "b.json").read_text()), policy
+
+
+def check(data: dict[str, Any], policy: Any, tmp_path: Path) -> Any:
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(data))
+    return verify_change_bundle(path, policy)
+
+
+def test_the_untouched_bundle_verifies(closed_bundle: Any, tmp_path: Path) -> None:
+    data, policy = closed_bundle
+    report = check(data, policy, tmp_path)
+    assert report.ok, report.problems
+    assert (report.closed_at, report.complete_to, report.witnesses) == (8, 8, ("w1", "w2"))
+
+
+def test_withholding_an_event_entirely_fails(closed_bundle: Any, tmp_path: Path) -> None:
+    data, policy = closed_bundle
+    for index in (0, 1, 2):  # the first, a withheld one, a middle one
+        tampered = copy.deepcopy(data)
+        del tampered["events"][index]
+        report = check(tampered, policy, tmp_path)
+        assert not report.ok and "incomplete or altered change" in (report.problem or ""), index
+
+
+def test_reordering_events_fails(closed_bundle: Any, tmp_path: Path) -> None:
+    data, policy = closed_bundle
+    swapped = copy.deepcopy(data)
+    swapped["events"][1], swapped["events"][2] = swapped["events"][2], swapped["events"][1]
+    assert "reordered" in (check(swapped, policy, tmp_path).problem or "")
+    relabelled = copy.deepcopy(data)  # the records swapped, the seqs left in order
+    first, third = relabelled["events"][0], relabelled["events"][2]
+    first["record"], third["record"] = third["record"], first["record"]
+    assert "reordered" in (check(relabelled, policy, tmp_path).problem or "")
+
+
+def test_inventing_an_event_fails(closed_bundle: Any, tmp_path: Path) -> None:
+    data, policy = closed_bundle
+    invented = copy.deepcopy(data)
+    fake = copy.deepcopy(invented["events"][2])
+    record = json.loads(fake["record"])
+    record["seq"] = fake["seq"] = 6  # CHG-2's slot, claimed for CHG-1
+    record["payload"]["n"] = 99
+    fake["record"] = json.dumps(record, separators=(",", ":"), sort_keys=True)
+    invented["events"].insert(3, fake)
+    assert "is not in the checkpoint's tree" in (check(invented, policy, tmp_path).problem or "")
+    # A real record of the other change, disclosed as if it were this one's.
+    other = copy.deepcopy(data)
+    other["events"].insert(1, dict(other["events"][0], seq=2))
+    assert not check(other, policy, tmp_path).ok
+    # A withheld event whose digest is changed no longer folds.
+    digest = copy.deepcopy(data)
+    digest["events"][1]["digest"] = "0" * 64
+    assert "incomplete or altered" in (check(digest, policy, tmp_path).problem or "")
+
+
+def test_an_untrusted_or_unwitnessed_bundle_is_not_verified(
+    closed_bundle: Any, witnesses: list[WitnessProcess], tmp_path: Path
+) -> None:
+    data, policy = closed_bundle
+    report = check(data, None, tmp_path)
+    assert not report.ok and "no trust policy" in (report.problem or "")
+    assert "w1.example/witness+" in (report.problem or "")  # the fingerprints found
+    # A policy asking a witness that did not cosign.
+    stranger = WitnessProcess(tmp_path / "w3", "w3.example/witness")
+    text = str(policy.logs[0].vkey)
+    strict = parse_policy(f"log {text}\nwitness w3 {stranger.verifier.vkey}\nquorum w3\n")
+    assert "quorum 'w3' not met" in (check(data, strict, tmp_path).problem or "")
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(data))
+    result = opskit_cli("audit", "verify-bundle", str(path))
+    assert result.returncode == 3 and "NOT TRUSTED" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_open_and_older_changes_say_how_far_completeness_goes(
+    witnesses: list[WitnessProcess], tmp_path: Path
+) -> None:
+    ws = witnessed_workspace(tmp_path / "ws", witnesses)
+    journal = Journal(ws)
+    for n in range(3):
+        journal.record("change.noted", actor="alice", change_id="OPEN", payload={"n": n})
+    # Written as a ledger older than format 2 wrote them: no change links.
+    for n in range(2):
+        journal.ledger.append("change.noted", actor="alice", change_id="OLD", payload={"n": n})
+    policy = parse_policy(trust_policy(ws, witnesses, "every"))
+    for change, expected in (
+        ("OPEN", "complete only up to seq 3 (open change"),
+        ("OLD", "completeness cannot be proven (events written before ledger format 2)"),
+    ):
+        journal.ledger.export_bundle(change, tmp_path / f"{change}.json")
+        report = verify_change_bundle(tmp_path / f"{change}.json", policy)
+        assert report.ok and expected in report.summary(), report.summary()
+    # The latest event withheld: proven only up to the one before.
+    journal.ledger.export_bundle("OPEN", tmp_path / "tail.json", withhold={3})
+    summary = verify_change_bundle(tmp_path / "tail.json", policy).summary()
+    assert "complete only up to seq 2" in summary and "1 later event(s) unproven" in summary
+
+
+def test_an_unreachable_witness_is_a_warning_never_a_lost_record(
+    witnesses: list[WitnessProcess], tmp_path: Path
+) -> None:
+    ws = witnessed_workspace(tmp_path / "ws", witnesses[:1])
+    set_witnesses(ws, witnesses[:1], urls=["http://127.0.0.1:9"])  # nothing listens there
+    Journal(Workspace.open(ws.root)).record("change.noted", actor="a", change_id="C", payload={})
+    result = opskit_cli("audit", "checkpoint", ws=ws)
+    assert result.returncode == 0, result.stderr
+    assert "warning: witness w1 unreachable" in result.stderr
+    ledger = Ledger.open(Workspace.open(ws.root))
+    warned = list(ledger.events(kind="checkpoint.witness_warning"))
+    assert len(warned) == 1 and warned[0].payload["tree_size"] == 1
+    assert len(ledger.checkpoints()) == 1 and ledger.verify().ok
+
+
+def test_a_forked_history_is_refused_by_the_witness_and_shown_loudly(
+    witnesses: list[WitnessProcess], db: str | None, tmp_path: Path
+) -> None:
+    ws = witnessed_workspace(tmp_path / "ws", witnesses[:1], db=db)
+    journal = Journal(ws)
+    journal.record("change.noted", actor="alice", change_id="C", payload={"n": 0})
+    journal.ledger.checkpoint("alice")
+    fork = _fork(ws, tmp_path / "fork" / "ws", db)  # same folder name: same origin
+    for n in range(3):
+        journal.record("change.noted", actor="alice", change_id="C", payload={"n": n + 1})
+    journal.ledger.checkpoint("alice")  # the witness now holds size 4
+    Journal(fork).record("change.noted", actor="mallory", change_id="C", payload={"n": "x"})
+    for _ in range(4):
+        Journal(fork).record("change.noted", actor="mallory", change_id="D", payload={})
+    result = opskit_cli("audit", "checkpoint", ws=fork)
+    assert result.returncode == 1
+    assert "SPLIT VIEW: witness w1 refused the checkpoint of tree size 6" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    refused = list(Ledger.open(fork).events(kind="checkpoint.witness_refused"))
+    assert refused and refused[0].payload["refusals"][0]["witness"] == "w1"
+
+
+def _fork(ws: Workspace, root: Path, db: str | None) -> Workspace:
+    """A copy of the workspace and its database: the same log key, another history."""
+    shutil.copytree(ws.root, root)
+    if db is None:
+        return Workspace.open(root)
+    from sqlalchemy import create_engine, text
+
+    ws.close()
+    name = db.rsplit("/", 1)[1]
+    admin = create_engine(db.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}_fork" TEMPLATE "{name}"'))
+    admin.dispose()
+    return Workspace.open(root, db=f"{db}_fork")
