@@ -5,9 +5,12 @@ reordered or invented, and nothing is verified without a trust policy."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -256,3 +259,36 @@ def _fork(ws: Workspace, root: Path, db: str | None) -> Workspace:
         conn.execute(text(f'CREATE DATABASE "{name}_fork" TEMPLATE "{name}"'))
     admin.dispose()
     return Workspace.open(root, db=f"{db}_fork")
+
+
+def test_the_documented_stand_alone_check_agrees(closed_bundle: Any, tmp_path: Path) -> None:
+    """The ledger-format page's check (standard library + Ed25519) accepts a
+    real cosigned bundle and refuses a withheld event or a forged cosignature."""
+    docs = (Path(__file__).parents[2] / "docs" / "ledger-format.md").read_text()
+    script = docs.split("<!-- change-bundle-check -->\n```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "check.py").write_text(script)
+    data, policy = closed_bundle
+    vkeys = [policy.logs[0].vkey, *(w.vkey for w in policy.witnesses.values())]
+
+    def run(bundle: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "b.json").write_text(json.dumps(bundle))
+        return subprocess.run(
+            [sys.executable, "check.py", "b.json", *vkeys],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    result = run(data)
+    assert result.returncode == 0, result.stderr
+    assert "change CHG-1: 5 events" in result.stdout and "closed at seq 8" in result.stdout
+    assert "cosigned by w1.example/witness, w2.example/witness" in result.stdout
+    dropped = copy.deepcopy(data)
+    del dropped["events"][2]
+    assert "missing or invented" in run(dropped).stderr
+    forged = copy.deepcopy(data)
+    lines = forged["checkpoint"].splitlines()
+    name, blob = lines[-1].removeprefix("— ").split(" ")
+    raw = bytearray(base64.b64decode(blob))
+    raw[-1] ^= 1
+    lines[-1] = f"— {name} {base64.b64encode(bytes(raw)).decode()}"
+    forged["checkpoint"] = "\n".join(lines) + "\n"
+    assert "InvalidSignature" in run(forged).stderr
