@@ -21,6 +21,7 @@ from opskit.changes.journal import Journal
 from opskit.ledger import Ledger
 from opskit.ledger.bundlecheck import verify_change_bundle
 from opskit.ledger.cosignatures import COSIGNATURES
+from opskit.tlog.note import Signer
 from opskit.tlog.trust import parse_policy
 from opskit.workspace import Workspace
 from tests.fixtures.postgres import PostgresServer
@@ -84,10 +85,9 @@ def test_a_closed_change_bundle_verifies_with_both_cosignatures(
         ws=ws,
     )  # fmt: skip
     assert exported.returncode == 0, exported.stderr
-    (tmp_path / "audit.policy").write_text(trust_policy(ws, witnesses, "every"))
-    checked = opskit_cli(
-        "audit", "verify-bundle", str(bundle), "--trust", str(tmp_path / "audit.policy")
-    )
+    trust = tmp_path / "audit.policy"
+    trust.write_text(trust_policy(ws, witnesses, "every"))
+    checked = opskit_cli("audit", "verify-bundle", str(bundle), "--trust", str(trust))
     assert checked.returncode == 0, checked.stderr
     line = checked.stdout
     assert "change CHG-1: 5 events (1 withheld, verifiable by digest: seq 3 change.noted)" in line
@@ -96,6 +96,22 @@ def test_a_closed_change_bundle_verifies_with_both_cosignatures(
     data = json.loads(bundle.read_text())
     assert data["format"] == "opskit.ledger.bundle/2"
     assert [e["seq"] for e in data["events"]] == [1, 3, 5, 7, 8] and data["blobs"]
+    # The checkpoint an auditor kept, checked under their policy against the ledger.
+    (tmp_path / "q3.checkpoint").write_text(shown.stdout)
+    held = ("audit", "verify", "--checkpoint", str(tmp_path / "q3.checkpoint"))
+    verified = opskit_cli(*held, "--trust", str(trust), ws=ws)
+    assert verified.returncode == 0, verified.stderr
+    assert "checkpoint of tree size 8 trusted" in verified.stdout
+    assert "witnesses: w1, w2" in verified.stdout
+    untrusted = opskit_cli(*held, ws=ws)
+    assert untrusted.returncode == 3 and "NOT VERIFIED" in untrusted.stderr
+    assert "w2.example/witness+" in untrusted.stderr
+    # A policy trusting another key for the same origin: not verified, exit 1.
+    impostor = Signer.generate(shown.stdout.splitlines()[0]).verifier.vkey
+    (tmp_path / "other.policy").write_text(f"log {impostor}\nquorum none\n")
+    refused = opskit_cli(*held, "--trust", str(tmp_path / "other.policy"), ws=ws)
+    assert refused.returncode == 1 and "no signature by a log key" in refused.stderr
+    assert "ledger OK" not in refused.stdout
 
 
 @pytest.fixture(scope="module")

@@ -69,14 +69,22 @@ def verify(
         Path | None,
         typer.Option("--checkpoint", help="An exported checkpoint the ledger must extend."),
     ] = None,
+    trust: Annotated[
+        Path | None,
+        typer.Option("--trust", help="The trust policy the --checkpoint must satisfy."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
 ) -> None:
     """Check the whole chain, every blob and every checkpoint signature, and the
-    change tables against the ledger (exit 1 on failure)."""
+    change tables against the ledger (exit 1 on failure; 3: a --checkpoint note
+    without a --trust policy is not verified)."""
     from opskit.changes.tablecheck import verify_change_tables
     from opskit.ledger import VerifyReport
 
     ledger = _ledger()
+    trusted = audit_bundle.checkpoint_trust(ledger, checkpoint, trust)
+    if trusted is not None:  # a checkpoint note: checked above against the tree
+        checkpoint = None
     report = ledger.verify(since_checkpoint=checkpoint)
     # The change tables are an index of the ledger: every row is rebuilt
     # from the events and compared (`opskit.changes.tablecheck`).
@@ -89,6 +97,7 @@ def verify(
         head_hash=report.head_hash,
     )
     note = f"change tables not checked: {tables.skipped}" if tables.skipped else None
+    note = "; ".join(n for n in (trusted, note) if n) or None
     _report(report, as_json, "ledger", note=note)
 
 

@@ -177,6 +177,37 @@ def _workspace_anchors() -> Any:
     return workspace_anchors(ws.keys_dir)
 
 
+def checkpoint_trust(ledger: Any, checkpoint: Path | None, trust: Path | None) -> str | None:
+    """`audit verify --checkpoint/--trust`: one line saying what is trusted
+    (a note checked against the tree), or None to let verify check a JSON
+    checkpoint with the workspace's keys. A note without --trust is not
+    verified: its signers' fingerprints are printed and the exit is 3."""
+    from opskit.ledger.trustcheck import (
+        found_fingerprints,
+        read_checkpoint_file,
+        trusted_checkpoint,
+    )
+
+    if checkpoint is None:
+        if trust is not None:
+            from opskit.errors import UsageError
+
+            raise UsageError("--trust: give the --checkpoint FILE it must trust")
+        return None
+    if trust is not None:
+        line = trusted_checkpoint(ledger, checkpoint, trust)
+        return line if not read_checkpoint_file(checkpoint).lstrip().startswith("{") else None
+    if read_checkpoint_file(checkpoint).lstrip().startswith("{"):
+        return None
+    err_console.print(
+        f"[yellow]checkpoint {plain(str(checkpoint))} NOT VERIFIED[/yellow]: no --trust policy; "
+        f"it is signed by {plain(found_fingerprints(checkpoint))}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(UNTRUSTED_EXIT)
+
+
 def register(app: typer.Typer) -> None:
     """Adds `export` and `verify-bundle` to the `audit` command group."""
     app.command("export")(export)
