@@ -5,6 +5,9 @@
 3. The change process against the emulated lab (`opskit.demo.changes`):
    a change applied and verified on every lab switch, a second one whose
    verification fails and is rolled back with proof, both closed.
+   A witness process (`opskit.demo.verifiable`) cosigns the ledger's
+   checkpoints meanwhile; the first change's complete bundle is then
+   verified against a trust policy naming the log key and the witness.
 4. `opskit audit verify` over the whole ledger.
 
 Every step is the real CLI or public API; the script stops at the first
@@ -51,13 +54,14 @@ def main() -> int:
     opskit("inventory", "list", "--inventory", "example")
     opskit("inventory", "impact", "--inventory", "example", "core-sw1")
 
+    from opskit.demo import verifiable
     from opskit.demo.changes import run_demo
     from opskit.lab import Lab
     from opskit.workspace import Workspace
 
     keep_lab = "--keep-lab" in sys.argv
     try:
-        run_demo(WORKSPACE)
+        verifiable.run(WORKSPACE, lambda: run_demo(WORKSPACE))  # a witness cosigns; bundle checked
         opskit("audit", "verify")
     finally:
         if not keep_lab:
