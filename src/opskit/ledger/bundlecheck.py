@@ -48,6 +48,7 @@ from opskit.tlog.note import b64decode_strict
 from opskit.tlog.trust import TrustPolicy, UntrustedError, verify_checkpoint
 
 CLOSED_KIND = "change.closed"
+BUNDLE_FORMAT_V2 = "opskit.ledger.bundle/2"
 
 
 class BundleFormatError(OpskitError):
@@ -135,8 +136,8 @@ class ChangeBundleReport:
 
 def load_change_bundle(path: Path) -> dict[str, Any]:
     data = read_json(path, "a JSON bundle")
-    if not isinstance(data, dict):
-        raise BundleFormatError(f"{path}: not an opskit change bundle")
+    if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT_V2:
+        raise BundleFormatError(f"{path}: not an opskit change bundle ({BUNDLE_FORMAT_V2})")
     for name, kind in (("change_id", str), ("checkpoint", str), ("events", list), ("blobs", dict)):
         if not isinstance(data.get(name), kind):
             raise BundleFormatError(f"{path}: field {name!r} is missing or malformed")

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opskit.errors import LedgerError, UsageError
+from opskit.ledger.bundlecheck import BUNDLE_FORMAT_V2
 from opskit.ledger.canonical import record_digest
 from opskit.ledger.output import OutputFile
 from opskit.ledger.proofs import latest_note
@@ -49,8 +50,6 @@ from opskit.tlog.note import b64encode
 
 if TYPE_CHECKING:
     from opskit.ledger.core import Ledger
-
-BUNDLE_FORMAT_V2 = "opskit.ledger.bundle/2"
 
 
 def export_change_bundle(
