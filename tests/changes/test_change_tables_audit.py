@@ -391,8 +391,8 @@ def test_a_role_that_reads_only_the_ledger_still_verifies_it(estate: Estate) -> 
             "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
         )
         connection.execute(
-            "GRANT SELECT ON ledger_events, ledger_purges, ledger_checkpoints, ledger_blobs "
-            "TO opskit_ledger_reader"
+            "GRANT SELECT ON ledger_events, ledger_purges, ledger_checkpoints, ledger_blobs, "
+            "ledger_tree, ledger_tree_heads TO opskit_ledger_reader"
         )
     user = url.split("//", 1)[1].split("@", 1)[0]
     reader = Workspace(

@@ -76,22 +76,15 @@ def _covering(ledger: Ledger, size: int, actor: str | None) -> SignedCheckpoint:
 
 def prove_record(ledger: Ledger, seq: int, *, actor: str | None = None) -> InclusionProof:
     """The inclusion proof of record `seq` against the latest checkpoint."""
-    head = ledger.head()[0]
-    if type(seq) is not int or not 1 <= seq <= head:  # refused before anything is signed
-        raise UsageError(f"prove: seq {seq} is not in the ledger (seqs 1..{head})")
-    signed = _covering(ledger, seq, actor)
+    if type(seq) is not int or seq < 1:
+        raise UsageError(f"prove: seq {seq} is not in the ledger (seqs start at 1)")
+    found = _read_inclusion(ledger, seq)
+    if found is None:  # no checkpoint covers the record yet: sign one
+        ledger.checkpoint(actor)
+        found = _read_inclusion(ledger, seq)
+        assert found is not None  # the new checkpoint covers every record
+    signed, record, hashes = found
     size = signed.checkpoint.size
-    with ledger.reader().session() as session:
-        cursor = session.cursor()
-        try:
-            cursor.execute(ledger.sql(f"SELECT record FROM {EVENTS} WHERE seq = ?"), (seq,))
-            row = cursor.fetchone()
-            if row is None:
-                raise UsageError(f"prove: seq {seq} is not in the ledger")
-            record = row[0]
-            hashes = merkle.prove_record(size, leaf_index(seq), TreeReader(cursor, ledger.sql))
-        finally:
-            cursor.close()
     leaf = merkle.record_hash(record.encode())
     try:  # never hand out a proof that does not hold
         merkle.check_record(hashes, size, signed.checkpoint.root_hash, leaf_index(seq), leaf)
@@ -102,6 +95,38 @@ def prove_record(ledger: Ledger, seq: int, *, actor: str | None = None) -> Inclu
     return InclusionProof(
         leaf_index(seq), tuple(hashes), signed.note, signed.checkpoint, record.encode()
     )
+
+
+def _read_inclusion(ledger: Ledger, seq: int) -> tuple[SignedCheckpoint, str, list[bytes]] | None:
+    """The latest checkpoint, the record and its proof, read on one
+    connection; None when no checkpoint covers the record."""
+    sql = ledger.sql
+    with ledger.reader().session() as session:
+        cursor = session.cursor()
+        try:
+            # One round trip for the record and the latest note, one for the hashes.
+            cursor.execute(
+                sql(
+                    f"SELECT (SELECT record FROM {EVENTS} WHERE seq = ?), "
+                    f"(SELECT note FROM {TREE_HEADS} ORDER BY checkpoint_id DESC LIMIT 1)"
+                ),
+                (seq,),
+            )
+            record, note = cursor.fetchone()
+            if record is None:
+                cursor.execute(f"SELECT MAX(seq) FROM {EVENTS}")
+                head = cursor.fetchone()[0] or 0
+                raise UsageError(f"prove: seq {seq} is not in the ledger (seqs 1..{head})")
+            if note is None:
+                return None
+            signed = parse_signed_checkpoint(note, source=TREE_HEADS)
+            if signed.checkpoint.size < seq:
+                return None
+            size = signed.checkpoint.size
+            hashes = merkle.prove_record(size, leaf_index(seq), TreeReader(cursor, sql))
+        finally:
+            cursor.close()
+    return signed, record, hashes
 
 
 def prove_consistency(

@@ -16,9 +16,9 @@ transaction as the records, so the tree always has exactly the records'
 leaves. `TreeReader` reads any stored hash in one indexed query, which gives
 an inclusion proof in O(log n) reads.
 
-A ledger from before the tree gets it on its first write (or `Ledger.
-build_tree`, `opskit audit tree`): the missing leaves are added from the
-stored records in that write's transaction.
+A ledger from before the tree gets it on its first write, on `Ledger.open`
+(every `opskit` command in the workspace) or `Ledger.build_tree()`: the
+missing leaves are added from the stored records in one write transaction.
 
 Example:
     >>> reader = TreeReader(cursor, sql)
@@ -61,24 +61,36 @@ def _storing_seq(index: int) -> int:
 
 class TreeReader:
     """A `merkle.HashReader` over `ledger_tree`, on one DB-API cursor (`sql`
-    turns `?` placeholders into the driver's). One query per hash, each a
-    primary-key lookup that returns only the 32 bytes."""
+    turns `?` placeholders into the driver's). One query for all the hashes
+    asked: for each, a primary-key lookup of its row that returns only its
+    32 bytes (a proof is one round trip to PostgreSQL, not one a hash)."""
 
     def __init__(self, cursor: Any, sql: Callable[[str], str]) -> None:
         self.cursor = cursor
-        self._query = sql(
-            f"SELECT substr(hashes, CAST((? - first_index) * {HASH} + 1 AS INTEGER), {HASH}) "
-            f"FROM {TREE} WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1"
-        )
+        self.sql = sql
 
     def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        if not indexes:
+            return []
+        values = ", ".join(
+            ["(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))"] * len(indexes)
+        )
+        query = self.sql(
+            f"WITH wanted(k, i, s) AS (VALUES {values}) "
+            f"SELECT (SELECT substr(hashes, CAST((wanted.i - first_index) * {HASH} + 1 "
+            f"AS INTEGER), {HASH}) FROM {TREE} WHERE first_seq <= wanted.s "
+            "ORDER BY first_seq DESC LIMIT 1) "
+            "FROM wanted ORDER BY k"
+        )
+        params: list[int] = []
+        for k, index in enumerate(indexes):
+            params += (k, index, _storing_seq(index))
+        self.cursor.execute(query, params)
         hashes = []
-        for index in indexes:
-            self.cursor.execute(self._query, (index, _storing_seq(index)))
-            row = self.cursor.fetchone()
-            if row is None or row[0] is None or len(row[0]) != HASH:
+        for index, (digest,) in zip(indexes, self.cursor.fetchall(), strict=True):
+            if digest is None or len(digest) != HASH:
                 raise LedgerError(f"ledger tree: stored hash {index} is missing")
-            hashes.append(bytes(row[0]))
+            hashes.append(bytes(digest))
         return hashes
 
 
