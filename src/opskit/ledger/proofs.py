@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from opskit.errors import LedgerError, UsageError
 from opskit.ledger import keys as keymod
+from opskit.ledger.cosignatures import note_with_cosignatures
 from opskit.ledger.store import EVENTS, TREE_HEADS
 from opskit.ledger.tree import TreeReader, leaf_index
 from opskit.ledger.treehead import verifier_for
@@ -44,8 +45,6 @@ if TYPE_CHECKING:
 def latest_note(ledger: Ledger) -> str | None:
     """The note of the latest checkpoint, exactly as signed, with its witnesses'
     cosignatures; None before the first."""
-    from opskit.ledger.cosignatures import note_with_cosignatures
-
     reader = ledger.reader()
     rows = list(
         reader.query(
@@ -108,11 +107,12 @@ def _read_inclusion(ledger: Ledger, seq: int) -> tuple[SignedCheckpoint, str, li
             cursor.execute(
                 sql(
                     f"SELECT (SELECT record FROM {EVENTS} WHERE seq = ?), "
-                    f"(SELECT note FROM {TREE_HEADS} ORDER BY checkpoint_id DESC LIMIT 1)"
+                    f"(SELECT note FROM {TREE_HEADS} ORDER BY checkpoint_id DESC LIMIT 1), "
+                    f"(SELECT MAX(checkpoint_id) FROM {TREE_HEADS})"
                 ),
                 (seq,),
             )
-            record, note = cursor.fetchone()
+            record, note, checkpoint_id = cursor.fetchone()
             if record is None:
                 cursor.execute(f"SELECT MAX(seq) FROM {EVENTS}")
                 head = cursor.fetchone()[0] or 0
@@ -126,6 +126,9 @@ def _read_inclusion(ledger: Ledger, seq: int) -> tuple[SignedCheckpoint, str, li
             hashes = merkle.prove_record(size, leaf_index(seq), TreeReader(cursor, sql))
         finally:
             cursor.close()
+    cosigned = note_with_cosignatures(ledger.reader(), checkpoint_id, note)  # the witnesses'
+    if cosigned != note:
+        signed = parse_signed_checkpoint(cosigned, source=TREE_HEADS)
     return signed, record, hashes
 
 
