@@ -308,3 +308,28 @@ def test_the_documented_stand_alone_check_agrees(closed_bundle: Any, tmp_path: P
     lines[-1] = f"— {name} {base64.b64encode(bytes(raw)).decode()}"
     forged["checkpoint"] = "\n".join(lines) + "\n"
     assert "InvalidSignature" in run(forged).stderr
+
+
+def test_one_trust_file_format(closed_bundle: Any, tmp_path: Path) -> None:
+    """The trust policy is the format of every --trust; the old one-key-a-line
+    file is read for old bundles with a deprecation line, and refused with a
+    one-line hint where a checkpoint note must be checked."""
+    data, policy = closed_bundle
+    bundle = tmp_path / "b.json"
+    bundle.write_text(json.dumps(data))
+    raw = base64.b64encode(policy.logs[0].public_key).decode()
+    old = tmp_path / "old.trust"
+    old.write_text(f"# the old format: a base64 key\n{raw}\n")
+    result = opskit_cli("audit", "verify-bundle", str(bundle), "--trust", str(old))
+    assert "deprecated trust file format (one key a line)" in result.stderr
+    assert result.returncode == 0, result.stderr  # a pinned key: a log key, no witness quorum
+    proof = tmp_path / "p.tlog-proof"
+    proof.write_text(
+        "c2sp.org/tlog-proof@v1\nindex 0\n"
+        + "".join(h + "\n" for h in data["events"][0]["proof"])
+        + "\n"
+        + data["checkpoint"]
+    )
+    refused = opskit_cli("audit", "verify-proof", str(proof), "--trust", str(old))
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
+    assert "write a trust policy, `log <vkey>`" in refused.stderr

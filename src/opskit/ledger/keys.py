@@ -237,6 +237,21 @@ def load_trust_file(path: Path) -> TrustAnchors:
     return anchors
 
 
+def load_trust_policy(path: Path) -> TrustPolicy:
+    """The trust policy in a trust file; a file of the deprecated format is
+    refused with a one-line hint (a checkpoint note needs the log's vkey)."""
+    anchors = load_trust_file(path)
+    if anchors.policy is None:
+        from opskit.tlog.trust import TrustFileError
+
+        raise TrustFileError(
+            "the old one-key-a-line format cannot check a checkpoint note: write a trust "
+            "policy, `log <vkey>` (opskit audit pubkey --vkey) and `quorum none`",
+            file=path,
+        )
+    return anchors.policy
+
+
 def workspace_anchors(keys_dir: Path) -> TrustAnchors | None:
     """The workspace's own key and `trusted/*.pub`, or None when it has none."""
     keys = trusted_public_keys(keys_dir) if keys_dir.is_dir() else {}

@@ -67,12 +67,8 @@ def trusted_checkpoint(ledger: Ledger, path: Path, trust: Path) -> str:
                 f"{keymod.fingerprint(signer)}), which {trust} does not trust"
             )
         return f"checkpoint at seq {checkpoint.seq} signed by trusted key {checkpoint.key_id}"
-    if anchors.policy is None:
-        raise CheckpointUntrusted(
-            f"{trust}: a checkpoint note needs a trust policy (`log <vkey>`), not the old format"
-        )
     try:
-        trusted = verify_checkpoint(text, anchors.policy, source=str(path))
+        trusted = verify_checkpoint(text, keymod.load_trust_policy(trust), source=str(path))
     except UntrustedError as exc:
         raise CheckpointUntrusted(str(exc)) from None
     tree = trusted.checkpoint
