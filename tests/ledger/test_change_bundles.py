@@ -333,3 +333,20 @@ def test_one_trust_file_format(closed_bundle: Any, tmp_path: Path) -> None:
     refused = opskit_cli("audit", "verify-proof", str(proof), "--trust", str(old))
     assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
     assert "write a trust policy, `log <vkey>`" in refused.stderr
+
+
+def test_a_secret_in_a_witness_answer_or_url_never_reaches_the_ledger(
+    witnesses: list[WitnessProcess], tmp_path: Path
+) -> None:
+    from opskit.secrets import REDACTOR
+
+    canary = "canary-s3cr3t-7f1e"
+    REDACTOR.register(canary)
+    ws = witnessed_workspace(tmp_path / "ws", witnesses[:1])
+    set_witnesses(ws, witnesses[:1], urls=[f"http://ops:{canary}@127.0.0.1:9"])
+    journal = Journal(Workspace.open(ws.root))
+    journal.record("change.noted", actor="a", change_id="C", payload={})
+    journal.checkpoint("alice")  # unreachable: a warning, recorded without the secret
+    warned = list(journal.ledger.events(kind="checkpoint.witness_warning"))
+    assert len(warned) == 1 and canary not in json.dumps(warned[0].payload)
+    assert all(canary not in w for w in journal.ledger.last_witnessing.warnings)

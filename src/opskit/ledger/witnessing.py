@@ -144,9 +144,18 @@ def witness_checkpoint(
         _store_cosignatures(ledger, note_text, size, gathered)
     if len(cosigned) < quorum:
         warnings.append(f"witness quorum {quorum} not met ({len(cosigned)} cosigned)")
+    warnings = [_clean(w) for w in warnings]
+    refusals = [{**r, "reason": _clean(str(r["reason"]))} for r in refusals]
     outcome = WitnessOutcome(note, size, tuple(cosigned), tuple(warnings), quorum)
     _record(ledger, outcome, refusals, actor)
     return outcome
+
+
+def _clean(text: str) -> str:
+    """A witness's words as the ledger may hold them: printable, no secret."""
+    from opskit.secrets import REDACTOR
+
+    return REDACTOR.redact("".join(c if c.isprintable() else "?" for c in text))[:300]
 
 
 def _record(
