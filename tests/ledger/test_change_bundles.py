@@ -96,6 +96,14 @@ def test_a_closed_change_bundle_verifies_with_both_cosignatures(
     data = json.loads(bundle.read_text())
     assert data["format"] == "opskit.ledger.bundle/2"
     assert [e["seq"] for e in data["events"]] == [1, 3, 5, 7, 8] and data["blobs"]
+    # A proof of one record carries the same cosigned checkpoint, and verifies.
+    proof = opskit_cli("audit", "prove", "7", "--out", str(tmp_path / "7.tlog-proof"), ws=ws)
+    assert proof.returncode == 0, proof.stderr
+    assert "— w2.example/witness " in (tmp_path / "7.tlog-proof").read_text()
+    checked = opskit_cli(
+        "audit", "verify-proof", str(tmp_path / "7.tlog-proof"), "--trust", str(trust)
+    )
+    assert checked.returncode == 0 and "witnesses: w1, w2" in checked.stdout, checked.stderr
     # The checkpoint an auditor kept, checked under their policy against the ledger.
     (tmp_path / "q3.checkpoint").write_text(shown.stdout)
     held = ("audit", "verify", "--checkpoint", str(tmp_path / "q3.checkpoint"))
