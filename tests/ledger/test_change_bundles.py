@@ -358,3 +358,46 @@ def test_a_secret_in_a_witness_answer_or_url_never_reaches_the_ledger(
     warned = list(journal.ledger.events(kind="checkpoint.witness_warning"))
     assert len(warned) == 1 and canary not in json.dumps(warned[0].payload)
     assert all(canary not in w for w in journal.ledger.last_witnessing.warnings)
+
+
+def test_links_hold_across_threads_group_commits_and_other_writers(
+    witnesses: list[WitnessProcess], db: str | None, tmp_path: Path
+) -> None:
+    """Events of two changes from four threads sharing commits, a refused
+    guarded event rolled back in the middle, and another writer (its own
+    journal and ledger) in between: every event links to its change's
+    previous one, so both bundles verify complete."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from opskit.errors import ChangeError
+
+    ws = witnessed_workspace(tmp_path / "ws", witnesses[:1], db=db)
+    journal, other = Journal(ws), Journal(Workspace.open(ws.root, db=db))
+
+    def refuse(batch: Any) -> None:
+        raise ChangeError("refused by its guard")
+
+    def work(thread: int) -> None:
+        for n in range(15):
+            change = "A" if (thread + n) % 2 else "B"
+            payload = {"t": thread, "n": n}
+            if n % 5 == 4:
+                journal.record_later("step", actor="ci", change_id=change, payload=payload)()
+            else:
+                journal.record("step", actor="ci", change_id=change, payload=payload)
+
+    with journal.group_commit(), ThreadPoolExecutor(4) as threads:
+        futures = [threads.submit(work, t) for t in range(4)]
+        other.record("step", actor="other", change_id="A", payload={"other": 1})
+        with pytest.raises(ChangeError):
+            journal.record("step", actor="ci", change_id="B", payload={}, guard=refuse)
+        for future in futures:
+            future.result()
+    other.record("step", actor="other", change_id="B", payload={"other": 2})
+    journal.record("step", actor="ci", change_id="A", payload={"last": True})
+    policy = parse_policy(trust_policy(ws, witnesses[:1], "w1"))
+    for change, count in (("A", 32), ("B", 31)):
+        journal.ledger.export_bundle(change, tmp_path / f"{change}.json")
+        report = verify_change_bundle(tmp_path / f"{change}.json", policy)
+        assert report.ok, report.problems
+        assert report.events == count and report.later_unproven == 0, report.summary()

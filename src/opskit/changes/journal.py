@@ -325,4 +325,5 @@ def _linked(guard: Guard | None, change_id: str | None, payload: dict[str, Any])
             guard(batch)
         payload[LINK_FIELD] = next_link(batch, change_id)
 
+    link.read_only = guard is None  # type: ignore[attr-defined]  # see ledger.groupcommit
     return link

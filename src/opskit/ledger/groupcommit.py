@@ -172,6 +172,9 @@ class GroupWriter:
 def _append(batch: Batch, item: _Pending) -> Event:
     if item.guard is None:
         return batch.append(item.kind, **item.kwargs)
+    if getattr(item.guard, "read_only", False):  # nothing to undo (the journal's change link)
+        item.guard(batch)
+        return batch.append(item.kind, **item.kwargs)
     # The other events of this commit go on if this one fails: its guard's
     # writes are undone to the savepoint (the event itself is added to the
     # batch only once every check has passed).
