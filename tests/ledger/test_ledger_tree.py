@@ -16,10 +16,12 @@ from hypothesis import strategies as st
 
 from opskit.errors import LedgerError, OpskitError
 from opskit.ledger import Ledger
+from opskit.ledger.keys import key_id, load_private_key
 from opskit.ledger.proofs import log_vkey, prove_consistency, prove_record
 from opskit.tlog import merkle
 from opskit.tlog.checkpoint import open_checkpoint
 from opskit.tlog.note import Verifier
+from opskit.workspace import Workspace
 from tests.fixtures.postgres import attacker_sql, open_ledger
 
 
@@ -301,3 +303,27 @@ def test_sigkill_mid_transaction_leaves_records_and_tree_matching(
     after.append("test.after", actor="ci")
     assert after.checkpoint("ci").seq == 11 and after.verify().ok
     after.engine.dispose()
+
+
+def test_the_origin_comes_from_the_policy_or_the_workspace(workspace: Workspace) -> None:
+    from opskit.errors import PolicyError
+    from opskit.ledger.treehead import default_origin
+    from opskit.workspace import Workspace as Reopened
+
+    ledger = Ledger.open(workspace)
+    key = load_private_key(workspace.keys_dir).public_key()
+    assert ledger.origin == default_origin(key, "ws") == f"opskit/ws/{key_id(key)[:8]}"
+
+    policy = workspace.policy_path.read_text()
+    workspace.policy_path.write_text(policy + "log_origin: ops.example.com/network-ledger\n")
+    ledger = Ledger.open(Reopened(workspace.root))
+    ledger.append("x", actor="ci")
+    note = ledger.checkpoint("ci").note or ""
+    assert note.startswith("ops.example.com/network-ledger\n1\n")
+    assert "\n— ops.example.com/network-ledger " in note
+    assert log_vkey(ledger).startswith("ops.example.com/network-ledger+")
+
+    # An origin that cannot name a note key is refused by the policy, in one line.
+    workspace.policy_path.write_text(policy + "log_origin: ops example+ledger\n")
+    with pytest.raises(PolicyError, match="log_origin"):
+        Ledger.open(Reopened(workspace.root)).checkpoint("ci")
