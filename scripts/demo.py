@@ -5,6 +5,9 @@
 3. The change process against the emulated lab (`opskit.demo.changes`):
    a change applied and verified on every lab switch, a second one whose
    verification fails and is rolled back with proof, both closed.
+   A witness process (`opskit.demo.verifiable`) cosigns the ledger's
+   checkpoints meanwhile; the first change's complete bundle is then
+   verified against a trust policy naming the log key and the witness.
 4. `opskit audit verify` over the whole ledger.
 5. The reports (`opskit.demo.reports`): the evidence report of the rolled-back
    change and the KPI report, as HTML, and where they are.
@@ -53,6 +56,7 @@ def main() -> int:
     opskit("inventory", "list", "--inventory", "example")
     opskit("inventory", "impact", "--inventory", "example", "core-sw1")
 
+    from opskit.demo import verifiable
     from opskit.demo.changes import run_demo
     from opskit.demo.compliance import run_demo as compliance_demo
     from opskit.demo.reports import write_demo_reports
@@ -61,7 +65,7 @@ def main() -> int:
 
     keep_lab = "--keep-lab" in sys.argv
     try:
-        run_demo(WORKSPACE)
+        verifiable.run(WORKSPACE, lambda: run_demo(WORKSPACE))  # a witness cosigns; bundle checked
         compliance_demo(WORKSPACE)
         opskit("audit", "verify")
         write_demo_reports(WORKSPACE)

@@ -21,6 +21,7 @@ metadata = MetaData()
 # (triggers) through SQLAlchemy events.
 TABLE_MODULES = (
     "opskit.ledger.store",
+    "opskit.ledger.cosignatures",
     "opskit.inventory.observed",
     "opskit.changes.store",
     "opskit.notify.store",

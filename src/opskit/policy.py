@@ -236,6 +236,15 @@ class Webhook(_Strict):
         return value
 
 
+class Witness(_Strict):
+    """A C2SP tlog witness that cosigns the ledger's checkpoints
+    (docs/witnesses.md): its name, URL prefix and cosigner vkey."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
+    vkey: Annotated[str, Field(pattern=r"^[^\s+]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+$")]
+
+
 class Policy(_Strict):
     version: Annotated[int, Field(strict=True)] = 1
     # The inventory (folder under inventories/) commands use by default.
@@ -270,6 +279,22 @@ class Policy(_Strict):
             if urls.count(url) > 1:
                 raise ValueError(f"{url} is named twice (list all its events in one entry)")
         return value
+
+    # Witnesses asked to cosign every checkpoint, and how many cosignatures a
+    # checkpoint needs (fewer: a warning on it, never a lost record).
+    witnesses: list[Witness] = []
+    witness_quorum: Annotated[int, Field(ge=0, strict=True)] = 0
+
+    @model_validator(mode="after")
+    def _witness_quorum(self) -> Policy:
+        names = [w.name for w in self.witnesses]
+        if len(set(names)) != len(names):
+            raise ValueError("witnesses: a witness name is listed twice")
+        if self.witness_quorum > len(names):
+            raise ValueError(
+                f"witness_quorum {self.witness_quorum} exceeds the {len(names)} witnesses"
+            )
+        return self
 
     def roles_of(self, person: str) -> set[Role]:
         entry = self.people.get(person)

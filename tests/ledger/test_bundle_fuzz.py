@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from opskit.errors import LedgerError
 from opskit.ledger import verify_bundle
+from opskit.ledger.bundle import export_bundle as export_v1
 from opskit.ledger.keys import PUBLIC_KEY_FILE
 from tests.fixtures.postgres import open_ledger
 
@@ -35,7 +36,7 @@ def genuine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str
     ledger.append("change.created", actor="bob", payload={}, change_id="C2")
     ledger.append("host.backup", actor="ci", payload={}, change_id="C1", ci="sw1",
                   blobs={"config": "hostname sw1\n"})  # fmt: skip
-    path = ledger.export_bundle("C1", root / "c1.json")
+    path = export_v1(ledger, "C1", root / "c1.json")
     yield json.loads(path.read_text()), root / "keys" / PUBLIC_KEY_FILE
     ledger.engine.dispose()
 

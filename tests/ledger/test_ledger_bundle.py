@@ -16,6 +16,7 @@ import pytest
 from opskit.errors import LedgerError
 from opskit.ledger import Ledger, verify_bundle
 from opskit.ledger.bundle import bundle_events
+from opskit.ledger.bundle import export_bundle as export_v1  # format 1: still verified
 from opskit.ledger.keys import PUBLIC_KEY_FILE, ensure_key
 from tests.fixtures.postgres import open_ledger
 
@@ -52,7 +53,7 @@ def pinned(ledger: Ledger) -> Path:
 
 
 def test_export_and_verify_a_change(ledger: Ledger, tmp_path: Path) -> None:
-    path = ledger.export_bundle("C1", tmp_path / "c1.json", actor="auditor")
+    path = export_v1(ledger, "C1", tmp_path / "c1.json", actor="auditor")
     report = verify_bundle(path, public_key=pinned(ledger))
     assert report.ok, report.problem
     assert report.trusted and report.key_id == ledger.checkpoints()[0].key_id
@@ -81,7 +82,7 @@ def test_export_and_verify_a_change(ledger: Ledger, tmp_path: Path) -> None:
     ]  # fmt: skip
     # The checkpoint taken for the export is now stored, and is reused next time.
     assert ledger.checkpoints()[0].seq == 8
-    ledger.export_bundle("C1", tmp_path / "again.json")
+    export_v1(ledger, "C1", tmp_path / "again.json")
     assert len(ledger.checkpoints()) == 1
     # The bundle's key is the workspace's key; pinning it works, another key fails.
     assert verify_bundle(path, public_key=ledger.keys_dir / PUBLIC_KEY_FILE).ok  # type: ignore[operator]
@@ -95,7 +96,7 @@ def test_export_and_verify_a_change(ledger: Ledger, tmp_path: Path) -> None:
 def test_bundle_with_a_purged_blob_still_verifies(ledger: Ledger, tmp_path: Path) -> None:
     (backup, _) = [e for e in ledger.events(change_id="C1", kind="host.backup")]
     ledger.purge_blob(backup.payload["blobs"]["config"], "alice", "retention")
-    path = ledger.export_bundle("C1", tmp_path / "c1.json")
+    path = export_v1(ledger, "C1", tmp_path / "c1.json")
     report = verify_bundle(path, public_key=pinned(ledger))
     assert report.ok, report.problem
     assert report.counts["purged_blobs"] == 1
@@ -158,7 +159,7 @@ def move_checkpoint(data: dict[str, Any]) -> int:
     ],
 )
 def test_tampered_bundle_is_refused(ledger: Ledger, tmp_path: Path, tamper, problem: str) -> None:  # type: ignore[no-untyped-def]
-    path = ledger.export_bundle("C1", tmp_path / "c1.json")
+    path = export_v1(ledger, "C1", tmp_path / "c1.json")
     data = load(path)
     expected_seq = tamper(data)
     save(path, data)
@@ -170,7 +171,7 @@ def test_tampered_bundle_is_refused(ledger: Ledger, tmp_path: Path, tamper, prob
 
 def test_export_of_an_unknown_change_and_bad_files(ledger: Ledger, tmp_path: Path) -> None:
     with pytest.raises(LedgerError, match="no ledger events for change 'C404'"):
-        ledger.export_bundle("C404", tmp_path / "x.json")
+        export_v1(ledger, "C404", tmp_path / "x.json")
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(LedgerError, match="not a JSON bundle"):
         verify_bundle(tmp_path / "junk.json")
@@ -184,7 +185,7 @@ def test_the_documented_manual_check_accepts_a_bundle(ledger: Ledger, tmp_path: 
     docs = (Path(__file__).parents[2] / "docs" / "ledger-format.md").read_text()
     script = docs.split("<!-- bundle-check -->\n```python\n", 1)[1].split("```", 1)[0]
     (tmp_path / "check_bundle.py").write_text(script)
-    bundle = ledger.export_bundle("C1", tmp_path / "c1.json")
+    bundle = export_v1(ledger, "C1", tmp_path / "c1.json")
     result = subprocess.run(
         [sys.executable, "check_bundle.py", str(bundle)],
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
@@ -214,7 +215,7 @@ def test_the_documented_manual_check_accepts_a_bundle(ledger: Ledger, tmp_path: 
 def test_checkpoint_field_of_the_wrong_type_is_a_clear_error(
     ledger: Ledger, tmp_path: Path, field: str, value: Any
 ) -> None:
-    path = ledger.export_bundle("C1", tmp_path / "c1.json")
+    path = export_v1(ledger, "C1", tmp_path / "c1.json")
     data = load(path)
     data["checkpoint"][field] = value
     save(path, data)

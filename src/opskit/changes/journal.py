@@ -112,6 +112,7 @@ class Journal:
         when it raises, nothing is written. A state transition is recorded
         this way (`transition`)."""
         kwargs = self._event(actor, change_id, payload, ci, blobs, prepared=prepared)
+        guard = _linked(guard, change_id, kwargs["payload"])
         writer = self._group_writer
         if writer is not None:
             return writer.append(kind, guard=guard, **kwargs)
@@ -139,12 +140,15 @@ class Journal:
         raising the append's error. Outside `group_commit` it is appended at
         once."""
         kwargs = self._event(actor, change_id, payload, ci, blobs, prepared=prepared)
+        guard = _linked(None, change_id, kwargs["payload"])
         writer = self._group_writer
         if writer is not None:
-            return writer.submit(kind, **kwargs)
+            return writer.submit(kind, guard=guard, **kwargs)
         try:
-            with self._lock:
-                event = self.ledger.append(kind, **kwargs)
+            with self._lock, self.ledger.batch() as batch:
+                if guard is not None:
+                    guard(batch)
+                event = batch.append(kind, **kwargs)
         except OpskitError as exc:
             error = exc
 
@@ -297,3 +301,21 @@ class Journal:
                     raise ChangeError(refusal)
 
         return guard
+
+
+def _linked(guard: Guard | None, change_id: str | None, payload: dict[str, Any]) -> Guard | None:
+    """`guard`, then the change link (`opskit.ledger.changelink`) written into
+    `payload` in the event's own transaction: every event of a change commits
+    to the change's earlier events (ledger format 2)."""
+    if change_id is None:
+        return guard
+
+    def link(batch: Batch) -> None:
+        from opskit.ledger.changelink import LINK_FIELD, next_link
+
+        if guard is not None:
+            guard(batch)
+        payload[LINK_FIELD] = next_link(batch, change_id)
+
+    link.read_only = guard is None  # type: ignore[attr-defined]  # see ledger.groupcommit
+    return link

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -69,14 +69,22 @@ def verify(
         Path | None,
         typer.Option("--checkpoint", help="An exported checkpoint the ledger must extend."),
     ] = None,
+    trust: Annotated[
+        Path | None,
+        typer.Option("--trust", help="The trust policy the --checkpoint must satisfy."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
 ) -> None:
     """Check the whole chain, every blob and every checkpoint signature, and the
-    change tables against the ledger (exit 1 on failure)."""
+    change tables against the ledger (exit 1 on failure; 3: a --checkpoint note
+    without a --trust policy is not verified)."""
     from opskit.changes.tablecheck import verify_change_tables
     from opskit.ledger import VerifyReport
 
     ledger = _ledger()
+    trusted = audit_bundle.checkpoint_trust(ledger, checkpoint, trust)
+    if trusted is not None:  # a checkpoint note: checked above against the tree
+        checkpoint = None
     report = ledger.verify(since_checkpoint=checkpoint)
     # The change tables are an index of the ledger: every row is rebuilt
     # from the events and compared (`opskit.changes.tablecheck`).
@@ -89,6 +97,7 @@ def verify(
         head_hash=report.head_hash,
     )
     note = f"change tables not checked: {tables.skipped}" if tables.skipped else None
+    note = "; ".join(n for n in (trusted, note) if n) or None
     _report(report, as_json, "ledger", note=note)
 
 
@@ -164,6 +173,7 @@ def checkpoint(
         highlight=False,
         soft_wrap=True,
     )
+    audit_bundle.witness_warnings(ledger)  # an unreachable witness, a quorum not met
 
 
 @app.command("pubkey")
@@ -192,97 +202,9 @@ def pubkey(
     err_console.print(f"key id {key_fingerprint(key)}", highlight=False)
 
 
-@app.command("export")
-def export(
-    change: Annotated[str, typer.Option("--change", help="The change to export.")],
-    out: Annotated[Path, typer.Option("--out", help="The bundle file to write.")],
-) -> None:
-    """Write an evidence bundle: the change's events, blobs, chain to a signed checkpoint."""
-    ledger = _ledger()
-    path = ledger.export_bundle(change, out, actor=_actor())
-    key = json.loads(path.read_text(encoding="utf-8"))["key_id"]
-    # The key id is what the recipient pins (`verify-bundle --trust`).
-    console.print(
-        f"bundle for change {plain(change)} written to {plain(path)} (signed by key {key})",
-        highlight=False,
-        soft_wrap=True,
-    )
+from opskit.cli import audit_bundle  # noqa: E402  (registers export and verify-bundle on `app`)
 
-
-# verify-bundle's exit code when the bundle is intact but no trusted key was
-# given to check its signer against (documented in docs/ledger.md).
-UNTRUSTED_EXIT = 3
-
-
-@app.command("verify-bundle")
-def verify_bundle_command(
-    bundle: Annotated[Path, typer.Argument(help="The bundle file.")],
-    pubkey_file: Annotated[
-        Path | None,
-        typer.Option("--pubkey", help="Require the checkpoint to be signed by this PEM key."),
-    ] = None,
-    trust: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--trust",
-            help="A trust file: key ids, SHA-256 fingerprints or public keys, one a line "
-            "(repeatable).",
-        ),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
-) -> None:
-    """Check an evidence bundle offline (no workspace needed) against a trusted
-    key: --pubkey, --trust, else the current workspace's keys. Exit 0 OK, 1 failed
-    or signed by an untrusted key, 3 intact but no trusted key to check it against."""
-    from opskit.ledger.bundle import anchors_for, verify_bundle
-
-    anchors = anchors_for(pubkey_file, trust or ())
-    if anchors is None:
-        anchors = _workspace_anchors()
-    report = verify_bundle(bundle, trust=anchors)
-    if as_json:
-        print_json(report.to_dict())
-    elif report.ok:
-        console.print(
-            f"[green]bundle {plain(bundle.name)} OK[/green]: {plain(report.summary())}",
-            highlight=False,
-            soft_wrap=True,
-        )
-    elif report.untrusted_only:
-        err_console.print(
-            f"[yellow]bundle {plain(bundle.name)} NOT TRUSTED[/yellow]: "
-            f"{plain(report.problem or '')}; {plain(report.summary())}",
-            highlight=False,
-            soft_wrap=True,
-        )
-    else:
-        more = len(report.problems) - 1
-        err_console.print(
-            f"[red]bundle {plain(bundle.name)} FAILED[/red] at seq {report.first_bad_seq}: "
-            f"{plain(report.problem or '')}"
-            + (f" (and {more} more problem(s): --json lists them)" if more > 0 else "")
-            + f"; checkpoint signed by key {report.key_id or 'unknown'}",
-            highlight=False,
-            soft_wrap=True,
-        )
-    if report.untrusted_only:
-        raise typer.Exit(UNTRUSTED_EXIT)
-    if not report.ok:
-        raise typer.Exit(1)
-
-
-def _workspace_anchors() -> Any:
-    """The current workspace's keys when verify-bundle runs inside one, else None."""
-    from opskit.errors import WorkspaceError
-    from opskit.ledger.keys import workspace_anchors
-
-    try:
-        ws = workspace()
-    except WorkspaceError:
-        return None
-    return workspace_anchors(ws.keys_dir)
-
-
+audit_bundle.register(app)
 from opskit.cli import audit_proofs  # noqa: E402  (registers prove and verify-proof on `app`)
 
 audit_proofs.register(app)

@@ -77,8 +77,9 @@ def verify_proof(
     (and the witness quorum), and the record under its root. Exit 0 verified,
     1 failed, 3 not verified for want of a trust policy."""
     from opskit.errors import LedgerError
+    from opskit.ledger.keys import load_trust_policy
     from opskit.tlog.proof import parse_inclusion_proof
-    from opskit.tlog.trust import load_policy, verify_inclusion_proof
+    from opskit.tlog.trust import verify_inclusion_proof
 
     try:
         data = proof_file.read_bytes()
@@ -100,7 +101,7 @@ def verify_proof(
             soft_wrap=True,
         )
         raise typer.Exit(UNTRUSTED_EXIT)
-    verified = verify_inclusion_proof(proof, load_policy(trust), source=str(proof_file))
+    verified = verify_inclusion_proof(proof, load_trust_policy(trust), source=str(proof_file))
     checkpoint = verified.trusted.checkpoint
     result = {
         "ok": True,

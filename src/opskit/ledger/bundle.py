@@ -212,6 +212,8 @@ def anchors_for(
         anchors = anchors or keymod.TrustAnchors(source="")
         anchors.keys.update(loaded.keys)
         anchors.fingerprints |= loaded.fingerprints
+        anchors.policy = anchors.policy or loaded.policy
+        anchors.deprecated = anchors.deprecated or loaded.deprecated
         sources.append(loaded.source)
     if anchors is not None:
         anchors.source = ", ".join(sources)

@@ -13,7 +13,7 @@ import getpass
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -102,13 +102,19 @@ class Ledger:
         # Called with each batch after its rows are written, before it
         # commits: what they write commits with the events (opskit.notify).
         self.commit_hooks: list[Callable[[Batch], None]] = []
+        # Sends each new checkpoint to the policy's witnesses (opskit.ledger.witnessing).
+        self.witnessing: Callable[[Ledger, Checkpoint], Checkpoint] | None = None
+        self.last_witnessing: Any = None
 
     @classmethod
     def open(cls, ws: Workspace) -> Ledger:
         """The workspace's ledger. A workspace made before it had a signing key
         gets one now; checkpoints by a lost key then show as an unknown key."""
         keymod.ensure_workspace_key(ws)
+        from opskit.ledger.witnessing import for_workspace
+
         ledger = cls(ws.engine, keys_dir=ws.keys_dir, origin=lambda: workspace_origin(ws))
+        ledger.witnessing = for_workspace(ws)
         ledger.build_tree(quiet=True)
         from opskit.notify.outbox import attach
 
@@ -272,11 +278,12 @@ class Ledger:
             raise LedgerError("checkpoint: this ledger has no signing key (no keys folder)")
         key = keymod.load_private_key(self.keys_dir)
         if out is None:
-            return self._checkpoint(key, actor, None)
-        with OutputFile(out) as target:
-            checkpoint = self._checkpoint(key, actor, target)
-            target.commit()
-        return checkpoint
+            checkpoint = self._checkpoint(key, actor, None)
+        else:
+            with OutputFile(out) as target:
+                checkpoint = self._checkpoint(key, actor, target)
+                target.commit()
+        return checkpoint if self.witnessing is None else self.witnessing(self, checkpoint)
 
     def _checkpoint(self, key: Any, actor: str | None, target: OutputFile | None) -> Checkpoint:
         origin = self.origin
@@ -354,11 +361,18 @@ class Ledger:
             since_checkpoint = Checkpoint.load(Path(since_checkpoint))
         return verify_ledger(self._reader, since_checkpoint)
 
-    def export_bundle(self, change_id: str, out: Path, *, actor: str | None = None) -> Path:
-        """Writes the evidence bundle of one change (see docs/ledger.md)."""
-        from opskit.ledger.bundle import export_bundle
+    def export_bundle(
+        self,
+        change_id: str,
+        out: Path,
+        *,
+        actor: str | None = None,
+        withhold: Iterable[int] = (),
+    ) -> Path:
+        """Writes the complete bundle of one change (`opskit.ledger.changebundle`)."""
+        from opskit.ledger.changebundle import export_change_bundle
 
-        return export_bundle(self, change_id, Path(out), actor=actor)
+        return export_change_bundle(self, change_id, Path(out), actor=actor, withhold=withhold)
 
 
 def _admit(check: Callable[[Any], bool], payload: dict[str, Any], kind: str) -> None:

@@ -174,12 +174,14 @@ class GroupWriter:
         self._drainer.put_and_write(item, item.done)
         return item.result()
 
-    def submit(self, kind: str, **kwargs: Any) -> Callable[[], Event]:
+    def submit(
+        self, kind: str, *, guard: Callable[[Batch], None] | None = None, **kwargs: Any
+    ) -> Callable[[], Event]:
         """Queues the event and returns at once; the returned call waits until
         it is committed (with the next `append`, or within `LINGER_SECONDS`)
         and returns it, or raises why it was not. Events are written in the
         order they were queued."""
-        item = _Pending(kind, kwargs, urgent=False)
+        item = _Pending(kind, kwargs, urgent=False, guard=guard)
         self._drainer.put(item, wake=False)
         return item.result
 
@@ -209,6 +211,9 @@ class GroupWriter:
 
 def _append(batch: Batch, item: _Pending) -> Event:
     if item.guard is None:
+        return batch.append(item.kind, **item.kwargs)
+    if getattr(item.guard, "read_only", False):  # nothing to undo (the journal's change link)
+        item.guard(batch)
         return batch.append(item.kind, **item.kwargs)
     # The other events of this commit go on if this one fails: its guard's
     # writes are undone to the savepoint (the event itself is added to the

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from opskit.errors import LedgerError
 
 if TYPE_CHECKING:
+    from opskit.tlog.trust import TrustPolicy
     from opskit.workspace import Workspace
 
 PRIVATE_KEY_FILE = "ledger-ed25519.key"
@@ -149,6 +150,10 @@ class TrustAnchors:
     source: str
     keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
     fingerprints: set[str] = field(default_factory=set)
+    # The trust policy the anchors were read from (None: the deprecated
+    # one-key-a-line file, a pinned key or the workspace's keys).
+    policy: TrustPolicy | None = None
+    deprecated: bool = False
 
     def key_for(self, key: Ed25519PublicKey) -> Ed25519PublicKey | None:
         """The trusted key to check a signature by `key` against, or None."""
@@ -166,17 +171,43 @@ _HEX_ID = re.compile(r"(?:sha256:)?([0-9a-f]{16}|[0-9a-f]{64})\Z")
 _B64_KEY = re.compile(r"[A-Za-z0-9+/]{43}=\Z")
 
 
+DEPRECATED_TRUST_FILE = (
+    "deprecated trust file format (one key a line): write a trust policy instead, "
+    "`log <vkey>` (opskit audit pubkey --vkey) and `quorum none` (docs/ledger-format.md)"
+)
+_POLICY_KEYWORDS = ("log", "witness", "group", "quorum")
+
+
+def is_policy_text(text: str) -> bool:
+    """Whether a trust file is a trust policy (its first item is a policy keyword)."""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            return line.split()[0] in _POLICY_KEYWORDS
+    return False
+
+
 def load_trust_file(path: Path) -> TrustAnchors:
-    """A trust file: one anchor a line, `#` comments. An anchor is a key id
-    (16 hex digits, as `opskit audit pubkey` prints it), a full SHA-256
-    fingerprint (64 hex digits, `sha256:` allowed), a raw key in base64
-    (`audit pubkey --format base64`) or a PEM public key block."""
+    """A trust file: the trust policy (C2SP tlog-policy, `opskit.tlog.trust`),
+    the one format; its log keys are the anchors and `policy` is set. The
+    older format (one anchor a line: a key id, a SHA-256 fingerprint, a base64
+    or PEM key) is still read, with `deprecated` set for the caller to say so."""
+    from opskit.tlog.trust import load_policy
+
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise LedgerError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
-    anchors = TrustAnchors(source=f"trust file {path}")
+    if is_policy_text(text):
+        policy = load_policy(path)
+        keys = {}
+        for verifier in policy.logs:
+            key = Ed25519PublicKey.from_public_bytes(verifier.public_key)
+            keys[key_id(key)] = key
+        return TrustAnchors(source=f"trust policy {path}", keys=keys, policy=policy)
+    lines = text.splitlines()
+    anchors = TrustAnchors(source=f"trust file {path} (deprecated format)", deprecated=True)
     pem: list[str] | None = None
     for number, raw in enumerate(lines, 1):
         line = raw.split("#", 1)[0].strip() if pem is None else raw.strip()
@@ -204,6 +235,21 @@ def load_trust_file(path: Path) -> TrustAnchors:
     if not anchors:
         raise LedgerError(f"{path}: no trusted key in the file")
     return anchors
+
+
+def load_trust_policy(path: Path) -> TrustPolicy:
+    """The trust policy in a trust file; a file of the deprecated format is
+    refused with a one-line hint (a checkpoint note needs the log's vkey)."""
+    anchors = load_trust_file(path)
+    if anchors.policy is None:
+        from opskit.tlog.trust import TrustFileError
+
+        raise TrustFileError(
+            "the old one-key-a-line format cannot check a checkpoint note: write a trust "
+            "policy, `log <vkey>` (opskit audit pubkey --vkey) and `quorum none`",
+            file=path,
+        )
+    return anchors.policy
 
 
 def workspace_anchors(keys_dir: Path) -> TrustAnchors | None:

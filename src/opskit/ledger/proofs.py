@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from opskit.errors import LedgerError, UsageError
 from opskit.ledger import keys as keymod
+from opskit.ledger.cosignatures import note_with_cosignatures
 from opskit.ledger.store import EVENTS, TREE_HEADS
 from opskit.ledger.tree import TreeReader, leaf_index
 from opskit.ledger.treehead import verifier_for
@@ -42,11 +43,15 @@ if TYPE_CHECKING:
 
 
 def latest_note(ledger: Ledger) -> str | None:
-    """The note of the latest checkpoint, exactly as signed; None before the first."""
+    """The note of the latest checkpoint, exactly as signed, with its witnesses'
+    cosignatures; None before the first."""
+    reader = ledger.reader()
     rows = list(
-        ledger.reader().query(f"SELECT note FROM {TREE_HEADS} ORDER BY checkpoint_id DESC LIMIT 1")
+        reader.query(
+            f"SELECT checkpoint_id, note FROM {TREE_HEADS} ORDER BY checkpoint_id DESC LIMIT 1"
+        )
     )
-    return rows[0][0] if rows else None
+    return note_with_cosignatures(reader, rows[0][0], rows[0][1]) if rows else None
 
 
 def log_vkey(ledger: Ledger) -> str:
@@ -102,11 +107,12 @@ def _read_inclusion(ledger: Ledger, seq: int) -> tuple[SignedCheckpoint, str, li
             cursor.execute(
                 sql(
                     f"SELECT (SELECT record FROM {EVENTS} WHERE seq = ?), "
-                    f"(SELECT note FROM {TREE_HEADS} ORDER BY checkpoint_id DESC LIMIT 1)"
+                    f"(SELECT note FROM {TREE_HEADS} ORDER BY checkpoint_id DESC LIMIT 1), "
+                    f"(SELECT MAX(checkpoint_id) FROM {TREE_HEADS})"
                 ),
                 (seq,),
             )
-            record, note = cursor.fetchone()
+            record, note, checkpoint_id = cursor.fetchone()
             if record is None:
                 cursor.execute(f"SELECT MAX(seq) FROM {EVENTS}")
                 head = cursor.fetchone()[0] or 0
@@ -120,6 +126,9 @@ def _read_inclusion(ledger: Ledger, seq: int) -> tuple[SignedCheckpoint, str, li
             hashes = merkle.prove_record(size, leaf_index(seq), TreeReader(cursor, sql))
         finally:
             cursor.close()
+    cosigned = note_with_cosignatures(ledger.reader(), checkpoint_id, note)  # the witnesses'
+    if cosigned != note:
+        signed = parse_signed_checkpoint(cosigned, source=TREE_HEADS)
     return signed, record, hashes
 
 
