@@ -163,6 +163,18 @@ def _keep(fact: str, row: Mapping[str, Any], drop: Iterable[str] = ()) -> dict[s
     return kept
 
 
+def _put(out: dict[str, Any], key: str, value: Any) -> None:
+    """Adds an entry; a key the output repeats with another value keeps every
+    value, sorted, under ``duplicate`` (the same whatever the rows' order)."""
+    if key not in out or out[key] == value:
+        out[key] = value
+        return
+    seen = out[key]["duplicate"] if set(out[key]) == {"duplicate"} else [out[key]]
+    if value not in seen:
+        seen = sorted([*seen, value], key=lambda v: json.dumps(v, sort_keys=True))
+    out[key] = {"duplicate": seen}
+
+
 def _interfaces(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for row in rows:
@@ -175,7 +187,7 @@ def _interfaces(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             kept["link_status"] = kept.pop("status")
         if "proto" in kept:
             kept["protocol_status"] = kept.pop("proto")
-        out[name] = kept
+        _put(out, name, kept)
     return out
 
 
@@ -184,11 +196,12 @@ def _vlans(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for row in rows:
         vlan_id = _text(row.get("vlan_id"))
         if vlan_id:
-            out[vlan_id] = {
+            entry = {
                 "name": _text(row.get("vlan_name", row.get("name"))),
                 "status": _text(row.get("status", "active")),
                 "interfaces": sorted(_text(i) for i in row.get("interfaces") or []),
             }
+            _put(out, vlan_id, entry)
     return out
 
 
@@ -227,7 +240,7 @@ def _neighbors(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         )
         port = _text(row.get("neighbor_interface") or row.get("remote_port"))
         if local or remote:
-            out[f"{local}>{remote}"] = {"neighbor": remote, "port": port}
+            _put(out, f"{local}>{remote}", {"neighbor": remote, "port": port})
     return out
 
 
@@ -242,7 +255,7 @@ def _bgp(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if state.isdigit():
             state = "Established"
         remote_as = _text(row.get("neighbor_as") or row.get("remote_as"))
-        out[peer] = {"remote_as": remote_as, "state": state}
+        _put(out, peer, {"remote_as": remote_as, "state": state})
     return out
 
 
@@ -253,7 +266,7 @@ def _ospf(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if neighbor:
             key = f"{neighbor}@{_text(row.get('interface'))}"
             state = " ".join(_text(row.get("state")).split())
-            out[key] = {"state": state, "address": _text(row.get("ip_address"))}
+            _put(out, key, {"state": state, "address": _text(row.get("ip_address"))})
     return out
 
 
@@ -308,7 +321,7 @@ def napalm_rows(fact: str, answer: Mapping[str, Any]) -> list[dict[str, Any]]:
     if fact == "bgp":
         return [
             {
-                "bgp_neighbor": f"{vrf}:{peer}" if vrf != "global" else peer,
+                "bgp_neighbor": peer if vrf in ("global", "default") else f"{vrf}:{peer}",
                 "neighbor_as": str(d.get("remote_as", "")),
                 "state": "Established" if d.get("is_up") else "Down",
             }
