@@ -254,3 +254,27 @@ def test_state_snapshot_defaults_to_every_fact(tmp_path: Path) -> None:
     book = load_runbook(write_guarded(tmp_path, "state_snapshot: {}\n"), tmp_path)
     assert book.state_snapshot is not None and book.state_snapshot.facts == FACTS
     assert book.state_snapshot.allow == ()
+
+
+cells = st.one_of(st.none(), st.text(max_size=8), st.lists(st.text(max_size=5), max_size=3))
+row_keys = st.sampled_from(
+    [
+        "interface", "intf", "status", "proto", "link_status", "vlan_id", "vlan_name",
+        "interfaces", "network", "prefix_length", "protocol", "nexthop_ip", "vrf",
+        "local_interface", "neighbor_name", "neighbor_interface", "bgp_neighbor",
+        "state_or_prefixes_received", "neighbor_as", "neighbor_id", "state", "crc",
+    ]
+)  # fmt: skip
+device_rows = st.lists(st.dictionaries(row_keys, cells, max_size=8), max_size=6)
+
+
+@given(st.sampled_from(FACTS), device_rows)
+def test_any_parsed_rows_normalise_to_json_independently_of_their_order(
+    fact: str, rows: list[dict[str, Any]]
+) -> None:
+    """What a device prints reaches the ledger: never a traceback, always JSON,
+    the same whatever order the rows came in."""
+    state = normalise(fact, rows)
+    json.dumps(state, allow_nan=False)
+    assert state == normalise(fact, list(reversed(rows)))
+    assert diff({fact: state}, {fact: normalise(fact, rows)}) == []

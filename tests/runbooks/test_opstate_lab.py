@@ -18,6 +18,7 @@ from opskit.inventory.model import CI
 from opskit.ledger import Ledger
 from opskit.runbooks import RunbookCatalog, run_host
 from opskit.runbooks.opstate_capture import CHECK_NAME, StateWatch, capture
+from opskit.secrets import REDACTOR
 from opskit.workspace import Workspace
 from tests.fixtures.lab import restored_switch, running_config
 from tests.recording import Recorder
@@ -164,3 +165,52 @@ def test_something_else_changing_meanwhile_fails_verification(
     # The automatic rollback restores the whole snapshot: the port is up again.
     assert configdiff.equal(config_before, running_config(switch), "cisco_ios") == (True, "")
     assert recorder.ledger is not None and recorder.ledger.verify().ok
+
+
+def test_a_secret_on_the_device_never_reaches_the_recorded_state(
+    switch: CI, workspace: Workspace, pool: ConnectionPool
+) -> None:
+    canary = "canary-opstate-5f1c9e"
+    REDACTOR.register(canary)
+    with NetmikoConnector(switch) as conn:
+        conn.apply_config(["interface FastEthernet0/12", f" description {canary}"])
+    book = RunbookCatalog(workspace).get(BOOK)
+    recorder = Recorder(Ledger.open(workspace))
+    try:
+        run = run_host(book, switch, book.validate_params(VLAN), pool=pool, recorder=recorder)
+        assert run.status == HostState.COMPLETED, run.error
+        ledger = recorder.ledger
+        assert ledger is not None
+        ((_, blobs),) = states(ledger, "host.state_before")
+        # The description was read (and redacted), not skipped.
+        assert json.loads(blobs["state"])["interfaces"]["FastEthernet0/12"]["description"]
+        for event in ledger.events(change_id="CHG-TEST"):
+            assert canary not in json.dumps(event.payload)
+            for ref in event.blobs.values():
+                assert canary.encode() not in ledger.get_blob(ref)
+    finally:
+        with NetmikoConnector(switch) as conn:
+            conn.apply_config(
+                [
+                    "default interface FastEthernet0/7",
+                    "default interface FastEthernet0/12",
+                    "no vlan 361",
+                ]
+            )
+
+
+def test_an_allow_pattern_naming_an_unknown_parameter_fails_before_anything_changes(
+    switch: CI, workspace: Workspace, pool: ConnectionPool
+) -> None:
+    path = workspace.runbooks_dir / BOOK / "1.0.0.yaml"
+    text = path.read_text().replace("version: 1.0.0", "version: 1.0.3", 1)
+    text = text.replace('"vlans.{{ params.vlan_id }}"', '"vlans.{{ params.vlan }}"')
+    (workspace.runbooks_dir / BOOK / "1.0.3.yaml").write_text(text)
+    book = RunbookCatalog(workspace).get(f"{BOOK}@1.0.3")
+    before = running_config(switch)
+    recorder = Recorder()
+    run = run_host(book, switch, book.validate_params(VLAN), pool=pool, recorder=recorder)
+    assert run.status == HostState.FAILED and run.failed_phase == "backup"
+    assert "vlan" in (run.error or "") and "\n" not in (run.error or "")
+    assert recorder.kinds == ["host.precheck", "host.backup", "host.failed"]
+    assert configdiff.equal(before, running_config(switch), "cisco_ios") == (True, "")

@@ -207,19 +207,21 @@ def _vlans(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def _routes(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The size of the routing table (prefixes, per protocol) and the default route."""
-    prefixes: dict[str, str] = {}
+    prefixes: dict[str, set[str]] = {}
     default: list[str] = []
     for row in rows:
         prefix = f"{_text(row.get('network'))}/{_text(row.get('prefix_length'))}"
         vrf = _text(row.get("vrf"))
         key = f"{vrf}:{prefix}" if vrf else prefix
         protocol = _text(row.get("protocol"))
-        prefixes.setdefault(key, protocol)
+        prefixes.setdefault(key, set()).add(protocol)
         if prefix == "0.0.0.0/0" and not vrf:
             hop = _text(row.get("nexthop_ip")) or _text(row.get("nexthop_if"))
             default.append(f"{protocol} via {hop}".strip())
     by_protocol: dict[str, int] = {}
-    for protocol in prefixes.values():
+    for protocols in prefixes.values():
+        # A prefix several protocols print (rarely) counts once, under the first by name.
+        protocol = min(protocols)
         by_protocol[protocol] = by_protocol.get(protocol, 0) + 1
     return {
         "count": len(prefixes),
