@@ -134,7 +134,10 @@ def test_a_change_that_changes_more_than_it_allows_is_rolled_back(
     ]
     failed, _ = recorder.get("host.verify_failed")
     assert failed["step"]["name"] == CHECK_NAME
-    assert recorder.get("host.rolled_back")[0]["proof"]["equal"] is True
+    rolled_back = recorder.get("host.rolled_back")[0]
+    assert rolled_back["proof"]["equal"] is True
+    # The operational state is back too (recorded with the rollback).
+    assert rolled_back["state_proof"] == {"equal": True, "differences": []}
     assert configdiff.equal(config_before, running_config(switch), "cisco_ios") == (True, "")
     ledger = recorder.ledger
     assert ledger is not None and ledger.verify().ok
@@ -163,6 +166,7 @@ def test_something_else_changing_meanwhile_fails_verification(
     assert "interfaces.FastEthernet0/11.link_status" in (run.error or "")
     assert "vlans.361" not in (run.error or "")
     # The automatic rollback restores the whole snapshot: the port is up again.
+    assert recorder.get("host.rolled_back")[0]["state_proof"]["equal"] is True
     assert configdiff.equal(config_before, running_config(switch), "cisco_ios") == (True, "")
     assert recorder.ledger is not None and recorder.ledger.verify().ok
 

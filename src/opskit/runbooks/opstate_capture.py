@@ -163,6 +163,29 @@ class StateWatch:
         )
         if not unexplained:
             return None
+        return self._failed_step(unexplained, sent, started, took)
+
+    def after_rollback(self) -> dict[str, Any] | None:
+        """The state after a rollback against the state before the change:
+        ``{"equal": bool, "differences": [...]}`` (recorded with the rollback,
+        not judged: sessions and neighbours may take a while to come back);
+        None when there is nothing to compare or the state cannot be read."""
+        if self.before_state is None:
+            return None
+        try:
+            state, _, _ = self._take()
+        except OpskitError as exc:
+            return {"equal": None, "error": str(exc)}
+        differences = opstate.diff(self.before_state, state)
+        return {"equal": not differences, "differences": [d.describe() for d in differences]}
+
+    def _failed_step(
+        self,
+        unexplained: list[opstate.Difference],
+        sent: list[dict[str, Any]],
+        started: str,
+        took: float,
+    ) -> StepRun:
         shown = "; ".join(d.describe() for d in unexplained[:10])
         more = f" (and {len(unexplained) - 10} more)" if len(unexplained) > 10 else ""
         return StepRun(

@@ -239,6 +239,8 @@ class HostExecution:
             "error": error,
             "duration_ms": ms(time.perf_counter() - start),
         }
+        if ok and self.state is not None and (state_proof := self.state.after_rollback()):
+            payload["state_proof"] = state_proof
         blobs = (
             {"residual_diff": proof["residual_diff"]} if proof and proof["residual_diff"] else None
         )
