@@ -93,7 +93,7 @@ def test_an_empty_runbook_listing_says_what_to_do(tmp_path: Path) -> None:
         " or run 'opskit init --examples' to add the shipped examples"
     )
     policy = (ws / "opskit.yaml").read_text()
-    assert ok(opskit(ws, "init", "--examples")).startswith("6 example file(s) added")
+    assert ok(opskit(ws, "init", "--examples")).startswith("7 example file(s) added")
     assert (ws / "opskit.yaml").read_text() == policy  # the policy is kept
     assert "vlan-interface" in ok(opskit(ws, "runbook", "list", "--json"))
 
