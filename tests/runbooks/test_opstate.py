@@ -278,3 +278,19 @@ def test_any_parsed_rows_normalise_to_json_independently_of_their_order(
     json.dumps(state, allow_nan=False)
     assert state == normalise(fact, list(reversed(rows)))
     assert diff({fact: state}, {fact: normalise(fact, rows)}) == []
+
+
+def test_ignored_fields_are_never_differences_at_any_depth() -> None:
+    before = {"interfaces": {"Gi0/1": {"mtu": "1500", "link_status": "up"}}}
+    after = {"interfaces": {"Gi0/1": {"mtu": "9000", "link_status": "down"}}}
+    assert [d.path for d in diff(before, after)] == [
+        "interfaces.Gi0/1.link_status",
+        "interfaces.Gi0/1.mtu",
+    ]
+    assert [d.path for d in diff(before, after, ["mtu"])] == ["interfaces.Gi0/1.link_status"]
+
+
+def test_the_ignore_key_reaches_the_model(tmp_path: Path) -> None:
+    block = "state_snapshot:\n  facts: [interfaces]\n  ignore: [mtu, speed]\n"
+    book = load_runbook(write_guarded(tmp_path, block), tmp_path)
+    assert book.state_snapshot is not None and book.state_snapshot.ignore == ("mtu", "speed")

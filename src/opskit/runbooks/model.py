@@ -161,6 +161,8 @@ class StateSnapshotSpec:
     facts: tuple[str, ...]
     allow: tuple[str, ...] = ()
     connector: str | None = None
+    #: more field names never compared, beside `opstate.VOLATILE` (genie diff's --exclude)
+    ignore: tuple[str, ...] = ()
 
     @classmethod
     def from_raw(cls, raw: Mapping[str, Any]) -> StateSnapshotSpec:
@@ -171,6 +173,7 @@ class StateSnapshotSpec:
             facts=tuple(raw.get("facts") or FACTS),
             allow=tuple(raw.get("allow") or ()),
             connector=raw.get("connector"),
+            ignore=tuple(raw.get("ignore") or ()),
         )
 
 

@@ -352,11 +352,23 @@ def _walk(before: Any, after: Any, path: str, out: list[Difference]) -> None:
         out.append(Difference("changed", path, before, after))
 
 
-def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Difference]:
+def _without(value: Any, ignore: frozenset[str]) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _without(v, ignore) for k, v in value.items() if str(k) not in ignore}
+    return value
+
+
+def diff(
+    before: Mapping[str, Any], after: Mapping[str, Any], ignore: Iterable[str] = ()
+) -> list[Difference]:
     """Every structural difference from `before` to `after`, sorted by path: a
     key only one side has is ``added`` / ``removed`` (with its whole value), a
     leaf (or list) that differs is ``changed``. A fact absent from either side
-    or unavailable on either side (``{"unavailable": ...}``) is not compared."""
+    or unavailable on either side (``{"unavailable": ...}``) is not compared, nor
+    any field named in `ignore` (at any depth, like genie diff's ``--exclude``)."""
+    skip = frozenset(ignore)
+    if skip:
+        before, after = _without(before, skip), _without(after, skip)
     out: list[Difference] = []
     for fact in sorted(set(before) & set(after)):
         mine, theirs = before[fact], after[fact]

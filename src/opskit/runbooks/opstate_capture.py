@@ -142,7 +142,7 @@ class StateWatch:
         assert self.before_state is not None, "after() without before()"
         started = now()
         state, sent, took = self._take()
-        differences = opstate.diff(self.before_state, state)
+        differences = opstate.diff(self.before_state, state, self.spec.ignore)
         explained, unexplained = opstate.explain(differences, self.allow)
         text = "".join(f"{d.describe()}\n" for d in differences)
         blobs: dict[str, bytes | str] = {"state": opstate.state_text(state)}
@@ -176,7 +176,7 @@ class StateWatch:
             state, _, _ = self._take()
         except OpskitError as exc:
             return {"equal": None, "error": str(exc)}
-        differences = opstate.diff(self.before_state, state)
+        differences = opstate.diff(self.before_state, state, self.spec.ignore)
         return {"equal": not differences, "differences": [d.describe() for d in differences]}
 
     def _failed_step(
