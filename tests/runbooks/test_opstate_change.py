@@ -23,7 +23,7 @@ from opskit.inventory import load_workspace_inventory
 from opskit.lab import Lab
 from opskit.workspace import Workspace, init_workspace
 from tests.changes_support import write_policy
-from tests.runbooks.test_opstate_lab import greedy_version
+from tests.runbooks.opstate_support import greedy_version
 
 pytestmark = pytest.mark.lab
 

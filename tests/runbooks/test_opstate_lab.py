@@ -22,11 +22,11 @@ from opskit.secrets import REDACTOR
 from opskit.workspace import Workspace
 from tests.fixtures.lab import restored_switch, running_config
 from tests.recording import Recorder
+from tests.runbooks.opstate_support import BOOK, greedy_version
 
 pytestmark = pytest.mark.lab
 
 VLAN = {"vlan_id": 361, "vlan_name": "state-test", "interface": "FastEthernet0/7"}
-BOOK = "vlan-interface-guarded"
 
 
 @pytest.fixture
@@ -96,20 +96,6 @@ def test_a_change_that_stays_within_its_allowance_passes(
     finally:
         with NetmikoConnector(switch) as conn:
             conn.apply_config(["default interface FastEthernet0/7", "no vlan 361"])
-
-
-def greedy_version(ws: Workspace) -> RunbookCatalog:
-    """1.0.1: the same change that also creates a second VLAN it does not allow."""
-    path = ws.runbooks_dir / BOOK / "1.0.0.yaml"
-    text = path.read_text().replace("version: 1.0.0", "version: 1.0.1", 1)
-    text = text.replace(
-        "      template: vlan-interface/vlan.j2\n",
-        "      template: vlan-interface/vlan.j2\n"
-        "  - name: and one more VLAN\n    connector: netmiko\n    action: config\n"
-        "    params:\n      lines: ['vlan {{ params.vlan_id + 1 }}', ' name extra']\n",
-    )
-    (ws.runbooks_dir / BOOK / "1.0.1.yaml").write_text(text)
-    return RunbookCatalog(ws)
 
 
 def test_a_change_that_changes_more_than_it_allows_is_rolled_back(
