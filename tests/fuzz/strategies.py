@@ -257,6 +257,12 @@ def runbooks(draw: st.DrawFn) -> dict[str, Any]:
             "on_failure": draw(st.sampled_from(["rollback_host", "rollback_all", "stop"])),
         },
     }
+    if draw(st.booleans()):
+        facts = ["interfaces", "vlans", "routes", "neighbors", "bgp", "ospf"]
+        doc["state_snapshot"] = {
+            "facts": draw(st.lists(st.sampled_from(facts), min_size=1, unique=True)),
+            "allow": [f"interfaces.{{{{ params.{param_names[0]} }}}}.description"],
+        }
     return doc
 
 

@@ -155,6 +155,7 @@ def _load(root: Path, doc: dict[str, Any]) -> Runbook:
 # Values each shipped runbook accepts for its required parameters.
 VALID_BASE: dict[str, dict[str, Any]] = {
     "vlan-interface": {"vlan_id": 10, "vlan_name": "users", "interface": "FastEthernet0/1"},
+    "vlan-interface-guarded": {"vlan_id": 10, "vlan_name": "users", "interface": "FastEthernet0/1"},
     "napalm-merge": {"lines": ["ntp server 10.0.0.1"]},
     "user-rotation": {"username": "ops", "new_password": {"env": "NEW_PASSWORD"}},
 }

@@ -29,6 +29,7 @@ SHIPPED = [
     "napalm-merge",
     "user-rotation",
     "vlan-interface",
+    "vlan-interface-guarded",
 ]
 
 MINIMAL = """\

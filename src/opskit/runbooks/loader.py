@@ -47,6 +47,7 @@ from opskit.runbooks.model import (
     Expectation,
     Revision,
     Runbook,
+    StateSnapshotSpec,
     Step,
     Strategy,
     Targets,
@@ -402,6 +403,9 @@ class _Builder:
                 platforms=tuple(backup_raw.get("platforms", ())),
                 by_platform=backup_raw.get("by_platform", {}) or {},
             )
+        state = data.get("state_snapshot")
+        if state is not None and state.get("connector"):
+            self.connector_actions(state["connector"], ["state_snapshot", "connector"])
         rollback_raw = data.get("rollback", "auto")
         if rollback_raw == []:
             # No steps would report a host "rolled back" with nothing done.
@@ -470,6 +474,7 @@ class _Builder:
             apply=apply,
             verify=verify,
             rollback=rollback,
+            state_snapshot=None if state is None else StateSnapshotSpec.from_raw(state),
             strategy=strategy,
             path=self.path,
             files=dict(sorted(self.files.items())),

@@ -8,7 +8,8 @@ reads them:
   ``risk``, ``change_types``, ``standard``, ``targets`` (`Targets`),
   ``parameters`` (a JSON Schema), ``requires`` (frozenset of `Capability`),
   ``history``, the phases ``precheck``/``apply``/``verify`` (tuples of `Step`),
-  ``backup`` (`BackupSpec`), ``rollback`` ("auto", "none" or a tuple of
+  ``backup`` (`BackupSpec`), ``state_snapshot`` (`StateSnapshotSpec` or
+  None), ``rollback`` ("auto", "none" or a tuple of
   `Step`), ``strategy`` (`Strategy`), ``path`` and ``files`` (referenced
   files with their own digests).
 - `Runbook.validate_params(params) -> dict`: validates a change's parameters
@@ -149,6 +150,34 @@ class BackupSpec:
 
 
 @dataclass(frozen=True)
+class StateSnapshotSpec:
+    """The operational state snapshot taken before and after apply
+    (`opskit.runbooks.opstate`): which `facts`, the `allow` patterns (templates
+    over the change's parameters) for the differences the change explains,
+    through which `connector` (default: the backup's). E.g.
+    `StateSnapshotSpec(facts=("vlans",), allow=("vlans.{{ params.vlan_id }}",))`.
+    """
+
+    facts: tuple[str, ...]
+    allow: tuple[str, ...] = ()
+    connector: str | None = None
+    #: more field names never compared, beside `opstate.VOLATILE` (genie diff's --exclude)
+    ignore: tuple[str, ...] = ()
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any]) -> StateSnapshotSpec:
+        """From the runbook's (schema-valid) ``state_snapshot`` mapping; every fact by default."""
+        from opskit.runbooks.opstate import FACTS
+
+        return cls(
+            facts=tuple(raw.get("facts") or FACTS),
+            allow=tuple(raw.get("allow") or ()),
+            connector=raw.get("connector"),
+            ignore=tuple(raw.get("ignore") or ()),
+        )
+
+
+@dataclass(frozen=True)
 class Strategy:
     """How a rollout schedules hosts: `canary` hosts first (a count or names),
     then batches of `batch` (a count or a percentage) with `concurrency` hosts
@@ -239,6 +268,7 @@ class Runbook:
     apply: tuple[Step, ...] = ()
     verify: tuple[Step, ...] = ()
     rollback: Literal["auto", "none"] | tuple[Step, ...] = "auto"
+    state_snapshot: StateSnapshotSpec | None = None
     strategy: Strategy = field(default_factory=Strategy)
     path: Path | None = None
     #: referenced files (relative to the workspace) -> "sha256:..."
@@ -338,6 +368,14 @@ class Runbook:
             )
             hosts = f"{', '.join(self.backup.platforms)} host" if self.backup.platforms else "host"
             plan.append(f"Backup: snapshot the {what} of each {hosts} into the ledger's blob store")
+        if self.state_snapshot is not None:
+            plan.append(
+                "State: snapshot the operational state ("
+                + ", ".join(self.state_snapshot.facts)
+                + ") before apply and after it; any difference not allowed ("
+                + (", ".join(self.state_snapshot.allow) or "none")
+                + ") fails verification"
+            )
         for step in self.apply:
             line = f"Apply: {_step_line(step)}"
             if params is not None:

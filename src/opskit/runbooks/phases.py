@@ -15,6 +15,7 @@ from opskit.errors import OpskitError
 from opskit.hoststate import HostState
 from opskit.runbooks.backup import SnapshotKeeper
 from opskit.runbooks.context import HostContext, RollbackMode
+from opskit.runbooks.opstate_capture import StateWatch
 from opskit.runbooks.records import now, transcript
 from opskit.runbooks.results import HostRun, StepFailed, StepRun, ms
 from opskit.runbooks.snapshot import Snapshot
@@ -28,6 +29,8 @@ class HostExecution:
         self.ctx = ctx
         self.snapshots = SnapshotKeeper(self.ctx)
         self.steps = StepRunner(self.ctx, self.snapshots)
+        spec = ctx.runbook.state_snapshot
+        self.state = StateWatch(ctx, self.snapshots, spec) if spec is not None else None
 
     @property
     def run(self) -> HostRun:
@@ -81,6 +84,8 @@ class HostExecution:
                 not book.backup.platforms or ctx.ci.platform in book.backup.platforms
             ):
                 self.snapshots.backup()
+            if self.state is not None:
+                self.state.before()
             phase = "apply"
             started = time.perf_counter()
             applied = self.steps.run_phase("apply")
@@ -96,6 +101,7 @@ class HostExecution:
                 )
             phase = "verify"
             started = time.perf_counter()
+            self._compare_state()
             verified = self.steps.run_phase("verify")
             if ctx.commit_pending is not None:
                 ctx.commit_pending.confirm_commit()
@@ -109,6 +115,16 @@ class HostExecution:
         except OpskitError as exc:
             # The backup itself failed (or confirming a commit did).
             self._fail(phase, None, rollback_mode, error=str(exc))
+
+    def _compare_state(self) -> None:
+        """The state after apply against the state before: an unexplained
+        difference fails verification (before any verify step runs)."""
+        if self.state is None:
+            return
+        failed = self.state.after()
+        if failed is not None:
+            self.run.steps.append(failed)
+            raise StepFailed(failed)
 
     def _finish_verified(self, verified: list[StepRun], duration: float) -> None:
         run = self.run
@@ -223,6 +239,8 @@ class HostExecution:
             "error": error,
             "duration_ms": ms(time.perf_counter() - start),
         }
+        if ok and self.state is not None and (state_proof := self.state.after_rollback()):
+            payload["state_proof"] = state_proof
         blobs = (
             {"residual_diff": proof["residual_diff"]} if proof and proof["residual_diff"] else None
         )
