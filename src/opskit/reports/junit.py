@@ -21,7 +21,7 @@ What a pipeline shows as test results, from the typed results as they are:
 - `compliance_junit(fleet)`: a `FleetCompliance`. One testsuite per CI, one
   testcase per feature: non-compliant is a failure (the missing and extra
   lines in the message text, the CI's remediation in ``<system-out>``),
-  unknown is skipped with its reason.
+  unknown (and not-applicable) is skipped with its reason.
 
 The documents follow the Apache Ant JUnit schema most CI systems read
 (every suite has ``<properties>``, ``<system-out>``, ``<system-err>``, a
@@ -193,13 +193,13 @@ def _compliance_cases(ci: CiCompliance, classname: str) -> Iterable[TestCase]:
     for feature in ci.features:
         case = TestCase(_clean(feature.feature), classname=classname, time=0)
         state = str(feature.state)
-        if state == "non_compliant":
+        if state == "non-compliant":
             lines = [*(f"- {m}" for m in feature.missing), *(f"+ {e}" for e in feature.extra)]
             counted = f"{len(feature.missing)} missing, {len(feature.extra)} extra"
             message = feature.reason or counted
             case.result = [_failure(message, state, "\n".join(lines))]
-        elif state == "unknown":
-            case.result = [Skipped(message=_clean(feature.reason or "unknown"))]
+        elif state in ("unknown", "not-applicable"):
+            case.result = [Skipped(message=_clean(feature.reason or state))]
         yield case
 
 
