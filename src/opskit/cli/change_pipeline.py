@@ -95,7 +95,7 @@ def run(
         tickets=tuple(ticket or []),
     )
     if junit is not None:
-        write_apply_junit(summary, junit)
+        write_apply_junit(summary, junit, service.get(change.id).predicted_diff)
     if json_output:
         print_json(summary)
     else:

@@ -101,7 +101,7 @@ def apply(
             print_json({"change_id": change_id, "state": "refused", "reason": exc.reason})
         raise
     if junit is not None:
-        write_apply_junit(summary, junit)
+        write_apply_junit(summary, junit, change.predicted_diff)
     if json_output:
         print_json(summary)
     else:
@@ -110,11 +110,12 @@ def apply(
         raise typer.Exit(1)
 
 
-def write_apply_junit(summary: Any, path: Path) -> None:
-    """The rollout (or the dry run's predictions) as JUnit XML."""
+def write_apply_junit(summary: Any, path: Path, predicted: dict[str, Any] | None = None) -> None:
+    """The rollout (or the dry run's predictions) as JUnit XML; `predicted`:
+    the change's assessed predictions, for hosts whose run made no diff."""
     from opskit.reports.junit import change_junit, dry_run_junit, write_junit
 
-    xml = dry_run_junit(summary) if summary.get("dry_run") else change_junit(summary)
+    xml = dry_run_junit(summary) if summary.get("dry_run") else change_junit(summary, predicted)
     write_junit(xml, path)
 
 

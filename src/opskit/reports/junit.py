@@ -7,8 +7,9 @@ What a pipeline shows as test results, from the typed results as they are:
   the VLAN``), or one testcase ``host`` when this process ran no step there
   (a host restored by a later rollback, a host never started). A failed
   step or host is a ``<failure>`` with the reason; a host the rollout never
-  started is ``<skipped>``. The host's diff (or its predicted diff) is the
-  suite's ``<system-out>``.
+  started is ``<skipped>``. The host's diff (the diff its steps made, or
+  its predicted diff, when the run stopped before the diff) is the suite's
+  ``<system-out>``.
 - `dry_run_junit(result)`: the predictions of `change apply --dry-run`. One
   testsuite per host with one testcase ``predicted diff``: a failure when
   the prediction differs from the one the change was assessed (and
@@ -61,8 +62,12 @@ if TYPE_CHECKING:
 NEVER_STARTED = frozenset({"pending", "skipped"})
 
 
-def change_junit(summary: ChangeSummary) -> JUnitXml:
-    """A change after its rollout (see the module)."""
+def change_junit(
+    summary: ChangeSummary, predicted: Mapping[str, Mapping[str, Any]] | None = None
+) -> JUnitXml:
+    """A change after its rollout (see the module); `predicted` is the
+    change's assessed predictions (`ChangeRequest.predicted_diff`), shown for
+    a host whose run stopped before it made a diff."""
     suites = []
     for name, host in sorted(summary.hosts.items()):
         suite = _suite(f"{summary.change_id}.{name}", {"change": summary.change_id, "host": name})
@@ -77,8 +82,8 @@ def change_junit(summary: ChangeSummary) -> JUnitXml:
             # The steps passed but the host did not end as planned (e.g. its
             # batch's error budget rolled it back): say so in one more case.
             suite.add_testcase(_host_case(host, f"{summary.change_id}.{name}"))
-        diff = host.run.diff if host.run is not None else None
-        suites.append(_finish(suite, diff or ""))
+        expected = ((predicted or {}).get(name) or {}).get("diff") or ""
+        suites.append(_finish(suite, _host_diff(host) or expected))
     return _document(suites)
 
 
@@ -158,6 +163,16 @@ def _step_case(step: StepRun, classname: str) -> TestCase:
     elif str(step.status) == "skipped":
         case.result = [Skipped(message="step skipped")]
     return case
+
+
+def _host_diff(host: HostSummary) -> str:
+    """The diff the run made, else the diffs its steps made, else the run's
+    predicted diff ("": a run that stopped before any, e.g. rolled back)."""
+    run = host.run
+    if run is None:
+        return ""
+    steps = "\n".join(step.diff for step in run.steps if step.diff)
+    return run.diff or steps or run.predicted_diff or ""
 
 
 def _host_case(host: HostSummary, classname: str) -> TestCase:
