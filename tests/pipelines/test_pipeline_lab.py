@@ -7,9 +7,7 @@ approval another process makes, `change apply [--dry-run] --junit` and
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -22,11 +20,9 @@ from typing import Any
 import pytest
 
 from opskit.changes import ChangeService, State
-from opskit.runbooks import RunbookCatalog
-from opskit.workspace import Workspace, init_workspace
-from tests.changes_support import write_policy, write_runbooks
-from tests.fixtures.workspace import REPO
+from opskit.workspace import Workspace
 from tests.pipelines.junit_support import rows, system_out
+from tests.pipelines.pipeline_support import lab_workspace, opskit
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -43,41 +39,11 @@ class Pipeline:
         return [e.kind for e in self.service().context.ledger.events(change_id=change_id)]
 
 
-def lab_workspace(lab: Any, root: Path) -> Workspace:
-    """A workspace on the running lab: the shipped runbooks, the lab
-    inventory, the test policy and runbook (chg-test@1.0.0 pre-approved)."""
-    ws = init_workspace(root)
-    for sub in ("runbooks", "playbooks", "templates"):
-        shutil.copytree(REPO / sub, ws.root / sub, dirs_exist_ok=True)
-    shutil.copytree(lab.inventory_path, ws.inventories_dir / "lab", dirs_exist_ok=True)
-    (ws.root / ".opskit").mkdir(exist_ok=True)
-    (ws.root / ".opskit" / "lab").symlink_to(lab.ws.root / ".opskit" / "lab")
-    write_runbooks(ws)
-    digest = RunbookCatalog(ws).get("chg-test@1.0.0").digest
-    write_policy(
-        ws,
-        extra=f"standard_changes:\n  - {{runbook: chg-test, version: 1.0.0, digest: '{digest}'}}\n",
-    )
-    return ws
-
-
 @pytest.fixture(scope="module")
 def pipeline(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     ws = lab_workspace(lab, tmp_path_factory.mktemp("pipeline") / "ws")
     yield Pipeline(ws, lab.dedicated_switch.name)
     ws.close()
-
-
-def opskit(
-    ws: Workspace, *args: str, user: str = "alice", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "opskit", "--workspace", str(ws.root), "--as", user, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )
 
 
 def assessed(p: Pipeline, vlan: int, env: dict[str, str] | None = None, **params: Any) -> str:
