@@ -5,6 +5,7 @@ never started are skipped; a secret value never reaches the file."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from opskit.changes.model import State
 from opskit.changes.summary import ChangeSummary, HostSummary
+from opskit.compliance import evaluate
 from opskit.compliance.results import CiCompliance, FeatureResult, FleetCompliance, Mode
 from opskit.compliance.results import State as Compliance
 from opskit.errors import UsageError
@@ -30,6 +32,7 @@ from opskit.reports.junit import (
 from opskit.runbooks.inspection import Finding, HostInspection, InspectionReport
 from opskit.runbooks.results import HostRun, StepRun
 from opskit.secrets import MASK, REDACTOR
+from tests.compliance.support import NETUTILS, ci_rules, make_ci
 from tests.pipelines.junit_support import rows, system_out, validate
 
 CANARY = "canary-" + uuid.uuid4().hex
@@ -191,3 +194,27 @@ def test_any_text_from_a_device_still_makes_a_valid_document(
     path = tmp_path_factory.mktemp("junit") / "x.xml"
     write_junit(change_junit(summary), path)
     validate(path)
+
+
+def test_compliance_of_golden_configs_own_fixtures_as_junit(tmp_path: Path) -> None:
+    # netutils' IOS fixture, judged by the real engine (tests/compliance): the
+    # snmp feature drifted, the others comply.
+    ci = make_ci("dev1", "cisco_ios")
+    features = [("bgp", "router bgp "), ("snmp", "snmp-server "), ("ntp", "ntp server ")]
+    rules = ci_rules(
+        tmp_path,
+        [{"name": f, "mode": "intended", "match": ["^" + re.escape(p)]} for f, p in features],
+        ci,
+    )
+    result = evaluate(
+        ci,
+        (NETUTILS / "ios_basic_backup.txt").read_text(),
+        (NETUTILS / "ios_basic_intended.txt").read_text(),
+        rules,
+    )
+    path = tmp_path / "compliance.xml"
+    write_junit(compliance_junit(FleetCompliance((result,))), path)
+    found = {case: kind for _, case, kind, _ in rows(path)}
+    expected = {f.feature: "failure" if not f.compliant else "ok" for f in result.features}
+    assert found == expected and found["snmp"] == "failure"
+    assert system_out(path)["compliance.dev1"] == "\n".join(result.remediation)
