@@ -2,16 +2,16 @@
 
 The commands live by concern: `change_process` (the verbs before and after
 the rollout, and signed approvals), `change_rollout` (apply, rollback,
-recover) and `change_views` (show, list); `change_common` holds what they
-share. Each declares its commands (`change_common.command`); they are
-registered here in the order `--help` lists them.
+recover), `change_views` (show, list) and `change_pipeline` (wait, run
+--standard); `change_common` holds what they share. Each declares its
+commands (`change_common.command`); they are registered here in the order `--help` lists them.
 """
 
 from __future__ import annotations
 
 import typer
 
-from opskit.cli import change_process, change_rollout, change_views
+from opskit.cli import change_pipeline, change_process, change_rollout, change_views
 from opskit.cli.change_common import COMMANDS
 
 app = typer.Typer(
@@ -27,7 +27,9 @@ HELP_ORDER = [
     "approve",
     "reject",
     "schedule",
+    "wait",
     "apply",
+    "run",
     "rollback",
     "recover",
     "close",
@@ -38,7 +40,8 @@ HELP_ORDER = [
     "keygen",
     "verify-approvals",
 ]
-DECLARED_IN = (change_process, change_rollout, change_views)  # the modules filling COMMANDS
+# The modules filling COMMANDS.
+DECLARED_IN = (change_process, change_rollout, change_views, change_pipeline)
 
 for name in [*HELP_ORDER, *(other for other in COMMANDS if other not in HELP_ORDER)]:
     app.command(name)(COMMANDS[name])

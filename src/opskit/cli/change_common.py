@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
     from opskit.changes import ChangeRequest, ChangeService
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+JunitOpt = Annotated[
+    Path | None,
+    typer.Option("--junit", help="Also write the result as JUnit XML (one testsuite per host)."),
+]
 IdArg = Annotated[str, typer.Argument(help="The change id, e.g. CHG-000001.")]
 
 Command = TypeVar("Command", bound=Callable[..., None])

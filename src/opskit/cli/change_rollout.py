@@ -4,13 +4,21 @@ change on its hosts, with the progress bar and the per-host summary."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from opskit.cli import compliance
-from opskit.cli.change_common import IdArg, JsonOpt, command, open_service, print_prediction
+from opskit.cli.change_common import (
+    IdArg,
+    JsonOpt,
+    JunitOpt,
+    command,
+    open_service,
+    print_prediction,
+)
 from opskit.cli.common import console, current_user, err_console, plain, print_json
 from opskit.errors import ChangeRefused, UsageError
 
@@ -71,8 +79,12 @@ def apply(
     change_id: IdArg,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Predicted diffs only.")] = False,
     json_output: JsonOpt = False,
+    junit: JunitOpt = None,
 ) -> None:
     """Apply an approved change. Exit code 0 only when the change completed."""
+    from opskit.reports.junit import check_junit_path
+
+    check_junit_path(junit)
     service = open_service()
     actor = current_user()
     change = service.get(change_id)
@@ -89,12 +101,23 @@ def apply(
         if json_output:
             print_json({"change_id": change_id, "state": "refused", "reason": exc.reason})
         raise
+    if junit is not None:
+        write_apply_junit(summary, junit, change.predicted_diff)
     if json_output:
         print_json(summary)
     else:
         print_summary(summary)
     if not dry_run and summary["state"] != "completed":
         raise typer.Exit(1)
+
+
+def write_apply_junit(summary: Any, path: Path, predicted: dict[str, Any] | None = None) -> None:
+    """The rollout (or the dry run's predictions) as JUnit XML; `predicted`:
+    the change's assessed predictions, for hosts whose run made no diff."""
+    from opskit.reports.junit import change_junit, dry_run_junit, write_junit
+
+    xml = dry_run_junit(summary) if summary.get("dry_run") else change_junit(summary, predicted)
+    write_junit(xml, path)
 
 
 def print_summary(summary: dict[str, Any]) -> None:

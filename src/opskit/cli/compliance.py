@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from opskit.cli.change_common import JunitOpt
 from opskit.cli.common import choice, console, current_user, nonblank, plain, print_json, workspace
 
 if TYPE_CHECKING:
@@ -45,14 +46,17 @@ def run(
     feature: FeatureOpt = None,
     inventory: InventoryOpt = None,
     json_output: JsonOpt = False,
+    junit: JunitOpt = None,
 ) -> None:
     """Evaluate the selected CIs and record the run in the ledger.
 
     Exit 0 only when everything evaluated is compliant; 1 when a CI is
     non-compliant or unknown (unreachable, no backup)."""
     from opskit.compliance.runs import SOURCES, run_compliance
+    from opskit.reports.junit import check_junit_path, compliance_junit, write_junit
 
     choice("--source", source, SOURCES)
+    check_junit_path(junit)
     result = run_compliance(
         workspace(),
         current_user(),
@@ -61,6 +65,8 @@ def run(
         features=feature or (),
         inventory=inventory,
     )
+    if junit is not None:
+        write_junit(compliance_junit(result.fleet), junit)
     report(result, json_output)
     if not result.ok:
         sys.exit(1)

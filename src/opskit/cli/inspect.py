@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from opskit.cli.change_common import parse_params
+from opskit.cli.change_common import JunitOpt, parse_params
 from opskit.cli.common import console, current_user, plain, print_json, workspace, write_text
 from opskit.errors import UsageError
 
@@ -29,17 +29,22 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path | None, typer.Option("--out", help="Also write the report (Markdown) here.")
         ] = None,
+        junit: JunitOpt = None,
     ) -> None:
         """Inspect CIs read-only (巡检), recorded in the ledger; exit 1 on any exception."""
         from opskit.reports import run_recorded_inspection
+        from opskit.reports.junit import check_junit_path, inspection_junit, write_junit
 
         actor = current_user()
         ws = workspace()
         if out is not None and (out.is_dir() or not out.parent.is_dir()):
             raise UsageError(f"--out {out}: cannot write there")
+        check_junit_path(junit)
         result = run_recorded_inspection(ws, actor, select=select, params=parse_params(param or []))
         if out is not None:
             write_text(out, result.report.to_markdown())
+        if junit is not None:
+            write_junit(inspection_junit(result), junit)
         if as_json:
             print_json(result.to_dict())
         else:
