@@ -183,6 +183,23 @@ class KpiTargets(_Strict):
     cmdb_accuracy: Percent | None = None  # at least
 
 
+class RunnerQueues(_Strict):
+    """How a CI's Celery queue is chosen: its `site` or an attribute; `default` otherwise."""
+
+    by: Annotated[str, Field(min_length=1)] = "site"
+    default: Annotated[str, Field(min_length=1)] | None = None
+
+
+class RunnerPolicy(_Strict):
+    """Where a change's hosts run (docs/distributed.md): `thread` (this process,
+    the default) or `celery` (workers behind the Redis `broker`)."""
+
+    kind: Literal["thread", "celery"] = "thread"
+    broker: Annotated[str, Field(pattern=r"^rediss?://")] | None = None
+    queues: RunnerQueues = RunnerQueues()
+    wait_for_worker_s: Annotated[float, Field(ge=0, le=3600)] = 10.0
+
+
 class Policy(_Strict):
     version: Annotated[int, Field(strict=True)] = 1
     # The inventory (folder under inventories/) commands use by default.
@@ -204,6 +221,7 @@ class Policy(_Strict):
     # Reports (opskit.reports): the figures' targets and the default language.
     kpi_targets: KpiTargets = KpiTargets()
     report_language: Literal["zh_CN", "en"] | None = None
+    runner: RunnerPolicy = RunnerPolicy()
 
     def roles_of(self, person: str) -> set[Role]:
         entry = self.people.get(person)

@@ -62,6 +62,7 @@ def _register() -> None:
         report,
         runbook,
         witness,
+        worker,
     )
 
     init.register(app)
@@ -74,6 +75,7 @@ def _register() -> None:
     app.add_typer(report.app, name="report")
     inspect.register(app)
     app.add_typer(intended.app, name="intended")
+    worker.register(app)
 
 
 _register()

@@ -1,0 +1,181 @@
+"""The coordinator's side: `CeleryRunner`, a runner (`RunnerFactory` and
+`RemoteHosts`, `opskit.changes.runners`) that sends each host to the Celery
+queue of its site and waits for the worker's result.
+
+The rollout is unchanged: its threads (a local pool of the width it asks
+for) only wait here, so canary, batches, error budget and group caps work as
+with the thread pool. Per host:
+
+- the queue is the CI's `site` (or the attribute `queues.by` names, or
+  `queues.default`); a CI with no queue is refused before the change starts;
+- no live worker consumes that queue within `wait_for_worker_s`: the host is
+  failed, `unreachable: no worker for queue dc2`, and its idempotency key is claimed
+  by the coordinator, so the message, should a worker come later, runs nothing;
+- the worker that started the host stops answering pings: the host is
+  `unknown` (as after a crash of the local runner; `opskit change recover`
+  and `opskit change rollback` handle it from the ledger).
+
+>>> runner = CeleryRunner("redis://127.0.0.1:6379/0", by="zone", default="dc1")
+>>> runner.by, runner.default
+('zone', 'dc1')
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any
+
+from opskit.changes.runners import HostJob
+from opskit.hoststate import HostState
+
+POLL_S = 0.05
+PING_EVERY_S = 2.0
+
+
+class CeleryRunner:
+    """Runs a change's hosts on Celery workers (see the module docstring)."""
+
+    def __init__(
+        self,
+        broker: str,
+        *,
+        by: str = "site",
+        default: str | None = None,
+        wait_for_worker_s: float = 10.0,
+    ) -> None:
+        from opskit.distributed.app import make_app
+
+        self.broker = broker
+        self.by = by
+        self.default = default
+        self.wait_for_worker_s = wait_for_worker_s
+        self.app = make_app(broker)
+        self._live: dict[str, float] = {}  # queue -> when a worker was last seen on it
+        self._lock = threading.Lock()
+
+    # -- RunnerFactory --------------------------------------------------------
+    def __call__(self, workers: int) -> Executor:
+        """The rollout's threads: each waits for one remote host."""
+        return ThreadPoolExecutor(max_workers=workers)
+
+    # -- RemoteHosts ------------------------------------------------------------
+    def queue_of(self, ci: Any) -> str | None:
+        """The queue of `ci`: its site, or the attribute `by`, or the default."""
+        value = ci.site if self.by == "site" else (ci.attributes or {}).get(self.by)
+        if value is None or value == "":
+            return self.default
+        return str(value) if isinstance(value, str | int) else None
+
+    def blockers(self, ws: Any, cis: list[Any]) -> list[str]:
+        """SQLite, an unreachable broker, a CI without a queue: each one line."""
+        if not str(ws.db_url).startswith("postgresql"):
+            return [
+                "the celery runner needs the PostgreSQL ledger (--db postgresql://...), not SQLite"
+            ]
+        reasons = [
+            f"{ci.name}: no queue for the celery runner ({self.by} is missing and no default)"
+            for ci in cis
+            if self.queue_of(ci) is None
+        ]
+        try:
+            with self.app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=2)
+        except Exception as exc:  # kombu raises its transport's own errors
+            reasons.append(f"broker {_safe(self.broker)} unreachable: {type(exc).__name__}")
+        return reasons
+
+    def dispatch(self, job: HostJob, ci: Any, ctx: Any) -> dict[str, Any]:
+        from opskit.distributed.app import TASK_NAME
+
+        queue = self.queue_of(ci) or "default"
+        if not self._wait_for_worker(queue):
+            return self._abandon(ctx, job, f"unreachable: no worker for queue {queue}")
+        result = self.app.send_task(TASK_NAME, args=[job.to_message()], queue=queue)
+        return self._wait(result, ctx, job, queue)
+
+    # -- waiting ------------------------------------------------------------------
+    def live_queues(self) -> set[str]:
+        """The queues some worker consumes now (a broadcast, 1 s for replies)."""
+        replies = self.app.control.inspect(timeout=1.0).active_queues() or {}
+        return {q["name"] for queues in replies.values() for q in queues}
+
+    def _wait_for_worker(self, queue: str) -> bool:
+        deadline = time.monotonic() + self.wait_for_worker_s
+        while True:
+            with self._lock:
+                seen = self._live.get(queue, 0.0)
+                if time.monotonic() - seen < PING_EVERY_S:
+                    return True
+                now = time.monotonic()
+                for name in self.live_queues():
+                    self._live[name] = now
+                if queue in self._live and self._live[queue] == now:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)
+
+    def _wait(self, result: Any, ctx: Any, job: HostJob, queue: str) -> dict[str, Any]:
+        last_ping, silent = time.monotonic(), 0
+        while not result.ready():
+            time.sleep(POLL_S)
+            if time.monotonic() - last_ping < PING_EVERY_S:
+                continue
+            last_ping = time.monotonic()
+            state, info = result.state, result.info
+            if state == "STARTED" and isinstance(info, dict) and info.get("hostname"):
+                alive = self.app.control.ping(destination=[info["hostname"]], timeout=1.0)
+                silent = 0 if alive else silent + 1
+                if silent >= 2:
+                    result.forget()
+                    return _unknown(f"worker {info['hostname']} lost mid-host")
+            elif state == "PENDING" and not self._wait_for_worker(queue):
+                self.app.control.revoke(result.id)
+                return self._abandon(ctx, job, f"unreachable: no worker for queue {queue}")
+        if result.failed():
+            return _unknown(f"worker error: {type(result.result).__name__}")
+        outcome = dict(result.get(propagate=False))
+        result.forget()
+        if outcome.get("status") == "duplicate":  # a redelivery overwrote the result
+            return _unknown("the host's result was replaced by a duplicate delivery")
+        return outcome
+
+    def _abandon(self, ctx: Any, job: HostJob, reason: str) -> dict[str, Any]:
+        """The host is given up before any worker took it: the coordinator
+        claims its key, so a late delivery runs nothing."""
+        from opskit.distributed.hostjob import claim
+
+        claim(ctx, job, worker="coordinator (gave up)")
+        return {"status": HostState.FAILED, "ran": False, "error": reason, "detail": {}}
+
+
+def _unknown(reason: str) -> dict[str, Any]:
+    return {"status": HostState.UNKNOWN, "ran": True, "error": reason, "detail": {}}
+
+
+def _safe(url: str) -> str:
+    """The broker URL without its password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def runner_from_policy(policy: Any, *, broker: str | None = None) -> CeleryRunner:
+    """The Celery runner the policy's `runner:` describes (`broker` overrides)."""
+    from opskit.errors import UsageError
+
+    settings = policy.runner
+    url = broker or settings.broker
+    if not url:
+        raise UsageError("the celery runner needs a broker: runner.broker in opskit.yaml")
+    return CeleryRunner(
+        url,
+        by=settings.queues.by,
+        default=settings.queues.default,
+        wait_for_worker_s=settings.wait_for_worker_s,
+    )
