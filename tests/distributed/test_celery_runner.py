@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -233,3 +234,100 @@ def test_refusals_come_before_any_lock(site: dict[str, Any], tmp_path: Path) -> 
         "the celery runner needs the PostgreSQL ledger (--db postgresql://...), not SQLite"
     ]
     dead.cancel(change_id, "alice", reason="test over")
+
+
+# -- faults -------------------------------------------------------------------------
+
+
+def write_slow_runbook(ws: Workspace, version: str) -> str:
+    """chg-test with an apply long enough (many VLANs) to kill a process mid-host."""
+    from tests.changes_support import RUNBOOK
+
+    many = ", ".join(f'"vlan {n}", " name slow{n}", "exit"' for n in range(3000, 3080))
+    text = RUNBOOK.format(
+        version=version, risk="low", canary=0, batch="1", max_failed=0,
+        on_failure="rollback_host", concurrency=1,
+    )  # fmt: skip
+    first = 'lines: ["vlan {{ params.vlan_id }}"'
+    text = text.replace(first, f"lines: [{many}, " + first.removeprefix("lines: ["))
+    path = ws.runbooks_dir / "chg-test" / f"{version}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return f"chg-test@{version}"
+
+
+def wait_for_step(svc: ChangeService, change_id: str, ci: str, kind: str) -> None:
+    deadline = time.monotonic() + 120
+    while kind not in [e.kind for e in svc.context.ledger.events(change_id=change_id, ci=ci)]:
+        assert time.monotonic() < deadline, f"{ci} never reached {kind}"
+        time.sleep(0.02)
+
+
+def restart_worker(site: dict[str, Any], index: int, queue: str) -> None:
+    site["workers"][index] = start_worker(site["ws"], site["db"], site["broker"], queue)
+    deadline = time.monotonic() + 90
+    while queue not in site["runner"].live_queues():
+        assert time.monotonic() < deadline, "the worker did not come back"
+
+
+def test_worker_killed_mid_host_leaves_it_unknown_never_applied_twice(site: dict[str, Any]) -> None:
+    ws: Workspace = site["ws"]
+    before = configs(ws)
+    ref = write_slow_runbook(ws, "1.7.0")
+    svc = ChangeService(ws, runner=site["runner"])
+    change_id = approved_change(svc, ref, {"vlan_id": 217}, select_expr="lab-sw03")
+    outcome: dict[str, Any] = {}
+    coordinator = threading.Thread(target=lambda: outcome.update(s=svc.apply(change_id, "alice")))
+    coordinator.start()
+    wait_for_step(svc, change_id, "lab-sw03", "host.backup")
+    os.kill(site["workers"][1].pid, signal.SIGKILL)  # the dc2 worker, mid-host
+    site["workers"][1].wait(timeout=30)
+    coordinator.join(timeout=120)
+    host = outcome["s"].to_dict()["hosts"]["lab-sw03"]
+    assert host["status"] == "unknown" and "lost mid-host" in host["error"], host
+    assert outcome["s"]["state"] == "failed"
+    # A new worker on the site: the lost message is not run again (acknowledged on start).
+    restart_worker(site, 1, "dc2")
+    time.sleep(3)
+    kinds = [e.kind for e in svc.context.ledger.events(change_id=change_id, ci="lab-sw03")]
+    assert kinds.count("host.dispatched") == 1 and kinds.count("host.applied") <= 1
+    # The rollback restores the host from the snapshot in the ledger, on its site's worker.
+    assert svc.rollback(change_id, "alice")["state"] == "rolled_back"
+    assert configs(ws) == before
+    assert svc.context.ledger.verify().ok
+
+
+APPLY_SCRIPT = """
+import sys
+from opskit.workspace import Workspace
+from opskit.changes import ChangeService
+from opskit.distributed.runner import CeleryRunner
+ws = Workspace.open(sys.argv[1], db=sys.argv[2])
+svc = ChangeService(ws, runner=CeleryRunner(sys.argv[3]))
+print(svc.apply(sys.argv[4], "alice")["state"], flush=True)
+"""
+
+
+def test_coordinator_killed_mid_rollout_then_recover(site: dict[str, Any]) -> None:
+    ws: Workspace = site["ws"]
+    before = configs(ws)
+    ref = write_slow_runbook(ws, "1.8.0")
+    svc = ChangeService(ws, runner=site["runner"])
+    change_id = approved_change(svc, ref, {"vlan_id": 218}, select_expr="lab-sw0[14]")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", APPLY_SCRIPT, str(ws.root), site["db"], site["broker"], change_id],
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    wait_for_step(svc, change_id, "lab-sw01", "host.backup")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    # The worker finishes the host it had; nothing dispatches the next one.
+    wait_for_step(svc, change_id, "lab-sw01", "host.verified")
+    assert svc.get(change_id).state is State.IN_PROGRESS
+    (report,) = svc.recover("alice", change_id=change_id)
+    assert report["action"] == "recovered" and report["state"] == "failed"
+    assert report["hosts"]["lab-sw01"]["status"] == "ok"
+    assert report["hosts"]["lab-sw04"]["status"] == "pending"
+    assert svc.rollback(change_id, "alice")["state"] == "rolled_back"
+    assert configs(ws) == before
+    assert svc.context.ledger.verify().ok
