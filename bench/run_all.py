@@ -19,6 +19,7 @@ SCRIPTS = (
     "fanout.py",
     "config_equality.py",
     "compliance.py",
+    "distributed.py",
 )
 
 

@@ -331,3 +331,70 @@ def test_coordinator_killed_mid_rollout_then_recover(site: dict[str, Any]) -> No
     assert svc.rollback(change_id, "alice")["state"] == "rolled_back"
     assert configs(ws) == before
     assert svc.context.ledger.verify().ok
+
+
+def test_redis_restarted_mid_change_loses_no_record_and_applies_once(
+    site: dict[str, Any], redis_server: RedisServer
+) -> None:
+    ws: Workspace = site["ws"]
+    before = configs(ws)
+    ref = write_slow_runbook(ws, "1.9.0")
+    svc = ChangeService(ws, runner=site["runner"])
+    change_id = approved_change(svc, ref, {"vlan_id": 219}, select_expr="lab-sw0[23]")
+    outcome: dict[str, Any] = {}
+    coordinator = threading.Thread(target=lambda: outcome.update(s=svc.apply(change_id, "alice")))
+    coordinator.start()
+    wait_for_step(svc, change_id, "lab-sw02", "host.backup")
+    redis_server.restart()  # no persistence: its queues and results are gone
+    coordinator.join(timeout=180)
+    summary = outcome["s"].to_dict()
+    for name in ("lab-sw02", "lab-sw03"):
+        kinds = [e.kind for e in svc.context.ledger.events(change_id=change_id, ci=name)]
+        assert kinds.count("host.dispatched") <= 1 and kinds.count("host.applied") <= 1, kinds
+    # The host that was running finished on its worker and the ledger has all of it.
+    kinds = [e.kind for e in svc.context.ledger.events(change_id=change_id, ci="lab-sw02")]
+    assert kinds[-3:] == ["host.backup", "host.applied", "host.verified"], kinds
+    assert summary["hosts"]["lab-sw02"]["status"] in ("ok", "unknown"), summary
+    assert svc.context.ledger.verify().ok
+    assert svc.rollback(change_id, "alice")["state"] == "rolled_back"
+    assert configs(ws) == before
+
+
+def test_a_queue_without_a_live_worker_is_reported_not_waited_for(site: dict[str, Any]) -> None:
+    ws: Workspace = site["ws"]
+    ref = write_runbook(ws, "1.0.0")
+    nowhere = CeleryRunner(site["broker"], by="zone", default="dc9", wait_for_worker_s=1)
+    svc = ChangeService(ws, runner=nowhere)
+    change_id = approved_change(svc, ref, {"vlan_id": 220}, select_expr="lab-sw01")
+    summary = svc.apply(change_id, "alice").to_dict()
+    assert summary["hosts"]["lab-sw01"]["error"] == "unreachable: no worker for queue dc9"
+    assert summary["state"] == "failed"
+    # The coordinator claimed the key: a worker that comes later runs nothing.
+    kinds = [e.kind for e in svc.context.ledger.events(change_id=change_id, ci="lab-sw01")]
+    assert kinds == ["host.dispatched"]
+
+
+def test_cli_apply_runner_celery_prints_the_same_json_shape(site: dict[str, Any]) -> None:
+    import json
+
+    ws: Workspace = site["ws"]
+    ref = write_runbook(ws, "1.0.0")
+    svc = ChangeService(ws)
+    ids = [approved_change(svc, ref, {"vlan_id": v}, select_expr="lab-sw0[12]") for v in (221, 222)]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OPSKIT_DB": site["db"]}
+    outputs = []
+    for change_id, runner in zip(ids, ("thread", "celery"), strict=True):
+        done = subprocess.run(
+            [sys.executable, "-m", "opskit", "--workspace", str(ws.root), "--as", "alice",
+             "change", "apply", change_id, "--runner", runner, "--json"],
+            capture_output=True, text=True, env=env, timeout=180,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        outputs.append(json.loads(done.stdout))
+    local, remote = outputs
+    assert remote["state"] == "completed"
+    assert {k: v for k, v in local.items() if k != "change_id"} == {
+        k: v for k, v in remote.items() if k != "change_id"
+    }
+    for change_id in ids:
+        assert svc.rollback(change_id, "alice")["state"] == "rolled_back"

@@ -37,6 +37,10 @@ SETTINGS: dict[str, Any] = {
     "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_S},
     "result_backend_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_S},
     "broker_connection_retry_on_startup": True,
+    # A Redis restart is waited out (results stored when it is back), not fatal.
+    "result_backend_always_retry": True,
+    "result_backend_max_retries": 60,
+    "broker_connection_max_retries": None,
     "worker_hijack_root_logger": False,
     "task_default_queue": "default",
 }

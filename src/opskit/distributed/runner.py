@@ -32,6 +32,8 @@ from opskit.hoststate import HostState
 
 POLL_S = 0.05
 PING_EVERY_S = 2.0
+# How long a broker outage is waited out before the host counts as `unknown`.
+BROKER_OUTAGE_S = 120.0
 
 
 class CeleryRunner:
@@ -92,13 +94,27 @@ class CeleryRunner:
         queue = self.queue_of(ci) or "default"
         if not self._wait_for_worker(queue):
             return self._abandon(ctx, job, f"unreachable: no worker for queue {queue}")
-        result = self.app.send_task(TASK_NAME, args=[job.to_message()], queue=queue)
+        result = self.app.send_task(
+            TASK_NAME,
+            args=[job.to_message()],
+            queue=queue,
+            retry=True,  # a broker restart is waited out, bounded
+            retry_policy={
+                "max_retries": int(BROKER_OUTAGE_S),
+                "interval_start": 0,
+                "interval_step": 1,
+                "interval_max": 1,
+            },
+        )
         return self._wait(result, ctx, job, queue)
 
     # -- waiting ------------------------------------------------------------------
     def live_queues(self) -> set[str]:
         """The queues some worker consumes now (a broadcast, 1 s for replies)."""
-        replies = self.app.control.inspect(timeout=1.0).active_queues() or {}
+        try:
+            replies = self.app.control.inspect(timeout=1.0).active_queues() or {}
+        except Exception:  # the broker is away (restarting): no worker seen now
+            return set()
         return {q["name"] for queues in replies.values() for q in queues}
 
     def _wait_for_worker(self, queue: str) -> bool:
@@ -118,22 +134,58 @@ class CeleryRunner:
             time.sleep(0.5)
 
     def _wait(self, result: Any, ctx: Any, job: HostJob, queue: str) -> dict[str, Any]:
-        last_ping, silent = time.monotonic(), 0
-        while not result.ready():
+        """The worker's result. The broker may go away meanwhile (a Redis
+        restart): the worker goes on with its host and stores its result when
+        Redis is back, so this keeps asking, for at most `BROKER_OUTAGE_S`."""
+        last_ping, silent, outage = time.monotonic(), 0, 0.0
+        while True:
+            try:
+                if result.ready():
+                    break
+                outage = 0.0
+            except Exception:  # the transport's own connection errors
+                outage = outage or time.monotonic()
+                if time.monotonic() - outage > BROKER_OUTAGE_S:
+                    return _unknown(f"broker {_safe(self.broker)} gone for {BROKER_OUTAGE_S:g} s")
+                time.sleep(0.5)
+                continue
             time.sleep(POLL_S)
             if time.monotonic() - last_ping < PING_EVERY_S:
                 continue
             last_ping = time.monotonic()
-            state, info = result.state, result.info
-            if state == "STARTED" and isinstance(info, dict) and info.get("hostname"):
-                alive = self.app.control.ping(destination=[info["hostname"]], timeout=1.0)
-                silent = 0 if alive else silent + 1
-                if silent >= 2:
-                    result.forget()
-                    return _unknown(f"worker {info['hostname']} lost mid-host")
-            elif state == "PENDING" and not self._wait_for_worker(queue):
+            lost = self._lost(result, silent)
+            silent = lost if isinstance(lost, int) else silent
+            if isinstance(lost, str):
+                return _unknown(lost)
+            if (
+                result.state == "PENDING"
+                and not self._taken(ctx, job)
+                and not self._wait_for_worker(queue)
+            ):
                 self.app.control.revoke(result.id)
                 return self._abandon(ctx, job, f"unreachable: no worker for queue {queue}")
+        return self._outcome(result)
+
+    def _lost(self, result: Any, silent: int) -> int | str:
+        """How many pings in a row the worker running the host missed, or
+        why it counts as lost (two missed)."""
+        state, info = result.state, result.info
+        if state != "STARTED" or not isinstance(info, dict) or not info.get("hostname"):
+            return silent
+        alive = self.app.control.ping(destination=[info["hostname"]], timeout=1.0)
+        silent = 0 if alive else silent + 1
+        return f"worker {info['hostname']} lost mid-host" if silent >= 2 else silent
+
+    @staticmethod
+    def _taken(ctx: Any, job: HostJob) -> bool:
+        """A worker claimed the host (its result state may be lost with the broker)."""
+        from opskit.distributed.hostjob import DISPATCHED
+
+        events = ctx.ledger.events(change_id=job.change_id, ci=job.ci, kind=DISPATCHED)
+        return any(e.payload.get("key") == job.key for e in events)
+
+    @staticmethod
+    def _outcome(result: Any) -> dict[str, Any]:
         if result.failed():
             return _unknown(f"worker error: {type(result.result).__name__}")
         outcome = dict(result.get(propagate=False))
