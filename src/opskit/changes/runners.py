@@ -33,6 +33,9 @@ def thread_runner(workers: int) -> Executor:
     return ThreadPoolExecutor(max_workers=workers)
 
 
+PHASES = ("run", "rollback")
+
+
 @dataclass(frozen=True)
 class HostJob:
     """One host's work as a message another process can run: what to do,
@@ -61,9 +64,25 @@ class HostJob:
         return {**asdict(self), "key": self.key}
 
     @classmethod
-    def from_message(cls, message: dict[str, Any]) -> HostJob:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in message.items() if k in names})
+    def from_message(cls, message: Any) -> HostJob:
+        """The job a message describes; `ValidationError` naming the field
+        when a message (a hand-made one, say) is not a job."""
+        from opskit.errors import ValidationError
+
+        if not isinstance(message, dict):
+            raise ValidationError("a host job message must be a mapping", field="message")
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            value = message.get(spec.name, spec.default)
+            if spec.name == "batch":
+                if value is not None and (type(value) is not int or value < 0):
+                    raise ValidationError("must be a whole number >= 0 or null", field="batch")
+            elif not isinstance(value, str) or not value.isprintable() or len(value) > 512:
+                raise ValidationError("must be printable text", field=spec.name)
+            values[spec.name] = value
+        if values["phase"] not in PHASES:
+            raise ValidationError(f"must be one of {', '.join(PHASES)}", field="phase")
+        return cls(**values)
 
 
 @runtime_checkable
