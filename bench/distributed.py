@@ -6,7 +6,8 @@ N emulated IOS switches, and applies the same change (fan-out's bench
 runbook: backup, 5 lines, verify) through each runner at the same total
 concurrency: the workers share it (`--concurrency / workers` threads each).
 Every run is a full change (create, approvals, apply) on the PostgreSQL
-ledger; `wall` is the apply.
+ledger; `wall` is the apply. Each runner applies one warm-up change first
+(sessions, imports in the long-lived workers), then the measured one.
 
 Reported per runner: wall time, hosts/s, and the per-host latency the
 distributed path adds over the local runner at the same concurrency,
@@ -155,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     runner = CeleryRunner(broker, default="lab")
                     wait_for(runner, count)
+                    # Warm-up, as for the local runner: the workers' first host imports
+                    # the connectors; long-lived workers pay that once.
+                    apply_once(ws.root, db, runner, args.concurrency)
                     before = redis_commands(broker)
                     result = apply_once(ws.root, db, runner, args.concurrency)
                     result["redis"] = redis_commands(broker) - before

@@ -22,6 +22,7 @@ touched. The result is a `HostSummary.to_dict()` plus its `detail`, e.g.::
 from __future__ import annotations
 
 import contextlib
+import threading
 import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -52,9 +53,8 @@ def execute(service: ChangeService, message: dict[str, Any], *, worker: str) -> 
         return {"status": HostState.FAILED, "ran": False, "error": refusal, "detail": {}}
     if not claim(ctx, job, worker):
         return {"status": "duplicate", "ran": False, "error": None, "detail": {}}
-    change = ctx.store.get(job.change_id)
-    book = ctx.catalog.get(change.runbook_ref)
-    ci = ctx.inventory(change.inventory).get(job.ci)
+    change, book, inventory = _approved(ctx, job.change_id, job.phase)
+    ci = inventory.get(job.ci)
     from opskit.connectors.pool import ConnectionPool
 
     with ConnectionPool(4) as pool:
@@ -68,13 +68,33 @@ def execute(service: ChangeService, message: dict[str, Any], *, worker: str) -> 
     return {**outcome.to_dict(), "ran": outcome.ran, "detail": _plain(outcome.detail)}
 
 
+_APPROVED: dict[str, tuple[Any, Any, Any]] = {}
+_APPROVED_LOCK = threading.Lock()
+
+
+def _approved(ctx: EngineContext, change_id: str, phase: str) -> tuple[Any, Any, Any]:
+    """The change, its runbook and its inventory, read once per change and
+    phase by this worker, as the local rollout reads them once per apply."""
+    key = f"{change_id}/{phase}"
+    with _APPROVED_LOCK:
+        if key not in _APPROVED:
+            change = ctx.store.get(change_id)
+            book = ctx.catalog.get(change.runbook_ref)
+            while len(_APPROVED) >= 16:
+                _APPROVED.pop(next(iter(_APPROVED)))
+            _APPROVED[key] = (change, book, ctx.inventory(change.inventory))
+        return _APPROVED[key]
+
+
 def _refusal(ctx: EngineContext, job: HostJob) -> str | None:
     if job.version != __version__:
         return f"worker runs opskit {__version__}, the coordinator {job.version}"
     try:
         change = ctx.store.get(job.change_id)
-        ctx.forget_catalog()  # the runbook files as they are now, not as first read
         book = ctx.catalog.get(change.runbook_ref)
+        if book.digest != job.runbook_digest:
+            ctx.forget_catalog()  # read once more: the files may have changed since
+            book = ctx.catalog.get(change.runbook_ref)
     except OpskitError as exc:
         return f"runbook not available on this worker: {exc}"
     if book.digest != job.runbook_digest:

@@ -32,6 +32,9 @@ from opskit.hoststate import HostState
 
 POLL_S = 0.05
 PING_EVERY_S = 2.0
+# A queue seen served is trusted this long (asking all workers costs a 1 s broadcast);
+# a worker gone meanwhile is caught by the ping of the host it started.
+LIVE_FOR_S = 30.0
 # How long a broker outage is waited out before the host counts as `unknown`.
 BROKER_OUTAGE_S = 120.0
 
@@ -122,7 +125,7 @@ class CeleryRunner:
         while True:
             with self._lock:
                 seen = self._live.get(queue, 0.0)
-                if time.monotonic() - seen < PING_EVERY_S:
+                if time.monotonic() - seen < LIVE_FOR_S:
                     return True
                 now = time.monotonic()
                 for name in self.live_queues():
@@ -172,7 +175,7 @@ class CeleryRunner:
         state, info = result.state, result.info
         if state != "STARTED" or not isinstance(info, dict) or not info.get("hostname"):
             return silent
-        alive = self.app.control.ping(destination=[info["hostname"]], timeout=1.0)
+        alive = self.app.control.ping(destination=[info["hostname"]], timeout=1.0, limit=1)
         silent = 0 if alive else silent + 1
         return f"worker {info['hostname']} lost mid-host" if silent >= 2 else silent
 
