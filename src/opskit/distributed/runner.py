@@ -146,38 +146,38 @@ class CeleryRunner:
                 if result.ready():
                     break
                 outage = 0.0
+                time.sleep(POLL_S)
+                if time.monotonic() - last_ping < PING_EVERY_S:
+                    continue
+                last_ping = time.monotonic()
+                lost = self._lost(result, silent)
+                silent = lost if isinstance(lost, int) else silent
+                if isinstance(lost, str):
+                    return _unknown(lost)
+                if (
+                    result.state == "PENDING"
+                    and not self._taken(ctx, job)
+                    and not self._wait_for_worker(queue)
+                ):
+                    self.app.control.revoke(result.id)
+                    return self._abandon(ctx, job, f"unreachable: no worker for queue {queue}")
             except Exception:  # the transport's own connection errors
                 outage = outage or time.monotonic()
                 if time.monotonic() - outage > BROKER_OUTAGE_S:
                     return _unknown(f"broker {_safe(self.broker)} gone for {BROKER_OUTAGE_S:g} s")
                 time.sleep(0.5)
-                continue
-            time.sleep(POLL_S)
-            if time.monotonic() - last_ping < PING_EVERY_S:
-                continue
-            last_ping = time.monotonic()
-            lost = self._lost(result, silent)
-            silent = lost if isinstance(lost, int) else silent
-            if isinstance(lost, str):
-                return _unknown(lost)
-            if (
-                result.state == "PENDING"
-                and not self._taken(ctx, job)
-                and not self._wait_for_worker(queue)
-            ):
-                self.app.control.revoke(result.id)
-                return self._abandon(ctx, job, f"unreachable: no worker for queue {queue}")
         return self._outcome(result)
 
     def _lost(self, result: Any, silent: int) -> int | str:
         """How many pings in a row the worker running the host missed, or
-        why it counts as lost (two missed)."""
+        why it counts as lost (three missed: a worker reconnecting after a
+        broker restart misses one or two)."""
         state, info = result.state, result.info
         if state != "STARTED" or not isinstance(info, dict) or not info.get("hostname"):
             return silent
         alive = self.app.control.ping(destination=[info["hostname"]], timeout=1.0, limit=1)
         silent = 0 if alive else silent + 1
-        return f"worker {info['hostname']} lost mid-host" if silent >= 2 else silent
+        return f"worker {info['hostname']} lost mid-host" if silent >= 3 else silent
 
     @staticmethod
     def _taken(ctx: Any, job: HostJob) -> bool:
