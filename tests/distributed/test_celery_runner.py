@@ -25,6 +25,7 @@ import yaml
 
 from opskit.changes import ChangeService, State
 from opskit.changes.runners import HostJob
+from opskit.changes.tablecheck import disagreements
 from opskit.distributed.app import TASK_NAME
 from opskit.distributed.runner import CeleryRunner
 from opskit.errors import ChangeRefused
@@ -190,6 +191,7 @@ def test_change_through_two_site_workers_equals_the_local_run(site: dict[str, An
     assert back["state"] == "rolled_back", back
     assert configs(ws) == before
     assert remote.context.ledger.verify().ok
+    assert disagreements(remote.context.ledger, remote_id) == []
 
 
 def summary_digest(svc: ChangeService, change_id: str) -> str:
@@ -295,6 +297,7 @@ def test_worker_killed_mid_host_leaves_it_unknown_never_applied_twice(site: dict
     assert svc.rollback(change_id, "alice")["state"] == "rolled_back"
     assert configs(ws) == before
     assert svc.context.ledger.verify().ok
+    assert disagreements(svc.context.ledger, change_id) == []
 
 
 APPLY_SCRIPT = """
