@@ -228,6 +228,16 @@ def test_refusals_come_before_any_lock(site: dict[str, Any], tmp_path: Path) -> 
     assert dead.context.store.locks_held_by_others(dead.get(change_id)) == {}
     nameless = CeleryRunner(site["broker"], by="zone")
     no_queue = ChangeService(ws, runner=nameless)
+    fresh = no_queue.create(
+        runbook=ref,
+        select_expr="lab-sw02",
+        requester="alice",
+        title="no zone",
+        params={"vlan_id": 9},
+    )
+    no_queue.submit(fresh.id, "alice")
+    with pytest.raises(ChangeRefused, match="assess refused: lab-sw02: no queue for the celery"):
+        no_queue.assess(fresh.id, "bob")
     with pytest.raises(ChangeRefused, match="lab-sw01: no queue for the celery runner"):
         no_queue.apply(change_id, "alice")
     sqlite_ws = Workspace(root=ws.root, db_url_override=f"sqlite:///{tmp_path / 'x.db'}")

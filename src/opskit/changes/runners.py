@@ -97,6 +97,10 @@ class RemoteHosts(Protocol):
         """Why a change over `cis` cannot run on it now (empty: go)."""
         ...
 
+    def queue_problems(self, cis: list[Any]) -> list[str]:
+        """The CIs it could not place on a queue, one line each, naming the CI."""
+        ...
+
 
 def remote_hosts(factory: RunnerFactory) -> RemoteHosts | None:
     """The factory as a `RemoteHosts`, when its hosts run elsewhere."""
@@ -107,3 +111,9 @@ def runner_blockers(factory: RunnerFactory, ws: Any, cis: list[Any]) -> list[str
     """Why the runner cannot run a change over `cis` (the thread pool: never)."""
     remote = remote_hosts(factory)
     return remote.blockers(ws, cis) if remote is not None else []
+
+
+def runner_queue_problems(factory: RunnerFactory, cis: list[Any]) -> list[str]:
+    """The CIs the runner could not place (checked at assess; the thread pool: none)."""
+    remote = remote_hosts(factory)
+    return remote.queue_problems(cis) if remote is not None else []

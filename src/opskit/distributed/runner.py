@@ -79,17 +79,21 @@ class CeleryRunner:
             return [
                 "the celery runner needs the PostgreSQL ledger (--db postgresql://...), not SQLite"
             ]
-        reasons = [
-            f"{ci.name}: no queue for the celery runner ({self.by} is missing and no default)"
-            for ci in cis
-            if self.queue_of(ci) is None
-        ]
+        reasons = self.queue_problems(cis)
         try:
             with self.app.connection_for_write() as connection:
                 connection.ensure_connection(max_retries=1, timeout=2)
         except Exception as exc:  # kombu raises its transport's own errors
             reasons.append(f"broker {_safe(self.broker)} unreachable: {type(exc).__name__}")
         return reasons
+
+    def queue_problems(self, cis: list[Any]) -> list[str]:
+        """The CIs without a queue, one line each, naming the CI."""
+        return [
+            f"{ci.name}: no queue for the celery runner ({self.by} is missing and no default)"
+            for ci in cis
+            if self.queue_of(ci) is None
+        ]
 
     def dispatch(self, job: HostJob, ci: Any, ctx: Any) -> dict[str, Any]:
         from opskit.distributed.app import TASK_NAME
