@@ -20,6 +20,7 @@ SCRIPTS = (
     "config_equality.py",
     "compliance.py",
     "compliance_backups.py",
+    "distributed.py",
 )
 
 

@@ -11,6 +11,8 @@ need=()
 # sudo: Fabric's sudo() and Ansible's become are tested on the sshd lab hosts.
 command -v sudo >/dev/null 2>&1 || need+=(sudo)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# redis-server: the Celery broker of distributed runs (tests/fixtures/redis.py).
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v go >/dev/null 2>&1 || need+=(golang-go)
 [ -d /usr/share/gocode/src/golang.org/x/mod/sumdb/tlog ] || need+=(golang-golang-x-mod-dev)
 # chromium: the HTML reports are checked in a real headless browser; fonts-noto-cjk:

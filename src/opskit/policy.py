@@ -245,6 +245,23 @@ class Witness(_Strict):
     vkey: Annotated[str, Field(pattern=r"^[^\s+]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+$")]
 
 
+class RunnerQueues(_Strict):
+    """How a CI's Celery queue is chosen: its `site` or an attribute; `default` otherwise."""
+
+    by: Annotated[str, Field(min_length=1)] = "site"
+    default: Annotated[str, Field(min_length=1)] | None = None
+
+
+class RunnerPolicy(_Strict):
+    """Where a change's hosts run (docs/distributed.md): `thread` (this process,
+    the default) or `celery` (workers behind the Redis `broker`)."""
+
+    kind: Literal["thread", "celery"] = "thread"
+    broker: Annotated[str, Field(pattern=r"^rediss?://")] | None = None
+    queues: RunnerQueues = RunnerQueues()
+    wait_for_worker_s: Annotated[float, Field(ge=0, le=3600)] = 10.0
+
+
 class Policy(_Strict):
     version: Annotated[int, Field(strict=True)] = 1
     # The inventory (folder under inventories/) commands use by default.
@@ -295,6 +312,8 @@ class Policy(_Strict):
                 f"witness_quorum {self.witness_quorum} exceeds the {len(names)} witnesses"
             )
         return self
+
+    runner: RunnerPolicy = RunnerPolicy()
 
     def roles_of(self, person: str) -> set[Role]:
         entry = self.people.get(person)

@@ -14,6 +14,7 @@ from opskit.changes.model import ChangeRequest, State, binding_hash
 from opskit.changes.prediction import predict_diffs
 from opskit.changes.risk import assess_risk
 from opskit.changes.rules import APPROVER_ROLES
+from opskit.changes.runners import runner_queue_problems
 from opskit.connectors import get_connector
 from opskit.errors import ChangeError
 from opskit.inventory.core import Inventory
@@ -46,6 +47,9 @@ def assess(
     problems = render_check(book, [inv.get(n) for n in targets], parameters)
     if problems:
         ctx.journal.refuse(change.id, actor, "assess", render_refusal(problems))
+    unplaced = runner_queue_problems(ctx.runner, [inv.get(n) for n in targets])
+    if unplaced:  # a distributed runner's queue mapping misses a CI
+        ctx.journal.refuse(change.id, actor, "assess", "; ".join(unplaced))
     impact = impact_of(inv, targets)
     predicted = predict_diffs(book, [inv.get(n) for n in targets], parameters) if predict else {}
     risk = risk_of(ctx, book, inv, targets, impact)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from opskit.changes.context import EngineContext
 from opskit.changes.model import ChangeRequest
+from opskit.changes.runners import HostJob, remote_hosts
 from opskit.changes.summary import UNPROVEN, HostSummary, not_restored_reason, unproven_kind
 from opskit.errors import OpskitError
 from opskit.hoststate import HostState, change_host_state
@@ -107,6 +108,10 @@ class HostWork:
         pool: ConnectionPool,
         recorder: Callable[..., Any],
     ) -> HostSummary:
+        remote = remote_hosts(self.ctx.runner)
+        if remote is not None:  # another process runs it and records its steps
+            job = HostJob(change.id, ci.name, "run", book.digest, batch_no, self.actor)
+            return summary_from_remote(ci.name, batch_no, remote.dispatch(job, ci, self.ctx))
         executor = _executor()
         mode = "never" if book.strategy.on_failure == "stop" else "on_failure"
         try:
@@ -166,6 +171,13 @@ class HostWork:
         """Rolls one host back to its pre-change snapshot (from this run, or
         from the ledger); the executor proves it by configuration comparison.
         Updates and returns `outcome`."""
+        remote = remote_hosts(self.ctx.runner)
+        if remote is not None:
+            job = HostJob(change.id, ci.name, "rollback", book.digest, outcome.batch, self.actor)
+            done = summary_from_remote(ci.name, outcome.batch, remote.dispatch(job, ci, self.ctx))
+            outcome.status, outcome.config_hash = done.status, done.config_hash
+            outcome.error, outcome.detail["rollback"] = done.error, done.detail.get("rollback")
+            return outcome
         executor = _executor()
         snapshot = (outcome.run.snapshot if outcome.run else None) or snapshot_from_ledger(
             self.ctx.ledger, change.id, ci
@@ -224,6 +236,19 @@ class HostWork:
         if result.status != HostState.ROLLED_BACK:
             outcome.status, outcome.error = HostState.ROLLBACK_FAILED, result.error
         outcome.detail["rollback"] = {"proof": None, "error": outcome.error}
+
+
+def summary_from_remote(ci: str, batch: int | None, result: dict[str, Any]) -> HostSummary:
+    """A host's summary from a remote runner's result (`RemoteHosts.dispatch`)."""
+    return HostSummary(
+        ci,
+        HostState(result["status"]),
+        batch=batch,
+        ran=bool(result.get("ran", True)),
+        config_hash=result.get("config_hash"),
+        error=result.get("error"),
+        detail=dict(result.get("detail") or {}),
+    )
 
 
 def snapshot_from_ledger(ledger: Ledger, change_id: str, ci: CI) -> Snapshot | None:

@@ -23,6 +23,7 @@ from opskit.changes.heartbeat import Heartbeat
 from opskit.changes.hostrun import HostRecorder, HostWork
 from opskit.changes.model import ChangeRequest, State
 from opskit.changes.prediction import open_pool, predict_diffs
+from opskit.changes.runners import runner_blockers
 from opskit.changes.summary import ChangeSummary, HostSummary
 from opskit.errors import ChangeRefused, OpskitError
 from opskit.hoststate import RUN_FAILED, HostState, count_states
@@ -98,6 +99,9 @@ class Rollout:
         self, change: ChangeRequest, book: Runbook, inv: Inventory, pool: ConnectionPool
     ) -> ChangeSummary:
         reasons = preflight.apply_blockers(self.ctx, change, self.actor)
+        reasons += runner_blockers(
+            self.ctx.runner, self.ctx.ws, [inv.get(n) for n in change.targets]
+        )
         if (
             not reasons
             and change.predicted_diff

@@ -65,6 +65,7 @@ def _register() -> None:
         report,
         runbook,
         witness,
+        worker,
     )
 
     init.register(app)
@@ -80,6 +81,7 @@ def _register() -> None:
     app.add_typer(backup.app, name="backup")
     app.add_typer(compliance.app, name="compliance")
     notify.register(app)
+    worker.register(app)
 
 
 _register()

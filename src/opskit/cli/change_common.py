@@ -43,10 +43,19 @@ def command(name: str | None = None) -> Callable[[Command], Command]:
     return declare
 
 
-def open_service() -> ChangeService:
+def open_service(runner: str | None = None) -> ChangeService:
+    """The change service; `runner` (thread, celery) overrides the policy's."""
     from opskit.changes import ChangeService
 
-    return ChangeService(workspace())
+    ws = workspace()
+    kind = runner or ws.policy.runner.kind
+    if kind not in ("thread", "celery"):
+        raise UsageError(f"--runner {kind}: give thread or celery")
+    if kind == "thread":
+        return ChangeService(ws)
+    from opskit.distributed.runner import runner_from_policy
+
+    return ChangeService(ws, runner=runner_from_policy(ws.policy))
 
 
 def brief(change: ChangeRequest) -> None:

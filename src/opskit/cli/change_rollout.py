@@ -80,12 +80,15 @@ def apply(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Predicted diffs only.")] = False,
     json_output: JsonOpt = False,
     junit: JunitOpt = None,
+    runner: Annotated[
+        str | None, typer.Option(help="thread or celery (default: runner.kind in opskit.yaml).")
+    ] = None,
 ) -> None:
     """Apply an approved change. Exit code 0 only when the change completed."""
     from opskit.reports.junit import check_junit_path
 
     check_junit_path(junit)
-    service = open_service()
+    service = open_service(runner)
     actor = current_user()
     change = service.get(change_id)
     view = None if (json_output or dry_run) else ProgressView(len(change.targets))

@@ -1,0 +1,13 @@
+"""Distributed runs: a change's hosts on Celery workers (Redis broker,
+PostgreSQL ledger), behind the rollout's runner seam (`opskit.changes.runners`).
+
+- `opskit.distributed.app`: the Celery application and its at-most-once settings;
+- `opskit.distributed.runner`: `CeleryRunner`, the coordinator's side (queues
+  per site, bounded wait for a worker, lost-worker detection);
+- `opskit.distributed.hostjob`: the worker's side (digest and version checks,
+  the idempotency claim, the host's run recorded in the ledger).
+
+The coordinator (`opskit change apply --runner celery`) keeps the change
+process; a worker (`opskit worker`) runs one host at a time from its queues.
+See docs/distributed.md.
+"""

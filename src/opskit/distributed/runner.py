@@ -1,0 +1,240 @@
+"""The coordinator's side: `CeleryRunner`, a runner (`RunnerFactory` and
+`RemoteHosts`, `opskit.changes.runners`) that sends each host to the Celery
+queue of its site and waits for the worker's result.
+
+The rollout is unchanged: its threads (a local pool of the width it asks
+for) only wait here, so canary, batches, error budget and group caps work as
+with the thread pool. Per host:
+
+- the queue is the CI's `site` (or the attribute `queues.by` names, or
+  `queues.default`); a CI with no queue is refused before the change starts;
+- no live worker consumes that queue within `wait_for_worker_s`: the host is
+  failed, `unreachable: no worker for queue dc2`, and its idempotency key is claimed
+  by the coordinator, so the message, should a worker come later, runs nothing;
+- the worker that started the host stops answering pings: the host is
+  `unknown` (as after a crash of the local runner; `opskit change recover`
+  and `opskit change rollback` handle it from the ledger).
+
+>>> runner = CeleryRunner("redis://127.0.0.1:6379/0", by="zone", default="dc1")
+>>> runner.by, runner.default
+('zone', 'dc1')
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any
+
+from opskit.changes.runners import HostJob
+from opskit.hoststate import HostState
+
+POLL_S = 0.05
+PING_EVERY_S = 2.0
+# A queue seen served is trusted this long (asking all workers costs a 1 s broadcast);
+# a worker gone meanwhile is caught by the ping of the host it started.
+LIVE_FOR_S = 30.0
+# How long a broker outage is waited out before the host counts as `unknown`.
+BROKER_OUTAGE_S = 120.0
+
+
+class CeleryRunner:
+    """Runs a change's hosts on Celery workers (see the module docstring)."""
+
+    def __init__(
+        self,
+        broker: str,
+        *,
+        by: str = "site",
+        default: str | None = None,
+        wait_for_worker_s: float = 10.0,
+    ) -> None:
+        from opskit.distributed.app import make_app
+
+        self.broker = broker
+        self.by = by
+        self.default = default
+        self.wait_for_worker_s = wait_for_worker_s
+        self.app = make_app(broker)
+        self._live: dict[str, float] = {}  # queue -> when a worker was last seen on it
+        self._lock = threading.Lock()
+
+    # -- RunnerFactory --------------------------------------------------------
+    def __call__(self, workers: int) -> Executor:
+        """The rollout's threads: each waits for one remote host."""
+        return ThreadPoolExecutor(max_workers=workers)
+
+    # -- RemoteHosts ------------------------------------------------------------
+    def queue_of(self, ci: Any) -> str | None:
+        """The queue of `ci`: its site, or the attribute `by`, or the default."""
+        value = ci.site if self.by == "site" else (ci.attributes or {}).get(self.by)
+        if value is None or value == "":
+            return self.default
+        return str(value) if isinstance(value, str | int) else None
+
+    def blockers(self, ws: Any, cis: list[Any]) -> list[str]:
+        """SQLite, an unreachable broker, a CI without a queue: each one line."""
+        if not str(ws.db_url).startswith("postgresql"):
+            return [
+                "the celery runner needs the PostgreSQL ledger (--db postgresql://...), not SQLite"
+            ]
+        reasons = self.queue_problems(cis)
+        try:
+            with self.app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=2)
+        except Exception as exc:  # kombu raises its transport's own errors
+            reasons.append(f"broker {_safe(self.broker)} unreachable: {type(exc).__name__}")
+        return reasons
+
+    def queue_problems(self, cis: list[Any]) -> list[str]:
+        """The CIs without a queue, one line each, naming the CI."""
+        return [
+            f"{ci.name}: no queue for the celery runner ({self.by} is missing and no default)"
+            for ci in cis
+            if self.queue_of(ci) is None
+        ]
+
+    def dispatch(self, job: HostJob, ci: Any, ctx: Any) -> dict[str, Any]:
+        from opskit.distributed.app import TASK_NAME
+
+        queue = self.queue_of(ci) or "default"
+        if not self._wait_for_worker(queue):
+            return self._abandon(ctx, job, f"unreachable: no worker for queue {queue}")
+        result = self.app.send_task(
+            TASK_NAME,
+            args=[job.to_message()],
+            queue=queue,
+            retry=True,  # a broker restart is waited out, bounded
+            retry_policy={
+                "max_retries": int(BROKER_OUTAGE_S),
+                "interval_start": 0,
+                "interval_step": 1,
+                "interval_max": 1,
+            },
+        )
+        return self._wait(result, ctx, job, queue)
+
+    # -- waiting ------------------------------------------------------------------
+    def live_queues(self) -> set[str]:
+        """The queues some worker consumes now (a broadcast, 1 s for replies)."""
+        try:
+            replies = self.app.control.inspect(timeout=1.0).active_queues() or {}
+        except Exception:  # the broker is away (restarting): no worker seen now
+            return set()
+        return {q["name"] for queues in replies.values() for q in queues}
+
+    def _wait_for_worker(self, queue: str) -> bool:
+        deadline = time.monotonic() + self.wait_for_worker_s
+        while True:
+            with self._lock:
+                seen = self._live.get(queue, 0.0)
+                if time.monotonic() - seen < LIVE_FOR_S:
+                    return True
+                now = time.monotonic()
+                for name in self.live_queues():
+                    self._live[name] = now
+                if queue in self._live and self._live[queue] == now:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)
+
+    def _wait(self, result: Any, ctx: Any, job: HostJob, queue: str) -> dict[str, Any]:
+        """The worker's result. The broker may go away meanwhile (a Redis
+        restart): the worker goes on with its host and stores its result when
+        Redis is back, so this keeps asking, for at most `BROKER_OUTAGE_S`."""
+        last_ping, silent, outage = time.monotonic(), 0, 0.0
+        while True:
+            try:
+                if result.ready():
+                    break
+                outage = 0.0
+                time.sleep(POLL_S)
+                if time.monotonic() - last_ping < PING_EVERY_S:
+                    continue
+                last_ping = time.monotonic()
+                lost = self._lost(result, silent)
+                silent = lost if isinstance(lost, int) else silent
+                if isinstance(lost, str):
+                    return _unknown(lost)
+                if (
+                    result.state == "PENDING"
+                    and not self._taken(ctx, job)
+                    and not self._wait_for_worker(queue)
+                ):
+                    self.app.control.revoke(result.id)
+                    return self._abandon(ctx, job, f"unreachable: no worker for queue {queue}")
+            except Exception:  # the transport's own connection errors
+                outage = outage or time.monotonic()
+                if time.monotonic() - outage > BROKER_OUTAGE_S:
+                    return _unknown(f"broker {_safe(self.broker)} gone for {BROKER_OUTAGE_S:g} s")
+                time.sleep(0.5)
+        return self._outcome(result)
+
+    def _lost(self, result: Any, silent: int) -> int | str:
+        """How many pings in a row the worker running the host missed, or
+        why it counts as lost (three missed: a worker reconnecting after a
+        broker restart misses one or two)."""
+        state, info = result.state, result.info
+        if state != "STARTED" or not isinstance(info, dict) or not info.get("hostname"):
+            return silent
+        alive = self.app.control.ping(destination=[info["hostname"]], timeout=1.0, limit=1)
+        silent = 0 if alive else silent + 1
+        return f"worker {info['hostname']} lost mid-host" if silent >= 3 else silent
+
+    @staticmethod
+    def _taken(ctx: Any, job: HostJob) -> bool:
+        """A worker claimed the host (its result state may be lost with the broker)."""
+        from opskit.distributed.hostjob import DISPATCHED
+
+        events = ctx.ledger.events(change_id=job.change_id, ci=job.ci, kind=DISPATCHED)
+        return any(e.payload.get("key") == job.key for e in events)
+
+    @staticmethod
+    def _outcome(result: Any) -> dict[str, Any]:
+        if result.failed():
+            return _unknown(f"worker error: {type(result.result).__name__}")
+        outcome = dict(result.get(propagate=False))
+        result.forget()
+        if outcome.get("status") == "duplicate":  # a redelivery overwrote the result
+            return _unknown("the host's result was replaced by a duplicate delivery")
+        return outcome
+
+    def _abandon(self, ctx: Any, job: HostJob, reason: str) -> dict[str, Any]:
+        """The host is given up before any worker took it: the coordinator
+        claims its key, so a late delivery runs nothing."""
+        from opskit.distributed.hostjob import claim
+
+        claim(ctx, job, worker="coordinator (gave up)")
+        return {"status": HostState.FAILED, "ran": False, "error": reason, "detail": {}}
+
+
+def _unknown(reason: str) -> dict[str, Any]:
+    return {"status": HostState.UNKNOWN, "ran": True, "error": reason, "detail": {}}
+
+
+def _safe(url: str) -> str:
+    """The broker URL without its password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def runner_from_policy(policy: Any, *, broker: str | None = None) -> CeleryRunner:
+    """The Celery runner the policy's `runner:` describes (`broker` overrides)."""
+    from opskit.errors import UsageError
+
+    settings = policy.runner
+    url = broker or settings.broker
+    if not url:
+        raise UsageError("the celery runner needs a broker: runner.broker in opskit.yaml")
+    return CeleryRunner(
+        url,
+        by=settings.queues.by,
+        default=settings.queues.default,
+        wait_for_worker_s=settings.wait_for_worker_s,
+    )
