@@ -403,3 +403,12 @@ def drift(
         console.print(table)
     if items:
         raise typer.Exit(1)
+
+
+def _register_sync() -> None:
+    from opskit.cli.sync import app as sync_app
+
+    app.add_typer(sync_app, name="sync")
+
+
+_register_sync()
