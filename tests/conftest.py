@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.lab",
     "tests.fixtures.sshd",
+    "tests.fixtures.nautobot",
 ]
 
 # Examples build workspaces and run the CLI in-process: slow next to a pure

@@ -169,8 +169,9 @@ def _virtualization(estate: Estate, active: str) -> None:
     for name, address in (("esx1", "10.0.3.1/24"), ("esx2", "10.0.3.2/24")):
         add_device(
             estate, name, platform="Linux", role="Hypervisor", device_type="R650",
-            address=address, tenant="platform", clusters=[cluster],
+            address=address, tenant="platform",
         )  # fmt: skip
+        api.dcim.device_cluster_assignments.create(device=estate.ids[name], cluster=cluster)
     for name in ("db-vm1", "app-vm1"):
         estate.create(
             api.virtualization.virtual_machines, name, name=name, cluster=cluster, status=active,

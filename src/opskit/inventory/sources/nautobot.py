@@ -58,8 +58,14 @@ def fetch_nautobot(
     platforms = _by_id(reader.list("dcim.platforms", api.dcim.platforms, {}))
     tenants = _by_id(reader.list("tenancy.tenants", api.tenancy.tenants, {}))
     chassis = _by_id(reader.list("dcim.virtual-chassis", api.dcim.virtual_chassis, {}))
+    clusters = _by_id(reader.list("virtualization.clusters", api.virtualization.clusters, {}))
+    assignments = reader.list(
+        "dcim.device-cluster-assignments", api.dcim.device_cluster_assignments, {}
+    )
     cabled = reader.list("dcim.interfaces", api.dcim.interfaces, {"has_cable": ["true"]})
-    context = _Context(platforms, tenants, chassis, _cable_peers(cabled), _cluster_hosts(devices))
+    context = _Context(
+        platforms, tenants, chassis, clusters, _cable_peers(cabled), _cluster_hosts(assignments)
+    )
     objects = [context.device(d) for d in devices] + [context.vm(v) for v in vms]
     return Snapshot(SOURCE, url, str(version), objects)
 
@@ -144,14 +150,13 @@ def _cable_peers(interfaces: Iterable[Mapping[str, Any]]) -> dict[str, set[str]]
     return peers
 
 
-def _cluster_hosts(devices: Iterable[Mapping[str, Any]]) -> dict[str, set[str]]:
-    """Cluster id -> the names of the devices (hosts) in it."""
+def _cluster_hosts(assignments: Iterable[Mapping[str, Any]]) -> dict[str, set[str]]:
+    """Cluster id -> the names of the devices (hosts) assigned to it."""
     hosts: dict[str, set[str]] = defaultdict(set)
-    for device in devices:
-        for cluster in device.get("clusters") or ():
-            cluster_id = _ref_id(cluster)
-            if cluster_id and device.get("name"):
-                hosts[cluster_id].add(str(device["name"]))
+    for assignment in assignments:
+        cluster, device = _ref_id(assignment.get("cluster")), _name(assignment.get("device"))
+        if cluster and device:
+            hosts[cluster].add(device)
     return hosts
 
 
@@ -160,6 +165,7 @@ class _Context:
     platforms: Mapping[str, Mapping[str, Any]]
     tenants: Mapping[str, Mapping[str, Any]]
     chassis: Mapping[str, Mapping[str, Any]]
+    clusters: Mapping[str, Mapping[str, Any]]
     cable_peers: Mapping[str, set[str]]
     cluster_hosts: Mapping[str, set[str]]
 
@@ -195,7 +201,7 @@ class _Context:
         return SourceObject(
             **fields,
             site=_name(row.get("location")),
-            model=_name(row.get("device_type")) or None,
+            model=(row.get("device_type") or {}).get("model") or None,
             serial=row.get("serial") or None,
             relations=relations,
         )
@@ -203,9 +209,9 @@ class _Context:
     def vm(self, row: Mapping[str, Any]) -> SourceObject:
         fields = self.common(row, "virtual_machine")
         cluster_id = _ref_id(row.get("cluster")) or ""
-        cluster = row.get("cluster") if isinstance(row.get("cluster"), Mapping) else {}
+        cluster = self.clusters.get(cluster_id, {})
         return SourceObject(
             **fields,
-            site=_name(cluster.get("location")) if cluster else None,
+            site=_name(cluster.get("location")),
             relations={"runs_on": tuple(sorted(self.cluster_hosts.get(cluster_id, ())))},
         )
