@@ -168,6 +168,30 @@ def test_an_unreachable_server_is_one_line(ws: Workspace, nautobot: NautobotServ
     assert line == f"error: nautobot {url}: unreachable (ConnectionError)"
 
 
+def test_drift_against_nautobot_names_what_differs(
+    ws: Workspace, nautobot: NautobotServer, estate: Estate
+) -> None:
+    assert sync(ws, nautobot).code == 0
+    drift = ("inventory", "drift", "-i", "nb", "--against", "nautobot", "--url", nautobot.url)
+    clean = run_cli(*drift, "--token-ref", TOKEN_REF, workspace=ws.root)
+    assert clean.code == 0 and "0 only in nautobot, 0 only in the inventory, 0 differ" in (
+        clean.stdout
+    ), clean
+    device = estate.api.dcim.devices.get(estate.ids["core-sw2"])
+    device.serial = "FOC9999"
+    device.save()
+    try:
+        drifted = run_cli(*drift, "--token-ref", TOKEN_REF, workspace=ws.root)
+        assert drifted.code == 1, drifted
+        assert '~ core-sw2 attributes.serial: "FOC1002" -> "FOC9999"' in drifted.stdout
+        assert "1 differ" in drifted.stdout
+    finally:
+        device.serial = "FOC1002"
+        device.save()
+    lonely = run_cli("inventory", "drift", "-i", "nb", "--against", "nautobot", workspace=ws.root)
+    assert lonely.code == 2 and "go together" in lonely.stderr, lonely
+
+
 def test_resync_after_changes_in_nautobot_shows_the_plan(
     ws: Workspace, nautobot: NautobotServer, estate: Estate
 ) -> None:

@@ -87,3 +87,38 @@ def nautobot(
     console.print(
         f"{result.plan.summary()}; {verb} {plain(result.folder)}", highlight=False, soft_wrap=True
     )
+
+
+def drift_against(
+    source: str | None,
+    url: str | None,
+    token_ref: str | None,
+    inventory: str | None,
+    select: str | None,
+    as_json: bool,
+) -> None:
+    """`opskit inventory drift --against SOURCE`: the inventory against the source
+    of truth. Exit 1 on drift."""
+    from opskit.inventory.sources.drift import drift_against_source
+    from opskit.secrets import SecretRef
+
+    if not (source and url and token_ref):
+        raise UsageError("--against, --url and --token-ref go together")
+    ref = parse_token_ref(token_ref)
+    assert isinstance(ref, SecretRef)
+    plan = drift_against_source(
+        workspace(), source, url=url, token_ref=ref, inventory=inventory, select=select
+    )
+    if as_json:
+        print_json(plan.to_dict())
+    else:
+        for line in plan.lines():
+            console.print(plain(line), highlight=False, soft_wrap=True)
+        console.print(
+            f"against {plain(source)}: {len(plan.added)} only in {plain(source)}, "
+            f"{len(plan.removed)} only in the inventory, {len(plan.changed)} differ",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not plan.empty:
+        raise typer.Exit(1)

@@ -45,6 +45,14 @@ def _fetchers() -> dict[str, Callable[..., Any]]:
     return {"nautobot": fetch_nautobot}
 
 
+def fetcher(source: str) -> Callable[..., Any]:
+    """The reader of a source of truth by name; unknown: one `SyncError` line."""
+    fetch = _fetchers().get(source)
+    if fetch is None:
+        raise SyncError(f"unknown source {source!r} (known: {', '.join(sorted(_fetchers()))})")
+    return fetch
+
+
 def sync_inventory(
     ws: Workspace,
     source: str,
@@ -55,9 +63,7 @@ def sync_inventory(
     filters: Mapping[str, list[str]] | None = None,
     dry_run: bool = False,
 ) -> SyncResult:
-    fetch = _fetchers().get(source)
-    if fetch is None:
-        raise SyncError(f"unknown source {source!r} (known: {', '.join(sorted(_fetchers()))})")
+    fetch = fetcher(source)
     folder = ws.inventories_dir / inventory
     file = folder / f"{source}.yaml"
     before = _synced_cis(folder, file)
