@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel setuptools
-	$(BIN)/pip install -q -e '.[postgres,distributed,lab,dev,docs]'
+	$(BIN)/pip install -q -e '.[postgres,distributed,lab,dev,docs,sot]'
 	# fake-switches pins Twisted<17 (does not build on 3.11); its deps come from the 'lab' extra.
 	$(BIN)/pip install -q --no-deps 'fake-switches==1.5.0'
 	touch $(STAMP)

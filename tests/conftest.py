@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.fixtures.lab",
     "tests.fixtures.sshd",
     "tests.fixtures.redis",
+    "tests.fixtures.nautobot",
 ]
 
 # Examples build workspaces and run the CLI in-process: slow next to a pure

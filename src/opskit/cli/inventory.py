@@ -373,11 +373,24 @@ def drift(
     select: SelectOption = None,
     inventory: InventoryOption = None,
     as_json: JsonOption = False,
+    against: Annotated[
+        str | None, typer.Option("--against", help="A source of truth: nautobot.")
+    ] = None,
+    url: Annotated[str | None, typer.Option("--url", help="With --against: its URL.")] = None,
+    token_ref: Annotated[
+        str | None, typer.Option("--token-ref", help="With --against: '{env: NAUTOBOT_TOKEN}'.")
+    ] = None,
 ) -> None:
-    """Compare declared attributes with the latest observed facts. Exit 1 on drift."""
+    """Compare declared attributes with the latest observed facts, or with a source
+    of truth (--against nautobot). Exit 1 on drift."""
     from opskit.inventory import load_workspace_inventory
     from opskit.inventory.observed import ObservedStore, drift_report
 
+    if against or url or token_ref:
+        from opskit.cli.sync import drift_against
+
+        drift_against(against, url, token_ref, inventory, select, as_json)
+        return
     ws = workspace()
     inv = load_workspace_inventory(ws, inventory)
     report = drift_report(inv, ObservedStore(ws.engine), select)
@@ -403,3 +416,12 @@ def drift(
         console.print(table)
     if items:
         raise typer.Exit(1)
+
+
+def _register_sync() -> None:
+    from opskit.cli.sync import app as sync_app
+
+    app.add_typer(sync_app, name="sync")
+
+
+_register_sync()
