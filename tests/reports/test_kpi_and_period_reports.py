@@ -15,9 +15,11 @@ import pytest
 from markupsafe import escape
 
 from opskit import reports
+from opskit.backups.history import config_of, latest_backups
 from opskit.changes import ChangeService
 from opskit.compliance.results import State
 from opskit.compliance.runs import run_compliance
+from opskit.ledger import Ledger
 from opskit.ledger.store import EVENTS
 from opskit.reports.kpi import buckets, percentile
 from opskit.reports.model import Period
@@ -136,6 +138,30 @@ def test_compliance_results_in_the_ledger_are_reported(reported: Reported, tmp_p
         counts["compliant"] + counts["non-compliant"],
     )
     assert kpi["value"] == report.data["rate"]
+
+
+def test_a_feature_that_no_longer_applies_is_no_longer_counted(
+    reported: Reported, tmp_path: Path
+) -> None:
+    ws = _copy(reported, tmp_path)
+    shutil.copytree(EXAMPLES_DIR / "compliance", ws.compliance_dir)
+    ledger = Ledger.open(ws)
+    running = config_of(ledger, latest_backups(ledger, ["lab-sw01"])["lab-sw01"])
+    # Judged from given configurations, as after a change: first with a static
+    # route the intended configuration lacks, then with it removed again.
+    routed = running + "ip route 10.9.9.0 255.255.255.0 10.0.0.1\n"
+    first = run_compliance(ws, "ci-bot", select="name:lab-sw01", configs={"lab-sw01": routed})
+    assert first.fleet.results[0].feature("routing").state is State.NON_COMPLIANT
+    assert ("lab-sw01", "routing") in _judged(reports.compliance_report(ws))
+    again = run_compliance(ws, "ci-bot", select="name:lab-sw01", configs={"lab-sw01": running})
+    assert again.fleet.results[0].feature("routing").state is State.NOT_APPLICABLE
+    report = reports.compliance_report(ws)
+    assert ("lab-sw01", "routing") not in _judged(report)
+    assert "routing" not in {f["feature"] for f in report.data["features"]}
+
+
+def _judged(report: reports.Report) -> set[tuple[str, str]]:
+    return {(row["ci"], row["feature"]) for row in report.rows}
 
 
 def test_the_change_log_and_its_filters(reported: Reported) -> None:
