@@ -9,7 +9,9 @@ import pytest
 from rich.console import Console
 
 from opskit.changes import ChangeService
+from opskit.compliance.runs import RUN_KIND
 from opskit.demo.reports import write_demo_reports
+from opskit.ledger import Ledger
 from tests.audit_support import completed_change, lab_workspace, rolled_back_change
 
 pytestmark = [pytest.mark.lab]
@@ -18,10 +20,17 @@ pytestmark = [pytest.mark.lab]
 def test_the_demo_writes_the_evidence_and_kpi_reports(tmp_path: Path) -> None:
     with lab_workspace(tmp_path / "ws") as ws:
         svc = ChangeService(ws)
-        completed_change(svc, "name:lab-sw01", 321)
+        completed = completed_change(svc, "name:lab-sw01", 321)
         rolled = rolled_back_change(svc, "lab-sw02", 322)
         output = StringIO()
         result = write_demo_reports(ws.root, out=Console(file=output, width=200))
+        # The workspace ships compliance rules: the completed change re-evaluated
+        # the switch it changed (the rolled-back one changed nothing).
+        [run] = [
+            event
+            for event in Ledger.open(ws).events(kind=RUN_KIND)
+            if event.payload["trigger"].get("change_id") == completed
+        ]
     assert result["change"] == rolled
     names = sorted(path.name for path in result["files"])
     assert names == sorted(
@@ -41,4 +50,12 @@ def test_the_demo_writes_the_evidence_and_kpi_reports(tmp_path: Path) -> None:
     text = output.getvalue()
     assert str(ws.root / "reports") in text
     assert "Change success rate: 50%" in text and "Rollback rate: 50%" in text
-    assert result["kpi"]["compliance_rate"]["measured"] is False
+    # The KPI is that run's: per CI, compliant when no feature is non-compliant.
+    counts = run.payload["counts"]
+    compliance = result["kpi"]["compliance_rate"]
+    assert compliance["measured"] is True
+    assert (compliance["numerator"], compliance["denominator"]) == (
+        counts["compliant"],
+        counts["compliant"] + counts["non-compliant"],
+    ) and compliance["denominator"] == 1
+    assert compliance["value"] == round(100 * run.payload["rate"], 1)

@@ -1,13 +1,15 @@
 """One lab workspace for the report tests: real changes on emulated IOS
 switches (one completed, one rolled back with proof, one later change that
 names an incident on the first one's switch), a signed checkpoint and a
-recorded inspection. Built once for the package; tests only read it (a
-test that writes copies it first)."""
+recorded inspection. It has no compliance rules, so nothing measured
+compliance. Built once for the package; tests only read it (a test that
+writes copies it first)."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,10 @@ def reported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reported]:
     root = tmp_path_factory.mktemp("reports") / "ws"
     try:
         with lab_workspace(root) as ws:
+            # No compliance rules: no change re-evaluates compliance, so the
+            # shared ledger shows the "not yet measured" path; a test that
+            # measures compliance puts the rules back in its own copy.
+            shutil.rmtree(ws.compliance_dir)
             svc = ChangeService(ws)
             done = approved(
                 svc, "name:lab-sw01", {"vlan_id": 311, "community": {"env": CANARY_ENV}}

@@ -1,7 +1,7 @@
 """The KPI, change log, compliance and backup reports of the lab workspace:
 figures recomputed by hand from the changes the fixture ran, targets from
-the policy, compliance results read from the ledger, and a ledger that does
-not verify."""
+the policy, compliance figures equal to the real compliance runs that
+recorded them, and a ledger that does not verify."""
 
 from __future__ import annotations
 
@@ -12,14 +12,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from opskit import reports
+from opskit.backups.history import config_of, latest_backups
 from opskit.changes import ChangeService
+from opskit.compliance.results import State
+from opskit.compliance.runs import run_compliance
 from opskit.ledger import Ledger
 from opskit.ledger.store import EVENTS
 from opskit.reports.kpi import buckets, percentile
 from opskit.reports.model import Period
-from opskit.workspace import Workspace
+from opskit.workspace import EXAMPLES_DIR, Workspace
 from tests.audit_support import cli, lab_workspace, rolled_back_change
 from tests.reports.conftest import Reported
 
@@ -61,7 +65,8 @@ def test_kpis_from_the_changes_that_ran(reported: Reported) -> None:
     for key in ("approval_lead_time", "time_to_implement"):
         assert figures[key]["samples"] == 2
         assert 0 < figures[key]["median"] <= figures[key]["p90"] < 1  # hours: seconds here
-    # Nothing measured compliance: said so, not a number.
+    # The workspace has no compliance rules, so nothing measured compliance
+    # (not even after the changes): said so, not a number.
     assert figures["compliance_rate"]["measured"] is False
     assert figures["compliance_rate"]["value"] is None
     # The trend: one entry per ISO week of the period, the changes in the last.
@@ -96,24 +101,67 @@ def test_targets_from_the_policy_mark_each_figure(reported: Reported, tmp_path: 
 
 def test_compliance_results_in_the_ledger_are_reported(reported: Reported, tmp_path: Path) -> None:
     ws = _copy(reported, tmp_path)
-    ledger = Ledger.open(ws)
-    for ci, payload in (
-        ("lab-sw01", {"feature": "ntp", "compliant": True}),
-        ("lab-sw02", {"feature": "ntp", "compliant": False, "detail": "no ntp server"}),
-        ("lab-sw01", {"feature": "snmp", "status": "compliant"}),
-    ):
-        ledger.append("compliance.result", actor="ci-bot", ci=ci, payload=payload)
+    before = reports.compliance_report(ws, lang="en")
+    assert (before.data["measured"], before.rows) == (False, [])
+    assert "not yet measured" in reports.render(before, "md")
+    # The shipped rules back in, then two real runs: from the backups (the
+    # pre-change snapshots: without VLAN 311), then live; the later one counts.
+    shutil.copytree(EXAMPLES_DIR / "compliance", ws.compliance_dir)
+    run_compliance(ws, "ci-bot", source="backup")
+    live = run_compliance(ws, "ci-bot", source="live")
+    fleet = live.fleet
+    judged = {
+        (result.ci, feature.feature): feature.state is State.COMPLIANT
+        for result in fleet.results
+        for feature in result.features
+        if feature.state in (State.COMPLIANT, State.NON_COMPLIANT)
+    }
+    assert not all(judged.values()), "the lab's VLAN 311 is not in the intended configuration"
     report = reports.compliance_report(ws, lang="en")
-    assert report.data["rate"] == 66.7
-    assert [(f["feature"], f["rate"]) for f in report.data["features"]] == [
-        ("ntp", 50.0),
-        ("snmp", 100.0),
-    ]
+    assert {(row["ci"], row["feature"]): row["compliant"] for row in report.rows} == judged
+    assert {row["seq"] for row in report.rows} <= set(live.result_seqs.values())
     assert report.rows[0]["compliant"] is False  # the failures first
+    # The rates are the run's own: per CI overall, per feature.
+    assert report.data["rate"] == round(100 * fleet.rate(), 1)  # type: ignore[operator]
+    assert {f["feature"]: f["rate"] for f in report.data["features"]} == {
+        name: round(100 * rate, 1)
+        for name in fleet.feature_counts()
+        if (rate := fleet.rate(name)) is not None
+    }
     html = reports.render(report, "html")
-    assert "<svg" in html and "no ntp server" in html
+    assert report.rows[0]["detail"]  # why it fails: missing / extra lines or the reason
+    assert "<svg" in html and str(escape(report.rows[0]["detail"])) in html
     kpi = reports.kpi_report(ws, lang="en").data["figures"]["compliance_rate"]
-    assert (kpi["value"], kpi["numerator"], kpi["denominator"]) == (66.7, 2, 3)
+    counts = fleet.counts
+    assert (kpi["numerator"], kpi["denominator"]) == (
+        counts["compliant"],
+        counts["compliant"] + counts["non-compliant"],
+    )
+    assert kpi["value"] == report.data["rate"]
+
+
+def test_a_feature_that_no_longer_applies_is_no_longer_counted(
+    reported: Reported, tmp_path: Path
+) -> None:
+    ws = _copy(reported, tmp_path)
+    shutil.copytree(EXAMPLES_DIR / "compliance", ws.compliance_dir)
+    ledger = Ledger.open(ws)
+    running = config_of(ledger, latest_backups(ledger, ["lab-sw01"])["lab-sw01"])
+    # Judged from given configurations, as after a change: first with a static
+    # route the intended configuration lacks, then with it removed again.
+    routed = running + "ip route 10.9.9.0 255.255.255.0 10.0.0.1\n"
+    first = run_compliance(ws, "ci-bot", select="name:lab-sw01", configs={"lab-sw01": routed})
+    assert first.fleet.results[0].feature("routing").state is State.NON_COMPLIANT
+    assert ("lab-sw01", "routing") in _judged(reports.compliance_report(ws))
+    again = run_compliance(ws, "ci-bot", select="name:lab-sw01", configs={"lab-sw01": running})
+    assert again.fleet.results[0].feature("routing").state is State.NOT_APPLICABLE
+    report = reports.compliance_report(ws)
+    assert ("lab-sw01", "routing") not in _judged(report)
+    assert "routing" not in {f["feature"] for f in report.data["features"]}
+
+
+def _judged(report: reports.Report) -> set[tuple[str, str]]:
+    return {(row["ci"], row["feature"]) for row in report.rows}
 
 
 def test_the_change_log_and_its_filters(reported: Reported) -> None:

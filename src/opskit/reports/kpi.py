@@ -193,25 +193,25 @@ class FeatureVerdict:
 
 
 def feature_results(source: Source, period: Period) -> dict[tuple[str, str], FeatureVerdict]:
-    """The latest judged verdict of each (CI, feature) in `period`, from the
+    """The latest known state of each (CI, feature) in `period`, from the
     ledger's `compliance.result` events (one per CI and run, its per-feature
-    results under ``features``: `opskit.compliance.runs.result_payload`).
-    Not-applicable and unknown features are not judged and not counted."""
-    latest: dict[tuple[str, str], FeatureVerdict] = {}
+    results under ``features``: `opskit.compliance.runs.result_payload`),
+    kept when it is a verdict. As in `opskit.compliance.accuracy`, an
+    ``unknown`` result (device unreachable) does not replace a known state,
+    but a later ``not-applicable`` does: the feature no longer counts."""
+    latest: dict[tuple[str, str], tuple[str, FeatureVerdict]] = {}
     for event in source.events():
         if event.kind != "compliance.result" or not period.contains(event.at):
             continue
         ci = event.ci or str(event.payload.get("ci") or "")
         for feature in event.payload.get("features") or []:
-            state = str(feature.get("state") or "")
-            if state in JUDGED:
-                latest[(ci, str(feature.get("feature") or ""))] = FeatureVerdict(
-                    compliant=state == "compliant",
-                    reason=_reason(feature),
-                    seq=event.seq,
-                    at=event.at,
+            state = str(feature.get("state") or "unknown")
+            if state != "unknown":
+                verdict = FeatureVerdict(
+                    state == "compliant", _reason(feature), event.seq, event.at
                 )
-    return latest
+                latest[(ci, str(feature.get("feature") or ""))] = (state, verdict)
+    return {key: verdict for key, (state, verdict) in latest.items() if state in JUDGED}
 
 
 def _reason(feature: dict[str, Any]) -> str:
@@ -223,9 +223,18 @@ def _reason(feature: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def ci_verdicts(results: dict[tuple[str, str], FeatureVerdict]) -> dict[str, bool]:
+    """Per CI with a judged feature: compliant when none of its features is
+    non-compliant (the CI-level rate of `FleetCompliance.rate()`)."""
+    verdicts: dict[str, bool] = {}
+    for (ci, _feature), verdict in results.items():
+        verdicts[ci] = verdicts.get(ci, True) and verdict.compliant
+    return verdicts
+
+
 def compliance_results(source: Source, period: Period) -> list[bool]:
-    """One bool per (CI, feature) judged in `period`: its latest verdict."""
-    return [verdict.compliant for verdict in feature_results(source, period).values()]
+    """One bool per CI judged in `period`: compliant on its latest verdicts."""
+    return list(ci_verdicts(feature_results(source, period)).values())
 
 
 def cmdb_accuracy(source: Source) -> tuple[int, int] | None:

@@ -56,8 +56,8 @@ KPI_DEFINITIONS = {
         "the 90th percentile)."
     ),
     "compliance_rate": N_(
-        "Compliant results among the latest compliance result of each CI and feature recorded "
-        "in the period."
+        "Compliant CIs among the CIs judged in the period: a CI is compliant when none of its "
+        "features' latest state in the period is non-compliant."
     ),
     "cmdb_accuracy": N_(
         "CIs whose declared state matches their latest observed facts, as a share of the CIs "

@@ -4,9 +4,11 @@
   (and every CI the ledger has a backup of) the latest backup: a change's
   pre-change snapshot (`host.backup`), the config-backup runbook's, or a
   `backup.taken` event; its age, and which CIs have none or an old one.
-- `compliance_data(source, period)`: the latest `compliance.result` per CI
-  and feature in the period, and the compliance rate per feature; "not yet
-  measured" when the ledger holds none.
+- `compliance_data(source, period)`: the latest judged state per CI and
+  feature in the period, the compliance rate per feature and overall (per
+  CI: compliant when none of its features is non-compliant, as
+  `opskit compliance run` counts it); "not yet measured" when the ledger
+  holds none.
 - `inspection_data(source, seq=None)`: the latest (or the given) recorded
   `inspection.run`, exceptions first, per host and check.
 
@@ -22,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opskit.reports.collect import Source
-from opskit.reports.kpi import feature_results
+from opskit.reports.kpi import ci_verdicts, feature_results
 from opskit.reports.model import Period, ReportError
 
 BACKUP_KINDS = frozenset({"host.backup", "backup.taken"})
@@ -94,6 +96,8 @@ def _backup_row(ci: str, status: str, **fields: Any) -> dict[str, Any]:
 
 def compliance_data(source: Source, period: Period) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Compliance from the ledger's `compliance.result` events (module docstring)."""
+    results = feature_results(source, period)
+    cis = ci_verdicts(results)
     rows = [
         {
             "ci": ci,
@@ -103,7 +107,7 @@ def compliance_data(source: Source, period: Period) -> tuple[dict[str, Any], lis
             "detail": verdict.reason,
             "seq": verdict.seq,
         }
-        for (ci, feature), verdict in sorted(feature_results(source, period).items())
+        for (ci, feature), verdict in sorted(results.items())
     ]
     rows.sort(key=lambda row: (row["compliant"], row["ci"], row["feature"]))
     features: dict[str, list[int]] = {}
@@ -113,7 +117,11 @@ def compliance_data(source: Source, period: Period) -> tuple[dict[str, Any], lis
         tally[1] += 1
     data = {
         "measured": bool(rows),
-        "rate": round(100.0 * sum(r["compliant"] for r in rows) / len(rows), 1) if rows else None,
+        # Per CI, as `opskit compliance run` counts it: compliant when none of
+        # its features is non-compliant.
+        "rate": round(100.0 * sum(cis.values()) / len(cis), 1) if cis else None,
+        "cis": len(cis),
+        "compliant_cis": sum(cis.values()),
         "features": [
             {"feature": name, "compliant": ok, "total": total, "rate": round(100.0 * ok / total, 1)}
             for name, (ok, total) in sorted(features.items())
