@@ -173,3 +173,14 @@ def test_a_summary_never_holds_a_registered_secret(payload: dict[str, object]) -
     summary = summarize(salted)
     assert CANARY not in json.dumps(summary)
     assert set(summary) <= set(salted) - SKIPPED_KEYS
+
+
+def test_an_event_is_recorded_and_notified_when_the_default_inventory_is_missing(
+    ws: Workspace,
+) -> None:
+    # The routes need the `notify:` section only: a policy whose default
+    # inventory is not there (yet) must not refuse the audit record.
+    write_policy(ws, inventory="not-there", extra=notify_policy("http://127.0.0.1:9/h"))
+    ledger = Ledger.open(Workspace(ws.root))
+    event = ledger.append("change.created", actor="alice", change_id="CHG-7", payload={})
+    assert _rows(ws) == [(event.seq, "change.created", None)]
