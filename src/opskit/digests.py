@@ -61,6 +61,13 @@ def canonical_json(data: Any) -> str:
         return json.dumps(text_keys(data), default=str, **JSON_OPTIONS)
 
 
+def ascii_canonical_json(data: Any) -> str:
+    """`canonical_json` with every non-ASCII character escaped (`\\u00e9`):
+    the form of the compliance template digest (`Intended.template_digest`),
+    kept because those digests are recorded."""
+    return json.dumps(text_keys(data), default=str, **{**JSON_OPTIONS, "ensure_ascii": True})
+
+
 def canonical_digest(data: Any) -> str:
     """`sha256_text(canonical_json(data))`: the digest of a document."""
     return sha256_text(canonical_json(data))

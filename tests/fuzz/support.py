@@ -22,6 +22,8 @@ from typer.testing import CliRunner
 
 from opskit.cli import main
 from opskit.errors import OpskitError, ValidationError
+from opskit.ledger.store import TREE
+from opskit.tlog import merkle
 from opskit.workspace import Workspace, init_workspace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -224,8 +226,31 @@ def assert_unchanged(before: Snapshot, after: Snapshot, *, refusal: bool = False
             assert new[: len(old)] == old, "ledger events were rewritten"
             kinds = [row[3] for row in new[len(old) :]]
             assert set(kinds) <= {"change.refused"}, f"a refusal recorded {kinds}"
+        elif table == TREE:
+            # The Merkle tree grows with the events, in the same transaction.
+            assert new[: len(old)] == old, "the ledger's Merkle tree was rewritten"
+            assert_tree_matches(after.rows.get("ledger_events", []), new)
         else:
+            # Tree heads and cosignatures come with checkpoints: none on a refusal.
             assert old == new, f"table {table} changed"
+
+
+def assert_tree_matches(events: list[tuple[Any, ...]], tree: list[tuple[Any, ...]]) -> None:
+    """The `ledger_tree` rows are exactly the RFC 6962 stored hashes (Go
+    tlog layout) of the event records, in runs that follow one another."""
+    expected = merkle.MemoryHashes()
+    for n, event in enumerate(events):
+        expected.extend(merkle.stored_hashes(n, str(event[-1]).encode(), expected))
+    next_seq = 1
+    for first_seq, last_seq, first_index, _hashes in tree:
+        assert (first_seq, first_index) == (next_seq, merkle.stored_hash_count(next_seq - 1)), (
+            f"tree run at seq {first_seq} does not follow seq {next_seq - 1}"
+        )
+        next_seq = last_seq + 1
+    assert next_seq == len(events) + 1, f"the tree has {next_seq - 1} of {len(events)} records"
+    assert b"".join(bytes(row[3]) for row in tree) == b"".join(expected), (
+        "the ledger's Merkle tree does not match its records"
+    )
 
 
 def known_failure(reason: str) -> Callable[[F], F]:

@@ -21,6 +21,7 @@ from opskit.changes import hostrun
 from opskit.changes.journal import Journal
 from opskit.changes.records import jsonable
 from opskit.ledger import Ledger
+from opskit.ledger.changelink import LINK_FIELD
 from opskit.ledger.values import MAX_SAFE_INTEGER, float_text, record_ready, to_ledger_json
 from opskit.runbooks import executor
 from opskit.workspace import init_workspace
@@ -108,6 +109,11 @@ def test_a_float_is_stored_the_same_through_every_path(tmp_path: Path) -> None:
         record()
     rows = list(ledger.reader().query("SELECT record FROM ledger_events ORDER BY seq"))
     stored = {name: json.loads(row[0])["payload"] for name, row in zip(ways, rows, strict=True)}
+    # Ledger format 2: an event of a change also carries its link to the
+    # change's previous event; the values themselves must be the same.
+    linked = {name for name, p in stored.items() if LINK_FIELD in p}
+    assert linked == {"journal", "hostrun", "executor"}
+    stored = {name: {k: v for k, v in p.items() if k != LINK_FIELD} for name, p in stored.items()}
     expected = {
         "tenth": "0.1",
         "precise": "0.123456789012",

@@ -24,6 +24,10 @@ from tests.audit_support import approved, cli, lab_workspace, rolled_back_change
 from tests.changes_support import write_policy
 from tests.notify.receiver import Receiver, notify_policy
 
+# One worker runs the module in order: its tests share one estate (the lab,
+# the receiver, the outbox earlier tests filled).
+pytestmark = pytest.mark.xdist_group("notify-lab")
+
 SECRET = "hook-secret-5f1e0c"
 NOW = Backoff(base=0.0, cap=0.0)  # retries due at once: the test drives the clock
 

@@ -5,6 +5,7 @@ transaction leaves neither."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -21,6 +22,7 @@ from opskit.notify.store import outbox
 from opskit.secrets import REDACTOR
 from opskit.workspace import Workspace
 from tests.changes_support import write_policy
+from tests.fuzz.support import run_cli
 from tests.notify.receiver import Receiver, notify_policy
 
 CANARY = "canary-6c0ffee-secret"
@@ -173,3 +175,34 @@ def test_a_summary_never_holds_a_registered_secret(payload: dict[str, object]) -
     summary = summarize(salted)
     assert CANARY not in json.dumps(summary)
     assert set(summary) <= set(salted) - SKIPPED_KEYS
+
+
+def test_an_event_is_recorded_and_notified_when_the_default_inventory_is_missing(
+    ws: Workspace,
+) -> None:
+    # The routes need the `notify:` section only: a policy whose default
+    # inventory is not there (yet) must not refuse the audit record.
+    write_policy(ws, inventory="not-there", extra=notify_policy("http://127.0.0.1:9/h"))
+    ledger = Ledger.open(Workspace(ws.root))
+    event = ledger.append("change.created", actor="alice", change_id="CHG-7", payload={})
+    assert _rows(ws) == [(event.seq, "change.created", None)]
+
+
+def test_importing_the_cli_starts_no_sender_for_library_callers(ws: Workspace) -> None:
+    # A program (or a test worker) that imports and runs `opskit.cli` in
+    # process, then records events through the library, delivers itself: no
+    # detached sender races its `deliver`.
+    from typer.testing import CliRunner
+
+    from opskit.cli import app
+
+    assert CliRunner().invoke(app, ["--workspace", str(ws.root), "notify", "status"]).exit_code == 0
+    assert run_cli("notify", "status", workspace=ws.root).code == 0  # through `opskit.cli.main`
+    Ledger.open(ws).append("change.created", actor="alice", change_id="CHG-8", payload={})
+    for thread in threading.enumerate():
+        if thread.name == "opskit-notify-spawn":
+            thread.join(timeout=30)
+    assert not (ws.state_dir / "notify.log").exists()
+    status = outbox_status(ws)
+    assert status.pending == 1 and status.oldest_pending is not None
+    assert status.oldest_pending.attempts == 0

@@ -24,6 +24,8 @@ from opskit.workspace import Workspace
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = [
     "config-backup",
+    "config-lines",
+    "config-lines-high",
     "inspection",
     "linux-change",
     "napalm-merge",

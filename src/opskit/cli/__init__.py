@@ -108,9 +108,12 @@ def main() -> None:
     Usage errors are one line too, and exit 2 (opskit.cli.group); anything else
     is a bug and keeps its traceback.
     """
+    from opskit.notify.trigger import background_delivery
+
     _debug_logging()
     try:
-        app()
+        with background_delivery():  # commands that append events start a sender
+            app()
     except OpskitError as exc:
         # One line whatever the terminal width; the message is text, not markup.
         message = plain(str(exc))

@@ -180,7 +180,10 @@ def checkpoint(
 def pubkey(
     fmt: Annotated[str, typer.Option("--format", help="pem or base64 (raw 32-byte key).")] = "pem",
     vkey: Annotated[
-        bool, typer.Option("--vkey", help="The note verifier key: <origin>+<key id>+<key>.")
+        bool,
+        typer.Option(
+            "--vkey", help="Print the note verifier key: origin, key id and key, joined by +."
+        ),
     ] = False,
 ) -> None:
     """Print the workspace's public key (to verify checkpoints and bundles elsewhere)."""

@@ -91,8 +91,7 @@ def status(
 
 
 def register(parent: typer.Typer) -> None:
-    """Adds `opskit notify`; commands that append events start a background sender."""
-    from opskit.notify.trigger import enable_background
-
+    """Adds `opskit notify`. The background sender is enabled by `opskit.cli.main`
+    while a command runs, not here: importing the CLI must not make library
+    callers in the same process start senders."""
     parent.add_typer(app, name="notify")
-    enable_background()

@@ -25,7 +25,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING
 from jinja2 import TemplateError, TemplateNotFound, meta
 
 from opskit.compliance.binding import cmdb_context
-from opskit.digests import sha256_bytes, sha256_text
+from opskit.digests import ascii_canonical_json, sha256_bytes, sha256_text
 from opskit.errors import OpskitError
 from opskit.runbooks.templating import template_environment, template_line
 
@@ -115,7 +114,7 @@ def template_files(templates_dir: Path, name: str) -> dict[str, str]:
 
 
 def _digest(files: dict[str, str]) -> str:
-    return sha256_text(json.dumps({"templates": files}, sort_keys=True, separators=(",", ":")))
+    return sha256_text(ascii_canonical_json({"templates": files}))
 
 
 def render_intended(ci: CI, inventory: Inventory | None, templates_dir: str | Path) -> Intended:

@@ -6,7 +6,6 @@ Produced by `opskit.compliance.rules` (loading) and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -14,16 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opskit.compliance.results import Mode
-from opskit.digests import sha256_text
+from opskit.digests import canonical_digest
 from opskit.errors import ValidationError
 from opskit.yamlfile import Locator
 
 if TYPE_CHECKING:
     from opskit.inventory import CI
-
-
-def canonical(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 class RuleError(ValidationError):
@@ -89,7 +84,7 @@ class RuleFile:
 
     @property
     def digest(self) -> str:
-        return sha256_text(canonical(self.document))
+        return canonical_digest(self.document)
 
     def applies_to(self, ci: CI) -> bool:
         if ci.platform != self.platform:
@@ -106,7 +101,7 @@ class RuleSet:
 
     @cached_property
     def digest(self) -> str:
-        return sha256_text(canonical({"rules": {f.relpath: f.document for f in self.files}}))
+        return canonical_digest({"rules": {f.relpath: f.document for f in self.files}})
 
     @property
     def versions(self) -> dict[str, str]:

@@ -38,6 +38,7 @@ from opskit.secrets import REDACTOR
 if TYPE_CHECKING:
     from opskit.ledger.core import Batch, Ledger
     from opskit.ledger.model import Event
+    from opskit.policy import Policy
     from opskit.workspace import Workspace
 
 # Summary values: scalars and short lists of scalars; longer text is cut.
@@ -70,7 +71,7 @@ class OutboxHook:
     def routes(self) -> list[Route]:
         # Read at the first commit: read-only commands never load the policy here.
         if self._routes is None:
-            hooks = self.ws.policy.notify
+            hooks = _notify_policy(self.ws).notify
             self._routes = [Route(h.url, expand(h.events)) for h in hooks]
         return self._routes
 
@@ -108,6 +109,18 @@ class OutboxHook:
         if before == now:
             return None
         return COMPLIANCE_CHANGED, {"from": before, "to": now, "run": event.payload.get("run")}
+
+
+def _notify_policy(ws: Workspace) -> Policy:
+    """The workspace's policy as far as notification routes need it: the
+    one already loaded, else the file without the default-inventory check
+    (a missing inventory must not refuse an audit record)."""
+    loaded = ws.__dict__.get("policy")  # `Workspace.policy` is a cached_property
+    if loaded is not None:
+        return loaded
+    from opskit.policy import load_policy
+
+    return load_policy(ws.policy_path)
 
 
 def previous_compliance_state(batch: Batch, event: Event) -> str | None:

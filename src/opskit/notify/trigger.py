@@ -1,6 +1,7 @@
 """Starting a background sender when a process has enqueued notifications.
 
-The CLI calls `enable_background()` when it starts: the first time a command
+The CLI's entry point (`opskit.cli.main`, not the import of `opskit.cli`)
+runs each command in `background_delivery()`: the first time a command
 enqueues a notification, a detached `opskit notify deliver --linger-pid PID`
 process is started. It delivers while the command runs (a rollout's
 `change.started` reaches the receiver before the rollout ends) and until
@@ -16,6 +17,8 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,6 +33,19 @@ def enable_background(enabled: bool = True) -> None:
     """Whether enqueuing starts a background sender (once per workspace and process)."""
     global _background
     _background = enabled
+
+
+@contextmanager
+def background_delivery() -> Iterator[None]:
+    """Background senders enabled while the block runs (a CLI command), then
+    as before: a program that runs the CLI in process keeps its own setting."""
+    global _background
+    saved = _background
+    _background = True
+    try:
+        yield
+    finally:
+        _background = saved
 
 
 def enqueued(ws: Workspace) -> None:
