@@ -10,6 +10,9 @@ spec="${NAUTOBOT_SPEC:-nautobot>=3.2,<3.3}"
 if [ -x "$venv/bin/nautobot-server" ]; then
     exit 0
 fi
+# A folder left by an interrupted build is rebuilt from scratch.
+rm -rf "$venv"
 python3 -m venv "$venv"
-"$venv/bin/pip" install -q --upgrade pip >/dev/null
-"$venv/bin/pip" install -q "$spec" "psycopg2-binary>=2.9,<3"
+# The venv's own pip (not upgraded in place: an upgrade interrupted or raced
+# leaves a pip that cannot import itself).
+"$venv/bin/python" -m pip install -q "$spec" "psycopg2-binary>=2.9,<3"

@@ -166,7 +166,7 @@ def test_a_configuration_is_stored_once_as_a_blob(svc: ChangeService, tmp_path: 
     (host.verified) are blobs; the transcript and the verify step refer to
     them instead of holding another copy, and put together they give back
     exactly what the device sent."""
-    from opskit.ledger.bundle import verify_bundle
+    from opskit.ledger.bundle import export_bundle, verify_bundle
     from opskit.ledger.keys import PUBLIC_KEY_FILE
     from opskit.runbooks.records import full_output
 
@@ -196,8 +196,9 @@ def test_a_configuration_is_stored_once_as_a_blob(svc: ChangeService, tmp_path: 
         for event in (backup, verified):
             record = json.dumps(event.payload)
             assert "interface FastEthernet0/1" not in record
-    # The bundle carries the blobs, and it and the ledger verify.
-    bundle = ledger.export_bundle(change_id, tmp_path / "once.json")
+    # The bundle (format 1: the one that carries blobs with the chain) carries
+    # them, and it and the ledger verify.
+    bundle = export_bundle(ledger, change_id, tmp_path / "once.json")
     report = verify_bundle(bundle, public_key=ledger.keys_dir / PUBLIC_KEY_FILE)  # type: ignore[operator]
     assert report.ok, report.problem
     assert report.counts["blobs"] >= 2 * len(SWITCHES)

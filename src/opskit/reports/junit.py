@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 from junitparser import Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from opskit.errors import UsageError
+from opskit.hoststate import NEVER_STARTED, HostState
 from opskit.secrets import redact
 
 if TYPE_CHECKING:
@@ -59,7 +60,6 @@ if TYPE_CHECKING:
     from opskit.runbooks.results import StepRun
 
 # Host states of a change in which the rollout never started the host.
-NEVER_STARTED = frozenset({"pending", "skipped"})
 
 
 def change_junit(
@@ -160,7 +160,7 @@ def _step_case(step: StepRun, classname: str) -> TestCase:
     if step.failed:
         detail = step.diff or step.output or ""
         case.result = [_failure(step.error or f"step {step.status}", str(step.status), detail)]
-    elif str(step.status) == "skipped":
+    elif step.status == HostState.SKIPPED:
         case.result = [Skipped(message="step skipped")]
     return case
 
