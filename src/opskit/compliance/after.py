@@ -40,12 +40,30 @@ if TYPE_CHECKING:
 
 
 def changed_hosts(outcomes: Mapping[str, HostSummary]) -> list[str]:
-    """The CIs a rollout modified (ended ok with a change made)."""
+    """The CIs a rollout modified (ended ok with a change made). A host a
+    remote worker ran (`opskit.distributed`) carries no run in this process:
+    it counts when the rollout ran it and it ended ok."""
     return sorted(
         name
         for name, outcome in outcomes.items()
-        if outcome.status == HostState.OK and outcome.changed
+        if outcome.status == HostState.OK
+        and (outcome.changed or (outcome.run is None and outcome.ran))
     )
+
+
+def recorded_configs(ws: Workspace, change_id: str, names: list[str]) -> dict[str, str]:
+    """Per host, the configuration its ``host.verified`` record holds (the
+    ``config`` blob the verify step fetched): the post-change configuration
+    of a host a remote worker ran."""
+    from opskit.ledger.core import Ledger
+
+    ledger = Ledger.open(ws)
+    configs: dict[str, str] = {}
+    for event in ledger.events(change_id=change_id, kind="host.verified"):
+        digest = event.blobs.get("config")
+        if event.ci in names and digest:
+            configs[event.ci] = ledger.get_blob(digest).decode()
+    return configs
 
 
 def post_change_configs(outcomes: Mapping[str, HostSummary]) -> dict[str, str]:
@@ -77,7 +95,8 @@ def after_change(
     names = changed_hosts(outcomes)
     if not names or not (ws.root / "compliance").is_dir():
         return {}
-    configs = {n: c for n, c in post_change_configs(outcomes).items() if n in names}
+    configs = recorded_configs(ws, change_id, [n for n in names if outcomes[n].run is None])
+    configs.update({n: c for n, c in post_change_configs(outcomes).items() if n in names})
     try:
         return {"compliance": _evaluate(ws, change_id, actor, names, inventory, configs)}
     except OpskitError as exc:
@@ -122,4 +141,4 @@ def _evaluate(
     return {"run_seq": run.seq, "state": str(run.fleet.state), "hosts": hosts}
 
 
-__all__ = ["after_change", "changed_hosts", "post_change_configs"]
+__all__ = ["after_change", "changed_hosts", "post_change_configs", "recorded_configs"]
