@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test fuzz bench lint docs system-deps clean
+.PHONY: demo test fuzz bench lint docs system-deps nautobot-env clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,13 @@ system-deps:
 demo: $(STAMP) system-deps
 	$(BIN)/python scripts/demo.py
 
-test: $(STAMP) system-deps
+# The real Nautobot server of tests/inventory/test_sync_nautobot.py lives in its own venv
+# (.venv-nautobot: Nautobot pins its own Django stack). Built here, before pytest, not
+# from inside a test worker; a no-op once it exists.
+nautobot-env:
+	./scripts/nautobot-env.sh .venv-nautobot
+
+test: $(STAMP) system-deps nautobot-env
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # The property-based suite with many more examples (tests/fuzz; `make test` runs a bounded,
