@@ -7,8 +7,9 @@ that every validation error can name the file, the line and the field.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,15 @@ def field_path(loc: Sequence[str | int]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def json_document(value: Any) -> Any:
+    """A YAML document as JSON data: dates become ISO text and keys text,
+    so that a JSON Schema and a canonical digest read it (runbooks, rule files)."""
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): json_document(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_document(v) for v in value]
+    return value

@@ -30,7 +30,6 @@ Example::
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -54,7 +53,7 @@ from opskit.compliance.model import (
 )
 from opskit.compliance.overlap import overlapping
 from opskit.compliance.results import Mode
-from opskit.yamlfile import Locator, field_path, load_yaml
+from opskit.yamlfile import Locator, field_path, json_document, load_yaml
 
 if TYPE_CHECKING:
     from opskit.inventory import CI, Inventory
@@ -82,17 +81,6 @@ def rules_schema() -> dict[str, Any]:
 @cache
 def _validator() -> Draft202012Validator:
     return Draft202012Validator(rules_schema(), format_checker=FormatChecker())
-
-
-def _plain(value: Any) -> Any:
-    # YAML dates become ISO text, so the document is JSON (schema, digest).
-    if isinstance(value, dt.date | dt.datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _schema_error(path: Path, locator: Locator, error: DocumentError) -> RuleError:
@@ -130,7 +118,7 @@ def load_rule_file(path: str | Path, root: Path | None = None) -> RuleFile:
     data, locator = load_yaml(path)
     if not isinstance(data, Mapping):
         raise RuleError("a rule file is a YAML mapping", file=path, line=1)
-    data = _plain(data)
+    data = json_document(data)
     error = best_match(_validator().iter_errors(data))
     if error is not None:
         raise _schema_error(path, locator, error)

@@ -22,7 +22,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -56,7 +55,7 @@ from opskit.runbooks.parameters import schema_problems
 from opskit.runbooks.rendercheck import TemplateFiles, check_document
 from opskit.runbooks.templating import ENV
 from opskit.secrets import SecretRef
-from opskit.yamlfile import Locator, field_path, load_yaml
+from opskit.yamlfile import Locator, field_path, json_document, load_yaml
 
 if TYPE_CHECKING:
     # Not at run time: the workspace module brings the database layer, which
@@ -92,17 +91,6 @@ def semver_key(version: str) -> tuple[int, int, int, int, str]:
 
 def runbook_digest(data: Mapping[str, Any], files: Mapping[str, str]) -> str:
     return canonical_digest({"runbook": data, "files": dict(files)})
-
-
-def _plain(value: Any) -> Any:
-    """YAML dates become ISO strings, so the document is JSON (schema, digest)."""
-    if isinstance(value, dt.date | dt.datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _schema_error(path: Path, locator: Locator, error: DocumentError) -> RunbookError:
@@ -488,7 +476,7 @@ def load_runbook(path: str | Path, root: str | Path | None = None) -> Runbook:
     data, locator = load_yaml(path)
     if not isinstance(data, Mapping):
         raise RunbookError("a runbook is a YAML mapping", file=path, line=1)
-    data = _plain(data)
+    data = json_document(data)
     error = best_match(_validator().iter_errors(data))
     if error is not None:
         raise _schema_error(path, locator, error)
