@@ -4,7 +4,6 @@ no gap, and every acknowledged append survives SIGKILL at random points
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import random
 import signal
@@ -18,6 +17,7 @@ import pytest
 
 from opskit.ledger import Ledger
 from tests.fixtures.postgres import open_ledger
+from tests.fixtures.processes import crash_context
 
 WRITER = Path(__file__).with_name("ledger_writer.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -102,8 +102,9 @@ def test_concurrent_writers_form_one_chain(ledger_backend: str, tmp_path: Path) 
 
 
 def forked_writer(url: str, ack: Path, writer: str) -> None:
-    """Runs in a forked child: opskit is already imported, so it starts in
-    milliseconds and the test spends its time killing, not importing."""
+    """Runs in a child of the fork server, where opskit is already imported,
+    so it starts in milliseconds and the test spends its time killing, not
+    importing."""
     from tests.ledger.ledger_writer import main
 
     main([url, str(ack), writer, "0"])
@@ -113,10 +114,10 @@ def forked_writer(url: str, ack: Path, writer: str) -> None:
 def test_acknowledged_appends_survive_sigkill(ledger_backend: str, tmp_path: Path) -> None:
     """Three writers appending at once, each killed with SIGKILL at a random
     moment once it is appending, then replaced: 50 kills per backend (100 in
-    the run). One thread drives everything, so forking is safe."""
+    the run)."""
     ledger = open_ledger(ledger_backend, None)
     ledger.engine.dispose()  # no pooled connection is inherited by the children
-    fork = multiprocessing.get_context("fork")
+    fork = crash_context()
     kills_wanted, kills = 50, 0
     rng = random.Random(1234)
     ack_files: list[Path] = []

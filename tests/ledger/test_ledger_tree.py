@@ -23,6 +23,7 @@ from opskit.tlog.checkpoint import open_checkpoint
 from opskit.tlog.note import Verifier
 from opskit.workspace import Workspace
 from tests.fixtures.postgres import attacker_sql, open_ledger
+from tests.fixtures.processes import crash_context
 
 
 @pytest.fixture
@@ -276,7 +277,6 @@ def _append_and_hang(url: str, marker: str, after_tree: bool) -> None:
 def test_sigkill_mid_transaction_leaves_records_and_tree_matching(
     ledger_backend: str, tmp_path: Path, after_tree: bool
 ) -> None:
-    import multiprocessing
     import os
     import signal
     import time
@@ -286,7 +286,7 @@ def test_sigkill_mid_transaction_leaves_records_and_tree_matching(
     ledger.checkpoint("ci")
     ledger.engine.dispose()  # no pooled connection is inherited by the child
     marker = tmp_path / "marker"
-    child = multiprocessing.get_context("fork").Process(
+    child = crash_context().Process(
         target=_append_and_hang, args=(ledger_backend, str(marker), after_tree)
     )
     child.start()
