@@ -2,8 +2,9 @@
 Juniper NETCONF devices) in one Twisted reactor.
 
 Run as ``python -m opskit.lab.switches --state-dir DIR --devices N``. Every
-switch listens on 127.0.0.1 on a port the kernel picks (so parallel labs
-never collide); once all listen, the process writes ``DIR/switches.ready.json``
+switch listens on 127.0.0.1 (or `--address`, e.g. a site's address inside a
+network namespace) on a port the kernel picks (so parallel labs never
+collide); once all listen, the process writes ``DIR/switches.ready.json``
 (name -> port) atomically, which `opskit.lab.Lab` waits for. Secrets come from
 files (never the command line, which other users can read in /proc).
 """
@@ -43,6 +44,7 @@ def serve(
     password: str,
     enable_secret: str,
     owner_pid: int | None = None,
+    address: str = "127.0.0.1",
 ) -> None:
     from fake_switches import switch_factory
     from fake_switches.transports.ssh_service import SSHDemoRealm, getRSAKeys
@@ -72,7 +74,7 @@ def serve(
         ssh_factory.portal = portal.Portal(SSHDemoRealm(core))
         ssh_factory.portal.registerChecker(_login_checker(core, username, password))
         ssh_factory.publicKeys, ssh_factory.privateKeys = host_keys
-        listening = reactor.listenTCP(0, ssh_factory, interface="127.0.0.1", backlog=256)
+        listening = reactor.listenTCP(0, ssh_factory, interface=address, backlog=256)
         ports[name] = listening.getHost().port
 
     ready = state_dir / READY_FILE
@@ -136,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--password-file", required=True)
     parser.add_argument("--enable-secret-file", required=True)
     parser.add_argument("--owner-pid", type=int, help="stop when this process is gone")
+    parser.add_argument("--address", default="127.0.0.1", help="listen address")
     args = parser.parse_args(argv)
     # fake-switches logs every line at DEBUG; WARNING keeps the reactor fast
     # and keeps typed secrets out of the log.
@@ -150,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         password=_read_secret(args.password_file),
         enable_secret=_read_secret(args.enable_secret_file),
         owner_pid=args.owner_pid,
+        address=args.address,
     )
     return 0
 
