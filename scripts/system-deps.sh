@@ -13,6 +13,8 @@ command -v sudo >/dev/null 2>&1 || need+=(sudo)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # redis-server: the Celery broker of distributed runs (tests/fixtures/redis.py).
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# iproute2: `ip netns` makes the segmented sites of tests/fixtures/sites.py.
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v go >/dev/null 2>&1 || need+=(golang-go)
 [ -d /usr/share/gocode/src/golang.org/x/mod/sumdb/tlog ] || need+=(golang-golang-x-mod-dev)
 # chromium: the HTML reports are checked in a real headless browser; fonts-noto-cjk:

@@ -4,7 +4,7 @@ switches split over the two sites. The same change runs locally and through
 the workers, and the records, proofs and summaries are compared.
 
 The sites are queues only: the lab's switches run in one emulator process
-here, and no network namespace separates them (docs/distributed.md says why).
+here; test_sites_netns.py separates two sites with network namespaces.
 """
 
 from __future__ import annotations
