@@ -8,6 +8,8 @@ there with the reason, untouched.
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +24,15 @@ from opskit.distributed.runner import CeleryRunner
 from opskit.workspace import Workspace
 from tests.changes.test_change_apply import approved_change, configs
 from tests.changes_support import write_policy, write_runbook
-from tests.fixtures.sites import Site, Sites, segmented_sites
+from tests.fixtures.sites import (
+    NETNS_PREFIX,
+    VETH_PREFIX,
+    Site,
+    Sites,
+    _ip,
+    remove_leftovers,
+    segmented_sites,
+)
 
 pytestmark = [pytest.mark.xdist_group("celery-sites"), pytest.mark.slow, pytest.mark.postgres]
 
@@ -149,10 +159,8 @@ def test_a_host_on_the_wrong_sites_queue_is_unreachable_there_and_untouched(
 def test_leftovers_of_a_killed_run_are_removed(sites: Sites) -> None:
     """A namespace and a veth named for a process that is gone (a run killed
     mid-test) are removed by the next run, with what still runs inside."""
-    from tests.fixtures.sites import NETNS_PREFIX, VETH_PREFIX, _ip, remove_leftovers
-
     gone = _a_pid_that_is_gone()
-    netns, veth = f"{NETNS_PREFIX}{gone}-site-a", f"{VETH_PREFIX}{gone}a"
+    netns, veth = f"{NETNS_PREFIX}{gone}-1-site-a", f"{VETH_PREFIX}{gone}-1a"
     _ip("netns", "add", netns)
     _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
     sleeper = subprocess.Popen(["ip", "netns", "exec", netns, "sleep", "600"])
@@ -175,3 +183,34 @@ def _a_pid_that_is_gone() -> int:
     done.wait()
     assert not Path(f"/proc/{done.pid}").exists()
     return done.pid
+
+
+def ours() -> tuple[set[str], set[str]]:
+    """This process's site namespaces and root-side veths, by name."""
+    netns = re.findall(rf"^({NETNS_PREFIX}{os.getpid()}-\S+)", _ip("netns", "list").stdout, re.M)
+    links = re.findall(rf"^\d+: ({VETH_PREFIX}{os.getpid()}-\w+)", _ip("-o", "link").stdout, re.M)
+    return set(netns), set(links)
+
+
+def test_everything_is_removed_when_the_set_up_fails(tmp_path: Path) -> None:
+    """A failure inside the sites (here: in `prepare`, once the namespaces,
+    servers and switches run) leaves no namespace, veth or process behind."""
+    before = ours()  # the module's sites, when they run
+    seen: dict[str, Any] = {}
+
+    def failing(ws: Workspace) -> None:
+        netns, links = ours()
+        seen["netns"], seen["links"] = netns - before[0], links - before[1]
+        seen["pids"] = [
+            int(p) for n in seen["netns"] for p in _ip("netns", "pids", n).stdout.split()
+        ]
+        raise RuntimeError("prepare failed")
+
+    with (
+        pytest.raises(RuntimeError, match="prepare failed"),
+        segmented_sites(tmp_path / "ws", failing),
+    ):
+        pytest.fail("the body ran")
+    assert len(seen["netns"]) == len(seen["links"]) == len(seen["pids"]) == 2, seen
+    assert ours() == before
+    assert not any(Path(f"/proc/{pid}").exists() for pid in seen["pids"])  # the switches
