@@ -8,6 +8,7 @@ there with the reason, untouched.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -118,6 +119,12 @@ def test_a_change_across_two_sites_runs_each_host_on_its_sites_worker(sites: Sit
     assert svc.rollback(change_id, "alice")["state"] == "rolled_back"
     assert configs(sites.ws, names) == before
     assert svc.context.ledger.verify().ok
+    # The broker's password (in the workers' broker URLs) is in no log and no record.
+    password = str(sites.redis.password)
+    logs = [p.read_text() for p in sites.ws.state_dir.glob("worker-*.log")]
+    records = [json.dumps(e.payload) for e in svc.context.ledger.events(change_id=change_id)]
+    assert len(logs) == 2 and records
+    assert not any(password in text for text in logs + records)
 
 
 @pytest.fixture
