@@ -314,12 +314,12 @@ def cron_problem(text: str) -> str | None:
     if len(fields) != 5:
         return f"cron {text!r}: needs five fields (minute hour day month weekday)"
     try:
-        from celery.schedules import crontab
+        from celery.schedules import ParseException, crontab
     except ImportError:  # without the distributed extra nothing runs a schedule
         return None
     try:
         crontab.from_string(" ".join(fields))
-    except (ValueError, KeyError, IndexError) as exc:
+    except (ParseException, ValueError, KeyError, IndexError) as exc:
         return f"cron {text!r}: {exc}"
     return None
 

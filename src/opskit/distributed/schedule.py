@@ -28,7 +28,8 @@ action registry (`opskit.connectors.actions`) before it is planned and
 again before it runs. A `commands` action counts as read-only only when
 every command is a `show` command, and a Fabric `run` only when its step
 declares `changes: false`; an inspection runbook with apply or rollback
-steps is refused.
+steps is refused. (A compliance rule file may only name `show` commands:
+its schema says so.)
 
 Example:
     >>> [(e.key, e.job, e.selection) for e in plan(ws)]
@@ -213,24 +214,8 @@ def read_only_problem(ws: Workspace, schedule: Schedule) -> str | None:
     for spec in JOB_ACTIONS[schedule.job]:
         if spec.mutates:  # a declaration bug: the registry says this action changes devices
             return f"a {schedule.job} job would run {spec.name}, which changes the device"
-    if schedule.job == "compliance" and schedule.source == "live":
-        return _rules_problem(ws)
     if schedule.job == "inspect":
         return _inspection_problem(ws)
-    return None
-
-
-def _rules_problem(ws: Workspace) -> str | None:
-    from opskit.compliance.rules import workspace_rules
-
-    for rule_file in workspace_rules(ws).files:
-        for feature in rule_file.features:
-            command = feature.check.command if feature.check else None
-            if command is not None and not SHOW.match(command):
-                return (
-                    f"{feature.where}: feature {feature.name!r} runs {command!r}, not a show "
-                    "command: a schedule runs read-only jobs only"
-                )
     return None
 
 
@@ -290,9 +275,11 @@ def _period_s(when: Any) -> float:
     """About one period of `when` (a timedelta, or a crontab's gap between two runs)."""
     if isinstance(when, timedelta):
         return when.total_seconds()
-    first = datetime.now(UTC) + when.remaining_estimate(datetime.now(UTC))
-    later = first + timedelta(seconds=1)
-    return max(1.0, (later + when.remaining_estimate(later) - first).total_seconds())
+    now = datetime.now(UTC)
+    # remaining_estimate(t): from now until the first run after t.
+    first = when.remaining_estimate(now)
+    second = when.remaining_estimate(now + first + timedelta(seconds=1))
+    return float(max(1, round((second - first).total_seconds())))
 
 
 def run_beat(ws: Workspace, broker: str, *, max_interval: float = 30.0) -> None:
