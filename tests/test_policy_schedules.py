@@ -45,7 +45,8 @@ def refused(tmp_path: Path, entry: str) -> str:
         ),
         (
             '{name: n, job: backup, cron: "0 3 * *"}',
-            "[schedules[0].cron]: cron '0 3 * *': needs five fields (minute hour day month weekday)",
+            "[schedules[0].cron]: cron '0 3 * *': needs five fields "
+            "(minute hour day month weekday)",
         ),
         (
             '{name: n, job: backup, cron: "0 0 31 2 *"}',
@@ -104,7 +105,10 @@ def test_a_schedule_named_twice(tmp_path: Path) -> None:
 
 
 def test_a_valid_schedule_loads(tmp_path: Path) -> None:
-    entry = '{name: nightly.backup, job: compliance, select: "group:core", cron: "30 2 * * mon-fri", source: backup}'
+    entry = (
+        '{name: nightly.backup, job: compliance, select: "group:core", cron: "30 2 * * mon-fri",'
+        " source: backup}"
+    )
     schedule = load_policy(write(tmp_path, entry)).schedules[0]
     assert (schedule.name, schedule.job, schedule.cron, schedule.every) == (
         "nightly.backup",
