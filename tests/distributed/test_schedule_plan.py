@@ -179,3 +179,17 @@ def test_a_worker_run_is_recorded_like_the_manual_one_and_an_overlap_is_skipped(
     kinds = [e.kind for e in ledger.events() if e.seq > skipped["seq"]]
     assert kinds == ["schedule.failed"]
     assert ledger.verify().ok
+
+
+def test_schedule_run_refuses_a_bad_schedule_in_one_line(workspace: Workspace) -> None:
+    done = opskit(workspace, "schedule", "run")
+    assert done.stderr.strip().splitlines() == [
+        "error: opskit schedule run needs a broker: --broker or runner.broker"
+    ]
+    add_schedules(workspace, 'schedules:\n  - {name: n, job: backup, cron: "0 25 * * *"}\n')
+    done = opskit(workspace, "schedule", "run", "--broker", "redis://127.0.0.1:1/0")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"error: {workspace.policy_path}:{policy_lines(workspace)} [schedules[0].cron]: "
+        "cron '0 25 * * *': Invalid end range: 25 > 23."
+    ]
