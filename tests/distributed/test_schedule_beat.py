@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +102,17 @@ def estate(
         ws.close()
 
 
+def monitor(url: str, stop_event: threading.Event, seen: list[str]) -> None:
+    """Every command Redis receives (MONITOR), as text, until `stop_event`."""
+    import redis
+
+    with redis.Redis.from_url(url).monitor() as stream:
+        for command in stream.listen():
+            seen.append(str(command.get("command", "")))
+            if stop_event.is_set():
+                return
+
+
 def scheduled_events(ledger: Ledger, kind: str, actor: str) -> list[Any]:
     return [e for e in ledger.events(kind=kind) if e.actor == actor]
 
@@ -118,6 +130,11 @@ def test_beat_runs_each_schedule_on_its_site_workers_recorded_like_manual_runs(
 ) -> None:
     ws: Workspace = estate["ws"]
     ledger = Ledger.open(ws)
+    stop_watch, wire = threading.Event(), []
+    watcher = threading.Thread(
+        target=monitor, args=(estate["broker"], stop_watch, wire), daemon=True
+    )
+    watcher.start()
     beat = opskit_process(ws, estate["db"], "schedule", "run", log="beat.log")
     try:
 
@@ -145,8 +162,16 @@ def test_beat_runs_each_schedule_on_its_site_workers_recorded_like_manual_runs(
         )
     finally:
         stop(beat)
+        stop_watch.set()
     log = (ws.state_dir / "beat.log").read_text()
     assert "Traceback" not in log, log
+    # The broker carried schedule names and queues, never the devices' password,
+    # and no scheduled record holds it either.
+    password = (ws.state_dir / "lab" / "password").read_text().strip()
+    sent = "\n".join(wire)
+    assert SCHEDULED_TASK in sent
+    assert password not in sent
+    assert not [e.seq for e in ledger.events() if password in str(e.payload)]
 
     # Each site's run covered that site's CIs only.
     for run in scheduled_events(ledger, "compliance.run", "schedule:audit"):

@@ -123,8 +123,7 @@ def plan(ws: Workspace) -> list[Entry]:
     if not policy.schedules:
         return entries
     inventory = load_workspace_inventory(ws)
-    for index, schedule in enumerate(policy.schedules):
-        where = f"schedules[{index}]"
+    for where, schedule in enumerate(policy.schedules):
         problem = read_only_problem(ws, schedule)
         if problem:
             raise _error(ws, where, "job", problem)
@@ -151,7 +150,7 @@ def _selected(ws: Workspace, schedule: Schedule, cis: list[CI]) -> list[CI]:
 
 
 def _split(
-    ws: Workspace, where: str, schedule: Schedule, base: str | None, cis: list[CI]
+    ws: Workspace, where: int, schedule: Schedule, base: str | None, cis: list[CI]
 ) -> list[Entry]:
     if schedule.queue is not None:
         return [Entry(schedule, schedule.queue, base, tuple(ci.name for ci in cis))]
@@ -196,14 +195,13 @@ def _queue_selection(
     return f"({base}) and {narrow}" if base else narrow
 
 
-def _error(ws: Workspace, where: str, field: str, message: str) -> PolicyError:
-    """A refusal naming the policy file, the line and `schedules[i].field`."""
+def _error(ws: Workspace, index: int, field: str, message: str) -> PolicyError:
+    """A refusal naming the policy file, the line and `schedules[index].field`."""
     from opskit.yamlfile import load_yaml
 
-    index = int(where.split("[")[1].rstrip("]"))
     _data, locator = load_yaml(ws.policy_path)
     line = locator.line(("schedules", index, field)) or locator.line(("schedules", index))
-    return PolicyError(message, file=ws.policy_path, line=line, field=f"{where}.{field}")
+    return PolicyError(message, file=ws.policy_path, line=line, field=f"schedules[{index}].{field}")
 
 
 # -- read-only ----------------------------------------------------------------------
