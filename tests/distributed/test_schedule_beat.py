@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import yaml
 from opskit.backups import take_backups
 from opskit.distributed.app import make_app
 from opskit.distributed.runner import CeleryRunner
-from opskit.distributed.schedule import SCHEDULED_TASK, overlap_lock
+from opskit.distributed.schedule import EXPIRED_REASON, SCHEDULED_TASK, overlap_lock
 from opskit.lab import Lab
 from opskit.ledger.core import Ledger
 from opskit.reports import run_recorded_inspection
@@ -197,6 +198,9 @@ def test_beat_runs_each_schedule_on_its_site_workers_recorded_like_manual_runs(
     scheduled = scheduled_events(ledger, "inspection.run", "schedule:look")[-1]
     assert set(scheduled.payload) == set(by_hand.payload)
     assert scheduled.payload["runbook_digest"] == by_hand.payload["runbook_digest"]
+    import collections
+
+    print(collections.Counter((e.kind, e.actor) for e in ledger.events()))
     assert ledger.verify().ok
 
 
@@ -225,3 +229,29 @@ def test_a_run_overlapping_the_previous_one_is_skipped_and_recorded(
     assert taken.ci == "lab-sw01" and taken.seq in done["seqs"]
 
     assert ledger.verify().ok
+
+
+def test_a_run_not_started_within_its_period_is_recorded_as_skipped(
+    estate: dict[str, Any],
+) -> None:
+    """A message that outlived its period (the workers were busy or down) is
+    dropped by the worker and recorded, not run late."""
+    ws: Workspace = estate["ws"]
+    ledger = Ledger.open(ws)
+    before = len(scheduled_events(ledger, "backup.taken", "schedule:by-hand"))
+    late = datetime.now(UTC) - timedelta(seconds=5)
+    app = make_app(estate["broker"])
+    app.send_task(SCHEDULED_TASK, args=["by-hand", "dc1"], queue="dc1", expires=late)
+    deadline = time.monotonic() + 60
+    while not (skips := scheduled_events(ledger, "schedule.skipped", "schedule:by-hand")) or (
+        skips[-1].payload["reason"] != EXPIRED_REASON
+    ):
+        assert time.monotonic() < deadline, "the expired run was not recorded"
+        time.sleep(0.5)
+    assert skips[-1].payload == {
+        "schedule": "by-hand",
+        "queue": "dc1",
+        "job": "backup",
+        "reason": "not started within one period (the workers were busy or down)",
+    }
+    assert len(scheduled_events(ledger, "backup.taken", "schedule:by-hand")) == before

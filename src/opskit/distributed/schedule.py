@@ -7,8 +7,9 @@
   the job is read-only (`read_only_problem`). Each problem is one
   `PolicyError` naming `schedules[i]` and its field.
 - `beat_schedule(entries)`: Celery beat's schedule (`celery.schedules.crontab`
-  for `cron`, a `timedelta` for `every`); a message not taken within one
-  period expires, so a stopped worker finds no pile of runs when it is back.
+  for `cron`, a `timedelta` for `every`); a message not started within one
+  period expires: the worker drops it and records `schedule.skipped` (not
+  started within one period), so a stopped worker runs no pile of late runs.
 - `run_beat(ws, broker)`: runs Celery beat itself (`opskit schedule run`); it
   only sends messages, `[schedule name, queue]`: no selection, no secret.
 - `run_scheduled(ws, name, queue)`: what a worker does with one message. It
@@ -62,6 +63,8 @@ if TYPE_CHECKING:
 SCHEDULED_TASK = "opskit.scheduled"
 SKIPPED_KIND = "schedule.skipped"
 FAILED_KIND = "schedule.failed"
+OVERLAP_REASON = "the previous run of this schedule is still running"
+EXPIRED_REASON = "not started within one period (the workers were busy or down)"
 #: The registry actions each job kind may ask of a device (inspect: its runbook's steps).
 JOB_ACTIONS: dict[str, tuple[ActionSpec, ...]] = {
     "backup": (BUILTIN["get_config"],),
@@ -304,37 +307,60 @@ def run_beat(ws: Workspace, broker: str, *, max_interval: float = 30.0) -> None:
 def register_tasks(app: Any, ws: Workspace) -> None:
     """Adds the scheduled-job task to a worker's Celery `app` for `ws`."""
 
+    from celery.signals import task_revoked
+
     @app.task(name=SCHEDULED_TASK)  # type: ignore[untyped-decorator]
     def scheduled(name: str, queue: str) -> dict[str, Any]:
         return run_scheduled(ws, str(name), str(queue))
 
+    def expired(sender: Any = None, request: Any = None, **info: Any) -> None:
+        # `sender` is the worker's task object (`scheduled` is a proxy of it).
+        if (
+            getattr(sender, "name", None) != SCHEDULED_TASK
+            or getattr(sender, "app", None) is not app
+        ):
+            return
+        if info.get("expired") and request is not None:
+            name, queue = (str(arg) for arg in request.args[:2])
+            record_skip(ws, name, queue, EXPIRED_REASON)
+
+    task_revoked.connect(expired, weak=False)
     del scheduled
 
 
 def run_scheduled(ws: Workspace, name: str, queue: str) -> dict[str, Any]:
     """Runs one schedule's job for `queue` (see the module docstring)."""
-    from opskit.ledger.core import Ledger
-
     result: dict[str, Any] = {"schedule": name, "queue": queue}
-    ledger = Ledger.open(ws)
-    record = {"schedule": name, "queue": queue}
+    job = None
     try:
         entry = _entry(ws, name, queue)
-        record["job"] = entry.job
+        job = entry.job
         with overlap_lock(ws, entry.key) as held:
             if not held:
-                reason = "the previous run of this schedule is still running"
-                event = ledger.append(
-                    SKIPPED_KIND, actor=actor_of(name), payload={**record, "reason": reason}
-                )
-                return {**result, "status": "skipped", "seq": event.seq}
-            return {**result, "status": "done", "seqs": JOBS[entry.job](ws, entry)}
+                seq = record_skip(ws, name, queue, OVERLAP_REASON, job=job)
+                return {**result, "status": "skipped", "seq": seq}
+            return {**result, "status": "done", "seqs": JOBS[job](ws, entry)}
     except OpskitError as exc:
         reason = REDACTOR.redact(str(exc)).splitlines()[0][:500]
-        event = ledger.append(
-            FAILED_KIND, actor=actor_of(name), payload={**record, "error": reason}
-        )
-        return {**result, "status": "failed", "error": reason, "seq": event.seq}
+        payload = {**result, "job": job, "error": reason}
+        seq = _append(ws, FAILED_KIND, name, payload)
+        return {**result, "status": "failed", "error": reason, "seq": seq}
+
+
+def record_skip(
+    ws: Workspace, name: str, queue: str, reason: str, *, job: str | None = None
+) -> int:
+    """Records that a due run of schedule `name` on `queue` did not run, and why."""
+    if job is None:
+        job = next((s.job for s in ws.policy.schedules if s.name == name), None)
+    payload = {"schedule": name, "queue": queue, "job": job, "reason": reason}
+    return _append(ws, SKIPPED_KIND, name, payload)
+
+
+def _append(ws: Workspace, kind: str, name: str, payload: dict[str, Any]) -> int:
+    from opskit.ledger.core import Ledger
+
+    return Ledger.open(ws).append(kind, actor=actor_of(name), payload=payload).seq
 
 
 def _entry(ws: Workspace, name: str, queue: str) -> Entry:
