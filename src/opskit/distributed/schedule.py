@@ -14,7 +14,7 @@
   only sends messages, `[schedule name, queue]`: no selection, no secret.
 - `run_scheduled(ws, name, queue)`: what a worker does with one message. It
   finds the entry in its *own* policy, takes the schedule's overlap lock
-  (a PostgreSQL session advisory lock on `schedule/<name>@<queue>`; a file
+  (a PostgreSQL session advisory lock on `<name>@<queue>`; a file
   lock on SQLite) and calls the same API as the manual command
   (`take_backups`, `run_compliance`, `run_recorded_inspection`) with the actor
   `schedule:<name>`: the run is recorded exactly like a manual one (a
@@ -73,6 +73,8 @@ JOB_ACTIONS: dict[str, tuple[ActionSpec, ...]] = {
 }
 #: The read-only verb of IOS-like CLIs: a `commands` step of only these reads.
 SHOW = re.compile(r"^\s*show\s", re.IGNORECASE)
+# The class of the schedules' advisory locks (PostgreSQL's two-key form).
+LOCK_CLASS = 0x5C4ED
 # A queue name written into a selection term as it is (no quote, no glob).
 PLAIN_QUEUE = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
 
@@ -380,7 +382,7 @@ def overlap_lock(ws: Workspace, key: str) -> Iterator[bool]:
     (False: another run holds it). PostgreSQL: a session advisory lock, gone
     with its connection when a worker dies; SQLite: a file lock."""
     if ws.engine.dialect.name == "postgresql":
-        with _pg_lock(ws, f"schedule/{key}") as held:
+        with _pg_lock(ws, key) as held:
             yield held
         return
     folder = ws.state_dir / "schedule-locks"
@@ -401,17 +403,16 @@ def overlap_lock(ws: Workspace, key: str) -> Iterator[bool]:
 def _pg_lock(ws: Workspace, key: str) -> Iterator[bool]:
     from sqlalchemy import text
 
-    number = zlib.crc32(key.encode()) - 2**31
+    # The two-key form: its lock space never meets the one-key locks of host claims.
+    keys = {"c": LOCK_CLASS, "k": zlib.crc32(key.encode()) - 2**31}
     with ws.engine.connect() as connection:
-        held = bool(
-            connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": number}).scalar()
-        )
+        held = bool(connection.execute(text("SELECT pg_try_advisory_lock(:c, :k)"), keys).scalar())
         connection.commit()
         try:
             yield held
         finally:
             if held:
-                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": number})
+                connection.execute(text("SELECT pg_advisory_unlock(:c, :k)"), keys)
                 connection.commit()
 
 
