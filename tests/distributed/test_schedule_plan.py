@@ -75,6 +75,28 @@ def test_a_schedule_is_split_over_the_site_queues(workspace: Workspace) -> None:
     assert [e["entry"] for e in yaml.safe_load(listed.stdout)] == [e.key for e in entries]
 
 
+def test_queues_by_an_attribute_with_a_default(workspace: Workspace) -> None:
+    """`runner.queues.by: model`: the CIs without a model go to the default
+    queue, whose recorded selection is "all but the other queues"."""
+    chosen = "group:network or name:billing or name:lb-web"
+    add_schedules(
+        workspace,
+        "runner: {queues: {by: model, default: MX204}}\n"
+        f'schedules:\n  - {{name: all, job: backup, select: "{chosen}", every: 60}}\n',
+    )
+    inventory = load_workspace_inventory(workspace)
+    entries = {e.queue: e for e in plan(workspace)}
+    models = {ci.name: ci.attributes.get("model") for ci in inventory.select(chosen)}
+    assert sorted(entries) == sorted({m for m in models.values() if m})
+    assert entries["ASA5525-X"].selection == f"({chosen}) and attr.model=ASA5525-X"
+    assert entries["ASA5525-X"].cis == ("fw1",)
+    others = sorted(m for m in entries if m != "MX204")
+    assert entries["MX204"].selection == (
+        f"({chosen}) and not ({' or '.join(f'attr.model={m}' for m in others)})"
+    )
+    assert entries["MX204"].cis == ("billing", "edge-r1", "edge-r2", "lb-web")
+
+
 def test_the_job_kinds_only_read_by_the_action_registry() -> None:
     """The declared actions of each job kind are the registry's read-only ones
     (should the registry ever say otherwise, the schedule refuses the job)."""

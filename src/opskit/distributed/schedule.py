@@ -128,18 +128,28 @@ def plan(ws: Workspace) -> list[Entry]:
     if not policy.schedules:
         return entries
     inventory = load_workspace_inventory(ws)
-    for where, schedule in enumerate(policy.schedules):
+    for index, schedule in enumerate(policy.schedules):
         problem = read_only_problem(ws, schedule)
         if problem:
-            raise _error(ws, where, "job", problem)
+            raise _error(ws, index, "job", problem)
         base = schedule.select or _default_selection(ws, schedule)
         try:
             cis = _selected(ws, schedule, inventory.select(base))
         except OpskitError as exc:
-            raise _error(ws, where, "select", str(exc)) from None
+            raise _error(ws, index, "select", str(exc)) from None
         if not cis:
-            raise _error(ws, where, "select", f"{base or '*'!r} selects no CI")
-        entries.extend(_split(ws, where, schedule, base, cis))
+            raise _error(ws, index, "select", f"{base or '*'!r} selects no CI")
+        for entry in _split(ws, index, schedule, base, cis):
+            # The recorded selection must say exactly which CIs the run covers.
+            chosen = tuple(
+                ci.name for ci in _selected(ws, schedule, inventory.select(entry.selection))
+            )
+            if chosen != entry.cis:
+                message = (
+                    f"no selection writes queue {entry.queue!r}'s CIs ({policy.runner.queues.by})"
+                )
+                raise _error(ws, index, "select", message)
+            entries.append(entry)
     return entries
 
 
@@ -155,7 +165,7 @@ def _selected(ws: Workspace, schedule: Schedule, cis: list[CI]) -> list[CI]:
 
 
 def _split(
-    ws: Workspace, where: int, schedule: Schedule, base: str | None, cis: list[CI]
+    ws: Workspace, index: int, schedule: Schedule, base: str | None, cis: list[CI]
 ) -> list[Entry]:
     if schedule.queue is not None:
         return [Entry(schedule, schedule.queue, base, tuple(ci.name for ci in cis))]
@@ -165,9 +175,9 @@ def _split(
         queue = _queue_of(ws, ci)
         if queue is None:
             message = f"{ci.name}: no queue ({queues.by} is missing and no runner.queues.default)"
-            raise _error(ws, where, "select", message)
+            raise _error(ws, index, "select", message)
         if not PLAIN_QUEUE.match(queue):
-            raise _error(ws, where, "select", f"{ci.name}: queue {queue!r} is not a plain name")
+            raise _error(ws, index, "select", f"{ci.name}: queue {queue!r} is not a plain name")
         by_queue.setdefault(queue, []).append(ci.name)
     names = sorted(by_queue)
     return [
