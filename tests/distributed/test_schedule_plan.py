@@ -166,7 +166,9 @@ def test_a_worker_run_is_recorded_like_the_manual_one_and_an_overlap_is_skipped(
     add_schedules(
         workspace,
         'schedules:\n  - {name: audit, job: compliance, select: "group:network", every: 60,'
-        " source: backup}\n",
+        " source: backup}\n"
+        # Another schedule's fault (it selects nothing) is not this one's.
+        '  - {name: broken, job: backup, select: "site:nowhere", every: 60}\n',
     )
     ledger = Ledger.open(workspace)
     done = run_scheduled(workspace, "audit", "dc2")
@@ -198,8 +200,11 @@ def test_a_worker_run_is_recorded_like_the_manual_one_and_an_overlap_is_skipped(
     assert failed["error"].endswith(
         "no schedule 'restore-everything' for queue 'dc1' in this worker's policy"
     )
+    broken = run_scheduled(workspace, "broken", "dc1")
+    assert broken["status"] == "failed"
+    assert broken["error"].endswith("[schedules[1].select]: 'site:nowhere' selects no CI")
     kinds = [e.kind for e in ledger.events() if e.seq > skipped["seq"]]
-    assert kinds == ["schedule.failed"]
+    assert kinds == ["schedule.failed", "schedule.failed"]
     assert ledger.verify().ok
 
 

@@ -119,8 +119,9 @@ class Entry:
 
 
 # -- planning ---------------------------------------------------------------------
-def plan(ws: Workspace) -> list[Entry]:
-    """Every schedule of the policy on each of its queues (see the module docstring)."""
+def plan(ws: Workspace, name: str | None = None) -> list[Entry]:
+    """Every schedule of the policy (or only the one called `name`) on each of
+    its queues (see the module docstring)."""
     from opskit.inventory import load_workspace_inventory
 
     policy = ws.policy
@@ -129,6 +130,8 @@ def plan(ws: Workspace) -> list[Entry]:
         return entries
     inventory = load_workspace_inventory(ws)
     for index, schedule in enumerate(policy.schedules):
+        if name is not None and schedule.name != name:
+            continue  # a worker plans the one it runs: another's fault is not its own
         problem = read_only_problem(ws, schedule)
         if problem:
             raise _error(ws, index, "job", problem)
@@ -376,8 +379,8 @@ def _append(ws: Workspace, kind: str, name: str, payload: dict[str, Any]) -> int
 
 
 def _entry(ws: Workspace, name: str, queue: str) -> Entry:
-    for entry in plan(ws):
-        if entry.schedule.name == name and entry.queue == queue:
+    for entry in plan(ws, name):
+        if entry.queue == queue:
             return entry
     raise PolicyError(
         f"no schedule {name!r} for queue {queue!r} in this worker's policy",
