@@ -262,6 +262,68 @@ class RunnerPolicy(_Strict):
     wait_for_worker_s: Annotated[float, Field(ge=0, le=3600)] = 10.0
 
 
+class Schedule(_Strict):
+    """A recurring read-only job run by Celery beat (`opskit schedule run`,
+    docs/distributed.md): a backup, compliance run or inspection of the CIs
+    `select` names, on a `cron` expression (five fields, UTC) or `every` N
+    seconds. Without `queue` the job goes to each selected CI's site queue."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    job: Literal["backup", "compliance", "inspect"]
+    select: Annotated[str, Field(min_length=1)] | None = None
+    cron: str | None = None
+    every: Annotated[float, Field(ge=1, le=31 * 86400)] | None = None
+    queue: Annotated[str, Field(min_length=1)] | None = None
+    source: Literal["live", "backup"] = "live"  # compliance only
+    params: dict[str, Any] = {}  # inspect only: the inspection runbook's thresholds
+
+    @field_validator("select")
+    @classmethod
+    def _selection(cls, value: str | None) -> str | None:
+        from opskit.inventory.select import compile_selection
+
+        if value is not None:
+            try:
+                compile_selection(value)
+            except OpskitError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            problem = cron_problem(value)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> Schedule:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("give either cron (five fields) or every (seconds), not both")
+        if self.params and self.job != "inspect":
+            raise ValueError(f"params are for inspect jobs, not {self.job}")
+        return self
+
+
+def cron_problem(text: str) -> str | None:
+    """Why `text` is not a five-field cron expression (None: it is one);
+    Celery's own parser (`crontab.from_string`) decides when it is installed."""
+    fields = text.split()
+    if len(fields) != 5:
+        return f"cron {text!r}: needs five fields (minute hour day month weekday)"
+    try:
+        from celery.schedules import ParseException, crontab
+    except ImportError:  # without the distributed extra nothing runs a schedule
+        return None
+    try:
+        crontab.from_string(" ".join(fields))
+    except (ParseException, ValueError, KeyError, IndexError) as exc:
+        return f"cron {text!r}: {exc}"
+    return None
+
+
 class Policy(_Strict):
     version: Annotated[int, Field(strict=True)] = 1
     # The inventory (folder under inventories/) commands use by default.
@@ -314,6 +376,17 @@ class Policy(_Strict):
         return self
 
     runner: RunnerPolicy = RunnerPolicy()
+    # Recurring read-only jobs (opskit.distributed.schedule).
+    schedules: list[Schedule] = []
+
+    @field_validator("schedules")
+    @classmethod
+    def _unique_schedules(cls, value: list[Schedule]) -> list[Schedule]:
+        names = [entry.name for entry in value]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"schedule {name!r} is named twice")
+        return value
 
     def roles_of(self, person: str) -> set[Role]:
         entry = self.people.get(person)

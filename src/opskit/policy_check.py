@@ -125,7 +125,7 @@ def shape_error(doc: PolicyFile, err: ErrorDetails, model: type[BaseModel]) -> P
             message += f" (allowed: {', '.join(known)})"
     elif kind == "missing":
         message = f"missing required field {loc[-1]!r}"
-    elif kind == "enum":
+    elif kind in ("enum", "literal_error"):
         choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         message = f"must be one of {', '.join(choices)} (got {_shown(value)})" + did_you_mean(
             str(value), choices

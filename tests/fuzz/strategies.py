@@ -349,7 +349,35 @@ def policies(draw: st.DrawFn) -> dict[str, Any]:
     }
     if draw(st.booleans()):
         policy["retention_days"] = draw(st.integers(1, 3650))
+    names = draw(st.lists(SCHEDULE_NAME, max_size=2, unique=True))
+    if names:
+        policy["schedules"] = [draw(schedules(name)) for name in names]
     return policy
+
+
+SCHEDULE_NAME = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True)
+CRONS = st.sampled_from(
+    ["0 2 * * *", "*/5 * * * *", "30 6 * * mon-fri", "0 0 1 1 *", "5 4 * * sun"]
+)
+SELECTIONS = st.sampled_from(["group:core", "site:dc1 and platform:cisco_ios", "name:core-*"])
+
+
+@st.composite
+def schedules(draw: st.DrawFn, name: str) -> dict[str, Any]:
+    """A valid `schedules:` entry (opskit.distributed.schedule)."""
+    entry: dict[str, Any] = {
+        "name": name,
+        "job": draw(st.sampled_from(["backup", "compliance", "inspect"])),
+    }
+    if draw(st.booleans()):
+        entry["cron"] = draw(CRONS)
+    else:
+        entry["every"] = draw(st.integers(1, 86400))
+    if draw(st.booleans()):
+        entry["select"] = draw(SELECTIONS)
+    if entry["job"] == "compliance" and draw(st.booleans()):
+        entry["source"] = draw(st.sampled_from(["live", "backup"]))
+    return entry
 
 
 # -- mutations ---------------------------------------------------------------------

@@ -49,6 +49,7 @@ SKIPPED = {
     ("compliance", "remediate"),
     ("inspect",),  # runs the inspection runbook on devices (tests/reports)
     ("worker",),  # starts a Celery worker (tests/distributed)
+    ("schedule", "run"),  # starts Celery beat (tests/distributed)
     ("witness", "serve"),  # starts an HTTP server (tests/tlog)
     ("inventory", "sync"),  # contacts a Nautobot server (tests/inventory)
 }

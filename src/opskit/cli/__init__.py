@@ -64,6 +64,7 @@ def _register() -> None:
         notify,
         report,
         runbook,
+        schedule,
         witness,
         worker,
     )
@@ -82,6 +83,7 @@ def _register() -> None:
     app.add_typer(compliance.app, name="compliance")
     notify.register(app)
     worker.register(app)
+    schedule.register(app)
 
 
 _register()

@@ -20,6 +20,7 @@ def worker_app(ws: Any, broker: str) -> Any:
     """The Celery app with the host task bound to `ws` (a `Workspace`)."""
     from opskit.changes import ChangeService
     from opskit.distributed.hostjob import execute
+    from opskit.distributed.schedule import register_tasks
 
     app = make_app(broker)
     service = ChangeService(ws)
@@ -29,6 +30,7 @@ def worker_app(ws: Any, broker: str) -> Any:
         return execute(service, message, worker=str(task.request.hostname))
 
     del host
+    register_tasks(app, ws)  # the policy's scheduled read-only jobs
     return app
 
 
