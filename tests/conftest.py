@@ -73,3 +73,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if "--linger-pid" in text and any(a.startswith(base) for a in text):
             with contextlib.suppress(OSError):
                 os.kill(int(proc.name), signal.SIGTERM)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuses `--dist loadgroup` when it would ignore the xdist_group marks:
+    pytest-xdist 3.8 groups tests by writing a suffix into `Node._nodeid`, which
+    pytest 9.2 no longer reads. The grouped tests share servers and state and
+    must not be spread over workers (a spread Nautobot group migrated twice)."""
+    from _pytest.nodes import Node
+
+    groups_kept = "_nodeid" in getattr(Node, "__slots__", ("_nodeid",))
+    if config.getvalue("dist") == "loadgroup" and not groups_kept:
+        raise pytest.UsageError(
+            f"pytest {pytest.__version__} ignores xdist_group with --dist loadgroup;"
+            " install the pytest pinned in pyproject.toml"
+        )
