@@ -180,6 +180,46 @@ def test_included_templates_are_checked_and_bound_by_the_digest(tmp_path: Path) 
     assert "templates/demo/common.j2 line 1: the sandbox refuses" in refused(path)
 
 
+@pytest.mark.parametrize(
+    ("files", "said"),
+    [
+        ({}, "templates/demo/route.j2 line 2: includes itself (demo/route.j2 -> demo/route.j2)"),
+        (
+            {
+                "demo/a.j2": "{% include 'demo/b.j2' %}\n",
+                "demo/b.j2": "{% import 'demo/a.j2' as a %}\n",
+            },
+            "templates/demo/route.j2 line 2: templates/demo/a.j2 line 1: templates/demo/b.j2"
+            " line 1: includes itself (demo/a.j2 -> demo/b.j2 -> demo/a.j2)",
+        ),
+    ],
+    ids=["self", "mutual"],
+)
+def test_a_template_that_includes_itself_is_refused_at_load(
+    tmp_path: Path, files: dict[str, str], said: str
+) -> None:
+    target = "demo/a.j2" if files else "demo/route.j2"
+    path = workspace(
+        tmp_path, template=f"ip route {{{{ params.prefix }}}} Null0\n{{% include '{target}' %}}\n"
+    )
+    for name, text in files.items():
+        (tmp_path / "templates" / name).write_text(text)
+    message = refused(path)
+    assert "[apply[0].params.template]" in message and said in message
+
+
+def test_rendering_a_self_including_template_is_one_line(tmp_path: Path) -> None:
+    # Rendering never recurses until Python gives up, even for a file no load checked.
+    workspace(tmp_path, template="{% include 'demo/route.j2' %}\n")
+    step = load_runbook(workspace(tmp_path / "good"), tmp_path / "good").apply[0]
+    ci = CI(name="sw1", type=CIType.SWITCH, platform="cisco_ios")
+    with pytest.raises(RunbookError) as info:
+        render_params(step, {"prefix": "10.0.0.0/24"}, ci, tmp_path / "templates")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "templates/demo/route.j2 includes itself" in message
+
+
 def test_runbook_validate_cli_refuses_in_one_line(tmp_path: Path) -> None:
     path = workspace(tmp_path, BOOK.replace('"{{ params.prefix }}"', '"{{ params.prefix "'))
     result = CliRunner().invoke(app, ["runbook", "validate", str(path)])
