@@ -248,9 +248,8 @@ def check_quorums(doc: PolicyFile, policy: Policy) -> None:
     """Every approval rule can be met by `count` people holding one of its
     roles, whoever requests: a requester never approves their own change
     (four-eyes, as `opskit.changes.rules.required_approvals` applies it)."""
-    from opskit.policy import Role
-
-    requesters = policy.people_with([Role.REQUESTER])
+    # "requester" is Role.REQUESTER (a StrEnum), without importing opskit.policy back.
+    requesters = [name for name, p in policy.people.items() if "requester" in p.roles]
     for loc, rule in _rules(policy):
         problem = _quorum_problem(rule, policy.people_with(rule.roles), requesters)
         if problem is None:
