@@ -227,7 +227,14 @@ def test_an_empty_predicted_diff_says_no_change_needed_and_is_bound(
     predicted = svc.get(backup).predicted_diff
     assert all(e["available"] and e["no_change"] for e in predicted.values()), predicted
     out = run_cli(svc.ws, "apply", backup, "--dry-run", "--json")
-    assert all(e["no_change"] for e in json.loads(out.stdout)["predicted_diff"].values())
+    dry_json = json.loads(out.stdout)
+    assert list(dry_json) == [
+        "change_id", "state", "dry_run", "predicted_diff", "matches_assessment",
+    ]  # fmt: skip
+    assert (dry_json["change_id"], dry_json["state"], dry_json["dry_run"]) == (
+        backup, "approved", True,
+    )  # fmt: skip
+    assert all(e["no_change"] for e in dry_json["predicted_diff"].values())
     svc.cancel(backup, "alice", reason="only predicted")
 
 
