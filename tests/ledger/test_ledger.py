@@ -413,14 +413,14 @@ def test_fast_encoder_writes_the_documented_canonical_bytes() -> None:
 
 
 def test_missing_postgres_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.fixtures.postgres import _missing
+    from tests.fixtures.servers import missing
 
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="PostgreSQL is required in CI"):
-        _missing("binaries not found")
+        missing("PostgreSQL", "binaries not found")
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
-        _missing("binaries not found")
+        missing("PostgreSQL", "binaries not found")
 
 
 def test_every_query_of_audit_log_uses_an_index_in_sqlite(tmp_path: Path) -> None:
