@@ -16,15 +16,11 @@ from opskit.inventory.model import CI, CIType
 from opskit.runbooks import load_runbook
 from opskit.runbooks.rendercheck import check_renders, render_check
 from opskit.runbooks.templating import render_params
+from tests.runbooks.demo_support import HEADER, load_refusal, write_book
 
-BOOK = """\
-name: demo
-version: 1.0.0
-description: A demo runbook.
-owner: ops
-risk: low
-targets:
-  platforms: [cisco_ios]
+BOOK = (
+    HEADER
+    + """\
 parameters:
   type: object
   additionalProperties: false
@@ -55,26 +51,13 @@ rollback:
     params:
       lines: ["no ip route {{ params.prefix }} Null0"]
 """
+)
 
 TEMPLATE = "ip route {{ params.prefix }} Null0\n"
 
 
 def workspace(tmp_path: Path, book: str = BOOK, template: str = TEMPLATE) -> Path:
-    path = tmp_path / "runbooks" / "demo" / "1.0.0.yaml"
-    path.parent.mkdir(parents=True)
-    path.write_text(book)
-    (tmp_path / "templates" / "demo").mkdir(parents=True)
-    (tmp_path / "templates" / "demo" / "route.j2").write_text(template)
-    return path
-
-
-def refused(path: Path) -> str:
-    with pytest.raises(RunbookError) as info:
-        load_runbook(path, path.parents[2])
-    message = str(info.value)
-    assert "\n" not in message and "Traceback" not in message
-    assert message.startswith(str(path))
-    return message
+    return write_book(tmp_path, book, {"demo/route.j2": template})
 
 
 def test_the_shipped_pattern_loads(tmp_path: Path) -> None:
@@ -140,7 +123,7 @@ def test_validate_parses_every_jinja_string(
     tmp_path: Path, old: str, new: str, field: str, said: str
 ) -> None:
     assert old in BOOK
-    message = refused(workspace(tmp_path, BOOK.replace(old, new)))
+    message = load_refusal(workspace(tmp_path, BOOK.replace(old, new)))
     assert field in message and said in message
 
 
@@ -156,7 +139,7 @@ def test_validate_parses_every_jinja_string(
     ],
 )
 def test_validate_checks_template_files(tmp_path: Path, template: str, said: str) -> None:
-    message = refused(workspace(tmp_path, template=template))
+    message = load_refusal(workspace(tmp_path, template=template))
     assert "[apply[0].params.template]" in message and "step 'add the route'" in message
     assert said in message
 
@@ -177,7 +160,7 @@ def test_included_templates_are_checked_and_bound_by_the_digest(tmp_path: Path) 
     common.write_text("ip route {{ params.prefix }} Null0\n! edited\n")
     assert load_runbook(path, tmp_path).digest != digest
     common.write_text("ip route {{ params.prefix.__class__ }}\n")
-    assert "templates/demo/common.j2 line 1: the sandbox refuses" in refused(path)
+    assert "templates/demo/common.j2 line 1: the sandbox refuses" in load_refusal(path)
 
 
 @pytest.mark.parametrize(
@@ -204,7 +187,7 @@ def test_a_template_that_includes_itself_is_refused_at_load(
     )
     for name, text in files.items():
         (tmp_path / "templates" / name).write_text(text)
-    message = refused(path)
+    message = load_refusal(path)
     assert "[apply[0].params.template]" in message and said in message
 
 
