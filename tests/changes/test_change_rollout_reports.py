@@ -302,46 +302,13 @@ def test_an_unproven_rollback_during_apply_is_not_restored(svc: ChangeService, l
     assert "host.not_restored" in steps and "host.rolled_back" not in steps
 
 
-UNRESTORABLE_RUNBOOK = """\
-name: unrestorable
-version: 1.0.0
-description: A VLAN, a failing check, and no snapshot to prove the VLAN's removal by.
-owner: change-team
-risk: low
-change_types: [normal]
-targets:
-  platforms: [cisco_ios]
-parameters:
-  type: object
-  additionalProperties: false
-  required: [vlan_id]
-  properties:
-    vlan_id: {type: integer, minimum: 2, maximum: 4094}
-requires: [get_config]
-backup: false
-apply:
-  - name: add the VLAN
-    connector: netmiko
-    action: config
-    params: {lines: ["vlan {{ params.vlan_id }}", "name opskit-budget"]}
-verify:
-  - name: a check that fails
-    connector: netmiko
-    action: commands
-    params: {commands: [show version]}
-    expect:
-      - contains: never-printed-by-a-switch
+# The test runbook without a backup: its rollback steps run, nothing proves them.
+UNPROVEN_UNDO = """\
 rollback:
   - name: remove the VLAN
     connector: netmiko
     action: config
     params: {lines: ["no vlan {{ params.vlan_id }}"]}
-strategy:
-  canary: 0
-  batch: 1
-  concurrency: 1
-  error_budget: {max_failed: 0}
-  on_failure: rollback_host
 """
 
 
@@ -351,15 +318,17 @@ def test_a_host_its_rollback_cannot_restore_spends_the_error_budget(
     """A failed host whose rollback cannot prove it restored (`not_restored`)
     failed like any other: with no budget left, the next batch never starts."""
     first, second = (ci.name for ci in lab.switches[:2])
-    path = svc.ws.runbooks_dir / "unrestorable" / "1.0.0.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(UNRESTORABLE_RUNBOOK)
+    ref = write_runbook(svc.ws, "1.5.0", batch="1", max_failed=0, concurrency=1)
+    path = svc.ws.runbooks_dir / "chg-test" / "1.5.0.yaml"
+    text = path.read_text().replace("backup: true", "backup: false")
+    path.write_text(text.replace("rollback: auto\n", UNPROVEN_UNDO))
     before = {name: running_config(lab.ci(name)) for name in (first, second)}
     vlan = 3000 + uuid.uuid4().int % 900
-    change_id = approved(svc, "unrestorable@1.0.0", f"{first} or {second}", {"vlan_id": vlan})
+    params = {"vlan_id": vlan, "expect_names": {first: "not-this-name"}}  # `first` fails
+    change_id = approved(svc, ref, f"{first} or {second}", params)
     summary = svc.apply(change_id, "alice")
-    assert {name: running_config(lab.ci(name)) for name in (first, second)} == before
     statuses = {name: host["status"] for name, host in summary["hosts"].items()}
-    assert sorted(statuses.values()) == ["not_restored", "skipped"], statuses
+    assert statuses == {first: "not_restored", second: "skipped"}, statuses
+    assert {name: running_config(lab.ci(name)) for name in (first, second)} == before
     halted = list(svc.context.ledger.events(change_id=change_id, kind="change.halted"))
     assert [e.payload["reason"] for e in halted] == ["error budget spent: 1 of 2 host(s) failed"]
