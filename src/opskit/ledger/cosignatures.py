@@ -28,17 +28,16 @@ if TYPE_CHECKING:
 
 COSIGNATURES = "ledger_cosignatures"
 
-cosignatures_table = append_only(
-    Table(
-        COSIGNATURES,
-        metadata,
-        Column("checkpoint_id", Integer, primary_key=True, autoincrement=False),
-        Column("line", Text, primary_key=True),
-        Column("witness", Text, nullable=False),
-        Column("size", BigInteger, nullable=False),
-        Index("ix_ledger_cosignatures_witness", "witness", "size"),
-    )
+cosignatures_table = Table(
+    COSIGNATURES,
+    metadata,
+    Column("checkpoint_id", Integer, primary_key=True, autoincrement=False),
+    Column("line", Text, primary_key=True),
+    Column("witness", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Index("ix_ledger_cosignatures_witness", "witness", "size"),
 )
+append_only(cosignatures_table)
 
 
 def cosignature_lines(reader: LedgerReader, checkpoint_id: int) -> list[str]:

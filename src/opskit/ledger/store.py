@@ -192,7 +192,7 @@ def _with_pg_functions(table: Table) -> None:
         event.listen(table, "before_create", DDL(function).execute_if(dialect="postgresql"))
 
 
-def append_only(table: Table) -> Table:
+def append_only(table: Table) -> None:
     """Makes `table` refuse UPDATE and DELETE of its rows (and TRUNCATE, on
     PostgreSQL) with triggers created with it: the one way every append-only
     table of the ledger, and beside it (witness cosignatures), is made so."""
@@ -205,7 +205,6 @@ def append_only(table: Table) -> Table:
         _pg_trigger(table.name, "TRUNCATE", "opskit_ledger_refuse", per="STATEMENT"),
     ):
         event.listen(table, "after_create", DDL(ddl).execute_if(dialect="postgresql"))
-    return table
 
 
 for _table in (events_table, purges_table, checkpoints_table, tree_table, tree_heads_table):
