@@ -14,7 +14,8 @@ import pytest
 from opskit.errors import RunbookError
 from opskit.runbooks import Runbook, load_runbook
 
-# What every demo runbook starts with; each test module adds its parameters and steps.
+# What every demo runbook starts with (its parameters allow no undeclared one);
+# each test module adds the parameters' properties and the steps.
 HEADER = """\
 name: demo
 version: 1.0.0
@@ -23,6 +24,9 @@ owner: ops
 risk: low
 targets:
   platforms: [cisco_ios]
+parameters:
+  type: object
+  additionalProperties: false
 """
 
 

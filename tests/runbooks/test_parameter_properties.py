@@ -24,9 +24,6 @@ from tests.runbooks.demo_support import HEADER, load_book
 BOOK = (
     HEADER
     + """\
-parameters:
-  type: object
-  additionalProperties: false
   properties:
     text: {type: string, maxLength: 200}
     banner: {type: string, x-opskit-multiline: true}

@@ -17,9 +17,6 @@ from tests.runbooks.demo_support import HEADER, load_book, load_refusal, params_
 BOOK = (
     HEADER
     + """\
-parameters:
-  type: object
-  additionalProperties: false
   properties:
     text: {type: string}
     banner: {type: string, x-opskit-multiline: true}

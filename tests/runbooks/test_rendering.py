@@ -21,9 +21,6 @@ from tests.runbooks.demo_support import HEADER, load_refusal, write_book
 BOOK = (
     HEADER
     + """\
-parameters:
-  type: object
-  additionalProperties: false
   required: [prefix]
   properties:
     prefix: {type: string, format: ipv4-network}
