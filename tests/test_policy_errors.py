@@ -61,6 +61,33 @@ def test_an_unreachable_quorum(tmp_path: Path) -> None:
     )
 
 
+def test_a_quorum_only_a_requester_could_complete(tmp_path: Path) -> None:
+    # carol may request: her own changes would need bob and herself (four-eyes forbids it).
+    text = PEOPLE.replace("carol: {roles: [cab]}", "carol: {roles: [cab, requester]}")
+    text += "approvals:\n  medium: {roles: [cab], count: 2}\n"
+    assert refused(tmp_path, text) == (
+        ":7 [approvals.medium.count]: needs 2 approval(s) from cab, but only 1 person(s)"
+        " other than the requester carol hold that role (bob): a requester cannot approve"
+        " their own change (four-eyes), so the quorum can never be reached for carol"
+    )
+
+
+def test_a_default_quorum_only_a_requester_could_complete(tmp_path: Path) -> None:
+    text = PEOPLE.replace("dave: {roles: [governance]}", "dave: {roles: [governance, requester]}")
+    message = refused(tmp_path, text)
+    assert message.startswith(
+        ":1 [approvals.high]: needs 1 approval(s) by default from governance, but only 0"
+    )
+
+
+def test_a_quorum_met_without_any_requester_is_accepted(tmp_path: Path) -> None:
+    text = PEOPLE.replace("carol: {roles: [cab]}", "carol: {roles: [cab, requester]}")
+    text += "  erin: {roles: [cab]}\napprovals:\n  medium: {roles: [cab], count: 2}\n"
+    path = tmp_path / "opskit.yaml"
+    path.write_text(text)
+    assert load_policy(path).approvals.medium.count == 2
+
+
 def test_a_default_rule_nobody_can_meet(tmp_path: Path) -> None:
     # No CAB member at all: the default medium rule (2 from cab) can never be met.
     text = "people:\n  bob: {roles: [change_manager, governance]}\n"

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from opskit.errors import PolicyError
 from opskit.policy import Policy, Role, load_policy
+from tests.fuzz.strategies import quorum_bound
 
 SETTINGS = settings(
     deadline=None,
@@ -48,11 +49,9 @@ def valid_policies(draw: st.DrawFn) -> dict[str, Any]:
 
     def rule(roles: list[str] | None = None) -> dict[str, Any]:
         roles = roles or draw(st.lists(st.sampled_from(ROLES), min_size=1, max_size=3, unique=True))
-        eligible = sum(1 for p in people.values() if set(p["roles"]) & set(roles))
-        # A rule nobody can meet is refused: use roles someone holds.
-        if eligible == 0:
-            roles = list(next(iter(people.values()))["roles"])
-            eligible = sum(1 for p in people.values() if set(p["roles"]) & set(roles))
+        # A rule nobody but a requester can meet is refused (four-eyes): add an approver.
+        while (eligible := quorum_bound(people, roles)) == 0:
+            people[f"approver.{len(people)}"] = {"roles": list(roles)}
         return {"roles": roles, "count": draw(st.integers(1, eligible))}
 
     emergency = {**rule(), "retrospective": rule()}

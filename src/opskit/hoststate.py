@@ -129,9 +129,11 @@ TOUCHED = frozenset(
         HostState.NOT_RESTORED,
     }
 )
-# A host whose run failed, as the error budget counts it (`not_restored` is
-# not counted: kept as it was, see docs/changes.md).
-RUN_FAILED = frozenset({HostState.FAILED, HostState.ROLLED_BACK, HostState.ROLLBACK_FAILED})
+# A host whose run failed, as the error budget counts it: put back with a
+# proof, without one (`not_restored`) or not at all.
+RUN_FAILED = frozenset(
+    {HostState.FAILED, HostState.ROLLED_BACK, HostState.ROLLBACK_FAILED, HostState.NOT_RESTORED}
+)
 # A host that failed and was not (provably) put back.
 NOT_PUT_BACK = frozenset(
     {HostState.FAILED, HostState.ROLLBACK_FAILED, HostState.NOT_RESTORED, HostState.UNKNOWN}

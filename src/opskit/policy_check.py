@@ -3,8 +3,9 @@
 `opskit.policy.load_policy` runs these in order: numbers are finite, the
 version is one this opskit reads, the shape (pydantic, its errors worded like
 the inventory's: file:line [field], "did you mean ...?"), then what the
-shape cannot say: every approval rule can be met by the people listed, every
-`signing_key` is an Ed25519 public key, and the default inventory exists.
+shape cannot say: every approval rule can be met by the people listed (a
+requester's own role never counting), every `signing_key` is an Ed25519
+public key, and the default inventory exists.
 Each failure is one `PolicyError`; nothing is checked further after it.
 """
 
@@ -244,19 +245,38 @@ def _rules(policy: Policy) -> Iterator[tuple[Loc, ApprovalRule]]:
 
 
 def check_quorums(doc: PolicyFile, policy: Policy) -> None:
-    """Every approval rule can be met: `count` people hold one of its roles."""
+    """Every approval rule can be met by `count` people holding one of its
+    roles, whoever requests: a requester never approves their own change
+    (four-eyes, as `opskit.changes.rules.required_approvals` applies it)."""
+    # "requester" is Role.REQUESTER (a StrEnum), without importing opskit.policy back.
+    requesters = [name for name, p in policy.people.items() if "requester" in p.roles]
     for loc, rule in _rules(policy):
-        eligible = policy.people_with(rule.roles)
-        if rule.count <= len(eligible):
+        problem = _quorum_problem(rule, policy.people_with(rule.roles), requesters)
+        if problem is None:
             continue
-        roles = " or ".join(str(r) for r in rule.roles) or "no role"
-        who = f" ({', '.join(eligible)})" if eligible else ""
         default = "" if doc.has(loc) else " by default"
+        roles = " or ".join(str(r) for r in rule.roles) or "no role"
         raise doc.error(
-            f"needs {rule.count} approval(s){default} from {roles}, but only"
-            f" {len(eligible)} person(s) hold that role{who}: the quorum can never be reached",
+            f"needs {rule.count} approval(s){default} from {roles}, but only {problem}",
             (*loc, "count") if doc.has((*loc, "count")) else loc,
         )
+
+
+def _quorum_problem(rule: ApprovalRule, eligible: list[str], requesters: list[str]) -> str | None:
+    """Why `rule` can never be met (the end of the error message), or None."""
+    if rule.count > len(eligible):
+        who = f" ({', '.join(eligible)})" if eligible else ""
+        return f"{len(eligible)} person(s) hold that role{who}: the quorum can never be reached"
+    for requester in requesters:
+        others = [p for p in eligible if p != requester]
+        if requester in eligible and rule.count > len(others):
+            who = f" ({', '.join(others)})" if others else ""
+            return (
+                f"{len(others)} person(s) other than the requester {requester} hold that"
+                f" role{who}: a requester cannot approve their own change (four-eyes), so"
+                f" the quorum can never be reached for {requester}"
+            )
+    return None
 
 
 def check_signing_keys(doc: PolicyFile, policy: Policy) -> None:

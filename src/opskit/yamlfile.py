@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from opskit.errors import ValidationError
+
+if TYPE_CHECKING:  # jsonschema is imported by the loaders that validate, not by the CLI
+    from jsonschema.exceptions import ValidationError as DocumentError
+
+E = TypeVar("E", bound=ValidationError)
 
 try:  # The C loader is about 4x faster; fall back where libyaml is missing.
     from yaml import CSafeLoader as _Loader
@@ -149,3 +154,50 @@ def json_document(value: Any) -> Any:
     if isinstance(value, list):
         return [json_document(v) for v in value]
     return value
+
+
+# Format names in a schema error, in words (`format: regex` in the rule schema).
+_FORMAT_WORDS = {"regex": "regular expression"}
+
+
+def deepest_schema_error(errors: Iterable[DocumentError]) -> DocumentError | None:
+    """jsonschema's best match among `errors`, followed down into oneOf/anyOf:
+    their top error is vague ("is not valid under any of the given schemas"),
+    the deepest context says what is wrong. None when there is no error."""
+    from jsonschema.exceptions import best_match
+
+    error = best_match(errors)
+    while error is not None and error.context:
+        deeper = best_match(error.context)
+        if deeper is None or deeper is error:
+            break
+        error = deeper
+    return error
+
+
+def schema_error(
+    errors: Iterable[DocumentError],
+    path: Path,
+    locator: Locator,
+    error_class: type[E] = ValidationError,  # type: ignore[assignment]
+) -> E | None:
+    """The first JSON Schema error of a YAML document read by `load_yaml`, as
+    one `error_class` naming the file, the line and the field (None: valid).
+    An unknown or missing field is named in the field, e.g. the message
+    ``book.yaml:7 [apply[0].params.lnies]: unknown field 'lnies'``."""
+    error = deepest_schema_error(errors)
+    if error is None:
+        return None
+    loc: list[str | int] = list(error.absolute_path)
+    message = error.message
+    if error.validator == "additionalProperties" and "unexpected" in message:
+        extra = re.findall(r"'([^']+)'", message.split("(", 1)[-1])
+        if extra:
+            loc, message = [*loc, extra[0]], f"unknown field '{extra[0]}'"
+    elif error.validator == "required" and "'" in message:
+        missing = message.split("'")[1]
+        loc, message = [*loc, missing], f"missing required field '{missing}'"
+    elif error.validator == "format":
+        word = _FORMAT_WORDS.get(str(error.validator_value), str(error.validator_value))
+        message = f"not a valid {word}: {error.instance!r}"
+    return error_class(message, file=path, line=locator.line(loc), field=field_path(loc) or None)

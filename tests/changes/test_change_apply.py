@@ -24,14 +24,14 @@ from sqlalchemy import select
 
 from opskit.changes import ChangeService, State
 from opskit.changes.rollout import Rollout
-from opskit.changes.summary import ChangeSummary
+from opskit.changes.summary import ChangeSummary, DryRunSummary
 from opskit.connectors.pool import ConnectionPool
 from opskit.errors import ChangeError, ChangeRefused
 from opskit.hoststate import HostState, count_states
 from opskit.inventory import load_workspace_inventory
 from opskit.lab import Lab
 from opskit.workspace import Workspace, init_workspace
-from tests.changes_support import write_policy, write_runbook
+from tests.changes_support import run_change_cli, write_policy, write_runbook
 
 pytestmark = [pytest.mark.xdist_group("changes-lab"), pytest.mark.slow]
 
@@ -310,6 +310,10 @@ def test_dry_run_touches_nothing(svc: ChangeService) -> None:
     before = configs(svc.ws)
     change_id = approved_change(svc, ref, {"vlan_id": 105, "vlan_name": "dry"}, predict=True)
     summary = svc.apply(change_id, "alice", dry_run=True)
+    assert isinstance(summary, DryRunSummary) and summary.state is State.APPROVED
+    assert list(summary) == [
+        "change_id", "state", "dry_run", "predicted_diff", "matches_assessment",
+    ]  # fmt: skip
     assert summary["dry_run"] and set(summary["predicted_diff"]) == set(SWITCHES)
     assert all("vlan 105" in e["diff"] for e in summary["predicted_diff"].values())
     assert all(summary["matches_assessment"].values())
@@ -434,11 +438,18 @@ def test_crash_mid_rollout_then_recover(svc: ChangeService) -> None:
     # Applying it again says what to do: its runner is gone, recover it.
     with pytest.raises(ChangeRefused, match=f"run `opskit change recover {change_id}`"):
         svc.apply(change_id, "alice")
-    reports = svc.recover("alice", change_id=change_id)
+    # The CLI's JSON, in the shape it always had (keys in order).
+    recovered = run_change_cli(svc.ws, "recover", change_id, "--json")
+    assert recovered.returncode == 0, recovered.stderr
+    reports = json.loads(recovered.stdout)
     (report,) = [r for r in reports if r["change_id"] == change_id]
+    assert list(report) == ["change_id", "state", "action", "locks_released", "hosts"]
     assert report["action"] == "recovered" and report["state"] == "failed"
     assert report["locks_released"] == 4
     hosts = report["hosts"]
+    assert {tuple(h) for h in hosts.values()} == {
+        ("indexed", "status", "ledger_steps", "last_step", "backup")
+    }
     assert hosts["lab-sw01"]["status"] == "ok"
     assert hosts["lab-sw01"]["ledger_steps"] == ["host.backup", "host.applied", "host.verified"]
     assert all(h["status"] in ("ok", "unknown", "pending") for h in hosts.values())

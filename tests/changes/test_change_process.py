@@ -23,6 +23,7 @@ from opskit.changes import store as change_store
 from opskit.changes.journal import Journal
 from opskit.changes.model import TRANSITIONS
 from opskit.changes.signing import generate_keypair, sign_document
+from opskit.changes.summary import ORPHAN_LOCKS, RecoveryReport
 from opskit.errors import ChangeError, ChangeRefused, RunbookError
 from opskit.policy import ChangeWindow, load_policy, open_window, window_contains
 from opskit.secrets import REDACTOR
@@ -360,6 +361,7 @@ def test_a_ci_held_by_another_change_refuses_apply(svc: ChangeService) -> None:
     # The holder is not running (its runner died between locking and
     # starting): recover releases its locks and says so.
     (report,) = svc.recover("alice")
+    assert isinstance(report, RecoveryReport) and report.action == ORPHAN_LOCKS
     assert report == {
         "change_id": first,
         "state": "approved",
@@ -368,6 +370,23 @@ def test_a_ci_held_by_another_change_refuses_apply(svc: ChangeService) -> None:
     }
     assert kinds(svc, first)[-1] == "change.locks_released"
     assert svc.apply_blockers(svc.get(second), "alice") == []
+
+
+def test_recover_json_keeps_its_shape(svc: ChangeService) -> None:
+    # The typed report prints as the JSON recovery always printed (keys in order).
+    first = assessed(svc)
+    svc.approve(first, "bob")
+    svc.context.store.acquire_locks(svc.get(first))
+    result = run_cli(svc.ws, "recover", "--json")
+    assert result.returncode == 0, result.stderr
+    (report,) = json.loads(result.stdout)
+    assert list(report.items()) == [
+        ("change_id", first),
+        ("state", "approved"),
+        ("action", "released orphan locks"),
+        ("locks_released", 1),
+    ]
+    assert svc.recover("alice") == []  # nothing left to release
 
 
 # -- binding -------------------------------------------------------------------------

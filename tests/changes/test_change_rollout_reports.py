@@ -227,7 +227,14 @@ def test_an_empty_predicted_diff_says_no_change_needed_and_is_bound(
     predicted = svc.get(backup).predicted_diff
     assert all(e["available"] and e["no_change"] for e in predicted.values()), predicted
     out = run_cli(svc.ws, "apply", backup, "--dry-run", "--json")
-    assert all(e["no_change"] for e in json.loads(out.stdout)["predicted_diff"].values())
+    dry_json = json.loads(out.stdout)
+    assert list(dry_json) == [
+        "change_id", "state", "dry_run", "predicted_diff", "matches_assessment",
+    ]  # fmt: skip
+    assert (dry_json["change_id"], dry_json["state"], dry_json["dry_run"]) == (
+        backup, "approved", True,
+    )  # fmt: skip
+    assert all(e["no_change"] for e in dry_json["predicted_diff"].values())
     svc.cancel(backup, "alice", reason="only predicted")
 
 
@@ -293,3 +300,35 @@ def test_an_unproven_rollback_during_apply_is_not_restored(svc: ChangeService, l
     assert summary["state"] == "failed"
     steps = [e.kind for e in svc.context.ledger.events(change_id=change_id, ci=linux)]
     assert "host.not_restored" in steps and "host.rolled_back" not in steps
+
+
+# The test runbook without a backup: its rollback steps run, nothing proves them.
+UNPROVEN_UNDO = """\
+rollback:
+  - name: remove the VLAN
+    connector: netmiko
+    action: config
+    params: {lines: ["no vlan {{ params.vlan_id }}"]}
+"""
+
+
+def test_a_host_its_rollback_cannot_restore_spends_the_error_budget(
+    svc: ChangeService, lab: Any
+) -> None:
+    """A failed host whose rollback cannot prove it restored (`not_restored`)
+    failed like any other: with no budget left, the next batch never starts."""
+    first, second = (ci.name for ci in lab.switches[:2])
+    ref = write_runbook(svc.ws, "1.5.0", batch="1", max_failed=0, concurrency=1)
+    path = svc.ws.runbooks_dir / "chg-test" / "1.5.0.yaml"
+    text = path.read_text().replace("backup: true", "backup: false")
+    path.write_text(text.replace("rollback: auto\n", UNPROVEN_UNDO))
+    before = {name: running_config(lab.ci(name)) for name in (first, second)}
+    vlan = 3000 + uuid.uuid4().int % 900
+    params = {"vlan_id": vlan, "expect_names": {first: "not-this-name"}}  # `first` fails
+    change_id = approved(svc, ref, f"{first} or {second}", params)
+    summary = svc.apply(change_id, "alice")
+    statuses = {name: host["status"] for name, host in summary["hosts"].items()}
+    assert statuses == {first: "not_restored", second: "skipped"}, statuses
+    assert {name: running_config(lab.ci(name)) for name in (first, second)} == before
+    halted = list(svc.context.ledger.events(change_id=change_id, kind="change.halted"))
+    assert [e.payload["reason"] for e in halted] == ["error budget spent: 1 of 2 host(s) failed"]

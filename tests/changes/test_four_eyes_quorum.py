@@ -1,14 +1,17 @@
 """Four-eyes in the quorum: the requester's own role never counts towards
-the approvals a change needs, so a change whose quorum only the requester
-could complete is refused at assessment (with the reason, recorded), not
-left waiting for an approval that can never come."""
+the approvals a change needs. A policy whose quorum only a requester could
+complete is refused when it is loaded (tests/test_policy_errors.py); should
+one reach the engine anyway, the change is refused at assessment (with the
+reason, recorded), not left waiting for an approval that can never come."""
 
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from opskit.changes import ChangeService
-from opskit.errors import ChangeRefused
+from opskit.errors import ChangeRefused, PolicyError
+from opskit.policy import Policy
 from opskit.workspace import Workspace
 
 POLICY = """\
@@ -40,7 +43,13 @@ def _change(svc: ChangeService, requester: str) -> str:
 
 def test_a_quorum_only_the_requester_could_complete_is_refused(workspace: Workspace) -> None:
     workspace.policy_path.write_text(POLICY)
-    svc = ChangeService(Workspace.open(workspace.root))
+    with pytest.raises(PolicyError, match=r"other than the requester carol"):
+        _ = Workspace.open(workspace.root).policy
+    # The load-time check stops such a file; the engine's own rule is the last
+    # line: hand it the policy without the check (no file can do that now).
+    ws = Workspace.open(workspace.root)
+    ws.__dict__["policy"] = Policy.model_validate(yaml.safe_load(POLICY))
+    svc = ChangeService(ws)
     change_id = _change(svc, "carol")  # carol is one of the only two CAB members
     with pytest.raises(ChangeRefused, match=r"other than the requester carol.*\bbob\b"):
         svc.assess(change_id, "bob", predict=False)

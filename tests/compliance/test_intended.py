@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opskit.compliance import IntendedError, cmdb_context, render_intended
+from opskit.compliance.intended import TemplateCache
 from opskit.inventory import Inventory, load_inventory
 from tests.compliance.support import REPO
 from tests.fuzz import strategies as gen
@@ -75,6 +76,27 @@ def test_groups_related_cis_and_inheritance_reach_the_template(
     assert (
         render_intended(inventory.get("core-sw1"), inventory, templates).template_digest != before
     )
+
+
+def test_a_run_compiles_each_template_once_per_content(
+    inventory: Inventory, templates: Path
+) -> None:
+    entry = templates / "intended" / "cisco_ios.j2"
+    entry.write_text("hostname {{ ci.name }}\n{% include 'intended/ntp.j2' %}\n")
+    (templates / "intended" / "ntp.j2").write_text("ntp server 10.0.0.1")
+    cache = TemplateCache()
+    first = render_intended(inventory.get("core-sw1"), inventory, templates, cache)
+    second = render_intended(inventory.get("core-sw2"), inventory, templates, cache)
+    assert len(cache) == 2  # the entry file and its include, for both CIs
+    assert second.text == "hostname core-sw2\nntp server 10.0.0.1\n"
+    assert second.template_digest == first.template_digest
+    # An edit during the run is a new content: compiled anew, rendered, digested.
+    entry.write_text("hostname {{ ci.name }}!\n{% include 'intended/ntp.j2' %}\n")
+    edited = render_intended(inventory.get("core-sw1"), inventory, templates, cache)
+    assert len(cache) == 3
+    assert edited.text.startswith("hostname core-sw1!\n")
+    assert edited.template_digest != first.template_digest
+    assert edited == render_intended(inventory.get("core-sw1"), inventory, templates)
 
 
 def test_a_ci_chooses_its_template_through_its_attributes(

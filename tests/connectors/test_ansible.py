@@ -25,7 +25,8 @@ from opskit.inventory.model import CI, CIType
 from opskit.secrets import REDACTOR
 from tests.connector_contract import ConnectorContract
 from tests.fixtures.lab import known_hosts_mentions
-from tests.fixtures.sshd import SshdLabHost, free_port
+from tests.fixtures.servers import free_port
+from tests.fixtures.sshd import SshdLabHost
 
 pytestmark = pytest.mark.slow
 

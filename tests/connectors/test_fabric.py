@@ -23,7 +23,8 @@ from opskit.hoststate import HostState
 from opskit.inventory.model import CI
 from opskit.secrets import SecretRef
 from tests.connector_contract import ConnectorContract
-from tests.fixtures.sshd import SshdLabHost, free_port
+from tests.fixtures.servers import free_port
+from tests.fixtures.sshd import SshdLabHost
 
 pytestmark = pytest.mark.sshd
 

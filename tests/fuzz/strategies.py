@@ -294,6 +294,13 @@ TIMEZONES = st.sampled_from(["UTC", "Europe/Berlin", "Asia/Shanghai", "America/N
 CLOCK = st.builds(lambda h, m: f"{h:02d}:{m:02d}", st.integers(0, 23), st.integers(0, 59))
 
 
+def quorum_bound(people: dict[str, Any], roles: list[str]) -> int:
+    """The largest count a rule over `roles` may ask: the people holding one
+    of them, less one when a requester is among them (never their own approver)."""
+    holders = [p for p in people.values() if set(p["roles"]) & set(roles)]
+    return len(holders) - any("requester" in p["roles"] for p in holders)
+
+
 @st.composite
 def policies(draw: st.DrawFn) -> dict[str, Any]:
     """A valid policy whose every approval rule can be met by its people."""
@@ -308,11 +315,10 @@ def policies(draw: st.DrawFn) -> dict[str, Any]:
 
     def rule() -> dict[str, Any]:
         role = draw(st.sampled_from(ROLES))
-        holders = sum(role in p["roles"] for p in people.values())
-        if holders == 0:
-            people[names[0]]["roles"].append(role)
-            holders = 1
-        return {"roles": [role], "count": draw(st.integers(1, holders))}
+        # Met without any one requester (four-eyes), or the policy is refused: add approvers.
+        while (bound := quorum_bound(people, [role])) == 0:
+            people[f"approver.{len(people)}"] = {"roles": [role]}
+        return {"roles": [role], "count": draw(st.integers(1, bound))}
 
     policy: dict[str, Any] = {
         "version": 1,

@@ -14,7 +14,7 @@ import pytest
 from opskit.inventory import load_inventory
 from opskit.workspace import Workspace
 from tests.fixtures.nautobot import NautobotServer
-from tests.fixtures.postgres import free_port
+from tests.fixtures.servers import free_port
 from tests.fuzz.support import CliResult, run_cli
 from tests.inventory.nautobot_estate import Estate, add_device, build_estate
 

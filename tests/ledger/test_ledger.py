@@ -183,9 +183,19 @@ def test_tables_refuse_update_and_delete(ledger: Ledger, ledger_backend: str) ->
         "UPDATE ledger_blobs SET size = 1",
         "UPDATE ledger_checkpoints SET seq = 0",
         "DELETE FROM ledger_checkpoints",
+        "UPDATE ledger_tree SET last_seq = 0",
+        "DELETE FROM ledger_tree_heads",
+        "UPDATE ledger_cosignatures SET size = 0",
+        "DELETE FROM ledger_cosignatures",
     ]
+    # A witness's cosignature beside the checkpoint: inserted, never changed.
+    plain_sql(
+        ledger_backend,
+        "INSERT INTO ledger_cosignatures (checkpoint_id, line, witness, size) VALUES (?, ?, ?, ?)",
+        (1, "— w.example/w AAAA", "w.example/w+00000000", 1),
+    )
     if ledger_backend.startswith("postgres"):
-        statements.append("TRUNCATE ledger_events")
+        statements += ["TRUNCATE ledger_events", "TRUNCATE ledger_cosignatures"]
     for statement in statements:
         with pytest.raises(Exception, match="append-only"):
             plain_sql(ledger_backend, statement)
@@ -403,14 +413,14 @@ def test_fast_encoder_writes_the_documented_canonical_bytes() -> None:
 
 
 def test_missing_postgres_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.fixtures.postgres import _missing
+    from tests.fixtures.servers import missing
 
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="PostgreSQL is required in CI"):
-        _missing("binaries not found")
+        missing("PostgreSQL", "binaries not found")
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
-        _missing("binaries not found")
+        missing("PostgreSQL", "binaries not found")
 
 
 def test_every_query_of_audit_log_uses_an_index_in_sqlite(tmp_path: Path) -> None:

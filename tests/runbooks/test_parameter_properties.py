@@ -17,20 +17,13 @@ from hypothesis import strategies as st
 
 from opskit.errors import OpskitError
 from opskit.inventory.model import CI, CIType
-from opskit.runbooks import Runbook, load_runbook
+from opskit.runbooks import Runbook
 from opskit.runbooks.rendercheck import render_check
+from tests.runbooks.demo_support import HEADER, load_book
 
-BOOK = """\
-name: demo
-version: 1.0.0
-description: A demo runbook.
-owner: ops
-risk: low
-targets:
-  platforms: [cisco_ios]
-parameters:
-  type: object
-  additionalProperties: false
+BOOK = (
+    HEADER
+    + """\
   properties:
     text: {type: string, maxLength: 200}
     banner: {type: string, x-opskit-multiline: true}
@@ -50,6 +43,7 @@ apply:
         - "banner {{ params.banner | default('') }}"
         - "! {{ params.ratio | default(0) }} {{ params.address | default('') }}"
 """
+)
 
 NAMES = ["text", "banner", "ratio", "count", "address", "network", "host", "items"]
 PROFILE = settings(
@@ -59,11 +53,7 @@ PROFILE = settings(
 
 @pytest.fixture(scope="module")
 def book(tmp_path_factory: pytest.TempPathFactory) -> Runbook:
-    root = tmp_path_factory.mktemp("params")
-    path = root / "runbooks" / "demo" / "1.0.0.yaml"
-    path.parent.mkdir(parents=True)
-    path.write_text(BOOK)
-    return load_runbook(path, root)
+    return load_book(tmp_path_factory.mktemp("params"), BOOK)
 
 
 def parse_param(text: str) -> Any:

@@ -16,18 +16,11 @@ from opskit.inventory.model import CI, CIType
 from opskit.runbooks import load_runbook
 from opskit.runbooks.rendercheck import check_renders, render_check
 from opskit.runbooks.templating import render_params
+from tests.runbooks.demo_support import HEADER, load_refusal, write_book
 
-BOOK = """\
-name: demo
-version: 1.0.0
-description: A demo runbook.
-owner: ops
-risk: low
-targets:
-  platforms: [cisco_ios]
-parameters:
-  type: object
-  additionalProperties: false
+BOOK = (
+    HEADER
+    + """\
   required: [prefix]
   properties:
     prefix: {type: string, format: ipv4-network}
@@ -55,26 +48,13 @@ rollback:
     params:
       lines: ["no ip route {{ params.prefix }} Null0"]
 """
+)
 
 TEMPLATE = "ip route {{ params.prefix }} Null0\n"
 
 
 def workspace(tmp_path: Path, book: str = BOOK, template: str = TEMPLATE) -> Path:
-    path = tmp_path / "runbooks" / "demo" / "1.0.0.yaml"
-    path.parent.mkdir(parents=True)
-    path.write_text(book)
-    (tmp_path / "templates" / "demo").mkdir(parents=True)
-    (tmp_path / "templates" / "demo" / "route.j2").write_text(template)
-    return path
-
-
-def refused(path: Path) -> str:
-    with pytest.raises(RunbookError) as info:
-        load_runbook(path, path.parents[2])
-    message = str(info.value)
-    assert "\n" not in message and "Traceback" not in message
-    assert message.startswith(str(path))
-    return message
+    return write_book(tmp_path, book, {"demo/route.j2": template})
 
 
 def test_the_shipped_pattern_loads(tmp_path: Path) -> None:
@@ -140,7 +120,7 @@ def test_validate_parses_every_jinja_string(
     tmp_path: Path, old: str, new: str, field: str, said: str
 ) -> None:
     assert old in BOOK
-    message = refused(workspace(tmp_path, BOOK.replace(old, new)))
+    message = load_refusal(workspace(tmp_path, BOOK.replace(old, new)))
     assert field in message and said in message
 
 
@@ -156,7 +136,7 @@ def test_validate_parses_every_jinja_string(
     ],
 )
 def test_validate_checks_template_files(tmp_path: Path, template: str, said: str) -> None:
-    message = refused(workspace(tmp_path, template=template))
+    message = load_refusal(workspace(tmp_path, template=template))
     assert "[apply[0].params.template]" in message and "step 'add the route'" in message
     assert said in message
 
@@ -177,7 +157,47 @@ def test_included_templates_are_checked_and_bound_by_the_digest(tmp_path: Path) 
     common.write_text("ip route {{ params.prefix }} Null0\n! edited\n")
     assert load_runbook(path, tmp_path).digest != digest
     common.write_text("ip route {{ params.prefix.__class__ }}\n")
-    assert "templates/demo/common.j2 line 1: the sandbox refuses" in refused(path)
+    assert "templates/demo/common.j2 line 1: the sandbox refuses" in load_refusal(path)
+
+
+@pytest.mark.parametrize(
+    ("files", "said"),
+    [
+        ({}, "templates/demo/route.j2 line 2: includes itself (demo/route.j2 -> demo/route.j2)"),
+        (
+            {
+                "demo/a.j2": "{% include 'demo/b.j2' %}\n",
+                "demo/b.j2": "{% import 'demo/a.j2' as a %}\n",
+            },
+            "templates/demo/route.j2 line 2: templates/demo/a.j2 line 1: templates/demo/b.j2"
+            " line 1: includes itself (demo/a.j2 -> demo/b.j2 -> demo/a.j2)",
+        ),
+    ],
+    ids=["self", "mutual"],
+)
+def test_a_template_that_includes_itself_is_refused_at_load(
+    tmp_path: Path, files: dict[str, str], said: str
+) -> None:
+    target = "demo/a.j2" if files else "demo/route.j2"
+    path = workspace(
+        tmp_path, template=f"ip route {{{{ params.prefix }}}} Null0\n{{% include '{target}' %}}\n"
+    )
+    for name, text in files.items():
+        (tmp_path / "templates" / name).write_text(text)
+    message = load_refusal(path)
+    assert "[apply[0].params.template]" in message and said in message
+
+
+def test_rendering_a_self_including_template_is_one_line(tmp_path: Path) -> None:
+    # Rendering never recurses until Python gives up, even for a file no load checked.
+    workspace(tmp_path, template="{% include 'demo/route.j2' %}\n")
+    step = load_runbook(workspace(tmp_path / "good"), tmp_path / "good").apply[0]
+    ci = CI(name="sw1", type=CIType.SWITCH, platform="cisco_ios")
+    with pytest.raises(RunbookError) as info:
+        render_params(step, {"prefix": "10.0.0.0/24"}, ci, tmp_path / "templates")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "templates/demo/route.j2 includes itself" in message
 
 
 def test_runbook_validate_cli_refuses_in_one_line(tmp_path: Path) -> None:

@@ -15,6 +15,13 @@ from opskit.changes.heartbeat import runner_gone
 from opskit.changes.model import ACTIVE_STATES, ChangeRequest, State
 from opskit.changes.rollback import rollback_change
 from opskit.changes.rollout import Rollout
+from opskit.changes.summary import (
+    ORPHAN_LOCKS,
+    RECOVERED,
+    STILL_RUNNING,
+    RecoveredHost,
+    RecoveryReport,
+)
 from opskit.hoststate import NEVER_STARTED, UNFINISHED, HostState, count_states
 from opskit.inventory.observed import ObservedStore
 from opskit.policy import Role
@@ -66,7 +73,7 @@ def recover(
     rollback: bool = False,
     stale_after: float = 30.0,
     change_id: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[RecoveryReport]:
     """Finds changes left in progress by a runner that is gone (only
     `change_id`, when given), reports per host what the ledger shows,
     releases their locks and sets them `failed`; with `rollback`, rolls back
@@ -75,7 +82,7 @@ def recover(
         ctx.journal.refuse(
             None, actor, "recover", f"{actor} is not an implementer or change_manager in the policy"
         )
-    reports: list[dict[str, Any]] = []
+    reports: list[RecoveryReport] = []
     now = ctx.clock()
     listed_changes = [ctx.store.get(change_id)] if change_id else ctx.store.list()
     for listed in listed_changes:
@@ -84,78 +91,78 @@ def recover(
         change = ctx.store.get(listed.id)
         if not runner_gone(change, now=now, stale_after=stale_after):
             reports.append(
-                {
-                    "change_id": change.id,
-                    "state": change.state.value,
-                    "action": "still running",
-                    "runner_pid": change.runner_pid,
-                }
+                RecoveryReport(
+                    change.id, change.state.value, STILL_RUNNING, runner_pid=change.runner_pid
+                )
             )
             continue
-        ledger_view = host_states_from_ledger(ctx, change)
-        hosts: dict[str, dict[str, Any]] = {}
-        for name in change.targets:
-            indexed = change.hosts.get(name, {}).get("status", HostState.PENDING)
-            view = ledger_view.get(name, {})
-            status = indexed
-            if indexed in UNFINISHED:
-                status = status_from_steps(view.get("steps", []))
-            hosts[name] = {
-                "indexed": indexed,
-                "status": status,
-                "ledger_steps": view.get("steps", []),
-                "last_step": view.get("last"),
-                "backup": view.get("backup", False),
-            }
-            if status != indexed:
-                ctx.store.set_host(
-                    change.id,
-                    name,
-                    status,
-                    detail={"recovered": True, "last_step": view.get("last")},
-                )
-            if status not in NEVER_STARTED:  # a CI the run never touched has no record
-                _ensure_cmdb_record(ctx, change.id, name, status, view.get("config_hash"))
-        released = ctx.store.release_locks(change.id)
-        ctx.journal.record(
-            "change.recovered",
-            actor=actor,
-            change_id=change.id,
-            payload={
-                "runner": {"host": change.runner_host, "pid": change.runner_pid},
-                "hosts": hosts,
-                "locks_released": released,
-            },
-        )
-        cause = "the runner process ended during the rollout (recovered)"
-        counts = count_states(h["status"] for h in hosts.values())
-        ctx.store.set_summary(
-            change.id,
-            {
-                "change_id": change.id,
-                "state": "failed",
-                "cause": cause,
-                "counts": counts,
-                "hosts": hosts,
-            },
-        )
-        ctx.journal.transition(
-            change, State.FAILED, actor=actor, payload={"cause": cause, "recovered": True}
-        )
-        ctx.store.set_runner(change.id, alive=False)
-        report: dict[str, Any] = {
-            "change_id": change.id,
-            "state": "failed",
-            "action": "recovered",
-            "locks_released": released,
-            "hosts": hosts,
-        }
-        if rollback:
-            report["rollback"] = rollback_change(Rollout(ctx, change.id, actor))
-            report["state"] = report["rollback"]["state"]
-        reports.append(report)
+        reports.append(_recover_change(ctx, actor, change, rollback))
     reports.extend(_release_orphan_locks(ctx, actor, change_id))
     return reports
+
+
+def _recover_change(
+    ctx: EngineContext, actor: str, change: ChangeRequest, rollback: bool
+) -> RecoveryReport:
+    hosts = _recovered_hosts(ctx, change)
+    payload_hosts = {name: host.to_dict() for name, host in hosts.items()}
+    released = ctx.store.release_locks(change.id)
+    ctx.journal.record(
+        "change.recovered",
+        actor=actor,
+        change_id=change.id,
+        payload={
+            "runner": {"host": change.runner_host, "pid": change.runner_pid},
+            "hosts": payload_hosts,
+            "locks_released": released,
+        },
+    )
+    cause = "the runner process ended during the rollout (recovered)"
+    counts = count_states(h.status for h in hosts.values())
+    ctx.store.set_summary(
+        change.id,
+        {
+            "change_id": change.id,
+            "state": "failed",
+            "cause": cause,
+            "counts": counts,
+            "hosts": payload_hosts,
+        },
+    )
+    ctx.journal.transition(
+        change, State.FAILED, actor=actor, payload={"cause": cause, "recovered": True}
+    )
+    ctx.store.set_runner(change.id, alive=False)
+    report = RecoveryReport(change.id, "failed", RECOVERED, released, hosts=hosts)
+    if rollback:
+        report.rollback = rollback_change(Rollout(ctx, change.id, actor))
+        report.state = report.rollback.state.value
+    return report
+
+
+def _recovered_hosts(ctx: EngineContext, change: ChangeRequest) -> dict[str, RecoveredHost]:
+    """Each target as the ledger shows it; the index and the CMDB brought in line."""
+    ledger_view = host_states_from_ledger(ctx, change)
+    hosts: dict[str, RecoveredHost] = {}
+    for name in change.targets:
+        indexed = change.hosts.get(name, {}).get("status", HostState.PENDING)
+        view = ledger_view.get(name, {})
+        status = indexed
+        if indexed in UNFINISHED:
+            status = status_from_steps(view.get("steps", []))
+        hosts[name] = RecoveredHost(
+            indexed, status, view.get("steps", []), view.get("last"), view.get("backup", False)
+        )
+        if status != indexed:
+            ctx.store.set_host(
+                change.id,
+                name,
+                status,
+                detail={"recovered": True, "last_step": view.get("last")},
+            )
+        if status not in NEVER_STARTED:  # a CI the run never touched has no record
+            _ensure_cmdb_record(ctx, change.id, name, status, view.get("config_hash"))
+    return hosts
 
 
 def _ensure_cmdb_record(
@@ -171,7 +178,7 @@ def _ensure_cmdb_record(
 
 def _release_orphan_locks(
     ctx: EngineContext, actor: str, only: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[RecoveryReport]:
     """Locks of changes that are not running (a runner that died between
     locking and starting): released, and said so."""
     holders = ctx.store.lock_holders()
@@ -188,12 +195,5 @@ def _release_orphan_locks(
             change_id=change_id,
             payload={"locks_released": released, "state": state.value, "reason": "not running"},
         )
-        reports.append(
-            {
-                "change_id": change_id,
-                "state": state.value,
-                "action": "released orphan locks",
-                "locks_released": released,
-            }
-        )
+        reports.append(RecoveryReport(change_id, state.value, ORPHAN_LOCKS, released))
     return reports

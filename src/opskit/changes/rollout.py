@@ -24,7 +24,7 @@ from opskit.changes.hostrun import HostRecorder, HostWork
 from opskit.changes.model import ChangeRequest, State
 from opskit.changes.prediction import open_pool, predict_diffs
 from opskit.changes.runners import runner_blockers
-from opskit.changes.summary import ChangeSummary, HostSummary
+from opskit.changes.summary import ChangeSummary, DryRunSummary, HostSummary
 from opskit.errors import ChangeRefused, OpskitError
 from opskit.hoststate import RUN_FAILED, HostState, count_states
 from opskit.inventory.core import Inventory
@@ -79,9 +79,9 @@ class Rollout:
         return self.work.host_recorder(ci, queue=self._queue_steps)
 
     # -- entry points ------------------------------------------------------------
-    def run(self, *, dry_run: bool = False) -> ChangeSummary | dict[str, Any]:
+    def run(self, *, dry_run: bool = False) -> ChangeSummary | DryRunSummary:
         """Applies the change: its summary; with `dry_run`, the predicted
-        diffs (a dict: `_dry_run`) and nothing changed."""
+        diffs (a `DryRunSummary`) and nothing changed."""
         change = self.store.get(self.change_id)
         book = self.ctx.catalog.get(change.runbook_ref)
         inv = self.ctx.inventory(change.inventory)
@@ -414,7 +414,7 @@ class Rollout:
         return ChangeSummary(change.id, final, change.runbook_ref, cause, dict(self.outcomes))
 
     # -- dry run -------------------------------------------------------------------
-    def _dry_run(self, change: ChangeRequest, book: Runbook, inv: Inventory) -> dict[str, Any]:
+    def _dry_run(self, change: ChangeRequest, book: Runbook, inv: Inventory) -> DryRunSummary:
         cis = [inv.get(n) for n in select_names(inv, change.selection)]
         predicted = predict_diffs(book, cis, change.parameters)
         approved = {h: (e or {}).get("hash") for h, e in (change.predicted_diff or {}).items()}
@@ -433,13 +433,7 @@ class Rollout:
             },
             blobs={f"diff:{h}": e["diff"] for h, e in predicted.items() if e.get("diff")},
         )
-        return {
-            "change_id": change.id,
-            "state": change.state.value,
-            "dry_run": True,
-            "predicted_diff": predicted,
-            "matches_assessment": matches,
-        }
+        return DryRunSummary(change.id, change.state, predicted, matches)
 
 
 def _cause(stopped_reason: str | None, outcomes: Iterable[HostSummary]) -> str | None:

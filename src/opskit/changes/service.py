@@ -36,7 +36,7 @@ from opskit.changes.rollback import rollback_change
 from opskit.changes.rollout import ProgressCallback, Rollout
 from opskit.changes.rules import APPROVER_ROLES
 from opskit.changes.runners import RunnerFactory, thread_runner
-from opskit.changes.summary import ChangeSummary
+from opskit.changes.summary import ChangeSummary, DryRunSummary, RecoveryReport
 from opskit.errors import ChangeError
 from opskit.policy import (
     Risk,
@@ -293,7 +293,7 @@ class ChangeService:
         *,
         dry_run: bool = False,
         progress: ProgressCallback | None = None,
-    ) -> ChangeSummary | dict[str, Any]:
+    ) -> ChangeSummary | DryRunSummary:
         """Applies the change (see `opskit.changes.rollout`): its summary
         (`opskit.changes.summary.ChangeSummary`); a dry run's predictions."""
         return Rollout(self.context, change_id, actor, progress=progress).run(dry_run=dry_run)
@@ -311,7 +311,7 @@ class ChangeService:
         rollback: bool = False,
         stale_after: float = 30.0,
         change_id: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[RecoveryReport]:
         """Recovers changes whose runner is gone (see `opskit.changes.recovery`)."""
         return recover(
             self.context, actor, rollback=rollback, stale_after=stale_after, change_id=change_id

@@ -18,7 +18,17 @@ as the change's summary, the CLI prints it with ``--json``, e.g.::
                        "error": None, "restored_by": None}, ...}}
 
 A `ChangeSummary` is also a read-only mapping of that JSON form, so
-``summary["state"]`` reads like the stored summary does.
+``summary["state"]`` reads like the stored summary does (`JsonResult`); so
+are a dry run's `DryRunSummary` and recovery's `RecoveryReport`, e.g.::
+
+    {"change_id": "CHG-0001", "state": "approved", "dry_run": True,
+     "predicted_diff": {"sw1": {"available": True, "diff": "+vlan 10", ...}},
+     "matches_assessment": {"sw1": True}}
+    {"change_id": "CHG-0002", "state": "failed", "action": "recovered",
+     "locks_released": 2,
+     "hosts": {"sw1": {"indexed": "running", "status": "ok",
+                       "ledger_steps": ["host.backup", "host.applied", "host.verified"],
+                       "last_step": "host.verified", "backup": True}}}
 """
 
 from __future__ import annotations
@@ -84,8 +94,24 @@ class HostSummary:
         }
 
 
+class JsonResult(Mapping[str, Any]):
+    """A typed result that reads as the mapping of its JSON form (``to_dict``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+
 @dataclass(eq=False)
-class ChangeSummary(Mapping[str, Any]):
+class ChangeSummary(JsonResult):
     """A change after a rollout or a rollback: its state, why, and its hosts.
     `rollback` is the requested rollback's per-host outcome (restored with
     its proof, not restored and why, or failed), when there was one."""
@@ -134,15 +160,82 @@ class ChangeSummary(Mapping[str, Any]):
             data["compliance"] = self.compliance
         return data
 
-    # -- a read-only mapping of the JSON form ---------------------------------------
-    def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.to_dict())
+@dataclass(eq=False)
+class DryRunSummary(JsonResult):
+    """A dry run: each host's predicted diff (`opskit.changes.prediction`)
+    and whether it matches the one the change was approved with."""
 
-    def __len__(self) -> int:
-        return len(self.to_dict())
+    change_id: str
+    state: State
+    predicted_diff: dict[str, dict[str, Any]]
+    matches_assessment: dict[str, bool]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "change_id": self.change_id,
+            "state": self.state.value,
+            "dry_run": True,
+            "predicted_diff": self.predicted_diff,
+            "matches_assessment": self.matches_assessment,
+        }
+
+
+@dataclass
+class RecoveredHost:
+    """A host of a recovered change: its state in the working index, its
+    state as its ledger events tell, those events and whether a backup was taken."""
+
+    indexed: HostState | str
+    status: HostState | str
+    ledger_steps: list[str]
+    last_step: str | None
+    backup: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "indexed": self.indexed,
+            "status": self.status,
+            "ledger_steps": self.ledger_steps,
+            "last_step": self.last_step,
+            "backup": self.backup,
+        }
+
+
+STILL_RUNNING = "still running"
+RECOVERED = "recovered"
+ORPHAN_LOCKS = "released orphan locks"
+
+
+@dataclass(eq=False)
+class RecoveryReport(JsonResult):
+    """What `recover` did with one change: `action` is `STILL_RUNNING` (its
+    runner's pid), `RECOVERED` (its hosts; with the requested rollback's
+    summary) or `ORPHAN_LOCKS` (the locks released)."""
+
+    change_id: str
+    state: str
+    action: str
+    locks_released: int = 0
+    runner_pid: int | None = None
+    hosts: dict[str, RecoveredHost] | None = None
+    rollback: ChangeSummary | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "change_id": self.change_id,
+            "state": self.state,
+            "action": self.action,
+        }
+        if self.action == STILL_RUNNING:
+            data["runner_pid"] = self.runner_pid
+        else:
+            data["locks_released"] = self.locks_released
+        if self.hosts is not None:
+            data["hosts"] = {name: host.to_dict() for name, host in self.hosts.items()}
+        if self.rollback is not None:
+            data["rollback"] = self.rollback.to_dict()
+        return data
 
 
 def unproven_kind(kind: str, payload: Mapping[str, Any] | None) -> bool:

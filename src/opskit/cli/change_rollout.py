@@ -171,6 +171,8 @@ def recover(
     json_output: JsonOpt = False,
 ) -> None:
     """Find changes left in progress by a crashed run; report, release locks, mark failed."""
+    from opskit.changes.summary import RECOVERED
+
     if stale_after < 0:
         raise UsageError(f"--stale-after {stale_after:g}: give 0 or more seconds")
     reports = open_service().recover(
@@ -182,12 +184,12 @@ def recover(
     if not reports:
         console.print("no change is in progress")
     for report in reports:
-        console.print(f"[bold]{report['change_id']}[/bold]: {report['action']} → {report['state']}")
-        for host, entry in (report.get("hosts") or {}).items():
+        console.print(f"[bold]{report.change_id}[/bold]: {report.action} → {report.state}")
+        for host, entry in (report.hosts or {}).items():
             console.print(
-                f"  {plain(host)}: {entry['status']} "
-                f"(last ledger step: {plain(entry['last_step'] or '-')})",
+                f"  {plain(host)}: {entry.status} "
+                f"(last ledger step: {plain(entry.last_step or '-')})",
                 highlight=False,
             )
-        if report.get("action") == "recovered" and not rollback_hosts:
-            console.print(f"  roll back with: opskit change rollback {report['change_id']}")
+        if report.action == RECOVERED and not rollback_hosts:
+            console.print(f"  roll back with: opskit change rollback {report.change_id}")

@@ -33,7 +33,7 @@ def render(
     as_json: Annotated[bool, typer.Option("--json", help="Text and digests as JSON.")] = False,
 ) -> None:
     """Print the intended configuration of a CI (or of every selected CI)."""
-    from opskit.compliance import render_intended
+    from opskit.compliance.intended import TemplateCache, render_intended
     from opskit.inventory import load_workspace_inventory
 
     if (ci is None) == (select is None):
@@ -41,7 +41,8 @@ def render(
     ws = workspace()
     inv = load_workspace_inventory(ws, inventory)
     cis = [inv.get(ci)] if ci is not None else inv.select(select)
-    rendered = [render_intended(item, inv, ws.templates_dir) for item in cis]
+    templates = TemplateCache()
+    rendered = [render_intended(item, inv, ws.templates_dir, templates) for item in cis]
     if as_json:
         print_json([{**r.to_dict(), "text": r.text} for r in rendered])
         return

@@ -12,7 +12,9 @@ The template of a CI is its attribute ``intended_template`` (a path under
 ``intended/<platform>.j2``. ``Intended.template_digest`` covers the template
 and every template it includes or imports (by relative path and content);
 ``inventory_digest`` is the inventory's. A render error is one
-`IntendedError` line naming the CI, the template and the line.
+`IntendedError` line naming the CI, the template and the line. A run over
+many CIs passes one `TemplateCache`: each file is then parsed and compiled
+once per content (by path and sha256), not once per CI.
 
 Example::
 
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jinja2 import TemplateError, TemplateNotFound, meta
+from jinja2 import Template, TemplateError, TemplateNotFound, meta
 
 from opskit.compliance.binding import cmdb_context
 from opskit.digests import ascii_canonical_json, sha256_bytes, sha256_text
@@ -37,6 +39,8 @@ from opskit.errors import OpskitError
 from opskit.runbooks.templating import template_environment, template_line
 
 if TYPE_CHECKING:
+    from jinja2 import Environment
+
     from opskit.inventory import CI, Inventory
 
 TEMPLATE_ATTRIBUTE = "intended_template"
@@ -84,11 +88,48 @@ def template_name(ci: CI) -> str:
     return f"{INTENDED_FOLDER}/{ci.platform}.j2"
 
 
-def template_files(templates_dir: Path, name: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class _Compiled:
+    template: Template
+    #: the names it includes or imports (None: computed at render time)
+    refs: tuple[str | None, ...]
+
+
+class TemplateCache:
+    """Template files parsed and compiled once, by (path under templates/,
+    sha256 of the bytes): the CIs of one run render from the same compiled
+    template, and a file edited meanwhile is compiled anew. For one run
+    (`opskit.compliance.runs.plan_run`); not shared between threads."""
+
+    def __init__(self) -> None:
+        self._compiled: dict[tuple[str, str], _Compiled] = {}
+
+    def __len__(self) -> int:
+        """How many (file, content) pairs were compiled."""
+        return len(self._compiled)
+
+    def compiled(self, env: Environment, name: str, path: Path, data: bytes) -> _Compiled:
+        """`name`'s compiled template (TemplateError: it does not parse;
+        UnicodeDecodeError: it is not UTF-8, as Jinja's own loader says)."""
+        key = (name, sha256_bytes(data))
+        found = self._compiled.get(key)
+        if found is None:
+            ast = env.parse(data.decode("utf-8"), name, str(path))
+            code = env.compile(ast, name, str(path))
+            template = env.template_class.from_code(env, code, env.make_globals(None))
+            refs = tuple(meta.find_referenced_templates(ast))
+            found = self._compiled[key] = _Compiled(template, refs)
+        return found
+
+
+def template_files(
+    templates_dir: Path, name: str, cache: TemplateCache | None = None
+) -> dict[str, str]:
     """``name`` and every template it includes or imports, recursively, with
     their sha256; a dynamic include (a name computed at render time) brings
     every file of the entry template's folder."""
     env = template_environment(templates_dir.resolve())
+    cache = cache if cache is not None else TemplateCache()
     files: dict[str, str] = {}
     pending = [name]
     while pending:
@@ -102,9 +143,9 @@ def template_files(templates_dir: Path, name: str) -> dict[str, str]:
             continue  # the render names what is missing
         files[current] = sha256_bytes(data)
         try:
-            refs = list(meta.find_referenced_templates(env.parse(data.decode("utf-8", "replace"))))
-        except TemplateError:
-            continue  # the render reports the syntax error with its line
+            refs = list(cache.compiled(env, current, path, data).refs)
+        except (TemplateError, UnicodeDecodeError):
+            continue  # the render reports the error with its line
         if any(ref is None for ref in refs):
             folder = (templates_dir / name).parent
             found = (p for p in folder.rglob("*") if p.is_file())
@@ -117,7 +158,12 @@ def _digest(files: dict[str, str]) -> str:
     return sha256_text(ascii_canonical_json({"templates": files}))
 
 
-def render_intended(ci: CI, inventory: Inventory | None, templates_dir: str | Path) -> Intended:
+def render_intended(
+    ci: CI,
+    inventory: Inventory | None,
+    templates_dir: str | Path,
+    cache: TemplateCache | None = None,
+) -> Intended:
     """The intended configuration of ``ci`` (see the module docstring)."""
     base = Path(templates_dir).resolve()
     name = template_name(ci)
@@ -127,13 +173,32 @@ def render_intended(ci: CI, inventory: Inventory | None, templates_dir: str | Pa
             f"CI {ci.name}: intended template {shown} does not exist (set the CI's or a group's"
             f" attribute {TEMPLATE_ATTRIBUTE}, or add {shown})"
         )
-    context = cmdb_context(ci, inventory)
+    cache = cache if cache is not None else TemplateCache()
+    text = _render(ci, cmdb_context(ci, inventory), base, name, cache)
+    files = template_files(base, name, cache)
+    return Intended(
+        ci=ci.name,
+        text=text.strip("\n") + "\n",
+        template=name,
+        template_digest=_digest(files),
+        inventory_digest=inventory.digest if inventory is not None else None,
+        files=files,
+    )
+
+
+def _render(ci: CI, context: dict[str, object], base: Path, name: str, cache: TemplateCache) -> str:
+    """The template rendered; any error is one `IntendedError` line."""
+    shown = f"templates/{name}"
     try:
-        text = template_environment(base).get_template(name).render(context)
-    except TemplateNotFound as exc:
+        path = base / name
+        compiled = cache.compiled(template_environment(base), name, path, path.read_bytes())
+        return compiled.template.render(context)
+    except TemplateNotFound as exc:  # an OSError too: first
         raise IntendedError(
             f"CI {ci.name}: template {shown}: included template {exc.name} does not exist"
         ) from None
+    except OSError as exc:
+        raise IntendedError(f"CI {ci.name}: cannot read {shown}: {exc.strerror}") from None
     except RecursionError:
         raise IntendedError(
             f"CI {ci.name}: template {shown}: it includes, imports or extends itself"
@@ -143,12 +208,3 @@ def render_intended(ci: CI, inventory: Inventory | None, templates_dir: str | Pa
         at = template_line(exc, base) or shown
         detail = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         raise IntendedError(f"CI {ci.name}: {at}: {detail}") from None
-    files = template_files(base, name)
-    return Intended(
-        ci=ci.name,
-        text=text.strip("\n") + "\n",
-        template=name,
-        template_digest=_digest(files),
-        inventory_digest=inventory.digest if inventory is not None else None,
-        files=files,
-    )

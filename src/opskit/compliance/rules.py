@@ -31,7 +31,6 @@ Example::
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from importlib import resources
@@ -39,8 +38,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import ValidationError as DocumentError
-from jsonschema.exceptions import best_match
 
 from opskit.compliance.binding import bind_feature, check_templates, rule_context
 from opskit.compliance.model import (
@@ -53,7 +50,7 @@ from opskit.compliance.model import (
 )
 from opskit.compliance.overlap import overlapping
 from opskit.compliance.results import Mode
-from opskit.yamlfile import Locator, field_path, json_document, load_yaml
+from opskit.yamlfile import Locator, field_path, json_document, load_yaml, schema_error
 
 if TYPE_CHECKING:
     from opskit.inventory import CI, Inventory
@@ -83,26 +80,6 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(rules_schema(), format_checker=FormatChecker())
 
 
-def _schema_error(path: Path, locator: Locator, error: DocumentError) -> RuleError:
-    while error.context:  # oneOf/anyOf: the deepest context says what is wrong
-        deeper = best_match(error.context)
-        if deeper is None or deeper is error:
-            break
-        error = deeper
-    loc = list(error.absolute_path)
-    message = error.message
-    if error.validator == "additionalProperties":
-        extra = re.findall(r"'([^']+)'", message.split("(", 1)[-1])
-        if extra:
-            loc, message = [*loc, extra[0]], f"unknown field '{extra[0]}'"
-    elif error.validator == "required" and "'" in message:
-        missing = message.split("'")[1]
-        loc, message = [*loc, missing], f"missing required field '{missing}'"
-    elif error.validator == "format":
-        message = f"not a valid regular expression: {error.instance!r}"
-    return RuleError(message, file=path, line=locator.line(loc), field=field_path(loc) or None)
-
-
 def _relpath(path: Path, root: Path | None) -> str:
     if root is not None:
         try:
@@ -119,9 +96,9 @@ def load_rule_file(path: str | Path, root: Path | None = None) -> RuleFile:
     if not isinstance(data, Mapping):
         raise RuleError("a rule file is a YAML mapping", file=path, line=1)
     data = json_document(data)
-    error = best_match(_validator().iter_errors(data))
+    error = schema_error(_validator().iter_errors(data), path, locator, RuleError)
     if error is not None:
-        raise _schema_error(path, locator, error)
+        raise error
     features = tuple(
         _feature(item, path, locator, index) for index, item in enumerate(data["features"])
     )

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from opskit.compliance.evaluate import evaluate
 from opskit.compliance.facts import FactUnavailable, gather_facts
-from opskit.compliance.intended import Intended, render_intended, template_name
+from opskit.compliance.intended import Intended, TemplateCache, render_intended, template_name
 from opskit.compliance.model import CiRules, RuleSet
 from opskit.compliance.results import CiCompliance, FleetCompliance, Mode, State
 from opskit.compliance.rules import rules_for, workspace_rules
@@ -112,6 +112,7 @@ def plan_run(
     """The CIs with rules among the selected ones, each with its rules and
     intended configuration (raises the first input error)."""
     ruleset = ruleset if ruleset is not None else workspace_rules(ws)
+    templates = TemplateCache()  # every CI of the run renders the same compiled templates
     plans = []
     for ci in inventory.select(select):
         rules = rules_for(ci, ruleset, inventory)
@@ -119,7 +120,7 @@ def plan_run(
             continue
         intended = None
         if (ws.templates_dir / template_name(ci)).is_file():
-            intended = render_intended(ci, inventory, ws.templates_dir)
+            intended = render_intended(ci, inventory, ws.templates_dir, templates)
         plans.append(Plan(ci, rules, intended))
     known = {f.name for plan in plans for f in plan.rules.features}
     unknown = [name for name in features if name not in known]

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DDL, BigInteger, Column, Index, Integer, Table, Text, event
+from sqlalchemy import BigInteger, Column, Index, Integer, Table, Text
 
 from opskit.db import metadata
-from opskit.ledger.store import _pg_trigger, _sqlite_refuse
+from opskit.ledger.store import append_only
 
 if TYPE_CHECKING:
     from opskit.ledger.reader import LedgerReader
@@ -37,18 +37,7 @@ cosignatures_table = Table(
     Column("size", BigInteger, nullable=False),
     Index("ix_ledger_cosignatures_witness", "witness", "size"),
 )
-
-for _operation in ("UPDATE", "DELETE"):
-    event.listen(
-        cosignatures_table,
-        "after_create",
-        DDL(_sqlite_refuse(COSIGNATURES, _operation)).execute_if(dialect="sqlite"),
-    )
-for _ddl in (
-    _pg_trigger(COSIGNATURES, "UPDATE OR DELETE", "opskit_ledger_refuse"),
-    _pg_trigger(COSIGNATURES, "TRUNCATE", "opskit_ledger_refuse", per="STATEMENT"),
-):
-    event.listen(cosignatures_table, "after_create", DDL(_ddl).execute_if(dialect="postgresql"))
+append_only(cosignatures_table)
 
 
 def cosignature_lines(reader: LedgerReader, checkpoint_id: int) -> list[str]:

@@ -147,20 +147,6 @@ WHEN NOT (
 BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}: a blob can only be purged through a purge event'); END
 """
 
-_APPEND_ONLY_TABLES = (
-    events_table,
-    purges_table,
-    checkpoints_table,
-    tree_table,
-    tree_heads_table,
-)
-for _table in _APPEND_ONLY_TABLES:
-    for _operation in ("UPDATE", "DELETE"):
-        event.listen(
-            _table,
-            "after_create",
-            DDL(_sqlite_refuse(_table.name, _operation)).execute_if(dialect="sqlite"),
-        )
 event.listen(
     blobs_table, "after_create", DDL(_sqlite_refuse(BLOBS, "DELETE")).execute_if(dialect="sqlite")
 )
@@ -199,17 +185,33 @@ def _pg_trigger(table: str, when: str, function: str, per: str = "ROW") -> str:
     )
 
 
-# The functions are (re)created only when a ledger table is being created, so
-# that a role with only INSERT and SELECT can open an existing schema.
-for _table in (blobs_table, *_APPEND_ONLY_TABLES):
-    for _function in (PG_REFUSE_FUNCTION, PG_BLOB_GUARD_FUNCTION):
-        event.listen(_table, "before_create", DDL(_function).execute_if(dialect="postgresql"))
-for _table in _APPEND_ONLY_TABLES:
-    for _ddl in (
-        _pg_trigger(_table.name, "UPDATE OR DELETE", "opskit_ledger_refuse"),
-        _pg_trigger(_table.name, "TRUNCATE", "opskit_ledger_refuse", per="STATEMENT"),
+def _with_pg_functions(table: Table) -> None:
+    # The functions are (re)created only when a ledger table is being created, so
+    # that a role with only INSERT and SELECT can open an existing schema.
+    for function in (PG_REFUSE_FUNCTION, PG_BLOB_GUARD_FUNCTION):
+        event.listen(table, "before_create", DDL(function).execute_if(dialect="postgresql"))
+
+
+def append_only(table: Table) -> None:
+    """Makes `table` refuse UPDATE and DELETE of its rows (and TRUNCATE, on
+    PostgreSQL) with triggers created with it: the one way every append-only
+    table of the ledger, and beside it (witness cosignatures), is made so."""
+    _with_pg_functions(table)
+    for operation in ("UPDATE", "DELETE"):
+        sql = _sqlite_refuse(table.name, operation)
+        event.listen(table, "after_create", DDL(sql).execute_if(dialect="sqlite"))
+    for ddl in (
+        _pg_trigger(table.name, "UPDATE OR DELETE", "opskit_ledger_refuse"),
+        _pg_trigger(table.name, "TRUNCATE", "opskit_ledger_refuse", per="STATEMENT"),
     ):
-        event.listen(_table, "after_create", DDL(_ddl).execute_if(dialect="postgresql"))
+        event.listen(table, "after_create", DDL(ddl).execute_if(dialect="postgresql"))
+
+
+for _table in (events_table, purges_table, checkpoints_table, tree_table, tree_heads_table):
+    append_only(_table)
+# A blob's content may be purged (set NULL, through a purge event) or put back:
+# its own guard instead of a plain refusal of UPDATE.
+_with_pg_functions(blobs_table)
 for _ddl in (
     _pg_trigger(BLOBS, "DELETE", "opskit_ledger_refuse"),
     _pg_trigger(BLOBS, "TRUNCATE", "opskit_ledger_refuse", per="STATEMENT"),

@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from jinja2 import TemplateSyntaxError
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, best_match
-from jsonschema.exceptions import ValidationError as DocumentError
+from jsonschema.exceptions import SchemaError
 
 from opskit.connectors.base import Capability
 from opskit.digests import canonical_digest, sha256_bytes
@@ -55,7 +54,7 @@ from opskit.runbooks.parameters import schema_problems
 from opskit.runbooks.rendercheck import TemplateFiles, check_document
 from opskit.runbooks.templating import ENV
 from opskit.secrets import SecretRef
-from opskit.yamlfile import Locator, field_path, json_document, load_yaml
+from opskit.yamlfile import Locator, field_path, json_document, load_yaml, schema_error
 
 if TYPE_CHECKING:
     # Not at run time: the workspace module brings the database layer, which
@@ -91,28 +90,6 @@ def semver_key(version: str) -> tuple[int, int, int, int, str]:
 
 def runbook_digest(data: Mapping[str, Any], files: Mapping[str, str]) -> str:
     return canonical_digest({"runbook": data, "files": dict(files)})
-
-
-def _schema_error(path: Path, locator: Locator, error: DocumentError) -> RunbookError:
-    # oneOf/anyOf errors are vague at the top; the deepest context is the useful one.
-    while error.context:
-        deeper = best_match(error.context)
-        if deeper is None or deeper is error:
-            break
-        error = deeper
-    loc = list(error.absolute_path)
-    message = error.message
-    if error.validator == "additionalProperties" and "unexpected" in message:
-        extra = re.findall(r"'([^']+)'", message.split("(", 1)[-1])
-        if extra:
-            loc = [*loc, extra[0]]
-            message = f"unknown field '{extra[0]}'"
-    elif error.validator == "required":
-        missing = message.split("'")[1] if "'" in message else None
-        if missing:
-            loc = [*loc, missing]
-            message = f"missing required field '{missing}'"
-    return RunbookError(message, file=path, line=locator.line(loc), field=field_path(loc) or None)
 
 
 def _connector_actions(name: str) -> frozenset[str] | None:
@@ -477,9 +454,9 @@ def load_runbook(path: str | Path, root: str | Path | None = None) -> Runbook:
     if not isinstance(data, Mapping):
         raise RunbookError("a runbook is a YAML mapping", file=path, line=1)
     data = json_document(data)
-    error = best_match(_validator().iter_errors(data))
+    error = schema_error(_validator().iter_errors(data), path, locator, RunbookError)
     if error is not None:
-        raise _schema_error(path, locator, error)
+        raise error
     root_path = Path(root) if root is not None else path.resolve().parents[2]
     return _Builder(path, root_path, data, locator).build()
 

@@ -6,10 +6,12 @@ Two checks, with the sandboxed StrictUndefined environment rendering uses:
   (``runbook validate``). Every Jinja string of every step (names, params,
   expectations, rollback steps) and of the backup, and every template file a
   config step renders with what it includes and imports, is parsed and
-  compiled. Also refused: a variable other than ``params``/``ci``/
-  ``secrets``, ``params.x`` for a parameter the schema does not declare (when
-  it allows no others), ``secrets.x`` for a non-secret parameter, and any
-  attribute the sandbox refuses (``__class__``, ``mro``...). Yields
+  compiled. Also refused: a file that includes or imports itself, directly
+  or through others (even behind an ``{% if %}``: rendering would recurse),
+  a variable other than ``params``/``ci``/``secrets``, ``params.x`` for a
+  parameter the schema does not declare (when it allows no others),
+  ``secrets.x`` for a non-secret parameter, and any attribute the sandbox
+  refuses (``__class__``, ``mro``...). Yields
   `TemplateProblem` (where in the document, and a message naming the step
   and the template line); `TemplateFiles.reached` lists the files included.
 - `render_check(book, cis, params) -> list[RenderProblem]`: at assessment,
@@ -164,9 +166,15 @@ def _check_string(text: str, names: _Names, variables: frozenset[str] = VARIABLE
 
 
 def _check_file(
-    env: Environment, name: str, names: _Names, files: TemplateFiles, *, top: bool
+    env: Environment,
+    name: str,
+    names: _Names,
+    files: TemplateFiles,
+    *,
+    chain: tuple[str, ...] = (),
 ) -> str | None:
-    """The first problem of a template file or of anything it includes/imports."""
+    """The first problem of a template file or of anything it includes/imports
+    (`chain`: the files including this one, for cycles)."""
     if name in files.checked:
         return None
     files.checked.add(name)
@@ -183,13 +191,17 @@ def _check_file(
         return f"{shown}: cannot read it ({type(exc).__name__})"
     # Included files see the includer's loop and set variables: names are
     # checked in the file a step renders, attributes everywhere.
-    for lineno, message in _ast_problems(ast, names, VARIABLES if top else None):
+    for lineno, message in _ast_problems(ast, names, None if chain else VARIABLES):
         return f"{shown} line {lineno}: {message}"
+    path = (*chain, name)
     for lineno, target in _references(ast):
         if target is None:
             return f"{shown} line {lineno}: an included or imported name must be a literal"
+        if target in path:  # rendering would recurse until Python gives up
+            cycle = " -> ".join((*path[path.index(target) :], target))
+            return f"{shown} line {lineno}: includes itself ({cycle})"
         files.reached.add(target)
-        problem = _check_file(env, target, names, files, top=False)
+        problem = _check_file(env, target, names, files, chain=path)
         if problem is not None:
             return f"{shown} line {lineno}: {problem}"
     return None
@@ -226,7 +238,7 @@ def check_document(
             template = params.get("template") if isinstance(params, Mapping) else None
             if step.get("action") == "config" and isinstance(template, str):
                 env = template_environment(templates_dir.resolve())
-                problem = _check_file(env, template, names, files, top=True)
+                problem = _check_file(env, template, names, files)
                 if problem is not None:
                     yield TemplateProblem(
                         (phase, index, "params", "template"), f"{label}: {problem}"

@@ -235,6 +235,11 @@ def render_template_file(
         return template_environment(base.resolve()).get_template(name).render(context)
     except OSError as exc:
         raise RunbookError(f"step {where}: cannot read template {path}: {exc.strerror}") from None
+    except RecursionError:  # `runbook validate` refuses include cycles; a file edited since
+        shown = _shown_path(path, base)
+        raise RunbookError(
+            f"step {where}: template {shown} includes itself (directly or through another file)"
+        ) from None
     except TemplateNotFound as exc:
         if exc.message == name:
             raise RunbookError(f"step {where}: template {name} does not exist") from None
