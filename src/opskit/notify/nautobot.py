@@ -219,8 +219,10 @@ def change_note(document: dict[str, Any]) -> str:
 def compliance_note(document: dict[str, Any]) -> str:
     """The journal entry of a compliance state change (Markdown)."""
     features = document.get("features") or {}
+    previous = document.get("previous")
+    before = f"was {previous}" if previous else "first result"
     lines = [
-        f"**opskit compliance: {document.get('state')}** (was {document.get('previous')})",
+        f"**opskit compliance: {document.get('state')}** ({before})",
         "",
         *(f"- {name}: {state}" for name, state in sorted(features.items())),
         f"- ledger: seq {document['seq']}, hash {document['hash']} (run {document.get('run')})",
