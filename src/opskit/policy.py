@@ -199,7 +199,8 @@ class Webhook(_Strict):
 
     url: str
     events: Annotated[list[str], Field(min_length=1)] = ["change", "compliance"]
-    secret: dict[str, Any]
+    # Any: pydantic's own type error would echo a plain-text secret.
+    secret: Any
     timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
     max_attempts: Annotated[int, Field(ge=1, le=1000, strict=True)] = 12
 
@@ -226,14 +227,14 @@ class Webhook(_Strict):
 
     @field_validator("secret")
     @classmethod
-    def _secret_reference(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _secret_reference(cls, value: Any) -> dict[str, Any]:
         from opskit.secrets import SecretRef
 
         try:
             SecretRef.parse(value, where="secret")
         except OpskitError as exc:
             raise ValueError(str(exc)) from None
-        return value
+        return dict(value)
 
 
 class Writeback(_Strict):
@@ -243,7 +244,7 @@ class Writeback(_Strict):
 
     source: Literal["nautobot"] = "nautobot"
     url: str
-    token: dict[str, Any]
+    token: Any  # a secret reference (checked; never the token)
     # The inventory whose `attributes.source_id` name the objects (default:
     # the change's own); a CI without one is looked up by name.
     inventory: str | None = None
@@ -261,7 +262,7 @@ class Writeback(_Strict):
 
     @field_validator("token")
     @classmethod
-    def _token(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _token(cls, value: Any) -> dict[str, Any]:
         return Webhook._secret_reference(value)
 
 
