@@ -54,10 +54,6 @@ class Estate:
     mp: pytest.MonkeyPatch
 
 
-def _get_or_create(endpoint: Any, lookup: dict[str, Any], **data: Any) -> Any:
-    return endpoint.get(**lookup) or endpoint.create(**lookup, **data)
-
-
 def _nautobot_lab(api: Any) -> tuple[dict[str, str], list[Any]]:
     """The lab switches as Nautobot devices (with the custom fields the
     write-back fills and an uplink relationship); returns their ids and
@@ -72,8 +68,13 @@ def _nautobot_lab(api: Any) -> tuple[dict[str, str], list[Any]]:
     maker = create(api.dcim.manufacturers, name="opskit-lab-vendor")
     kind = create(api.dcim.device_types, manufacturer=maker.id, model="lab-ios")
     platform = create(api.dcim.platforms, name="Lab IOS", network_driver="cisco_ios")
-    role = _get_or_create(api.extras.roles, {"name": "Switch"}, content_types=[DEVICE])
-    site = _get_or_create(api.dcim.location_types, {"name": "Site"}, content_types=[DEVICE])
+    # The sync tests' estate may have these already (and creates them if not).
+    role = api.extras.roles.get(name="Switch") or create(
+        api.extras.roles, name="Switch", content_types=[DEVICE]
+    )
+    site = api.dcim.location_types.get(name="Site") or create(
+        api.dcim.location_types, name="Site", content_types=[DEVICE]
+    )
     location = create(api.dcim.locations, name=LOCATION, location_type=site.id, status=active)
     ids = {}
     for name in SWITCHES:
