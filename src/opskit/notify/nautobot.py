@@ -37,6 +37,7 @@ from opskit.notify.events import COMPLIANCE_RESULT
 from opskit.secrets import REDACTOR, SecretRef
 
 if TYPE_CHECKING:
+    from opskit.inventory import Inventory
     from opskit.policy import Writeback
     from opskit.workspace import Workspace
 
@@ -60,6 +61,7 @@ class NautobotWriter:
         self.base = entry.url.rstrip("/")
         self._token: str | None = None
         self._objects: dict[tuple[str | None, str], tuple[str, str, str] | None] = {}
+        self._inventories: dict[str | None, Inventory | None] = {}
 
     def write(self, document: dict[str, Any]) -> list[str]:
         """Writes one document; returns the CIs skipped (not in Nautobot)."""
@@ -108,10 +110,16 @@ class NautobotWriter:
     def _synced(self, inventory: str | None, ci: str) -> tuple[str, str, str] | None:
         from opskit.inventory import load_workspace_inventory
 
-        try:
-            attributes = load_workspace_inventory(self.ws, inventory).get(ci).attributes
-        except (OpskitError, KeyError, LookupError):
-            return None  # not synced: looked up by name
+        if inventory not in self._inventories:
+            try:
+                self._inventories[inventory] = load_workspace_inventory(self.ws, inventory)
+            except OpskitError:
+                self._inventories[inventory] = None  # gone: CIs are looked up by name
+        loaded = self._inventories[inventory]
+        found = loaded.cis.get(ci) if loaded is not None else None
+        if found is None:
+            return None
+        attributes = found.attributes
         kind = OBJECT_KINDS.get(str(attributes.get("source_kind")))
         source_id = attributes.get("source_id")
         return (*kind, str(source_id)) if kind and source_id else None
