@@ -309,3 +309,22 @@ def test_compliance_results_are_written_back_per_feature(estate: Estate) -> None
         assert f"**opskit compliance: {event.payload['state']}**" in entry
         for feature in event.payload["features"]:
             assert f"- {feature['feature']}: {feature['state']}" in entry
+
+
+def test_a_ci_without_source_id_is_found_by_name_and_an_unknown_one_skipped(
+    estate: Estate,
+) -> None:
+    from opskit.notify.nautobot import NautobotWriter
+
+    entry = estate.ws.policy.writeback[0].model_copy(update={"url": estate.nautobot.url})
+    document = {
+        "delivery": "by-name-0001", "event": "change.failed", "seq": 1, "hash": "ab" * 32,
+        "at": "2026-12-06T00:00:00.000000Z", "actor": "alice", "change_id": "CHG-999999",
+        "title": "by name", "runbook": "chg-test@1.0.0", "outcome": "failed",
+        "inventory": "lab", "cis": ["lab-sw02", "not-in-nautobot"], "report_url": None,
+    }  # fmt: skip
+    # The lab inventory has no source_id: lab-sw02 is found by its name.
+    assert "source_id" not in load_workspace_inventory(estate.ws, "lab").get("lab-sw02").attributes
+    assert NautobotWriter(estate.ws, entry).write(document) == ["not-in-nautobot"]
+    (entry_text,) = [n for n in notes(estate, "lab-sw02") if "CHG-999999" in n]
+    assert "**opskit CHG-999999 failed**: by name" in entry_text and "evidence" not in entry_text
