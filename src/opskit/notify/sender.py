@@ -185,7 +185,7 @@ class Sender:
             # ledger refuses secrets, so the document should hold none).
             self._finish(row, state=FAILED, last_error="the document holds a secret value")
             return FAILED
-        if not self._claim(row, hook.timeout + LEASE_MARGIN):
+        if not self._claim(row, self._lease(row, hook)):
             return None  # another sender has it
         attempt = row.attempts + 1
         try:
@@ -199,6 +199,15 @@ class Sender:
                 return DELIVERED
             error = f"HTTP {status}"
         return self._failed_attempt(row, hook, attempt, error)
+
+    def _lease(self, row: Any, hook: Webhook | Writeback) -> float:
+        """How long the row is held: one request for a webhook; for a
+        write-back, up to five per CI it names (two lookups by name, the
+        check for an earlier note, the note, the custom field)."""
+        requests = 1
+        if row.url in self.writebacks:
+            requests = 5 * max(1, len(json.loads(row.body).get("cis") or ()))
+        return hook.timeout * requests + LEASE_MARGIN
 
     def _write_back(self, row: Any) -> int:
         """Writes a `writeback:` row (`opskit.notify.nautobot`); 200 when done."""
