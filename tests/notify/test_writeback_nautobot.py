@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ from opskit.notify.sender import Backoff
 from opskit.notify.store import DELIVERED, PENDING, outbox
 from opskit.secrets import SecretRef
 from opskit.workspace import Workspace
-from tests.audit_support import REPO, approved, completed_change, lab_workspace
+from tests.audit_support import REPO, approved, cli, completed_change, lab_workspace
 from tests.changes_support import write_policy
 from tests.fixtures.nautobot import NautobotServer
 from tests.fuzz.support import run_cli
@@ -328,3 +329,17 @@ def test_a_ci_without_source_id_is_found_by_name_and_an_unknown_one_skipped(
     assert NautobotWriter(estate.ws, entry).write(document) == ["not-in-nautobot"]
     (entry_text,) = [n for n in notes(estate, "lab-sw02") if "CHG-999999" in n]
     assert "**opskit CHG-999999 failed**: by name" in entry_text and "evidence" not in entry_text
+
+
+def test_a_cli_rollout_is_written_back_in_the_background(estate: Estate) -> None:
+    """`opskit change apply` starts the background sender: the journal entry
+    reaches Nautobot without anyone running `opskit notify deliver`."""
+    deliver(estate.ws, force=True, backoff=NOW)  # what earlier tests left
+    change_id = approved(estate.svc, "name:lab-sw02", {"vlan_id": 725})
+    done = cli("change", "apply", change_id, ws=estate.ws)
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 60
+    while not (found := [n for n in notes(estate, "lab-sw02") if change_id in n]):
+        assert time.monotonic() < deadline, outbox_status(estate.ws).to_dict()
+        time.sleep(0.5)
+    assert f"seq {finished_event(estate, change_id).seq}" in found[0]
