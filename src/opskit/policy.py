@@ -251,7 +251,7 @@ class Writeback(_Strict):
     # A link to the evidence report, e.g. https://reports.example.org/{change_id}.html
     report_url: str | None = None
     last_change_field: StrictBool = False
-    compliance: Literal["journal", "custom_field", "both", "off"] = "journal"
+    compliance: Literal["journal", "custom_field", "both", "none"] = "journal"
     timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
     max_attempts: Annotated[int, Field(ge=1, le=1000, strict=True)] = 12
 

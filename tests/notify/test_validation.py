@@ -178,7 +178,7 @@ def test_a_webhook_named_twice_is_refused(tmp_path: Path) -> None:
     st.one_of(webhook_urls(), st.text(max_size=40)),
     st.one_of(st.just({"env": "NB_TOKEN"}), st.just("0123456789abcdef"), st.just({"nope": 1})),
     st.one_of(st.none(), webhook_urls(), st.text(max_size=20)),
-    st.sampled_from(["journal", "custom_field", "both", "off", "sometimes", 3]),
+    st.sampled_from(["journal", "custom_field", "both", "none", "off", "sometimes", 3]),
     st.sampled_from([True, False, "yes", None]),
 )
 def test_a_policy_writeback_entry_loads_or_is_one_line(
@@ -203,7 +203,7 @@ def test_a_policy_writeback_entry_loads_or_is_one_line(
     (written,) = policy.writeback
     assert url_problem(written.url) is None and token == {"env": "NB_TOKEN"}
     assert report_url is None or url_problem(report_url) is None
-    assert compliance in ("journal", "custom_field", "both", "off")
+    assert compliance in ("journal", "custom_field", "both", "none")
     assert isinstance(last_change, bool)
 
 

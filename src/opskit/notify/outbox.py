@@ -110,7 +110,7 @@ class OutboxHook:
         notified = self._notified(event, previous)
         for route in self.routes:
             entry = route.writeback
-            if entry is not None and event.kind in route.kinds:
+            if entry is not None and writeback.wanted(entry, event, previous):
                 yield (
                     route,
                     event.kind,

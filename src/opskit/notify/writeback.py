@@ -3,7 +3,7 @@
 A `writeback:` entry of the policy is the outbox's second kind of route,
 beside the webhooks. For every finished change (`change.completed`,
 `change.failed`, `change.rolled_back`, `change.partially_rolled_back`) and,
-unless its `compliance: off`, every `compliance.result`, the outbox hook
+unless its `compliance: none`, every `compliance.result`, the outbox hook
 writes one row whose body is the document below, in the ledger event's own
 transaction (`opskit.notify.outbox`): the source of truth being down never
 blocks or fails a change, and nothing is lost. `opskit.notify.nautobot`
@@ -53,9 +53,20 @@ CHANGE_ID_MARK = "{change_id}"
 def route_kinds(entry: Writeback) -> frozenset[str]:
     """The ledger event kinds a `writeback:` entry is written."""
     kinds = set(FINISHED_KINDS)
-    if entry.compliance != "off":
+    if entry.compliance != "none":
         kinds.add(COMPLIANCE_RESULT)
     return frozenset(kinds)
+
+
+def wanted(entry: Writeback, event: Event, previous: str | None) -> bool:
+    """Whether `event` gives `entry` a row: a compliance result with
+    `compliance: journal` only when the CI's state changed (nothing else
+    would be written)."""
+    if event.kind not in route_kinds(entry):
+        return False
+    if event.kind == COMPLIANCE_RESULT and entry.compliance == "journal":
+        return event.payload.get("state") != previous
+    return True
 
 
 def build_document(
