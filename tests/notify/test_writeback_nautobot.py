@@ -340,6 +340,10 @@ def test_a_cli_rollout_is_written_back_in_the_background(estate: Estate) -> None
     assert done.returncode == 0, done.stderr
     deadline = time.monotonic() + 60
     while not (found := [n for n in notes(estate, "lab-sw02") if change_id in n]):
-        assert time.monotonic() < deadline, outbox_status(estate.ws).to_dict()
+        log = estate.ws.state_dir / "notify.log"
+        assert time.monotonic() < deadline, (
+            outbox_status(estate.ws).to_dict(),
+            log.read_text()[-3000:] if log.exists() else "no notify.log",
+        )
         time.sleep(0.5)
     assert f"seq {finished_event(estate, change_id).seq}" in found[0]
