@@ -11,10 +11,8 @@ Hypothesis profiles, chosen by the HYPOTHESIS_PROFILE environment variable:
 """
 
 import contextlib
-import getpass
 import os
 import signal
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -61,7 +59,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     controlling process does it, once every xdist worker has finished."""
     if hasattr(session.config, "workerinput"):
         return
-    base = str(Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}")
+    # This run's temporary folder only (xdist workers' are inside it): another
+    # pytest run on the machine keeps its senders.
+    base = str(session.config._tmp_path_factory.getbasetemp())
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue

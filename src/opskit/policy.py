@@ -199,7 +199,8 @@ class Webhook(_Strict):
 
     url: str
     events: Annotated[list[str], Field(min_length=1)] = ["change", "compliance"]
-    secret: dict[str, Any]
+    # Any: pydantic's own type error would echo a plain-text secret.
+    secret: Any
     timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
     max_attempts: Annotated[int, Field(ge=1, le=1000, strict=True)] = 12
 
@@ -226,14 +227,43 @@ class Webhook(_Strict):
 
     @field_validator("secret")
     @classmethod
-    def _secret_reference(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _secret_reference(cls, value: Any) -> dict[str, Any]:
         from opskit.secrets import SecretRef
 
         try:
             SecretRef.parse(value, where="secret")
         except OpskitError as exc:
             raise ValueError(str(exc)) from None
-        return value
+        return dict(value)
+
+
+class Writeback(_Strict):
+    """One `writeback:` entry: a source of truth told of finished changes
+    and compliance results through the notification outbox
+    (`opskit.notify.writeback`, docs/source-of-truth.md)."""
+
+    source: Literal["nautobot"] = "nautobot"
+    url: str
+    token: Any  # a secret reference (checked; never the token)
+    # The inventory whose `attributes.source_id` name the objects (default:
+    # the change's own); a CI without one is looked up by name.
+    inventory: str | None = None
+    # A link to the evidence report, e.g. https://reports.example.org/{change_id}.html
+    report_url: str | None = None
+    last_change_field: StrictBool = False
+    compliance: Literal["journal", "custom_field", "both", "none"] = "journal"
+    timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    max_attempts: Annotated[int, Field(ge=1, le=1000, strict=True)] = 12
+
+    @field_validator("url", "report_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return value if value is None else Webhook._webhook_url(value)
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: Any) -> dict[str, Any]:
+        return Webhook._secret_reference(value)
 
 
 class Witness(_Strict):
@@ -358,6 +388,17 @@ class Policy(_Strict):
             if urls.count(url) > 1:
                 raise ValueError(f"{url} is named twice (list all its events in one entry)")
         return value
+
+    # Sources of truth written back to through the same outbox (opskit.notify.writeback).
+    writeback: list[Writeback] = []
+
+    @model_validator(mode="after")
+    def _one_route_per_url(self) -> Policy:
+        urls = [hook.url for hook in self.notify] + [entry.url for entry in self.writeback]
+        for url in urls:
+            if urls.count(url) > 1:
+                raise ValueError(f"writeback: {url} is named twice (in notify or writeback)")
+        return self
 
     # Witnesses asked to cosign every checkpoint, and how many cosignatures a
     # checkpoint needs (fewer: a warning on it, never a lost record).

@@ -206,3 +206,36 @@ def test_importing_the_cli_starts_no_sender_for_library_callers(ws: Workspace) -
     status = outbox_status(ws)
     assert status.pending == 1 and status.oldest_pending is not None
     assert status.oldest_pending.attempts == 0
+
+
+@pytest.mark.parametrize(
+    ("mode", "rows_for"), [("journal", (0, 2, 4)), ("both", (0, 1, 2, 3, 4)), ("none", ())]
+)
+def test_writeback_rows_are_finished_changes_and_compliance_per_mode(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, mode: str, rows_for: tuple[int, ...]
+) -> None:
+    url = "http://127.0.0.1:9"
+    monkeypatch.setenv("NB_TOKEN", CANARY)
+    entry = f"writeback:\n  - url: {url}\n    token: {{env: NB_TOKEN}}\n    compliance: {mode}\n"
+    write_policy(workspace, inventory="example", extra=entry)
+    ledger = Ledger.open(workspace)
+    with ledger.batch() as batch:
+        kinds = ["change.created", "change.approved", "change.started"]
+        changed = [batch.append(k, actor="a", change_id="CHG-3", payload={}) for k in kinds]
+        batch.append("host.applied", actor="a", change_id="CHG-3", ci="sw1", payload={})
+        changed.append(batch.append("change.completed", actor="a", change_id="CHG-3", payload={}))
+    states = ["compliant", "compliant", "non_compliant", "non_compliant", "compliant"]
+    results = [
+        ledger.append("compliance.result", actor="bot", ci="sw1", payload={"state": s})
+        for s in states
+    ]
+    expected = [(changed[-1].seq, "change.completed", None)]
+    expected += [(results[i].seq, "compliance.result", "sw1") for i in rows_for]
+    assert _rows(workspace) == expected
+    with workspace.engine.connect() as conn:
+        bodies = list(conn.execute(select(outbox.c.body)).scalars())
+    change = json.loads(bodies[0])
+    assert (change["outcome"], change["cis"], change["hash"]) == (
+        "completed", ["sw1"], changed[-1].hash,
+    )  # fmt: skip
+    assert not [body for body in bodies if CANARY in body]

@@ -171,3 +171,47 @@ def test_a_webhook_named_twice_is_refused(tmp_path: Path) -> None:
     path.write_text(DEFAULT_POLICY_YAML + yaml.safe_dump({"notify": [hook, hook]}))
     with pytest.raises(PolicyError, match=r"\[notify\]: https://itsm.example.org/hook is named"):
         load_policy(path)
+
+
+@SETTINGS
+@given(
+    st.one_of(webhook_urls(), st.text(max_size=40)),
+    st.one_of(st.just({"env": "NB_TOKEN"}), st.just("0123456789abcdef"), st.just({"nope": 1})),
+    st.one_of(st.none(), webhook_urls(), st.text(max_size=20)),
+    st.sampled_from(["journal", "custom_field", "both", "none", "off", "sometimes", 3]),
+    st.sampled_from([True, False, "yes", None]),
+)
+def test_a_policy_writeback_entry_loads_or_is_one_line(
+    tmp_path_factory: pytest.TempPathFactory,
+    url: str,
+    token: object,
+    report_url: str | None,
+    compliance: object,
+    last_change: object,
+) -> None:
+    path = tmp_path_factory.mktemp("policy") / "opskit.yaml"
+    entry = {"url": url, "token": token, "report_url": report_url, "compliance": compliance,
+             "last_change_field": last_change}  # fmt: skip
+    path.write_text(DEFAULT_POLICY_YAML + yaml.safe_dump({"writeback": [entry]}))
+    try:
+        policy = load_policy(path)
+    except PolicyError as exc:
+        message = str(exc)
+        assert "\n" not in message and message.startswith(f"{path}:")
+        assert "writeback" in message and "0123456789abcdef" not in message
+        return
+    (written,) = policy.writeback
+    assert url_problem(written.url) is None and token == {"env": "NB_TOKEN"}
+    assert report_url is None or url_problem(report_url) is None
+    assert compliance in ("journal", "custom_field", "both", "none")
+    assert isinstance(last_change, bool)
+
+
+def test_a_url_both_webhook_and_writeback_is_refused(tmp_path: Path) -> None:
+    url = "https://nautobot.example.org"
+    document = {"notify": [{"url": url, "secret": {"env": "S"}}],
+                "writeback": [{"url": url, "token": {"env": "T"}}]}  # fmt: skip
+    path = tmp_path / "opskit.yaml"
+    path.write_text(DEFAULT_POLICY_YAML + yaml.safe_dump(document))
+    with pytest.raises(PolicyError, match=r"https://nautobot.example.org is named twice"):
+        load_policy(path)

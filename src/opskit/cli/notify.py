@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from opskit.notify.sender import Delivery
     from opskit.workspace import Workspace
 
-app = typer.Typer(help="Webhook notifications of ledger events: deliver, status.")
+app = typer.Typer(
+    help="Webhook notifications and source-of-truth write-back of ledger events: deliver, status."
+)
 
 
 @app.command("deliver")

@@ -9,7 +9,9 @@ change engine knows nothing of this: every ledger opened for a workspace
 (`Ledger.open`) has the hook, so events recorded by any subsystem are seen.
 
 A `compliance.result` is notified as `compliance.changed` when the CI's
-state differs from its previous result (or is its first).
+state differs from its previous result (or is its first). The policy's
+`writeback:` entries are routes too: their rows carry the documents of
+`opskit.notify.writeback` (finished changes, every compliance result).
 
 Example row body (the document the sender posts, `build_document`):
 
@@ -23,14 +25,16 @@ Example row body (the document the sender posts, `build_document`):
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opskit.ledger.store import EVENTS
-from opskit.notify import trigger
+from opskit.notify import trigger, writeback
 from opskit.notify.events import COMPLIANCE_CHANGED, COMPLIANCE_RESULT, expand
 from opskit.notify.store import PENDING, outbox
 from opskit.secrets import REDACTOR
@@ -38,7 +42,7 @@ from opskit.secrets import REDACTOR
 if TYPE_CHECKING:
     from opskit.ledger.core import Batch, Ledger
     from opskit.ledger.model import Event
-    from opskit.policy import Policy
+    from opskit.policy import Policy, Writeback
     from opskit.workspace import Workspace
 
 # Summary values: scalars and short lists of scalars; longer text is cut.
@@ -54,10 +58,12 @@ CHECKPOINT_HINT = (
 
 @dataclass(frozen=True)
 class Route:
-    """A webhook's URL and the event kinds it is told of."""
+    """A webhook's URL and the event kinds it is told of; or, with
+    `writeback`, a source of truth written back to (`opskit.notify.writeback`)."""
 
     url: str
     kinds: frozenset[str]
+    writeback: Writeback | None = None
 
 
 class OutboxHook:
@@ -71,8 +77,9 @@ class OutboxHook:
     def routes(self) -> list[Route]:
         # Read at the first commit: read-only commands never load the policy here.
         if self._routes is None:
-            hooks = _notify_policy(self.ws).notify
-            self._routes = [Route(h.url, expand(h.events)) for h in hooks]
+            policy = _notify_policy(self.ws)
+            self._routes = [Route(h.url, expand(h.events)) for h in policy.notify]
+            self._routes += [Route(w.url, writeback.route_kinds(w), w) for w in policy.writeback]
         return self._routes
 
     def __call__(self, batch: Batch) -> None:
@@ -85,30 +92,62 @@ class OutboxHook:
         now = time.time()
         rows = []
         for event in batch.events:
-            notified = self._notified(batch, event)
-            if notified is None:
-                continue
-            kind, summary = notified
-            for route in self.routes:
-                if kind in route.kinds:
-                    delivery = str(uuid.uuid4())
-                    body = build_document(
-                        self.ws, batch.ledger, event, kind, summary, delivery=delivery
-                    )
-                    where = (route.url, event.seq, kind, event.change_id, event.ci)
-                    rows.append((delivery, *where, body, PENDING, now, now))
+            previous = (
+                previous_compliance_state(batch, event) if event.kind == COMPLIANCE_RESULT else None
+            )
+            for route, kind, body in self._documents(batch, event, previous):
+                delivery = str(uuid.uuid4())
+                where = (route.url, event.seq, kind, event.change_id, event.ci)
+                rows.append((delivery, *where, body(delivery), PENDING, now, now))
         if rows:
             batch.cursor.executemany(sql, rows)
             trigger.enqueued(self.ws)
 
-    def _notified(self, batch: Batch, event: Event) -> tuple[str, dict[str, Any]] | None:
+    def _documents(
+        self, batch: Batch, event: Event, previous: str | None
+    ) -> Iterator[tuple[Route, str, Callable[[str], str]]]:
+        """(route, notified kind, body for a delivery id) per matching route."""
+        notified = self._notified(event, previous)
+        for route in self.routes:
+            entry = route.writeback
+            if entry is not None and writeback.wanted(entry, event, previous):
+                yield (
+                    route,
+                    event.kind,
+                    functools.partial(_writeback_body, batch, event, entry, previous),
+                )
+            elif entry is None and notified is not None and notified[0] in route.kinds:
+                kind, summary = notified
+                yield (
+                    route,
+                    kind,
+                    functools.partial(_webhook_body, self.ws, batch, event, kind, summary),
+                )
+
+    def _notified(self, event: Event, previous: str | None) -> tuple[str, dict[str, Any]] | None:
         if event.kind != COMPLIANCE_RESULT:
             return event.kind, summarize(event.payload)
         now = event.payload.get("state")
-        before = previous_compliance_state(batch, event)
-        if before == now:
+        if previous == now:
             return None
-        return COMPLIANCE_CHANGED, {"from": before, "to": now, "run": event.payload.get("run")}
+        return COMPLIANCE_CHANGED, {"from": previous, "to": now, "run": event.payload.get("run")}
+
+
+def _writeback_body(
+    batch: Batch, event: Event, entry: Writeback, previous: str | None, delivery: str
+) -> str:
+    return writeback.build_document(batch, event, entry, delivery=delivery, previous=previous)
+
+
+def _webhook_body(
+    ws: Workspace,
+    batch: Batch,
+    event: Event,
+    kind: str,
+    summary: dict[str, Any],
+    delivery: str,
+) -> str:
+    return build_document(ws, batch.ledger, event, kind, summary, delivery=delivery)
 
 
 def _notify_policy(ws: Workspace) -> Policy:

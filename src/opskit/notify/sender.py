@@ -22,6 +22,10 @@ killed mid-post leaves the row pending, due again when the lease ends.
 The receiver may therefore see an event twice: it deduplicates by seq
 (with the event kind: a seq is one ledger event).
 
+Rows of a `writeback:` route are written back to the source of truth
+instead (`opskit.notify.nautobot`), with the same attempts, backoff,
+ordering and lease; an error is one line in the row's `last_error`.
+
 Example report of `deliver`: ``Delivery(delivered=3, retried=1, failed=0)``.
 """
 
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import os
 import random
@@ -42,11 +47,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, tuple_, update
 
 from opskit.errors import OpskitError
+from opskit.notify.nautobot import NautobotWriter
 from opskit.notify.store import DELIVERED, FAILED, PENDING, outbox
 from opskit.secrets import REDACTOR, SecretRef
 
 if TYPE_CHECKING:
-    from opskit.policy import Webhook
+    from opskit.policy import Webhook, Writeback
     from opskit.workspace import Workspace
 
 log = logging.getLogger("opskit.notify")
@@ -96,7 +102,9 @@ class Sender:
         self.backoff = backoff or Backoff()
         self.clock = clock
         self.webhooks: dict[str, Webhook] = {hook.url: hook for hook in ws.policy.notify}
+        self.writebacks: dict[str, Writeback] = {entry.url: entry for entry in ws.policy.writeback}
         self._secrets: dict[str, bytes] = {}
+        self._writers: dict[str, NautobotWriter] = {}
 
     def deliver(self, *, force: bool = False) -> Delivery:
         """One pass over every due row (`force`: every pending row, backoff
@@ -166,9 +174,9 @@ class Sender:
             conn.execute(statement)
 
     def _attempt(self, row: Any, *, force: bool) -> str | None:
-        hook = self.webhooks.get(row.url)
+        hook = self.webhooks.get(row.url) or self.writebacks.get(row.url)
         if hook is None:
-            self._finish(row, state=FAILED, last_error="the webhook is no longer in the policy")
+            self._finish(row, state=FAILED, last_error="the route is no longer in the policy")
             return FAILED
         if not force and row.next_at > self.clock():
             return None
@@ -177,11 +185,11 @@ class Sender:
             # ledger refuses secrets, so the document should hold none).
             self._finish(row, state=FAILED, last_error="the document holds a secret value")
             return FAILED
-        if not self._claim(row, hook.timeout + LEASE_MARGIN):
+        if not self._claim(row, self._lease(row, hook)):
             return None  # another sender has it
         attempt = row.attempts + 1
         try:
-            status = self._post(row, hook)
+            status = self._post(row, hook) if hook.url in self.webhooks else self._write_back(row)
         except OpskitError as exc:
             error = REDACTOR.redact(str(exc))
         else:
@@ -192,7 +200,26 @@ class Sender:
             error = f"HTTP {status}"
         return self._failed_attempt(row, hook, attempt, error)
 
-    def _failed_attempt(self, row: Any, hook: Webhook, attempt: int, error: str) -> str:
+    def _lease(self, row: Any, hook: Webhook | Writeback) -> float:
+        """How long the row is held: one request for a webhook; for a
+        write-back, up to five per CI it names (two lookups by name, the
+        check for an earlier note, the note, the custom field)."""
+        requests = 1
+        if row.url in self.writebacks:
+            requests = 5 * max(1, len(json.loads(row.body).get("cis") or ()))
+        return hook.timeout * requests + LEASE_MARGIN
+
+    def _write_back(self, row: Any) -> int:
+        """Writes a `writeback:` row (`opskit.notify.nautobot`); 200 when done."""
+        entry = self.writebacks[row.url]
+        if row.url not in self._writers:
+            self._writers[row.url] = NautobotWriter(self.ws, entry)
+        skipped = self._writers[row.url].write(json.loads(row.body))
+        if skipped:
+            log.info("seq %s -> %s: not in the source of truth: %s", row.seq, row.url, skipped)
+        return 200
+
+    def _failed_attempt(self, row: Any, hook: Webhook | Writeback, attempt: int, error: str) -> str:
         if attempt >= hook.max_attempts:
             self._finish(row, state=FAILED, last_error=error)
             log.warning(

@@ -43,7 +43,7 @@ def drift_against_source(
     inv = load_workspace_inventory(ws, inventory)
     tables = MappingTables.load(ws.root / "sot" / f"{source}.yaml")
     token = token_ref.resolve(base_dir=ws.root)
-    snapshot = fetcher(source)(url.rstrip("/"), token, filters)
+    snapshot = fetcher(source)(url.rstrip("/"), token, filters, relationships=tables.relationships)
     data, _notes = to_inventory_data(snapshot.objects, tables)
     wanted = {ci.name for ci in inv.select(select, include_decommissioned=True)}
     theirs = [_compared(ci) for ci in data["cis"] if select is None or ci["name"] in wanted]

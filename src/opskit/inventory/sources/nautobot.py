@@ -14,14 +14,17 @@ device/VM name -> name; platform + its ``network_driver_mappings["netmiko"]``
 role -> role (and type); tenant -> owner, tenant group -> department; status
 -> lifecycle; custom fields and tags -> attributes; virtual-chassis members
 -> ``member_of`` their master; a VM -> ``runs_on`` the devices of its cluster;
-a cable between two devices' interfaces -> ``connected_to`` both ways.
+a cable between two devices' interfaces -> ``connected_to`` both ways;
+an association of a Nautobot *relationship* whose key the workspace maps
+(``relationships: {uplink_of: depends_on}``) -> that kind, from its source
+object to its destination object.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from opskit.inventory.sources.records import SourceObject, SyncError
@@ -40,10 +43,16 @@ class Snapshot:
 
 
 def fetch_nautobot(
-    url: str, token: str, filters: Mapping[str, list[str]] | None = None, *, timeout: float = 30
+    url: str,
+    token: str,
+    filters: Mapping[str, list[str]] | None = None,
+    *,
+    relationships: Mapping[str, str] | None = None,
+    timeout: float = 30,
 ) -> Snapshot:
     """Reads the devices and VMs matching `filters` (Nautobot filter
-    parameters, e.g. ``{"location": ["dc1"], "tag": ["managed"]}``)."""
+    parameters, e.g. ``{"location": ["dc1"], "tag": ["managed"]}``), and the
+    associations of the relationships `relationships` maps (key -> kind)."""
     import pynautobot
 
     api = pynautobot.api(url, token=token)
@@ -67,7 +76,41 @@ def fetch_nautobot(
         platforms, tenants, chassis, clusters, _cable_peers(cabled), _cluster_hosts(assignments)
     )
     objects = [context.device(d) for d in devices] + [context.vm(v) for v in vms]
+    if relationships:
+        rows = reader.list(
+            "extras.relationship-associations",
+            api.extras.relationship_associations,
+            {"relationship": sorted(relationships)},
+        )
+        objects = _with_relationships(objects, rows, relationships)
     return Snapshot(SOURCE, url, str(version), objects)
+
+
+def _with_relationships(
+    objects: list[SourceObject], rows: Iterable[Mapping[str, Any]], kinds: Mapping[str, str]
+) -> list[SourceObject]:
+    """`objects` with the mapped relationship associations added: the source
+    object `kind` the destination (named by id when it was not read, so the
+    mapping leaves it out with a note)."""
+    names = {obj.source_id: obj.name for obj in objects}
+    added: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for row in rows:
+        relationship = row.get("relationship")
+        key = relationship.get("key") if isinstance(relationship, Mapping) else None
+        kind = kinds.get(str(key))
+        source, target = str(row.get("source_id")), str(row.get("destination_id"))
+        if kind and source in names:
+            added[names[source]][kind].add(names.get(target, target))
+    out = []
+    for obj in objects:
+        extra = added.get(obj.name)
+        if extra:
+            relations = {k: tuple(v) for k, v in obj.relations.items()}
+            for kind, targets in extra.items():
+                relations[kind] = tuple(sorted({*relations.get(kind, ()), *targets}))
+            obj = replace(obj, relations=relations)
+        out.append(obj)
+    return out
 
 
 def _with_timeout(request: Callable[..., Any], timeout: float) -> Callable[..., Any]:

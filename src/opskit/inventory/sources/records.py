@@ -43,6 +43,7 @@ CI_TYPES = frozenset(
 )
 LIFECYCLES = frozenset(["planned", "commissioned", "operational", "maintenance", "decommissioned"])
 RELATION_KINDS = ("depends_on", "runs_on", "hosted_by", "member_of", "connected_to")
+TABLES = ("platforms", "statuses", "roles", "relationships")
 CI_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*\Z")
 PLATFORM = re.compile(r"[a-z][a-z0-9_]*\Z")
 
@@ -103,12 +104,18 @@ class MappingTables:
     platforms: {"Cisco IOS": cisco_ios}      # source platform name -> netmiko type
     statuses: {Quarantine: maintenance}      # source status -> lifecycle
     roles: {"Core Switch": switch}           # source role -> CI type
+    relationships: {uplink_of: depends_on}   # relationship key -> relationship kind
     default_platform: linux                  # objects without a platform
+
+    A mapped relationship's association reads "source <kind> destination":
+    with ``{power_from: depends_on}``, a device on the source side of a
+    ``power_from`` association `depends_on` the device on its destination side.
     """
 
     platforms: Mapping[str, str] = field(default_factory=dict)
     statuses: Mapping[str, str] = field(default_factory=dict)
     roles: Mapping[str, str] = field(default_factory=dict)
+    relationships: Mapping[str, str] = field(default_factory=dict)
     default_platform: str | None = None
 
     @classmethod
@@ -123,7 +130,7 @@ class MappingTables:
         if not isinstance(data, Mapping):
             raise SyncError("expected a mapping", file=path)
         for key, value in data.items():
-            if key not in ("platforms", "statuses", "roles", "default_platform"):
+            if key not in (*TABLES, "default_platform"):
                 raise SyncError(f"unknown key {key!r}", file=path, field=str(key))
             if key != "default_platform" and not _text_map(value):
                 raise SyncError("expected a mapping of text to text", file=path, field=key)
@@ -131,6 +138,7 @@ class MappingTables:
             platforms=dict(data.get("platforms") or {}),
             statuses=dict(data.get("statuses") or {}),
             roles=dict(data.get("roles") or {}),
+            relationships=dict(data.get("relationships") or {}),
             default_platform=data.get("default_platform"),
         )
         tables.check(path)
@@ -145,6 +153,13 @@ class MappingTables:
         for name, value in self.roles.items():
             if value not in CI_TYPES:
                 raise SyncError(f"{value!r} is not a CI type", file=path, field=f"roles.{name}")
+        for name, value in self.relationships.items():
+            if value not in RELATION_KINDS:
+                raise SyncError(
+                    f"{value!r} is not a relationship kind ({', '.join(RELATION_KINDS)})",
+                    file=path,
+                    field=f"relationships.{name}",
+                )
         for name, value in self.platforms.items():
             if not PLATFORM.match(value):
                 raise SyncError(

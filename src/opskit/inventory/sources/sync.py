@@ -69,7 +69,7 @@ def sync_inventory(
     before = _synced_cis(folder, file)
     tables = MappingTables.load(ws.root / "sot" / f"{source}.yaml")
     token = token_ref.resolve(base_dir=ws.root)
-    snapshot = fetch(url.rstrip("/"), token, filters)
+    snapshot = fetch(url.rstrip("/"), token, filters, relationships=tables.relationships)
     data, notes = to_inventory_data(snapshot.objects, tables)
     plan = plan_sync(before, data["cis"])
     plan.notes = notes
