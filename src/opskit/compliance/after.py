@@ -112,12 +112,12 @@ def _evaluate(
     configs: dict[str, str],
 ) -> dict[str, Any]:
     from opskit.backups.linechange import selection_of
-    from opskit.compliance.history import latest_feature_states
+    from opskit.compliance.history import latest_feature_states_of
     from opskit.compliance.runs import run_compliance
     from opskit.ledger.core import Ledger
 
     ledger = Ledger.open(ws)
-    before = {name: latest_feature_states(ledger, name) for name in names}
+    before = latest_feature_states_of(ledger, names)
     run = run_compliance(
         ws,
         actor,

@@ -26,10 +26,11 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jinja2 import TemplateError, TemplateNotFound, meta
+from jinja2 import Environment, TemplateError, TemplateNotFound, meta
 
 from opskit.compliance.binding import cmdb_context
 from opskit.digests import ascii_canonical_json, sha256_bytes, sha256_text
@@ -102,7 +103,7 @@ def template_files(templates_dir: Path, name: str) -> dict[str, str]:
             continue  # the render names what is missing
         files[current] = sha256_bytes(data)
         try:
-            refs = list(meta.find_referenced_templates(env.parse(data.decode("utf-8", "replace"))))
+            refs = list(_references(env, data.decode("utf-8", "replace")))
         except TemplateError:
             continue  # the render reports the syntax error with its line
         if any(ref is None for ref in refs):
@@ -111,6 +112,12 @@ def template_files(templates_dir: Path, name: str) -> dict[str, str]:
             refs += [p.relative_to(templates_dir).as_posix() for p in found]
         pending += [ref for ref in refs if ref]
     return dict(sorted(files.items()))
+
+
+@lru_cache(maxsize=256)
+def _references(env: Environment, text: str) -> tuple[str | None, ...]:
+    # A run renders one template for every CI: parse each content once.
+    return tuple(meta.find_referenced_templates(env.parse(text)))
 
 
 def _digest(files: dict[str, str]) -> str:
