@@ -32,6 +32,8 @@ the steadier figure on a shared machine.
     python bench/fanout.py                     # 200 devices, concurrency 20
     python bench/fanout.py --devices 20 --skip-ansible
     python bench/fanout.py --skip-ansible --skip-change   # connectors only
+    python bench/fanout.py --skip-ansible --skip-nornir --baseline ../main/src
+        # this tree's change engine against another tree's, alternating
 """
 
 from __future__ import annotations
@@ -58,7 +60,17 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # echoes every typed character in an SSH packet of its own, and a longer name
 # would be more work on the wire for that tool (14 packets a device for
 # "opskit-change" against "nornir").
-TAGS = {"opskit": "opskit", "nornir": "nornir", "opskit-change": "engine", "ansible": "ansibl"}
+TAGS = {
+    "opskit": "opskit",
+    "nornir": "nornir",
+    "opskit-change": "engine",
+    "opskit-change-baseline": "engine",
+    "ansible": "ansibl",
+}
+# `--baseline SRC`: the change engine of another source tree (its `src`
+# folder, e.g. a git worktree of main), run in the same lab, alternating with
+# this one: a before/after comparison in one run, under the same load.
+BASELINE = "opskit-change-baseline"
 
 
 def config_lines(tool: str) -> list[str]:
@@ -348,6 +360,7 @@ def run_change_engine(workspace: Path, concurrency: int) -> dict[str, Any]:
 
 
 WORKERS["opskit-change"] = run_change_engine
+WORKERS[BASELINE] = run_change_engine
 
 
 # -- the parent: lab, sampling, checks, report -------------------------------------------
@@ -382,14 +395,23 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def run_tool(tool: str, workspace: Path, concurrency: int, emulator_pid: int) -> dict[str, Any]:
+def run_tool(
+    tool: str,
+    workspace: Path,
+    concurrency: int,
+    emulator_pid: int,
+    baseline: Path | None = None,
+) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
         out_path = Path(out.name)
     command = [sys.executable, __file__, "_worker", tool, str(workspace), str(concurrency)]
+    env = None
+    if tool == BASELINE and baseline is not None:
+        env = {**os.environ, "PYTHONPATH": str(baseline)}
     cpu_before = _cpu_seconds(emulator_pid)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=open(out_path, "w"))  # noqa: SIM115
+    process = subprocess.Popen(command, stdout=open(out_path, "w"), env=env)  # noqa: SIM115
     peak = 0
     while process.poll() is None:
         peak = max(peak, _tree_rss_kib(process.pid))
@@ -443,6 +465,12 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-change", action="store_true", help="skip the change engine's full process"
     )
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="also run the change engine of this source tree (its src folder), alternating",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=3,
@@ -455,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tools = ["opskit"] + ([] if args.skip_nornir else ["nornir"])
     tools += [] if args.skip_change else ["opskit-change"]
+    tools += [BASELINE] if args.baseline and not args.skip_change else []
     tools += [] if args.skip_ansible else ["ansible"]
     with tempfile.TemporaryDirectory(prefix="opskit-bench-fanout-") as tmp:
         ws = init_workspace(Path(tmp) / "ws")
@@ -482,7 +511,9 @@ def main(argv: list[str] | None = None) -> int:
                 if round_number == 0 and "ansible" in tools:
                     order = [*order, "ansible"]
                 for tool in order:
-                    result = run_tool(tool, ws.root, args.concurrency, status.switches_pid)
+                    result = run_tool(
+                        tool, ws.root, args.concurrency, status.switches_pid, args.baseline
+                    )
                     result["verified"] = check_devices(ws.root, tool, args.concurrency)
                     if result["verified"] != result["hosts"]:
                         result["errors"].append(
@@ -578,6 +609,14 @@ def _print_ratios(results: dict[str, dict[str, Any]]) -> None:
                 f"change engine / opskit connectors alone, CPU of the timed work: "
                 f"{change['work_cpu'] / opskit['work_cpu']:.2f}x"
             )
+    baseline = results.get(BASELINE)
+    if change and baseline:
+        print(
+            f"baseline change engine / opskit connectors alone: "
+            f"{baseline['wall'] / opskit['wall']:.2f}x; change engine / baseline: "
+            f"{change['wall'] / baseline['wall']:.2f}x wall, "
+            f"{change['work_cpu'] / baseline['work_cpu']:.2f}x CPU of the timed work"
+        )
     ansible = results.get("ansible")
     if ansible:
         speedup = ansible["wall"] / opskit["process_wall"]
