@@ -34,6 +34,7 @@ the steadier figure on a shared machine.
     python bench/fanout.py --skip-ansible --skip-change   # connectors only
     python bench/fanout.py --skip-ansible --skip-nornir --baseline ../main/src
         # this tree's change engine against another tree's, alternating
+    python bench/fanout.py --engine-cpu        # the engine's own CPU a host, no lab
 """
 
 from __future__ import annotations
@@ -363,6 +364,117 @@ WORKERS["opskit-change"] = run_change_engine
 WORKERS[BASELINE] = run_change_engine
 
 
+# -- the change engine's own CPU, against instant devices ----------------------------------
+# A lab switch's running configuration before the bench's lines, and where they go.
+INSTANT_CONFIG = """\
+Building configuration...
+
+Current configuration : 389 bytes
+version 12.1
+!
+hostname my_switch
+!
+!
+vlan 1
+!
+interface FastEthernet0/1
+!
+interface FastEthernet0/2
+!
+interface FastEthernet0/3
+!
+interface FastEthernet0/4
+!
+interface FastEthernet0/5
+!
+interface FastEthernet0/6
+!
+interface FastEthernet0/7
+!
+interface FastEthernet0/8
+!
+interface FastEthernet0/9
+!
+interface FastEthernet0/10
+!
+interface FastEthernet0/11
+!
+interface FastEthernet0/12
+!
+end
+"""
+
+
+def _instant_connector() -> type:
+    """The netmiko connector with devices that answer at once, from memory:
+    what is left of a change's CPU is the engine's own (records, ledger,
+    checks, compliance after the change)."""
+    from opskit.connectors.base import ApplyResult
+    from opskit.connectors.netmiko import NetmikoConnector
+    from opskit.connectors.netmiko import _strip_config_preamble as strip_preamble
+
+    configs: dict[str, str] = {}
+    lines = config_lines("opskit-change")
+
+    class InstantConnector(NetmikoConnector):
+        def open(self) -> None:
+            self.is_open = True
+
+        def close(self) -> None:
+            self.is_open = False
+
+        def get_config(self, source: str = "running") -> str:
+            with self.record(f"show {source}-config") as entry:
+                entry.output = configs.get(self.ci.name, INSTANT_CONFIG)
+            return strip_preamble(entry.output)
+
+        def apply_config(self, pushed: Any, **_: Any) -> ApplyResult:
+            with self.record("\n".join(pushed)) as entry:
+                entry.output = "\n".join(["configure terminal", *pushed, "end"])
+                configs[self.ci.name] = INSTANT_CONFIG.replace(
+                    "!\ninterface", f"!\n{lines[0]}\n {lines[1]}\n!\ninterface", 1
+                ).replace(f"{lines[2]}\n", f"{lines[2]}\n {lines[3]}\n", 1)
+            return ApplyResult(changed=True, committed=True, output=entry.output)
+
+    return InstantConnector
+
+
+def engine_cpu(devices: int, concurrency: int, rounds: int) -> int:
+    """The change engine's own CPU a host: the bench's change against
+    `devices` instant devices (`_instant_connector`), `rounds` times in one
+    workspace; no lab, no emulator, so the figure hardly depends on the
+    machine's load."""
+    from opskit.connectors.registry import REGISTRY
+    from opskit.lab.manager import lab_inventory
+    from opskit.workspace import init_workspace
+    from opskit.yamlfile import dump_yaml
+
+    REGISTRY.get("netmiko")
+    REGISTRY._classes["netmiko"] = _instant_connector()  # this process only
+    with tempfile.TemporaryDirectory(prefix="opskit-bench-engine-") as tmp:
+        ws = init_workspace(Path(tmp) / "ws")
+        folder = ws.inventories_dir / "lab"
+        (folder / "secrets").mkdir(parents=True)
+        for name in ("password", "enable_secret"):
+            (folder / "secrets" / name).write_text("unused\n")
+        switches = {f"instant-{n:04d}": 1 for n in range(devices)}
+        document = lab_inventory(
+            switches=switches, linux=[], inventory_dir=folder, secrets_dir=Path("secrets")
+        )
+        (folder / "lab.yaml").write_text(dump_yaml(document))
+        ws.close()
+        for round_number in range(1, rounds + 1):
+            result = run_change_engine(ws.root, concurrency)
+            per_host = 1000 * result["work_cpu"] / max(1, result["hosts"])
+            print(
+                f"instant devices round {round_number}: {result['hosts']} hosts, apply wall "
+                f"{result['wall']:.2f} s, CPU {result['work_cpu']:.2f} s = {per_host:.2f} ms a host"
+                + (f"  errors: {result['errors'][:1]}" if result["errors"] else ""),
+                flush=True,
+            )
+    return 0
+
+
 # -- the parent: lab, sampling, checks, report -------------------------------------------
 def _children(pid: int) -> list[int]:
     try:
@@ -465,6 +577,11 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-change", action="store_true", help="skip the change engine's full process"
     )
     parser.add_argument(
+        "--engine-cpu",
+        action="store_true",
+        help="only the change engine's own CPU a host, against instant in-memory devices",
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         default=None,
@@ -477,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
         help="runs of opskit and Nornir (alternating order); the median counts",
     )
     args, _ = parser.parse_known_args(argv)
+    if args.engine_cpu:
+        return engine_cpu(args.devices, args.concurrency, args.rounds)
 
     from opskit.lab import Lab
     from opskit.workspace import init_workspace
