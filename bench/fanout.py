@@ -319,9 +319,12 @@ def run_change_engine(workspace: Path, concurrency: int) -> dict[str, Any]:
     from opskit.workspace import Workspace
 
     # Imports before timing, as the other workers do theirs (netmiko; the
-    # rollout and the runbook executor, which ChangeService.apply imports).
+    # rollout, the runbook executor and the compliance evaluation after the
+    # change, which ChangeService.apply imports on first use).
     get_connector("netmiko")
     import opskit.changes.rollout
+    import opskit.compliance.after
+    import opskit.compliance.runs
     import opskit.runbooks.executor  # noqa: F401
 
     _write_bench_runbook(workspace, concurrency)
