@@ -25,8 +25,10 @@ hosts as they finish (the rollout calls it from the background writer of
 its host index, off every device's path), and `AfterChange.finish` judges
 whatever is left and records the one compliance run, as `after_change`
 does. A host judged early counts only if it is still a modified host with
-the same configuration at the end; anything that went wrong early is done
-again at the end, where it is reported as before.
+the same configuration at the end (it was judged against the rules,
+templates and inventory of that moment; its result records their digests);
+anything that went wrong early is done again at the end, where it is
+reported as before.
 
 Example (the summary's ``compliance`` entry):
     {"run_seq": 431, "state": "compliant",
