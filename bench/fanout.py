@@ -32,6 +32,9 @@ the steadier figure on a shared machine.
     python bench/fanout.py                     # 200 devices, concurrency 20
     python bench/fanout.py --devices 20 --skip-ansible
     python bench/fanout.py --skip-ansible --skip-change   # connectors only
+    python bench/fanout.py --skip-ansible --skip-nornir --baseline ../main/src
+        # this tree's change engine against another tree's, alternating
+    python bench/fanout.py --engine-cpu        # the engine's own CPU a host, no lab
 """
 
 from __future__ import annotations
@@ -58,7 +61,17 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # echoes every typed character in an SSH packet of its own, and a longer name
 # would be more work on the wire for that tool (14 packets a device for
 # "opskit-change" against "nornir").
-TAGS = {"opskit": "opskit", "nornir": "nornir", "opskit-change": "engine", "ansible": "ansibl"}
+TAGS = {
+    "opskit": "opskit",
+    "nornir": "nornir",
+    "opskit-change": "engine",
+    "opskit-change-baseline": "engine",
+    "ansible": "ansibl",
+}
+# `--baseline SRC`: the change engine of another source tree (its `src`
+# folder, e.g. a git worktree of main), run in the same lab, alternating with
+# this one: a before/after comparison in one run, under the same load.
+BASELINE = "opskit-change-baseline"
 
 
 def config_lines(tool: str) -> list[str]:
@@ -306,9 +319,12 @@ def run_change_engine(workspace: Path, concurrency: int) -> dict[str, Any]:
     from opskit.workspace import Workspace
 
     # Imports before timing, as the other workers do theirs (netmiko; the
-    # rollout and the runbook executor, which ChangeService.apply imports).
+    # rollout, the runbook executor and the compliance evaluation after the
+    # change, which ChangeService.apply imports on first use).
     get_connector("netmiko")
     import opskit.changes.rollout
+    import opskit.compliance.after
+    import opskit.compliance.runs
     import opskit.runbooks.executor  # noqa: F401
 
     _write_bench_runbook(workspace, concurrency)
@@ -348,6 +364,118 @@ def run_change_engine(workspace: Path, concurrency: int) -> dict[str, Any]:
 
 
 WORKERS["opskit-change"] = run_change_engine
+WORKERS[BASELINE] = run_change_engine
+
+
+# -- the change engine's own CPU, against instant devices ----------------------------------
+# A lab switch's running configuration before the bench's lines, and where they go.
+INSTANT_CONFIG = """\
+Building configuration...
+
+Current configuration : 389 bytes
+version 12.1
+!
+hostname my_switch
+!
+!
+vlan 1
+!
+interface FastEthernet0/1
+!
+interface FastEthernet0/2
+!
+interface FastEthernet0/3
+!
+interface FastEthernet0/4
+!
+interface FastEthernet0/5
+!
+interface FastEthernet0/6
+!
+interface FastEthernet0/7
+!
+interface FastEthernet0/8
+!
+interface FastEthernet0/9
+!
+interface FastEthernet0/10
+!
+interface FastEthernet0/11
+!
+interface FastEthernet0/12
+!
+end
+"""
+
+
+def _instant_connector() -> type:
+    """The netmiko connector with devices that answer at once, from memory:
+    what is left of a change's CPU is the engine's own (records, ledger,
+    checks, compliance after the change)."""
+    from opskit.connectors.base import ApplyResult
+    from opskit.connectors.netmiko import NetmikoConnector
+    from opskit.connectors.netmiko import _strip_config_preamble as strip_preamble
+
+    configs: dict[str, str] = {}
+    lines = config_lines("opskit-change")
+
+    class InstantConnector(NetmikoConnector):
+        def open(self) -> None:
+            self.is_open = True
+
+        def close(self) -> None:
+            self.is_open = False
+
+        def get_config(self, source: str = "running") -> str:
+            with self.record(f"show {source}-config") as entry:
+                entry.output = configs.get(self.ci.name, INSTANT_CONFIG)
+            return strip_preamble(entry.output)
+
+        def apply_config(self, pushed: Any, **_: Any) -> ApplyResult:
+            with self.record("\n".join(pushed)) as entry:
+                entry.output = "\n".join(["configure terminal", *pushed, "end"])
+                configs[self.ci.name] = INSTANT_CONFIG.replace(
+                    "!\ninterface", f"!\n{lines[0]}\n {lines[1]}\n!\ninterface", 1
+                ).replace(f"{lines[2]}\n", f"{lines[2]}\n {lines[3]}\n", 1)
+            return ApplyResult(changed=True, committed=True, output=entry.output)
+
+    return InstantConnector
+
+
+def engine_cpu(devices: int, concurrency: int, rounds: int) -> int:
+    """The change engine's own CPU a host: the bench's change against
+    `devices` instant devices (`_instant_connector`), `rounds` times in one
+    workspace; no lab, no emulator, so the figure hardly depends on the
+    machine's load."""
+    from opskit.connectors.registry import REGISTRY
+    from opskit.lab.manager import lab_inventory
+    from opskit.workspace import init_workspace
+    from opskit.yamlfile import dump_yaml
+
+    REGISTRY.get("netmiko")
+    REGISTRY._classes["netmiko"] = _instant_connector()  # this process only
+    with tempfile.TemporaryDirectory(prefix="opskit-bench-engine-") as tmp:
+        ws = init_workspace(Path(tmp) / "ws")
+        folder = ws.inventories_dir / "lab"
+        (folder / "secrets").mkdir(parents=True)
+        for name in ("password", "enable_secret"):
+            (folder / "secrets" / name).write_text("unused\n")
+        switches = {f"instant-{n:04d}": 1 for n in range(devices)}
+        document = lab_inventory(
+            switches=switches, linux=[], inventory_dir=folder, secrets_dir=Path("secrets")
+        )
+        (folder / "lab.yaml").write_text(dump_yaml(document))
+        ws.close()
+        for round_number in range(1, rounds + 1):
+            result = run_change_engine(ws.root, concurrency)
+            per_host = 1000 * result["work_cpu"] / max(1, result["hosts"])
+            print(
+                f"instant devices round {round_number}: {result['hosts']} hosts, apply wall "
+                f"{result['wall']:.2f} s, CPU {result['work_cpu']:.2f} s = {per_host:.2f} ms a host"
+                + (f"  errors: {result['errors'][:1]}" if result["errors"] else ""),
+                flush=True,
+            )
+    return 0
 
 
 # -- the parent: lab, sampling, checks, report -------------------------------------------
@@ -382,14 +510,23 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def run_tool(tool: str, workspace: Path, concurrency: int, emulator_pid: int) -> dict[str, Any]:
+def run_tool(
+    tool: str,
+    workspace: Path,
+    concurrency: int,
+    emulator_pid: int,
+    baseline: Path | None = None,
+) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
         out_path = Path(out.name)
     command = [sys.executable, __file__, "_worker", tool, str(workspace), str(concurrency)]
+    env = None
+    if tool == BASELINE and baseline is not None:
+        env = {**os.environ, "PYTHONPATH": str(baseline)}
     cpu_before = _cpu_seconds(emulator_pid)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=open(out_path, "w"))  # noqa: SIM115
+    process = subprocess.Popen(command, stdout=open(out_path, "w"), env=env)  # noqa: SIM115
     peak = 0
     while process.poll() is None:
         peak = max(peak, _tree_rss_kib(process.pid))
@@ -443,18 +580,32 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-change", action="store_true", help="skip the change engine's full process"
     )
     parser.add_argument(
+        "--engine-cpu",
+        action="store_true",
+        help="only the change engine's own CPU a host, against instant in-memory devices",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="also run the change engine of this source tree (its src folder), alternating",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=3,
         help="runs of opskit and Nornir (alternating order); the median counts",
     )
     args, _ = parser.parse_known_args(argv)
+    if args.engine_cpu:
+        return engine_cpu(args.devices, args.concurrency, args.rounds)
 
     from opskit.lab import Lab
     from opskit.workspace import init_workspace
 
     tools = ["opskit"] + ([] if args.skip_nornir else ["nornir"])
     tools += [] if args.skip_change else ["opskit-change"]
+    tools += [BASELINE] if args.baseline and not args.skip_change else []
     tools += [] if args.skip_ansible else ["ansible"]
     with tempfile.TemporaryDirectory(prefix="opskit-bench-fanout-") as tmp:
         ws = init_workspace(Path(tmp) / "ws")
@@ -482,7 +633,9 @@ def main(argv: list[str] | None = None) -> int:
                 if round_number == 0 and "ansible" in tools:
                     order = [*order, "ansible"]
                 for tool in order:
-                    result = run_tool(tool, ws.root, args.concurrency, status.switches_pid)
+                    result = run_tool(
+                        tool, ws.root, args.concurrency, status.switches_pid, args.baseline
+                    )
                     result["verified"] = check_devices(ws.root, tool, args.concurrency)
                     if result["verified"] != result["hosts"]:
                         result["errors"].append(
@@ -578,6 +731,14 @@ def _print_ratios(results: dict[str, dict[str, Any]]) -> None:
                 f"change engine / opskit connectors alone, CPU of the timed work: "
                 f"{change['work_cpu'] / opskit['work_cpu']:.2f}x"
             )
+    baseline = results.get(BASELINE)
+    if change and baseline:
+        print(
+            f"baseline change engine / opskit connectors alone: "
+            f"{baseline['wall'] / opskit['wall']:.2f}x; change engine / baseline: "
+            f"{change['wall'] / baseline['wall']:.2f}x wall, "
+            f"{change['work_cpu'] / baseline['work_cpu']:.2f}x CPU of the timed work"
+        )
     ansible = results.get("ansible")
     if ansible:
         speedup = ansible["wall"] / opskit["process_wall"]

@@ -11,7 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from opskit.compliance.accuracy import compliance_rates
-from opskit.compliance.history import OUTSIDE, feature_history, latest_feature_states
+from opskit.compliance.history import (
+    OUTSIDE,
+    feature_history,
+    latest_feature_states,
+    latest_feature_states_of,
+)
 from opskit.compliance.runs import RESULT_KIND
 from opskit.errors import UsageError
 from opskit.ledger.core import Ledger
@@ -43,6 +48,12 @@ def test_transitions_causes_and_rates(workspace: Workspace) -> None:
     ]
     assert [t.feature for t in feature_history(ledger, ci="sw1", feature="ntp")] == ["ntp", "ntp"]
     assert latest_feature_states(ledger, "sw1")["ntp"][0] == "non-compliant"
+    # One pass for many CIs (the after-change evaluation) says what one query per CI says.
+    assert latest_feature_states_of(ledger, ["sw1", "sw2", "sw9"]) == {
+        "sw1": latest_feature_states(ledger, "sw1"),
+        "sw2": latest_feature_states(ledger, "sw2"),
+        "sw9": {},
+    }
     rates = compliance_rates(ledger)
     assert (rates["judged"], rates["compliant"], rates["rate"]) == (2, 1, 0.5)
     assert rates["features"]["vlans"]["rate"] == 1.0

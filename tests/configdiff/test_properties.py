@@ -72,6 +72,7 @@ def test_remediation_and_prediction_between_any_texts_never_crash(
         lambda: configdiff.predict(a, b.splitlines(), platform, host="sw1"),
         lambda: configdiff.hier_diff(a, b, platform, host="sw1"),
         lambda: configdiff.missing_lines(a, b.splitlines(), platform, host="sw1"),
+        lambda: configdiff.line_difference(a, b, platform, host="sw1"),
     ]
     if platform in configdiff.LINE_BY_LINE_PLATFORMS:
         operations.append(lambda: configdiff.line_restoration(a, b, platform, host="sw1"))
@@ -80,6 +81,33 @@ def test_remediation_and_prediction_between_any_texts_never_crash(
             operation()
         except OpskitError as exc:
             assert str(exc).startswith("sw1: cannot ") and "\n" not in str(exc)
+
+
+def _tree_lines(tree: Any) -> tuple[str, ...]:
+    return tuple(part for line in tree.lines() for part in line.splitlines())
+
+
+@FAST
+@given(a=device_text, b=device_text, platform=st.sampled_from(PLATFORMS))
+def test_remembered_comparisons_are_fresh_ones_and_errors_name_each_host(
+    a: str, b: str, platform: str | None
+) -> None:
+    # Small texts are remembered by content (a fleet's sections repeat): the
+    # answer is the one computed afresh, and an error still names its own host.
+    from opskit.configdiff import remediate
+
+    for host in ("sw1", "sw2"):
+        try:
+            fix = configdiff.remediation(a, b, platform, host=host)
+            missing, extra = configdiff.line_difference(a, b, platform, host=host)
+        except OpskitError as exc:
+            assert str(exc).startswith(f"{host}: cannot ") and "\n" not in str(exc)
+            continue
+        have, want = configdiff.parse(a, platform), configdiff.parse(b, platform)
+        assert missing == _tree_lines(want.difference(have))
+        assert extra == _tree_lines(have.difference(want))
+        remediate._remembered_remediation.cache_clear()
+        assert fix == configdiff.remediation(a, b, platform, host=host)
 
 
 @FAST

@@ -32,6 +32,7 @@ from opskit.inventory.observed import ObservedStore
 from opskit.ledger.groupcommit import QueueDrainer
 
 if TYPE_CHECKING:
+    from opskit.compliance.after import AfterChange
     from opskit.connectors.pool import ConnectionPool
     from opskit.inventory.model import CI
     from opskit.runbooks.model import Runbook, Strategy
@@ -68,6 +69,8 @@ class Rollout:
         self._queue_steps = False
         # Writes finished hosts' index rows and CMDB records off their threads.
         self._index: QueueDrainer[tuple[float, HostSummary]] | None = None
+        # Compliance after the change, judged as hosts finish (by the index writer).
+        self._after: AfterChange | None = None
 
     # -- recording -------------------------------------------------------------
     def recorder(self, ci: str) -> Callable[..., Any]:
@@ -194,6 +197,7 @@ class Rollout:
         # device waits for its steps to be durable on one of `width` more
         # threads, while the next host starts.
         device = threading.BoundedSemaphore(width)
+        self._after = self._after_change(change)
         with self.ctx.runner(2 * width) as threads:
             self._queue_steps = True
             # Finished hosts are indexed in the background, all those that finished
@@ -350,9 +354,7 @@ class Rollout:
         else:
             final, cause = State.FAILED, _cause(stopped_reason, self.outcomes.values())
         summary = self.summary(change, final, cause=cause)
-        from opskit.compliance.after import after_change
-
-        after = after_change(self.ctx.ws, change.id, self.actor, self.outcomes, change.inventory)
+        after = (self._after or self._after_change(change)).finish(self.outcomes)
         summary.compliance = after.get("compliance")
         self.store.set_summary(change.id, summary.to_dict())
         self.journal.transition(
@@ -378,6 +380,14 @@ class Rollout:
             )
         for outcome in outcomes:
             self._record_facts(change_id, outcome)
+        if self._after is not None:
+            # Off every device's path: what `_finish` records is mostly judged here.
+            self._after.judge(outcomes)
+
+    def _after_change(self, change: ChangeRequest) -> AfterChange:
+        from opskit.compliance.after import AfterChange
+
+        return AfterChange(self.ctx.ws, change.id, self.actor, change.inventory)
 
     def _close_index(self) -> None:
         index, self._index = self._index, None

@@ -19,6 +19,17 @@ after the change that fixed it.
 Nothing here can fail a change: a workspace without compliance rules adds
 nothing, and any error is reported in the summary instead.
 
+`AfterChange` does the same in two parts, so that most of the work is done
+while the rollout still works on other hosts: `AfterChange.judge` evaluates
+hosts as they finish (the rollout calls it from the background writer of
+its host index, off every device's path), and `AfterChange.finish` judges
+whatever is left and records the one compliance run, as `after_change`
+does. A host judged early counts only if it is still a modified host with
+the same configuration at the end (it was judged against the rules,
+templates and inventory of that moment; its result records their digests);
+anything that went wrong early is done again at the end, where it is
+reported as before.
+
 Example (the summary's ``compliance`` entry):
     {"run_seq": 431, "state": "compliant",
      "hosts": {"lab-sw01": {"state": "compliant",
@@ -27,7 +38,8 @@ Example (the summary's ``compliance`` entry):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from opskit.compliance.results import State
@@ -36,6 +48,9 @@ from opskit.hoststate import HostState
 
 if TYPE_CHECKING:
     from opskit.changes.summary import HostSummary
+    from opskit.compliance.model import RuleSet
+    from opskit.compliance.runs import Judged
+    from opskit.inventory import Inventory
     from opskit.workspace import Workspace
 
 
@@ -88,19 +103,85 @@ def after_change(
     actor: str,
     outcomes: Mapping[str, HostSummary],
     inventory: str | None = None,
+    judged: Mapping[str, Judged] | None = None,
 ) -> dict[str, Any]:
     """``{"compliance": {...}}`` for the change's summary, or {} when the
     workspace has no compliance rules or no host was modified. `outcomes`:
-    the rollout's per-host summaries (`opskit.changes.summary.HostSummary`)."""
+    the rollout's per-host summaries (`opskit.changes.summary.HostSummary`);
+    `judged`: hosts judged already (`AfterChange.judge`), used when they are
+    modified hosts and were judged from the same configuration."""
     names = changed_hosts(outcomes)
     if not names or not (ws.root / "compliance").is_dir():
         return {}
     configs = recorded_configs(ws, change_id, [n for n in names if outcomes[n].run is None])
     configs.update({n: c for n, c in post_change_configs(outcomes).items() if n in names})
+    kept = {
+        n: entry
+        for n, entry in (judged or {}).items()
+        if n in configs and entry[1].config == configs[n]
+    }
     try:
-        return {"compliance": _evaluate(ws, change_id, actor, names, inventory, configs)}
+        return {"compliance": _evaluate(ws, change_id, actor, names, inventory, configs, kept)}
     except OpskitError as exc:
         return {"compliance": {"error": f"compliance not evaluated after the change: {exc}"}}
+
+
+class AfterChange:
+    """`after_change` in two parts (see the module docstring). Thread-safe."""
+
+    def __init__(
+        self, ws: Workspace, change_id: str, actor: str, inventory: str | None = None
+    ) -> None:
+        self.ws = ws
+        self.change_id = change_id
+        self.actor = actor
+        self.inventory = inventory
+        self._judged: dict[str, Judged] = {}
+        self._lock = threading.Lock()
+        self._input: tuple[Inventory, RuleSet] | None = None
+        self._enabled = (ws.root / "compliance").is_dir()
+
+    def judge(self, outcomes: Iterable[HostSummary]) -> None:
+        """Judges the hosts among `outcomes` that the change modified, from
+        the configuration their verification fetched. Never raises: a host
+        it could not judge is judged by `finish`."""
+        if not self._enabled:
+            return
+        done = {o.ci: o for o in outcomes}
+        names = changed_hosts(done)
+        configs = {n: c for n, c in post_change_configs(done).items() if n in names}
+        if not configs:
+            return
+        try:
+            from opskit.backups.linechange import selection_of
+            from opskit.compliance.runs import judge_given, plan_run
+
+            with self._lock:
+                inventory, ruleset = self._prepared()
+                select = selection_of(configs)
+                for plan in plan_run(self.ws, inventory, select, ruleset=ruleset):
+                    name = plan.ci.name
+                    origin = f"{self.change_id} verify"
+                    self._judged[name] = judge_given(plan, configs[name], origin)
+        except Exception:  # only a head start: `finish` judges these hosts again
+            return
+
+    def finish(self, outcomes: Mapping[str, HostSummary]) -> dict[str, Any]:
+        """What `after_change` returns, with the hosts `judge` judged."""
+        with self._lock:
+            judged = dict(self._judged)
+        return after_change(
+            self.ws, self.change_id, self.actor, outcomes, self.inventory, judged=judged
+        )
+
+    def _prepared(self) -> tuple[Inventory, RuleSet]:
+        if self._input is None:
+            from opskit.compliance.rules import workspace_rules
+            from opskit.inventory import load_workspace_inventory
+
+            name = self.inventory or self.ws.policy.inventory
+            self._input = (load_workspace_inventory(self.ws, name), workspace_rules(self.ws))
+        return self._input
 
 
 def _evaluate(
@@ -110,14 +191,15 @@ def _evaluate(
     names: list[str],
     inventory: str | None,
     configs: dict[str, str],
+    judged: Mapping[str, Judged],
 ) -> dict[str, Any]:
     from opskit.backups.linechange import selection_of
-    from opskit.compliance.history import latest_feature_states
+    from opskit.compliance.history import latest_feature_states_of
     from opskit.compliance.runs import run_compliance
     from opskit.ledger.core import Ledger
 
     ledger = Ledger.open(ws)
-    before = {name: latest_feature_states(ledger, name) for name in names}
+    before = latest_feature_states_of(ledger, names)
     run = run_compliance(
         ws,
         actor,
@@ -127,6 +209,7 @@ def _evaluate(
         trigger={"change_id": change_id},
         configs=configs,
         configs_origin=f"{change_id} verify",
+        judged=judged,
     )
     hosts = {}
     for result in run.fleet.results:
@@ -141,4 +224,10 @@ def _evaluate(
     return {"run_seq": run.seq, "state": str(run.fleet.state), "hosts": hosts}
 
 
-__all__ = ["after_change", "changed_hosts", "post_change_configs", "recorded_configs"]
+__all__ = [
+    "AfterChange",
+    "after_change",
+    "changed_hosts",
+    "post_change_configs",
+    "recorded_configs",
+]

@@ -170,10 +170,27 @@ def latest_feature_states(ledger: Ledger, ci: str) -> dict[str, tuple[str, int]]
     (``unknown`` results do not replace a known state)."""
     states: dict[str, tuple[str, int]] = {}
     for event in result_events(ledger, ci):
-        for item in event.payload.get("features") or []:
-            if item.get("state") != State.UNKNOWN or item.get("feature") not in states:
-                states[str(item.get("feature"))] = (str(item.get("state")), event.seq)
+        _fold_states(states, event)
     return states
+
+
+def latest_feature_states_of(
+    ledger: Ledger, cis: Iterable[str]
+) -> dict[str, dict[str, tuple[str, int]]]:
+    """`latest_feature_states` of each CI in `cis` (every one a key, {} when
+    never evaluated), read in one pass over the results rather than one
+    query per CI."""
+    states: dict[str, dict[str, tuple[str, int]]] = {ci: {} for ci in cis}
+    for event in result_events(ledger):
+        if event.ci in states:
+            _fold_states(states[event.ci], event)
+    return states
+
+
+def _fold_states(states: dict[str, tuple[str, int]], event: Event) -> None:
+    for item in event.payload.get("features") or []:
+        if item.get("state") != State.UNKNOWN or item.get("feature") not in states:
+            states[str(item.get("feature"))] = (str(item.get("state")), event.seq)
 
 
 __all__ = [
@@ -182,5 +199,6 @@ __all__ = [
     "applied_changes",
     "feature_history",
     "latest_feature_states",
+    "latest_feature_states_of",
     "latest_result",
 ]

@@ -23,10 +23,6 @@ def _text(sections: Sequence[Section]) -> str:
     return "\n".join(s.text for s in sections)
 
 
-def _lines_of(config: configdiff.model.HConfig) -> tuple[str, ...]:
-    return tuple(part for line in config.lines() for part in line.splitlines())
-
-
 def _keys(sections: Sequence[Section]) -> list[str]:
     return [s.key for s in sections]
 
@@ -83,10 +79,9 @@ def intended_mode(
         have_part, want_part = _differing(have, want)
         if not have_part and not want_part:
             return _result(bound, State.COMPLIANT, **shown)
-    have_tree = configdiff.parse(_text(have_part), platform, host=host)
-    want_tree = configdiff.parse(_text(want_part), platform, host=host)
-    missing = _lines_of(want_tree.difference(have_tree))
-    extra = _lines_of(have_tree.difference(want_tree))
+    missing, extra = configdiff.line_difference(
+        _text(have_part), _text(want_part), platform, host=host
+    )
     if not missing and not extra:
         if not ordered:
             return _result(bound, State.COMPLIANT, **shown)

@@ -101,6 +101,10 @@ class ComplianceRun:
         return {"seq": self.seq, "source": self.source, "ok": self.ok, **self.fleet.to_dict()}
 
 
+#: One CI's run entry: its plan, its configuration as read, its result.
+Judged = tuple[Plan, Observed, CiCompliance]
+
+
 # -- 1. the input, checked before anything else ------------------------------
 def plan_run(
     ws: Workspace,
@@ -108,13 +112,18 @@ def plan_run(
     select: str | None,
     features: Sequence[str] = (),
     ruleset: RuleSet | None = None,
+    planned: Mapping[str, Plan] | None = None,
 ) -> list[Plan]:
     """The CIs with rules among the selected ones, each with its rules and
-    intended configuration (raises the first input error)."""
+    intended configuration (raises the first input error). `planned`: plans
+    made already, by CI name (taken as they are, in their place)."""
     ruleset = ruleset if ruleset is not None else workspace_rules(ws)
     templates = TemplateCache()  # every CI of the run renders the same compiled templates
     plans = []
     for ci in inventory.select(select):
+        if planned and ci.name in planned:
+            plans.append(planned[ci.name])
+            continue
         rules = rules_for(ci, ruleset, inventory)
         if not rules.features:
             continue
@@ -203,6 +212,13 @@ def judge(plan: Plan, observed: Observed, features: Sequence[str] = ()) -> CiCom
         kept = tuple(f for f in result.features if f.feature in features)
         result = dataclasses.replace(result, features=kept)
     return result
+
+
+def judge_given(plan: Plan, config: str, origin: str) -> Judged:
+    """A CI judged from a configuration the caller gives (not read), on its
+    configuration features only (`configuration_only`)."""
+    seen = Observed(config=config, origin=origin)
+    return plan, seen, configuration_only(judge(plan, seen))
 
 
 def configuration_only(result: CiCompliance) -> CiCompliance:
@@ -320,36 +336,44 @@ def run_compliance(
     progress: Callable[[CiCompliance], None] | None = None,
     configs: Mapping[str, str] | None = None,
     configs_origin: str = "given",
+    judged: Mapping[str, Judged] | None = None,
 ) -> ComplianceRun:
     """Evaluates and records one compliance run (see the module docstring).
     `configs` ({ci: running configuration}) are judged as given, without
     reading those devices (the change engine's post-change configurations),
     on their configuration features only (a structured feature needs live
-    facts); each of their results names `configs_origin`."""
+    facts); each of their results names `configs_origin`. `judged`: CIs the
+    caller judged already (`judge_given`; the change engine judges its hosts
+    as they finish), recorded as they are: not planned, read or judged again."""
     from opskit.inventory import load_workspace_inventory
     from opskit.ledger.core import Ledger
 
     if source not in SOURCES:
         raise UsageError(f"--source {source!r}: use one of {', '.join(SOURCES)}")
     inv = load_workspace_inventory(ws, inventory or ws.policy.inventory)
-    plans = plan_run(ws, inv, select, features)
+    done = dict(judged or {})
+    plans = plan_run(ws, inv, select, features, planned={n: j[0] for n, j in done.items()})
     ledger = Ledger.open(ws)
     given = dict(configs or {})
-    observed = _read(ledger, [p for p in plans if p.ci.name not in given], source, concurrency)
+    unread = [p for p in plans if p.ci.name not in given and p.ci.name not in done]
+    observed = _read(ledger, unread, source, concurrency)
     for name, config in given.items():
         observed[name] = Observed(config=config, origin=configs_origin)
-    judged = []
+    entries = []
     for plan in plans:
-        seen = observed[plan.ci.name]
-        result = judge(plan, seen, features)
-        if plan.ci.name in given:
-            result = configuration_only(result)
-        judged.append((plan, seen, result))
+        entry = done.get(plan.ci.name)
+        if entry is None:
+            seen = observed[plan.ci.name]
+            result = judge(plan, seen, features)
+            if plan.ci.name in given:
+                result = configuration_only(result)
+            entry = (plan, seen, result)
+        entries.append(entry)
         if progress is not None:
-            progress(result)
-    fleet = FleetCompliance(tuple(result for _, _, result in judged))
+            progress(entry[2])
+    fleet = FleetCompliance(tuple(result for _, _, result in entries))
     payload = run_payload(source, select, features, plans, inv, fleet, trigger)
-    seq, result_seqs = record_run(ledger, actor, payload, judged)
+    seq, result_seqs = record_run(ledger, actor, payload, entries)
     return ComplianceRun(source, fleet, seq, result_seqs)
 
 
@@ -372,10 +396,12 @@ __all__ = [
     "RUN_KIND",
     "SOURCES",
     "ComplianceRun",
+    "Judged",
     "Observed",
     "Plan",
     "diff_text",
     "judge",
+    "judge_given",
     "plan_run",
     "read_backups",
     "read_live",

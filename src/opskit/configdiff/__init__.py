@@ -19,6 +19,8 @@ Public API (used by the runbook executor, the change engine and drift checks):
 - ``remediation(current, target, platform) -> list[str]``: the configuration
   lines that turn ``current`` into ``target``, computed by hier_config (``no``
   negations, sections entered by their parent line, children indented).
+- ``line_difference(current, target, platform) -> (missing, extra)``: the
+  lines each side lacks, hierarchically (hier_config's difference).
 - ``line_restoration(current, target, platform)``: the same by counting every
   copy of every line (the last resort of a rollback).
 - ``hier_diff(before, after, platform)``: the hierarchical diff of two
@@ -40,6 +42,7 @@ from opskit.configdiff.remediate import (
     ConfigComputeError,
     contains_lines,
     hier_diff,
+    line_difference,
     line_restoration,
     missing_lines,
     predict,
@@ -61,6 +64,7 @@ __all__ = [
     "hier_diff",
     "hier_platform",
     "is_volatile",
+    "line_difference",
     "line_restoration",
     "missing_lines",
     "normalize",

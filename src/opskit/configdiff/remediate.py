@@ -17,16 +17,70 @@ LINE_BY_LINE_PLATFORMS = frozenset(
 )
 
 
+# Texts up to this size (together) are remembered by content: a compliance
+# run compares the same small sections on many CIs (the same drift across a
+# fleet). Whole configurations are neither small nor repeated.
+MEMO_CHARS = 8192
+
+
 def remediation(
     current: str, target: str, platform: str | None = None, *, host: str | None = None
 ) -> list[str]:
     """Configuration lines that turn ``current`` into ``target`` (hier_config)."""
+    if len(current) + len(target) <= MEMO_CHARS:
+        try:
+            return list(_remembered_remediation(current, target, platform))
+        except OpskitError:
+            pass  # not remembered: computed again below to name the host in the error
+    return _remediation(current, target, platform, host)
+
+
+def line_difference(
+    current: str, target: str, platform: str | None = None, *, host: str | None = None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the lines of ``target`` that ``current`` lacks, the lines of
+    ``current`` that ``target`` lacks), hierarchically (hier_config's
+    difference; each line as it is printed, indented under its parents),
+    e.g. ``(("vlan 20", " name users"), ())``."""
+    if len(current) + len(target) <= MEMO_CHARS:
+        try:
+            return _remembered_difference(current, target, platform)
+        except OpskitError:
+            pass  # as in `remediation`
+    return _difference(current, target, platform, host)
+
+
+@functools.lru_cache(maxsize=512)
+def _remembered_remediation(current: str, target: str, platform: str | None) -> tuple[str, ...]:
+    return tuple(_remediation(current, target, platform, None))
+
+
+@functools.lru_cache(maxsize=512)
+def _remembered_difference(
+    current: str, target: str, platform: str | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return _difference(current, target, platform, None)
+
+
+def _remediation(current: str, target: str, platform: str | None, host: str | None) -> list[str]:
     have, want = parse(current, platform, host=host), parse(target, platform, host=host)
     with _computing("the remediation", host):
         workflow = WorkflowRemediation(have, want)
         # The text form closes each section with "exit", so that a following
         # top-level line is not sent inside the previous sub-mode.
         return _text_lines(str(workflow.remediation_config))
+
+
+def _difference(
+    current: str, target: str, platform: str | None, host: str | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    have, want = parse(current, platform, host=host), parse(target, platform, host=host)
+    with _computing("the difference", host):
+        return _lines_of(want.difference(have)), _lines_of(have.difference(want))
+
+
+def _lines_of(config: HConfig) -> tuple[str, ...]:
+    return tuple(part for line in config.lines() for part in line.splitlines())
 
 
 @contextmanager

@@ -1,0 +1,81 @@
+"""Compliance after a change, judged while the rollout runs (`AfterChange`):
+hosts judged as they finish are recorded as one evaluation at the end would
+record them; a host whose configuration is not the one judged early is
+judged again; judging early never raises."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opskit.changes.summary import HostSummary
+from opskit.compliance.after import AfterChange, after_change
+from opskit.compliance.runs import RESULT_KIND
+from opskit.digests import sha256_text
+from opskit.hoststate import HostState
+from opskit.ledger.core import Ledger
+from opskit.runbooks.results import HostRun, StepRun
+from opskit.workspace import Workspace
+from tests.compliance.support import CONFIGS
+
+HOSTS = {  # example inventory CI -> a real IOS configuration (tests/data/configs)
+    "core-sw1": "batfish-example-as2core1.cfg",
+    "core-sw2": "batfish-example-as2core2.cfg",
+}
+
+
+def _outcome(name: str, config: str) -> HostSummary:
+    """A host the change modified, whose verification fetched `config`."""
+    run = HostRun(ci=name, platform="cisco_ios", runbook="bench@1.0.0")
+    run.steps.append(StepRun(phase="apply", name="push", connector="netmiko",
+                             action="config", changed=True))  # fmt: skip
+    run.steps.append(StepRun(phase="verify", name="fetch", connector="netmiko",
+                             action="get_config", commands=["get_config running"],
+                             output=config))  # fmt: skip
+    return HostSummary(name, HostState.OK, batch=0, ran=True, run=run)
+
+
+def _recorded(ws: Workspace, run_seq: int) -> dict[str, dict[str, Any]]:
+    """Per CI, what the run's result records (features, config blob)."""
+    out = {}
+    for event in Ledger.open(ws).events(kind=RESULT_KIND, after_seq=run_seq):
+        if event.payload.get("run") == run_seq:
+            out[event.ci] = {"features": event.payload["features"], "config": event.blobs["config"]}
+    return out
+
+
+def test_hosts_judged_as_they_finish_are_recorded_as_at_the_end(workspace: Workspace) -> None:
+    configs = {n: (CONFIGS / "cisco_ios" / f).read_text() for n, f in HOSTS.items()}
+    outcomes = {n: _outcome(n, c) for n, c in configs.items()}
+    at_the_end = after_change(workspace, "CHG-000001", "alice", outcomes, "example")
+
+    early = AfterChange(workspace, "CHG-000002", "alice", "example")
+    for outcome in outcomes.values():  # as the index writer hands them over
+        early.judge([outcome])
+    # Judged early means not judged again: without the template now, a host
+    # judged at the end would have its features unknown (no intended configuration).
+    template = workspace.templates_dir / "intended" / "cisco_ios.j2"
+    text = template.read_text()
+    template.unlink()
+    judged_early = early.finish(outcomes)
+    assert "error" not in judged_early["compliance"]
+    ends = at_the_end["compliance"], judged_early["compliance"]
+    assert {n: h["state"] for n, h in ends[0]["hosts"].items()} == {
+        n: h["state"] for n, h in ends[1]["hosts"].items()
+    }
+    assert _recorded(workspace, ends[0]["run_seq"]) == _recorded(workspace, ends[1]["run_seq"])
+
+    # A configuration other than the one judged early is judged again (the
+    # template is back; without it, that host could not be evaluated).
+    template.write_text(text)
+    stale = AfterChange(workspace, "CHG-000003", "alice", "example")
+    stale.judge([_outcome("core-sw1", configs["core-sw2"])])
+    result = stale.finish(outcomes)["compliance"]
+    recorded = _recorded(workspace, result["run_seq"])
+    assert recorded["core-sw1"]["config"] == sha256_text(configs["core-sw1"])
+    assert recorded == _recorded(workspace, ends[0]["run_seq"])
+
+    template.write_text("hostname {{ ci.name }\n")  # a template error: reported at the end
+    broken = AfterChange(workspace, "CHG-000004", "alice", "example")
+    broken.judge(outcomes.values())  # never raises
+    error = broken.finish(outcomes)["compliance"]["error"]
+    assert error.startswith("compliance not evaluated after the change: CI core-sw1: templates/")
