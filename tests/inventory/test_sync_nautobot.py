@@ -13,13 +13,13 @@ import pytest
 
 from opskit.inventory import load_inventory
 from opskit.workspace import Workspace
-from tests.fixtures.nautobot import NautobotServer
+from tests.fixtures.nautobot import MARKS, NautobotServer
 from tests.fixtures.servers import free_port
 from tests.fuzz.support import CliResult, run_cli
 from tests.inventory.nautobot_estate import Estate, add_device, build_estate
 
 # One worker holds the session's Nautobot server.
-pytestmark = [pytest.mark.nautobot, pytest.mark.slow, pytest.mark.xdist_group("nautobot")]
+pytestmark = MARKS
 
 TOKEN_REF = "{env: NAUTOBOT_TOKEN}"
 

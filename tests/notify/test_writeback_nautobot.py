@@ -30,12 +30,12 @@ from opskit.secrets import SecretRef
 from opskit.workspace import Workspace
 from tests.audit_support import REPO, approved, cli, completed_change, lab_workspace
 from tests.changes_support import write_policy
-from tests.fixtures.nautobot import NautobotServer
+from tests.fixtures.nautobot import MARKS, NautobotServer
 from tests.fuzz.support import run_cli
 from tests.notify.relay import Relay
 
 # The session's Nautobot runs on the worker of the "nautobot" group.
-pytestmark = [pytest.mark.nautobot, pytest.mark.slow, pytest.mark.xdist_group("nautobot")]
+pytestmark = MARKS
 
 NOW = Backoff(base=0.0, cap=0.0)  # retries due at once: the test drives the clock
 TOKEN_ENV = "NB_WRITEBACK_TOKEN"
