@@ -26,6 +26,7 @@ ALLOWED = {
 OTHER_ENUMS = {
     ("changes/model.py", "State"),  # a change's state (completed, failed, rolled_back...)
     ("compliance/results.py", "State"),  # a feature's compliance state (unknown: not evaluated)
+    ("distributed/schedule.py", "RunStatus"),  # a scheduled run: done, skipped or failed
 }
 
 

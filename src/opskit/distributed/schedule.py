@@ -49,6 +49,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, cast
 
 from opskit.connectors.actions import BUILTIN, CONNECTOR_ACTIONS, ActionSpec
@@ -343,6 +344,14 @@ def register_tasks(app: Any, ws: Workspace) -> None:
     del scheduled
 
 
+class RunStatus(StrEnum):
+    """What became of one due run of a schedule (not a host's state)."""
+
+    DONE = "done"
+    SKIPPED = "skipped"  # the previous run still held the entry's lock
+    FAILED = "failed"
+
+
 def run_scheduled(ws: Workspace, name: str, queue: str) -> dict[str, Any]:
     """Runs one schedule's job for `queue` (see the module docstring)."""
     result: dict[str, Any] = {"schedule": name, "queue": queue}
@@ -353,13 +362,13 @@ def run_scheduled(ws: Workspace, name: str, queue: str) -> dict[str, Any]:
         with overlap_lock(ws, entry.key) as held:
             if not held:
                 seq = record_skip(ws, name, queue, OVERLAP_REASON, job=job)
-                return {**result, "status": "skipped", "seq": seq}
-            return {**result, "status": "done", "seqs": JOBS[job](ws, entry)}
+                return {**result, "status": RunStatus.SKIPPED, "seq": seq}
+            return {**result, "status": RunStatus.DONE, "seqs": JOBS[job](ws, entry)}
     except OpskitError as exc:
         reason = REDACTOR.redact(str(exc)).splitlines()[0][:500]
         payload = {**result, "job": job, "error": reason}
         seq = _append(ws, FAILED_KIND, name, payload)
-        return {**result, "status": "failed", "error": reason, "seq": seq}
+        return {**result, "status": RunStatus.FAILED, "error": reason, "seq": seq}
 
 
 def record_skip(
