@@ -79,19 +79,26 @@ def test_every_link_is_the_fold_of_the_chain_whatever_came_between(ws: Workspace
             record("step", actor="ci", change_id="C", payload={"bad": {1}}, prepared=True)
         for thread in threads:
             thread.join()
-    # Linked in a transaction that is then rolled back.
+    # The change's latest event written (flushed) inside the transaction.
+    with journal.ledger.batch() as batch:
+        record("step", actor="ci", change_id="C", payload={"flushed": 1})
+        batch.flush()
+        record("step", actor="ci", change_id="C", payload={"after": "flush"})
+    # Linked in a transaction that is then rolled back; then, at the seq the
+    # last of those links was computed for, an event of the change written
+    # without a link on another history.
     with pytest.raises(RuntimeError), journal.ledger.batch():
         record("step", actor="ci", change_id="C", payload={"gone": 1})
+        record("step", actor="ci", change_id="C", payload={"gone": 2})
         raise RuntimeError("rolled back")
     journal.ledger.append("step", actor="ci", change_id="D", payload={})
-    # Written without a link (as a ledger before format 2 wrote it).
     journal.ledger.append("step", actor="old", change_id="C", payload={})
     record("step", actor="ci", change_id="C", payload={"after": "unlinked"})
     other.record("step", actor="other", change_id="C", payload={"other": 2})
     record("change.closed", actor="ci", change_id="C", payload={})
 
     carried = links_from_the_chain(journal.ledger)
-    assert len(carried) == 4 * 40 + 6 and sum(link is None for link in carried.values()) == 2
+    assert len(carried) == 4 * 40 + 8 and sum(link is None for link in carried.values()) == 2
     assert journal.ledger.verify().ok
 
 

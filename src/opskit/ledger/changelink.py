@@ -85,13 +85,15 @@ def next_link(batch: Batch, change_id: str) -> dict[str, Any]:
     (inside its write transaction: no other writer can come between).
 
     The change's latest event is the batch's own last one when it has one
-    (not yet written); else it is read from the events after the one the
-    previous link here was for (a range of the primary key); else by the
-    change id index. Its own link is known without reading its record when
-    this ledger computed it, on the same chain up to that event."""
+    (not yet written); else the last one this ledger committed, when the
+    batch starts on the head of that commit; else it is read from the events
+    after the one the previous link here was for (a range of the primary
+    key); else by the change id index. Its own link is known without reading
+    its record when this ledger computed it, on the same chain up to that
+    event."""
     known = _KNOWN.setdefault(batch.ledger, {})
     last = known.get(change_id)
-    row = _in_batch(batch, change_id)
+    row = _in_batch(batch, change_id) or _in_last_commit(batch, change_id)
     if row is None and last is not None:
         # `+change_id`: SQLite must walk the seq range, not the change's index entries.
         column = "+change_id" if batch.ledger.dialect == "sqlite" else "change_id"
@@ -122,6 +124,23 @@ def _in_batch(batch: Batch, change_id: str) -> tuple[Any, ...] | None:
     return None
 
 
+def _in_last_commit(batch: Batch, change_id: str) -> tuple[Any, ...] | None:
+    """(seq, prev_hash, hash, None) of the change's latest event when it is
+    among the events of this ledger's last commit and the batch starts on
+    that commit's head (its chain hash commits to every record up to it: no
+    event came after them), and the batch flushed none of its rows (those are
+    found by reading them); else None."""
+    last_commit = batch.ledger.last_commit
+    if last_commit is None or last_commit[0] != batch.start_head:
+        return None
+    if batch.seq - len(batch._rows) != batch.start_seq:
+        return None
+    for event in reversed(last_commit[1]):
+        if event.change_id == change_id:
+            return event.seq, event.prev_hash, event.hash, None
+    return None
+
+
 def _latest(batch: Batch, where: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
     batch.cursor.execute(
         batch.ledger.sql(
@@ -134,8 +153,14 @@ def _latest(batch: Batch, where: str, params: tuple[Any, ...]) -> tuple[Any, ...
     return tuple(row) if row is not None else None
 
 
-def _after(batch: Batch, change_id: str, seq: int, hash_: str, record: str) -> dict[str, Any]:
-    """The link of the event that follows the change's event (seq, hash_, record)."""
+def _after(
+    batch: Batch, change_id: str, seq: int, hash_: str, record: str | None
+) -> dict[str, Any]:
+    """The link of the event that follows the change's event (seq, hash_,
+    record: read here when None)."""
+    if record is None:
+        batch.cursor.execute(batch.ledger.sql(f"SELECT record FROM {EVENTS} WHERE seq = ?"), (seq,))
+        (record,) = batch.cursor.fetchone()
     last = _link_of(record)
     if last is not None:
         count, digest = last["count"] + 1, fold_one(last["digest"], seq, hash_)

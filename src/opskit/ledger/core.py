@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 # pg_advisory_xact_lock key: the ASCII of "opskitLG".
 PG_LOCK_KEY = 0x6F70736B69744C47
 BLOB_REF = re.compile(r"sha256:[0-9a-f]{64}\Z")
+LAST_COMMIT_EVENTS = 10_000
 
 _encode_bytes = encode_canonical_bytes
 _non_bmp = NON_BMP_UTF8.search
@@ -99,6 +100,10 @@ class Ledger:
         # The tree's right edge after this object's last commit, by head hash:
         # the next batch that starts from that head needs no read for it.
         self._tree_cache: tuple[str, TreeBuilder] | None = None
+        # (head hash, events) of this object's last commit, when it wrote at
+        # most LAST_COMMIT_EVENTS: a batch that starts from that head knows
+        # the latest records without reading them (opskit.ledger.changelink).
+        self.last_commit: tuple[str, list[Event]] | None = None
         # Called with each batch after its rows are written, before it
         # commits: what they write commits with the events (opskit.notify).
         self.commit_hooks: list[Callable[[Batch], None]] = []
@@ -222,6 +227,8 @@ class Ledger:
                     self._local.batch = None
             if batch.tree.builder is not None and batch.tree.builder.size == batch.seq:
                 self._tree_cache = (batch.head, batch.tree.builder)
+            small = len(batch.events) <= LAST_COMMIT_EVENTS
+            self.last_commit = (batch.head, batch.events) if small else None
         except self._dbapi_error as exc:
             raise LedgerError(f"ledger: write failed: {REDACTOR.redact(str(exc))}") from None
 
@@ -405,6 +412,7 @@ class Batch:
         cursor.execute(f"SELECT seq, hash FROM {EVENTS} ORDER BY seq DESC LIMIT 1")
         row = cursor.fetchone()
         self.seq, self.head = (int(row[0]), row[1]) if row else (0, GENESIS_HASH)
+        self.start_seq, self.start_head = self.seq, self.head
         self._rows: list[tuple[Any, ...]] = []
         # This transaction's events, for the commit hooks.
         self.events: list[Event] = []
