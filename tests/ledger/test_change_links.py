@@ -119,7 +119,7 @@ def test_a_refused_event_never_takes_earlier_events_of_its_commit_with_it(
     with journal.group_commit():
         queued = [
             journal.record_later("step", actor="ci", change_id=None, payload={"q": n})
-            for n in range(3)
+            for n in range(100)  # more than a PostgreSQL batch writes at once (rowsink)
         ]
         with pytest.raises(OpskitError):
             bad = {"bad": {1}}  # a set: the ledger refuses it

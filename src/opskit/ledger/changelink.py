@@ -118,7 +118,7 @@ def next_link(batch: Batch, change_id: str) -> dict[str, Any]:
 def _in_batch(batch: Batch, change_id: str) -> tuple[Any, ...] | None:
     """(seq, prev_hash, hash, record) of the change's latest event among the
     batch's unwritten rows, or None."""
-    for row in reversed(batch._rows):
+    for row in reversed(batch.unwritten):
         if row[4] == change_id:
             return row[0], row[6], row[7], row[8]
     return None
@@ -133,7 +133,7 @@ def _in_last_commit(batch: Batch, change_id: str) -> tuple[Any, ...] | None:
     last_commit = batch.ledger.last_commit
     if last_commit is None or last_commit[0] != batch.start_head:
         return None
-    if batch.seq - len(batch._rows) != batch.start_seq:
+    if batch.seq - len(batch.unwritten) != batch.start_seq:
         return None
     for event in reversed(last_commit[1]):
         if event.change_id == change_id:
@@ -173,6 +173,6 @@ def _after(
             (change_id,),
         )
         pairs = [(int(s), h) for s, h in batch.cursor.fetchall()]
-        pairs += [(int(row[0]), row[7]) for row in batch._rows if row[4] == change_id]
+        pairs += [(int(row[0]), row[7]) for row in batch.unwritten if row[4] == change_id]
         count, digest = len(pairs), fold(pairs)
     return {"count": count, "digest": digest, "prev_hash": hash_, "prev_seq": seq}

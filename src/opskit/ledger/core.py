@@ -36,6 +36,7 @@ from opskit.ledger.canonical import (
 from opskit.ledger.model import PURGE_KIND, Checkpoint, Clock, Event, VerifyReport
 from opskit.ledger.output import OutputFile
 from opskit.ledger.reader import LedgerReader, blob_hash
+from opskit.ledger.rowsink import RowSink
 from opskit.ledger.store import BLOBS, CHECKPOINTS, EVENTS, PURGES, TREE_HEADS
 from opskit.ledger.tree import TreeWriter, tree_size
 from opskit.ledger.treehead import (
@@ -223,6 +224,9 @@ class Ledger:
                     batch.flush()
                     for hook in self.commit_hooks:
                         hook(batch)
+                except BaseException as exc:
+                    batch._sink.abandon(exc)  # an open COPY first: then the rollback
+                    raise
                 finally:
                     self._local.batch = None
             if batch.tree.builder is not None and batch.tree.builder.size == batch.seq:
@@ -404,16 +408,16 @@ def _check_fields(kind: Any, actor: Any, change_id: Any, ci: Any) -> None:
 
 
 class Batch:
-    """Appends inside one write transaction; rows are written on `flush`."""
+    """Appends inside one write transaction; rows are written on `flush`
+    (on PostgreSQL a long batch streams them: `opskit.ledger.rowsink`)."""
 
     def __init__(self, ledger: Ledger, cursor: Any) -> None:
         self.ledger = ledger
-        self.cursor = cursor
+        self._cursor = cursor
         cursor.execute(f"SELECT seq, hash FROM {EVENTS} ORDER BY seq DESC LIMIT 1")
         row = cursor.fetchone()
         self.seq, self.head = (int(row[0]), row[1]) if row else (0, GENESIS_HASH)
         self.start_seq, self.start_head = self.seq, self.head
-        self._rows: list[tuple[Any, ...]] = []
         # This transaction's events, for the commit hooks.
         self.events: list[Event] = []
         columns = "seq, at, actor, kind, change_id, ci, prev_hash, hash, record"
@@ -422,15 +426,22 @@ class Batch:
         )
         # PostgreSQL loads many rows fastest with COPY (it needs only the
         # INSERT privilege, like the INSERT it replaces).
-        self._copy = (
-            f"COPY {EVENTS} ({columns}) FROM STDIN" if ledger.dialect == "postgresql" else None
-        )
+        copy = f"COPY {EVENTS} ({columns}) FROM STDIN" if ledger.dialect == "postgresql" else None
+        self._sink = RowSink(cursor, self._insert, copy)
+        self.unwritten = self._sink.pending  # appended, not yet visible to statements
         self._stored_blobs: set[str] = set()
         self._clock = Clock()  # one per batch: no state shared between threads
         # The Merkle tree gets this transaction's records in this transaction.
         self.tree = TreeWriter(cursor, ledger.sql, ledger.dialect)
         cache = ledger._tree_cache
         self.tree.start(self.seq, cache[1] if cache and cache[0] == self.head else None)
+
+    @property
+    def cursor(self) -> Any:
+        """The transaction's DB-API cursor, the rows appended so far written."""
+        if self._sink.streaming:
+            self.flush()
+        return self._cursor
 
     def append(
         self,
@@ -522,7 +533,7 @@ class Batch:
         for content in contents.values():
             self._store_blob(content)
         hash_ = _sha256((self.head + _sha256(data).hexdigest()).encode()).hexdigest()
-        self._rows.append((seq, at, actor, kind, change_id, ci, self.head, hash_, record))
+        self._sink.add((seq, at, actor, kind, change_id, ci, self.head, hash_, record))
         # tuple.__new__: the named tuple's own __new__ is a Python function.
         event = _new_event(Event, (seq, at, actor, kind, change_id, ci, payload, self.head, hash_))
         self.seq, self.head = seq, hash_
@@ -586,11 +597,4 @@ class Batch:
 
     def flush(self) -> None:
         """Writes every row appended so far (in this transaction)."""
-        rows, self._rows = self._rows, []
-        if self._copy is not None and len(rows) > 1:
-            with self.cursor.copy(self._copy) as copy:
-                for row in rows:
-                    copy.write_row(row)
-        elif rows:
-            self.cursor.executemany(self._insert, rows)
-        self.tree.add(rows)
+        self.tree.add(self._sink.end())
