@@ -8,12 +8,15 @@ of database (same table, same pragmas) with `executemany` (PostgreSQL:
 COPY, as the ledger does), encoded but not hashed. Then it builds a ledger
 of `--proof-records` (default 1,000,000) and times inclusion proofs of
 random records and consistency proofs from random sizes against its
-checkpoint. Prints events/s, milliseconds a proof and the ratios against
-the targets; repeats on PostgreSQL when Debian's server binaries are
-installed.
+checkpoint. A burst (`--burst`, default 5,000 events) of one change from 8
+threads through the change engine's journal under group commit, as a
+rollout records its hosts' steps, against the same burst with no change id
+(no change links): what the links cost. Prints events/s, milliseconds a
+proof and the ratios against the targets; repeats on PostgreSQL when
+Debian's server binaries are installed.
 
     .venv/bin/python bench/ledger.py [--events N] [--rounds 3] [--proof-records N]
-                                     [--no-postgres]
+                                     [--burst N] [--no-postgres]
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from statistics import median
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import MetaData
 
@@ -44,6 +48,7 @@ TARGET_VERIFY = 200_000
 TARGET_RATIO = 0.5
 TARGET_PROOF_MS = 10.0
 PROOFS = 200
+BURST_THREADS = 8
 RAW_TABLE = "raw_events"
 
 
@@ -185,6 +190,73 @@ def bench_proofs(engine: Any, keys_dir: Path, count: int) -> dict:
     }
 
 
+def bench_burst(engine: Any, keys_dir: Path, count: int, change_id: str | None) -> tuple:
+    """`count` events from BURST_THREADS threads through the journal under
+    group commit, as a rollout records them (each host thread waits for
+    every fourth event, a backup, and queues the others); `change_id` None:
+    the same events outside any change, which carry no change link.
+    Returns (events/s, events per CPU-second of this process)."""
+    from opskit.changes.journal import Journal
+
+    create_schema(engine)
+    ledger = Ledger(engine, keys_dir=keys_dir)
+    # The journal needs a workspace only to open its ledger, given here.
+    journal = Journal(cast(Any, None), ledger=ledger)
+    per_thread = count // BURST_THREADS
+
+    def host(thread: int) -> None:
+        waits = []
+        for n, (kind, _, _, payload) in enumerate(payloads(per_thread)):
+            event = {"actor": "ci-pipeline", "change_id": change_id, "ci": f"sw-{thread:04d}"}
+            if n % 4:
+                waits.append(journal.record_later(kind, payload=payload, prepared=True, **event))
+            else:
+                journal.record(kind, payload=payload, prepared=True, **event)
+        for wait in waits:
+            wait()
+
+    threads = [threading.Thread(target=host, args=(t,)) for t in range(BURST_THREADS)]
+    start, cpu = time.perf_counter(), time.process_time()
+    with journal.group_commit():
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    written = per_thread * BURST_THREADS
+    if ledger.head()[0] != written or not ledger.verify().ok:
+        raise SystemExit("burst: the ledger does not verify")
+    return written / elapsed, written / cpu
+
+
+def measure_burst(make_engine: Callable[[str], Any], keys: Path, count: int, rounds: int) -> dict:
+    """Medians over `rounds` of the burst with and without change links,
+    alternating, each on a fresh database."""
+    runs: dict[str, list[tuple[float, float]]] = {"linked": [], "unlinked": []}
+    for index in range(rounds):
+        order = ("linked", "unlinked") if index % 2 == 0 else ("unlinked", "linked")
+        for name in order:
+            engine = make_engine(f"burst_{name}_{index}")
+            change = "CHG-BURST" if name == "linked" else None
+            runs[name].append(bench_burst(engine, keys, count, change))
+            engine.dispose()
+    return {
+        name: (median(r[0] for r in rates), median(r[1] for r in rates))
+        for name, rates in runs.items()
+    }
+
+
+def report_burst(name: str, count: int, result: dict) -> None:
+    print(f"{name}: a burst of {count:,} events, {BURST_THREADS} threads, group commit")
+    print(f"  {'':20} {'events/s':>10} {'per CPU-s':>10}")
+    unlinked, linked = result["unlinked"], result["linked"]
+    print(f"  {'no change (no link)':20} {unlinked[0]:>10,.0f} {unlinked[1]:>10,.0f}")
+    print(
+        f"  {'one change (linked)':20} {linked[0]:>10,.0f} {linked[1]:>10,.0f}  "
+        f"{unlinked[0] / linked[0]:.2f}x the time, {unlinked[1] / linked[1]:.2f}x the CPU"
+    )
+
+
 def report_proofs(name: str, result: dict) -> None:
     print(f"{name}: proofs from a ledger of {result['records']:,} records")
     print(
@@ -243,59 +315,55 @@ def measure(
     return result, raw
 
 
+def run_backend(name: str, make_engine: Callable[[str], Any], keys: Path, args: Any) -> None:
+    """Every part of the bench asked for, on one backend."""
+    if args.events:
+        result, raw = measure(make_engine, keys, payloads(args.events), args.rounds)
+        report(f"{name}, {args.events:,} events, median of {args.rounds} rounds", result, raw)
+    if args.burst:
+        report_burst(name, args.burst, measure_burst(make_engine, keys, args.burst, args.rounds))
+    if args.proof_records:
+        report_proofs(name, bench_proofs(make_engine("proofs"), keys, args.proof_records))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=200_000, help="0: no append/verify")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians count")
-    parser.add_argument("--proof-records", type=int, default=1_000_000)
+    parser.add_argument("--proof-records", type=int, default=1_000_000, help="0: no proofs")
+    parser.add_argument("--burst", type=int, default=5_000, help="0: no burst")
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
-    events = payloads(args.events)
-    rounds = f"{args.events:,} events, median of {args.rounds} rounds"
     with tempfile.TemporaryDirectory(prefix="opskit-bench-") as tmp:
         folder = Path(tmp)
         keys = folder / "keys"
         ensure_key(keys)
-        result, raw = measure(
-            lambda name: open_engine(sqlite_url(folder / f"{name}.db")), keys, events, args.rounds
+        run_backend(
+            "SQLite (WAL, synchronous=FULL)",
+            lambda db: open_engine(sqlite_url(folder / f"{db}.db")),
+            keys,
+            args,
         )
-        report(f"SQLite (WAL, synchronous=FULL), {rounds}", result, raw)
-        if args.proof_records:
-            proofs = bench_proofs(
-                open_engine(sqlite_url(folder / "proofs.db")), keys, args.proof_records
-            )
-            report_proofs("SQLite", proofs)
+        if args.no_postgres:
+            return 0
+        from tests.fixtures.postgres import PostgresServer, find_bindir
 
-    if args.no_postgres:
-        return 0
-    from tests.fixtures.postgres import PostgresServer, find_bindir
-
-    bindir = find_bindir()
-    if bindir is None:
-        print("PostgreSQL: binaries not found, skipped (run scripts/system-deps.sh)")
-        return 0
-    server = PostgresServer(bindir)
-    # The bench measures a durable server: fsync stays on, unlike the test fixture.
-    server.start(durable=True)
-    try:
-        with tempfile.TemporaryDirectory(prefix="opskit-bench-") as tmp:
-            keys = Path(tmp) / "keys"
-            ensure_key(keys)
-            result, raw = measure(
-                lambda name: open_engine(server.create_database(f"bench_{name}")),
+        bindir = find_bindir()
+        if bindir is None:
+            print("PostgreSQL: binaries not found, skipped (run scripts/system-deps.sh)")
+            return 0
+        server = PostgresServer(bindir)
+        # The bench measures a durable server: fsync stays on, unlike the test fixture.
+        server.start(durable=True)
+        try:
+            run_backend(
+                f"PostgreSQL {bindir.parent.name} (loopback, fsync on)",
+                lambda db: open_engine(server.create_database(f"bench_{db}")),
                 keys,
-                events,
-                args.rounds,
+                args,
             )
-            name = f"PostgreSQL {bindir.parent.name} (loopback, fsync on)"
-            report(f"{name}, {rounds}", result, raw)
-            if args.proof_records:
-                proofs = bench_proofs(
-                    open_engine(server.create_database("bench_proofs")), keys, args.proof_records
-                )
-                report_proofs(name, proofs)
-    finally:
-        server.stop()
+        finally:
+            server.stop()
     return 0
 
 

@@ -347,3 +347,34 @@ def test_two_halves_report_what_one_pass_reports(
                 "(history rewritten)") in report.problems  # fmt: skip
     assert not report.ok
     ledger.engine.dispose()
+
+
+def test_a_column_holding_the_escaped_json_text_of_its_field_is_found(
+    ledger_backend: str, tmp_path: Path
+) -> None:
+    """Columns with a quote, a backslash or a control character verify; a
+    column set to the JSON-escaped text of its field (which a comparison by
+    plain concatenation would take for the field) is found."""
+    ledger = open_ledger(ledger_backend, tmp_path / "keys")
+    ledger.append("k", actor='ops "lead"\\', payload={}, change_id="C1", ci="sw1")
+    ledger.append("k", actor="ci", payload={}, change_id="C\n1", ci="sw\t1")
+    assert ledger.verify().ok
+    for seq, column, escaped in (
+        (1, "actor", 'ops \\"lead\\"\\\\'),
+        (2, "change_id", "C\\n1"),
+        (2, "ci", "sw\\t1"),
+    ):
+        ((original,),) = attacker_sql(
+            ledger_backend, f"SELECT {column} FROM ledger_events WHERE seq = ?", (seq,)
+        )
+        attacker_sql(
+            ledger_backend, f"UPDATE ledger_events SET {column} = ? WHERE seq = ?", (escaped, seq)
+        )
+        report = ledger.verify()
+        assert report.first_bad_seq == seq, (column, report.problem)
+        assert "indexed columns" in report.problem  # type: ignore[operator]
+        attacker_sql(
+            ledger_backend, f"UPDATE ledger_events SET {column} = ? WHERE seq = ?", (original, seq)
+        )
+    assert ledger.verify().ok
+    ledger.engine.dispose()

@@ -31,7 +31,7 @@ import hashlib
 import json
 import weakref
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opskit.ledger.store import EVENTS
 
@@ -59,10 +59,25 @@ def _link_of(record: str) -> dict[str, Any] | None:
     return link if isinstance(link, dict) and isinstance(link.get("count"), int) else None
 
 
-# The seq of a recent event of each change, by ledger: where to start looking
-# for the change's latest event (a lower bound; a stale or rolled-back one
-# only costs the full query).
-_RECENT: weakref.WeakKeyDictionary[Any, dict[str, int]] = weakref.WeakKeyDictionary()
+class _Known(NamedTuple):
+    """What a link computed here says, as a fact of the chain: the change's
+    events before `seq`, on the chain whose record seq-1 has the chain hash
+    `prev_hash`, are `count` events folding to `digest`. That chain hash
+    commits to every record before `seq`, so the fact holds on any chain
+    that has it, whether or not the event at `seq` was written."""
+
+    seq: int
+    prev_hash: str
+    count: int
+    digest: str
+
+
+# By ledger: the _Known of the latest link each change got here, so that the
+# next link folds one event onto it instead of parsing the previous record.
+_KNOWN: weakref.WeakKeyDictionary[Any, dict[str, _Known]] = weakref.WeakKeyDictionary()
+# A long-lived process forgets them all past this many changes (it only
+# costs one parse of a record per change).
+KNOWN_LIMIT = 10_000
 
 
 def next_link(batch: Batch, change_id: str) -> dict[str, Any]:
@@ -70,29 +85,67 @@ def next_link(batch: Batch, change_id: str) -> dict[str, Any]:
     (inside its write transaction: no other writer can come between).
 
     The change's latest event is the batch's own last one when it has one
-    (not yet written); else it is read from the events after a recent one of
-    the change (a range of the primary key); else by the change id index."""
-    for row in reversed(batch._rows):  # the batch's unwritten rows
-        if row[4] == change_id:
-            return _after(batch, change_id, int(row[0]), row[7], row[8])
-    recent = _RECENT.setdefault(batch.ledger, {})
-    row = None
-    if change_id in recent:
+    (not yet written); else the last one this ledger committed, when the
+    batch starts on the head of that commit; else it is read from the events
+    after the one the previous link here was for (a range of the primary
+    key); else by the change id index. Its own link is known without reading
+    its record when this ledger computed it, on the same chain up to that
+    event."""
+    known = _KNOWN.setdefault(batch.ledger, {})
+    last = known.get(change_id)
+    row = _in_batch(batch, change_id) or _in_last_commit(batch, change_id)
+    if row is None and last is not None:
         # `+change_id`: SQLite must walk the seq range, not the change's index entries.
         column = "+change_id" if batch.ledger.dialect == "sqlite" else "change_id"
-        row = _latest(batch, f"seq >= ? AND {column} = ?", (recent[change_id], change_id))
+        row = _latest(batch, f"seq >= ? AND {column} = ?", (last.seq, change_id))
     if row is None:
         row = _latest(batch, "change_id = ?", (change_id,))
     if row is None:
-        return {"count": 0, "digest": EMPTY_DIGEST, "prev_hash": None, "prev_seq": None}
-    recent[change_id] = int(row[0])
-    return _after(batch, change_id, int(row[0]), row[1], row[2])
+        link = {"count": 0, "digest": EMPTY_DIGEST, "prev_hash": None, "prev_seq": None}
+    else:
+        seq, prev_hash, hash_, record = int(row[0]), row[1], row[2], row[3]
+        if last is not None and last.seq == seq and last.prev_hash == prev_hash:
+            count, digest = last.count + 1, fold_one(last.digest, seq, hash_)
+            link = {"count": count, "digest": digest, "prev_hash": hash_, "prev_seq": seq}
+        else:
+            link = _after(batch, change_id, seq, hash_, record)
+    if len(known) >= KNOWN_LIMIT and change_id not in known:
+        known.clear()
+    known[change_id] = _Known(batch.seq + 1, batch.head, link["count"], link["digest"])
+    return link
+
+
+def _in_batch(batch: Batch, change_id: str) -> tuple[Any, ...] | None:
+    """(seq, prev_hash, hash, record) of the change's latest event among the
+    batch's unwritten rows, or None."""
+    for row in reversed(batch.unwritten):
+        if row[4] == change_id:
+            return row[0], row[6], row[7], row[8]
+    return None
+
+
+def _in_last_commit(batch: Batch, change_id: str) -> tuple[Any, ...] | None:
+    """(seq, prev_hash, hash, None) of the change's latest event when it is
+    among the events of this ledger's last commit and the batch starts on
+    that commit's head (its chain hash commits to every record up to it: no
+    event came after them), and the batch flushed none of its rows (those are
+    found by reading them); else None."""
+    last_commit = batch.ledger.last_commit
+    if last_commit is None or last_commit[0] != batch.start_head:
+        return None
+    if batch.seq - len(batch.unwritten) != batch.start_seq:
+        return None
+    for event in reversed(last_commit[1]):
+        if event.change_id == change_id:
+            return event.seq, event.prev_hash, event.hash, None
+    return None
 
 
 def _latest(batch: Batch, where: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
     batch.cursor.execute(
         batch.ledger.sql(
-            f"SELECT seq, hash, record FROM {EVENTS} WHERE {where} ORDER BY seq DESC LIMIT 1"
+            f"SELECT seq, prev_hash, hash, record FROM {EVENTS} "
+            f"WHERE {where} ORDER BY seq DESC LIMIT 1"
         ),
         params,
     )
@@ -100,17 +153,26 @@ def _latest(batch: Batch, where: str, params: tuple[Any, ...]) -> tuple[Any, ...
     return tuple(row) if row is not None else None
 
 
-def _after(batch: Batch, change_id: str, seq: int, hash_: str, record: str) -> dict[str, Any]:
-    """The link of the event that follows the change's event (seq, hash_, record)."""
+def _after(
+    batch: Batch, change_id: str, seq: int, hash_: str, record: str | None
+) -> dict[str, Any]:
+    """The link of the event that follows the change's event (seq, hash_,
+    record: read here when None)."""
+    if record is None:
+        batch.cursor.execute(batch.ledger.sql(f"SELECT record FROM {EVENTS} WHERE seq = ?"), (seq,))
+        (record,) = batch.cursor.fetchone()
     last = _link_of(record)
     if last is not None:
         count, digest = last["count"] + 1, fold_one(last["digest"], seq, hash_)
     else:  # a change begun before format 2: fold over all its events once
-        batch.flush()
+        # Written rows from the database, unwritten ones from the batch: a
+        # flush here would write the commit's earlier events after the
+        # savepoint of a guarded event, and its refusal would undo them.
         batch.cursor.execute(
             batch.ledger.sql(f"SELECT seq, hash FROM {EVENTS} WHERE change_id = ? ORDER BY seq"),
             (change_id,),
         )
         pairs = [(int(s), h) for s, h in batch.cursor.fetchall()]
+        pairs += [(int(row[0]), row[7]) for row in batch.unwritten if row[4] == change_id]
         count, digest = len(pairs), fold(pairs)
     return {"count": count, "digest": digest, "prev_hash": hash_, "prev_seq": seq}

@@ -36,6 +36,7 @@ from opskit.ledger.canonical import (
 from opskit.ledger.model import PURGE_KIND, Checkpoint, Clock, Event, VerifyReport
 from opskit.ledger.output import OutputFile
 from opskit.ledger.reader import LedgerReader, blob_hash
+from opskit.ledger.rowsink import RowSink
 from opskit.ledger.store import BLOBS, CHECKPOINTS, EVENTS, PURGES, TREE_HEADS
 from opskit.ledger.tree import TreeWriter, tree_size
 from opskit.ledger.treehead import (
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 # pg_advisory_xact_lock key: the ASCII of "opskitLG".
 PG_LOCK_KEY = 0x6F70736B69744C47
 BLOB_REF = re.compile(r"sha256:[0-9a-f]{64}\Z")
+LAST_COMMIT_EVENTS = 10_000
 
 _encode_bytes = encode_canonical_bytes
 _non_bmp = NON_BMP_UTF8.search
@@ -99,6 +101,10 @@ class Ledger:
         # The tree's right edge after this object's last commit, by head hash:
         # the next batch that starts from that head needs no read for it.
         self._tree_cache: tuple[str, TreeBuilder] | None = None
+        # (head hash, events) of this object's last commit, when it wrote at
+        # most LAST_COMMIT_EVENTS: a batch that starts from that head knows
+        # the latest records without reading them (opskit.ledger.changelink).
+        self.last_commit: tuple[str, list[Event]] | None = None
         # Called with each batch after its rows are written, before it
         # commits: what they write commits with the events (opskit.notify).
         self.commit_hooks: list[Callable[[Batch], None]] = []
@@ -218,10 +224,15 @@ class Ledger:
                     batch.flush()
                     for hook in self.commit_hooks:
                         hook(batch)
+                except BaseException as exc:
+                    batch._sink.abandon(exc)  # an open COPY first: then the rollback
+                    raise
                 finally:
                     self._local.batch = None
             if batch.tree.builder is not None and batch.tree.builder.size == batch.seq:
                 self._tree_cache = (batch.head, batch.tree.builder)
+            small = len(batch.events) <= LAST_COMMIT_EVENTS
+            self.last_commit = (batch.head, batch.events) if small else None
         except self._dbapi_error as exc:
             raise LedgerError(f"ledger: write failed: {REDACTOR.redact(str(exc))}") from None
 
@@ -397,15 +408,16 @@ def _check_fields(kind: Any, actor: Any, change_id: Any, ci: Any) -> None:
 
 
 class Batch:
-    """Appends inside one write transaction; rows are written on `flush`."""
+    """Appends inside one write transaction; rows are written on `flush`
+    (on PostgreSQL a long batch streams them: `opskit.ledger.rowsink`)."""
 
     def __init__(self, ledger: Ledger, cursor: Any) -> None:
         self.ledger = ledger
-        self.cursor = cursor
+        self._cursor = cursor
         cursor.execute(f"SELECT seq, hash FROM {EVENTS} ORDER BY seq DESC LIMIT 1")
         row = cursor.fetchone()
         self.seq, self.head = (int(row[0]), row[1]) if row else (0, GENESIS_HASH)
-        self._rows: list[tuple[Any, ...]] = []
+        self.start_seq, self.start_head = self.seq, self.head
         # This transaction's events, for the commit hooks.
         self.events: list[Event] = []
         columns = "seq, at, actor, kind, change_id, ci, prev_hash, hash, record"
@@ -414,15 +426,22 @@ class Batch:
         )
         # PostgreSQL loads many rows fastest with COPY (it needs only the
         # INSERT privilege, like the INSERT it replaces).
-        self._copy = (
-            f"COPY {EVENTS} ({columns}) FROM STDIN" if ledger.dialect == "postgresql" else None
-        )
+        copy = f"COPY {EVENTS} ({columns}) FROM STDIN" if ledger.dialect == "postgresql" else None
+        self._sink = RowSink(cursor, self._insert, copy)
+        self.unwritten = self._sink.pending  # appended, not yet visible to statements
         self._stored_blobs: set[str] = set()
         self._clock = Clock()  # one per batch: no state shared between threads
         # The Merkle tree gets this transaction's records in this transaction.
         self.tree = TreeWriter(cursor, ledger.sql, ledger.dialect)
         cache = ledger._tree_cache
         self.tree.start(self.seq, cache[1] if cache and cache[0] == self.head else None)
+
+    @property
+    def cursor(self) -> Any:
+        """The transaction's DB-API cursor, the rows appended so far written."""
+        if self._sink.streaming:
+            self.flush()
+        return self._cursor
 
     def append(
         self,
@@ -514,7 +533,7 @@ class Batch:
         for content in contents.values():
             self._store_blob(content)
         hash_ = _sha256((self.head + _sha256(data).hexdigest()).encode()).hexdigest()
-        self._rows.append((seq, at, actor, kind, change_id, ci, self.head, hash_, record))
+        self._sink.add((seq, at, actor, kind, change_id, ci, self.head, hash_, record))
         # tuple.__new__: the named tuple's own __new__ is a Python function.
         event = _new_event(Event, (seq, at, actor, kind, change_id, ci, payload, self.head, hash_))
         self.seq, self.head = seq, hash_
@@ -578,11 +597,4 @@ class Batch:
 
     def flush(self) -> None:
         """Writes every row appended so far (in this transaction)."""
-        rows, self._rows = self._rows, []
-        if self._copy is not None and len(rows) > 1:
-            with self.cursor.copy(self._copy) as copy:
-                for row in rows:
-                    copy.write_row(row)
-        elif rows:
-            self.cursor.executemany(self._insert, rows)
-        self.tree.add(rows)
+        self.tree.add(self._sink.end())

@@ -218,16 +218,16 @@ def _append(batch: Batch, item: _Pending) -> Event:
     # The other events of this commit go on if this one fails: its guard's
     # writes are undone to the savepoint (the event itself is added to the
     # batch only once every check has passed).
-    cursor = batch.cursor
-    cursor.execute("SAVEPOINT opskit_guard")
+    # `batch.cursor` each time: it writes the rows appended so far first.
+    batch.cursor.execute("SAVEPOINT opskit_guard")
     try:
         item.guard(batch)
         event = batch.append(item.kind, **item.kwargs)
     except BaseException:
-        cursor.execute("ROLLBACK TO SAVEPOINT opskit_guard")
-        cursor.execute("RELEASE SAVEPOINT opskit_guard")
+        batch.cursor.execute("ROLLBACK TO SAVEPOINT opskit_guard")
+        batch.cursor.execute("RELEASE SAVEPOINT opskit_guard")
         raise
-    cursor.execute("RELEASE SAVEPOINT opskit_guard")
+    batch.cursor.execute("RELEASE SAVEPOINT opskit_guard")
     return event
 
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -38,6 +39,7 @@ from opskit.ledger.chain import (
 )
 from opskit.ledger.chain import marked as marked_rows
 from opskit.ledger.model import Checkpoint, VerifyReport
+from opskit.ledger.prefetch import Prefetcher
 from opskit.ledger.reader import blob_hash
 from opskit.ledger.store import BLOBS, EVENTS, PURGES
 from opskit.ledger.tree import TreeReader
@@ -64,6 +66,10 @@ _PREFIX = """'{{"actor":' || {q}(actor) || ',"at":' || {q}(at)
     || ',"change_id":' || {n}({q}(change_id), 'null')
     || ',"ci":' || {n}({q}(ci), 'null')
     || ',"kind":' || {q}(kind) || ',"payload":'"""
+_PLAIN_PREFIX = """'{"actor":"' || actor || '","at":"' || at
+    || '","change_id":' || coalesce('"' || change_id || '"', 'null')
+    || ',"ci":' || coalesce('"' || ci || '"', 'null')
+    || ',"kind":"' || kind || '","payload":'"""
 COLUMNS_CHECK = {
     # instr() stops at the first match, which is position 1 for a sound
     # record: half the cost of cutting a substring of the prefix's length.
@@ -75,10 +81,17 @@ COLUMNS_CHECK = {
         SELECT MIN(seq) FROM {EVENTS}
         WHERE instr(record, rtrim(json_object('actor', actor, 'at', at,
             'change_id', change_id, 'ci', ci, 'kind', kind, 'payload', 0), '0}}')) IS NOT 1""",
+    # PostgreSQL's to_json costs more than the rest of the query: columns
+    # without a '"', a backslash or a control character are their own JSON
+    # string content (to_json would only add the quotes), so their prefix
+    # is plain concatenation; any other row takes to_json's.
     "postgresql": f"""
-        SELECT MIN(seq) FROM {EVENTS} WHERE starts_with(
-            record, {_PREFIX.format(q="to_json", n="coalesce")}
-        ) IS NOT TRUE""",
+        SELECT MIN(seq) FROM {EVENTS} WHERE (CASE
+            WHEN actor || at || kind || coalesce(change_id, '') || coalesce(ci, '')
+                !~ '[\\x01-\\x1f"\\\\]'
+            THEN starts_with(record, {_PLAIN_PREFIX})
+            ELSE starts_with(record, {_PREFIX.format(q="to_json", n="coalesce")})
+        END) IS NOT TRUE""",
 }
 
 
@@ -153,6 +166,16 @@ def diagnose(
         f"changed content: record {seq - 1} was rewritten with a recomputed hash; "
         f"seq {seq} no longer links to it"
     )
+
+
+def _chunks(reader: LedgerReader, cursor: Any, stack: ExitStack) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of `cursor` a chunk at a time. PostgreSQL's are fetched by a
+    thread (stopped when `stack` closes) while the chunk before is checked
+    (`opskit.ledger.prefetch`): one round trip per chunk, which the server
+    and the hashing loop otherwise wait for in turn."""
+    if reader.dialect == "postgresql":
+        return stack.enter_context(Prefetcher(fetch_chunks(cursor, CHUNK)))
+    return fetch_chunks(cursor, CHUNK)
 
 
 class _SecondHalf(NamedTuple):
@@ -326,7 +349,11 @@ def verify_ledger(reader: LedgerReader, since: Checkpoint | None = None) -> Veri
         purge_events.update(purges)
         purged.update(purges.values())
 
-    with ThreadPoolExecutor(max_workers=1) as pool, reader.session() as session:
+    with (
+        ThreadPoolExecutor(max_workers=1) as pool,
+        reader.session() as session,
+        ExitStack() as fetching,  # stops the prefetch thread first, on any exit
+    ):
         # Started first: a long chain's second half is checked in a process
         # of its own while this one checks the first half.
         second_half = _start_second_half(reader, session, anchors, tree_sizes)
@@ -350,9 +377,11 @@ def verify_ledger(reader: LedgerReader, since: Checkpoint | None = None) -> Veri
             tree_cursor.execute(f"{SELECT_TREE} ORDER BY first_seq")
             tree = TreeCheck(tree_cursor, 0, [], tree_sizes)
         cursor = session.cursor(stream=True)
+        chunks: Iterator[list[tuple[Any, ...]]] = iter(())
         if halves is None:
             cursor.execute(f"{SELECT_ROWS} ORDER BY seq")
-        while halves is None and not broken and (chunk := cursor.fetchmany(CHUNK)):
+            chunks = _chunks(reader, cursor, fetching)
+        while not broken and (chunk := next(chunks, None)):
             breakage: tuple[int, str] | None = None
             if chunk_is_intact(chunk, prev, expected):
                 first, last = expected, expected + len(chunk) - 1
@@ -363,7 +392,7 @@ def verify_ledger(reader: LedgerReader, since: Checkpoint | None = None) -> Veri
                     tree.feed([row[3] for row in chunk])
             else:  # the chain breaks in this chunk: find where, row by row
                 marked, reached = [], []
-                rows = chain(chunk, cursor)
+                rows = chain(chunk, chain.from_iterable(chunks))
                 for row in rows:
                     seq, _prev_hash, stored_hash, record = row
                     if not row_is_intact(row, prev, expected):
@@ -384,6 +413,7 @@ def verify_ledger(reader: LedgerReader, since: Checkpoint | None = None) -> Veri
             if breakage is not None:
                 problems.append(breakage)
         count = expected - 1
+        fetching.close()  # the cursor is this thread's again
         cursor.close()
         if tree is not None:
             if not broken:
