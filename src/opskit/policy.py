@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from opskit.errors import OpskitError, PolicyError, ValidationError
@@ -207,12 +215,7 @@ class Webhook(_Strict):
     @field_validator("url")
     @classmethod
     def _webhook_url(cls, value: str) -> str:
-        from opskit.notify.events import url_problem
-
-        problem = url_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+        return _checked_url(value, "a webhook URL")
 
     @field_validator("events")
     @classmethod
@@ -227,14 +230,30 @@ class Webhook(_Strict):
 
     @field_validator("secret")
     @classmethod
-    def _secret_reference(cls, value: Any) -> dict[str, Any]:
-        from opskit.secrets import SecretRef
+    def _secret(cls, value: Any) -> dict[str, Any]:
+        return _secret_reference(value, "secret")
 
-        try:
-            SecretRef.parse(value, where="secret")
-        except OpskitError as exc:
-            raise ValueError(str(exc)) from None
-        return dict(value)
+
+def _checked_url(value: str, what: str) -> str:
+    """`value` if it is a URL opskit may post to (`url_problem`), else a
+    ValueError that names it as `what` (e.g. "a write-back URL")."""
+    from opskit.notify.events import url_problem
+
+    problem = url_problem(value, what)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _secret_reference(value: Any, where: str) -> dict[str, Any]:
+    """`value` as a secret reference (checked, never resolved), else a ValueError."""
+    from opskit.secrets import SecretRef
+
+    try:
+        SecretRef.parse(value, where=where)
+    except OpskitError as exc:
+        raise ValueError(str(exc)) from None
+    return dict(value)
 
 
 class Writeback(_Strict):
@@ -257,13 +276,14 @@ class Writeback(_Strict):
 
     @field_validator("url", "report_url")
     @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return value if value is None else Webhook._webhook_url(value)
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        what = "a write-back URL" if info.field_name == "url" else "a report URL"
+        return value if value is None else _checked_url(value, what)
 
     @field_validator("token")
     @classmethod
     def _token(cls, value: Any) -> dict[str, Any]:
-        return Webhook._secret_reference(value)
+        return _secret_reference(value, "token")
 
 
 class Witness(_Strict):
