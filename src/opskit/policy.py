@@ -295,11 +295,15 @@ class Witness(_Strict):
     vkey: Annotated[str, Field(pattern=r"^[^\s+]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+$")]
 
 
+# A Celery queue's name: also a lock file's name and a selection term as it is.
+QUEUE_NAME = r"^[A-Za-z0-9_.@-]{1,100}$"
+
+
 class RunnerQueues(_Strict):
     """How a CI's Celery queue is chosen: its `site` or an attribute; `default` otherwise."""
 
     by: Annotated[str, Field(min_length=1)] = "site"
-    default: Annotated[str, Field(min_length=1)] | None = None
+    default: Annotated[str, Field(pattern=QUEUE_NAME)] | None = None
 
 
 class RunnerPolicy(_Strict):
@@ -323,7 +327,7 @@ class Schedule(_Strict):
     select: Annotated[str, Field(min_length=1)] | None = None
     cron: str | None = None
     every: Annotated[float, Field(ge=1, le=31 * 86400)] | None = None
-    queue: Annotated[str, Field(min_length=1)] | None = None
+    queue: Annotated[str, Field(pattern=QUEUE_NAME)] | None = None
     source: Literal["live", "backup"] = "live"  # compliance only
     params: dict[str, Any] = {}  # inspect only: the inspection runbook's thresholds
 
@@ -354,6 +358,8 @@ class Schedule(_Strict):
             raise ValueError("give either cron (five fields) or every (seconds), not both")
         if self.params and self.job != "inspect":
             raise ValueError(f"params are for inspect jobs, not {self.job}")
+        if self.source != "live" and self.job != "compliance":
+            raise ValueError(f"source is for compliance jobs, not {self.job}")
         return self
 
 

@@ -220,3 +220,27 @@ def test_schedule_run_refuses_a_bad_schedule_in_one_line(workspace: Workspace) -
         f"error: {workspace.policy_path}:{policy_lines(workspace)} [schedules[0].cron]: "
         "cron '0 25 * * *': Invalid end range: 25 > 23."
     ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "field", "message"),
+    [
+        ("{name: n, job: backup, every: 60, queue: ../../escaped}", "schedules[0].queue",
+         "invalid value '../../escaped': must match"),
+        ("{name: n, job: backup, every: 60, queue: 'dc 1'}", "schedules[0].queue",
+         "invalid value 'dc 1': must match"),
+        ("{name: n, job: backup, every: 60, source: backup}", "schedules[0]",
+         "source is for compliance jobs, not backup"),
+    ],
+)  # fmt: skip
+def test_a_bad_queue_or_a_misplaced_source_is_refused_in_one_line(
+    workspace: Workspace, entry: str, field: str, message: str
+) -> None:
+    """A schedule's queue also names its lock file: a path or blank in it
+    is refused before anything runs (it once wrote outside the workspace)."""
+    add_schedules(workspace, f"schedules:\n  - {entry}\n")
+    done = opskit(workspace, "schedule", "list")
+    assert done.returncode != 0 and done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {workspace.policy_path}:{policy_lines(workspace)} [{field}]: ")
+    assert message in line

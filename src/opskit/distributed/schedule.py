@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from opskit.connectors.actions import BUILTIN, CONNECTOR_ACTIONS, ActionSpec
 from opskit.errors import OpskitError, PolicyError
+from opskit.policy import QUEUE_NAME
 from opskit.secrets import REDACTOR
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ SHOW = re.compile(r"^\s*show\s", re.IGNORECASE)
 # The class of the schedules' advisory locks (PostgreSQL's two-key form).
 LOCK_CLASS = 0x5C4ED
 # A queue name written into a selection term as it is (no quote, no glob).
-PLAIN_QUEUE = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
+PLAIN_QUEUE = re.compile(QUEUE_NAME)
 
 
 def actor_of(name: str) -> str:
