@@ -244,3 +244,23 @@ def test_a_bad_queue_or_a_misplaced_source_is_refused_in_one_line(
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith(f"error: {workspace.policy_path}:{policy_lines(workspace)} [{field}]: ")
     assert message in line
+
+
+@pytest.mark.parametrize(
+    ("broker", "message"),
+    [
+        ("http://127.0.0.1:6379/0", "error: the broker URL must start with redis:// or rediss://"),
+        ("redis://h:99999/0", "error: the broker URL is not valid: Port out of range 0-65535"),
+        ("redis://:hunter2@127.0.0.1:1/0", "error: broker redis://127.0.0.1:1/0 unreachable: "),
+    ],
+)
+def test_schedule_run_on_a_bad_or_dead_broker_is_one_line(
+    workspace: Workspace, broker: str, message: str
+) -> None:
+    """Not a Celery traceback (a non-Redis URL), not a silent retry forever
+    (a dead broker at the start), and never the broker's password."""
+    add_schedules(workspace, "schedules:\n  - {name: n, job: backup, every: 60}\n")
+    done = opskit(workspace, "schedule", "run", "--broker", broker)
+    assert done.returncode != 0 and done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(message) and "hunter2" not in line

@@ -300,13 +300,16 @@ def _period_s(when: Any) -> float:
 
 
 def run_beat(ws: Workspace, broker: str, *, max_interval: float = 30.0) -> None:
-    """Runs Celery beat with the policy's schedules until it is stopped."""
+    """Runs Celery beat with the policy's schedules until it is stopped; a
+    broker that is not Redis's or does not answer at the start is one line
+    (a Redis restart later is waited out)."""
     from celery.apps.beat import Beat
 
-    from opskit.distributed.app import make_app
+    from opskit.distributed.app import make_app, require_broker
 
     entries = plan(ws)
     app = make_app(broker)
+    require_broker(app, broker)
     app.conf.beat_schedule = beat_schedule(entries)
     app.conf.timezone = "UTC"
     ws.state_dir.mkdir(parents=True, exist_ok=True)
