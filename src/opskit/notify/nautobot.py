@@ -53,7 +53,11 @@ NEEDS = {"GET": "view", "POST": "add", "PATCH": "change"}
 
 
 class NautobotWriter:
-    """Writes row documents back to one Nautobot (see the module docstring)."""
+    """Writes row documents back to one Nautobot (see the module docstring).
+
+    A writer caches what it looks up (the inventories, each CI's object, the
+    token) for its lifetime: the sender makes a new one for each pass.
+    """
 
     def __init__(self, ws: Workspace, entry: Writeback) -> None:
         self.ws = ws
