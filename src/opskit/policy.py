@@ -234,6 +234,16 @@ class Webhook(_Strict):
         return _secret_reference(value, "secret")
 
 
+def _named_twice(names: Iterable[str]) -> str | None:
+    """The first of `names` that comes again (None: each comes once)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
 def _checked_url(value: str, what: str) -> str:
     """`value` if it is a URL opskit may post to (`url_problem`), else a
     ValueError that names it as `what` (e.g. "a write-back URL")."""
@@ -409,10 +419,9 @@ class Policy(_Strict):
     @field_validator("notify")
     @classmethod
     def _one_entry_per_url(cls, value: list[Webhook]) -> list[Webhook]:
-        urls = [hook.url for hook in value]
-        for url in urls:
-            if urls.count(url) > 1:
-                raise ValueError(f"{url} is named twice (list all its events in one entry)")
+        url = _named_twice(hook.url for hook in value)
+        if url is not None:
+            raise ValueError(f"{url} is named twice (list all its events in one entry)")
         return value
 
     # Sources of truth written back to through the same outbox (opskit.notify.writeback).
@@ -420,10 +429,9 @@ class Policy(_Strict):
 
     @model_validator(mode="after")
     def _one_route_per_url(self) -> Policy:
-        urls = [hook.url for hook in self.notify] + [entry.url for entry in self.writeback]
-        for url in urls:
-            if urls.count(url) > 1:
-                raise ValueError(f"writeback: {url} is named twice (in notify or writeback)")
+        url = _named_twice([h.url for h in self.notify] + [e.url for e in self.writeback])
+        if url is not None:
+            raise ValueError(f"writeback: {url} is named twice (in notify or writeback)")
         return self
 
     # Witnesses asked to cosign every checkpoint, and how many cosignatures a
@@ -449,10 +457,9 @@ class Policy(_Strict):
     @field_validator("schedules")
     @classmethod
     def _unique_schedules(cls, value: list[Schedule]) -> list[Schedule]:
-        names = [entry.name for entry in value]
-        for name in names:
-            if names.count(name) > 1:
-                raise ValueError(f"schedule {name!r} is named twice")
+        name = _named_twice(entry.name for entry in value)
+        if name is not None:
+            raise ValueError(f"schedule {name!r} is named twice")
         return value
 
     def roles_of(self, person: str) -> set[Role]:
