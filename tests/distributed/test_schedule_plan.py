@@ -264,3 +264,17 @@ def test_schedule_run_on_a_bad_or_dead_broker_is_one_line(
     assert done.returncode != 0 and done.stdout == ""
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith(message) and "hunter2" not in line
+
+
+def test_a_fault_outside_the_jobs_api_is_recorded_not_lost(workspace: Workspace) -> None:
+    """A real filesystem fault (the lock folder is a file) is not an
+    OpskitError: the run still records `schedule.failed`, naming it."""
+    add_schedules(workspace, "schedules:\n  - {name: nightly, job: backup, every: 60}\n")
+    workspace.state_dir.mkdir(parents=True, exist_ok=True)
+    (workspace.state_dir / "schedule-locks").write_text("not a folder")
+    failed = run_scheduled(workspace, "nightly", "dc1")
+    assert failed["status"] == "failed" and failed["error"].startswith("FileExistsError: ")
+    ledger = Ledger.open(workspace)
+    (event,) = [e for e in ledger.events(kind="schedule.failed") if e.seq == failed["seq"]]
+    assert event.actor == "schedule:nightly" and event.payload["job"] == "backup"
+    assert ledger.verify().ok

@@ -360,10 +360,18 @@ def run_scheduled(ws: Workspace, name: str, queue: str) -> dict[str, Any]:
                 return {**result, "status": "skipped", "seq": seq}
             return {**result, "status": "done", "seqs": JOBS[job](ws, entry)}
     except OpskitError as exc:
-        reason = REDACTOR.redact(str(exc)).splitlines()[0][:500]
-        payload = {**result, "job": job, "error": reason}
-        seq = _append(ws, FAILED_KIND, name, payload)
-        return {**result, "status": "failed", "error": reason, "seq": seq}
+        return _failed(ws, result, job, str(exc))
+    except Exception as exc:  # any other fault is recorded too: no silent gap
+        return _failed(ws, result, job, f"{type(exc).__name__}: {exc}")
+
+
+def _failed(ws: Workspace, result: dict[str, Any], job: str | None, error: str) -> dict[str, Any]:
+    """Records `schedule.failed` with the first line of `error` (redacted)."""
+    lines = REDACTOR.redact(error).splitlines() or [""]
+    reason = lines[0][:500]
+    payload = {**result, "job": job, "error": reason}
+    seq = _append(ws, FAILED_KIND, str(result["schedule"]), payload)
+    return {**result, "status": "failed", "error": reason, "seq": seq}
 
 
 def record_skip(
