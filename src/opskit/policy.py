@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from opskit.errors import OpskitError, PolicyError, ValidationError
@@ -207,12 +215,7 @@ class Webhook(_Strict):
     @field_validator("url")
     @classmethod
     def _webhook_url(cls, value: str) -> str:
-        from opskit.notify.events import url_problem
-
-        problem = url_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+        return _checked_url(value, "a webhook URL")
 
     @field_validator("events")
     @classmethod
@@ -227,14 +230,40 @@ class Webhook(_Strict):
 
     @field_validator("secret")
     @classmethod
-    def _secret_reference(cls, value: Any) -> dict[str, Any]:
-        from opskit.secrets import SecretRef
+    def _secret(cls, value: Any) -> dict[str, Any]:
+        return _secret_reference(value, "secret")
 
-        try:
-            SecretRef.parse(value, where="secret")
-        except OpskitError as exc:
-            raise ValueError(str(exc)) from None
-        return dict(value)
+
+def _named_twice(names: Iterable[str]) -> str | None:
+    """The first of `names` that comes again (None: each comes once)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
+def _checked_url(value: str, what: str) -> str:
+    """`value` if it is a URL opskit may post to (`url_problem`), else a
+    ValueError that names it as `what` (e.g. "a write-back URL")."""
+    from opskit.notify.events import url_problem
+
+    problem = url_problem(value, what)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _secret_reference(value: Any, where: str) -> dict[str, Any]:
+    """`value` as a secret reference (checked, never resolved), else a ValueError."""
+    from opskit.secrets import SecretRef
+
+    try:
+        SecretRef.parse(value, where=where)
+    except OpskitError as exc:
+        raise ValueError(str(exc)) from None
+    return dict(value)
 
 
 class Writeback(_Strict):
@@ -257,13 +286,14 @@ class Writeback(_Strict):
 
     @field_validator("url", "report_url")
     @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return value if value is None else Webhook._webhook_url(value)
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        what = "a write-back URL" if info.field_name == "url" else "a report URL"
+        return value if value is None else _checked_url(value, what)
 
     @field_validator("token")
     @classmethod
     def _token(cls, value: Any) -> dict[str, Any]:
-        return Webhook._secret_reference(value)
+        return _secret_reference(value, "token")
 
 
 class Witness(_Strict):
@@ -275,11 +305,15 @@ class Witness(_Strict):
     vkey: Annotated[str, Field(pattern=r"^[^\s+]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+$")]
 
 
+# A Celery queue's name: also a lock file's name and a selection term as it is.
+QUEUE_NAME = r"^[A-Za-z0-9_.@-]{1,100}$"
+
+
 class RunnerQueues(_Strict):
     """How a CI's Celery queue is chosen: its `site` or an attribute; `default` otherwise."""
 
     by: Annotated[str, Field(min_length=1)] = "site"
-    default: Annotated[str, Field(min_length=1)] | None = None
+    default: Annotated[str, Field(pattern=QUEUE_NAME)] | None = None
 
 
 class RunnerPolicy(_Strict):
@@ -303,7 +337,7 @@ class Schedule(_Strict):
     select: Annotated[str, Field(min_length=1)] | None = None
     cron: str | None = None
     every: Annotated[float, Field(ge=1, le=31 * 86400)] | None = None
-    queue: Annotated[str, Field(min_length=1)] | None = None
+    queue: Annotated[str, Field(pattern=QUEUE_NAME)] | None = None
     source: Literal["live", "backup"] = "live"  # compliance only
     params: dict[str, Any] = {}  # inspect only: the inspection runbook's thresholds
 
@@ -334,6 +368,8 @@ class Schedule(_Strict):
             raise ValueError("give either cron (five fields) or every (seconds), not both")
         if self.params and self.job != "inspect":
             raise ValueError(f"params are for inspect jobs, not {self.job}")
+        if self.source != "live" and self.job != "compliance":
+            raise ValueError(f"source is for compliance jobs, not {self.job}")
         return self
 
 
@@ -383,10 +419,9 @@ class Policy(_Strict):
     @field_validator("notify")
     @classmethod
     def _one_entry_per_url(cls, value: list[Webhook]) -> list[Webhook]:
-        urls = [hook.url for hook in value]
-        for url in urls:
-            if urls.count(url) > 1:
-                raise ValueError(f"{url} is named twice (list all its events in one entry)")
+        url = _named_twice(hook.url for hook in value)
+        if url is not None:
+            raise ValueError(f"{url} is named twice (list all its events in one entry)")
         return value
 
     # Sources of truth written back to through the same outbox (opskit.notify.writeback).
@@ -394,10 +429,9 @@ class Policy(_Strict):
 
     @model_validator(mode="after")
     def _one_route_per_url(self) -> Policy:
-        urls = [hook.url for hook in self.notify] + [entry.url for entry in self.writeback]
-        for url in urls:
-            if urls.count(url) > 1:
-                raise ValueError(f"writeback: {url} is named twice (in notify or writeback)")
+        url = _named_twice([h.url for h in self.notify] + [e.url for e in self.writeback])
+        if url is not None:
+            raise ValueError(f"writeback: {url} is named twice (in notify or writeback)")
         return self
 
     # Witnesses asked to cosign every checkpoint, and how many cosignatures a
@@ -423,10 +457,9 @@ class Policy(_Strict):
     @field_validator("schedules")
     @classmethod
     def _unique_schedules(cls, value: list[Schedule]) -> list[Schedule]:
-        names = [entry.name for entry in value]
-        for name in names:
-            if names.count(name) > 1:
-                raise ValueError(f"schedule {name!r} is named twice")
+        name = _named_twice(entry.name for entry in value)
+        if name is not None:
+            raise ValueError(f"schedule {name!r} is named twice")
         return value
 
     def roles_of(self, person: str) -> set[Role]:

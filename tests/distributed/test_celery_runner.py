@@ -33,7 +33,8 @@ from opskit.lab import Lab
 from opskit.workspace import Workspace, init_workspace
 from tests.changes.test_change_apply import approved_change, configs
 from tests.changes_support import write_policy, write_runbook
-from tests.fixtures.redis import RedisServer
+from tests.fixtures.processes import stop_processes
+from tests.fixtures.redis import RedisServer, monitor
 
 pytestmark = [pytest.mark.xdist_group("celery-lab"), pytest.mark.slow, pytest.mark.postgres]
 
@@ -95,27 +96,10 @@ def site(
     try:
         yield {"ws": ws, "db": db, "broker": broker, "runner": runner, "workers": workers}
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        stop_processes(workers)
         lab.down()
         ws.close()
         os.environ.pop(CANARY_VAR, None)
-
-
-def monitor(url: str, stop: threading.Event, seen: list[str]) -> None:
-    """Every command Redis receives (MONITOR), as text, until `stop`."""
-    import redis
-
-    with redis.Redis.from_url(url).monitor() as stream:
-        for command in stream.listen():
-            seen.append(str(command.get("command", "")))
-            if stop.is_set():
-                return
 
 
 def records(svc: ChangeService, change_id: str) -> dict[str, list[tuple[str, Any]]]:

@@ -31,7 +31,8 @@ from opskit.ledger.core import Ledger
 from opskit.reports import run_recorded_inspection
 from opskit.workspace import Workspace, init_workspace
 from tests.changes_support import write_policy
-from tests.fixtures.redis import RedisServer
+from tests.fixtures.processes import stop_processes
+from tests.fixtures.redis import RedisServer, monitor
 
 pytestmark = [pytest.mark.xdist_group("celery-beat"), pytest.mark.slow, pytest.mark.postgres]
 
@@ -56,15 +57,6 @@ def opskit_process(ws: Workspace, db: str, *args: str, log: str) -> subprocess.P
         stdout=out,
         stderr=subprocess.STDOUT,
     )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -97,21 +89,9 @@ def estate(
     try:
         yield {"ws": ws, "db": db, "broker": broker, "workers": workers}
     finally:
-        for worker in workers:
-            stop(worker)
+        stop_processes(workers)
         lab.down()
         ws.close()
-
-
-def monitor(url: str, stop_event: threading.Event, seen: list[str]) -> None:
-    """Every command Redis receives (MONITOR), as text, until `stop_event`."""
-    import redis
-
-    with redis.Redis.from_url(url).monitor() as stream:
-        for command in stream.listen():
-            seen.append(str(command.get("command", "")))
-            if stop_event.is_set():
-                return
 
 
 def scheduled_events(ledger: Ledger, kind: str, actor: str) -> list[Any]:
@@ -162,7 +142,7 @@ def test_beat_runs_each_schedule_on_its_site_workers_recorded_like_manual_runs(
             beat,
         )
     finally:
-        stop(beat)
+        stop_processes([beat])
         stop_watch.set()
     log = (ws.state_dir / "beat.log").read_text()
     assert "Traceback" not in log, log

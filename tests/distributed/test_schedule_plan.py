@@ -220,3 +220,61 @@ def test_schedule_run_refuses_a_bad_schedule_in_one_line(workspace: Workspace) -
         f"error: {workspace.policy_path}:{policy_lines(workspace)} [schedules[0].cron]: "
         "cron '0 25 * * *': Invalid end range: 25 > 23."
     ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "field", "message"),
+    [
+        ("{name: n, job: backup, every: 60, queue: ../../escaped}", "schedules[0].queue",
+         "invalid value '../../escaped': must match"),
+        ("{name: n, job: backup, every: 60, queue: 'dc 1'}", "schedules[0].queue",
+         "invalid value 'dc 1': must match"),
+        ("{name: n, job: backup, every: 60, source: backup}", "schedules[0]",
+         "source is for compliance jobs, not backup"),
+    ],
+)  # fmt: skip
+def test_a_bad_queue_or_a_misplaced_source_is_refused_in_one_line(
+    workspace: Workspace, entry: str, field: str, message: str
+) -> None:
+    """A schedule's queue also names its lock file: a path or blank in it
+    is refused before anything runs (it once wrote outside the workspace)."""
+    add_schedules(workspace, f"schedules:\n  - {entry}\n")
+    done = opskit(workspace, "schedule", "list")
+    assert done.returncode != 0 and done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {workspace.policy_path}:{policy_lines(workspace)} [{field}]: ")
+    assert message in line
+
+
+@pytest.mark.parametrize(
+    ("broker", "message"),
+    [
+        ("http://127.0.0.1:6379/0", "error: the broker URL must start with redis:// or rediss://"),
+        ("redis://h:99999/0", "error: the broker URL is not valid: Port out of range 0-65535"),
+        ("redis://:hunter2@127.0.0.1:1/0", "error: broker redis://127.0.0.1:1/0 unreachable: "),
+    ],
+)
+def test_schedule_run_on_a_bad_or_dead_broker_is_one_line(
+    workspace: Workspace, broker: str, message: str
+) -> None:
+    """Not a Celery traceback (a non-Redis URL), not a silent retry forever
+    (a dead broker at the start), and never the broker's password."""
+    add_schedules(workspace, "schedules:\n  - {name: n, job: backup, every: 60}\n")
+    done = opskit(workspace, "schedule", "run", "--broker", broker)
+    assert done.returncode != 0 and done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(message) and "hunter2" not in line
+
+
+def test_a_fault_outside_the_jobs_api_is_recorded_not_lost(workspace: Workspace) -> None:
+    """A real filesystem fault (the lock folder is a file) is not an
+    OpskitError: the run still records `schedule.failed`, naming it."""
+    add_schedules(workspace, "schedules:\n  - {name: nightly, job: backup, every: 60}\n")
+    workspace.state_dir.mkdir(parents=True, exist_ok=True)
+    (workspace.state_dir / "schedule-locks").write_text("not a folder")
+    failed = run_scheduled(workspace, "nightly", "dc1")
+    assert failed["status"] == "failed" and failed["error"].startswith("FileExistsError: ")
+    ledger = Ledger.open(workspace)
+    (event,) = [e for e in ledger.events(kind="schedule.failed") if e.seq == failed["seq"]]
+    assert event.actor == "schedule:nightly" and event.payload["job"] == "backup"
+    assert ledger.verify().ok

@@ -36,3 +36,13 @@ def test_apply_with_an_unknown_runner_is_one_line(workspace: Workspace) -> None:
     done = opskit(workspace, "change", "apply", "CHG-000001", "--runner", "mesh")
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == ["error: --runner mesh: give thread or celery"]
+
+
+def test_worker_refuses_a_broker_url_that_is_not_redis_in_one_line(workspace: Workspace) -> None:
+    """It was a Celery traceback (ImproperlyConfigured) on the worker's start."""
+    db = "postgresql+psycopg://nobody@127.0.0.1:1/x"
+    done = opskit(workspace, "worker", "--broker", "amqp://:pw@127.0.0.1/", db=db)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        "error: the broker URL must start with redis:// or rediss://"
+    ]

@@ -215,3 +215,23 @@ def test_a_url_both_webhook_and_writeback_is_refused(tmp_path: Path) -> None:
     path.write_text(DEFAULT_POLICY_YAML + yaml.safe_dump(document))
     with pytest.raises(PolicyError, match=r"https://nautobot.example.org is named twice"):
         load_policy(path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("url", "ftp://nautobot.example.org", "a write-back URL starts with http://"),
+        ("url", "https://u:p@nautobot.example.org", "a write-back URL must not hold credentials"),
+        ("report_url", "https://reports/x y", "a report URL must not hold blanks"),
+    ],
+)
+def test_a_bad_writeback_url_is_named_as_such_not_as_a_webhook(
+    tmp_path: Path, field: str, value: str, expected: str
+) -> None:
+    entry = {"url": "https://nautobot.example.org", "token": {"env": "T"}, field: value}
+    path = tmp_path / "opskit.yaml"
+    path.write_text(DEFAULT_POLICY_YAML + yaml.safe_dump({"writeback": [entry]}))
+    with pytest.raises(PolicyError) as refused:
+        load_policy(path)
+    message = str(refused.value)
+    assert f"[writeback[0].{field}]: {expected}" in message and "webhook" not in message

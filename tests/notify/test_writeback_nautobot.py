@@ -24,7 +24,7 @@ from opskit.inventory import load_workspace_inventory
 from opskit.inventory.sources import sync_inventory
 from opskit.ledger import Ledger
 from opskit.notify import deliver, outbox_status
-from opskit.notify.sender import Backoff
+from opskit.notify.sender import Backoff, Sender
 from opskit.notify.store import DELIVERED, PENDING, outbox
 from opskit.secrets import SecretRef
 from opskit.workspace import Workspace
@@ -131,10 +131,7 @@ def estate(nautobot: NautobotServer, tmp_path_factory: pytest.TempPathFactory) -
             (ws.root / "sot" / "nautobot.yaml").write_text(
                 "relationships: {opskit_uplink: depends_on}\n"
             )
-            sync_inventory(
-                ws, "nautobot", url=nautobot.url, token_ref=SecretRef(env=TOKEN_ENV),
-                inventory="nb", filters={"location": [LOCATION]},
-            )  # fmt: skip
+            sync_nb(ws, nautobot.url)
             write_policy(ws, extra=_writeback_policy(relay.url))
             yield Estate(ws, ChangeService(ws), api, nautobot, relay, ids, mp)
     finally:
@@ -142,6 +139,14 @@ def estate(nautobot: NautobotServer, tmp_path_factory: pytest.TempPathFactory) -
         mp.undo()
         for record in reversed(made):
             record.delete()
+
+
+def sync_nb(ws: Workspace, url: str) -> None:
+    """(Re-)syncs the `nb` inventory from the lab location in Nautobot."""
+    sync_inventory(
+        ws, "nautobot", url=url, token_ref=SecretRef(env=TOKEN_ENV),
+        inventory="nb", filters={"location": [LOCATION]},
+    )  # fmt: skip
 
 
 def notes(estate: Estate, name: str) -> list[str]:
@@ -347,3 +352,32 @@ def test_a_cli_rollout_is_written_back_in_the_background(estate: Estate) -> None
         )
         time.sleep(0.5)
     assert f"seq {finished_event(estate, change_id).seq}" in found[0]
+
+
+def test_a_long_lived_sender_sees_a_device_replaced_in_nautobot_and_resynced(
+    estate: Estate,
+) -> None:
+    """A background sender lives up to an hour: a device replaced in Nautobot
+    (new object, same name) and re-synced gets the next entry, not the old one."""
+    deliver(estate.ws, force=True, backoff=NOW)  # what earlier tests left
+    sender = Sender(estate.ws, backoff=NOW)
+    first = completed_change(estate.svc, "name:lab-sw02", 726)
+    assert sender.deliver(force=True).retried == 0
+    assert [n for n in notes(estate, "lab-sw02") if first in n]
+    old = estate.api.dcim.devices.get(estate.ids["lab-sw02"])
+    old.update({"name": "lab-sw02-old"})
+    new = estate.api.dcim.devices.create(
+        name="lab-sw02", device_type=old.device_type.id, role=old.role.id,
+        location=old.location.id, status=old.status.id, platform=old.platform.id,
+    )  # fmt: skip
+    try:
+        sync_nb(estate.ws, estate.nautobot.url)
+        second = completed_change(estate.svc, "name:lab-sw02", 727)
+        assert sender.deliver(force=True).retried == 0
+        on_new = estate.api.extras.notes.filter(assigned_object_id=str(new.id))
+        assert [str(n.note) for n in on_new if second in str(n.note)]
+        assert not [n for n in notes(estate, "lab-sw02") if second in n]
+    finally:
+        new.delete()
+        old.update({"name": "lab-sw02"})
+        sync_nb(estate.ws, estate.nautobot.url)

@@ -21,6 +21,9 @@ they are (at most once, never twice: docs/distributed.md).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
+
+from opskit.errors import OpskitError, UsageError
 
 TASK_NAME = "opskit.host"
 VISIBILITY_TIMEOUT_S = 12 * 3600
@@ -47,13 +50,50 @@ SETTINGS: dict[str, Any] = {
 
 
 def make_app(broker: str) -> Any:
-    """A Celery app on `broker` (redis://...), results kept in the same Redis.
+    """A Celery app on `broker` (redis://...), results kept in the same Redis;
+    a URL that is not Redis's is a `UsageError` (one line, without the URL:
+    it may hold a password).
 
     >>> make_app("redis://127.0.0.1:6379/0").conf.task_acks_late
     False
     """
     from celery import Celery
 
+    problem = broker_problem(broker)
+    if problem:
+        raise UsageError(problem)
     app = Celery("opskit", broker=broker, backend=broker, set_as_current=False)
     app.conf.update(SETTINGS)
     return app
+
+
+def broker_problem(url: str) -> str | None:
+    """Why `url` is not a broker URL (None: it is one): redis:// or rediss://,
+    a host, a valid port."""
+    if not url.startswith(("redis://", "rediss://")):
+        return "the broker URL must start with redis:// or rediss://"
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError as exc:
+        return f"the broker URL is not valid: {exc}"
+    return None if parts.hostname or parts.path else "the broker URL names no host"
+
+
+def broker_label(url: str) -> str:
+    """The broker URL without its password, for messages:
+    ``redis://:pw@10.0.0.5:6379/0`` -> ``redis://10.0.0.5:6379/0``."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+
+
+def require_broker(app: Any, url: str, *, timeout: float = 2.0) -> None:
+    """Raises one `OpskitError` line when `app`'s broker does not answer
+    (one attempt, `timeout` seconds): a daemon started on a wrong or dead
+    broker says so instead of retrying silently."""
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=timeout)
+    except Exception as exc:  # kombu raises its transport's own errors
+        raise OpskitError(f"broker {broker_label(url)} unreachable: {type(exc).__name__}") from None

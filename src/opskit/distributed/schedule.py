@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from opskit.connectors.actions import BUILTIN, CONNECTOR_ACTIONS, ActionSpec
 from opskit.errors import OpskitError, PolicyError
+from opskit.policy import QUEUE_NAME
 from opskit.secrets import REDACTOR
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ SHOW = re.compile(r"^\s*show\s", re.IGNORECASE)
 # The class of the schedules' advisory locks (PostgreSQL's two-key form).
 LOCK_CLASS = 0x5C4ED
 # A queue name written into a selection term as it is (no quote, no glob).
-PLAIN_QUEUE = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
+PLAIN_QUEUE = re.compile(QUEUE_NAME)
 
 
 def actor_of(name: str) -> str:
@@ -300,13 +301,16 @@ def _period_s(when: Any) -> float:
 
 
 def run_beat(ws: Workspace, broker: str, *, max_interval: float = 30.0) -> None:
-    """Runs Celery beat with the policy's schedules until it is stopped."""
+    """Runs Celery beat with the policy's schedules until it is stopped; a
+    broker that is not Redis's or does not answer at the start is one line
+    (a Redis restart later is waited out)."""
     from celery.apps.beat import Beat
 
-    from opskit.distributed.app import make_app
+    from opskit.distributed.app import make_app, require_broker
 
     entries = plan(ws)
     app = make_app(broker)
+    require_broker(app, broker)
     app.conf.beat_schedule = beat_schedule(entries)
     app.conf.timezone = "UTC"
     ws.state_dir.mkdir(parents=True, exist_ok=True)
@@ -365,10 +369,18 @@ def run_scheduled(ws: Workspace, name: str, queue: str) -> dict[str, Any]:
                 return {**result, "status": RunStatus.SKIPPED, "seq": seq}
             return {**result, "status": RunStatus.DONE, "seqs": JOBS[job](ws, entry)}
     except OpskitError as exc:
-        reason = REDACTOR.redact(str(exc)).splitlines()[0][:500]
-        payload = {**result, "job": job, "error": reason}
-        seq = _append(ws, FAILED_KIND, name, payload)
-        return {**result, "status": RunStatus.FAILED, "error": reason, "seq": seq}
+        return _failed(ws, result, job, str(exc))
+    except Exception as exc:  # any other fault is recorded too: no silent gap
+        return _failed(ws, result, job, f"{type(exc).__name__}: {exc}")
+
+
+def _failed(ws: Workspace, result: dict[str, Any], job: str | None, error: str) -> dict[str, Any]:
+    """Records `schedule.failed` with the first line of `error` (redacted)."""
+    lines = REDACTOR.redact(error).splitlines() or [""]
+    reason = lines[0][:500]
+    payload = {**result, "job": job, "error": reason}
+    seq = _append(ws, FAILED_KIND, str(result["schedule"]), payload)
+    return {**result, "status": RunStatus.FAILED, "error": reason, "seq": seq}
 
 
 def record_skip(

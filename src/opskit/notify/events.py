@@ -69,29 +69,30 @@ def expand(names: Iterable[str]) -> frozenset[str]:
     return frozenset(kinds)
 
 
-def url_problem(url: object) -> str | None:
+def url_problem(url: object, what: str = "a webhook URL") -> str | None:
     """Why `url` is not a webhook URL (None: it is one): http or https, a
     host, a valid port, no credentials, no fragment, no blank or control
-    character, at most `MAX_URL` characters."""
+    character, at most `MAX_URL` characters. `what` names the URL in the
+    answer (e.g. "a write-back URL")."""
     if not isinstance(url, str) or not url:
-        return "a webhook URL is text such as https://host/path"
+        return f"{what} is text such as https://host/path"
     if len(url) > MAX_URL:
-        return f"a webhook URL has at most {MAX_URL} characters"
+        return f"{what} has at most {MAX_URL} characters"
     if any(char.isspace() or not char.isprintable() for char in url):
-        return "a webhook URL must not hold blanks or control characters"
+        return f"{what} must not hold blanks or control characters"
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
         return f"not a valid URL: {exc}"
     if parts.scheme not in ("http", "https"):
-        return "a webhook URL starts with http:// or https://"
+        return f"{what} starts with http:// or https://"
     if not parts.hostname:
-        return "a webhook URL names a host"
+        return f"{what} names a host"
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        return "a webhook URL must not hold credentials (use the secret reference)"
+        return f"{what} must not hold credentials (use the secret reference)"
     if port == 0:
-        return "a webhook URL's port is 1 to 65535"
+        return f"{what}'s port is 1 to 65535"
     if parts.fragment or url.endswith("#"):
-        return "a webhook URL has no #fragment"
+        return f"{what} has no #fragment"
     return None

@@ -53,7 +53,11 @@ NEEDS = {"GET": "view", "POST": "add", "PATCH": "change"}
 
 
 class NautobotWriter:
-    """Writes row documents back to one Nautobot (see the module docstring)."""
+    """Writes row documents back to one Nautobot (see the module docstring).
+
+    A writer caches what it looks up (the inventories, each CI's object, the
+    token) for its lifetime: the sender makes a new one for each pass.
+    """
 
     def __init__(self, ws: Workspace, entry: Writeback) -> None:
         self.ws = ws
@@ -128,8 +132,19 @@ class NautobotWriter:
         for content_type, path in OBJECT_KINDS.values():
             found = self._request("GET", path, params={"name": ci}).get("results") or []
             if found:
-                return content_type, path, str(found[0]["id"])
+                return content_type, path, self._object_id(found[0], path)
         return None
+
+    def _object_id(self, found: object, path: str) -> str:
+        """The id of a search result; a result without one means the URL is
+        not Nautobot's (one line, not a crash or a note on object "None")."""
+        object_id = found.get("id") if isinstance(found, dict) else None
+        if not object_id or not isinstance(object_id, str | int):
+            raise OpskitError(
+                f"nautobot {self.base}: {path.replace('/', '.')}: not a Nautobot answer "
+                "(no object id)"
+            )
+        return str(object_id)
 
     def _note(self, found: tuple[str, str, str], document: dict[str, Any], text: str) -> None:
         content_type, _path, object_id = found

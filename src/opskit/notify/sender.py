@@ -109,6 +109,9 @@ class Sender:
     def deliver(self, *, force: bool = False) -> Delivery:
         """One pass over every due row (`force`: every pending row, backoff
         or lease notwithstanding)."""
+        # Lookups (inventories, Nautobot objects) last one pass: a background
+        # sender lives up to an hour and must see a re-sync or a replaced device.
+        self._writers.clear()
         report = Delivery()
         blocked: set[str] = set()
         for row in self._pending():

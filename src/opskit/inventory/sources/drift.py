@@ -19,7 +19,7 @@ from typing import Any
 
 from opskit.inventory.sources.plan import SyncPlan, plan_sync
 from opskit.inventory.sources.records import MappingTables, to_inventory_data
-from opskit.inventory.sources.sync import fetcher
+from opskit.inventory.sources.sync import fetcher, source_url
 from opskit.secrets import SecretRef
 from opskit.workspace import Workspace
 
@@ -40,10 +40,11 @@ def drift_against_source(
 ) -> SyncPlan:
     from opskit.inventory import load_workspace_inventory
 
+    base = source_url(source, url)
     inv = load_workspace_inventory(ws, inventory)
     tables = MappingTables.load(ws.root / "sot" / f"{source}.yaml")
     token = token_ref.resolve(base_dir=ws.root)
-    snapshot = fetcher(source)(url.rstrip("/"), token, filters, relationships=tables.relationships)
+    snapshot = fetcher(source)(base, token, filters, relationships=tables.relationships)
     data, _notes = to_inventory_data(snapshot.objects, tables)
     wanted = {ci.name for ci in inv.select(select, include_decommissioned=True)}
     theirs = [_compared(ci) for ci in data["cis"] if select is None or ci["name"] in wanted]

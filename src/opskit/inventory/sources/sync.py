@@ -53,6 +53,22 @@ def fetcher(source: str) -> Callable[..., Any]:
     return fetch
 
 
+def source_url(source: str, url: str) -> str:
+    """`url` without its trailing slash, checked like a webhook's (http or
+    https, a host, no credentials: the URL goes into the inventory's header,
+    and the token is a secret reference); else one `SyncError` line.
+
+    >>> source_url("nautobot", "https://nautobot.example.org/")
+    'https://nautobot.example.org'
+    """
+    from opskit.notify.events import url_problem
+
+    problem = url_problem(url, f"a {source} URL")
+    if problem:
+        raise SyncError(problem, field="url")
+    return url.rstrip("/")
+
+
 def sync_inventory(
     ws: Workspace,
     source: str,
@@ -64,12 +80,13 @@ def sync_inventory(
     dry_run: bool = False,
 ) -> SyncResult:
     fetch = fetcher(source)
+    base = source_url(source, url)
     folder = ws.inventories_dir / inventory
     file = folder / f"{source}.yaml"
     before = _synced_cis(folder, file)
     tables = MappingTables.load(ws.root / "sot" / f"{source}.yaml")
     token = token_ref.resolve(base_dir=ws.root)
-    snapshot = fetch(url.rstrip("/"), token, filters, relationships=tables.relationships)
+    snapshot = fetch(base, token, filters, relationships=tables.relationships)
     data, notes = to_inventory_data(snapshot.objects, tables)
     plan = plan_sync(before, data["cis"])
     plan.notes = notes
