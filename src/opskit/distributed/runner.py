@@ -4,7 +4,9 @@ queue of its site and waits for the worker's result.
 
 The rollout is unchanged: its threads (a local pool of the width it asks
 for) only wait here, so canary, batches, error budget and group caps work as
-with the thread pool. Per host:
+with the thread pool. A waiting thread is woken when its result is stored
+(`opskit.distributed.results`: one subscriber for all of them, no polling).
+Per host:
 
 - the queue is the CI's `site` (or the attribute `queues.by` names, or
   `queues.default`); a CI with no queue is refused before the change starts;
@@ -24,16 +26,19 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from opskit.changes.runners import HostJob
 from opskit.hoststate import HostState
 
-POLL_S = 0.05
+# A waiting thread looks at its result itself at least this often (a notification
+# may be lost while Redis restarts), and pings the worker that started its host.
 PING_EVERY_S = 2.0
-# A queue seen served is trusted this long (asking all workers costs a 1 s broadcast);
-# a worker gone meanwhile is caught by the ping of the host it started.
+# A queue seen served by the broadcast (when no worker announced it: a 1 s
+# broadcast) is trusted this long; a worker gone meanwhile is caught by the
+# ping of the host it started.
 LIVE_FOR_S = 30.0
 # How long a broker outage is waited out before the host counts as `unknown`.
 BROKER_OUTAGE_S = 120.0
@@ -51,6 +56,7 @@ class CeleryRunner:
         wait_for_worker_s: float = 10.0,
     ) -> None:
         from opskit.distributed.app import make_app
+        from opskit.distributed.results import ResultWatcher
 
         self.broker = broker
         self.by = by
@@ -58,7 +64,11 @@ class CeleryRunner:
         self.wait_for_worker_s = wait_for_worker_s
         self.app = make_app(broker)
         self._live: dict[str, float] = {}  # queue -> when a worker was last seen on it
+        # The backend's key (and channel) of a task, without the task id.
+        prefix = self.app.backend.get_key_for_task("x")[:-1]
+        self._results = ResultWatcher(broker, prefix)
         self._lock = threading.Lock()
+        self._redis: Any = None  # a client for the workers' announcements
 
     # -- RunnerFactory --------------------------------------------------------
     def __call__(self, workers: int) -> Executor:
@@ -101,19 +111,25 @@ class CeleryRunner:
         queue = self.queue_of(ci) or "default"
         if not self._wait_for_worker(queue):
             return self._abandon(ctx, job, f"unreachable: no worker for queue {queue}")
-        result = self.app.send_task(
-            TASK_NAME,
-            args=[job.to_message()],
-            queue=queue,
-            retry=True,  # a broker restart is waited out, bounded
-            retry_policy={
-                "max_retries": int(BROKER_OUTAGE_S),
-                "interval_start": 0,
-                "interval_step": 1,
-                "interval_max": 1,
-            },
-        )
-        return self._wait(result, ctx, job, queue)
+        task_id = str(uuid.uuid4())
+        done = self._results.register(task_id)  # before sending: no result goes unseen
+        try:
+            result = self.app.send_task(
+                TASK_NAME,
+                args=[job.to_message()],
+                queue=queue,
+                task_id=task_id,
+                retry=True,  # a broker restart is waited out, bounded
+                retry_policy={
+                    "max_retries": int(BROKER_OUTAGE_S),
+                    "interval_start": 0,
+                    "interval_step": 1,
+                    "interval_max": 1,
+                },
+            )
+            return self._wait(result, ctx, job, queue, done)
+        finally:
+            self._results.forget(task_id)
 
     # -- waiting ------------------------------------------------------------------
     def live_queues(self) -> set[str]:
@@ -127,6 +143,8 @@ class CeleryRunner:
     def _wait_for_worker(self, queue: str) -> bool:
         deadline = time.monotonic() + self.wait_for_worker_s
         while True:
+            if self._announced(queue):
+                return True
             with self._lock:
                 seen = self._live.get(queue, 0.0)
                 if time.monotonic() - seen < LIVE_FOR_S:
@@ -140,17 +158,34 @@ class CeleryRunner:
                 return False
             time.sleep(0.5)
 
-    def _wait(self, result: Any, ctx: Any, job: HostJob, queue: str) -> dict[str, Any]:
-        """The worker's result. The broker may go away meanwhile (a Redis
-        restart): the worker goes on with its host and stores its result when
-        Redis is back, so this keeps asking, for at most `BROKER_OUTAGE_S`."""
+    def _announced(self, queue: str) -> bool:
+        """A worker announced `queue` (`opskit.distributed.liveness`): one command."""
+        from opskit.distributed.liveness import announced
+
+        try:
+            if self._redis is None:
+                import redis
+
+                self._redis = redis.Redis.from_url(self.broker)
+            return announced(self._redis, queue)
+        except Exception:  # the broker is away: the broadcast decides
+            return False
+
+    def _wait(
+        self, result: Any, ctx: Any, job: HostJob, queue: str, done: threading.Event
+    ) -> dict[str, Any]:
+        """The worker's result, read when `done` says it is stored (or every
+        `PING_EVERY_S`). The broker may go away meanwhile (a Redis restart):
+        the worker goes on with its host and stores its result when Redis is
+        back, so this keeps asking, for at most `BROKER_OUTAGE_S`."""
         last_ping, silent, outage = time.monotonic(), 0, 0.0
         while True:
             try:
+                done.clear()  # before looking: a result stored after the look sets it
                 if result.ready():
                     break
                 outage = 0.0
-                time.sleep(POLL_S)
+                done.wait(max(0.0, PING_EVERY_S - (time.monotonic() - last_ping)))
                 if time.monotonic() - last_ping < PING_EVERY_S:
                     continue
                 last_ping = time.monotonic()

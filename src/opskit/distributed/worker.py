@@ -2,30 +2,43 @@
 
 It consumes its queues (a site's, e.g. `dc1`), runs one host per slot
 (`concurrency`, threads in one process) with `opskit.distributed.hostjob`,
-and writes the hosts' steps straight into the workspace's PostgreSQL ledger.
+and writes the hosts' steps straight into the workspace's PostgreSQL ledger,
+the steps of all its hosts sharing commits (one group commit, open while the
+worker runs, as the local rollout does for its threads). It announces its
+queues in Redis while it runs (`opskit.distributed.liveness`).
 Its database URL, runbooks and credential references are its own; the
 broker only carries `HostJob`s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
 from typing import Any
 
 from opskit.distributed.app import TASK_NAME, make_app
 
 
-def worker_app(ws: Any, broker: str) -> Any:
-    """The Celery app with the host task bound to `ws` (a `Workspace`)."""
-    from opskit.changes import ChangeService
+def worker_app(service: Any, broker: str, stack: contextlib.ExitStack | None = None) -> Any:
+    """The Celery app with the host task bound to `service` (a `ChangeService`);
+    with `stack`, the journal's group commit is opened in it at the first host
+    (the ledger is opened when a host needs it, as before any worker ran one)."""
     from opskit.distributed.hostjob import execute
 
     app = make_app(broker)
-    service = ChangeService(ws)
+    opening = threading.Lock()
+
+    def group_commit() -> None:
+        journal = service.context.journal
+        with opening:
+            if stack is not None and journal.group_writer is None:
+                stack.enter_context(journal.group_commit())
 
     @app.task(name=TASK_NAME, bind=True)  # type: ignore[untyped-decorator]
     def host(task: Any, message: dict[str, Any]) -> dict[str, Any]:
+        group_commit()
         return execute(service, message, worker=str(task.request.hostname))
 
     del host
@@ -34,8 +47,17 @@ def worker_app(ws: Any, broker: str) -> Any:
 
 def run_worker(ws: Any, broker: str, queues: list[str], concurrency: int) -> None:
     """Runs the worker until it is stopped (SIGTERM: finishes its hosts first)."""
-    app = worker_app(ws, broker)
+    from opskit.changes import ChangeService
+    from opskit.distributed.liveness import Announcer
+
     name = f"opskit-{'-'.join(queues)}-{os.getpid()}@{socket.gethostname()}"
+    with contextlib.ExitStack() as stack:  # closed last: the queued steps are written
+        stack.enter_context(Announcer(broker, name, queues))
+        app = worker_app(ChangeService(ws), broker, stack)
+        _serve(app, name, queues, concurrency)
+
+
+def _serve(app: Any, name: str, queues: list[str], concurrency: int) -> None:
     app.worker_main(
         [
             "worker",
