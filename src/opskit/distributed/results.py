@@ -71,8 +71,9 @@ class ResultWatcher:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.psubscribe(self.prefix + b"*")
                 pubsub.get_message(timeout=READ_S)  # the subscription's confirmation
+                if self._ready.is_set():
+                    self._wake_all()  # a reconnection: what was published meanwhile is lost
                 self._ready.set()
-                self._wake_all()  # anything published while (re)connecting: look
                 while True:
                     message = pubsub.get_message(timeout=READ_S)
                     if message is not None:
