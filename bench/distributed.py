@@ -160,7 +160,22 @@ def phases(events: list[Any], sent: dict[str, tuple[float, float]]) -> dict[str,
         spans["send->claimed"].append(claimed - send)
         spans["claimed->verified"].append(verified - claimed)
         spans["verified->seen"].append(seen - verified)
-    return {k: statistics.median(v) * 1000 for k, v in spans.items() if v}
+    medians = {k: statistics.median(v) * 1000 for k, v in spans.items() if v}
+    if sent:
+        medians["send->claimed mean"] = statistics.mean(spans["send->claimed"]) * 1000
+        medians["send->seen mean"] = statistics.mean(e - s for s, e in sent.values()) * 1000
+    return medians
+
+
+def outline(result: dict[str, Any], sent: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """Seconds of the apply before the first host was sent, while hosts ran,
+    and after the last result was seen (the change's own start and finish)."""
+    first = min(s for s, _ in sent.values())
+    last = max(e for _, e in sent.values())
+    end = result["started"] + result["wall"]
+    busy = sum(e - s for s, e in sent.values()) / (last - first)
+    return {"before": first - result["started"], "hosts": last - first, "after": end - last,
+            "hosts in flight (mean)": busy}  # fmt: skip
 
 
 # -- CPU -----------------------------------------------------------------------------
@@ -340,6 +355,7 @@ def run_celery(ws_root: Path, args: Any, context: dict[str, Any], count: int) ->
         result["cpu"] = meter.stop()
         result["redis"] = redis_commands(broker) - before
         result["phases"] = phases(result["events"], sent.times)
+        result["outline"] = outline(result, sent.times)
         return result
     finally:
         stop(workers)
@@ -357,6 +373,8 @@ def _print_row(name: str, r: dict[str, Any], local: dict[str, Any], concurrency:
         f"added {_added(r, local, concurrency):+.0f} ms/host; CPU ms/host: {cpu}",
         flush=True,
     )
+    if "outline" in r:
+        print("  apply (s): " + ", ".join(f"{k} {v:.2f}" for k, v in r["outline"].items()))
     if "phases" in r:
         print("  phases (median ms/host): "
               + ", ".join(f"{k} {v:.0f}" for k, v in r["phases"].items()), flush=True)  # fmt: skip

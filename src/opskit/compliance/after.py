@@ -42,12 +42,16 @@ if TYPE_CHECKING:
 def changed_hosts(outcomes: Mapping[str, HostSummary]) -> list[str]:
     """The CIs a rollout modified (ended ok with a change made). A host a
     remote worker ran (`opskit.distributed`) carries no run in this process:
-    it counts when the rollout ran it and it ended ok."""
+    its worker says whether it changed it; when it did not say, it counts
+    when the rollout ran it and it ended ok."""
     return sorted(
         name
         for name, outcome in outcomes.items()
         if outcome.status == HostState.OK
-        and (outcome.changed or (outcome.run is None and outcome.ran))
+        and (
+            outcome.changed
+            or (outcome.run is None and outcome.ran and outcome.remote_changed is None)
+        )
     )
 
 

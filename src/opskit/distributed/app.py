@@ -11,6 +11,8 @@ they are (at most once, never twice: docs/distributed.md).
   is free. With early acknowledgement the multiplier alone still lets a
   worker reserve one message per busy slot, so one worker held hosts waiting
   while another one's slots were idle (measured: 60 ms a host on average).
+  (`opskit worker` turns its event loop every 10 ms, so that a freed slot
+  takes its next message at once: `opskit.distributed.worker`.)
 - `visibility_timeout` (Redis): a reserved, unacknowledged message comes back
   after this long; 12 hours, far above the reservation of one prefetched
   message. Should it come back anyway, the idempotency claim in the ledger

@@ -20,16 +20,18 @@ commit (`opskit worker` keeps one open) and are durable before the result
 is returned.
 
 A check that fails fails the host with the reason (`host.failed`), nothing
-touched. The result is a `HostSummary.to_dict()` plus its `detail`, e.g.::
+touched. The result is a `HostSummary.to_dict()` plus its `detail` and
+whether the run changed the device, e.g.::
 
-    {"status": "ok", "ran": True, "config_hash": "sha256:...", "error": None,
-     "detail": {"proof": None, ...}}
+    {"status": "ok", "ran": True, "changed": True, "config_hash": "sha256:...",
+     "error": None, "detail": {"proof": None, ...}}
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from opskit import __version__
@@ -62,16 +64,26 @@ def execute(service: ChangeService, message: dict[str, Any], *, worker: str) -> 
     ci = _inventory(ctx, job, change).get(job.ci)
     from opskit.connectors.pool import ConnectionPool
 
-    with ConnectionPool(4) as pool:
+    pool = ConnectionPool(4)
+    try:
         if job.phase == "rollback":
             outcome = HostSummary(ci.name, HostState.FAILED, batch=job.batch, ran=True)
             work.roll_back(change, book, ci, outcome, pool)
         else:
             recorder = work.host_recorder(ci.name, queue=ctx.journal.group_writer is not None)
             outcome = work.run(change, book, ci, job.batch or 0, pool, recorder)
-            _flush(recorder, outcome)
+            _flush(ctx, recorder, outcome)
+    finally:
+        # The session is closed off the host's path (as the rollout does): the
+        # result goes to the coordinator meanwhile.
+        _closer().submit(pool.close_all)
     _record_facts(ctx, job, outcome)
-    return {**outcome.to_dict(), "ran": outcome.ran, "detail": _plain(outcome.detail)}
+    return {
+        **outcome.to_dict(),
+        "ran": outcome.ran,
+        "changed": outcome.changed,
+        "detail": _plain(outcome.detail),
+    }
 
 
 _APPROVED: dict[str, tuple[Any, Any]] = {}
@@ -172,8 +184,23 @@ def _first(job: HostJob) -> Any:
     return guard
 
 
-def _flush(recorder: HostRecorder, outcome: HostSummary) -> None:
-    """Waits until the host's queued steps are durable (as the rollout does)."""
+_CLOSER: list[ThreadPoolExecutor] = []
+
+
+def _closer() -> ThreadPoolExecutor:
+    """One thread that closes finished hosts' sessions."""
+    with _CACHE_LOCK:
+        if not _CLOSER:
+            _CLOSER.append(ThreadPoolExecutor(1, thread_name_prefix="opskit session closer"))
+        return _CLOSER[0]
+
+
+def _flush(ctx: EngineContext, recorder: HostRecorder, outcome: HostSummary) -> None:
+    """Waits until the host's queued steps are durable (as the rollout does),
+    committed at once: the coordinator waits for this host's result."""
+    writer = ctx.journal.group_writer
+    if writer is not None:
+        writer.hurry()
     try:
         recorder.flush()
     except OpskitError as exc:
