@@ -55,8 +55,6 @@ sys.path[:0] = [str(REPO), str(BENCH_DIR)]
 TARGET_ADDED_MS = 20.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 DEVICES_PER_EMULATOR = 250
-# The warm-up change: a few devices of the first emulator (imports, caches, sessions).
-WARM_UP = "name:e0-lab-sw0[1-9]"
 
 
 # -- the lab: several emulator processes, one inventory ------------------------------
@@ -91,7 +89,12 @@ def start_labs(ws: Any, devices: int, emulators: int) -> list[Any]:
 
 # -- one change ----------------------------------------------------------------------
 def apply_once(
-    ws_root: Path, db: str, runner: Any, concurrency: int, select: str = "platform:cisco_ios"
+    ws_root: Path,
+    db: str,
+    runner: Any,
+    concurrency: int,
+    select: str = "platform:cisco_ios",
+    meter: CpuMeter | None = None,
 ) -> dict[str, Any]:
     from fanout import _write_bench_runbook
 
@@ -115,14 +118,24 @@ def apply_once(
             break
         if person != change.requester:
             svc.approve(change.id, person, comment="benchmark")
+    if meter is not None:
+        meter.start()
     start, started = time.perf_counter(), time.time()
     summary = svc.apply(change.id, "alice")
     wall = time.perf_counter() - start
+    # Before the workspace is closed: its database sessions' CPU counts.
+    cpu = meter.stop() if meter is not None else {}
     events = [e for e in svc.context.ledger.events(change_id=change.id) if e.ci]
     ws.close()
     if summary["state"] != "completed":
         raise SystemExit(f"change {summary['state']}: {summary['cause']}")
-    return {"wall": wall, "hosts": len(change.targets), "events": events, "started": started}
+    return {
+        "wall": wall,
+        "hosts": len(change.targets),
+        "events": events,
+        "started": started,
+        "cpu": cpu,
+    }
 
 
 class SendTimes:
@@ -324,14 +337,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def warm_up(ws_root: Path, concurrency: int) -> str:
+    """The warm-up change's selection: 2 x concurrency devices (imports,
+    caches, the workers' first sessions)."""
+    document = yaml.safe_load((ws_root / "inventories" / "lab" / "lab.yaml").read_text())
+    names = [ci["name"] for ci in document["cis"]][: 2 * concurrency]
+    return " or ".join(f"name:{name}" for name in names)
+
+
 def run_local(ws_root: Path, args: Any, context: dict[str, Any]) -> dict[str, Any]:
-    warm = WARM_UP  # a few devices: imports, caches
+    warm = warm_up(ws_root, args.concurrency)
     apply_once(ws_root, context["db"], None, args.concurrency, select=warm)
     meter = CpuMeter(context["groups"])
-    meter.start()
-    result = apply_once(ws_root, context["db"], None, args.concurrency)
-    result["cpu"] = meter.stop()
-    return result
+    return apply_once(ws_root, context["db"], None, args.concurrency, meter=meter)
 
 
 def run_celery(ws_root: Path, args: Any, context: dict[str, Any], count: int) -> dict[str, Any]:
@@ -344,15 +362,13 @@ def run_celery(ws_root: Path, args: Any, context: dict[str, Any], count: int) ->
         wait_for(CeleryRunner(broker, default="lab"), count)
         # Warm-up, as for the local runner: the workers' first hosts import
         # the connectors; long-lived workers pay that once.
-        warm = WARM_UP
+        warm = warm_up(ws_root, args.concurrency)
         apply_once(ws_root, db, CeleryRunner(broker, default="lab"), args.concurrency, warm)
         groups = {**context["groups"], "workers": lambda: [w.pid for w in workers]}
         meter, sent = CpuMeter(groups), SendTimes()
         runner = sent.wrap(CeleryRunner(broker, default="lab"))  # new, as in the CLI
         before = redis_commands(broker)
-        meter.start()
-        result = apply_once(ws_root, db, runner, args.concurrency)
-        result["cpu"] = meter.stop()
+        result = apply_once(ws_root, db, runner, args.concurrency, meter=meter)
         result["redis"] = redis_commands(broker) - before
         result["phases"] = phases(result["events"], sent.times)
         result["outline"] = outline(result, sent.times)

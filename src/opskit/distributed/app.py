@@ -18,7 +18,8 @@ they are (at most once, never twice: docs/distributed.md).
   message. Should it come back anyway, the idempotency claim in the ledger
   (`opskit.distributed.hostjob`) records it as a duplicate and runs nothing.
 - `task_track_started=True`: the coordinator sees which worker started a host
-  and pings it, so a dead worker's host is reported `unknown`, not waited for.
+  and checks its announcement, so a dead worker's host is reported
+  `unknown`, not waited for.
 - JSON only: the messages are plain data (`HostJob`), never pickles.
 """
 

@@ -6,8 +6,8 @@ with the time its announcement runs out (`TTL_S`). The coordinator asks one
 command per queue (is any announcement still valid?) instead of a broadcast
 to all workers, which always waits its whole reply timeout (1 s) and was paid
 by every `opskit change apply`. A worker stopped cleanly withdraws at once;
-one killed is forgotten after `TTL_S` (and the coordinator's ping of the
-host it started finds it gone before that). No announcement (Redis was just
+one killed is forgotten after `TTL_S`, and the coordinator waiting for a host
+it started counts that host `unknown` (`CeleryRunner`). No announcement (Redis was just
 restarted): the coordinator falls back to the broadcast.
 
 >>> key("dc1")
@@ -29,8 +29,12 @@ def key(queue: str) -> str:
     return f"opskit:workers:{queue}"
 
 
-def announced(client: Any, queue: str) -> bool:
-    """True when a worker announced `queue` and its announcement is valid."""
+def announced(client: Any, queue: str, worker: str | None = None) -> bool:
+    """True when a worker (`worker`, or any) announced `queue` and its
+    announcement is valid."""
+    if worker is not None:
+        score = client.zscore(key(queue), worker)
+        return score is not None and score > time.time()
     return bool(client.zrangebyscore(key(queue), time.time(), "+inf", start=0, num=1))
 
 

@@ -13,9 +13,10 @@ Per host:
 - no live worker consumes that queue within `wait_for_worker_s`: the host is
   failed, `unreachable: no worker for queue dc2`, and its idempotency key is claimed
   by the coordinator, so the message, should a worker come later, runs nothing;
-- the worker that started the host stops answering pings: the host is
-  `unknown` (as after a crash of the local runner; `opskit change recover`
-  and `opskit change rollback` handle it from the ledger).
+- the worker that started the host is no longer announced (for
+  `LOST_AFTER_S`; `opskit.distributed.liveness`): the host is `unknown`
+  (as after a crash of the local runner; `opskit change recover` and
+  `opskit change rollback` handle it from the ledger).
 
 >>> runner = CeleryRunner("redis://127.0.0.1:6379/0", by="zone", default="dc1")
 >>> runner.by, runner.default
@@ -31,14 +32,18 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from opskit.changes.runners import HostJob
+from opskit.distributed.liveness import BEAT_S
 from opskit.hoststate import HostState
 
 # A waiting thread looks at its result itself at least this often (a notification
-# may be lost while Redis restarts), and pings the worker that started its host.
-PING_EVERY_S = 2.0
+# may be lost while Redis restarts), and at the announcement of the worker that
+# started its host.
+CHECK_EVERY_S = 2.0
+# That worker missing from its queue's announcements this long: it is lost.
+LOST_AFTER_S = 2 * BEAT_S
 # A queue seen served by the broadcast (when no worker announced it: a 1 s
 # broadcast) is trusted this long; a worker gone meanwhile is caught by the
-# ping of the host it started.
+# check of the host it started.
 LIVE_FOR_S = 30.0
 # How long a broker outage is waited out before the host counts as `unknown`.
 BROKER_OUTAGE_S = 120.0
@@ -158,8 +163,9 @@ class CeleryRunner:
                 return False
             time.sleep(0.5)
 
-    def _announced(self, queue: str) -> bool:
-        """A worker announced `queue` (`opskit.distributed.liveness`): one command."""
+    def _announced(self, queue: str, worker: str | None = None) -> bool:
+        """A worker (`worker`, or any) announced `queue`
+        (`opskit.distributed.liveness`): one command."""
         from opskit.distributed.liveness import announced
 
         try:
@@ -167,7 +173,7 @@ class CeleryRunner:
                 import redis
 
                 self._redis = redis.Redis.from_url(self.broker)
-            return announced(self._redis, queue)
+            return announced(self._redis, queue, worker)
         except Exception:  # the broker is away: the broadcast decides
             return False
 
@@ -175,24 +181,24 @@ class CeleryRunner:
         self, result: Any, ctx: Any, job: HostJob, queue: str, done: threading.Event
     ) -> dict[str, Any]:
         """The worker's result, read when `done` says it is stored (or every
-        `PING_EVERY_S`). The broker may go away meanwhile (a Redis restart):
+        `CHECK_EVERY_S`). The broker may go away meanwhile (a Redis restart):
         the worker goes on with its host and stores its result when Redis is
         back, so this keeps asking, for at most `BROKER_OUTAGE_S`."""
-        last_ping, silent, outage = time.monotonic(), 0, 0.0
+        last_check, missing, outage = time.monotonic(), 0.0, 0.0
         while True:
             try:
                 done.clear()  # before looking: a result stored after the look sets it
                 if result.ready():
                     break
                 outage = 0.0
-                done.wait(max(0.0, PING_EVERY_S - (time.monotonic() - last_ping)))
-                if time.monotonic() - last_ping < PING_EVERY_S:
+                done.wait(max(0.0, CHECK_EVERY_S - (time.monotonic() - last_check)))
+                if time.monotonic() - last_check < CHECK_EVERY_S:
                     continue
-                last_ping = time.monotonic()
-                lost = self._lost(result, silent)
-                silent = lost if isinstance(lost, int) else silent
+                last_check = time.monotonic()
+                lost = self._lost(result, queue, missing)
                 if isinstance(lost, str):
                     return _unknown(lost)
+                missing = lost
                 if (
                     result.state == "PENDING"
                     and not self._taken(ctx, job)
@@ -207,16 +213,23 @@ class CeleryRunner:
                 time.sleep(0.5)
         return self._outcome(result)
 
-    def _lost(self, result: Any, silent: int) -> int | str:
-        """How many pings in a row the worker running the host missed, or
-        why it counts as lost (three missed: a worker reconnecting after a
-        broker restart misses one or two)."""
-        state, info = result.state, result.info
-        if state != "STARTED" or not isinstance(info, dict) or not info.get("hostname"):
-            return silent
-        alive = self.app.control.ping(destination=[info["hostname"]], timeout=1.0, limit=1)
-        silent = 0 if alive else silent + 1
-        return f"worker {info['hostname']} lost mid-host" if silent >= 3 else silent
+    def _lost(self, result: Any, queue: str, missing: float) -> float | str:
+        """Since when the worker that started the host is missing from its
+        queue's announcements (0.0: it is there, or no worker started the
+        host yet), or why it counts as lost: missing for `LOST_AFTER_S` (a
+        worker announces itself again within `BEAT_S` after a Redis restart).
+        One Redis command, never a broadcast: thousands of waiting threads
+        pinging their workers shared the app's few broker connections and
+        starved the sending of hosts (measured at 40 threads)."""
+        meta = self.app.backend.get_task_meta(result.id)
+        info = meta.get("result")
+        if meta.get("status") != "STARTED" or not isinstance(info, dict):
+            return 0.0
+        name = info.get("hostname")
+        if not name or self._announced(queue, name):
+            return 0.0
+        since = missing or time.monotonic()
+        return f"worker {name} lost mid-host" if time.monotonic() - since >= LOST_AFTER_S else since
 
     @staticmethod
     def _taken(ctx: Any, job: HostJob) -> bool:
