@@ -8,7 +8,8 @@ lab of its own workspace, merged into one inventory), and applies the same
 change (fan-out's bench runbook: backup, 5 lines, verify) through each runner
 at the same total concurrency: the workers share it (`--concurrency /
 workers` threads each). Every run is a full change (create, approvals,
-apply) on the PostgreSQL ledger; `wall` is the apply. Each runner first
+apply) on the PostgreSQL ledger, a new database for each runner; `wall` is
+the apply. Each runner first
 applies a warm-up change to `2 x concurrency` devices (imports and sessions
 in the long-lived workers), then the measured one to all; the Celery runner
 of the measured apply is a new one, as in `opskit change apply`.
@@ -177,18 +178,24 @@ def phases(events: list[Any], sent: dict[str, tuple[float, float]]) -> dict[str,
     if sent:
         medians["send->claimed mean"] = statistics.mean(spans["send->claimed"]) * 1000
         medians["send->seen mean"] = statistics.mean(e - s for s, e in sent.values()) * 1000
+        first = min(s for s, _ in sent.values())
+        last = max(e for _, e in sent.values())
+        medians["hosts in flight (mean)"] = sum(e - s for s, e in sent.values()) / (last - first)
     return medians
 
 
-def outline(result: dict[str, Any], sent: dict[str, tuple[float, float]]) -> dict[str, float]:
-    """Seconds of the apply before the first host was sent, while hosts ran,
-    and after the last result was seen (the change's own start and finish)."""
-    first = min(s for s, _ in sent.values())
-    last = max(e for _, e in sent.values())
+def outline(result: dict[str, Any]) -> dict[str, float]:
+    """Seconds of the apply before the first host step was recorded, while
+    hosts ran (to the last host step), and after (the change's own finish:
+    compliance of the changed hosts, final state, checkpoint), from the
+    ledger's event times, the same for both runners."""
+    times = [datetime.fromisoformat(e.at_text).timestamp() for e in result["events"]]
     end = result["started"] + result["wall"]
-    busy = sum(e - s for s, e in sent.values()) / (last - first)
-    return {"before": first - result["started"], "hosts": last - first, "after": end - last,
-            "hosts in flight (mean)": busy}  # fmt: skip
+    return {
+        "before": min(times) - result["started"],
+        "hosts": max(times) - min(times),
+        "after": end - max(times),
+    }
 
 
 # -- CPU -----------------------------------------------------------------------------
@@ -314,7 +321,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             emulator_pids = [lab.status().switches_pid for lab in labs]
             context = {
-                "db": postgres.create_database(),
+                # A database of its own for each runner: the same empty ledger
+                # and compliance history (the compliance of the changed hosts
+                # after a change reads their history, which grows run by run).
+                "db": postgres.create_database,
                 "broker": redis_server.url(0),
                 "groups": {
                     "emulators": lambda: emulator_pids,
@@ -347,15 +357,16 @@ def warm_up(ws_root: Path, concurrency: int) -> str:
 
 def run_local(ws_root: Path, args: Any, context: dict[str, Any]) -> dict[str, Any]:
     warm = warm_up(ws_root, args.concurrency)
-    apply_once(ws_root, context["db"], None, args.concurrency, select=warm)
+    db = context["db"]()
+    apply_once(ws_root, db, None, args.concurrency, select=warm)
     meter = CpuMeter(context["groups"])
-    return apply_once(ws_root, context["db"], None, args.concurrency, meter=meter)
+    return apply_once(ws_root, db, None, args.concurrency, meter=meter)
 
 
 def run_celery(ws_root: Path, args: Any, context: dict[str, Any], count: int) -> dict[str, Any]:
     from opskit.distributed.runner import CeleryRunner
 
-    db, broker = context["db"], context["broker"]
+    db, broker = context["db"](), context["broker"]
     threads = max(1, args.concurrency // count)
     workers = start_workers(ws_root, db, broker, count, threads)
     try:
@@ -371,7 +382,6 @@ def run_celery(ws_root: Path, args: Any, context: dict[str, Any], count: int) ->
         result = apply_once(ws_root, db, runner, args.concurrency, meter=meter)
         result["redis"] = redis_commands(broker) - before
         result["phases"] = phases(result["events"], sent.times)
-        result["outline"] = outline(result, sent.times)
         return result
     finally:
         stop(workers)
@@ -389,8 +399,7 @@ def _print_row(name: str, r: dict[str, Any], local: dict[str, Any], concurrency:
         f"added {_added(r, local, concurrency):+.0f} ms/host; CPU ms/host: {cpu}",
         flush=True,
     )
-    if "outline" in r:
-        print("  apply (s): " + ", ".join(f"{k} {v:.2f}" for k, v in r["outline"].items()))
+    print("  apply (s): " + ", ".join(f"{k} {v:.2f}" for k, v in outline(r).items()))
     if "phases" in r:
         print("  phases (median ms/host): "
               + ", ".join(f"{k} {v:.0f}" for k, v in r["phases"].items()), flush=True)  # fmt: skip
