@@ -62,12 +62,13 @@ def recorded_configs(ws: Workspace, change_id: str, names: list[str]) -> dict[st
     from opskit.ledger.core import Ledger
 
     ledger = Ledger.open(ws)
-    configs: dict[str, str] = {}
+    digests: dict[str, str] = {}
     for event in ledger.events(change_id=change_id, kind="host.verified"):
         digest = event.blobs.get("config")
         if event.ci in names and digest:
-            configs[event.ci] = ledger.get_blob(digest).decode()
-    return configs
+            digests[event.ci] = digest
+    blobs = ledger.get_blobs(digests.values())  # a few queries, not one per host
+    return {ci: blobs[digest].decode() for ci, digest in digests.items()}
 
 
 def post_change_configs(outcomes: Mapping[str, HostSummary]) -> dict[str, str]:
