@@ -163,10 +163,14 @@ class SendTimes:
 def phases(events: list[Any], sent: dict[str, tuple[float, float]]) -> dict[str, float]:
     """Median ms per host of each phase (see the module docstring)."""
     at: dict[tuple[str, str], float] = {}
+    backup_s: dict[str, float] = {}
     for event in events:
         at.setdefault((event.ci, event.kind), datetime.fromisoformat(event.at_text).timestamp())
+        if event.kind == "host.backup":
+            backup_s[event.ci] = float(event.payload.get("duration_ms") or 0) / 1000
     spans: dict[str, list[float]] = {"send->claimed": [], "claimed->verified": []}
     spans["verified->seen"] = []
+    spans["claimed->backup beyond its device time"] = []
     for ci, (send, seen) in sent.items():
         claimed, verified = at.get((ci, "host.dispatched")), at.get((ci, "host.verified"))
         if claimed is None or verified is None:
@@ -174,6 +178,13 @@ def phases(events: list[Any], sent: dict[str, tuple[float, float]]) -> dict[str,
         spans["send->claimed"].append(claimed - send)
         spans["claimed->verified"].append(verified - claimed)
         spans["verified->seen"].append(seen - verified)
+        backup = at.get((ci, "host.backup"))
+        if backup is not None:
+            # The claim's commit, the session's set-up outside the step, the wait
+            # for the ledger's write lock: what the ledger costs before the backup.
+            spans["claimed->backup beyond its device time"].append(
+                backup - claimed - backup_s.get(ci, 0.0)
+            )
     medians = {k: statistics.median(v) * 1000 for k, v in spans.items() if v}
     if sent:
         medians["send->claimed mean"] = statistics.mean(spans["send->claimed"]) * 1000
