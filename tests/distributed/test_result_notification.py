@@ -16,15 +16,15 @@ from opskit.distributed.app import make_app
 from opskit.distributed.liveness import Announcer, announced, key
 from opskit.distributed.results import ResultWatcher
 from opskit.distributed.runner import CeleryRunner
-from tests.fixtures.redis import RedisServer, find_redis
+from tests.fixtures.redis import RedisServer, _missing, find_redis
 
 
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     binary = find_redis()
     if binary is None:
-        pytest.skip("redis-server not found (run scripts/system-deps.sh)")
-    server = RedisServer(binary).start()
+        _missing("redis-server not found (run scripts/system-deps.sh)")  # fails in CI
+    server = RedisServer(binary).start()  # type: ignore[arg-type]
     yield server
     server.stop()
 
