@@ -195,6 +195,18 @@ def phases(events: list[Any], sent: dict[str, tuple[float, float]]) -> dict[str,
     return medians
 
 
+def device_ms(events: list[Any]) -> float:
+    """Median per host of its steps' own durations (backup, apply, verify, as
+    the executor timed them): the device work, without what runs between."""
+    per_host: dict[str, float] = {}
+    for event in events:
+        if event.kind in ("host.backup", "host.applied", "host.verified"):
+            per_host[event.ci] = per_host.get(event.ci, 0.0) + float(
+                event.payload.get("duration_ms") or 0
+            )
+    return statistics.median(per_host.values()) if per_host else 0.0
+
+
 def outline(result: dict[str, Any]) -> dict[str, float]:
     """Seconds of the apply before the first host step was recorded, while
     hosts ran (to the last host step), and after (the change's own finish:
@@ -410,7 +422,10 @@ def _print_row(name: str, r: dict[str, Any], local: dict[str, Any], concurrency:
         f"added {_added(r, local, concurrency):+.0f} ms/host; CPU ms/host: {cpu}",
         flush=True,
     )
-    print("  apply (s): " + ", ".join(f"{k} {v:.2f}" for k, v in outline(r).items()))
+    print(
+        "  apply (s): " + ", ".join(f"{k} {v:.2f}" for k, v in outline(r).items())
+        + f"; device work a host (median of its steps' durations) {device_ms(r['events']):.0f} ms"
+    )  # fmt: skip
     if "phases" in r:
         print("  phases (median ms/host): "
               + ", ".join(f"{k} {v:.0f}" for k, v in r["phases"].items()), flush=True)  # fmt: skip
