@@ -117,21 +117,22 @@ def test_many_blobs_at_once_are_checked_like_one(
 
     monkeypatch.setattr(reader, "_BLOBS_PER_QUERY", 2)  # more than one chunk
     refs = [ledger.put_blob(f"hostname sw{n}\n") for n in range(5)]
-    assert ledger.get_blobs(refs + refs[:1]) == {ref: ledger.get_blob(ref) for ref in refs}
-    assert ledger.get_blobs([]) == {}
+    blobs = ledger.reader()
+    assert blobs.get_blobs(refs + refs[:1]) == {ref: ledger.get_blob(ref) for ref in refs}
+    assert blobs.get_blobs([]) == {}
     missing = "sha256:" + "1" * 64
     with pytest.raises(LedgerError, match=f"blob {missing}: not in the ledger"):
-        ledger.get_blobs([refs[0], missing])
+        blobs.get_blobs([refs[0], missing])
     attacker_sql(
         ledger_backend, "UPDATE ledger_blobs SET content = NULL WHERE hash = ?", (refs[1],)
     )
     with pytest.raises(LedgerError, match="content was purged"):
-        ledger.get_blobs(refs)
+        blobs.get_blobs(refs)
     attacker_sql(
         ledger_backend, "UPDATE ledger_blobs SET content = ? WHERE hash = ?", (b"evil\n", refs[2])
     )
     with pytest.raises(LedgerError, match="does not match its hash"):
-        ledger.get_blobs(refs[2:])
+        blobs.get_blobs(refs[2:])
 
 
 @pytest.mark.parametrize(

@@ -67,7 +67,7 @@ def recorded_configs(ws: Workspace, change_id: str, names: list[str]) -> dict[st
         digest = event.blobs.get("config")
         if event.ci in names and digest:
             digests[event.ci] = digest
-    blobs = ledger.get_blobs(digests.values())  # a few queries, not one per host
+    blobs = ledger.reader().get_blobs(digests.values())  # a few queries, not one per host
     return {ci: blobs[digest].decode() for ci, digest in digests.items()}
 
 

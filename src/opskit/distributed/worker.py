@@ -21,13 +21,15 @@ from typing import Any
 from opskit.distributed.app import TASK_NAME, make_app
 
 
-def worker_app(service: Any, broker: str, stack: contextlib.ExitStack | None = None) -> Any:
-    """The Celery app with the host task bound to `service` (a `ChangeService`);
-    with `stack`, the journal's group commit is opened in it at the first host
-    (the ledger is opened when a host needs it, as before any worker ran one)."""
+def worker_app(ws: Any, broker: str, stack: contextlib.ExitStack | None = None) -> Any:
+    """The Celery app with the host task bound to `ws` (a `Workspace`); with
+    `stack`, the journal's group commit is opened in it at the first host (the
+    ledger is opened when a host needs it, as before any worker ran one)."""
+    from opskit.changes import ChangeService
     from opskit.distributed.hostjob import execute
 
     app = make_app(broker)
+    service = ChangeService(ws)
     opening = threading.Lock()
 
     def group_commit() -> None:
@@ -78,13 +80,12 @@ PromptPickup = _prompt_pickup_step()
 
 def run_worker(ws: Any, broker: str, queues: list[str], concurrency: int) -> None:
     """Runs the worker until it is stopped (SIGTERM: finishes its hosts first)."""
-    from opskit.changes import ChangeService
     from opskit.distributed.liveness import Announcer
 
     name = f"opskit-{'-'.join(queues)}-{os.getpid()}@{socket.gethostname()}"
     with contextlib.ExitStack() as stack:  # closed last: the queued steps are written
         stack.enter_context(Announcer(broker, name, queues))
-        app = worker_app(ChangeService(ws), broker, stack)
+        app = worker_app(ws, broker, stack)
         _serve(app, name, queues, concurrency)
 
 

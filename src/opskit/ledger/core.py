@@ -345,11 +345,6 @@ class Ledger:
         """The content of a blob; LedgerError when purged, missing or altered."""
         return self._reader.get_blob(hash_)
 
-    def get_blobs(self, hashes: Iterable[str]) -> dict[str, bytes]:
-        """Many blobs by hash in a few queries (`get_blob` one by one costs a
-        database round trip each)."""
-        return self._reader.get_blobs(hashes)
-
     def checkpoints(self) -> list[Checkpoint]:
         """The stored signed checkpoints, oldest first."""
         return self._reader.checkpoints()
