@@ -5,12 +5,13 @@ PostgreSQL ledger), behind the rollout's runner seam (`opskit.changes.runners`).
 - `opskit.distributed.runner`: `CeleryRunner`, the coordinator's side (queues
   per site, bounded wait for a worker, lost-worker detection);
 - `opskit.distributed.hostjob`: the worker's side (digest and version checks,
-  the idempotency claim, the host's run recorded in the ledger);
-- `opskit.distributed.results`: one Redis subscriber that wakes the
-  coordinator's waiting threads when their results are stored;
-- `opskit.distributed.liveness`: the workers' announcements of their queues.
+  the idempotency claim, the host's run recorded in the ledger).
 
 The coordinator (`opskit change apply --runner celery`) keeps the change
 process; a worker (`opskit worker`) runs one host at a time from its queues.
 See docs/distributed.md.
+
+Waiting for the workers: `opskit.distributed.results` (one Redis subscriber
+wakes the coordinator's threads when their results are stored) and
+`opskit.distributed.liveness` (the workers' announcements of their queues).
 """

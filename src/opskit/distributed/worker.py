@@ -31,6 +31,7 @@ def worker_app(ws: Any, broker: str, stack: contextlib.ExitStack | None = None) 
     app = make_app(broker)
     service = ChangeService(ws)
     opening = threading.Lock()
+    app.steps["worker"].add(PromptPickup)
 
     def group_commit() -> None:
         journal = service.context.journal
@@ -44,7 +45,6 @@ def worker_app(ws: Any, broker: str, stack: contextlib.ExitStack | None = None) 
         return execute(service, message, worker=str(task.request.hostname))
 
     del host
-    app.steps["worker"].add(PromptPickup)
     return app
 
 
