@@ -152,6 +152,7 @@ def test_change_through_two_site_workers_equals_the_local_run(site: dict[str, An
     assert {k: v for k, v in remote_json.items() if k not in unrelated} == {
         k: v for k, v in local_json.items() if k not in unrelated
     }
+    assert summary.changed and local_summary.changed  # the workers say so too
     states = {h: e["state"] for h, e in local_json["compliance"]["hosts"].items()}
     assert {h: e["state"] for h, e in remote_json["compliance"]["hosts"].items()} == states
     assert records(remote, remote_id) == {

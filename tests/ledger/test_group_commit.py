@@ -96,3 +96,26 @@ def test_many_threads_keep_each_ones_order_in_few_commits(ledger: CountingLedger
     for h in range(32):
         assert [e.payload["i"] for e in ledger.events(ci=f"h{h}")] == [0, 1, 2, 3]
     assert ledger.verify().ok
+
+
+def test_hurry_commits_the_queued_steps_without_their_linger(
+    ledger: CountingLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker about to report its host (`opskit.distributed.hostjob`)
+    hurries its queued steps: they are committed now, together, not after
+    the linger (made long here, so that only `hurry` can explain a quick
+    commit)."""
+    from opskit.ledger import groupcommit
+
+    monkeypatch.setattr(groupcommit, "LINGER_SECONDS", 30.0)
+    writer = GroupWriter(ledger)
+    try:
+        queued = [writer.submit("host.verified", actor="alice", payload={"n": n}) for n in range(3)]
+        started = time.monotonic()
+        writer.hurry()
+        assert [result().seq for result in queued] == [1, 2, 3]
+        assert time.monotonic() - started < 10
+    finally:
+        writer.close()
+    assert ledger.commits == 1
+    assert ledger.verify().ok

@@ -106,6 +106,35 @@ def test_blobs_are_content_addressed_and_deduplicated(ledger: Ledger) -> None:
     assert ledger.verify().counts["blobs"] == 2
 
 
+def test_many_blobs_at_once_are_checked_like_one(
+    ledger: Ledger, ledger_backend: str, monkeypatch: Any
+) -> None:
+    """`get_blobs` (the after-change compliance of remote hosts reads their
+    configurations back): the same contents as `get_blob`, in chunks, and the
+    same refusal for a missing, purged or altered blob."""
+    from opskit.ledger import reader
+    from tests.fixtures.postgres import attacker_sql
+
+    monkeypatch.setattr(reader, "_BLOBS_PER_QUERY", 2)  # more than one chunk
+    refs = [ledger.put_blob(f"hostname sw{n}\n") for n in range(5)]
+    blobs = ledger.reader()
+    assert blobs.get_blobs(refs + refs[:1]) == {ref: ledger.get_blob(ref) for ref in refs}
+    assert blobs.get_blobs([]) == {}
+    missing = "sha256:" + "1" * 64
+    with pytest.raises(LedgerError, match=f"blob {missing}: not in the ledger"):
+        blobs.get_blobs([refs[0], missing])
+    attacker_sql(
+        ledger_backend, "UPDATE ledger_blobs SET content = NULL WHERE hash = ?", (refs[1],)
+    )
+    with pytest.raises(LedgerError, match="content was purged"):
+        blobs.get_blobs(refs)
+    attacker_sql(
+        ledger_backend, "UPDATE ledger_blobs SET content = ? WHERE hash = ?", (b"evil\n", refs[2])
+    )
+    with pytest.raises(LedgerError, match="does not match its hash"):
+        blobs.get_blobs(refs[2:])
+
+
 @pytest.mark.parametrize(
     "payload, message",
     [

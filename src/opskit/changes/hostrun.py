@@ -248,6 +248,7 @@ def summary_from_remote(ci: str, batch: int | None, result: dict[str, Any]) -> H
         config_hash=result.get("config_hash"),
         error=result.get("error"),
         detail=dict(result.get("detail") or {}),
+        remote_changed=result.get("changed"),
     )
 
 

@@ -66,6 +66,9 @@ class HostSummary:
     error: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     run: HostRun | None = None  # the executor's run, for rollback
+    # Whether the run changed the device, as a remote worker reported it
+    # (`run` is None then); None: not known.
+    remote_changed: bool | None = None
 
     @property
     def failed(self) -> bool:
@@ -76,8 +79,11 @@ class HostSummary:
 
     @property
     def changed(self) -> bool:
-        """A step of its run changed the device (from the run's steps)."""
-        return self.run is not None and self.run.changed
+        """A step of its run changed the device (from the run's steps, or as
+        the remote worker that ran it reported)."""
+        if self.run is None:
+            return bool(self.remote_changed)
+        return self.run.changed
 
     @property
     def restored_by(self) -> str | None:

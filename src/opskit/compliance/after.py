@@ -57,12 +57,16 @@ if TYPE_CHECKING:
 def changed_hosts(outcomes: Mapping[str, HostSummary]) -> list[str]:
     """The CIs a rollout modified (ended ok with a change made). A host a
     remote worker ran (`opskit.distributed`) carries no run in this process:
-    it counts when the rollout ran it and it ended ok."""
+    its worker says whether it changed it; when it did not say, it counts
+    when the rollout ran it and it ended ok."""
     return sorted(
         name
         for name, outcome in outcomes.items()
         if outcome.status == HostState.OK
-        and (outcome.changed or (outcome.run is None and outcome.ran))
+        and (
+            outcome.changed
+            or (outcome.run is None and outcome.ran and outcome.remote_changed is None)
+        )
     )
 
 
@@ -73,12 +77,13 @@ def recorded_configs(ws: Workspace, change_id: str, names: list[str]) -> dict[st
     from opskit.ledger.core import Ledger
 
     ledger = Ledger.open(ws)
-    configs: dict[str, str] = {}
+    digests: dict[str, str] = {}
     for event in ledger.events(change_id=change_id, kind="host.verified"):
         digest = event.blobs.get("config")
         if event.ci in names and digest:
-            configs[event.ci] = ledger.get_blob(digest).decode()
-    return configs
+            digests[event.ci] = digest
+    blobs = ledger.reader().get_blobs(digests.values())  # a few queries, not one per host
+    return {ci: blobs[digest].decode() for ci, digest in digests.items()}
 
 
 def post_change_configs(outcomes: Mapping[str, HostSummary]) -> dict[str, str]:

@@ -12,4 +12,8 @@ PostgreSQL ledger), behind the rollout's runner seam (`opskit.changes.runners`).
 The coordinator (`opskit change apply --runner celery`) keeps the change
 process; a worker (`opskit worker`) runs one host at a time from its queues.
 See docs/distributed.md.
+
+Waiting for the workers: `opskit.distributed.results` (one Redis subscriber
+wakes the coordinator's threads when their results are stored) and
+`opskit.distributed.liveness` (the workers' announcements of their queues).
 """

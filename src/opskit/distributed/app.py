@@ -6,15 +6,20 @@ they are (at most once, never twice: docs/distributed.md).
   worker (Celery's `acks_late` would re-run it: at least once).
 - `task_reject_on_worker_lost=False`: likewise, a lost worker's task is not
   requeued.
-- `worker_prefetch_multiplier=1`: a worker reserves at most one message
-  beyond the one it runs, so a busy worker holds no queue of hosts that
-  another worker of the site could take.
+- `worker_disable_prefetch=True` (Celery >= 5.6, Redis), with
+  `worker_prefetch_multiplier=1`: a worker takes a message only when a slot
+  is free. With early acknowledgement the multiplier alone still lets a
+  worker reserve one message per busy slot, so one worker held hosts waiting
+  while another one's slots were idle (measured: 60 ms a host on average).
+  (`opskit worker` turns its event loop every 10 ms, so that a freed slot
+  takes its next message at once: `opskit.distributed.worker`.)
 - `visibility_timeout` (Redis): a reserved, unacknowledged message comes back
   after this long; 12 hours, far above the reservation of one prefetched
   message. Should it come back anyway, the idempotency claim in the ledger
   (`opskit.distributed.hostjob`) records it as a duplicate and runs nothing.
 - `task_track_started=True`: the coordinator sees which worker started a host
-  and pings it, so a dead worker's host is reported `unknown`, not waited for.
+  and checks its announcement, so a dead worker's host is reported
+  `unknown`, not waited for.
 - JSON only: the messages are plain data (`HostJob`), never pickles.
 """
 
@@ -32,6 +37,7 @@ SETTINGS: dict[str, Any] = {
     "task_acks_late": False,
     "task_reject_on_worker_lost": False,
     "worker_prefetch_multiplier": 1,
+    "worker_disable_prefetch": True,
     "task_track_started": True,
     "task_serializer": "json",
     "result_serializer": "json",

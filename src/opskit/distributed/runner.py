@@ -4,16 +4,19 @@ queue of its site and waits for the worker's result.
 
 The rollout is unchanged: its threads (a local pool of the width it asks
 for) only wait here, so canary, batches, error budget and group caps work as
-with the thread pool. Per host:
+with the thread pool. A waiting thread is woken when its result is stored
+(`opskit.distributed.results`: one subscriber for all of them, no polling).
+Per host:
 
 - the queue is the CI's `site` (or the attribute `queues.by` names, or
   `queues.default`); a CI with no queue is refused before the change starts;
 - no live worker consumes that queue within `wait_for_worker_s`: the host is
   failed, `unreachable: no worker for queue dc2`, and its idempotency key is claimed
   by the coordinator, so the message, should a worker come later, runs nothing;
-- the worker that started the host stops answering pings: the host is
-  `unknown` (as after a crash of the local runner; `opskit change recover`
-  and `opskit change rollback` handle it from the ledger).
+- the worker that started the host is no longer announced (for
+  `LOST_AFTER_S`; `opskit.distributed.liveness`): the host is `unknown`
+  (as after a crash of the local runner; `opskit change recover` and
+  `opskit change rollback` handle it from the ledger).
 
 >>> runner = CeleryRunner("redis://127.0.0.1:6379/0", by="zone", default="dc1")
 >>> runner.by, runner.default
@@ -24,16 +27,23 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from opskit.changes.runners import HostJob
+from opskit.distributed.liveness import BEAT_S
 from opskit.hoststate import HostState
 
-POLL_S = 0.05
-PING_EVERY_S = 2.0
-# A queue seen served is trusted this long (asking all workers costs a 1 s broadcast);
-# a worker gone meanwhile is caught by the ping of the host it started.
+# A waiting thread looks at its result itself at least this often (a notification
+# may be lost while Redis restarts), and at the announcement of the worker that
+# started its host.
+CHECK_EVERY_S = 2.0
+# That worker missing from its queue's announcements this long: it is lost.
+LOST_AFTER_S = 2 * BEAT_S
+# A queue seen served by the broadcast (when no worker announced it: a 1 s
+# broadcast) is trusted this long; a worker gone meanwhile is caught by the
+# check of the host it started.
 LIVE_FOR_S = 30.0
 # How long a broker outage is waited out before the host counts as `unknown`.
 BROKER_OUTAGE_S = 120.0
@@ -51,6 +61,7 @@ class CeleryRunner:
         wait_for_worker_s: float = 10.0,
     ) -> None:
         from opskit.distributed.app import make_app
+        from opskit.distributed.results import ResultWatcher
 
         self.broker = broker
         self.by = by
@@ -58,7 +69,11 @@ class CeleryRunner:
         self.wait_for_worker_s = wait_for_worker_s
         self.app = make_app(broker)
         self._live: dict[str, float] = {}  # queue -> when a worker was last seen on it
+        # The backend's key (and channel) of a task, without the task id.
+        prefix = self.app.backend.get_key_for_task("x")[:-1]
+        self._results = ResultWatcher(broker, prefix)
         self._lock = threading.Lock()
+        self._redis: Any = None  # a client for the workers' announcements
 
     # -- RunnerFactory --------------------------------------------------------
     def __call__(self, workers: int) -> Executor:
@@ -101,19 +116,25 @@ class CeleryRunner:
         queue = self.queue_of(ci) or "default"
         if not self._wait_for_worker(queue):
             return self._abandon(ctx, job, f"unreachable: no worker for queue {queue}")
-        result = self.app.send_task(
-            TASK_NAME,
-            args=[job.to_message()],
-            queue=queue,
-            retry=True,  # a broker restart is waited out, bounded
-            retry_policy={
-                "max_retries": int(BROKER_OUTAGE_S),
-                "interval_start": 0,
-                "interval_step": 1,
-                "interval_max": 1,
-            },
-        )
-        return self._wait(result, ctx, job, queue)
+        task_id = str(uuid.uuid4())
+        done = self._results.register(task_id)  # before sending: no result goes unseen
+        try:
+            result = self.app.send_task(
+                TASK_NAME,
+                args=[job.to_message()],
+                queue=queue,
+                task_id=task_id,
+                retry=True,  # a broker restart is waited out, bounded
+                retry_policy={
+                    "max_retries": int(BROKER_OUTAGE_S),
+                    "interval_start": 0,
+                    "interval_step": 1,
+                    "interval_max": 1,
+                },
+            )
+            return self._wait(result, ctx, job, queue, done)
+        finally:
+            self._results.forget(task_id)
 
     # -- waiting ------------------------------------------------------------------
     def live_queues(self) -> set[str]:
@@ -127,6 +148,8 @@ class CeleryRunner:
     def _wait_for_worker(self, queue: str) -> bool:
         deadline = time.monotonic() + self.wait_for_worker_s
         while True:
+            if self._announced(queue):
+                return True
             with self._lock:
                 seen = self._live.get(queue, 0.0)
                 if time.monotonic() - seen < LIVE_FOR_S:
@@ -140,24 +163,42 @@ class CeleryRunner:
                 return False
             time.sleep(0.5)
 
-    def _wait(self, result: Any, ctx: Any, job: HostJob, queue: str) -> dict[str, Any]:
-        """The worker's result. The broker may go away meanwhile (a Redis
-        restart): the worker goes on with its host and stores its result when
-        Redis is back, so this keeps asking, for at most `BROKER_OUTAGE_S`."""
-        last_ping, silent, outage = time.monotonic(), 0, 0.0
+    def _announced(self, queue: str, worker: str | None = None) -> bool:
+        """A worker (`worker`, or any) announced `queue`
+        (`opskit.distributed.liveness`): one command."""
+        from opskit.distributed.liveness import announced
+
+        try:
+            if self._redis is None:
+                import redis
+
+                self._redis = redis.Redis.from_url(self.broker)
+            return announced(self._redis, queue, worker)
+        except Exception:  # the broker is away: the broadcast decides
+            return False
+
+    def _wait(
+        self, result: Any, ctx: Any, job: HostJob, queue: str, done: threading.Event
+    ) -> dict[str, Any]:
+        """The worker's result, read when `done` says it is stored (or every
+        `CHECK_EVERY_S`). The broker may go away meanwhile (a Redis restart):
+        the worker goes on with its host and stores its result when Redis is
+        back, so this keeps asking, for at most `BROKER_OUTAGE_S`."""
+        last_check, missing, outage = time.monotonic(), 0.0, 0.0
         while True:
             try:
+                done.clear()  # before looking: a result stored after the look sets it
                 if result.ready():
                     break
                 outage = 0.0
-                time.sleep(POLL_S)
-                if time.monotonic() - last_ping < PING_EVERY_S:
+                done.wait(max(0.0, CHECK_EVERY_S - (time.monotonic() - last_check)))
+                if time.monotonic() - last_check < CHECK_EVERY_S:
                     continue
-                last_ping = time.monotonic()
-                lost = self._lost(result, silent)
-                silent = lost if isinstance(lost, int) else silent
+                last_check = time.monotonic()
+                lost = self._lost(result, queue, missing)
                 if isinstance(lost, str):
                     return _unknown(lost)
+                missing = lost
                 if (
                     result.state == "PENDING"
                     and not self._taken(ctx, job)
@@ -172,16 +213,23 @@ class CeleryRunner:
                 time.sleep(0.5)
         return self._outcome(result)
 
-    def _lost(self, result: Any, silent: int) -> int | str:
-        """How many pings in a row the worker running the host missed, or
-        why it counts as lost (three missed: a worker reconnecting after a
-        broker restart misses one or two)."""
-        state, info = result.state, result.info
-        if state != "STARTED" or not isinstance(info, dict) or not info.get("hostname"):
-            return silent
-        alive = self.app.control.ping(destination=[info["hostname"]], timeout=1.0, limit=1)
-        silent = 0 if alive else silent + 1
-        return f"worker {info['hostname']} lost mid-host" if silent >= 3 else silent
+    def _lost(self, result: Any, queue: str, missing: float) -> float | str:
+        """Since when the worker that started the host is missing from its
+        queue's announcements (0.0: it is there, or no worker started the
+        host yet), or why it counts as lost: missing for `LOST_AFTER_S` (a
+        worker announces itself again within `BEAT_S` after a Redis restart).
+        One Redis command, never a broadcast: thousands of waiting threads
+        pinging their workers shared the app's few broker connections and
+        starved the sending of hosts (measured at 40 threads)."""
+        meta = self.app.backend.get_task_meta(result.id)
+        info = meta.get("result")
+        if meta.get("status") != "STARTED" or not isinstance(info, dict):
+            return 0.0
+        name = info.get("hostname")
+        if not name or self._announced(queue, name):
+            return 0.0
+        since = missing or time.monotonic()
+        return f"worker {name} lost mid-host" if time.monotonic() - since >= LOST_AFTER_S else since
 
     @staticmethod
     def _taken(ctx: Any, job: HostJob) -> bool:

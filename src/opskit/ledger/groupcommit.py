@@ -112,6 +112,14 @@ class QueueDrainer(Generic[T]):
             self._writing = True
         self._write_taken(items)
 
+    def hurry(self, mark: Callable[[T], None]) -> None:
+        """Applies `mark` to every queued item (under the queue's lock, so
+        `hold` sees it) and wakes the writer."""
+        with self._cond:
+            for item in self._queue:
+                mark(item)
+            self._cond.notify()
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -185,6 +193,12 @@ class GroupWriter:
         self._drainer.put(item, wake=False)
         return item.result
 
+    def hurry(self) -> None:
+        """The events queued so far are committed now, without their linger:
+        for a caller about to wait for them on its critical path (a worker
+        before it reports a host, `opskit.distributed.hostjob`)."""
+        self._drainer.hurry(_make_urgent)
+
     def close(self) -> None:
         """Writes what is queued, then stops."""
         self._drainer.close()
@@ -229,6 +243,10 @@ def _append(batch: Batch, item: _Pending) -> Event:
         raise
     batch.cursor.execute("RELEASE SAVEPOINT opskit_guard")
     return event
+
+
+def _make_urgent(item: _Pending) -> None:
+    item.urgent = True
 
 
 def _hold(queue: list[_Pending]) -> float:

@@ -25,7 +25,7 @@ Example:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -210,15 +210,19 @@ class LedgerReader:
     def get_blob(self, hash_: str) -> bytes:
         """The content of a blob; LedgerError when purged, missing or altered."""
         rows = list(self.query(f"SELECT content FROM {BLOBS} WHERE hash = ?", (hash_,)))
-        if not rows:
-            raise LedgerError(f"blob {hash_}: not in the ledger")
-        content = rows[0][0]
-        if content is None:
-            raise LedgerError(f"blob {hash_}: content was purged")
-        content = bytes(content)
-        if blob_hash(content) != hash_:
-            raise LedgerError(f"blob {hash_}: stored content does not match its hash")
-        return content
+        return _checked_blob(hash_, rows[0][0] if rows else _MISSING)
+
+    def get_blobs(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        """Many blobs by hash, a few queries for all; LedgerError as `get_blob`
+        for the first one purged, missing or altered."""
+        wanted = list(dict.fromkeys(hashes))
+        found: dict[str, Any] = {}
+        for start in range(0, len(wanted), _BLOBS_PER_QUERY):
+            chunk = wanted[start : start + _BLOBS_PER_QUERY]
+            marks = ", ".join("?" for _ in chunk)
+            sql = f"SELECT hash, content FROM {BLOBS} WHERE hash IN ({marks})"
+            found.update((row[0], row[1]) for row in self.query(sql, tuple(chunk)))
+        return {h: _checked_blob(h, found.get(h, _MISSING)) for h in wanted}
 
     def checkpoints(self) -> list[Checkpoint]:
         """The stored signed checkpoints, oldest first."""
@@ -245,3 +249,18 @@ def _since_text(since: datetime | str) -> str:
     except ValueError:
         raise LedgerError(f"since: {since!r} is not an ISO 8601 time") from None
     return _since_text(moment)
+
+
+_MISSING = object()
+_BLOBS_PER_QUERY = 500
+
+
+def _checked_blob(hash_: str, content: Any) -> bytes:
+    if content is _MISSING:
+        raise LedgerError(f"blob {hash_}: not in the ledger")
+    if content is None:
+        raise LedgerError(f"blob {hash_}: content was purged")
+    content = bytes(content)
+    if blob_hash(content) != hash_:
+        raise LedgerError(f"blob {hash_}: stored content does not match its hash")
+    return content
