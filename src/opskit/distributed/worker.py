@@ -18,7 +18,8 @@ import socket
 import threading
 from typing import Any
 
-from opskit.distributed.app import TASK_NAME, make_app
+from opskit.distributed.app import TASK_NAME, broker_problem, make_app
+from opskit.errors import UsageError
 
 
 def worker_app(ws: Any, broker: str, stack: contextlib.ExitStack | None = None) -> Any:
@@ -84,6 +85,9 @@ def run_worker(ws: Any, broker: str, queues: list[str], concurrency: int) -> Non
     """Runs the worker until it is stopped (SIGTERM: finishes its hosts first)."""
     from opskit.distributed.liveness import Announcer
 
+    problem = broker_problem(broker)  # before the announcer's Redis client sees it
+    if problem:
+        raise UsageError(problem)
     name = f"opskit-{'-'.join(queues)}-{os.getpid()}@{socket.gethostname()}"
     with contextlib.ExitStack() as stack:  # closed last: the queued steps are written
         stack.enter_context(Announcer(broker, name, queues))
