@@ -32,7 +32,9 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from opskit.changes.runners import HostJob
+from opskit.distributed.app import broker_label, require_broker
 from opskit.distributed.liveness import BEAT_S
+from opskit.errors import OpskitError
 from opskit.hoststate import HostState
 
 # A waiting thread looks at its result itself at least this often (a notification
@@ -96,10 +98,9 @@ class CeleryRunner:
             ]
         reasons = self.queue_problems(cis)
         try:
-            with self.app.connection_for_write() as connection:
-                connection.ensure_connection(max_retries=1, timeout=2)
-        except Exception as exc:  # kombu raises its transport's own errors
-            reasons.append(f"broker {_safe(self.broker)} unreachable: {type(exc).__name__}")
+            require_broker(self.app, self.broker)
+        except OpskitError as exc:
+            reasons.append(str(exc))
         return reasons
 
     def queue_problems(self, cis: list[Any]) -> list[str]:
@@ -209,7 +210,8 @@ class CeleryRunner:
             except Exception:  # the transport's own connection errors
                 outage = outage or time.monotonic()
                 if time.monotonic() - outage > BROKER_OUTAGE_S:
-                    return _unknown(f"broker {_safe(self.broker)} gone for {BROKER_OUTAGE_S:g} s")
+                    broker = broker_label(self.broker)
+                    return _unknown(f"broker {broker} gone for {BROKER_OUTAGE_S:g} s")
                 time.sleep(0.5)
         return self._outcome(result)
 
@@ -260,16 +262,6 @@ class CeleryRunner:
 
 def _unknown(reason: str) -> dict[str, Any]:
     return {"status": HostState.UNKNOWN, "ran": True, "error": reason, "detail": {}}
-
-
-def _safe(url: str) -> str:
-    """The broker URL without its password."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def runner_from_policy(policy: Any, *, broker: str | None = None) -> CeleryRunner:
