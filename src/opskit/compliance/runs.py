@@ -113,14 +113,16 @@ def plan_run(
     features: Sequence[str] = (),
     ruleset: RuleSet | None = None,
     planned: Mapping[str, Plan] | None = None,
+    cis: Sequence[CI] | None = None,
 ) -> list[Plan]:
     """The CIs with rules among the selected ones, each with its rules and
     intended configuration (raises the first input error). `planned`: plans
-    made already, by CI name (taken as they are, in their place)."""
+    made already, by CI name (taken as they are, in their place). `cis`: the
+    CIs themselves, instead of a selection (the change engine knows its hosts)."""
     ruleset = ruleset if ruleset is not None else workspace_rules(ws)
     templates = TemplateCache()  # every CI of the run renders the same compiled templates
     plans = []
-    for ci in inventory.select(select):
+    for ci in cis if cis is not None else inventory.select(select):
         if planned and ci.name in planned:
             plans.append(planned[ci.name])
             continue
