@@ -153,15 +153,15 @@ class AfterChange:
         if not configs:
             return
         try:
-            from opskit.compliance.runs import judge_given, plan_run
+            from opskit.backups.linechange import selection_of
+            from opskit.compliance.runs import cis_named, judge_given, plan_run
 
             with self._lock:
                 inventory, ruleset = self._prepared()
-                # The hosts by name, as `selection_of(configs)` selects them,
-                # without matching an expression against every CI each batch.
-                found = (inventory.cis.get(name) for name in sorted(configs))
-                cis = [ci for ci in found if ci is not None and not ci.decommissioned]
-                for plan in plan_run(self.ws, inventory, None, ruleset=ruleset, cis=cis):
+                # By name: not a selection matched against every CI each batch.
+                cis = cis_named(inventory, configs)
+                select = selection_of(configs) if cis is None else None
+                for plan in plan_run(self.ws, inventory, select, ruleset=ruleset, cis=cis):
                     name = plan.ci.name
                     origin = f"{self.change_id} verify"
                     self._judged[name] = judge_given(plan, configs[name], origin)
@@ -212,6 +212,7 @@ def _evaluate(
         configs=configs,
         configs_origin=f"{change_id} verify",
         judged=judged,
+        names=names,
     )
     hosts = {}
     for result in run.fleet.results:
