@@ -159,12 +159,14 @@ class AfterChange:
             return
         try:
             from opskit.backups.linechange import selection_of
-            from opskit.compliance.runs import judge_given, plan_run
+            from opskit.compliance.runs import cis_named, judge_given, plan_run
 
             with self._lock:
                 inventory, ruleset = self._prepared()
-                select = selection_of(configs)
-                for plan in plan_run(self.ws, inventory, select, ruleset=ruleset):
+                # By name: not a selection matched against every CI each batch.
+                cis = cis_named(inventory, configs)
+                select = selection_of(configs) if cis is None else None
+                for plan in plan_run(self.ws, inventory, select, ruleset=ruleset, cis=cis):
                     name = plan.ci.name
                     origin = f"{self.change_id} verify"
                     self._judged[name] = judge_given(plan, configs[name], origin)
@@ -215,6 +217,7 @@ def _evaluate(
         configs=configs,
         configs_origin=f"{change_id} verify",
         judged=judged,
+        names=names,
     )
     hosts = {}
     for result in run.fleet.results:

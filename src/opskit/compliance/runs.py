@@ -36,7 +36,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -113,14 +113,16 @@ def plan_run(
     features: Sequence[str] = (),
     ruleset: RuleSet | None = None,
     planned: Mapping[str, Plan] | None = None,
+    cis: Sequence[CI] | None = None,
 ) -> list[Plan]:
     """The CIs with rules among the selected ones, each with its rules and
     intended configuration (raises the first input error). `planned`: plans
-    made already, by CI name (taken as they are, in their place)."""
+    made already, by CI name (taken as they are, in their place). `cis`: the
+    CIs themselves, instead of a selection (the change engine knows its hosts)."""
     ruleset = ruleset if ruleset is not None else workspace_rules(ws)
     templates = TemplateCache()  # every CI of the run renders the same compiled templates
     plans = []
-    for ci in inventory.select(select):
+    for ci in cis if cis is not None else inventory.select(select):
         if planned and ci.name in planned:
             plans.append(planned[ci.name])
             continue
@@ -139,6 +141,20 @@ def plan_run(
             f"--feature {unknown[0]!r}: the selected CIs have no such feature ({have})"
         )
     return plans
+
+
+def cis_named(inventory: Inventory, names: Iterable[str]) -> list[CI] | None:
+    """The CIs a selection naming exactly `names` selects (sorted by name,
+    decommissioned ones left out), by lookup instead of matching every CI;
+    None when a name is not in the inventory (the selection names the error)
+    or would match as a pattern."""
+    from opskit.inventory.select import GLOB_CHARS
+
+    wanted = sorted(set(names))
+    found = [inventory.cis.get(name) for name in wanted]
+    if any(ci is None for ci in found) or any(GLOB_CHARS & set(name) for name in wanted):
+        return None
+    return [ci for ci in found if ci is not None and not ci.decommissioned]
 
 
 # -- 2. reading configurations -------------------------------------------------
@@ -337,6 +353,7 @@ def run_compliance(
     configs: Mapping[str, str] | None = None,
     configs_origin: str = "given",
     judged: Mapping[str, Judged] | None = None,
+    names: Sequence[str] | None = None,
 ) -> ComplianceRun:
     """Evaluates and records one compliance run (see the module docstring).
     `configs` ({ci: running configuration}) are judged as given, without
@@ -344,7 +361,10 @@ def run_compliance(
     on their configuration features only (a structured feature needs live
     facts); each of their results names `configs_origin`. `judged`: CIs the
     caller judged already (`judge_given`; the change engine judges its hosts
-    as they finish), recorded as they are: not planned, read or judged again."""
+    as they finish), recorded as they are: not planned, read or judged again.
+    `names`: the CIs `select` names one by one (the change engine's hosts),
+    taken by name instead of matching `select` against every CI (`select` is
+    still what the run records)."""
     from opskit.inventory import load_workspace_inventory
     from opskit.ledger.core import Ledger
 
@@ -352,7 +372,9 @@ def run_compliance(
         raise UsageError(f"--source {source!r}: use one of {', '.join(SOURCES)}")
     inv = load_workspace_inventory(ws, inventory or ws.policy.inventory)
     done = dict(judged or {})
-    plans = plan_run(ws, inv, select, features, planned={n: j[0] for n, j in done.items()})
+    planned = {n: j[0] for n, j in done.items()}
+    cis = cis_named(inv, names) if names is not None else None
+    plans = plan_run(ws, inv, select, features, planned=planned, cis=cis)
     ledger = Ledger.open(ws)
     given = dict(configs or {})
     unread = [p for p in plans if p.ci.name not in given and p.ci.name not in done]

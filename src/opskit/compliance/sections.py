@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import NamedTuple
 
 from opskit.compliance.overlap import alternatives, literal_prefix
@@ -172,6 +172,33 @@ def split_sections(config: str, platform: str | None, *, host: str | None = None
     if unclosed:
         parse(config, platform, host=host)  # hier_config's one-line error, host and line
     return sections
+
+
+def sections_text(
+    config: str, platform: str | None, headers: Collection[str], *, host: str | None = None
+) -> str | None:
+    """The sections of `config` whose header (hier_config's top-level line)
+    is one of `headers`, as one text that hier_config reads into exactly
+    those sections' subtrees: the part of a configuration to parse when only
+    some sections matter (a runbook's ``config_contains``). None when that
+    cannot be promised: a platform not read here, a banner among `headers`,
+    or a line that hier_config's per-line substitutions would change again.
+
+    Example: ``sections_text("hostname a\\nvlan 9\\n name x\\n", "cisco_ios",
+    {"vlan 9"})`` is ``"vlan 9\\n name x\\n"``.
+    """
+    if (platform or "") not in FAST_PLATFORMS or any(h.startswith("banner ") for h in headers):
+        return None
+    lines = [
+        line
+        for section in split_sections(config, platform, host=host)
+        if not section.banner and section.header in headers
+        for line in section.lines
+    ]
+    quick, pairs = _substitutions(platform)
+    if any(_substitute(line, quick, pairs) != line for line in lines):
+        return None  # read twice, a substitution could change it (hier_config: once)
+    return "".join(f"{line}\n" for line in lines)
 
 
 def _whole_text(text: str, platform: str | None) -> list[Section] | None:

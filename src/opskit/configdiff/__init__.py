@@ -30,7 +30,8 @@ Public API (used by the runbook executor, the change engine and drift checks):
   whose connector cannot compute one).
 - ``contains_lines(config, lines, platform)`` / ``missing_lines`` /
   ``present_lines``: hierarchical membership ("interface Fa0/1" then
-  " description x" means that description under that interface).
+  " description x" means that description under that interface);
+  ``wanted_paths(lines, platform)``: those lines as the paths looked up.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from opskit.configdiff.remediate import (
     predict,
     present_lines,
     remediation,
+    wanted_paths,
 )
 from opskit.configdiff.textdiff import diff, equal
 
@@ -72,4 +74,5 @@ __all__ = [
     "predict",
     "present_lines",
     "remediation",
+    "wanted_paths",
 ]

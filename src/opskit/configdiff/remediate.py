@@ -192,9 +192,13 @@ def _all_paths(config: HConfig) -> set[tuple[str, ...]]:
     return {tuple(child.path()) for child in config.all_children()}
 
 
-def _wanted_paths(
-    lines: tuple[str, ...], platform: str | None, host: str | None = None
+def wanted_paths(
+    lines: Sequence[str], platform: str | None, host: str | None = None
 ) -> tuple[tuple[str, ...], ...]:
+    """The leaf lines of (hierarchical) ``lines`` as paths, parent lines
+    first, as `missing_lines` looks them up, e.g. ``(("vlan 9", "name x"),)``
+    for ``["vlan 9", " name x"]``. Parsed once for the same lines."""
+    lines = tuple(lines)
     try:
         return _parsed_wanted_paths(lines, platform)
     except ConfigParseError:
@@ -216,7 +220,7 @@ def missing_lines(
 ) -> list[str]:
     """The (hierarchical) lines of ``lines`` that ``config`` lacks, as "parent > child"."""
     have = _all_paths(parse(config, platform, host=host))
-    return [" > ".join(p) for p in _wanted_paths(tuple(lines), platform, host) if p not in have]
+    return [" > ".join(p) for p in wanted_paths(lines, platform, host) if p not in have]
 
 
 def present_lines(
@@ -224,7 +228,7 @@ def present_lines(
 ) -> list[str]:
     """The (hierarchical) lines of ``lines`` that ``config`` has, as "parent > child"."""
     have = _all_paths(parse(config, platform, host=host))
-    return [" > ".join(p) for p in _wanted_paths(tuple(lines), platform, host) if p in have]
+    return [" > ".join(p) for p in wanted_paths(lines, platform, host) if p in have]
 
 
 def contains_lines(

@@ -23,8 +23,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -303,7 +305,7 @@ def evaluate(
                 if running is None:
                     running = output.config if output.config is not None else conn.get_config()
                 if kind == "config_contains":
-                    missing = configdiff.missing_lines(running, spec, ci.platform, host=ci.name)
+                    missing = missing_config_lines(running, spec, ci)
                     passed, detail = (
                         not missing,
                         ("all present" if not missing else f"missing: {missing}"),
@@ -323,3 +325,30 @@ def evaluate(
             passed, detail = False, str(exc)
         results.append(ExpectationResult(kind, exp.describe(), passed, detail))
     return results
+
+
+def missing_config_lines(running: str, lines: Sequence[str], ci: CI) -> list[str]:
+    """`configdiff.missing_lines`, with hier_config reading only the sections
+    the lines are in (a few lines of a configuration of thousands), once for
+    the same sections across a fleet, when they hold all the lines; when any
+    line is missing (or the sections could not be read apart), the whole
+    configuration is read as before, so a failure reads exactly as before."""
+    from opskit.compliance.sections import sections_text  # a fast reader of sections
+
+    heads = frozenset(path[0] for path in configdiff.wanted_paths(lines, ci.platform, ci.name))
+    part = sections_text(running, ci.platform, heads, host=ci.name)
+    if part is not None and len(part) <= _REMEMBERED_UP_TO:
+        with suppress(configdiff.ConfigParseError):  # the whole text names the line
+            if _all_in_part(part, tuple(lines), ci.platform):
+                return []
+    return configdiff.missing_lines(running, lines, ci.platform, host=ci.name)
+
+
+# The sections a change checks are the same on many hosts: their verdict is
+# remembered by content (bounded: texts of up to 8 KB, 512 of them).
+_REMEMBERED_UP_TO = 8192
+
+
+@functools.lru_cache(maxsize=512)
+def _all_in_part(part: str, lines: tuple[str, ...], platform: str | None) -> bool:
+    return not configdiff.missing_lines(part, lines, platform)
