@@ -9,6 +9,7 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -90,8 +91,14 @@ class Receiver:
         return kept
 
     def wait_for(self, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+        return self.wait_until(lambda docs: len(docs) >= count, timeout)
+
+    def wait_until(
+        self, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 30
+    ) -> list[dict[str, Any]]:
+        """The documents received once `done(documents)` holds (or at `timeout`)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(self.unique()) < count:
+        while time.monotonic() < deadline and not done(self.unique()):
             time.sleep(0.1)
         return self.unique()
 
