@@ -170,7 +170,11 @@ def test_plain_types() -> None:
     assert plain_types({"a": [1, "x", None, True, {"b": []}], "c": {}})
     assert plain_types([])
     for bad in (0.5, (1,), Colour.RED, Text("s"), OrderedDict(), {1}):
-        assert not plain_types({"a": {"b": [bad]}})
+        # At every depth: the first nested dict is checked inline, deeper ones recursively.
+        nested = ({"a": bad}, {"a": {"b": bad}}, {"a": {"b": [bad]}}, {"a": {"b": {"c": bad}}})
+        for payload in nested:
+            assert not plain_types(payload), payload
+        assert not plain_types([{"b": bad}])
 
 
 def test_clock_text_at_second_edges_and_when_the_clock_goes_back(

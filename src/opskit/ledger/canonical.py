@@ -157,7 +157,18 @@ def plain_types(value: dict[str, Any] | list[Any]) -> bool:
     """
     for item in value.values() if type(value) is dict else value:
         kind = type(item)
-        if kind in _LEAVES or ((kind is dict or kind is list) and plain_types(item)):
+        if kind in _LEAVES:
+            continue
+        if kind is dict:  # one level inline: most payloads nest a dict or two
+            for inner in item.values():
+                inner_kind = type(inner)
+                if inner_kind in _LEAVES or (
+                    (inner_kind is dict or inner_kind is list) and plain_types(inner)
+                ):
+                    continue
+                return False
+            continue
+        if kind is list and plain_types(item):
             continue
         return False
     return True
