@@ -692,6 +692,14 @@ def _print_ratios(results: dict[str, dict[str, Any]]) -> None:
     print("\nmedian of the rounds:")
     for result in results.values():
         _print_row(result)
+    # A run with errors did not do the work: no ratio, so no verdict, from it.
+    for tool, result in results.items():
+        if result["errors"]:
+            print(f"{tool}: no ratio (its run had errors: {result['errors'][0][:120]})")
+    results = {tool: result for tool, result in results.items() if not result["errors"]}
+    opskit = results.get("opskit")
+    if not opskit:
+        return
     print()
     nornir = results.get("nornir")
     if nornir:
