@@ -104,11 +104,7 @@ def verify_bundle(
     if as_json:
         print_json(report.to_dict())
     elif report.ok:
-        console.print(
-            f"[green]bundle {plain(bundle.name)} OK[/green]: {plain(report.summary())}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        _print_ok(bundle, report)
     else:
         more = len(report.problems) - 1
         label = "NOT TRUSTED" if _untrusted_only(report) else "FAILED"
@@ -125,6 +121,14 @@ def verify_bundle(
         raise typer.Exit(1)
 
 
+def _print_ok(bundle: Path, report: Any) -> None:
+    console.print(
+        f"[green]bundle {plain(bundle.name)} OK[/green]: {plain(report.summary())}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def _untrusted_only(report: Any) -> bool:
     return len(report.problems) == 1 and report.problems[0].startswith("no trust policy")
 
@@ -137,11 +141,7 @@ def _verify_v1(bundle: Path, anchors: Any, as_json: bool) -> None:
     if as_json:
         print_json(report.to_dict())
     elif report.ok:
-        console.print(
-            f"[green]bundle {plain(bundle.name)} OK[/green]: {plain(report.summary())}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        _print_ok(bundle, report)
     elif report.untrusted_only:
         err_console.print(
             f"[yellow]bundle {plain(bundle.name)} NOT TRUSTED[/yellow]: "

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -355,19 +355,27 @@ def _dump(data: Any) -> str:
 def write_inventory_folder(data: Mapping[str, Any], folder: Path, *, force: bool = False) -> Path:
     """Writes `data` as an opskit inventory folder and validates it by loading it;
     nothing is left behind when it is invalid. Returns the folder."""
-    from opskit.inventory.loader import load_inventory
-
     folder = Path(folder)
     if folder.exists() and not force:
         raise InventoryError(f"{folder}: already exists")
+    install_folder(folder, lambda staging: write_files(data, staging))
+    return folder
+
+
+def install_folder(folder: Path, write: Callable[[Path], None]) -> None:
+    """Has `write` fill a staging folder beside `folder`, loads it with the
+    inventory loader (all its checks), then swaps it in for `folder`; nothing
+    is left behind on failure. An invalid result raises InventoryError naming
+    the file that would have been written, not the staging copy."""
+    from opskit.inventory.loader import load_inventory
+
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        write_files(data, staging)
+        write(staging)
         try:
             load_inventory(staging)
         except InventoryError as exc:
-            # Name the file that would have been written, not the staging copy.
             file = exc.file.replace(str(staging), str(folder), 1) if exc.file else None
             raise InventoryError(
                 bare_message(exc), file=file, line=exc.line, field=exc.field
@@ -378,7 +386,6 @@ def write_inventory_folder(data: Mapping[str, Any], folder: Path, *, force: bool
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return folder
 
 
 def bare_message(exc: InventoryError) -> str:

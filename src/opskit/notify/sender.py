@@ -35,7 +35,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import random
 import time
 import urllib.error
@@ -49,6 +48,7 @@ from sqlalchemy import select, tuple_, update
 from opskit.errors import OpskitError
 from opskit.notify.nautobot import NautobotWriter
 from opskit.notify.store import DELIVERED, FAILED, PENDING, outbox
+from opskit.processes import pid_alive
 from opskit.secrets import REDACTOR, SecretRef
 
 if TYPE_CHECKING:
@@ -288,7 +288,7 @@ def deliver_while(ws: Workspace, pid: int, *, poll: float = 0.5, limit: float = 
     total = Delivery()
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        alive = _alive(pid)
+        alive = pid_alive(pid)  # an unreaped zombie has exited: not alive
         report = sender.deliver()
         total.delivered += report.delivered
         total.retried += report.retried
@@ -297,13 +297,3 @@ def deliver_while(ws: Workspace, pid: int, *, poll: float = 0.5, limit: float = 
             break
         time.sleep(poll)
     return total
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -15,8 +15,6 @@ redaction; it is never written.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -118,26 +116,18 @@ def _synced_cis(folder: Path, file: Path) -> list[dict[str, Any]]:
 
 
 def _write_folder(folder: Path, name: str, header: str, data: Mapping[str, Any]) -> None:
-    """Writes a staging copy, loads it with the inventory loader (all its
-    checks), then swaps it in; nothing is left behind on failure."""
+    """Writes the inventory file through a validated staging copy
+    (`install_folder`); an invalid result is a SyncError naming the file."""
     from opskit.errors import InventoryError
-    from opskit.inventory.ansible import bare_message
-    from opskit.inventory.loader import load_inventory
+    from opskit.inventory.ansible import bare_message, install_folder
     from opskit.yamlfile import dump_yaml
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    def write(staging: Path) -> None:
         (staging / name).write_text(header + dump_yaml(dict(data)), encoding="utf-8")
-        try:
-            load_inventory(staging)
-        except InventoryError as exc:
-            raise SyncError(
-                bare_message(exc), file=folder / name, line=exc.line, field=exc.field
-            ) from None
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    try:
+        install_folder(folder, write)
+    except InventoryError as exc:
+        raise SyncError(
+            bare_message(exc), file=folder / name, line=exc.line, field=exc.field
+        ) from None
