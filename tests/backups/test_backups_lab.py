@@ -143,8 +143,10 @@ def test_cli_run_list_diff(lab: LabEnv) -> None:
         )
 
     name = lab.switch.name
-    ran = opskit("backup", "run", "--inventory", "lab", "--select", f"name:{name}", "--json")
-    assert ran.returncode == 0, ran.stderr
+    # Two runs, so `latest~1` exists however the tests were spread over workers.
+    for _ in range(2):
+        ran = opskit("backup", "run", "--inventory", "lab", "--select", f"name:{name}", "--json")
+        assert ran.returncode == 0, ran.stderr
     listed = opskit("backup", "list", name)
     assert listed.returncode == 0 and "backup" in listed.stdout
     same = opskit("backup", "diff", name, "--from", "latest~1")
