@@ -1,11 +1,16 @@
-"""Compliance after a change, judged while the rollout runs (`AfterChange`):
-hosts judged as they finish are recorded as one evaluation at the end would
-record them; a host whose configuration is not the one judged early is
-judged again; judging early never raises."""
+"""Compliance after a change, judged while the rollout runs (`AfterChange`),
+in the rollout's process or in a helper process (`apart`): hosts judged as
+they finish are recorded as one evaluation at the end would record them; a
+host whose configuration is not the one judged early is judged again;
+judging early never raises; a helper process that dies loses nothing."""
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
+
+import pytest
 
 from opskit.changes.summary import HostSummary
 from opskit.compliance.after import AfterChange, after_change
@@ -43,14 +48,19 @@ def _recorded(ws: Workspace, run_seq: int) -> dict[str, dict[str, Any]]:
     return out
 
 
-def test_hosts_judged_as_they_finish_are_recorded_as_at_the_end(workspace: Workspace) -> None:
+@pytest.mark.parametrize("apart", [False, True], ids=["in-process", "helper-process"])
+def test_hosts_judged_as_they_finish_are_recorded_as_at_the_end(
+    workspace: Workspace, apart: bool
+) -> None:
     configs = {n: (CONFIGS / "cisco_ios" / f).read_text() for n, f in HOSTS.items()}
     outcomes = {n: _outcome(n, c) for n, c in configs.items()}
     at_the_end = after_change(workspace, "CHG-000001", "alice", outcomes, "example")
 
-    early = AfterChange(workspace, "CHG-000002", "alice", "example")
+    early = AfterChange(workspace, "CHG-000002", "alice", "example", apart=apart)
+    assert (early.helper_pid is not None) is apart
     for outcome in outcomes.values():  # as the index writer hands them over
         early.judge([outcome])
+    early.close()  # a helper process has judged everything it was sent
     # Judged early means not judged again: without the template now, a host
     # judged at the end would have its features unknown (no intended configuration).
     template = workspace.templates_dir / "intended" / "cisco_ios.j2"
@@ -67,7 +77,7 @@ def test_hosts_judged_as_they_finish_are_recorded_as_at_the_end(workspace: Works
     # A configuration other than the one judged early is judged again (the
     # template is back; without it, that host could not be evaluated).
     template.write_text(text)
-    stale = AfterChange(workspace, "CHG-000003", "alice", "example")
+    stale = AfterChange(workspace, "CHG-000003", "alice", "example", apart=apart)
     stale.judge([_outcome("core-sw1", configs["core-sw2"])])
     result = stale.finish(outcomes)["compliance"]
     recorded = _recorded(workspace, result["run_seq"])
@@ -75,7 +85,26 @@ def test_hosts_judged_as_they_finish_are_recorded_as_at_the_end(workspace: Works
     assert recorded == _recorded(workspace, ends[0]["run_seq"])
 
     template.write_text("hostname {{ ci.name }\n")  # a template error: reported at the end
-    broken = AfterChange(workspace, "CHG-000004", "alice", "example")
+    broken = AfterChange(workspace, "CHG-000004", "alice", "example", apart=apart)
     broken.judge(outcomes.values())  # never raises
     error = broken.finish(outcomes)["compliance"]["error"]
     assert error.startswith("compliance not evaluated after the change: CI core-sw1: templates/")
+
+
+def test_a_helper_process_that_dies_loses_no_host(workspace: Workspace) -> None:
+    configs = {n: (CONFIGS / "cisco_ios" / f).read_text() for n, f in HOSTS.items()}
+    outcomes = {n: _outcome(n, c) for n, c in configs.items()}
+    expected = after_change(workspace, "CHG-000005", "alice", outcomes, "example")["compliance"]
+
+    after = AfterChange(workspace, "CHG-000006", "alice", "example", apart=True)
+    pid = after.helper_pid
+    assert pid is not None
+    first, second = outcomes.values()
+    after.judge([first])
+    os.kill(pid, signal.SIGKILL)  # whatever it had judged is lost with it
+    after.judge([second])  # refused by a dead process, or never answered
+    result = after.finish(outcomes)["compliance"]
+    assert {n: h["state"] for n, h in result["hosts"].items()} == {
+        n: h["state"] for n, h in expected["hosts"].items()
+    }
+    assert _recorded(workspace, result["run_seq"]) == _recorded(workspace, expected["run_seq"])

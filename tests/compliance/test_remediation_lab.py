@@ -10,8 +10,8 @@ import pytest
 
 from opskit import configdiff
 from opskit.backups.linechange import HostLines, create_line_change
-from opskit.changes import ChangeService
-from opskit.compliance import State
+from opskit.changes import ChangeService, rollout
+from opskit.compliance import State, runs
 from opskit.compliance.accuracy import cmdb_accuracy
 from opskit.compliance.history import feature_history
 from opskit.compliance.remediate import remediate
@@ -38,6 +38,10 @@ def _non_compliant_vlans(lab: LabEnv, name: str) -> None:
     assert run.fleet.results[0].feature("vlans").state is State.NON_COMPLIANT
 
 
+def _cannot_judge(*_: object, **__: object) -> None:
+    raise AssertionError("judged in the rollout's process")
+
+
 def _approved(svc: ChangeService, change_id: str) -> None:
     svc.submit(change_id, "alice")
     svc.assess(change_id, "bob")
@@ -47,7 +51,8 @@ def _approved(svc: ChangeService, change_id: str) -> None:
     assert svc.approve(change_id, "carol").state.value == "approved"
 
 
-def test_remediation_end_to_end(lab: LabEnv) -> None:
+@pytest.mark.parametrize("apart", [False, True], ids=["in-process", "helper-process"])
+def test_remediation_end_to_end(lab: LabEnv, apart: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     ci = lab.dedicated_switch
     _non_compliant_vlans(lab, ci.name)
     ledger = Ledger.open(lab.ws)
@@ -70,6 +75,10 @@ def test_remediation_end_to_end(lab: LabEnv) -> None:
     }
     assert change.type.value == "normal"
     _approved(svc, change.id)
+    if apart:
+        # Judged in the helper process, or not at all: this process cannot judge.
+        monkeypatch.setattr(rollout, "JUDGE_APART_FROM_HOSTS", 1)
+        monkeypatch.setattr(runs, "judge", _cannot_judge)
     predicted = svc.get(change.id).predicted_diff[ci.name]
     assert predicted["diff"].rstrip("\n") == configdiff.predict(
         running_config(ci), list(vlans.remediation), "cisco_ios"

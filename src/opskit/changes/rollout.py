@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 # Finished hosts wait this long for others to share their index transaction.
 INDEX_LINGER_SECONDS = 0.25
+# From this many hosts the after-change compliance is judged in a helper process.
+JUDGE_APART_FROM_HOSTS = 50
 
 ProgressCallback = Callable[[str, str, str], None]  # (ci, status, change_id)
 
@@ -157,6 +159,8 @@ class Rollout:
             with Heartbeat(self.store, change.id), self.journal.group_commit():
                 return self._execute(change, book, inv, plan, pool)
         finally:
+            if self._after is not None:
+                self._after.close()  # its helper process, on any way out
             self.store.release_locks(change.id)
             self.store.set_runner(change.id, alive=False)
 
@@ -387,7 +391,10 @@ class Rollout:
     def _after_change(self, change: ChangeRequest) -> AfterChange:
         from opskit.compliance.after import AfterChange
 
-        return AfterChange(self.ctx.ws, change.id, self.actor, change.inventory)
+        # A large rollout judges in a helper process (`opskit.compliance.apart`):
+        # starting it costs about what judging a few dozen hosts here would.
+        apart = len(change.targets) >= JUDGE_APART_FROM_HOSTS
+        return AfterChange(self.ctx.ws, change.id, self.actor, change.inventory, apart=apart)
 
     def _close_index(self) -> None:
         index, self._index = self._index, None

@@ -28,7 +28,10 @@ does. A host judged early counts only if it is still a modified host with
 the same configuration at the end (it was judged against the rules,
 templates and inventory of that moment; its result records their digests);
 anything that went wrong early is done again at the end, where it is
-reported as before.
+reported as before. With `apart=True` (the rollout's choice for 50 hosts
+or more) the judging runs in a helper process (`opskit.compliance.apart`),
+off the interpreter the device threads share; what it does not return is
+judged at the end here.
 
 Example (the summary's ``compliance`` entry):
     {"run_seq": 431, "state": "compliant",
@@ -43,14 +46,14 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from opskit.compliance.results import State
+from opskit.compliance.runs import ConfigJudge
 from opskit.errors import OpskitError
 from opskit.hoststate import HostState
 
 if TYPE_CHECKING:
     from opskit.changes.summary import HostSummary
-    from opskit.compliance.model import RuleSet
+    from opskit.compliance.apart import JudgeProcess
     from opskit.compliance.runs import Judged
-    from opskit.inventory import Inventory
     from opskit.workspace import Workspace
 
 
@@ -135,21 +138,38 @@ class AfterChange:
     """`after_change` in two parts (see the module docstring). Thread-safe."""
 
     def __init__(
-        self, ws: Workspace, change_id: str, actor: str, inventory: str | None = None
+        self,
+        ws: Workspace,
+        change_id: str,
+        actor: str,
+        inventory: str | None = None,
+        *,
+        apart: bool = False,
     ) -> None:
+        """`apart`: judge in a helper process (`opskit.compliance.apart`),
+        off the interpreter the rollout's device threads share."""
         self.ws = ws
         self.change_id = change_id
         self.actor = actor
         self.inventory = inventory
         self._judged: dict[str, Judged] = {}
         self._lock = threading.Lock()
-        self._input: tuple[Inventory, RuleSet] | None = None
+        self._judge = ConfigJudge(ws, inventory, origin=f"{change_id} verify")
         self._enabled = (ws.root / "compliance").is_dir()
+        self._apart: JudgeProcess | None = None
+        if apart and self._enabled:
+            self._apart = _start_apart(ws, change_id, inventory)
+
+    @property
+    def helper_pid(self) -> int | None:
+        """The helper process's pid, when this judges apart."""
+        return self._apart.pid if self._apart is not None else None
 
     def judge(self, outcomes: Iterable[HostSummary]) -> None:
         """Judges the hosts among `outcomes` that the change modified, from
-        the configuration their verification fetched. Never raises: a host
-        it could not judge is judged by `finish`."""
+        the configuration their verification fetched (in the helper process
+        when there is one). Never raises: a host it could not judge is
+        judged by `finish`."""
         if not self._enabled:
             return
         done = {o.ci: o for o in outcomes}
@@ -157,38 +177,43 @@ class AfterChange:
         configs = {n: c for n, c in post_change_configs(done).items() if n in names}
         if not configs:
             return
-        try:
-            from opskit.backups.linechange import selection_of
-            from opskit.compliance.runs import cis_named, judge_given, plan_run
+        if self._apart is not None and self._apart.send(configs):
+            return
+        self._judge_here(configs)
 
+    def _judge_here(self, configs: Mapping[str, str]) -> None:
+        try:
             with self._lock:
-                inventory, ruleset = self._prepared()
-                # By name: not a selection matched against every CI each batch.
-                cis = cis_named(inventory, configs)
-                select = selection_of(configs) if cis is None else None
-                for plan in plan_run(self.ws, inventory, select, ruleset=ruleset, cis=cis):
-                    name = plan.ci.name
-                    origin = f"{self.change_id} verify"
-                    self._judged[name] = judge_given(plan, configs[name], origin)
+                self._judged.update(self._judge(configs))
         except Exception:  # only a head start: `finish` judges these hosts again
             return
 
     def finish(self, outcomes: Mapping[str, HostSummary]) -> dict[str, Any]:
         """What `after_change` returns, with the hosts `judge` judged."""
+        self.close()
         with self._lock:
             judged = dict(self._judged)
         return after_change(
             self.ws, self.change_id, self.actor, outcomes, self.inventory, judged=judged
         )
 
-    def _prepared(self) -> tuple[Inventory, RuleSet]:
-        if self._input is None:
-            from opskit.compliance.rules import workspace_rules
-            from opskit.inventory import load_workspace_inventory
+    def close(self) -> None:
+        """Ends the helper process, keeping what it judged (nothing to do
+        without one; `finish` calls it)."""
+        apart, self._apart = self._apart, None
+        if apart is not None:
+            judged = apart.collect()
+            with self._lock:
+                self._judged.update(judged)
 
-            name = self.inventory or self.ws.policy.inventory
-            self._input = (load_workspace_inventory(self.ws, name), workspace_rules(self.ws))
-        return self._input
+
+def _start_apart(ws: Workspace, change_id: str, inventory: str | None) -> JudgeProcess | None:
+    from opskit.compliance.apart import JudgeProcess
+
+    try:
+        return JudgeProcess(ws, change_id, inventory or ws.policy.inventory)
+    except OSError:  # no process to be had: judged here, as before
+        return None
 
 
 def _evaluate(

@@ -237,6 +237,41 @@ def judge_given(plan: Plan, config: str, origin: str) -> Judged:
     return plan, seen, configuration_only(judge(plan, seen))
 
 
+class ConfigJudge:
+    """Judges CIs from configurations the caller gives (`judge_given`), the
+    workspace's inventory and rules loaded once, on first use. Not
+    thread-safe. Used by the change engine for its modified hosts, in its
+    process or in a helper process (`opskit.compliance.apart`)."""
+
+    def __init__(self, ws: Workspace, inventory: str | None, origin: str) -> None:
+        self.ws = ws
+        self.inventory = inventory
+        self.origin = origin
+        self._input: tuple[Inventory, RuleSet] | None = None
+
+    def __call__(self, configs: Mapping[str, str]) -> dict[str, Judged]:
+        """{ci: Judged} for the CIs of `configs` (CI -> configuration) that
+        have rules; raises the first input error (a template, a rule file)."""
+        from opskit.backups.linechange import selection_of
+
+        inventory, ruleset = self._prepared()
+        # By name: not a selection matched against every CI each batch.
+        cis = cis_named(inventory, configs)
+        select = selection_of(configs) if cis is None else None
+        return {
+            plan.ci.name: judge_given(plan, configs[plan.ci.name], self.origin)
+            for plan in plan_run(self.ws, inventory, select, ruleset=ruleset, cis=cis)
+        }
+
+    def _prepared(self) -> tuple[Inventory, RuleSet]:
+        if self._input is None:
+            from opskit.inventory import load_workspace_inventory
+
+            name = self.inventory or self.ws.policy.inventory
+            self._input = (load_workspace_inventory(self.ws, name), workspace_rules(self.ws))
+        return self._input
+
+
 def configuration_only(result: CiCompliance) -> CiCompliance:
     """The result without its structured features: what a configuration
     alone can tell (a structured feature needs live facts)."""
@@ -418,6 +453,7 @@ __all__ = [
     "RUN_KIND",
     "SOURCES",
     "ComplianceRun",
+    "ConfigJudge",
     "Judged",
     "Observed",
     "Plan",
