@@ -58,6 +58,7 @@ def test_hosts_judged_as_they_finish_are_recorded_as_at_the_end(
 
     early = AfterChange(workspace, "CHG-000002", "alice", "example", apart=apart)
     assert (early.helper_pid is not None) is apart
+    assert early.wait_for_helper(60) is apart
     for outcome in outcomes.values():  # as the index writer hands them over
         early.judge([outcome])
     early.close()  # a helper process has judged everything it was sent
@@ -78,6 +79,7 @@ def test_hosts_judged_as_they_finish_are_recorded_as_at_the_end(
     # template is back; without it, that host could not be evaluated).
     template.write_text(text)
     stale = AfterChange(workspace, "CHG-000003", "alice", "example", apart=apart)
+    stale.wait_for_helper(60)
     stale.judge([_outcome("core-sw1", configs["core-sw2"])])
     result = stale.finish(outcomes)["compliance"]
     recorded = _recorded(workspace, result["run_seq"])
@@ -86,6 +88,7 @@ def test_hosts_judged_as_they_finish_are_recorded_as_at_the_end(
 
     template.write_text("hostname {{ ci.name }\n")  # a template error: reported at the end
     broken = AfterChange(workspace, "CHG-000004", "alice", "example", apart=apart)
+    broken.wait_for_helper(60)
     broken.judge(outcomes.values())  # never raises
     error = broken.finish(outcomes)["compliance"]["error"]
     assert error.startswith("compliance not evaluated after the change: CI core-sw1: templates/")
@@ -98,7 +101,7 @@ def test_a_helper_process_that_dies_loses_no_host(workspace: Workspace) -> None:
 
     after = AfterChange(workspace, "CHG-000006", "alice", "example", apart=True)
     pid = after.helper_pid
-    assert pid is not None
+    assert pid is not None and after.wait_for_helper(60)
     first, second = outcomes.values()
     after.judge([first])
     os.kill(pid, signal.SIGKILL)  # whatever it had judged is lost with it
@@ -108,3 +111,17 @@ def test_a_helper_process_that_dies_loses_no_host(workspace: Workspace) -> None:
         n: h["state"] for n, h in expected["hosts"].items()
     }
     assert _recorded(workspace, result["run_seq"]) == _recorded(workspace, expected["run_seq"])
+
+
+def test_a_helper_not_ready_at_the_end_is_not_waited_for(workspace: Workspace) -> None:
+    configs = {n: (CONFIGS / "cisco_ios" / f).read_text() for n, f in HOSTS.items()}
+    outcomes = {n: _outcome(n, c) for n, c in configs.items()}
+    after = AfterChange(workspace, "CHG-000007", "alice", "example", apart=True)
+    pid = after.helper_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # a helper still starting, as far as the rollout can tell
+    after.judge(outcomes.values())
+    result = after.finish(outcomes)["compliance"]  # ended, not waited for: judged here
+    assert set(result["hosts"]) == set(HOSTS) and "error" not in result
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # ended and reaped

@@ -6,13 +6,18 @@ a verification that fails is rolled back with proof."""
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import pytest
 
 from opskit import configdiff
 from opskit.backups.linechange import HostLines, create_line_change
 from opskit.changes import ChangeService, rollout
-from opskit.compliance import State, runs
+from opskit.compliance import State
+from opskit.compliance import apart as apart_module
 from opskit.compliance.accuracy import cmdb_accuracy
+from opskit.compliance.apart import JudgeProcess
 from opskit.compliance.history import feature_history
 from opskit.compliance.remediate import remediate
 from opskit.compliance.runs import run_compliance
@@ -38,8 +43,13 @@ def _non_compliant_vlans(lab: LabEnv, name: str) -> None:
     assert run.fleet.results[0].feature("vlans").state is State.NON_COMPLIANT
 
 
-def _cannot_judge(*_: object, **__: object) -> None:
-    raise AssertionError("judged in the rollout's process")
+def _spy(started: list[JudgeProcess]) -> type[JudgeProcess]:
+    class Spied(JudgeProcess):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    return Spied
 
 
 def _approved(svc: ChangeService, change_id: str) -> None:
@@ -75,16 +85,22 @@ def test_remediation_end_to_end(lab: LabEnv, apart: bool, monkeypatch: pytest.Mo
     }
     assert change.type.value == "normal"
     _approved(svc, change.id)
+    helpers: list[JudgeProcess] = []
     if apart:
-        # Judged in the helper process, or not at all: this process cannot judge.
         monkeypatch.setattr(rollout, "JUDGE_APART_FROM_HOSTS", 1)
-        monkeypatch.setattr(runs, "judge", _cannot_judge)
+        monkeypatch.setattr(apart_module, "JudgeProcess", _spy(helpers))
     predicted = svc.get(change.id).predicted_diff[ci.name]
     assert predicted["diff"].rstrip("\n") == configdiff.predict(
         running_config(ci), list(vlans.remediation), "cisco_ios"
     )
     summary = svc.apply(change.id, "alice")
     assert summary["state"] == "completed", summary
+    # A helper process judged (or, not ready in time, left the host to this
+    # process); either way it was ended and reaped with the rollout.
+    assert len(helpers) == int(apart)
+    for helper in helpers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(helper.pid, 0)
     after = summary["compliance"]["hosts"][ci.name]
     assert after["state"] == "compliant"
     assert "feature vlans: non-compliant -> compliant" in after["transitions"]

@@ -165,6 +165,12 @@ class AfterChange:
         """The helper process's pid, when this judges apart."""
         return self._apart.pid if self._apart is not None else None
 
+    def wait_for_helper(self, timeout: float) -> bool:
+        """Whether the helper process is ready to judge, waiting up to
+        `timeout` s (False without one). `finish` does not wait for a
+        helper that is not ready: a caller that wants its results waits here."""
+        return self._apart is not None and self._apart.wait_ready(timeout)
+
     def judge(self, outcomes: Iterable[HostSummary]) -> None:
         """Judges the hosts among `outcomes` that the change modified, from
         the configuration their verification fetched (in the helper process
