@@ -113,15 +113,21 @@ def test_a_helper_process_that_dies_loses_no_host(workspace: Workspace) -> None:
     assert _recorded(workspace, result["run_seq"]) == _recorded(workspace, expected["run_seq"])
 
 
-def test_a_helper_not_ready_at_the_end_is_not_waited_for(workspace: Workspace) -> None:
+def test_a_helper_not_ready_is_not_waited_for(workspace: Workspace) -> None:
     configs = {n: (CONFIGS / "cisco_ios" / f).read_text() for n, f in HOSTS.items()}
     outcomes = {n: _outcome(n, c) for n, c in configs.items()}
-    after = AfterChange(workspace, "CHG-000007", "alice", "example", apart=True)
+    expected = after_change(workspace, "CHG-000007", "alice", outcomes, "example")["compliance"]
+    after = AfterChange(workspace, "CHG-000008", "alice", "example", apart=True)
     pid = after.helper_pid
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)  # a helper still starting, as far as the rollout can tell
-    after.judge(outcomes.values())
-    result = after.finish(outcomes)["compliance"]  # ended, not waited for: judged here
-    assert set(result["hosts"]) == set(HOSTS) and "error" not in result
+    after.judge(outcomes.values())  # so judged in this process meanwhile
+    template = workspace.templates_dir / "intended" / "cisco_ios.j2"
+    template.unlink()  # judging at the end could not evaluate these hosts any more
+    result = after.finish(outcomes)["compliance"]  # the helper ended, not waited for
+    assert {n: h["state"] for n, h in result["hosts"].items()} == {
+        n: h["state"] for n, h in expected["hosts"].items()
+    }
+    assert _recorded(workspace, result["run_seq"]) == _recorded(workspace, expected["run_seq"])
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # ended and reaped

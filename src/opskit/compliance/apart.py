@@ -13,11 +13,11 @@ templates, never the ledger or a device, and records nothing. The parent
 sends it post-change configurations (a pickled ``{ci: configuration}`` on its
 standard input) and receives, for each, the hosts judged (a pickled
 ``{ci: Judged}`` on its standard output, after a first, empty answer once
-it has loaded what it judges with); closing its input ends it. A child not
-ready by the end of the rollout is not waited for (starting Python and
-loading the rules took about 0.4 s here): it is ended and its hosts are
-judged in-process, so the helper never makes a change slower than judging
-in-process would. Any
+it has loaded what it judges with); closing its input ends it. Until the
+child is ready (starting Python and loading the rules took about 0.4 s
+here) the rollout judges in-process as it would without a helper, and a
+child not ready by the end of the rollout is ended, not waited for: the
+helper never makes a change slower than judging in-process would. Any
 failure of the child (it cannot start, it dies, it is killed) only leaves
 hosts unjudged, which `opskit.compliance.after.AfterChange.finish` judges in
 the rollout's process as before: nothing here can fail a change or lose a
@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import threading
@@ -65,30 +66,29 @@ class JudgeProcess:
         )
         self._lock = threading.Lock()
         self._judged: dict[str, Judged] = {}
-        self._broken = False
         self._ready = threading.Event()  # the child has loaded its inputs
-        self._reader = threading.Thread(
-            target=self._receive, name="compliance judge reader", daemon=True
-        )
-        self._reader.start()
+        self._closing = threading.Event()
+        # Written by a thread of its own: a child still starting reads
+        # nothing, and the rollout's index writer must never wait for it.
+        self._outbox: queue.SimpleQueue[dict[str, str] | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=target, name=f"compliance judge {name}", daemon=True)
+            for target, name in ((self._send_all, "sender"), (self._receive, "reader"))
+        ]
+        for thread in self._threads:
+            thread.start()
 
     @property
     def pid(self) -> int:
         return self._process.pid
 
     def send(self, configs: Mapping[str, str]) -> bool:
-        """Hands `configs` to the child; False when it can no longer take
-        them (the caller judges them itself)."""
-        stdin = self._process.stdin
-        with self._lock:
-            if self._broken or stdin is None or stdin.closed:
-                return False
-            try:
-                pickle.dump(dict(configs), stdin, protocol=pickle.HIGHEST_PROTOCOL)
-                stdin.flush()
-            except (OSError, ValueError):  # the child is gone
-                self._broken = True
-                return False
+        """Queues `configs` for the child (never waits for it); False while
+        it is not ready yet and once it is being ended: the caller judges
+        them itself, as it would without a helper."""
+        if self._closing.is_set() or not self._ready.is_set():
+            return False
+        self._outbox.put(dict(configs))
         return True
 
     def wait_ready(self, timeout: float) -> bool:
@@ -96,22 +96,39 @@ class JudgeProcess:
         return self._ready.wait(timeout)
 
     def collect(self, timeout: float = COLLECT_TIMEOUT_SECONDS) -> dict[str, Judged]:
-        """Every host the child judged: it is told to end, waited for (at
-        most `timeout` seconds, then killed; at once when it is not ready
-        yet) and reaped."""
-        with self._lock:
-            self._broken = True
-            if self._process.stdin is not None:
-                with contextlib.suppress(OSError):
-                    self._process.stdin.close()
-        self._reader.join(timeout if self._ready.is_set() else 0)
-        if self._reader.is_alive() or self._process.poll() is None:
-            with contextlib.suppress(OSError):
-                self._process.kill()
+        """Every host the child judged: it is told to end and waited for
+        (at most `timeout` seconds, then killed; killed at once when it is
+        not ready yet), and reaped."""
+        self._closing.set()
+        if not self._ready.is_set():
+            self._kill()
+        self._outbox.put(None)  # the sender closes the child's input: its end
+        for thread in self._threads:
+            thread.join(timeout)
+        if any(thread.is_alive() for thread in self._threads):
+            self._kill()  # its pipes break: both threads end
         self._process.wait()
-        self._reader.join()
+        for thread in self._threads:
+            thread.join()
         with self._lock:
             return dict(self._judged)
+
+    def _kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self._process.kill()
+
+    def _send_all(self) -> None:
+        stdin = self._process.stdin
+        assert stdin is not None
+        try:
+            while (configs := self._outbox.get()) is not None:
+                pickle.dump(configs, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                stdin.flush()
+        except (OSError, ValueError):  # the child is gone: `finish` judges the rest
+            return
+        finally:
+            with contextlib.suppress(OSError):
+                stdin.close()
 
     def _receive(self) -> None:
         stdout = self._process.stdout
