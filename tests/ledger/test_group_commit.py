@@ -119,3 +119,31 @@ def test_hurry_commits_the_queued_steps_without_their_linger(
         writer.close()
     assert ledger.commits == 1
     assert ledger.verify().ok
+
+
+def test_an_awaited_event_does_not_wait_for_other_hosts_steps(
+    ledger: CountingLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host waiting for its backup commits it without the steps other
+    hosts queued (they keep lingering: made long here), but with its own
+    earlier steps, which stay before it in the ledger."""
+    from opskit.ledger import groupcommit
+
+    monkeypatch.setattr(groupcommit, "LINGER_SECONDS", 30.0)
+    writer = GroupWriter(ledger)
+    try:
+        others = [
+            writer.submit("host.verified", actor="alice", change_id="CHG-1", ci="h1", payload={})
+            for _ in range(3)
+        ]
+        own = writer.submit("host.applied", actor="alice", change_id="CHG-1", ci="h2", payload={})
+        backup = writer.append("host.backup", actor="alice", change_id="CHG-1", ci="h2")
+        assert (own().seq, backup.seq) == (1, 2)
+        assert ledger.commits == 1  # the other host's steps are not in it
+        # A change's own event (no CI) keeps everything queued before it in order.
+        change = writer.append("change.halted", actor="alice", change_id="CHG-1")
+        assert [result().seq for result in others] == [3, 4, 5] and change.seq == 6
+    finally:
+        writer.close()
+    assert ledger.commits == 2
+    assert ledger.verify().ok
