@@ -183,7 +183,10 @@ def main(argv: list[str]) -> int:
         Workspace.open(root), change_id, inventory,
         requests=sys.stdin.buffer, answers=answers,
     )  # fmt: skip
-    return 0
+    answers.close()
+    # Everything is answered: no interpreter teardown (about 10 ms) for the
+    # rollout to wait for when it reaps this process.
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -116,8 +116,9 @@ class FeatureResult:
     def compliant(self) -> bool:
         return self.state is State.COMPLIANT
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form, every registered secret masked (`opskit.secrets`)."""
+    def to_dict(self, *, texts: bool = True) -> dict[str, Any]:
+        """The JSON form, every registered secret masked (`opskit.secrets`);
+        without the `actual` and `intended` texts when not `texts`."""
         data: dict[str, Any] = {
             "feature": self.feature,
             "mode": str(self.mode),
@@ -126,9 +127,9 @@ class FeatureResult:
             "extra": list(self.extra),
             "remediation": list(self.remediation),
             "reason": self.reason,
-            "actual": self.actual,
-            "intended": self.intended,
         }
+        if texts:
+            data.update(actual=self.actual, intended=self.intended)
         if self.details:
             data["details"] = dict(self.details)
         return _masked(data)
@@ -214,8 +215,9 @@ class CiCompliance:
         """Every non-compliant feature's remediation, in feature order."""
         return [line for f in self.features for line in f.remediation]
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form, every registered secret masked (`opskit.secrets`)."""
+    def to_dict(self, *, texts: bool = True) -> dict[str, Any]:
+        """The JSON form, every registered secret masked (`opskit.secrets`);
+        the features without their texts when not `texts`."""
         return {
             "ci": self.ci,
             "platform": self.platform,
@@ -227,7 +229,7 @@ class CiCompliance:
             "inventory_digest": self.inventory_digest,
             "config_digest": self.config_digest,
             "unmanaged": _masked(list(self.unmanaged)),
-            "features": [f.to_dict() for f in self.features],
+            "features": [f.to_dict(texts=texts) for f in self.features],
         }
 
 

@@ -119,13 +119,17 @@ def plan_run(
     intended configuration (raises the first input error). `planned`: plans
     made already, by CI name (taken as they are, in their place). `cis`: the
     CIs themselves, instead of a selection (the change engine knows its hosts)."""
-    ruleset = ruleset if ruleset is not None else workspace_rules(ws)
+    if ruleset is None and not planned:
+        ruleset = workspace_rules(ws)  # its errors first, whatever is selected
     templates = TemplateCache()  # every CI of the run renders the same compiled templates
     plans = []
     for ci in cis if cis is not None else inventory.select(select):
         if planned and ci.name in planned:
             plans.append(planned[ci.name])
             continue
+        # With plans made already, loaded for the first CI without one (the
+        # change engine's end of rollout has them all: no rule file read again).
+        ruleset = ruleset if ruleset is not None else workspace_rules(ws)
         rules = rules_for(ci, ruleset, inventory)
         if not rules.features:
             continue
@@ -300,10 +304,7 @@ def result_payload(
 ) -> dict[str, Any]:
     """The ``compliance.result`` payload: the result without the feature
     texts (the configuration and the intended one are blobs), redacted."""
-    data = result.to_dict()
-    for feature in data["features"]:
-        feature.pop("actual", None)
-        feature.pop("intended", None)
+    data = result.to_dict(texts=False)
     data.update(run=run_seq, source=source, origin=origin)
     # A device line may hold a registered secret (a password in a
     # description): shown masked, never refused mid-run.
