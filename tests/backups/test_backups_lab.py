@@ -30,6 +30,7 @@ from opskit.ledger.core import Ledger
 from opskit.ledger.store import BLOBS
 from opskit.runbooks.inspection import last_backup_times
 from tests.fixtures.lab import LabEnv, running_config
+from tests.fixtures.processes import read_bytes_elsewhere
 
 pytestmark = [pytest.mark.lab]
 
@@ -172,7 +173,7 @@ def test_a_configuration_holding_a_secret_is_never_recorded(lab: LabEnv) -> None
             conn.apply_config(["interface FastEthernet0/9", " no description", "exit"])
     database = lab.ws.state_dir / "opskit.db"
     for path in database.parent.glob("opskit.db*"):
-        assert password.encode() not in path.read_bytes()
+        assert password.encode() not in read_bytes_elsewhere(path)
     assert ledger.verify().ok
 
 

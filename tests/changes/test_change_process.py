@@ -30,6 +30,7 @@ from opskit.secrets import REDACTOR
 from opskit.workspace import Workspace
 from tests.changes_support import run_change_cli as run_cli
 from tests.changes_support import write_policy, write_runbooks
+from tests.fixtures.processes import read_bytes_elsewhere
 
 SWITCH = "lab-sw01"
 OTHER_SWITCH = "lab-sw02"
@@ -487,7 +488,7 @@ def test_secret_parameters_stay_references(
     svc.submit(change.id, "alice")
     svc.assess(change.id, "bob", predict=False)
     svc.approve(change.id, "bob")
-    db = (svc.ws.state_dir / "opskit.db").read_bytes()
+    db = read_bytes_elsewhere(svc.ws.state_dir / "opskit.db")
     assert b"s3cret-community-value" not in db
     with pytest.raises(RunbookError, match="must be a secret reference"):
         svc.create(

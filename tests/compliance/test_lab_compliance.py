@@ -64,6 +64,10 @@ def test_the_remediation_makes_the_switch_compliant_and_rolling_back_restores_it
     lab: LabEnv,
 ) -> None:
     ci = lab.dedicated_switch
+    # The example's drift (VLAN 10 missing), whatever earlier tests left on
+    # this switch (the dedicated one may be left changed).
+    with NetmikoConnector(ci) as conn:
+        conn.apply_config(["no vlan 10"])
     before = running_config(ci)
     drifted = _evaluate(lab, ci)
     assert drifted.feature("vlans").state is State.NON_COMPLIANT

@@ -22,6 +22,7 @@ from opskit.ledger.core import Ledger
 from opskit.workspace import Workspace
 from tests.compliance.lab_variants import lab_variant
 from tests.fixtures.lab import LabEnv, running_config
+from tests.fixtures.processes import read_bytes_elsewhere
 
 pytestmark = [pytest.mark.lab]
 
@@ -216,5 +217,5 @@ def test_a_secret_on_the_device_is_never_recorded(lab: LabEnv) -> None:
     assert "config" not in event.blobs and "diff" not in event.blobs
     assert "********" in str(event.payload["features"])
     for path in lab.ws.state_dir.glob("opskit.db*"):
-        assert password.encode() not in path.read_bytes()
+        assert password.encode() not in read_bytes_elsewhere(path)
     assert ledger.verify().ok

@@ -27,6 +27,7 @@ from opskit.runbooks.inspection import backup_log, run_inspection
 from opskit.secrets import REDACTOR
 from opskit.workspace import Workspace
 from tests.fixtures.lab import restored_switch, running_config
+from tests.fixtures.processes import read_bytes_elsewhere
 from tests.recording import Recorder
 
 pytestmark = pytest.mark.lab
@@ -351,7 +352,7 @@ def test_user_rotation_keeps_the_secret_out_of_every_record(
         assert secret not in json.dumps(event.to_dict())
     database = workspace.state_dir / "opskit.db"
     for path in [database, *database.parent.glob("opskit.db-*")]:
-        assert secret.encode() not in path.read_bytes()
+        assert secret.encode() not in read_bytes_elsewhere(path)
 
 
 def package_installed(name: str) -> bool:

@@ -25,6 +25,7 @@ from opskit.runbooks.executor import run_host
 from opskit.secrets import REDACTOR, SecretRef
 from opskit.workspace import Workspace
 from tests.fixtures.lab import restored_switch, running_config
+from tests.fixtures.processes import read_bytes_elsewhere
 from tests.recording import Recorder
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -121,7 +122,7 @@ def test_ios_user_rotation_changes_the_secret_and_records_it_nowhere(
         files = [database, *database.parent.glob("opskit.db-*")]
         files += [path for path in workspace.root.rglob("*") if path.is_file()]
         for path in files:
-            assert new_secret.encode() not in path.read_bytes(), path
+            assert new_secret.encode() not in read_bytes_elsewhere(path), path
     finally:
         with NetmikoConnector(switch) as conn:
             conn.apply_config([f"no username {name}"])

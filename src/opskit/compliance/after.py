@@ -248,7 +248,6 @@ def _evaluate(
         configs=configs,
         configs_origin=f"{change_id} verify",
         judged=judged,
-        names=names,
     )
     hosts = {}
     for result in run.fleet.results:

@@ -36,7 +36,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -113,17 +113,15 @@ def plan_run(
     features: Sequence[str] = (),
     ruleset: RuleSet | None = None,
     planned: Mapping[str, Plan] | None = None,
-    cis: Sequence[CI] | None = None,
 ) -> list[Plan]:
     """The CIs with rules among the selected ones, each with its rules and
     intended configuration (raises the first input error). `planned`: plans
-    made already, by CI name (taken as they are, in their place). `cis`: the
-    CIs themselves, instead of a selection (the change engine knows its hosts)."""
+    made already, by CI name (taken as they are, in their place)."""
     if ruleset is None and not planned:
         ruleset = workspace_rules(ws)  # its errors first, whatever is selected
     templates = TemplateCache()  # every CI of the run renders the same compiled templates
     plans = []
-    for ci in cis if cis is not None else inventory.select(select):
+    for ci in inventory.select(select):
         if planned and ci.name in planned:
             plans.append(planned[ci.name])
             continue
@@ -145,20 +143,6 @@ def plan_run(
             f"--feature {unknown[0]!r}: the selected CIs have no such feature ({have})"
         )
     return plans
-
-
-def cis_named(inventory: Inventory, names: Iterable[str]) -> list[CI] | None:
-    """The CIs a selection naming exactly `names` selects (sorted by name,
-    decommissioned ones left out), by lookup instead of matching every CI;
-    None when a name is not in the inventory (the selection names the error)
-    or would match as a pattern."""
-    from opskit.inventory.select import GLOB_CHARS
-
-    wanted = sorted(set(names))
-    found = [inventory.cis.get(name) for name in wanted]
-    if any(ci is None for ci in found) or any(GLOB_CHARS & set(name) for name in wanted):
-        return None
-    return [ci for ci in found if ci is not None and not ci.decommissioned]
 
 
 # -- 2. reading configurations -------------------------------------------------
@@ -259,12 +243,11 @@ class ConfigJudge:
         from opskit.backups.linechange import selection_of
 
         inventory, ruleset = self._prepared()
-        # By name: not a selection matched against every CI each batch.
-        cis = cis_named(inventory, configs)
-        select = selection_of(configs) if cis is None else None
+        if not configs:
+            return {}
         return {
             plan.ci.name: judge_given(plan, configs[plan.ci.name], self.origin)
-            for plan in plan_run(self.ws, inventory, select, ruleset=ruleset, cis=cis)
+            for plan in plan_run(self.ws, inventory, selection_of(configs), ruleset=ruleset)
         }
 
     def _prepared(self) -> tuple[Inventory, RuleSet]:
@@ -389,7 +372,6 @@ def run_compliance(
     configs: Mapping[str, str] | None = None,
     configs_origin: str = "given",
     judged: Mapping[str, Judged] | None = None,
-    names: Sequence[str] | None = None,
 ) -> ComplianceRun:
     """Evaluates and records one compliance run (see the module docstring).
     `configs` ({ci: running configuration}) are judged as given, without
@@ -397,10 +379,7 @@ def run_compliance(
     on their configuration features only (a structured feature needs live
     facts); each of their results names `configs_origin`. `judged`: CIs the
     caller judged already (`judge_given`; the change engine judges its hosts
-    as they finish), recorded as they are: not planned, read or judged again.
-    `names`: the CIs `select` names one by one (the change engine's hosts),
-    taken by name instead of matching `select` against every CI (`select` is
-    still what the run records)."""
+    as they finish), recorded as they are: not planned, read or judged again."""
     from opskit.inventory import load_workspace_inventory
     from opskit.ledger.core import Ledger
 
@@ -409,8 +388,7 @@ def run_compliance(
     inv = load_workspace_inventory(ws, inventory or ws.policy.inventory)
     done = dict(judged or {})
     planned = {n: j[0] for n, j in done.items()}
-    cis = cis_named(inv, names) if names is not None else None
-    plans = plan_run(ws, inv, select, features, planned=planned, cis=cis)
+    plans = plan_run(ws, inv, select, features, planned=planned)
     ledger = Ledger.open(ws)
     given = dict(configs or {})
     unread = [p for p in plans if p.ci.name not in given and p.ci.name not in done]

@@ -171,6 +171,12 @@ class Inventory:
                         f"selection {expr!r}: unknown group {term.pattern!r}"
                         + self._suggest(term.pattern, self.groups)
                     )
+        if selection is not None and selection.names is not None:
+            # Names only (each known, checked above): looked up, not matched
+            # against every CI (a change's hosts, named one by one).
+            keep = include_decommissioned or selection.names_decommissioned
+            named = (self.cis[name] for name in sorted(selection.names))
+            return [ci for ci in named if keep or not ci.decommissioned]
         return select(self.cis.values(), selection, include_decommissioned=include_decommissioned)
 
     # -- relationships --

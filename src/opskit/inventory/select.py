@@ -251,6 +251,9 @@ class Selection:
     expression: str
     predicate: Predicate
     terms: tuple[Term, ...]
+    #: The CI names, when the expression only names CIs one by one
+    #: (``name:a or b or ...``, no pattern): a lookup, not a match per CI.
+    names: frozenset[str] | None = None
 
     @property
     def names_decommissioned(self) -> bool:
@@ -263,7 +266,12 @@ class Selection:
 def compile_selection(expression: str) -> Selection:
     parser = Parser(expression)
     predicate = parser.parse()
-    return Selection(expression, predicate, tuple(parser.terms))
+    names = None
+    if all(t.kind not in ("and", "not") for t in parser.tokens) and all(
+        t.key == "name" and not t.is_glob for t in parser.terms
+    ):
+        names = frozenset(t.pattern for t in parser.terms)  # a union of names
+    return Selection(expression, predicate, tuple(parser.terms), names)
 
 
 def select(
