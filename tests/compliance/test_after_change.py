@@ -94,11 +94,22 @@ def test_hosts_judged_as_they_finish_are_recorded_as_at_the_end(
     assert error.startswith("compliance not evaluated after the change: CI core-sw1: templates/")
 
 
-def test_a_helper_process_that_dies_loses_no_host(workspace: Workspace) -> None:
+def _judged_in_process(ws: Workspace, change_id: str) -> tuple[dict[str, HostSummary], Any]:
+    """The example hosts' outcomes, and what judging them here records."""
     configs = {n: (CONFIGS / "cisco_ios" / f).read_text() for n, f in HOSTS.items()}
     outcomes = {n: _outcome(n, c) for n, c in configs.items()}
-    expected = after_change(workspace, "CHG-000005", "alice", outcomes, "example")["compliance"]
+    return outcomes, after_change(ws, change_id, "alice", outcomes, "example")["compliance"]
 
+
+def _same_as(ws: Workspace, result: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert {n: h["state"] for n, h in result["hosts"].items()} == {
+        n: h["state"] for n, h in expected["hosts"].items()
+    }
+    assert _recorded(ws, result["run_seq"]) == _recorded(ws, expected["run_seq"])
+
+
+def test_a_helper_process_that_dies_loses_no_host(workspace: Workspace) -> None:
+    outcomes, expected = _judged_in_process(workspace, "CHG-000005")
     after = AfterChange(workspace, "CHG-000006", "alice", "example", apart=True)
     pid = after.helper_pid
     assert pid is not None and after.wait_for_helper(60)
@@ -106,17 +117,11 @@ def test_a_helper_process_that_dies_loses_no_host(workspace: Workspace) -> None:
     after.judge([first])
     os.kill(pid, signal.SIGKILL)  # whatever it had judged is lost with it
     after.judge([second])  # refused by a dead process, or never answered
-    result = after.finish(outcomes)["compliance"]
-    assert {n: h["state"] for n, h in result["hosts"].items()} == {
-        n: h["state"] for n, h in expected["hosts"].items()
-    }
-    assert _recorded(workspace, result["run_seq"]) == _recorded(workspace, expected["run_seq"])
+    _same_as(workspace, after.finish(outcomes)["compliance"], expected)
 
 
 def test_a_helper_not_ready_is_not_waited_for(workspace: Workspace) -> None:
-    configs = {n: (CONFIGS / "cisco_ios" / f).read_text() for n, f in HOSTS.items()}
-    outcomes = {n: _outcome(n, c) for n, c in configs.items()}
-    expected = after_change(workspace, "CHG-000007", "alice", outcomes, "example")["compliance"]
+    outcomes, expected = _judged_in_process(workspace, "CHG-000007")
     after = AfterChange(workspace, "CHG-000008", "alice", "example", apart=True)
     pid = after.helper_pid
     assert pid is not None
@@ -125,9 +130,6 @@ def test_a_helper_not_ready_is_not_waited_for(workspace: Workspace) -> None:
     template = workspace.templates_dir / "intended" / "cisco_ios.j2"
     template.unlink()  # judging at the end could not evaluate these hosts any more
     result = after.finish(outcomes)["compliance"]  # the helper ended, not waited for
-    assert {n: h["state"] for n, h in result["hosts"].items()} == {
-        n: h["state"] for n, h in expected["hosts"].items()
-    }
-    assert _recorded(workspace, result["run_seq"]) == _recorded(workspace, expected["run_seq"])
+    _same_as(workspace, result, expected)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # ended and reaped
