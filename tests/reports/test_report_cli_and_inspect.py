@@ -66,7 +66,7 @@ def test_an_empty_period_is_an_empty_valid_report(reported: Reported, tmp_path: 
 )
 def test_bad_options_are_one_line(reported: Reported, args: list[str], message: str) -> None:
     result = cli("report", *args, ws=reported.ws)
-    assert result.returncode != 0 and result.stdout == ""
+    assert result.returncode == 2 and result.stdout == ""  # a usage error, as typer's are
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(message), result.stderr
 
 

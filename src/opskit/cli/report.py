@@ -43,11 +43,11 @@ def _emit(report: Report, fmt: str, out: Path | None) -> None:
     exits 1 when the ledger did not verify."""
     from opskit.reports import render, write
     from opskit.reports.i18n import Translator
-    from opskit.reports.model import FORMATS, ReportError
+    from opskit.reports.model import FORMATS, ReportOptionError
     from opskit.reports.rendering import broken_line, note_text
 
     if fmt not in FORMATS:
-        raise ReportError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+        raise ReportOptionError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     if out is not None:
         write(report, fmt, out)
         console.print(f"{report.kind} report written to {plain(out)}", highlight=False)

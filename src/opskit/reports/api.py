@@ -118,10 +118,10 @@ def kpi_report(
 ) -> Report:
     """The KPI report of a period, with its trend (`opskit.reports.kpi`)."""
     from opskit.reports.kpi import kpi_data
-    from opskit.reports.model import ReportError
+    from opskit.reports.model import ReportOptionError
 
     if by not in ("month", "week"):
-        raise ReportError(f"--by {by!r}: use month or week")
+        raise ReportOptionError(f"--by {by!r}: use month or week")
     period = make_period(since, until)
     targets = _targets(ws)
     report = _build(ws, "kpi", lang, period, lambda s: kpi_data(s, period, by=by, targets=targets))

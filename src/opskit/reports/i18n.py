@@ -32,7 +32,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 
-from opskit.reports.model import LANGUAGES, ReportError
+from opskit.reports.model import LANGUAGES, ReportOptionError
 
 DOMAIN = "opskit_reports"
 # What a report shows for "no value" (an en dash).
@@ -63,7 +63,7 @@ def choose_language(requested: str | None, policy_language: str | None = None) -
     """See the module docstring; an unknown `requested` language is one line."""
     if requested is not None:
         if requested not in LANGUAGES:
-            raise ReportError(f"--lang {requested!r}: use one of {', '.join(LANGUAGES)}")
+            raise ReportOptionError(f"--lang {requested!r}: use one of {', '.join(LANGUAGES)}")
         return requested
     if policy_language:
         return policy_language

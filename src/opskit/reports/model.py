@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from opskit.errors import OpskitError
+from opskit.errors import OpskitError, UsageError
 
 KINDS = ("change", "changes", "kpi", "compliance", "backups", "inspection")
 FORMATS = ("md", "html", "json", "csv")
@@ -29,7 +29,12 @@ DEFAULT_DAYS = 30
 
 
 class ReportError(OpskitError):
-    """A report that cannot be made as asked (unknown change, bad period)."""
+    """A report that cannot be made as asked (unknown change, unwritable place)."""
+
+
+class ReportOptionError(ReportError, UsageError):
+    """A report option with a value it cannot take (a period, a format, a
+    language): a usage error, exit code 2 like every other one."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ def parse_moment(option: str, text: str, *, end_of_day: bool = False) -> datetim
             return moment + timedelta(days=1) if end_of_day else moment
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ReportError(
+        raise ReportOptionError(
             f"{option} {text!r}: use an ISO 8601 date or time, e.g. 2026-12-01 "
             "or 2026-12-01T22:00+01:00 (no offset: UTC)"
         ) from None
@@ -76,7 +81,7 @@ def make_period(
     end = _moment("--until", until, end_of_day=True) if until is not None else now
     start = _moment("--since", since) if since is not None else end - timedelta(days=DEFAULT_DAYS)
     if start >= end:
-        raise ReportError(
+        raise ReportOptionError(
             f"--since {start.isoformat()} is not before --until {end.isoformat()}: "
             "the period is empty"
         )

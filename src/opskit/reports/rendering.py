@@ -25,7 +25,7 @@ from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoes
 
 from opskit.reports import charts, labels
 from opskit.reports.i18n import N_, Translator
-from opskit.reports.model import FORMATS, Report, ReportError
+from opskit.reports.model import FORMATS, Report, ReportOptionError
 from opskit.secrets import redact
 
 BROKEN_LEDGER = N_("THE LEDGER DOES NOT VERIFY")
@@ -34,7 +34,7 @@ BROKEN_LEDGER = N_("THE LEDGER DOES NOT VERIFY")
 def render_text(report: Report, fmt: str) -> str:
     """`report` as `fmt` (see the module docstring)."""
     if fmt not in FORMATS:
-        raise ReportError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+        raise ReportOptionError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     tr = Translator(report.header.language)
     if fmt == "json":
         text = _json(report, tr)
