@@ -123,6 +123,12 @@ def test_compliance_results_in_the_ledger_are_reported(reported: Reported, tmp_p
     assert report.rows[0]["compliant"] is False  # the failures first
     # The rates are the run's own: per CI overall, per feature.
     assert report.data["rate"] == round(100 * fleet.rate(), 1)  # type: ignore[operator]
+    # With the counts it comes from (the CIs with a judged feature).
+    compliant = sum(1 for r in fleet.results if r.state is State.COMPLIANT)
+    evaluated = sum(1 for r in fleet.results if r.state is not State.UNKNOWN)
+    shown = f"({compliant} / {evaluated} CI)"
+    assert (report.data["compliant_cis"], report.data["cis"]) == (compliant, evaluated)
+    assert shown in reports.render(report, "md") and shown in reports.render(report, "html")
     assert {f["feature"]: f["rate"] for f in report.data["features"]} == {
         name: round(100 * rate, 1)
         for name in fleet.feature_counts()
