@@ -19,6 +19,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from opskit.connectors.fabric import FabricConnector
 from opskit.errors import OpskitError
 from opskit.inventory.model import CI
 from opskit.secrets import SecretRef
+from tests.fixtures.processes import crash_context
 from tests.fixtures.sshd import SshdLabHost
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab, pytest.mark.sshd]
@@ -282,8 +284,15 @@ def test_no_secret_reaches_results_errors_logs_or_disk(
         sshd_host.host.workdir,
         Path.home() / ".ansible",
     }
-    written = [
-        f for root in roots if root.exists() for f in _scan(root, needles, since=started, skip=skip)
-    ]
+    # Scanned from another process: opening and closing a SQLite database of
+    # this process's workspaces here (the session's lab, under /tmp) would drop
+    # SQLite's POSIX locks on it (`tests.fixtures.processes.read_bytes_elsewhere`).
+    with ProcessPoolExecutor(1, mp_context=crash_context()) as scanner:
+        scans = [
+            scanner.submit(_scan, root, needles, since=started, skip=skip)
+            for root in roots
+            if root.exists()
+        ]
+        written = [f for scan in scans for f in scan.result()]
     assert written == [], "a secret value was written to disk"
     assert session_log.exists()

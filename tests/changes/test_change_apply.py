@@ -32,6 +32,7 @@ from opskit.inventory import load_workspace_inventory
 from opskit.lab import Lab
 from opskit.workspace import Workspace, init_workspace
 from tests.changes_support import run_change_cli, write_policy, write_runbook
+from tests.fixtures.processes import read_bytes_elsewhere
 
 pytestmark = [pytest.mark.xdist_group("changes-lab"), pytest.mark.slow]
 
@@ -527,6 +528,6 @@ def test_no_secret_reaches_the_records(svc: ChangeService, monkeypatch: pytest.M
     written = [p for p in svc.ws.state_dir.rglob("*") if p.is_file()]
     assert written
     for path in written:
-        assert canary.encode() not in path.read_bytes(), path
+        assert canary.encode() not in read_bytes_elsewhere(path), path
     for event in svc.context.ledger.events(change_id=change_id):
         assert canary not in json.dumps(event.to_dict())

@@ -121,9 +121,12 @@ def acme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     with pytest.raises(UnknownConnector, match="unknown connector 'acme'"):
         get_connector("acme")  # not installed yet
     REGISTRY.refresh()
+    # The package of this test's site, not one another test imported before.
+    monkeypatch.delitem(sys.modules, "acme_opskit", raising=False)
     monkeypatch.syspath_prepend(str(site))
     yield site
     monkeypatch.undo()
+    sys.modules.pop("acme_opskit", None)  # nor ours for the next test
     REGISTRY.refresh()
 
 
