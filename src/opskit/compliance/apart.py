@@ -56,9 +56,10 @@ class JudgeProcess:
 
     def __init__(self, ws: Workspace, change_id: str, inventory: str) -> None:
         source = str(Path(__file__).resolve().parents[2])  # this opskit, whatever sys.path says
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (source, os.environ.get("PYTHONPATH")) if p
-        )}  # fmt: skip
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p),
+        }
         self._process = subprocess.Popen(
             [sys.executable, "-m", __name__, str(ws.root), change_id, inventory],
             stdin=subprocess.PIPE,
@@ -147,8 +148,9 @@ class JudgeProcess:
             stdout.close()
 
 
-def serve(ws: Workspace, change_id: str, inventory: str, *,
-          requests: BinaryIO, answers: BinaryIO) -> None:  # fmt: skip
+def serve(
+    ws: Workspace, change_id: str, inventory: str, *, requests: BinaryIO, answers: BinaryIO
+) -> None:
     """The child's loop: judge each batch of configurations read from
     `requests`, write the hosts judged to `answers`, until end of input."""
     from opskit.compliance.runs import ConfigJudge
@@ -182,9 +184,12 @@ def main(argv: list[str]) -> int:
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     serve(
-        Workspace.open(root), change_id, inventory,
-        requests=sys.stdin.buffer, answers=answers,
-    )  # fmt: skip
+        Workspace.open(root),
+        change_id,
+        inventory,
+        requests=sys.stdin.buffer,
+        answers=answers,
+    )
     answers.close()
     # Everything is answered: no interpreter teardown (about 10 ms) for the
     # rollout to wait for when it reaps this process.
