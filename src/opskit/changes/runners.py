@@ -104,6 +104,9 @@ class RemoteHosts(Protocol):
 
 def remote_hosts(factory: RunnerFactory) -> RemoteHosts | None:
     """The factory as a `RemoteHosts`, when its hosts run elsewhere."""
+    if factory is thread_runner:
+        # Asked once a host: a runtime Protocol check walks every member.
+        return None
     return factory if isinstance(factory, RemoteHosts) else None
 
 

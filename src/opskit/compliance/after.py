@@ -79,6 +79,8 @@ def recorded_configs(ws: Workspace, change_id: str, names: list[str]) -> dict[st
     of a host a remote worker ran."""
     from opskit.ledger.core import Ledger
 
+    if not names:  # every host ran here: nothing to read back
+        return {}
     ledger = Ledger.open(ws)
     digests: dict[str, str] = {}
     for event in ledger.events(change_id=change_id, kind="host.verified"):
