@@ -650,7 +650,31 @@ def main(argv: list[str] | None = None) -> int:
             lab.down()
             ws.close()
     _print_ratios(results)
+    _print_paired(runs)
     return 0 if all(not r["errors"] for r in results.values()) else 1
+
+
+def _print_paired(runs: dict[str, list[dict[str, Any]]]) -> None:
+    """The change engine over the connectors alone, round by round: the two
+    ran next to each other (the order alternates), so a machine whose speed
+    drifts during the run moves both; the median of these ratios is steadier
+    than the ratio of the two medians."""
+    changes, alones = runs.get("opskit-change", []), runs.get("opskit", [])
+    if len(changes) != len(alones):  # --skip-change
+        return
+    pairs = [
+        change["wall"] / alone["wall"]
+        for change, alone in zip(changes, alones, strict=True)
+        if not change["errors"] and not alone["errors"]
+    ]
+    if len(pairs) < 2:
+        return
+    ordered = sorted(pairs)
+    median = ordered[(len(ordered) - 1) // 2]
+    print(
+        f"change engine / opskit connectors alone, round by round: median {median:.2f}x "
+        f"(rounds {', '.join(f'{r:.2f}' for r in pairs)})"
+    )
 
 
 def _median_run(tool_runs: list[dict[str, Any]]) -> dict[str, Any]:
