@@ -133,3 +133,32 @@ def test_a_helper_not_ready_is_not_waited_for(workspace: Workspace) -> None:
     _same_as(workspace, result, expected)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # ended and reaped
+
+
+def test_a_judge_compiles_a_template_once_for_all_its_batches(workspace: Workspace) -> None:
+    """The index writer hands hosts over in many small batches: each batch
+    renders from the templates compiled for the first, and a template
+    edited meanwhile is compiled anew and judged by its new text."""
+    from opskit.compliance.intended import TemplateCache
+    from opskit.compliance.runs import ConfigJudge, plan_run
+    from opskit.inventory import load_workspace_inventory
+
+    configs = {n: (CONFIGS / "cisco_ios" / f).read_text() for n, f in HOSTS.items()}
+    inventory = load_workspace_inventory(workspace, "example")
+    cache = TemplateCache()
+    first = plan_run(workspace, inventory, "name:core-sw1", templates=cache)
+    compiled = len(cache)
+    assert compiled >= 1 and first[0].intended is not None
+    again = plan_run(workspace, inventory, "name:core-sw2", templates=cache)
+    assert len(cache) == compiled and again[0].intended is not None
+
+    judge = ConfigJudge(workspace, "example", origin="CHG-000001 verify")
+    one = judge({"core-sw1": configs["core-sw1"]})["core-sw1"]
+    two = judge({"core-sw2": configs["core-sw2"]})["core-sw2"]
+    assert one[0].intended is not None and two[0].intended is not None
+    template = workspace.templates_dir / "intended" / "cisco_ios.j2"
+    template.write_text("hostname {{ ci.name }}\n")
+    edited = judge({"core-sw1": configs["core-sw1"]})["core-sw1"]
+    assert edited[0].intended is not None
+    assert edited[0].intended.text == "hostname core-sw1\n"
+    assert edited[0].intended.template_digest != one[0].intended.template_digest

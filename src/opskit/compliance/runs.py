@@ -113,13 +113,17 @@ def plan_run(
     features: Sequence[str] = (),
     ruleset: RuleSet | None = None,
     planned: Mapping[str, Plan] | None = None,
+    templates: TemplateCache | None = None,
 ) -> list[Plan]:
     """The CIs with rules among the selected ones, each with its rules and
     intended configuration (raises the first input error). `planned`: plans
-    made already, by CI name (taken as they are, in their place)."""
+    made already, by CI name (taken as they are, in their place);
+    `templates`: compiled templates to render from (and to add to), for a
+    caller that plans many times."""
     if ruleset is None and not planned:
         ruleset = workspace_rules(ws)  # its errors first, whatever is selected
-    templates = TemplateCache()  # every CI of the run renders the same compiled templates
+    # Every CI of the run renders the same compiled templates.
+    templates = templates if templates is not None else TemplateCache()
     plans = []
     for ci in inventory.select(select):
         if planned and ci.name in planned:
@@ -236,6 +240,9 @@ class ConfigJudge:
         self.inventory = inventory
         self.origin = origin
         self._input: tuple[Inventory, RuleSet] | None = None
+        # Compiled once for all the batches it is given (a file edited
+        # meanwhile is compiled anew: the cache is keyed by content).
+        self._templates = TemplateCache()
 
     def __call__(self, configs: Mapping[str, str]) -> dict[str, Judged]:
         """{ci: Judged} for the CIs of `configs` (CI -> configuration) that
@@ -245,10 +252,9 @@ class ConfigJudge:
         inventory, ruleset = self._prepared()
         if not configs:
             return {}
-        return {
-            plan.ci.name: judge_given(plan, configs[plan.ci.name], self.origin)
-            for plan in plan_run(self.ws, inventory, selection_of(configs), ruleset=ruleset)
-        }
+        selected = selection_of(configs)
+        plans = plan_run(self.ws, inventory, selected, ruleset=ruleset, templates=self._templates)
+        return {p.ci.name: judge_given(p, configs[p.ci.name], self.origin) for p in plans}
 
     def _prepared(self) -> tuple[Inventory, RuleSet]:
         if self._input is None:
