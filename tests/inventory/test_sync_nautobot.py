@@ -187,8 +187,10 @@ def test_drift_against_nautobot_names_what_differs(
         assert '~ core-sw2 attributes.serial: "FOC1002" -> "FOC9999"' in drifted.stdout
         assert "1 differ" in drifted.stdout
     finally:
-        device.serial = "FOC1002"
-        device.save()
+        # A bulk update: `device.save()` again would send only what differs
+        # from the record as first fetched, i.e. nothing.
+        estate.api.dcim.devices.update([{"id": estate.ids["core-sw2"], "serial": "FOC1002"}])
+    assert run_cli(*drift, "--token-ref", TOKEN_REF, workspace=ws.root).code == 0  # put back
     lonely = run_cli("inventory", "drift", "-i", "nb", "--against", "nautobot", workspace=ws.root)
     assert lonely.code == 2 and "go together" in lonely.stderr, lonely
 
@@ -196,10 +198,11 @@ def test_drift_against_nautobot_names_what_differs(
 def test_resync_after_changes_in_nautobot_shows_the_plan(
     ws: Workspace, nautobot: NautobotServer, estate: Estate
 ) -> None:
-    """Runs last: it changes the estate (added, renamed, decommissioned, platform)."""
+    """Changes the estate (added, renamed, decommissioned, platform), and
+    puts it back afterwards: the other tests count on it as built."""
     assert sync(ws, nautobot).code == 0
     api = estate.api
-    add_device(estate, "edge-rtr2", platform="EOS", role="Router", device_type="7050")
+    added = add_device(estate, "edge-rtr2", platform="EOS", role="Router", device_type="7050")
     api.dcim.devices.update(
         [
             {"id": estate.ids["spare-sw9"], "name": "spare-sw10"},
@@ -207,6 +210,21 @@ def test_resync_after_changes_in_nautobot_shows_the_plan(
             {"id": estate.ids["core-sw2"], "platform": estate.ids["NXOS"]},
         ]
     )
+    try:
+        _resync_shows_the_plan(ws, nautobot)
+    finally:
+        api.dcim.devices.get(added).delete()
+        del estate.ids["edge-rtr2"]
+        api.dcim.devices.update(
+            [
+                {"id": estate.ids["spare-sw9"], "name": "spare-sw9"},
+                {"id": estate.ids["edge-rtr1"], "status": estate.status("Active")},
+                {"id": estate.ids["core-sw2"], "platform": estate.ids["IOS"]},
+            ]
+        )
+
+
+def _resync_shows_the_plan(ws: Workspace, nautobot: NautobotServer) -> None:
     planned = sync(ws, nautobot, "--dry-run")
     assert planned.code == 0, planned
     lines = planned.stdout.splitlines()
