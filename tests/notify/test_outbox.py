@@ -239,3 +239,46 @@ def test_writeback_rows_are_finished_changes_and_compliance_per_mode(
         "completed", ["sw1"], changed[-1].hash,
     )  # fmt: skip
     assert not [body for body in bodies if CANARY in body]
+
+
+def test_a_long_lived_sender_follows_the_policy_as_it_is_edited(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A background sender lives up to an hour (`deliver_while`): a rotated
+    secret holds from its next pass, a route removed from the policy gets no
+    further post, and a policy file caught half edited changes nothing."""
+    from opskit.notify.sender import Sender
+
+    monkeypatch.setenv("OLD_SECRET", "old")
+    monkeypatch.setenv("NEW_SECRET", "new")
+    receiver = Receiver(b"new").start()  # already checks the rotated secret
+    try:
+        write_policy(
+            workspace, inventory="example", extra=notify_policy(receiver.url, env="OLD_SECRET")
+        )
+        ledger = Ledger.open(workspace)
+        ledger.append("change.created", actor="a", change_id="CHG-1", payload={})
+        sender = Sender(workspace)
+        assert sender.deliver(force=True).retried == 1  # signed with the old secret: 401
+        assert receiver.unique() == []
+
+        # Half an edit (not a policy): the routes stay as they were.
+        workspace.policy_path.write_text("people: [\n")
+        assert sender.deliver(force=True).retried == 1
+        write_policy(
+            workspace, inventory="example", extra=notify_policy(receiver.url, env="NEW_SECRET")
+        )
+        assert sender.deliver(force=True).delivered == 1
+        assert [doc["event"] for doc in receiver.unique()] == ["change.created"]
+
+        ledger.append("change.approved", actor="a", change_id="CHG-1", payload={})
+        write_policy(workspace, inventory="example")  # the route removed
+        posts = len(receiver.received)
+        report = sender.deliver(force=True)
+        assert (report.delivered, report.failed) == (0, 1)
+        assert len(receiver.received) == posts
+        with workspace.engine.connect() as conn:
+            (error,) = conn.execute(select(outbox.c.last_error).where(outbox.c.seq == 2)).one()
+        assert error == "the route is no longer in the policy"
+    finally:
+        receiver.stop()

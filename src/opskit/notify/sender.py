@@ -52,6 +52,8 @@ from opskit.processes import pid_alive
 from opskit.secrets import REDACTOR, SecretRef
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from opskit.policy import Webhook, Writeback
     from opskit.workspace import Workspace
 
@@ -105,13 +107,19 @@ class Sender:
         self.writebacks: dict[str, Writeback] = {entry.url: entry for entry in ws.policy.writeback}
         self._secrets: dict[str, bytes] = {}
         self._writers: dict[str, NautobotWriter] = {}
+        # The policy file as the routes were last read from it (None: read
+        # at the first pass, which may come long after `ws.policy` was).
+        self._policy_stamp: tuple[int, int, int] | None = None
 
     def deliver(self, *, force: bool = False) -> Delivery:
         """One pass over every due row (`force`: every pending row, backoff
         or lease notwithstanding)."""
-        # Lookups (inventories, Nautobot objects) last one pass: a background
-        # sender lives up to an hour and must see a re-sync or a replaced device.
+        # Lookups (inventories, Nautobot objects, secrets) last one pass: a
+        # background sender lives up to an hour and must see a re-sync, a
+        # replaced device, a rotated secret or an edited policy.
         self._writers.clear()
+        self._secrets.clear()
+        self._read_routes()
         report = Delivery()
         blocked: set[str] = set()
         for row in self._pending():
@@ -128,6 +136,26 @@ class Sender:
                 blocked.add(row.url)
                 report.retried += outcome == PENDING
         return report
+
+    def _read_routes(self) -> None:
+        """The routes as the policy file says now, read again when the file
+        changed: a route removed meanwhile gets no further attempt (its rows
+        fail, "no longer in the policy"), a changed one (URL, secret, token,
+        attempts) holds from this pass. A file that does not load (an edit
+        half done) leaves the routes as they were until it does."""
+        from opskit.policy import load_policy
+
+        stamp = _file_stamp(self.ws.policy_path)
+        if stamp is None or stamp == self._policy_stamp:
+            return
+        try:
+            policy = load_policy(self.ws.policy_path, inventories_dir=self.ws.inventories_dir)
+        except OpskitError as exc:
+            log.warning("policy not read again, routes kept: %s", REDACTOR.redact(str(exc)))
+            return
+        self.webhooks = {hook.url: hook for hook in policy.notify}
+        self.writebacks = {entry.url: entry for entry in policy.writeback}
+        self._policy_stamp = stamp
 
     def _pending(self) -> Iterator[Any]:
         # Every pending row, due or not, in pages: a row in backoff holds
@@ -274,6 +302,15 @@ class Sender:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise OpskitError(f"cannot reach the webhook: {reason}") from None
+
+
+def _file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells an edited file from the one read before (None: no file)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size, info.st_ino
 
 
 def deliver(ws: Workspace, *, force: bool = False, backoff: Backoff | None = None) -> Delivery:
