@@ -58,3 +58,38 @@ def test_an_answer_that_is_not_nautobots_is_one_line(
         NautobotWriter(workspace, entry).write(dict(DOCUMENT))
     message = str(refused.value)
     assert message == f"nautobot {other_api}: dcim.devices: not a Nautobot answer (no object id)"
+
+
+def test_a_writeback_inventory_that_does_not_exist_is_named_in_the_log(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its CIs are looked up by name, as documented, and the log says why."""
+    empty = json.dumps({"count": 0, "results": []}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(empty)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("NB_TOKEN", "t0ken-canary-5f2e")
+    try:
+        entry = Writeback(url=url, token={"env": "NB_TOKEN"}, inventory="nb-not-synced-yet")
+        document = {**DOCUMENT, "inventory": "nb-not-synced-yet"}
+        with caplog.at_level("WARNING", logger="opskit.notify"):
+            skipped = NautobotWriter(workspace, entry).write(document)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert skipped == ["not-in-the-inventory"]
+    (record,) = [r for r in caplog.records if "nb-not-synced-yet" in r.getMessage()]
+    assert record.getMessage().startswith(f"nautobot {url}: inventory nb-not-synced-yet not read (")
+    assert record.getMessage().endswith("): its CIs are looked up by name")
+    assert "t0ken-canary-5f2e" not in caplog.text

@@ -27,6 +27,7 @@ the outbox, the ledger, a log line or an error.
 from __future__ import annotations
 
 import json
+import logging
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -35,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 from opskit.errors import OpskitError
 from opskit.notify.events import COMPLIANCE_RESULT
 from opskit.secrets import REDACTOR, SecretRef
+
+log = logging.getLogger("opskit.notify")
 
 if TYPE_CHECKING:
     from opskit.inventory import Inventory
@@ -117,8 +120,14 @@ class NautobotWriter:
         if inventory not in self._inventories:
             try:
                 self._inventories[inventory] = load_workspace_inventory(self.ws, inventory)
-            except OpskitError:
+            except OpskitError as exc:
                 self._inventories[inventory] = None  # gone: CIs are looked up by name
+                log.warning(
+                    "nautobot %s: inventory %s not read (%s): its CIs are looked up by name",
+                    self.base,
+                    inventory or "(the default)",
+                    REDACTOR.redact(str(exc)),
+                )
         loaded = self._inventories[inventory]
         found = loaded.cis.get(ci) if loaded is not None else None
         if found is None:
