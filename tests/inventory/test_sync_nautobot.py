@@ -242,3 +242,42 @@ def _resync_shows_the_plan(ws: Workspace, nautobot: NautobotServer) -> None:
     assert ci(inv, "core-sw2").platform == "cisco_nxos"
     assert ci(inv, "edge-rtr1").lifecycle == "decommissioned"
     assert "spare-sw9" not in {c.name for c in inv.select(None, include_decommissioned=True)}
+
+
+def test_a_symmetric_relationship_means_connected_to_both_ways_or_is_refused(
+    ws: Workspace, nautobot: NautobotServer, estate: Estate
+) -> None:
+    """Nautobot's symmetric relationships relate peers: no source, no
+    destination. Mapped to connected_to they are read both ways; mapped to a
+    kind with a direction the sync stops in one line and writes nothing."""
+    api = estate.api
+    peer = api.extras.relationships.create(
+        label="opskit peer", key="opskit_peer", type="symmetric-many-to-many",
+        source_type="dcim.device", destination_type="dcim.device",
+    )  # fmt: skip
+    try:
+        api.extras.relationship_associations.create(
+            relationship=peer.id, source_type="dcim.device", source_id=estate.ids["core-sw1"],
+            destination_type="dcim.device", destination_id=estate.ids["spare-sw9"],
+        )  # fmt: skip
+        tables = ws.root / "sot" / "nautobot.yaml"
+        tables.write_text("roles: {Hypervisor: server}\nrelationships: {opskit_peer: depends_on}\n")
+        line = error_line(sync(ws, nautobot))
+        assert line == (
+            "error: nautobot relationship 'opskit_peer' is symmetric (peers, no source or "
+            "destination): it cannot mean depends_on; map it to connected_to"
+        )
+        assert not (ws.inventories_dir / "nb").exists()
+        tables.write_text(
+            "roles: {Hypervisor: server}\nrelationships: {opskit_peer: connected_to}\n"
+        )
+        assert sync(ws, nautobot).code == 0
+        inv = load_inventory(ws.inventories_dir / "nb")
+        assert ("connected_to", "spare-sw9") in {
+            (r.kind, r.target) for r in ci(inv, "core-sw1").relationships
+        }
+        assert {(r.kind, r.target) for r in ci(inv, "spare-sw9").relationships} == {
+            ("connected_to", "core-sw1")
+        }
+    finally:
+        peer.delete()  # and its associations with it

@@ -31,11 +31,24 @@ def base_objects() -> list[SourceObject]:
     ]
 
 
+SYMMETRIC = ("symmetric-many-to-many", {"value": "symmetric-one-to-one", "label": "Symmetric"})
+TYPES = ("one-to-one", "one-to-many", {"value": "many-to-many", "label": "Many"}, None, *SYMMETRIC)
+
+
+def symmetric(relationship: object) -> bool:
+    kind = relationship.get("type") if isinstance(relationship, dict) else None
+    return kind in SYMMETRIC
+
+
 ends = st.one_of(st.sampled_from(list(IDS.values())), st.text(max_size=6), st.none())
 associations = st.fixed_dictionaries(
     {
         "relationship": st.one_of(
-            st.fixed_dictionaries({"key": st.sampled_from([*TABLE, "unmapped", None])}),
+            st.fixed_dictionaries(
+                {"key": st.sampled_from([*TABLE, "unmapped", None])},
+                # Nautobot's types; a choice may come as a value or as {value, label}.
+                optional={"type": st.sampled_from(TYPES)},
+            ),
             st.none(),
             st.text(max_size=4),
         ),
@@ -48,8 +61,8 @@ associations = st.fixed_dictionaries(
 @given(st.lists(associations, max_size=8))
 def test_associations_load_or_are_refused_in_one_line(tmp_path_factory, rows) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path_factory.mktemp("inv") / "nb"
-    objects = _with_relationships(base_objects(), rows, TABLE)
     try:
+        objects = _with_relationships(base_objects(), rows, TABLE)
         data, notes = to_inventory_data(objects, MappingTables())
         _write_folder(folder, "nautobot.yaml", "# Synced from test\n", data)
     except SyncError as exc:
@@ -64,9 +77,14 @@ def test_associations_load_or_are_refused_in_one_line(tmp_path_factory, rows) ->
         key = row["relationship"].get("key") if isinstance(row["relationship"], dict) else None
         source, target = names.get(str(row["source_id"])), names.get(str(row["destination_id"]))
         if key in TABLE and source and target and source != target:
-            assert (TABLE[key], target) in {
-                (r.kind.value, r.target) for r in inv.get(source).relationships
-            }
+            pairs = [(source, target)]
+            if symmetric(row["relationship"]):  # accepted only as connected_to: both ways
+                assert TABLE[key] == "connected_to"
+                pairs.append((target, source))
+            for one, other in pairs:
+                assert (TABLE[key], other) in {
+                    (r.kind.value, r.target) for r in inv.get(one).relationships
+                }
     # An end that was not synced is named in a note, never a dangling edge.
     assert all("left out (not synced)" in note for note in notes)
 
@@ -79,6 +97,24 @@ def test_a_mapped_association_becomes_the_kind_from_source_to_destination() -> N
     by_name = {ci["name"]: ci for ci in data["cis"]}
     assert by_name["sw2"]["relationships"] == [{"depends_on": "sw1"}]
     assert "relationships" not in by_name["sw1"]
+
+
+def test_a_symmetric_relationship_is_connected_to_both_ways_or_refused() -> None:
+    peers = {"relationship": {"key": "peer", "type": {"value": "symmetric-many-to-many"}},
+             "source_id": IDS["sw1"], "destination_id": IDS["sw3"]}  # fmt: skip
+    objects = _with_relationships(base_objects(), [peers], TABLE)
+    data, _notes = to_inventory_data(objects, MappingTables())
+    by_name = {ci["name"]: ci for ci in data["cis"]}
+    assert by_name["sw1"]["relationships"] == [{"connected_to": "sw3"}]
+    assert by_name["sw3"]["relationships"] == [{"connected_to": "sw1"}]
+    # Peers have no direction: which of the two would depend on the other?
+    uplink = {**peers, "relationship": {"key": "uplink", "type": "symmetric-one-to-one"}}
+    with pytest.raises(SyncError) as caught:
+        _with_relationships(base_objects(), [uplink], TABLE)
+    assert str(caught.value) == (
+        "nautobot relationship 'uplink' is symmetric (peers, no source or destination): "
+        "it cannot mean depends_on; map it to connected_to"
+    )
 
 
 @pytest.mark.parametrize(

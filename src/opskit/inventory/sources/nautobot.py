@@ -17,7 +17,8 @@ role -> role (and type); tenant -> owner, tenant group -> department; status
 a cable between two devices' interfaces -> ``connected_to`` both ways;
 an association of a Nautobot *relationship* whose key the workspace maps
 (``relationships: {uplink_of: depends_on}``) -> that kind, from its source
-object to its destination object.
+object to its destination object (a symmetric relationship, whose peers have
+no direction, only as ``connected_to``, both ways).
 """
 
 from __future__ import annotations
@@ -91,16 +92,28 @@ def _with_relationships(
 ) -> list[SourceObject]:
     """`objects` with the mapped relationship associations added: the source
     object `kind` the destination (named by id when it was not read, so the
-    mapping leaves it out with a note)."""
+    mapping leaves it out with a note). A symmetric relationship (Nautobot's
+    peers: no source, no destination) can only mean `connected_to`, both
+    ways; mapped to a kind with a direction it is refused (`SyncError`)."""
     names = {obj.source_id: obj.name for obj in objects}
     added: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for row in rows:
         relationship = row.get("relationship")
         key = relationship.get("key") if isinstance(relationship, Mapping) else None
         kind = kinds.get(str(key))
-        source, target = str(row.get("source_id")), str(row.get("destination_id"))
-        if kind and source in names:
-            added[names[source]][kind].add(names.get(target, target))
+        if not kind:
+            continue
+        ends = [(str(row.get("source_id")), str(row.get("destination_id")))]
+        if _symmetric(relationship):
+            if kind != "connected_to":
+                raise SyncError(
+                    f"nautobot relationship {key!r} is symmetric (peers, no source or "
+                    f"destination): it cannot mean {kind}; map it to connected_to"
+                )
+            ends.append(ends[0][::-1])
+        for source, target in ends:
+            if source in names:
+                added[names[source]][kind].add(names.get(target, target))
     out = []
     for obj in objects:
         extra = added.get(obj.name)
@@ -111,6 +124,16 @@ def _with_relationships(
             obj = replace(obj, relations=relations)
         out.append(obj)
     return out
+
+
+def _symmetric(relationship: Any) -> bool:
+    """Whether a relationship (as an association row nests it) is one of
+    Nautobot's symmetric types; its `type` is a choice, a value or a
+    {"value": ..., "label": ...}."""
+    kind = relationship.get("type") if isinstance(relationship, Mapping) else None
+    if isinstance(kind, Mapping):
+        kind = kind.get("value")
+    return str(kind or "").startswith("symmetric")
 
 
 def _with_timeout(request: Callable[..., Any], timeout: float) -> Callable[..., Any]:
