@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,10 +26,10 @@ DOCUMENT = {
 }  # fmt: skip
 
 
-@pytest.fixture(params=[[{"name": "x"}], ["x"], [{"id": None}]], ids=["no-id", "text", "null-id"])
-def other_api(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A JSON API whose search results are not Nautobot's objects."""
-    answer = json.dumps({"count": 1, "results": request.param}).encode()
+@contextmanager
+def json_api(results: list[Any]) -> Iterator[str]:
+    """A JSON API on loopback answering every GET with these search results."""
+    answer = json.dumps({"count": len(results), "results": results}).encode()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -49,6 +50,13 @@ def other_api(request: pytest.FixtureRequest) -> Iterator[str]:
         server.server_close()
 
 
+@pytest.fixture(params=[[{"name": "x"}], ["x"], [{"id": None}]], ids=["no-id", "text", "null-id"])
+def other_api(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A JSON API whose search results are not Nautobot's objects."""
+    with json_api(request.param) as url:
+        yield url
+
+
 def test_an_answer_that_is_not_nautobots_is_one_line(
     workspace: Workspace, other_api: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -64,30 +72,12 @@ def test_a_writeback_inventory_that_does_not_exist_is_named_in_the_log(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Its CIs are looked up by name, as documented, and the log says why."""
-    empty = json.dumps({"count": 0, "results": []}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(empty)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
     monkeypatch.setenv("NB_TOKEN", "t0ken-canary-5f2e")
-    try:
+    with json_api([]) as url:  # Nautobot has no such device
         entry = Writeback(url=url, token={"env": "NB_TOKEN"}, inventory="nb-not-synced-yet")
         document = {**DOCUMENT, "inventory": "nb-not-synced-yet"}
         with caplog.at_level("WARNING", logger="opskit.notify"):
             skipped = NautobotWriter(workspace, entry).write(document)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert skipped == ["not-in-the-inventory"]
     (record,) = [r for r in caplog.records if "nb-not-synced-yet" in r.getMessage()]
     assert record.getMessage().startswith(f"nautobot {url}: inventory nb-not-synced-yet not read (")
