@@ -242,7 +242,7 @@ def test_writeback_rows_are_finished_changes_and_compliance_per_mode(
 
 
 def test_a_long_lived_sender_follows_the_policy_as_it_is_edited(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A background sender lives up to an hour (`deliver_while`): a rotated
     secret holds from its next pass, a route removed from the policy gets no
@@ -262,9 +262,14 @@ def test_a_long_lived_sender_follows_the_policy_as_it_is_edited(
         assert sender.deliver(force=True).retried == 1  # signed with the old secret: 401
         assert receiver.unique() == []
 
-        # Half an edit (not a policy): the routes stay as they were.
+        # Half an edit (not a policy): the routes stay as they were, and the
+        # log says so once, not at every pass.
         workspace.policy_path.write_text("people: [\n")
-        assert sender.deliver(force=True).retried == 1
+        with caplog.at_level("WARNING", logger="opskit.notify"):
+            assert sender.deliver(force=True).retried == 1
+            assert sender.deliver(force=True).retried == 1
+        kept = [r for r in caplog.records if r.getMessage().startswith("policy not read again")]
+        assert len(kept) == 1 and "opskit.yaml" in kept[0].getMessage()
         write_policy(
             workspace, inventory="example", extra=notify_policy(receiver.url, env="NEW_SECRET")
         )

@@ -148,6 +148,7 @@ class Sender:
         stamp = _file_stamp(self.ws.policy_path)
         if stamp is None or stamp == self._policy_stamp:
             return
+        self._policy_stamp = stamp  # a file that does not load is named once, not each pass
         try:
             policy = load_policy(self.ws.policy_path, inventories_dir=self.ws.inventories_dir)
         except OpskitError as exc:
@@ -155,7 +156,6 @@ class Sender:
             return
         self.webhooks = {hook.url: hook for hook in policy.notify}
         self.writebacks = {entry.url: entry for entry in policy.writeback}
-        self._policy_stamp = stamp
 
     def _pending(self) -> Iterator[Any]:
         # Every pending row, due or not, in pages: a row in backoff holds
