@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,7 @@ def test_leftovers_of_a_killed_run_are_removed(sites: Sites) -> None:
     _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
     sleeper = subprocess.Popen(["ip", "netns", "exec", netns, "sleep", "600"])
     try:
+        _until_inside(netns, sleeper.pid)
         removed = remove_leftovers()
         assert netns in removed
         assert sleeper.wait(timeout=10) == -9
@@ -183,6 +185,16 @@ def test_leftovers_of_a_killed_run_are_removed(sites: Sites) -> None:
         sleeper.kill()
         _ip("netns", "delete", netns, check=False)
         _ip("link", "delete", veth, check=False)
+
+
+def _until_inside(netns: str, pid: int, timeout: float = 10.0) -> None:
+    """Waits until process `pid` runs inside `netns`: `ip netns exec` enters
+    it a moment after it starts, and a clean-up that looks before then finds
+    nothing inside to kill (what a killed run leaves is inside already)."""
+    deadline = time.monotonic() + timeout
+    while str(pid) not in _ip("netns", "pids", netns).stdout.split():
+        assert time.monotonic() < deadline, f"process {pid} never entered {netns}"
+        time.sleep(0.02)
 
 
 def _a_pid_that_is_gone() -> int:
