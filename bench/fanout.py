@@ -43,6 +43,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -669,8 +670,7 @@ def _print_paired(runs: dict[str, list[dict[str, Any]]]) -> None:
     ]
     if len(pairs) < 2:
         return
-    ordered = sorted(pairs)
-    median = ordered[(len(ordered) - 1) // 2]
+    median = statistics.median_low(pairs)
     print(
         f"change engine / opskit connectors alone, round by round: median {median:.2f}x "
         f"(rounds {', '.join(f'{r:.2f}' for r in pairs)})"
@@ -681,8 +681,7 @@ def _median_run(tool_runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run with the median wall time (robust to the noise of a shared
     machine in both directions); peak memory is the highest of all runs."""
     clean = [r for r in tool_runs if not r["errors"]] or tool_runs
-    walls = sorted(r["wall"] for r in clean)
-    middle = walls[(len(walls) - 1) // 2]
+    middle = statistics.median_low(r["wall"] for r in clean)
     chosen = dict(next(r for r in clean if r["wall"] == middle))
     chosen["peak_rss_mib"] = max(r["peak_rss_mib"] for r in tool_runs)
     chosen["errors"] = [e for r in tool_runs for e in r["errors"]]
