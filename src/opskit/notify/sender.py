@@ -140,9 +140,10 @@ class Sender:
     def _read_routes(self) -> None:
         """The routes as the policy file says now, read again when the file
         changed: a route removed meanwhile gets no further attempt (its rows
-        fail, "no longer in the policy"), a changed one (URL, secret, token,
-        attempts) holds from this pass. A file that does not load (an edit
-        half done) leaves the routes as they were until it does."""
+        fail, "no longer in the policy"; a changed URL is a new route), a
+        changed secret, token, timeout or `max_attempts` holds from this pass.
+        A file that does not load (an edit half done) leaves the routes as
+        they were until it does."""
         from opskit.policy import load_policy
 
         stamp = _file_stamp(self.ws.policy_path)
