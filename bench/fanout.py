@@ -35,6 +35,8 @@ the steadier figure on a shared machine.
     python bench/fanout.py --skip-ansible --skip-nornir --baseline ../main/src
         # this tree's change engine against another tree's, alternating
     python bench/fanout.py --engine-cpu        # the engine's own CPU a host, no lab
+    python bench/fanout.py --skip-ansible --skip-nornir --apportion --rounds 12
+        # the engine's gap over the connectors, apportioned (see `APPORTION`)
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ TAGS = {
     "nornir": "nornir",
     "opskit-change": "engine",
     "opskit-change-baseline": "engine",
+    "opskit-change-without-ledger": "engine",
+    "opskit-change-without-compliance": "engine",
     "ansible": "ansibl",
 }
 # `--baseline SRC`: the change engine of another source tree (its `src`
@@ -367,6 +371,66 @@ def run_change_engine(workspace: Path, concurrency: int) -> dict[str, Any]:
 WORKERS["opskit-change"] = run_change_engine
 WORKERS[BASELINE] = run_change_engine
 
+# `--apportion`: the change engine run again with one part of its work left
+# out, alternating with the whole engine and the connectors alone, to tell
+# how much of the engine's gap over the connectors that part makes. These
+# are measurements, not modes of opskit: each patches the engine in its own
+# worker process only, and its change is not a valid record.
+APPORTION = ("opskit-change-without-ledger", "opskit-change-without-compliance")
+
+
+def _without_ledger_steps() -> None:
+    """The rollout's host steps are not written: every append to the group
+    commit is answered at once with a made-up event. The change's own
+    records (its transitions, whose guards check and update the change
+    tables in the same transaction) are still written."""
+    import itertools
+
+    from opskit.ledger import groupcommit
+    from opskit.ledger.model import Event
+
+    write = groupcommit.GroupWriter._write
+    seqs = itertools.count(10**9)
+
+    def answer_at_once(writer: Any, items: list[Any]) -> None:
+        guarded = [i for i in items if i.guard and not getattr(i.guard, "read_only", False)]
+        if guarded:
+            write(writer, guarded)
+        skipped = {id(i) for i in guarded}
+        for item in (i for i in items if id(i) not in skipped):
+            kwargs = item.kwargs
+            at = "2026-01-01T00:00:00.000000Z"
+            payload = kwargs.get("payload") or {}
+            ci, change = kwargs.get("ci"), kwargs.get("change_id")
+            fields = (next(seqs), at, kwargs["actor"], item.kind, change, ci, payload)
+            item.event = Event(*fields, "0" * 64, "0" * 64)
+            item.done.set()
+
+    groupcommit.GroupWriter._write = answer_at_once  # type: ignore[method-assign]
+
+
+def _without_compliance() -> None:
+    """No compliance after the change: no judging as hosts finish, no
+    helper process, no compliance run recorded at the end."""
+    from opskit.changes import rollout
+    from opskit.compliance.after import AfterChange
+
+    rollout.JUDGE_APART_FROM_HOSTS = 10**9
+    AfterChange.judge = lambda self, outcomes: None  # type: ignore[method-assign]
+    AfterChange.finish = lambda self, outcomes: {}  # type: ignore[method-assign]
+
+
+def _engine_without(leave_out: Any) -> Any:
+    def worker(workspace: Path, concurrency: int) -> dict[str, Any]:
+        leave_out()
+        return run_change_engine(workspace, concurrency)
+
+    return worker
+
+
+WORKERS[APPORTION[0]] = _engine_without(_without_ledger_steps)
+WORKERS[APPORTION[1]] = _engine_without(_without_compliance)
+
 
 # -- the change engine's own CPU, against instant devices ----------------------------------
 # A lab switch's running configuration before the bench's lines, and where they go.
@@ -592,6 +656,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the change engine of this source tree (its src folder), alternating",
     )
     parser.add_argument(
+        "--apportion",
+        action="store_true",
+        help="also run the change engine without its ledger steps, and without its "
+        "compliance, alternating: how much of its gap each makes",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=3,
@@ -607,6 +677,7 @@ def main(argv: list[str] | None = None) -> int:
     tools = ["opskit"] + ([] if args.skip_nornir else ["nornir"])
     tools += [] if args.skip_change else ["opskit-change"]
     tools += [BASELINE] if args.baseline and not args.skip_change else []
+    tools += list(APPORTION) if args.apportion and not args.skip_change else []
     tools += [] if args.skip_ansible else ["ansible"]
     with tempfile.TemporaryDirectory(prefix="opskit-bench-fanout-") as tmp:
         ws = init_workspace(Path(tmp) / "ws")
@@ -660,21 +731,26 @@ def _print_paired(runs: dict[str, list[dict[str, Any]]]) -> None:
     ran next to each other (the order alternates), so a machine whose speed
     drifts during the run moves both; the median of these ratios is steadier
     than the ratio of the two medians."""
-    changes, alones = runs.get("opskit-change", []), runs.get("opskit", [])
-    if len(changes) != len(alones):  # --skip-change
-        return
-    pairs = [
-        change["wall"] / alone["wall"]
-        for change, alone in zip(changes, alones, strict=True)
-        if not change["errors"] and not alone["errors"]
-    ]
-    if len(pairs) < 2:
-        return
-    median = statistics.median_low(pairs)
-    print(
-        f"change engine / opskit connectors alone, round by round: median {median:.2f}x "
-        f"(rounds {', '.join(f'{r:.2f}' for r in pairs)})"
-    )
+    alones = runs.get("opskit", [])
+    names = {"opskit-change": "change engine"}
+    for tool in APPORTION:  # "change engine without ledger"
+        names[tool] = "change engine " + tool.removeprefix("opskit-change-").replace("-", " ")
+    for tool, name in names.items():
+        changes = runs.get(tool, [])
+        if len(changes) != len(alones):  # --skip-change, or no --apportion
+            continue
+        pairs = [
+            change["wall"] / alone["wall"]
+            for change, alone in zip(changes, alones, strict=True)
+            if not change["errors"] and not alone["errors"]
+        ]
+        if len(pairs) < 2:
+            continue
+        median = statistics.median_low(pairs)
+        print(
+            f"{name} / opskit connectors alone, round by round: median {median:.2f}x "
+            f"(rounds {', '.join(f'{r:.2f}' for r in pairs)})"
+        )
 
 
 def _median_run(tool_runs: list[dict[str, Any]]) -> dict[str, Any]:
