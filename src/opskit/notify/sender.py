@@ -54,7 +54,7 @@ from opskit.secrets import REDACTOR, SecretRef
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from opskit.policy import Webhook, Writeback
+    from opskit.policy import Policy, Webhook, Writeback
     from opskit.workspace import Workspace
 
 log = logging.getLogger("opskit.notify")
@@ -103,8 +103,9 @@ class Sender:
         self.ws = ws
         self.backoff = backoff or Backoff()
         self.clock = clock
-        self.webhooks: dict[str, Webhook] = {hook.url: hook for hook in ws.policy.notify}
-        self.writebacks: dict[str, Writeback] = {entry.url: entry for entry in ws.policy.writeback}
+        self.webhooks: dict[str, Webhook] = {}
+        self.writebacks: dict[str, Writeback] = {}
+        self._route(ws.policy)
         self._secrets: dict[str, bytes] = {}
         self._writers: dict[str, NautobotWriter] = {}
         # The policy file as the routes were last read from it (None: read
@@ -155,6 +156,10 @@ class Sender:
         except OpskitError as exc:
             log.warning("policy not read again, routes kept: %s", REDACTOR.redact(str(exc)))
             return
+        self._route(policy)
+
+    def _route(self, policy: Policy) -> None:
+        """Posts by `policy`'s webhooks and write-backs, each known by its URL."""
         self.webhooks = {hook.url: hook for hook in policy.notify}
         self.writebacks = {entry.url: entry for entry in policy.writeback}
 
