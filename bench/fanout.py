@@ -50,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -420,7 +421,7 @@ def _without_compliance() -> None:
     AfterChange.finish = lambda self, outcomes: {}  # type: ignore[method-assign]
 
 
-def _engine_without(leave_out: Any) -> Any:
+def _engine_without(leave_out: Callable[[], None]) -> Callable[[Path, int], dict[str, Any]]:
     def worker(workspace: Path, concurrency: int) -> dict[str, Any]:
         leave_out()
         return run_change_engine(workspace, concurrency)
