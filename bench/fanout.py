@@ -72,6 +72,7 @@ TAGS = {
     "opskit-change-baseline": "engine",
     "opskit-change-without-ledger": "engine",
     "opskit-change-without-compliance": "engine",
+    "opskit-change-threads": "engine",
     "ansible": "ansibl",
 }
 # `--baseline SRC`: the change engine of another source tree (its `src`
@@ -313,7 +314,7 @@ def _write_bench_runbook(workspace: Path, concurrency: int) -> None:
         path.write_text(text)
 
 
-def run_change_engine(workspace: Path, concurrency: int) -> dict[str, Any]:
+def run_change_engine(workspace: Path, concurrency: int, runner: str = "process") -> dict[str, Any]:
     """The same device work as one opskit change on every lab switch, through
     the whole change process: create -> submit -> assess -> approvals by other
     people as the policy requires -> apply (backup snapshot into the ledger's
@@ -335,7 +336,15 @@ def run_change_engine(workspace: Path, concurrency: int) -> dict[str, Any]:
 
     _write_bench_runbook(workspace, concurrency)
     ws = Workspace.open(workspace)
-    svc = ChangeService(ws)
+    if runner == "process":
+        from opskit.distributed.processes import ProcessRunner
+
+        processes = ProcessRunner(ws.root, db=ws.db_url_override)
+        processes.prepare()  # the fork server's imports, before timing as all imports
+        svc = ChangeService(ws, runner=processes)
+    else:
+        processes = None
+        svc = ChangeService(ws)
     start = time.perf_counter()
     change = svc.create(
         runbook="bench-fanout@1.0.0",
@@ -356,6 +365,8 @@ def run_change_engine(workspace: Path, concurrency: int) -> dict[str, Any]:
     start, cpu = time.perf_counter(), time.process_time()
     summary = svc.apply(change.id, "alice")
     wall, work_cpu = time.perf_counter() - start, time.process_time() - cpu
+    if processes is not None:
+        work_cpu += processes.worker_cpu_seconds  # the hosts' processes
     errors = [] if summary["state"] == "completed" else [f"change {summary['state']}: {summary}"]
     ws.close()
     return {
@@ -371,6 +382,7 @@ def run_change_engine(workspace: Path, concurrency: int) -> dict[str, Any]:
 
 WORKERS["opskit-change"] = run_change_engine
 WORKERS[BASELINE] = run_change_engine
+WORKERS["opskit-change-threads"] = lambda w, c: run_change_engine(w, c, runner="thread")
 
 # `--apportion`: the change engine run again with one part of its work left
 # out, alternating with the whole engine and the connectors alone, to tell
@@ -677,6 +689,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tools = ["opskit"] + ([] if args.skip_nornir else ["nornir"])
     tools += [] if args.skip_change else ["opskit-change"]
+    tools += [] if args.skip_change else ["opskit-change-threads"]
     tools += [BASELINE] if args.baseline and not args.skip_change else []
     tools += list(APPORTION) if args.apportion and not args.skip_change else []
     tools += [] if args.skip_ansible else ["ansible"]
@@ -733,7 +746,7 @@ def _print_paired(runs: dict[str, list[dict[str, Any]]]) -> None:
     drifts during the run moves both; the median of these ratios is steadier
     than the ratio of the two medians."""
     alones = runs.get("opskit", [])
-    names = {"opskit-change": "change engine"}
+    names = {"opskit-change": "change engine", "opskit-change-threads": "change engine (threads)"}
     for tool in APPORTION:  # "change engine without ledger"
         names[tool] = "change engine " + tool.removeprefix("opskit-change-").replace("-", " ")
     for tool, name in names.items():

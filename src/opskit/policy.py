@@ -318,9 +318,11 @@ class RunnerQueues(_Strict):
 
 class RunnerPolicy(_Strict):
     """Where a change's hosts run (docs/distributed.md): `thread` (this process,
-    the default) or `celery` (workers behind the Redis `broker`)."""
+    the default), `process` (`processes` worker processes on this machine,
+    default one per usable core) or `celery` (workers behind the Redis `broker`)."""
 
-    kind: Literal["thread", "celery"] = "thread"
+    kind: Literal["thread", "process", "celery"] = "thread"
+    processes: Annotated[int, Field(ge=1, le=256)] | None = None
     broker: Annotated[str, Field(pattern=r"^rediss?://")] | None = None
     queues: RunnerQueues = RunnerQueues()
     wait_for_worker_s: Annotated[float, Field(ge=0, le=3600)] = 10.0

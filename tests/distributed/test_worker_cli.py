@@ -35,7 +35,8 @@ def test_worker_refuses_sqlite_and_a_missing_broker(workspace: Workspace) -> Non
 def test_apply_with_an_unknown_runner_is_one_line(workspace: Workspace) -> None:
     done = opskit(workspace, "change", "apply", "CHG-000001", "--runner", "mesh")
     assert done.returncode != 0
-    assert done.stderr.strip().splitlines() == ["error: --runner mesh: give thread or celery"]
+    refusal = "error: --runner mesh: give thread, process or celery"
+    assert done.stderr.strip().splitlines() == [refusal]
 
 
 def test_worker_refuses_a_broker_url_that_is_not_redis_in_one_line(workspace: Workspace) -> None:

@@ -43,16 +43,25 @@ def command(name: str | None = None) -> Callable[[Command], Command]:
     return declare
 
 
-def open_service(runner: str | None = None) -> ChangeService:
-    """The change service; `runner` (thread, celery) overrides the policy's."""
+def open_service(runner: str | None = None, *, hosts: bool = False) -> ChangeService:
+    """The change service; `runner` (thread, process, celery) overrides the
+    policy's; `hosts`: the command will run hosts (the process runner then
+    starts its fork server at once)."""
     from opskit.changes import ChangeService
 
     ws = workspace()
     kind = runner or ws.policy.runner.kind
-    if kind not in ("thread", "celery"):
-        raise UsageError(f"--runner {kind}: give thread or celery")
+    if kind not in ("thread", "process", "celery"):
+        raise UsageError(f"--runner {kind}: give thread, process or celery")
     if kind == "thread":
         return ChangeService(ws)
+    if kind == "process":
+        from opskit.distributed.processes import ProcessRunner
+
+        processes = ProcessRunner(ws.root, db=ws.db_url, processes=ws.policy.runner.processes)
+        if hosts:
+            processes.prepare(background=True)  # its imports, while the change is read
+        return ChangeService(ws, runner=processes)
     from opskit.distributed.runner import runner_from_policy
 
     return ChangeService(ws, runner=runner_from_policy(ws.policy))

@@ -83,7 +83,7 @@ def run(
     nonblank("--title", title)
     check_junit_path(junit)
     params = parse_params(param or [])
-    service = open_service()
+    service = open_service(hosts=True)
     change, summary = run_standard(
         service,
         runbook=runbook,

@@ -81,14 +81,15 @@ def apply(
     json_output: JsonOpt = False,
     junit: JunitOpt = None,
     runner: Annotated[
-        str | None, typer.Option(help="thread or celery (default: runner.kind in opskit.yaml).")
+        str | None,
+        typer.Option(help="thread, process or celery (default: runner.kind in opskit.yaml)."),
     ] = None,
 ) -> None:
     """Apply an approved change. Exit code 0 only when the change completed."""
     from opskit.reports.junit import check_junit_path
 
     check_junit_path(junit)
-    service = open_service(runner)
+    service = open_service(runner, hosts=not dry_run)
     actor = current_user()
     change = service.get(change_id)
     view = None if (json_output or dry_run) else ProgressView(len(change.targets))
@@ -148,7 +149,7 @@ def print_summary(summary: dict[str, Any]) -> None:
 @command()
 def rollback(change_id: IdArg, json_output: JsonOpt = False) -> None:
     """Roll a completed (or failed) change back to its pre-change snapshots."""
-    summary = open_service().rollback(change_id, current_user())
+    summary = open_service(hosts=True).rollback(change_id, current_user())
     if json_output:
         print_json(summary)
     else:
