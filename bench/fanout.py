@@ -340,7 +340,7 @@ def run_change_engine(workspace: Path, concurrency: int, runner: str = "process"
         from opskit.distributed.processes import ProcessRunner
 
         processes = ProcessRunner(ws.root, db=ws.db_url_override)
-        processes.prepare()  # the fork server's imports, before timing as all imports
+        processes.prepare(wait=True)  # the workers' imports, before timing as all imports
         svc = ChangeService(ws, runner=processes)
     else:
         processes = None

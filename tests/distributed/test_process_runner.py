@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,7 +60,7 @@ def test_change_through_worker_processes_equals_the_thread_run(lab_ws: Workspace
     before = configs(ws)
     runner = ProcessRunner(ws.root, processes=2)
     runner.prepare()
-    # Set after the fork server started: the workers still resolve it, as a
+    # Set after the launcher started: the workers still resolve it, as a
     # process started now would.
     os.environ[CANARY_VAR] = CANARY
     try:
@@ -153,6 +155,41 @@ def test_a_worker_that_cannot_start_fails_its_hosts_untouched(
     claims = ledger.events(change_id=change_id, kind="host.dispatched")
     assert {e.payload["worker"] for e in claims} == {"coordinator (gave up)"}
     assert ledger.verify().ok
+
+
+UNGUARDED_SCRIPT = """\
+import sys
+from opskit.changes import ChangeService
+from opskit.distributed.processes import ProcessRunner
+from opskit.workspace import Workspace
+print("the script's body ran", flush=True)
+ws = Workspace.open(sys.argv[1])
+service = ChangeService(ws, runner=ProcessRunner(ws.root, processes=2))
+print(service.apply(sys.argv[2], "alice")["state"], flush=True)
+"""
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_by_the_workers(
+    lab_ws: Workspace, tmp_path: Path
+) -> None:
+    ws = lab_ws
+    before = configs(ws)
+    ref = write_runbook(ws, "1.0.0")
+    svc = ChangeService(ws)
+    change_id = approved_change(svc, ref, {"vlan_id": 226}, select_expr="lab-sw0[34]")
+    script = tmp_path / "apply.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), str(ws.root), change_id],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    assert done.stdout.splitlines() == ["the script's body ran", "completed"], done.stderr
+    assert done.stderr == ""
+    assert svc.rollback(change_id, "alice")["state"] == "rolled_back"
+    assert configs(ws) == before
 
 
 def test_in_memory_sqlite_is_refused_before_anything(lab_ws: Workspace) -> None:

@@ -60,7 +60,7 @@ def open_service(runner: str | None = None, *, hosts: bool = False) -> ChangeSer
 
         processes = ProcessRunner(ws.root, db=ws.db_url, processes=ws.policy.runner.processes)
         if hosts:
-            processes.prepare(background=True)  # its imports, while the change is read
+            processes.prepare()  # its imports, while the change is read
         return ChangeService(ws, runner=processes)
     from opskit.distributed.runner import runner_from_policy
 

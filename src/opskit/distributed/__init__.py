@@ -1,6 +1,10 @@
 """Distributed runs: a change's hosts on Celery workers (Redis broker,
-PostgreSQL ledger), behind the rollout's runner seam (`opskit.changes.runners`).
+PostgreSQL ledger), or on worker processes of this machine, behind the
+rollout's runner seam (`opskit.changes.runners`).
 
+- `opskit.distributed.processes`: `ProcessRunner`, the hosts in local worker
+  processes over pipes (no broker; SQLite or PostgreSQL), so that a change's
+  SSH sessions use every core;
 - `opskit.distributed.app`: the Celery application and its at-most-once settings;
 - `opskit.distributed.runner`: `CeleryRunner`, the coordinator's side (queues
   per site, bounded wait for a worker, lost-worker detection);

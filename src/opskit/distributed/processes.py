@@ -18,6 +18,11 @@ budget and group caps are decided in the coordinator, whose threads only
 wait here. Works with SQLite (one machine, one file; every append takes the
 database's write lock) and PostgreSQL.
 
+The workers are forked, when a rollout starts, from a launcher: a fresh
+Python process that imported the engine beforehand (`prepare`; about a
+second of CPU) and nothing of the coordinator's program
+(`opskit.distributed.launcher`). They end with the rollout.
+
 A worker that ends while it holds hosts (killed, crashed): those hosts are
 `unknown` (as after a crash of the thread runner; `opskit change recover`
 and `opskit change rollback` handle them from the ledger); a host not yet
@@ -31,28 +36,24 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import multiprocessing
 import os
-import resource
-import signal
+import socket
+import subprocess
+import sys
 import threading
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
+import opskit
 from opskit.changes.runners import HostJob
+from opskit.distributed.launcher import LAUNCH, Place, unknown
 from opskit.errors import OpskitError
 from opskit.hoststate import HostState
 
-# Imported once by the fork server, so that a worker starts in milliseconds
-# instead of importing the engine again (about a second of CPU each).
-PRELOAD = [
-    "opskit.distributed.hostjob",
-    "opskit.changes.service",
-    "opskit.runbooks.executor",
-    "opskit.connectors.netmiko_conn",
-]
+# How long a worker's exit code is waited for once its pipe closed.
+EXIT_CODE_WAIT_S = 5.0
 
 
 def default_processes() -> int:
@@ -74,22 +75,26 @@ class ProcessRunner:
         self.root = Path(root)
         self.db = db
         self.processes = processes or default_processes()
-        self._workers: list[_Worker] = []
-        self._lock = threading.Lock()
+        self.start_error: str | None = None  # why the last start failed
         # The CPU seconds of the workers that ended (their own report).
         self.worker_cpu_seconds = 0.0
+        self._launcher: _Launcher | None = None
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
 
-    def prepare(self, *, background: bool = False) -> None:
-        """Starts the fork server and waits until it has imported the engine
-        (about a second of CPU, once per process), so that no rollout waits
-        for it; with `background`, returns at once. A rollout starts it
-        itself when nobody did."""
-        if background:
-            threading.Thread(target=self.prepare, name="opskit fork server", daemon=True).start()
-            return
-        process = self._context().Process(target=_nothing, name="opskit warm-up")
-        process.start()
-        process.join()
+    def prepare(self, *, wait: bool = False) -> None:
+        """Starts the launcher now, so that its imports (about a second of
+        CPU) overlap with the reading of the change; with `wait`, returns
+        once it is ready. A rollout starts one itself when none is ready."""
+        with self._lock:
+            if self._launcher is None:
+                try:
+                    self._launcher = _Launcher(self.processes)
+                except OSError as exc:  # shown when the rollout starts, in one line
+                    self.start_error = f"worker processes could not start: {exc.strerror or exc}"
+            launcher = self._launcher
+        if wait and launcher is not None:
+            launcher.wait_ready()
 
     # -- RunnerFactory --------------------------------------------------------
     def __call__(self, workers: int) -> Executor:
@@ -100,25 +105,27 @@ class ProcessRunner:
     def start(self, jobs: int) -> None:
         """Starts the workers for up to `jobs` hosts at once (the rollout's
         threads: its device semaphore keeps the hosts in flight to its width)."""
-        processes = max(1, min(self.processes, jobs))
-        threads = -(-jobs // processes)
-        context = self._context()
+        self.start_error = None
+        self.prepare()
         with self._lock:
-            self._workers = [
-                _Worker.start(context, n, self.root, self.db, threads) for n in range(processes)
-            ]
-
-    @staticmethod
-    def _context() -> Any:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(PRELOAD)
-        return context
+            launcher, self._launcher = self._launcher, None
+        if launcher is None:
+            return
+        count = max(1, min(self.processes, jobs))
+        place = Place(str(self.root), self.db, dict(os.environ), os.getcwd())
+        try:
+            workers = launcher.go(place, -(-jobs // count), count)
+        except OpskitError as exc:
+            self.start_error = str(exc)
+            workers = []
+        with self._lock:
+            self._workers = workers
 
     @property
     def worker_pids(self) -> list[int]:
         """The process ids of the workers running now (none between rollouts)."""
         with self._lock:
-            return [w.process.pid for w in self._workers if w.alive]
+            return [w.pid for w in self._workers if w.alive]
 
     def stop(self) -> None:
         """Asks every worker to finish its hosts and end, and waits for it."""
@@ -126,6 +133,8 @@ class ProcessRunner:
             workers, self._workers = self._workers, []
         for worker in workers:
             self.worker_cpu_seconds += worker.stop()
+        if workers:
+            workers[0].launcher.close()
 
     # -- RemoteHosts ------------------------------------------------------------
     def dispatch(self, job: HostJob, ci: Any, ctx: Any) -> dict[str, Any]:
@@ -133,13 +142,13 @@ class ProcessRunner:
             live = [w for w in self._workers if w.alive]
             worker = min(live, key=lambda w: w.in_flight) if live else None
         if worker is None:
-            ended = [w.ended for w in self._workers if w.ended] or ["no worker process is running"]
+            ended = [w.ended for w in self._workers if w.ended] + [self.start_error]
+            ended = [e for e in ended if e] or ["no worker process is running"]
             return _abandon(ctx, job, f"unreachable: {ended[0]}")
         waiting = worker.send(job)
         if waiting is None:  # gone before it took the job: its reader says why
-            worker.wait_ended(timeout=5)
-            ended = worker.ended or f"worker process {worker.name} ended"
-            return _abandon(ctx, job, f"unreachable: {ended}")
+            worker.wait_ended(EXIT_CODE_WAIT_S)
+            return _abandon(ctx, job, f"unreachable: {worker.ended or worker.name + ' ended'}")
         try:
             return waiting.result()
         except NotReceived as exc:
@@ -176,34 +185,106 @@ class _WaitingThreads(ThreadPoolExecutor):
             self._runner.stop()
 
 
+class _Launcher:
+    """A launcher process (`opskit.distributed.launcher`) with a control
+    pipe and one pipe for each worker it may fork."""
+
+    def __init__(self, slots: int) -> None:
+        control = socket.socketpair()
+        pairs = [socket.socketpair() for _ in range(slots)]
+        theirs = [control[1], *(pair[1] for pair in pairs)]
+        # The launcher finds this opskit whatever put it on this process's path.
+        source = str(Path(opskit.__file__).resolve().parents[1])
+        path = os.pathsep.join([source, *filter(None, [os.environ.get("PYTHONPATH")])])
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", LAUNCH, *(str(end.fileno()) for end in theirs)],
+                pass_fds=[end.fileno() for end in theirs],
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": path},
+            )
+        finally:
+            for end in theirs:
+                end.close()
+        self.control = Connection(control[0].detach())
+        self.ends = [Connection(pair[0].detach()) for pair in pairs]
+        self._ready: bool | None = None  # not known until it says so, or ends
+        self._exit_codes: dict[int, Future[int]] = {}
+        self._statuses: threading.Thread | None = None
+
+    def wait_ready(self) -> None:
+        """Blocks until the launcher has imported the engine (or ended)."""
+        if self._ready is None:
+            self._ready = self._receive() == ("ready",)
+
+    def go(self, place: Place, threads: int, count: int) -> list[_Worker]:
+        """Forks `count` workers of `threads` threads each."""
+        self.wait_ready()
+        if not self._ready:
+            raise OpskitError(self._failure())
+        try:
+            self.control.send(("go", place, threads, count))
+            word = self._receive()
+        except (OSError, ValueError):
+            word = None
+        if not (isinstance(word, tuple) and word[0] == "pids"):
+            raise OpskitError(self._failure())
+        for end in self.ends[count:]:
+            end.close()
+        self._exit_codes = {index: Future() for index in range(count)}
+        self._statuses = threading.Thread(target=self._read_statuses, daemon=True)
+        self._statuses.start()
+        return [_Worker(self, index, pid, self.ends[index]) for index, pid in enumerate(word[1])]
+
+    def exit_code(self, index: int, timeout: float) -> int | None:
+        try:
+            return self._exit_codes[index].result(timeout)
+        except TimeoutError:
+            return None
+
+    def close(self) -> None:
+        """Waits for the launcher, whose workers have all been told to stop."""
+        self.process.wait()
+        if self._statuses is not None:
+            self._statuses.join()
+        self.control.close()
+
+    def _receive(self) -> Any:
+        try:
+            return self.control.recv()
+        except (EOFError, OSError):
+            return None
+
+    def _failure(self) -> str:
+        self.process.wait()
+        self.control.close()
+        for end in self.ends:
+            end.close()
+        return f"worker processes could not start (launcher exit code {self.process.returncode})"
+
+    def _read_statuses(self) -> None:
+        while (word := self._receive()) is not None:
+            if word[0] == "ended" and word[1] in self._exit_codes:
+                self._exit_codes[word[1]].set_result(word[2])
+
+
 class _Worker:
     """One worker process, its pipe, and the hosts it holds."""
 
-    def __init__(self, name: str, process: Any, connection: Connection) -> None:
-        self.name = name
-        self.process = process
+    def __init__(self, launcher: _Launcher, index: int, pid: int, connection: Connection) -> None:
+        self.launcher = launcher
+        self.index = index
+        self.pid = pid
+        self.name = f"worker-{index + 1}/{pid}"
         self.connection = connection
         self.alive = True
         self.ended: str | None = None  # why it ended, once it has
+        self._cpu_seconds = 0.0
         self._waiting: dict[int, Future[dict[str, Any]]] = {}
         self._numbers = itertools.count()
         self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read, name=f"opskit {name}", daemon=True)
+        self._reader = threading.Thread(target=self._read, name=f"opskit {self.name}", daemon=True)
         self._reader.start()
-
-    @classmethod
-    def start(cls, context: Any, n: int, root: Path, db: str | None, threads: int) -> _Worker:
-        name = f"worker-{n + 1}"
-        ours, theirs = context.Pipe()
-        # The fork server's environment and folder are those of when it started:
-        # a worker takes this process's, as a process started now would.
-        place = Place(str(root), db, dict(os.environ), os.getcwd())
-        process = context.Process(
-            target=serve, args=(theirs, place, threads, name), name=f"opskit {name}"
-        )
-        process.start()
-        theirs.close()
-        return cls(f"{name}/{process.pid}", process, ours)
 
     @property
     def in_flight(self) -> int:
@@ -232,13 +313,11 @@ class _Worker:
         """Ends the worker once its hosts are done; its CPU seconds."""
         with self._lock, contextlib.suppress(OSError, ValueError):  # already gone
             self.connection.send(None)
-        self.process.join()
         self._reader.join()
         self.connection.close()
         return self._cpu_seconds
 
     def _read(self) -> None:
-        self._cpu_seconds = 0.0
         while True:
             try:
                 number, result = self.connection.recv()
@@ -246,7 +325,7 @@ class _Worker:
                 break
             if number is None and isinstance(result, str):  # it could not start
                 self._refused(result)
-                break
+                return
             if number is None:  # its last word: the CPU it used
                 self._cpu_seconds = result
                 continue
@@ -254,14 +333,14 @@ class _Worker:
                 waiting = self._waiting.pop(number, None)
             if waiting is not None:
                 waiting.set_result(result)
-        self.process.join()
-        reason = f"worker process {self.name} ended (exit code {self.process.exitcode})"
+        code = self.launcher.exit_code(self.index, EXIT_CODE_WAIT_S)
+        reason = f"worker process {self.name} ended (exit code {code})"
         with self._lock:
             self.alive = False
             self.ended = self.ended or reason
             held, self._waiting = self._waiting, {}
         for waiting in held.values():
-            waiting.set_result(_unknown(reason))
+            waiting.set_result(unknown(reason))
 
     def _refused(self, reason: str) -> None:
         """The worker could not start: it took no job, so each job sent to it
@@ -273,80 +352,11 @@ class _Worker:
             waiting.set_exception(NotReceived(reason))
 
 
-class Place(NamedTuple):
-    """Where a worker runs: the workspace, its database, the environment
-    (credential references resolve in it) and the current folder."""
-
-    root: str
-    db: str | None
-    environ: dict[str, str]
-    cwd: str
-
-
-def serve(connection: Connection, place: Place, threads: int, name: str) -> None:
-    """A worker process: runs the jobs it receives, `threads` at a time,
-    until it receives None or its coordinator's end of the pipe closes.
-    Ctrl-C is the coordinator's to handle: it ends the workers when its
-    hosts are done."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ.clear()
-    os.environ.update(place.environ)
-    from opskit.changes.service import ChangeService
-    from opskit.workspace import Workspace
-
-    try:
-        os.chdir(place.cwd)
-        service = ChangeService(Workspace.open(place.root, db=place.db))
-    except (OSError, OpskitError) as exc:  # nothing received is run: the coordinator fails it
-        why = (str(exc).splitlines() or [type(exc).__name__])[0]
-        connection.send((None, f"worker process {name} could not start: {why}"))
-        return
-    sending = threading.Lock()
-
-    def run(number: int, message: dict[str, Any]) -> None:
-        result = _execute(service, message, name)
-        with sending:
-            connection.send((number, result))
-
-    with service.context.journal.group_commit(), ThreadPoolExecutor(threads) as pool:
-        while True:
-            try:
-                received = connection.recv()
-            except (EOFError, OSError):
-                break
-            if received is None:
-                break
-            pool.submit(run, *received)
-    service.context.ws.close()
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    with sending:
-        connection.send((None, usage.ru_utime + usage.ru_stime))
-
-
-def _nothing() -> None:
-    """A warm-up process's work."""
-
-
-def _execute(service: Any, message: dict[str, Any], name: str) -> dict[str, Any]:
-    from opskit.distributed.hostjob import execute
-
-    try:
-        return execute(service, message, worker=f"{name}@{os.getpid()}")
-    except OpskitError as exc:
-        return _unknown(f"worker error: {exc}")
-    except Exception as exc:  # the host's state is not known: say so, keep serving
-        return _unknown(f"worker error: {type(exc).__name__}")
-
-
 def _abandon(ctx: Any, job: HostJob, reason: str) -> dict[str, Any]:
     """The host is given up before a worker received it: the coordinator
     claims its key, so nothing runs it later."""
     from opskit.distributed.hostjob import claim
 
     if not claim(ctx, job, worker="coordinator (gave up)"):
-        return _unknown(f"{reason}, after a worker claimed the host")
+        return unknown(f"{reason}, after a worker claimed the host")
     return {"status": HostState.FAILED, "ran": False, "error": reason, "detail": {}}
-
-
-def _unknown(reason: str) -> dict[str, Any]:
-    return {"status": HostState.UNKNOWN, "ran": True, "error": reason, "detail": {}}
