@@ -12,8 +12,12 @@ device the same work through each tool, at the same concurrency:
   engine (`ChangeService`: create, submit, assess, approvals, apply with a
   bench runbook whose backup, apply and verify are that work), with every
   step recorded in the ledger, the snapshots in its blob store and the CMDB
-  updated; compared with Nornir's bare run (target <= 1.10x) and with
-  opskit's connectors alone doing the same device work (target <= 1.05x).
+  updated, its hosts in worker processes (`runner: {kind: process}`, one a
+  core); compared with Nornir's bare run (target <= 1.10x) and with opskit's
+  connectors alone doing the same device work (target <= 1.05x);
+- opskit-change-threads: the same change with its hosts in the engine's own
+  process (the thread runner, the default), as the connectors alone run:
+  the engine's own cost.
 
 Each tool runs in its own worker process; the parent samples the resident
 memory of that process and all its children (Ansible forks many) and keeps
@@ -75,6 +79,9 @@ TAGS = {
     "opskit-change-threads": "engine",
     "ansible": "ansibl",
 }
+# The change engine with its hosts in this process (the thread runner, the
+# default) rather than in worker processes (`runner: {kind: process}`).
+THREADS = "opskit-change-threads"
 # `--baseline SRC`: the change engine of another source tree (its `src`
 # folder, e.g. a git worktree of main), run in the same lab, alternating with
 # this one: a before/after comparison in one run, under the same load.
@@ -366,6 +373,7 @@ def run_change_engine(workspace: Path, concurrency: int, runner: str = "process"
     summary = svc.apply(change.id, "alice")
     wall, work_cpu = time.perf_counter() - start, time.process_time() - cpu
     if processes is not None:
+        processes.wait_stopped()
         work_cpu += processes.worker_cpu_seconds  # the hosts' processes
     errors = [] if summary["state"] == "completed" else [f"change {summary['state']}: {summary}"]
     ws.close()
@@ -381,8 +389,8 @@ def run_change_engine(workspace: Path, concurrency: int, runner: str = "process"
 
 
 WORKERS["opskit-change"] = run_change_engine
-WORKERS[BASELINE] = run_change_engine
-WORKERS["opskit-change-threads"] = lambda w, c: run_change_engine(w, c, runner="thread")
+WORKERS[BASELINE] = lambda w, c: run_change_engine(w, c, runner="thread")
+WORKERS[THREADS] = lambda w, c: run_change_engine(w, c, runner="thread")
 
 # `--apportion`: the change engine run again with one part of its work left
 # out, alternating with the whole engine and the connectors alone, to tell
@@ -435,8 +443,8 @@ def _without_compliance() -> None:
 
 def _engine_without(leave_out: Callable[[], None]) -> Callable[[Path, int], dict[str, Any]]:
     def worker(workspace: Path, concurrency: int) -> dict[str, Any]:
-        leave_out()
-        return run_change_engine(workspace, concurrency)
+        leave_out()  # patched in this process: the hosts must run here
+        return run_change_engine(workspace, concurrency, runner="thread")
 
     return worker
 
@@ -689,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tools = ["opskit"] + ([] if args.skip_nornir else ["nornir"])
     tools += [] if args.skip_change else ["opskit-change"]
-    tools += [] if args.skip_change else ["opskit-change-threads"]
+    tools += [] if args.skip_change else [THREADS]
     tools += [BASELINE] if args.baseline and not args.skip_change else []
     tools += list(APPORTION) if args.apportion and not args.skip_change else []
     tools += [] if args.skip_ansible else ["ansible"]
@@ -746,7 +754,7 @@ def _print_paired(runs: dict[str, list[dict[str, Any]]]) -> None:
     drifts during the run moves both; the median of these ratios is steadier
     than the ratio of the two medians."""
     alones = runs.get("opskit", [])
-    names = {"opskit-change": "change engine", "opskit-change-threads": "change engine (threads)"}
+    names = {"opskit-change": "change engine", THREADS: "change engine on the thread runner"}
     for tool in APPORTION:  # "change engine without ledger"
         names[tool] = "change engine " + tool.removeprefix("opskit-change-").replace("-", " ")
     for tool, name in names.items():
@@ -852,13 +860,22 @@ def _print_ratios(results: dict[str, dict[str, Any]]) -> None:
                 f"change engine / opskit connectors alone, CPU of the timed work: "
                 f"{change['work_cpu'] / opskit['work_cpu']:.2f}x"
             )
+    threads = results.get(THREADS)
+    if threads:
+        # The engine's own cost when its hosts share one process with it, as the
+        # connectors alone do.
+        print(
+            f"change engine on the thread runner / opskit connectors alone: "
+            f"{threads['wall'] / opskit['wall']:.2f}x wall, "
+            f"{threads['work_cpu'] / opskit['work_cpu']:.2f}x CPU of the timed work"
+        )
     baseline = results.get(BASELINE)
-    if change and baseline:
+    if threads and baseline:  # the baseline tree's engine runs on the thread runner too
         print(
             f"baseline change engine / opskit connectors alone: "
-            f"{baseline['wall'] / opskit['wall']:.2f}x; change engine / baseline: "
-            f"{change['wall'] / baseline['wall']:.2f}x wall, "
-            f"{change['work_cpu'] / baseline['work_cpu']:.2f}x CPU of the timed work"
+            f"{baseline['wall'] / opskit['wall']:.2f}x; change engine / baseline "
+            f"(thread runners): {threads['wall'] / baseline['wall']:.2f}x wall, "
+            f"{threads['work_cpu'] / baseline['work_cpu']:.2f}x CPU of the timed work"
         )
     ansible = results.get("ansible")
     if ansible:

@@ -95,7 +95,8 @@ def test_change_through_worker_processes_equals_the_thread_run(lab_ws: Workspace
     }
     pids = {int(w.rsplit("@", 1)[1]) for w in workers}
     assert len(pids) == 2 and os.getpid() not in pids, workers
-    assert runner.worker_pids == []  # ended with the rollout
+    assert runner.worker_pids == []  # told to stop with the rollout
+    runner.wait_stopped()
     assert runner.worker_cpu_seconds > 0
     back = remote.rollback(remote_id, "alice")
     assert back["state"] == "rolled_back", back

@@ -21,17 +21,18 @@ nothing, and any error is reported in the summary instead.
 
 `AfterChange` does the same in two parts, so that most of the work is done
 while the rollout still works on other hosts: `AfterChange.judge` evaluates
-hosts as they finish (the rollout calls it from the background writer of
-its host index, off every device's path), and `AfterChange.finish` judges
-whatever is left and records the one compliance run, as `after_change`
-does. A host judged early counts only if it is still a modified host with
-the same configuration at the end (it was judged against the rules,
-templates and inventory of that moment; its result records their digests);
-anything that went wrong early is done again at the end, where it is
-reported as before. With `apart=True` (the rollout's choice for 50 hosts
-or more) the judging runs in a helper process (`opskit.compliance.apart`),
-off the interpreter the device threads share; what it does not return is
-judged at the end here.
+hosts as they finish (the rollout calls it from the background writer of its
+host index, off every device's path; a host a worker process ran is judged
+from the configuration its `host.verified` record holds, read back), and
+`AfterChange.finish` judges whatever is left and records the one compliance
+run, as `after_change` does. A host judged early counts only if it is still
+a modified host with the same configuration at the end (it was judged
+against the rules, templates and inventory of that moment; its result
+records their digests); anything that went wrong early is done again at the
+end, where it is reported as before. With `apart=True` (the rollout's choice
+for 50 hosts or more) the judging runs in a helper process
+(`opskit.compliance.apart`), off the interpreter the device threads share;
+what it does not return is judged at the end here.
 
 Example (the summary's ``compliance`` entry):
     {"run_seq": 431, "state": "compliant",
@@ -41,6 +42,7 @@ Example (the summary's ``compliance`` entry):
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -49,6 +51,10 @@ from opskit.compliance.results import State
 from opskit.compliance.runs import ConfigJudge
 from opskit.errors import OpskitError
 from opskit.hoststate import HostState
+
+# Up to this many hosts, their records are read host by host (hosts a worker
+# process ran, read back as they finish); more, the change's at once.
+FEW_HOSTS = 20
 
 if TYPE_CHECKING:
     from opskit.changes.summary import HostSummary
@@ -82,8 +88,14 @@ def recorded_configs(ws: Workspace, change_id: str, names: list[str]) -> dict[st
     if not names:  # every host ran here: nothing to read back
         return {}
     ledger = Ledger.open(ws)
+    # A few hosts (as they finish): their own records; else the change's at once.
+    events = (
+        (e for n in names for e in ledger.events(change_id=change_id, ci=n, kind="host.verified"))
+        if len(names) <= FEW_HOSTS
+        else ledger.events(change_id=change_id, kind="host.verified")
+    )
     digests: dict[str, str] = {}
-    for event in ledger.events(change_id=change_id, kind="host.verified"):
+    for event in events:
         digest = event.blobs.get("config")
         if event.ci in names and digest:
             digests[event.ci] = digest
@@ -183,6 +195,10 @@ class AfterChange:
         done = {o.ci: o for o in outcomes}
         names = changed_hosts(done)
         configs = {n: c for n, c in post_change_configs(done).items() if n in names}
+        remote = [n for n in names if done[n].run is None]  # run by a worker process
+        if remote:
+            with contextlib.suppress(Exception):  # only a head start (see above)
+                configs.update(recorded_configs(self.ws, self.change_id, remote))
         if not configs:
             return
         if self._apart is not None and self._apart.send(configs):

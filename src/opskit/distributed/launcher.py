@@ -94,11 +94,15 @@ def launch(fds: list[int]) -> None:
         pids[pid] = index
     for end in ends:
         end.close()
-    control.send(("pids", sorted(pids, key=pids.__getitem__)))
+    # The coordinator may be gone (killed): its workers still finish their
+    # hosts, and are waited for, with nobody to tell.
+    with contextlib.suppress(OSError):
+        control.send(("pids", sorted(pids, key=pids.__getitem__)))
     while pids:
         pid, status = os.wait()
         if pid in pids:
-            control.send(("ended", pids.pop(pid), os.waitstatus_to_exitcode(status)))
+            with contextlib.suppress(OSError):
+                control.send(("ended", pids.pop(pid), os.waitstatus_to_exitcode(status)))
 
 
 def _worker(

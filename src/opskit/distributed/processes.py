@@ -41,6 +41,7 @@ import socket
 import subprocess
 import sys
 import threading
+import weakref
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -80,6 +81,7 @@ class ProcessRunner:
         self.worker_cpu_seconds = 0.0
         self._launcher: _Launcher | None = None
         self._workers: list[_Worker] = []
+        self._ending: list[threading.Thread] = []  # reaping stopped workers
         self._lock = threading.Lock()
 
     def prepare(self, *, wait: bool = False) -> None:
@@ -127,14 +129,35 @@ class ProcessRunner:
         with self._lock:
             return [w.pid for w in self._workers if w.alive]
 
-    def stop(self) -> None:
-        """Asks every worker to finish its hosts and end, and waits for it."""
+    def stop(self, *, wait: bool = True) -> None:
+        """Tells every worker to end once its hosts are done; with `wait`,
+        waits until they have (else `wait_stopped` does). A rollout does not
+        wait: when its threads are done, every host's steps are durable and
+        its result is in, so the workers only have to close."""
         with self._lock:
             workers, self._workers = self._workers, []
         for worker in workers:
-            self.worker_cpu_seconds += worker.stop()
+            worker.tell_to_stop()
+        ending = threading.Thread(target=self._reap, args=(workers,), name="opskit workers end")
+        ending.start()  # not a daemon: the interpreter's exit waits for it
+        with self._lock:
+            self._ending.append(ending)
+        if wait:
+            self.wait_stopped()
+
+    def wait_stopped(self) -> None:
+        """Waits until the workers told to stop have ended."""
+        with self._lock:
+            ending, self._ending = self._ending, []
+        for thread in ending:
+            thread.join()
+
+    def _reap(self, workers: list[_Worker]) -> None:
+        seconds = sum(worker.join() for worker in workers)
         if workers:
             workers[0].launcher.close()
+        with self._lock:
+            self.worker_cpu_seconds += seconds
 
     # -- RemoteHosts ------------------------------------------------------------
     def dispatch(self, job: HostJob, ci: Any, ctx: Any) -> dict[str, Any]:
@@ -182,7 +205,7 @@ class _WaitingThreads(ThreadPoolExecutor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         super().shutdown(wait, cancel_futures=cancel_futures)
         if wait:
-            self._runner.stop()
+            self._runner.stop(wait=False)
 
 
 class _Launcher:
@@ -208,6 +231,9 @@ class _Launcher:
                 end.close()
         self.control = Connection(control[0].detach())
         self.ends = [Connection(pair[0].detach()) for pair in pairs]
+        # A launcher prepared for a rollout that never started (refused, say)
+        # ends when this object goes, or at exit: its pipes close, it returns.
+        weakref.finalize(self, _end_unused, self.process, self.control, self.ends)
         self._ready: bool | None = None  # not known until it says so, or ends
         self._exit_codes: dict[int, Future[int]] = {}
         self._statuses: threading.Thread | None = None
@@ -268,6 +294,16 @@ class _Launcher:
                 self._exit_codes[word[1]].set_result(word[2])
 
 
+def _end_unused(process: subprocess.Popen[bytes], *pipes: Any) -> None:
+    for pipe in [pipes[0], *pipes[1]]:
+        pipe.close()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class _Worker:
     """One worker process, its pipe, and the hosts it holds."""
 
@@ -309,10 +345,13 @@ class _Worker:
     def wait_ended(self, timeout: float) -> None:
         self._reader.join(timeout)
 
-    def stop(self) -> float:
-        """Ends the worker once its hosts are done; its CPU seconds."""
+    def tell_to_stop(self) -> None:
+        """The worker ends once its hosts are done."""
         with self._lock, contextlib.suppress(OSError, ValueError):  # already gone
             self.connection.send(None)
+
+    def join(self) -> float:
+        """Waits until the worker has ended; its CPU seconds."""
         self._reader.join()
         self.connection.close()
         return self._cpu_seconds
