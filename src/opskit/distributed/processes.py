@@ -10,7 +10,9 @@ a broker: jobs and results go over pipes.
 
 A worker is what `opskit worker` is, on this machine: it opens the same
 workspace (the database, runbooks, inventory and credential references are
-its own reads; no secret and no parameter value crosses the pipe) and runs
+its own reads, in this process's environment, as any child process's would
+be; a job names the change, host and step, never a credential or a
+parameter value) and runs
 each `HostJob` with `opskit.distributed.hostjob` (version and approved-digest
 checks, the idempotency claim, the host's steps in the ledger, its steps
 sharing one group commit). The rollout is unchanged: canary, batches, error
