@@ -4,12 +4,16 @@ a small test runbook in three risk levels, written into a real workspace."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
-from opskit.workspace import Workspace
+from opskit.workspace import Workspace, init_workspace
+
+REPO = Path(__file__).resolve().parents[1]
 
 POLICY = """\
 version: 1
@@ -163,3 +167,21 @@ def run_change_cli(
         timeout=timeout,
         env={**os.environ, "COLUMNS": "200"},
     )
+
+
+def lab_workspace(root: Path, devices: int) -> Iterator[Workspace]:
+    """For a module fixture: a new workspace at `root` with the repository's
+    runbooks, templates and playbooks and a lab of `devices` switches, taken
+    down afterwards."""
+    from opskit.lab import Lab
+
+    ws = init_workspace(root)
+    for sub in ("runbooks", "templates", "playbooks"):
+        shutil.copytree(REPO / sub, ws.root / sub, dirs_exist_ok=True)
+    lab = Lab(ws)
+    lab.up(devices=devices, linux=0)
+    try:
+        yield ws
+    finally:
+        lab.down()
+        ws.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,9 +28,8 @@ from opskit.connectors.pool import ConnectionPool
 from opskit.errors import ChangeError, ChangeRefused
 from opskit.hoststate import HostState, count_states
 from opskit.inventory import load_workspace_inventory
-from opskit.lab import Lab
-from opskit.workspace import Workspace, init_workspace
-from tests.changes_support import run_change_cli, write_policy, write_runbook
+from opskit.workspace import Workspace
+from tests.changes_support import lab_workspace, run_change_cli, write_policy, write_runbook
 from tests.fixtures.processes import read_bytes_elsewhere
 
 pytestmark = [pytest.mark.xdist_group("changes-lab"), pytest.mark.slow]
@@ -42,16 +40,7 @@ SWITCHES = ["lab-sw01", "lab-sw02", "lab-sw03", "lab-sw04"]
 
 @pytest.fixture(scope="module")
 def lab_ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    ws = init_workspace(tmp_path_factory.mktemp("changes-lab") / "ws")
-    for sub in ("runbooks", "templates", "playbooks"):
-        shutil.copytree(REPO / sub, ws.root / sub, dirs_exist_ok=True)
-    lab = Lab(ws)
-    lab.up(devices=len(SWITCHES), linux=0)
-    try:
-        yield ws
-    finally:
-        lab.down()
-        ws.close()
+    yield from lab_workspace(tmp_path_factory.mktemp("changes-lab") / "ws", len(SWITCHES))
 
 
 @pytest.fixture

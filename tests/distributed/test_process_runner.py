@@ -7,7 +7,6 @@ worker that cannot start, an in-memory database."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,10 +20,9 @@ import pytest
 from opskit.changes import ChangeService, State
 from opskit.changes.tablecheck import disagreements
 from opskit.distributed.processes import ProcessRunner
-from opskit.lab import Lab
-from opskit.workspace import Workspace, init_workspace
+from opskit.workspace import Workspace
 from tests.changes.test_change_apply import approved_change, configs
-from tests.changes_support import run_change_cli, write_policy, write_runbook
+from tests.changes_support import lab_workspace, run_change_cli, write_policy, write_runbook
 from tests.distributed.test_celery_runner import (
     host_shape,
     records,
@@ -41,17 +39,9 @@ CANARY_VAR = "OPSKIT_TEST_PROC_COMMUNITY"
 
 @pytest.fixture(scope="module")
 def lab_ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    ws = init_workspace(tmp_path_factory.mktemp("process-lab") / "ws")
-    for sub in ("runbooks", "templates", "playbooks"):
-        shutil.copytree(REPO / sub, ws.root / sub, dirs_exist_ok=True)
-    lab = Lab(ws)
-    lab.up(devices=4, linux=0)
-    write_policy(ws)
-    try:
+    for ws in lab_workspace(tmp_path_factory.mktemp("process-lab") / "ws", 4):
+        write_policy(ws)
         yield ws
-    finally:
-        lab.down()
-        ws.close()
 
 
 def test_change_through_worker_processes_equals_the_thread_run(lab_ws: Workspace) -> None:
