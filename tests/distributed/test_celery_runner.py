@@ -118,18 +118,26 @@ def host_shape(summary: Any) -> dict[str, Any]:
     return {h: {**e} for h, e in summary.to_dict()["hosts"].items()}
 
 
-def test_change_through_two_site_workers_equals_the_local_run(site: dict[str, Any]) -> None:
-    ws: Workspace = site["ws"]
-    ref = write_runbook(ws, "1.0.0", canary=1, batch='"50%"')
-    before = configs(ws)
-    params = {"vlan_id": 214, "vlan_name": "dist", "community": {"env": CANARY_VAR}}
-
+def thread_run_rolled_back(
+    ws: Workspace, ref: str, params: dict[str, Any], before: dict[str, str]
+) -> tuple[ChangeService, str, Any]:
+    """The reference: the change applied on the thread runner, then rolled back."""
     local = ChangeService(ws)
     local_id = approved_change(local, ref, params)
     local_summary = local.apply(local_id, "alice")
     assert local_summary["state"] == "completed", local_summary
     local.rollback(local_id, "alice")
     assert configs(ws) == before
+    return local, local_id, local_summary
+
+
+def test_change_through_two_site_workers_equals_the_local_run(site: dict[str, Any]) -> None:
+    ws: Workspace = site["ws"]
+    ref = write_runbook(ws, "1.0.0", canary=1, batch='"50%"')
+    before = configs(ws)
+    params = {"vlan_id": 214, "vlan_name": "dist", "community": {"env": CANARY_VAR}}
+
+    local, local_id, local_summary = thread_run_rolled_back(ws, ref, params, before)
 
     remote = ChangeService(ws, runner=site["runner"])
     remote_id = approved_change(remote, ref, params)

@@ -26,6 +26,7 @@ from tests.changes_support import lab_workspace, run_change_cli, write_policy, w
 from tests.distributed.test_celery_runner import (
     host_shape,
     records,
+    thread_run_rolled_back,
     wait_for_step,
     write_slow_runbook,
 )
@@ -55,13 +56,7 @@ def test_change_through_worker_processes_equals_the_thread_run(lab_ws: Workspace
     os.environ[CANARY_VAR] = CANARY
     try:
         params = {"vlan_id": 224, "vlan_name": "proc", "community": {"env": CANARY_VAR}}
-        local = ChangeService(ws)
-        local_id = approved_change(local, ref, params)
-        local_summary = local.apply(local_id, "alice")
-        assert local_summary["state"] == "completed", local_summary
-        local.rollback(local_id, "alice")
-        assert configs(ws) == before
-
+        local, local_id, local_summary = thread_run_rolled_back(ws, ref, params, before)
         remote = ChangeService(ws, runner=runner)
         remote_id = approved_change(remote, ref, params)
         summary = remote.apply(remote_id, "alice")
