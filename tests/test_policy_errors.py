@@ -275,3 +275,16 @@ def test_a_broken_policy_records_nothing(workspace: Workspace, text: str) -> Non
     [line] = result.stderr.strip().splitlines()
     assert f"{workspace.policy_path}:" in line
     assert ledger_rows(workspace) == before
+
+
+@pytest.mark.parametrize(
+    ("runner", "field"),
+    [
+        ("{kind: process, processes: 0}", "runner.processes"),
+        ("{kind: process, processes: many}", "runner.processes"),
+        ("{kind: forks}", "runner.kind"),
+    ],
+)
+def test_a_bad_runner_names_its_field(tmp_path: Path, runner: str, field: str) -> None:
+    message = refused(tmp_path, PEOPLE + f"runner: {runner}\n")
+    assert message.startswith(f":6 [{field}]: "), message
