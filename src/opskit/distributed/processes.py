@@ -166,10 +166,10 @@ class ProcessRunner:
         with self._lock:
             live = [w for w in self._workers if w.alive]
             worker = min(live, key=lambda w: w.in_flight) if live else None
-        if worker is None:
             ended = [w.ended for w in self._workers if w.ended] + [self.start_error]
-            ended = [e for e in ended if e] or ["no worker process is running"]
-            return _abandon(ctx, job, f"unreachable: {ended[0]}")
+        if worker is None:
+            why = next((e for e in ended if e), "no worker process is running")
+            return _abandon(ctx, job, f"unreachable: {why}")
         waiting = worker.send(job)
         if waiting is None:  # gone before it took the job: its reader says why
             worker.wait_ended(EXIT_CODE_WAIT_S)
