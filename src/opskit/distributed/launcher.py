@@ -14,8 +14,9 @@ guards its work with `if __name__ == "__main__":`).
 
 Messages (pickled, over socket pairs made by the coordinator):
 
-- launcher → coordinator: `("ready",)`, `("pids", [pid, ...])`,
-  `("ended", index, exit_code)` (a negative code: killed by that signal);
+- launcher → coordinator: `("ready",)`, `("pids", [pid, ...])` or
+  `("failed", reason)`, then `("ended", index, exit_code)` (a negative code:
+  killed by that signal);
 - coordinator → launcher: `("go", Place, threads, count)`, or the pipe closed;
 - coordinator → worker: `(number, HostJob.to_message())`, or None to stop;
 - worker → coordinator: `(number, result)`, `(None, "could not start: ...")`,
@@ -49,9 +50,9 @@ LAUNCH = """\
 import sys
 try:
     from opskit.distributed.launcher import launch
-except Exception as exc:  # a broken installation: one line, the hosts fail untouched
+    launch([int(fd) for fd in sys.argv[1:]])
+except Exception as exc:  # one line, never a traceback; the hosts fail untouched
     sys.exit(f"opskit worker launcher: {type(exc).__name__}: {exc}")
-launch([int(fd) for fd in sys.argv[1:]])
 """
 
 
@@ -85,15 +86,21 @@ def launch(fds: list[int]) -> None:
     os.environ.clear()
     os.environ.update(place.environ)
     pids: dict[int, int] = {}
-    for index in range(count):
-        pid = os.fork()
-        if pid == 0:
-            control.close()
-            others = [e for i, e in enumerate(ends) if i != index]
-            _worker(ends[index], others, place, threads, f"worker-{index + 1}")
-        pids[pid] = index
+    try:
+        for index in range(count):
+            pid = os.fork()
+            if pid == 0:
+                control.close()
+                others = [e for i, e in enumerate(ends) if i != index]
+                _worker(ends[index], others, place, threads, f"worker-{index + 1}")
+            pids[pid] = index
+    except OSError as exc:  # no more processes: those forked see their pipes close
+        control.send(("failed", f"fork: {exc.strerror or exc}"))
+        pids.clear()
     for end in ends:
         end.close()
+    if not pids:
+        return
     # The coordinator may be gone (killed): its workers still finish their
     # hosts, and are waited for, with nobody to tell.
     with contextlib.suppress(OSError):

@@ -255,6 +255,9 @@ class _Launcher:
             word = self._receive()
         except (OSError, ValueError):
             word = None
+        if isinstance(word, tuple) and word[0] == "failed":
+            self._failure()
+            raise OpskitError(f"worker processes could not start: {word[1]}")
         if not (isinstance(word, tuple) and word[0] == "pids"):
             raise OpskitError(self._failure())
         for end in self.ends[count:]:
