@@ -1,5 +1,6 @@
-"""Distributed benchmark: one change through the local thread pool vs the
-Celery runner (Redis broker, PostgreSQL ledger) with 2 and 4 worker processes.
+"""Distributed benchmark: one change through the local thread pool vs local
+worker processes (`runner: {kind: process}`) vs the Celery runner (Redis
+broker, PostgreSQL ledger), with 2 and 4 worker processes each.
 
 Starts Redis and PostgreSQL in temporary folders (as the tests do) and N
 emulated IOS switches spread over several emulator processes (the emulator
@@ -358,6 +359,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(("local threads", run_local(ws.root, args, context)))
             _print_row(*rows[-1], rows[0][1], args.concurrency)
             for count in args.workers:
+                rows.append((f"local processes, {count} x {-(-args.concurrency // count)}",
+                             run_processes(ws.root, args, context, count)))  # fmt: skip
+                _print_row(*rows[-1], rows[0][1], args.concurrency)
+            for count in args.workers:
                 rows.append((f"Celery, {count} workers x {max(1, args.concurrency // count)}",
                              run_celery(ws.root, args, context, count)))  # fmt: skip
                 _print_row(*rows[-1], rows[0][1], args.concurrency)
@@ -384,6 +389,26 @@ def run_local(ws_root: Path, args: Any, context: dict[str, Any]) -> dict[str, An
     apply_once(ws_root, db, None, args.concurrency, select=warm)
     meter = CpuMeter(context["groups"])
     return apply_once(ws_root, db, None, args.concurrency, meter=meter)
+
+
+def run_processes(ws_root: Path, args: Any, context: dict[str, Any], count: int) -> dict[str, Any]:
+    """The hosts in `count` local worker processes (`runner: {kind: process}`);
+    each apply's workers are new (they end with its rollout), their launcher
+    prepared before the apply, as `opskit change apply` prepares it at once."""
+    from opskit.distributed.processes import ProcessRunner
+
+    db = context["db"]()
+    warm = ProcessRunner(ws_root, db=db, processes=count)
+    warm.prepare(wait=True)
+    apply_once(ws_root, db, warm, args.concurrency, select=warm_up(ws_root, args.concurrency))
+    runner, sent = ProcessRunner(ws_root, db=db, processes=count), SendTimes()
+    runner.prepare(wait=True)
+    meter = CpuMeter(context["groups"])
+    result = apply_once(ws_root, db, sent.wrap(runner), args.concurrency, meter=meter)
+    runner.wait_stopped()
+    result["cpu"]["workers"] = runner.worker_cpu_seconds  # their own report: they have ended
+    result["phases"] = phases(result["events"], sent.times)
+    return result
 
 
 def run_celery(ws_root: Path, args: Any, context: dict[str, Any], count: int) -> dict[str, Any]:
