@@ -46,7 +46,7 @@ def command(name: str | None = None) -> Callable[[Command], Command]:
 def open_service(runner: str | None = None, *, hosts: bool = False) -> ChangeService:
     """The change service; `runner` (thread, process, celery) overrides the
     policy's; `hosts`: the command will run hosts (the process runner then
-    starts its fork server at once)."""
+    starts its launcher at once)."""
     from opskit.changes import ChangeService
 
     ws = workspace()

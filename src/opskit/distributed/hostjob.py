@@ -166,6 +166,21 @@ def claim(ctx: EngineContext, job: HostJob, worker: str) -> bool:
     return True
 
 
+def give_up(ctx: EngineContext, job: HostJob, reason: str) -> dict[str, Any]:
+    """A runner's result for a host it gives up before a worker took it: the
+    coordinator claims the key, so a late delivery runs nothing, and the host
+    is failed, untouched. When a worker claimed it first, nobody knows what
+    it did: `unknown`."""
+    if not claim(ctx, job, worker="coordinator (gave up)"):
+        return unknown(f"{reason}, after a worker claimed the host")
+    return {"status": HostState.FAILED, "ran": False, "error": reason, "detail": {}}
+
+
+def unknown(reason: str) -> dict[str, Any]:
+    """A runner's result for a host whose fate on the device nobody knows."""
+    return {"status": HostState.UNKNOWN, "ran": True, "error": reason, "detail": {}}
+
+
 def _first(job: HostJob) -> Any:
     """A journal guard: raises `DuplicateDelivery` when the ledger (or this
     very transaction) already holds a `host.dispatched` of the key. It runs

@@ -36,7 +36,6 @@ from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
 from opskit.errors import OpskitError
-from opskit.hoststate import HostState
 
 # What the launcher imports before it says it is ready: what every host needs,
 # including what the engine imports only on first use (the database layer and
@@ -173,7 +172,7 @@ def serve(connection: Connection, place: Place, threads: int, name: str) -> None
 
 
 def _execute(service: Any, message: dict[str, Any], name: str) -> dict[str, Any]:
-    from opskit.distributed.hostjob import execute
+    from opskit.distributed.hostjob import execute, unknown
 
     try:
         return execute(service, message, worker=f"{name}@{os.getpid()}")
@@ -181,8 +180,3 @@ def _execute(service: Any, message: dict[str, Any], name: str) -> dict[str, Any]
         return unknown(f"worker error: {exc}")
     except Exception as exc:  # the host's state is not known: say so, keep serving
         return unknown(f"worker error: {type(exc).__name__}")
-
-
-def unknown(reason: str) -> dict[str, Any]:
-    """A host's result when nobody knows what happened on the device."""
-    return {"status": HostState.UNKNOWN, "ran": True, "error": reason, "detail": {}}

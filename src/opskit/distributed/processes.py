@@ -51,9 +51,9 @@ from typing import Any
 
 import opskit
 from opskit.changes.runners import HostJob
-from opskit.distributed.launcher import LAUNCH, Place, unknown
+from opskit.distributed.hostjob import give_up, unknown
+from opskit.distributed.launcher import LAUNCH, Place
 from opskit.errors import OpskitError
-from opskit.hoststate import HostState
 
 # How long a worker's exit code is waited for once its pipe closed.
 EXIT_CODE_WAIT_S = 5.0
@@ -169,15 +169,15 @@ class ProcessRunner:
             ended = [w.ended for w in self._workers if w.ended] + [self.start_error]
         if worker is None:
             why = next((e for e in ended if e), "no worker process is running")
-            return _abandon(ctx, job, f"unreachable: {why}")
+            return give_up(ctx, job, f"unreachable: {why}")
         waiting = worker.send(job)
         if waiting is None:  # gone before it took the job: its reader says why
             worker.wait_ended(EXIT_CODE_WAIT_S)
-            return _abandon(ctx, job, f"unreachable: {worker.ended or worker.name + ' ended'}")
+            return give_up(ctx, job, f"unreachable: {worker.ended or worker.name + ' ended'}")
         try:
             return waiting.result()
         except NotReceived as exc:
-            return _abandon(ctx, job, str(exc))
+            return give_up(ctx, job, str(exc))
 
     def blockers(self, ws: Any, cis: list[Any]) -> list[str]:
         """An in-memory database cannot be shared with another process."""
@@ -235,7 +235,7 @@ class _Launcher:
         self.ends = [Connection(pair[0].detach()) for pair in pairs]
         # A launcher prepared for a rollout that never started (refused, say)
         # ends when this object goes, or at exit: its pipes close, it returns.
-        weakref.finalize(self, _end_unused, self.process, self.control, self.ends)
+        weakref.finalize(self, _end_unused, self.process, [self.control, *self.ends])
         self._ready: bool | None = None  # not known until it says so, or ends
         self._exit_codes: dict[int, Future[int]] = {}
         self._statuses: threading.Thread | None = None
@@ -299,8 +299,8 @@ class _Launcher:
                 self._exit_codes[word[1]].set_result(word[2])
 
 
-def _end_unused(process: subprocess.Popen[bytes], *pipes: Any) -> None:
-    for pipe in [pipes[0], *pipes[1]]:
+def _end_unused(process: subprocess.Popen[bytes], pipes: list[Connection]) -> None:
+    for pipe in pipes:
         pipe.close()
     try:
         process.wait(timeout=10)
@@ -394,13 +394,3 @@ class _Worker:
             held, self._waiting = self._waiting, {}
         for waiting in held.values():
             waiting.set_exception(NotReceived(reason))
-
-
-def _abandon(ctx: Any, job: HostJob, reason: str) -> dict[str, Any]:
-    """The host is given up before a worker received it: the coordinator
-    claims its key, so nothing runs it later."""
-    from opskit.distributed.hostjob import claim
-
-    if not claim(ctx, job, worker="coordinator (gave up)"):
-        return unknown(f"{reason}, after a worker claimed the host")
-    return {"status": HostState.FAILED, "ran": False, "error": reason, "detail": {}}

@@ -33,9 +33,9 @@ from typing import Any
 
 from opskit.changes.runners import HostJob
 from opskit.distributed.app import broker_label, require_broker
+from opskit.distributed.hostjob import give_up, unknown
 from opskit.distributed.liveness import BEAT_S
 from opskit.errors import OpskitError
-from opskit.hoststate import HostState
 
 # A waiting thread looks at its result itself at least this often (a notification
 # may be lost while Redis restarts), and at the announcement of the worker that
@@ -116,7 +116,7 @@ class CeleryRunner:
 
         queue = self.queue_of(ci) or "default"
         if not self._wait_for_worker(queue):
-            return self._abandon(ctx, job, f"unreachable: no worker for queue {queue}")
+            return give_up(ctx, job, f"unreachable: no worker for queue {queue}")
         task_id = str(uuid.uuid4())
         done = self._results.register(task_id)  # before sending: no result goes unseen
         try:
@@ -198,7 +198,7 @@ class CeleryRunner:
                 last_check = time.monotonic()
                 lost = self._lost(result, queue, missing)
                 if isinstance(lost, str):
-                    return _unknown(lost)
+                    return unknown(lost)
                 missing = lost
                 if (
                     result.state == "PENDING"
@@ -206,12 +206,12 @@ class CeleryRunner:
                     and not self._wait_for_worker(queue)
                 ):
                     self.app.control.revoke(result.id)
-                    return self._abandon(ctx, job, f"unreachable: no worker for queue {queue}")
+                    return give_up(ctx, job, f"unreachable: no worker for queue {queue}")
             except Exception:  # the transport's own connection errors
                 outage = outage or time.monotonic()
                 if time.monotonic() - outage > BROKER_OUTAGE_S:
                     broker = broker_label(self.broker)
-                    return _unknown(f"broker {broker} gone for {BROKER_OUTAGE_S:g} s")
+                    return unknown(f"broker {broker} gone for {BROKER_OUTAGE_S:g} s")
                 time.sleep(0.5)
         return self._outcome(result)
 
@@ -244,24 +244,12 @@ class CeleryRunner:
     @staticmethod
     def _outcome(result: Any) -> dict[str, Any]:
         if result.failed():
-            return _unknown(f"worker error: {type(result.result).__name__}")
+            return unknown(f"worker error: {type(result.result).__name__}")
         outcome = dict(result.get(propagate=False))
         result.forget()
         if outcome.get("status") == "duplicate":  # a redelivery overwrote the result
-            return _unknown("the host's result was replaced by a duplicate delivery")
+            return unknown("the host's result was replaced by a duplicate delivery")
         return outcome
-
-    def _abandon(self, ctx: Any, job: HostJob, reason: str) -> dict[str, Any]:
-        """The host is given up before any worker took it: the coordinator
-        claims its key, so a late delivery runs nothing."""
-        from opskit.distributed.hostjob import claim
-
-        claim(ctx, job, worker="coordinator (gave up)")
-        return {"status": HostState.FAILED, "ran": False, "error": reason, "detail": {}}
-
-
-def _unknown(reason: str) -> dict[str, Any]:
-    return {"status": HostState.UNKNOWN, "ran": True, "error": reason, "detail": {}}
 
 
 def runner_from_policy(policy: Any, *, broker: str | None = None) -> CeleryRunner:
